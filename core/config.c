@@ -1,0 +1,384 @@
+/*
+ * Reading configuration files: FILE, then conf.d/ *.ini beside it in lexical
+ * order. A key set twice in one file is an error; a later file overrides an
+ * earlier one (that is what conf.d is for). inih does the lexing; its
+ * "nonzero is success" convention stops at the handler below.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ini.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf_keys.h"
+
+struct reader {
+	FILE *fp;
+	const char *file;
+	int line;
+	bool too_long;
+};
+
+struct load_ctx {
+	struct conf *conf;
+	struct reader *rd;
+	struct conf_entry **tail;
+	char *err;
+	size_t errlen;
+	int ret;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	IMGNODE_PRINTF(3, 4);
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* fgets that counts lines and notices lines longer than inih's buffer. */
+static char *reader_gets(char *str, int num, void *stream)
+{
+	struct reader *rd = stream;
+	char *s = fgets(str, num, rd->fp);
+	size_t len;
+
+	if (!s)
+		return NULL;
+	rd->line++;
+	len = strlen(s);
+	if (len > 0 && s[len - 1] != '\n' && !feof(rd->fp) && !rd->too_long)
+		rd->too_long = true;
+	return s;
+}
+
+static struct conf_entry *find_entry(struct conf_entry *e, const char *section,
+                                     const char *key)
+{
+	for (; e; e = e->next)
+		if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
+}
+
+static int load_handler(void *user, const char *section, const char *key,
+                        const char *value)
+{
+	struct load_ctx *ctx = user;
+	struct conf_entry *e;
+	const char *file = ctx->rd->file;
+	int line = ctx->rd->line;
+
+	if (ctx->ret)
+		return 1; /* report the first error only */
+	if (ctx->rd->too_long) {
+		set_err(ctx->err, ctx->errlen,
+		        "%s:%d: line is longer than %d characters", file, line,
+		        INI_MAX_LINE - 1);
+		goto out_err;
+	}
+	if (!section[0]) {
+		set_err(ctx->err, ctx->errlen,
+		        "%s:%d: %s: key outside any [section]", file, line, key);
+		goto out_err;
+	}
+	if (!conf_section_known(section)) {
+		set_err(ctx->err, ctx->errlen, "%s:%d: [%s] %s: unknown section",
+		        file, line, section, key);
+		goto out_err;
+	}
+	e = find_entry(ctx->conf->entries, section, key);
+	if (e && strcmp(e->file, file) == 0) {
+		set_err(ctx->err, ctx->errlen,
+		        "%s:%d: [%s] %s: duplicate key (first set at line %d)",
+		        file, line, section, key, e->line);
+		goto out_err;
+	}
+	if (e) {
+		/* A later file overrides an earlier one. */
+		char *v = strdup(value), *f = strdup(file);
+		if (!v || !f) {
+			free(v);
+			free(f);
+			goto out_nomem;
+		}
+		free(e->value);
+		free(e->file);
+		e->value = v;
+		e->file = f;
+		e->line = line;
+		return 1;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		goto out_nomem;
+	e->section = strdup(section);
+	e->key = strdup(key);
+	e->value = strdup(value);
+	e->file = strdup(file);
+	e->line = line;
+	*ctx->tail = e;
+	ctx->tail = &e->next;
+	if (!e->section || !e->key || !e->value || !e->file)
+		goto out_nomem;
+	return 1;
+
+out_nomem:
+	set_err(ctx->err, ctx->errlen, "%s:%d: out of memory", file, line);
+	ctx->ret = -ENOMEM;
+	return 0;
+out_err:
+	ctx->ret = -EINVAL;
+	return 0;
+}
+
+static int load_file(struct load_ctx *ctx, const char *path)
+{
+	struct reader rd = {.file = path};
+	int ret;
+
+	rd.fp = fopen(path, "r");
+	if (!rd.fp) {
+		ret = -errno;
+		set_err(ctx->err, ctx->errlen, "cannot read %s: %s", path,
+		        strerror(errno));
+		return ret;
+	}
+	ctx->rd = &rd;
+	ret = ini_parse_stream(reader_gets, &rd, load_handler, ctx);
+	fclose(rd.fp);
+	if (ctx->ret)
+		return ctx->ret;
+	if (ret > 0) {
+		set_err(ctx->err, ctx->errlen,
+		        "%s:%d: syntax error (expected [section] or key = value)",
+		        path, ret);
+		return -EINVAL;
+	}
+	if (ret < 0) {
+		set_err(ctx->err, ctx->errlen, "cannot read %s", path);
+		return -EIO;
+	}
+	if (rd.too_long) {
+		set_err(ctx->err, ctx->errlen,
+		        "%s:%d: line is longer than %d characters", path,
+		        rd.line, INI_MAX_LINE - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int ini_filter(const struct dirent *d)
+{
+	size_t len = strlen(d->d_name);
+
+	return d->d_name[0] != '.' && len > 4 &&
+	       strcmp(d->d_name + len - 4, ".ini") == 0;
+}
+
+static int load_dropins(struct load_ctx *ctx, const char *path)
+{
+	char *copy = strdup(path), dir[4096], file[4096 + 256];
+	struct dirent **names;
+	int n, ret = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	snprintf(dir, sizeof(dir), "%s/conf.d", dirname(copy));
+	free(copy);
+	n = scandir(dir, &names, ini_filter, alphasort);
+	if (n < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		ret = -errno;
+		set_err(ctx->err, ctx->errlen, "cannot read %s: %s", dir,
+		        strerror(errno));
+		return ret;
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(file, sizeof(file), "%s/%s", dir, names[i]->d_name);
+		if (!ret)
+			ret = load_file(ctx, file);
+		free(names[i]);
+	}
+	free(names);
+	return ret;
+}
+
+struct conf *conf_load(const char *path, char *err, size_t errlen)
+{
+	struct conf *conf = calloc(1, sizeof(*conf));
+	struct load_ctx ctx = {.err = err, .errlen = errlen};
+
+	if (!conf || !(conf->path = strdup(path))) {
+		set_err(err, errlen, "out of memory");
+		free(conf);
+		return NULL;
+	}
+	ctx.conf = conf;
+	ctx.tail = &conf->entries;
+	if (load_file(&ctx, path) || load_dropins(&ctx, path))
+		goto out_free;
+	if (conf_fill_core(conf, err, errlen))
+		goto out_free;
+	return conf;
+
+out_free:
+	conf_free(conf);
+	return NULL;
+}
+
+void conf_free(struct conf *conf)
+{
+	struct conf_entry *e, *next;
+
+	if (!conf)
+		return;
+	conf_release_core(conf);
+	for (e = conf->entries; e; e = next) {
+		next = e->next;
+		free(e->section);
+		free(e->key);
+		free(e->value);
+		free(e->file);
+		free(e);
+	}
+	free(conf->path);
+	free(conf);
+}
+
+const struct conf_entry *conf_find(const struct conf *conf,
+                                   const char *section, const char *key)
+{
+	return find_entry(conf->entries, section, key);
+}
+
+static const struct imgnode_conf_key *find_key(
+	const struct imgnode_conf_key *keys, const char *name)
+{
+	for (; keys && keys->name; keys++)
+		if (strcmp(keys->name, name) == 0)
+			return keys;
+	return NULL;
+}
+
+int conf_fill(struct conf *conf, const char *section,
+              const struct imgnode_conf_key *keys, void *base, bool strict,
+              char *err, size_t errlen)
+{
+	char reason[CONF_ERR_MAX];
+	struct conf_entry *e;
+
+	for (const struct imgnode_conf_key *k = keys; k && k->name; k++) {
+		void *dst = (char *)base + k->offset;
+
+		e = find_entry(conf->entries, section, k->name);
+		if (e)
+			continue;
+		if (!k->def) {
+			set_err(err, errlen, "%s: [%s] %s: required key is missing",
+			        conf->path, section, k->name);
+			goto out_release;
+		}
+		if (conf_value_parse(k, k->def, dst, reason, sizeof(reason))) {
+			set_err(err, errlen, "[%s] %s: bad built-in default: %s",
+			        section, k->name, reason);
+			goto out_release;
+		}
+	}
+	for (e = conf->entries; e; e = e->next) {
+		const struct imgnode_conf_key *k;
+
+		if (strcmp(e->section, section) != 0)
+			continue;
+		k = find_key(keys, e->key);
+		if (!k) {
+			if (!strict)
+				continue;
+			set_err(err, errlen, "%s:%d: [%s] %s: unknown key",
+			        e->file, e->line, section, e->key);
+			goto out_release;
+		}
+		if (conf_value_parse(k, e->value, (char *)base + k->offset,
+		                     reason, sizeof(reason))) {
+			set_err(err, errlen, "%s:%d: [%s] %s: %s", e->file,
+			        e->line, section, e->key, reason);
+			goto out_release;
+		}
+		e->used = true;
+	}
+	return 0;
+
+out_release:
+	conf_release(keys, base);
+	return -EINVAL;
+}
+
+void conf_release(const struct imgnode_conf_key *keys, void *base)
+{
+	for (const struct imgnode_conf_key *k = keys; k && k->name; k++)
+		conf_value_free(k, (char *)base + k->offset);
+}
+
+int conf_check_unused(const struct conf *conf, char *err, size_t errlen)
+{
+	for (const struct conf_entry *e = conf->entries; e; e = e->next) {
+		if (e->used)
+			continue;
+		set_err(err, errlen, "%s:%d: [%s] %s: unknown key", e->file,
+		        e->line, e->section, e->key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void conf_print_section(FILE *out, const struct conf *conf,
+                        const char *section,
+                        const struct imgnode_conf_key *keys, const void *base,
+                        bool with_help)
+{
+	char value[4096];
+
+	fprintf(out, "[%s]\n", section);
+	for (const struct imgnode_conf_key *k = keys; k && k->name; k++) {
+		const struct conf_entry *e = find_entry(conf->entries, section,
+		                                        k->name);
+
+		conf_value_format(k, (const char *)base + k->offset, value,
+		                  sizeof(value));
+		if (with_help && k->help)
+			fprintf(out, "; %s\n", k->help);
+		if (e)
+			fprintf(out, "%s = %s  ; %s:%d\n", k->name, value,
+			        e->file, e->line);
+		else
+			fprintf(out, "%s = %s\n", k->name, value);
+	}
+	fputc('\n', out);
+}
+
+void conf_each_section(const struct conf *conf, const char *prefix,
+                       void (*fn)(const char *section, void *arg), void *arg)
+{
+	size_t plen = strlen(prefix);
+
+	for (const struct conf_entry *e = conf->entries; e; e = e->next) {
+		const struct conf_entry *prev;
+
+		if (strncmp(e->section, prefix, plen) != 0)
+			continue;
+		for (prev = conf->entries; prev != e; prev = prev->next)
+			if (strcmp(prev->section, e->section) == 0)
+				break;
+		if (prev == e)
+			fn(e->section, arg);
+	}
+}

@@ -1,0 +1,127 @@
+/*
+ * Configuration: INI files read with inih, validated against key tables.
+ *
+ * A config is FILE plus conf.d/ *.ini next to it, in lexical order. Every
+ * line read becomes a struct conf_entry (kept for imgnode -T, for error
+ * positions and for plugin sections). Core sections are filled into struct
+ * conf at load time; the keys of plugin sections ([transport], [storage] and
+ * [filter.NAME]) are checked later against the plugin's own table, in a
+ * process that may load plugin code (never the supervisor).
+ *
+ * Errors are reported once, as "FILE:LINE: [section] key: reason", in the
+ * caller's buffer; functions return 0 or -errno.
+ */
+#ifndef IMGNODE_CONFIG_H
+#define IMGNODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <imgnode/plugin.h>
+
+#define CONF_ERR_MAX 1024
+
+/* One "key = value" as read, with where it came from. */
+struct conf_entry {
+	char *section;
+	char *key;
+	char *value;
+	char *file;
+	int line;
+	bool used; /* claimed by a core or plugin key table */
+	struct conf_entry *next;
+};
+
+struct node_conf {
+	char *state_dir;
+	char *runtime_dir;
+	char *plugin_dir;
+	int log_level;
+};
+
+struct supervisor_conf {
+	char *control_socket;
+	int64_t intensity;
+	int64_t period;       /* ms */
+	int64_t start_timeout; /* ms */
+	int64_t shutdown_timeout; /* ms */
+	int64_t backoff_min;  /* ms */
+	int64_t backoff_max;  /* ms */
+};
+
+struct plugin_ref_conf {
+	char *plugin;
+};
+
+struct conf {
+	char *path;
+	struct node_conf node;
+	struct supervisor_conf supervisor;
+	struct plugin_ref_conf transport;
+	struct plugin_ref_conf storage;
+	struct conf_entry *entries; /* in the order read */
+};
+
+/*
+ * Reads path and its conf.d/. Returns a new config (caller frees with
+ * conf_free) or NULL with the reason in err.
+ */
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+void conf_free(struct conf *conf);
+
+/*
+ * Parses text as a value of key's type into dst (a field of key->type's C
+ * type). Returns 0 or -EINVAL with a reason (no position) in err. Strings and
+ * lists are allocated; free them with conf_value_free.
+ */
+int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
+                     void *dst, char *err, size_t errlen);
+void conf_value_free(const struct imgnode_conf_key *key, void *dst);
+
+/* Writes the value at src in the INI form parse accepts. */
+void conf_value_format(const struct imgnode_conf_key *key, const void *src,
+                       char *buf, size_t len);
+
+/*
+ * Fills the struct at base from the entries of section, using keys (a table
+ * ending with a NULL name): defaults first, then the values set in the files.
+ * Marks the entries it takes as used. Unknown keys are left alone unless
+ * strict is set, when they are an error.
+ */
+int conf_fill(struct conf *conf, const char *section,
+              const struct imgnode_conf_key *keys, void *base, bool strict,
+              char *err, size_t errlen);
+void conf_release(const struct imgnode_conf_key *keys, void *base);
+
+/*
+ * After every table has had its turn: the first entry nobody used is an
+ * error ("unknown key"). Returns 0 or -EINVAL.
+ */
+int conf_check_unused(const struct conf *conf, char *err, size_t errlen);
+
+/* The entry of section.key, or NULL. */
+const struct conf_entry *conf_find(const struct conf *conf,
+                                   const char *section, const char *key);
+
+/*
+ * Prints a section as INI: every key of keys with its effective value, the
+ * help text as a comment and, for values set in a file, where.
+ */
+void conf_print_section(FILE *out, const struct conf *conf,
+                        const char *section,
+                        const struct imgnode_conf_key *keys, const void *base,
+                        bool with_help);
+
+/* Prints the core sections ([node], [supervisor], ...). */
+void conf_print_core(FILE *out, const struct conf *conf, bool with_help);
+
+/*
+ * Calls fn for every distinct section name seen that starts with prefix
+ * (e.g. "filter."), in the order first seen.
+ */
+void conf_each_section(const struct conf *conf, const char *prefix,
+                       void (*fn)(const char *section, void *arg), void *arg);
+
+#endif

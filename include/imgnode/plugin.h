@@ -1,0 +1,153 @@
+/*
+ * The imgnode plugin ABI: the one header a plugin includes.
+ *
+ * A plugin is a shared object that exports exactly one symbol,
+ * IMGNODE_PLUGIN_SYMBOL, a const struct imgnode_plugin. The descriptor starts
+ * with a magic number and the ABI version so the host can refuse a file that
+ * is not a plugin, or one built for another ABI, before touching anything
+ * else. Fields are only ever appended: a plugin built against ABI 1.N runs on
+ * a host of ABI 1.M for M >= N, and the host checks hooks added after 1.0 for
+ * NULL. Everything a plugin needs from the host reaches it through struct
+ * imgnode_host, so plugins never link against daemon symbols.
+ *
+ * Configuration is declared, not parsed: a plugin lists its keys in a table
+ * (struct imgnode_conf_key) with field offsets into a struct of its own; the
+ * host validates the INI section against the table, fills a zeroed struct of
+ * conf_size bytes and hands it to init(). The same table documents the keys
+ * (imgnode -T, the shipped imgnode.ini, the man page).
+ */
+#ifndef IMGNODE_PLUGIN_H
+#define IMGNODE_PLUGIN_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IMGNODE_PLUGIN_MAGIC 0x4e474d49u /* "IMGN" read as little-endian */
+#define IMGNODE_ABI_MAJOR 1
+#define IMGNODE_ABI_MINOR 0
+#define IMGNODE_PLUGIN_SYMBOL "imgnode_plugin"
+
+#if defined(__GNUC__)
+#define IMGNODE_EXPORT __attribute__((visibility("default")))
+#define IMGNODE_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define IMGNODE_EXPORT
+#define IMGNODE_PRINTF(f, a)
+#endif
+
+/*
+ * Declares a plugin's descriptor. Use it once per plugin:
+ *   IMGNODE_PLUGIN = { IMGNODE_PLUGIN_HEADER(IMGNODE_KIND_FILTER), ... };
+ */
+#define IMGNODE_PLUGIN IMGNODE_EXPORT const struct imgnode_plugin imgnode_plugin
+#define IMGNODE_PLUGIN_HEADER(kind_)                                          \
+	.magic = IMGNODE_PLUGIN_MAGIC, .abi_major = IMGNODE_ABI_MAJOR,        \
+	.abi_minor = IMGNODE_ABI_MINOR, .kind = (kind_)
+
+enum imgnode_plugin_kind {
+	IMGNODE_KIND_TRANSPORT = 1,
+	IMGNODE_KIND_STORAGE = 2,
+	IMGNODE_KIND_FILTER = 3,
+};
+
+enum imgnode_log_level {
+	IMGNODE_LOG_ERROR = 0,
+	IMGNODE_LOG_WARN = 1,
+	IMGNODE_LOG_INFO = 2,
+	IMGNODE_LOG_DEBUG = 3,
+};
+
+/* Value types of configuration keys, and the C type each one fills. */
+enum imgnode_conf_type {
+	IMGNODE_CONF_STRING = 1, /* char * (host-owned, NUL-terminated) */
+	IMGNODE_CONF_PATH,       /* char *; must be absolute */
+	IMGNODE_CONF_BOOL,       /* bool: yes/no, true/false, on/off, 1/0 */
+	IMGNODE_CONF_INT,        /* int64_t within [min, max] */
+	IMGNODE_CONF_SIZE,       /* int64_t bytes: 512, 64K, 50M, 2G (x1024) */
+	IMGNODE_CONF_DURATION,   /* int64_t milliseconds: 500ms, 30s, 5m, 1h */
+	IMGNODE_CONF_ENUM,       /* int: index into choices */
+	IMGNODE_CONF_LIST,       /* struct imgnode_list: comma-separated */
+};
+
+/* A LIST value. Items are host-owned and NUL-terminated. */
+struct imgnode_list {
+	size_t n;
+	char **items;
+};
+
+/*
+ * One configuration key. def is the default written as it would be in the
+ * INI file (NULL: the key is required); it goes through the same parser as
+ * user input. min/max bound INT, SIZE and DURATION values when min < max.
+ * choices is a NULL-terminated array for ENUM. offset is where the value
+ * lives in the plugin's (or core's) config struct. A table ends with an entry
+ * whose name is NULL.
+ */
+struct imgnode_conf_key {
+	const char *name;
+	enum imgnode_conf_type type;
+	const char *def;
+	int64_t min;
+	int64_t max;
+	const char *const *choices;
+	const char *help;
+	size_t offset;
+};
+
+/*
+ * What the host lends a plugin. The table and everything it points to stay
+ * valid for the life of the process. Memory that crosses the plugin boundary
+ * (returned buffers, records) is allocated with these functions.
+ */
+struct imgnode_host {
+	uint16_t abi_major;
+	uint16_t abi_minor;
+	/* Logs one line at level, attributed to the plugin. */
+	void (*log)(enum imgnode_log_level level, const char *plugin,
+	            const char *fmt, ...) IMGNODE_PRINTF(3, 4);
+	void *(*alloc)(size_t size);
+	void *(*realloc)(void *ptr, size_t size);
+	void (*free)(void *ptr);
+	/*
+	 * Raw text of section.key in the effective config, or NULL. For keys
+	 * outside the plugin's own table (e.g. another section's values).
+	 */
+	const char *(*config_get)(const char *section, const char *key);
+};
+
+/*
+ * The descriptor. ops points to the kind's operation table (struct
+ * imgnode_transport_ops, imgnode_storage_ops or imgnode_filter_ops), defined
+ * by the header of that kind. init may be NULL; if set, it is called once in
+ * each process that uses the plugin, with conf pointing to a struct of
+ * conf_size bytes filled from the plugin's config section; conf stays valid
+ * until fini. It returns 0 or -errno and sets *state.
+ */
+struct imgnode_plugin {
+	uint32_t magic;
+	uint16_t abi_major;
+	uint16_t abi_minor;
+	uint32_t kind; /* enum imgnode_plugin_kind */
+	const char *name;
+	const char *version;
+	const char *description;
+	const struct imgnode_conf_key *conf_keys;
+	size_t conf_size;
+	int (*init)(const struct imgnode_host *host, const void *conf,
+	            void **state);
+	void (*fini)(void *state);
+	const void *ops;
+	/* ABI 1.0 ends here; append only. */
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IMGNODE_PLUGIN_H */
