@@ -12,7 +12,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 .DELETE_ON_ERROR:
 .PHONY: all deps check clean
 
-all: $(CORE_OBJ)
+all: $(CORE_OBJ) $(BUILD)/test/test_config
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -29,3 +29,7 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(CORE_OBJ:.o=.d)
+
+$(BUILD)/test/test_config: test/unit/test_config.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Icore $^ -o $@ $(LDFLAGS) -linih -lcmocka

@@ -1,0 +1,104 @@
+/* Unit tests for typed config values and file:line errors of the loader. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static const char *const colours[] = {"red", "green", NULL};
+static const struct imgnode_conf_key k_size = {"s", IMGNODE_CONF_SIZE, "1K", 0, 0, NULL, "", 0};
+static const struct imgnode_conf_key k_dur = {"d", IMGNODE_CONF_DURATION, "1s", 0, 0, NULL, "", 0};
+static const struct imgnode_conf_key k_int = {"i", IMGNODE_CONF_INT, "1", 1, 10, NULL, "", 0};
+static const struct imgnode_conf_key k_enum = {"e", IMGNODE_CONF_ENUM, "red", 0, 0, colours, "", 0};
+
+static void test_values(void **state)
+{
+	char err[256];
+	int64_t v;
+	int e;
+
+	(void)state;
+	assert_int_equal(conf_value_parse(&k_size, "50M", &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 50 * 1024 * 1024);
+	assert_int_equal(conf_value_parse(&k_size, "2GiB", &v, err, sizeof(err)), 0);
+	assert_int_equal(v, INT64_C(2) << 30);
+	assert_int_not_equal(conf_value_parse(&k_size, "5X", &v, err, sizeof(err)), 0);
+	assert_int_equal(conf_value_parse(&k_dur, "1m30s", &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 90000);
+	assert_int_equal(conf_value_parse(&k_dur, "500ms", &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 500);
+	assert_int_not_equal(conf_value_parse(&k_int, "11", &v, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "out of range (1 to 10)"));
+	assert_int_equal(conf_value_parse(&k_enum, "green", &e, err, sizeof(err)), 0);
+	assert_int_equal(e, 1);
+	assert_int_not_equal(conf_value_parse(&k_enum, "blue", &e, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "red, green"));
+}
+
+static char *write_file(const char *text)
+{
+	static char path[] = "/tmp/imgnode-test-XXXXXX";
+	char *p = strdup(path);
+	int fd = mkstemp(p);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return p;
+}
+
+static void expect_error(const char *text, const char *want)
+{
+	char err[CONF_ERR_MAX] = "";
+	char *path = write_file(text);
+	struct conf *c = conf_load(path, err, sizeof(err));
+
+	assert_null(c);
+	if (!strstr(err, want))
+		fail_msg("error \"%s\" lacks \"%s\"", err, want);
+	unlink(path);
+	free(path);
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	expect_error("[node]\nlog_level = loud\n", ":2: [node] log_level: \"loud\" is not one of");
+	expect_error("[node]\nbogus = 1\n", ":2: [node] bogus: unknown key");
+	expect_error("[nope]\nx = 1\n", ":2: [nope] x: unknown section");
+	expect_error("[supervisor]\nperiod = 1s\nperiod = 2s\n", ":3: [supervisor] period: duplicate key (first set at line 2)");
+	expect_error("[node]\nthis is not ini\n", ":2: syntax error");
+	expect_error("[supervisor]\nintensity = -1\n", "out of range");
+}
+
+static void test_defaults(void **state)
+{
+	char err[CONF_ERR_MAX] = "";
+	char *path = write_file("[supervisor]\nperiod = 1m\n");
+	struct conf *c = conf_load(path, err, sizeof(err));
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(c->supervisor.period, 60000);
+	assert_int_equal(c->supervisor.shutdown_timeout, 10000);
+	assert_string_equal(c->transport.plugin, "spool");
+	conf_free(c);
+	unlink(path);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_defaults),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
