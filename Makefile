@@ -19,7 +19,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 deps:
-	scripts/deps
+	test/lib/deps
 
 check: deps
 	$(MAKE) all
