@@ -13,10 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	IMGNODE_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
+void conf_set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -184,7 +181,7 @@ static int parse_list(const char *s, struct imgnode_list *out, char *err,
 		while (end > start && isspace((unsigned char)end[-1]))
 			end--;
 		if (end == start) {
-			set_err(err, errlen, "empty item in list \"%s\"", s);
+			conf_set_err(err, errlen, "empty item in list \"%s\"", s);
 			list_free(&l);
 			return -EINVAL;
 		}
@@ -205,7 +202,7 @@ static int parse_list(const char *s, struct imgnode_list *out, char *err,
 
 out_nomem:
 	list_free(&l);
-	set_err(err, errlen, "out of memory");
+	conf_set_err(err, errlen, "out of memory");
 	return -ENOMEM;
 }
 
@@ -233,7 +230,7 @@ static int check_bounds(const struct imgnode_conf_key *key, int64_t v,
 		return 0;
 	conf_value_format(key, &key->min, lo, sizeof(lo));
 	conf_value_format(key, &key->max, hi, sizeof(hi));
-	set_err(err, errlen, "%s is out of range (%s to %s)", text, lo, hi);
+	conf_set_err(err, errlen, "%s is out of range (%s to %s)", text, lo, hi);
 	return -ERANGE;
 }
 
@@ -252,7 +249,7 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 	switch (key->type) {
 	case IMGNODE_CONF_PATH:
 		if (text[0] != '/') {
-			set_err(err, errlen, "\"%s\" is not an absolute path",
+			conf_set_err(err, errlen, "\"%s\" is not an absolute path",
 			        text);
 			return -EINVAL;
 		}
@@ -260,7 +257,7 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 	case IMGNODE_CONF_STRING: {
 		char *s = strdup(text);
 		if (!s) {
-			set_err(err, errlen, "out of memory");
+			conf_set_err(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
 		*(char **)dst = s;
@@ -269,7 +266,7 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 	case IMGNODE_CONF_BOOL:
 		if (parse_bool(text, dst) == 0)
 			return 0;
-		set_err(err, errlen,
+		conf_set_err(err, errlen,
 		        "\"%s\" is not a boolean (yes/no, true/false, on/off, 1/0)",
 		        text);
 		return -EINVAL;
@@ -283,11 +280,11 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 		else
 			ret = parse_duration(text, &v);
 		if (ret == -ERANGE) {
-			set_err(err, errlen, "%s is too large", text);
+			conf_set_err(err, errlen, "%s is too large", text);
 			return ret;
 		}
 		if (ret) {
-			set_err(err, errlen, "\"%s\" is not %s", text,
+			conf_set_err(err, errlen, "\"%s\" is not %s", text,
 			        what[key->type]);
 			return ret;
 		}
@@ -304,12 +301,12 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 			}
 		}
 		format_choices(key, choices, sizeof(choices));
-		set_err(err, errlen, "\"%s\" is not one of: %s", text, choices);
+		conf_set_err(err, errlen, "\"%s\" is not one of: %s", text, choices);
 		return -EINVAL;
 	case IMGNODE_CONF_LIST:
 		return parse_list(text, dst, err, errlen);
 	}
-	set_err(err, errlen, "key has unknown type %d", (int)key->type);
+	conf_set_err(err, errlen, "key has unknown type %d", (int)key->type);
 	return -EINVAL;
 }
 

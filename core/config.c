@@ -32,18 +32,6 @@ struct load_ctx {
 	int ret;
 };
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	IMGNODE_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* fgets that counts lines and notices lines longer than inih's buffer. */
 static char *reader_gets(char *str, int num, void *stream)
 {
@@ -80,24 +68,24 @@ static int load_handler(void *user, const char *section, const char *key,
 	if (ctx->ret)
 		return 1; /* report the first error only */
 	if (ctx->rd->too_long) {
-		set_err(ctx->err, ctx->errlen,
+		conf_set_err(ctx->err, ctx->errlen,
 		        "%s:%d: line is longer than %d characters", file, line,
 		        INI_MAX_LINE - 1);
 		goto out_err;
 	}
 	if (!section[0]) {
-		set_err(ctx->err, ctx->errlen,
+		conf_set_err(ctx->err, ctx->errlen,
 		        "%s:%d: %s: key outside any [section]", file, line, key);
 		goto out_err;
 	}
 	if (!conf_section_known(section)) {
-		set_err(ctx->err, ctx->errlen, "%s:%d: [%s] %s: unknown section",
+		conf_set_err(ctx->err, ctx->errlen, "%s:%d: [%s] %s: unknown section",
 		        file, line, section, key);
 		goto out_err;
 	}
 	e = find_entry(ctx->conf->entries, section, key);
 	if (e && strcmp(e->file, file) == 0) {
-		set_err(ctx->err, ctx->errlen,
+		conf_set_err(ctx->err, ctx->errlen,
 		        "%s:%d: [%s] %s: duplicate key (first set at line %d)",
 		        file, line, section, key, e->line);
 		goto out_err;
@@ -132,7 +120,7 @@ static int load_handler(void *user, const char *section, const char *key,
 	return 1;
 
 out_nomem:
-	set_err(ctx->err, ctx->errlen, "%s:%d: out of memory", file, line);
+	conf_set_err(ctx->err, ctx->errlen, "%s:%d: out of memory", file, line);
 	ctx->ret = -ENOMEM;
 	return 0;
 out_err:
@@ -148,7 +136,7 @@ static int load_file(struct load_ctx *ctx, const char *path)
 	rd.fp = fopen(path, "r");
 	if (!rd.fp) {
 		ret = -errno;
-		set_err(ctx->err, ctx->errlen, "cannot read %s: %s", path,
+		conf_set_err(ctx->err, ctx->errlen, "cannot read %s: %s", path,
 		        strerror(errno));
 		return ret;
 	}
@@ -158,17 +146,17 @@ static int load_file(struct load_ctx *ctx, const char *path)
 	if (ctx->ret)
 		return ctx->ret;
 	if (ret > 0) {
-		set_err(ctx->err, ctx->errlen,
+		conf_set_err(ctx->err, ctx->errlen,
 		        "%s:%d: syntax error (expected [section] or key = value)",
 		        path, ret);
 		return -EINVAL;
 	}
 	if (ret < 0) {
-		set_err(ctx->err, ctx->errlen, "cannot read %s", path);
+		conf_set_err(ctx->err, ctx->errlen, "cannot read %s", path);
 		return -EIO;
 	}
 	if (rd.too_long) {
-		set_err(ctx->err, ctx->errlen,
+		conf_set_err(ctx->err, ctx->errlen,
 		        "%s:%d: line is longer than %d characters", path,
 		        rd.line, INI_MAX_LINE - 1);
 		return -EINVAL;
@@ -199,7 +187,7 @@ static int load_dropins(struct load_ctx *ctx, const char *path)
 		if (errno == ENOENT || errno == ENOTDIR)
 			return 0;
 		ret = -errno;
-		set_err(ctx->err, ctx->errlen, "cannot read %s: %s", dir,
+		conf_set_err(ctx->err, ctx->errlen, "cannot read %s: %s", dir,
 		        strerror(errno));
 		return ret;
 	}
@@ -219,7 +207,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
 	struct load_ctx ctx = {.err = err, .errlen = errlen};
 
 	if (!conf || !(conf->path = strdup(path))) {
-		set_err(err, errlen, "out of memory");
+		conf_set_err(err, errlen, "out of memory");
 		free(conf);
 		return NULL;
 	}
@@ -284,12 +272,12 @@ int conf_fill(struct conf *conf, const char *section,
 		if (e)
 			continue;
 		if (!k->def) {
-			set_err(err, errlen, "%s: [%s] %s: required key is missing",
+			conf_set_err(err, errlen, "%s: [%s] %s: required key is missing",
 			        conf->path, section, k->name);
 			goto out_release;
 		}
 		if (conf_value_parse(k, k->def, dst, reason, sizeof(reason))) {
-			set_err(err, errlen, "[%s] %s: bad built-in default: %s",
+			conf_set_err(err, errlen, "[%s] %s: bad built-in default: %s",
 			        section, k->name, reason);
 			goto out_release;
 		}
@@ -303,13 +291,13 @@ int conf_fill(struct conf *conf, const char *section,
 		if (!k) {
 			if (!strict)
 				continue;
-			set_err(err, errlen, "%s:%d: [%s] %s: unknown key",
+			conf_set_err(err, errlen, "%s:%d: [%s] %s: unknown key",
 			        e->file, e->line, section, e->key);
 			goto out_release;
 		}
 		if (conf_value_parse(k, e->value, (char *)base + k->offset,
 		                     reason, sizeof(reason))) {
-			set_err(err, errlen, "%s:%d: [%s] %s: %s", e->file,
+			conf_set_err(err, errlen, "%s:%d: [%s] %s: %s", e->file,
 			        e->line, section, e->key, reason);
 			goto out_release;
 		}
@@ -333,7 +321,7 @@ int conf_check_unused(const struct conf *conf, char *err, size_t errlen)
 	for (const struct conf_entry *e = conf->entries; e; e = e->next) {
 		if (e->used)
 			continue;
-		set_err(err, errlen, "%s:%d: [%s] %s: unknown key", e->file,
+		conf_set_err(err, errlen, "%s:%d: [%s] %s: unknown key", e->file,
 		        e->line, e->section, e->key);
 		return -EINVAL;
 	}

@@ -23,6 +23,10 @@
 
 #define CONF_ERR_MAX 1024
 
+/* Formats an error message into err (at most errlen bytes). */
+void conf_set_err(char *err, size_t errlen, const char *fmt, ...)
+	IMGNODE_PRINTF(3, 4);
+
 /* One "key = value" as read, with where it came from. */
 struct conf_entry {
 	char *section;
