@@ -28,7 +28,7 @@ check: deps
 clean:
 	rm -rf $(BUILD)
 
--include $(CORE_OBJ:.o=.d)
+-include $(CORE_OBJ:.o=.d) $(BUILD)/test/test_config.d
 
 $(BUILD)/test/test_config: test/unit/test_config.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)

@@ -44,8 +44,7 @@ static void test_values(void **state)
 
 static char *write_file(const char *text)
 {
-	static char path[] = "/tmp/imgnode-test-XXXXXX";
-	char *p = strdup(path);
+	char *p = strdup("/tmp/imgnode-test-XXXXXX");
 	int fd = mkstemp(p);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
