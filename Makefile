@@ -32,4 +32,4 @@ clean:
 
 $(BUILD)/test/test_config: test/unit/test_config.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Icore $^ -o $@ $(LDFLAGS) -linih -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ $(LDFLAGS) -linih -lcmocka
