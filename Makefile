@@ -1,35 +1,145 @@
-# imgnode: work in progress (issue 2, the foundation, is not finished).
+# imgnode: a boring Makefile. `make V=1` shows the commands.
+#   all      the daemon, imgnodectl (later), the plugins and the unit tests
+#   run      installs missing packages, builds, runs a node on the shipped
+#            config with its state under build/run/
+#   check    installs what the tests need, builds, runs every test layer
+#   bench    the benchmarks (ratios measured in one run; never timed tests)
+#   install  DESTDIR, PREFIX honoured
+#   lint     clang-format check, cppcheck, banned functions
+#   format   rewrites the sources with clang-format
+# Our flags come first; the user's CPPFLAGS/CFLAGS/LDFLAGS are appended, so
+# dpkg-buildflags works. WERROR=1 adds -Werror, SAN=1 builds with ASan+UBSan.
 BUILD ?= build
 CC ?= cc
+PREFIX ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+PLUGINDIR ?= $(PREFIX)/lib/$(MULTIARCH)/imgnode/plugins
+VERSION := $(shell cat VERSION)
+
 WARN := -Wall -Wextra
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif
-override CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -Iinclude -MMD -MP $(CFLAGS)
-CORE_SRC := core/log.c core/conf_value.c core/config.c core/conf_keys.c
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
+BUILD := $(BUILD)/san
+endif
+ifneq ($(V),1)
+Q := @
+endif
+
+override CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SANFLAGS) \
+	-Iinclude -MMD -MP $(CFLAGS)
+override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
+DEFS := -DIMGNODE_VERSION='"$(VERSION)"' \
+	-DIMGNODE_PLUGIN_DIR='"$(PLUGINDIR)"' \
+	-DIMGNODE_SYSCONFDIR='"$(SYSCONFDIR)"'
+
+# The supervision runtime and config: no libvips, librados or librabbitmq.
+CORE_SRC := core/log.c core/conf_value.c core/config.c core/conf_keys.c \
+	core/host.c core/plugin.c core/util.c
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_LIBS := -linih -ldl
+MAIN_OBJ := $(BUILD)/core/main.o
+
+# One plugin per file: plugins/KIND/NAME.c -> $(BUILD)/plugins/NAME.so.
+# A plugin's libraries go in LIBS_NAME.
+PLUGIN_SRC := $(wildcard plugins/*/*.c)
+PLUGINS := $(foreach s,$(PLUGIN_SRC),$(BUILD)/plugins/$(basename $(notdir $(s))).so)
+
+# One unit test per module: test/unit/test_X.c, linked with the core.
+TEST_SRC := $(wildcard test/unit/test_*.c)
+TESTS := $(TEST_SRC:test/unit/%.c=$(BUILD)/test/%)
+# Small plugins, good and bad, that the loader's tests load.
+FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name \
+	bad_name no_symbol no_ops missing_op dup_a dup_b crash
+FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:
-.PHONY: all deps check clean
+.PHONY: all deps run check bench install clean lint format ini
 
-all: $(CORE_OBJ) $(BUILD)/test/test_config
+all: $(BUILD)/imgnode $(PLUGINS) $(TESTS) $(FIXTURE_SO)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/imgnode: $(MAIN_OBJ) $(CORE_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS)
+
+define plugin_rule
+$(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1)
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(Q),echo "  PLUGIN  $$@")
+	$$(Q)$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(PLUGIN_CFLAGS) -shared $$< -o $$@ \
+		$$(LDFLAGS) $$(LIBS_$(basename $(notdir $(1))))
+endef
+$(foreach s,$(PLUGIN_SRC),$(eval $(call plugin_rule,$(s))))
+
+$(BUILD)/test/%: test/unit/%.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ \
+		$(LDFLAGS) $(CORE_LIBS) -lcmocka
+
+$(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(PLUGIN_CFLAGS) -DFIXTURE_$* -shared \
+		$< -o $@ $(LDFLAGS)
+
+-include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TESTS:=.d) \
+	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
 
 deps:
-	test/lib/deps
+	$(Q)test/lib/deps
+
+# A node on the shipped config, its state and runtime dirs under build/run/.
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)test/lib/run-node $(BUILD)
 
 check: deps
-	$(MAKE) all
-	test/run-checks
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) SAN=$(SAN) test/run-checks
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) test/bench/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PLUGINDIR) \
+		$(DESTDIR)$(PREFIX)/include/imgnode \
+		$(DESTDIR)$(SYSCONFDIR)/imgnode/conf.d
+	install -m 0755 $(BUILD)/imgnode $(DESTDIR)$(PREFIX)/sbin/imgnode
+	$(if $(PLUGINS),install -m 0644 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/)
+	install -m 0644 include/imgnode/plugin.h \
+		$(DESTDIR)$(PREFIX)/include/imgnode/plugin.h
+	sed 's|^;plugin_dir = .*|;plugin_dir = $(PLUGINDIR)|' \
+		etc/imgnode/imgnode.ini >$(DESTDIR)$(SYSCONFDIR)/imgnode/imgnode.ini
+	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/imgnode/imgnode.ini
+
+# Regenerates the shipped config from the key tables (core and plugins); it
+# shows the Debian package's plugin dir, and install rewrites that line.
+ini: $(BUILD)/imgnode $(PLUGINS)
+	$(Q)mkdir -p $(BUILD)/ini
+	$(Q)printf '[node]\nplugin_dir = %s\n' "$(abspath $(BUILD))/plugins" \
+		>$(BUILD)/ini/imgnode.ini
+	$(Q)$(BUILD)/imgnode -c $(BUILD)/ini/imgnode.ini --print-defaults | \
+		sed 's|^;plugin_dir = .*|;plugin_dir = /usr/lib/$(MULTIARCH)/imgnode/plugins|' \
+		>etc/imgnode/imgnode.ini
+
+LINT_SRC = $(sort $(wildcard core/*.[ch] core/*/*.[ch] include/imgnode/*.h \
+	plugins/*/*.c test/unit/*.c test/bench/*.c))
+
+lint:
+	$(Q)test/lib/lint $(LINT_SRC)
+
+format:
+	$(Q)clang-format -i $(LINT_SRC)
 
 clean:
 	rm -rf $(BUILD)
-
--include $(CORE_OBJ:.o=.d) $(BUILD)/test/test_config.d
-
-$(BUILD)/test/test_config: test/unit/test_config.c $(CORE_OBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ $(LDFLAGS) -linih -lcmocka

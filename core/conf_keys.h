@@ -29,4 +29,10 @@ bool conf_section_known(const char *section);
 int conf_fill_core(struct conf *conf, char *err, size_t errlen);
 void conf_release_core(struct conf *conf);
 
+/* The section of conf_core_sections called name, or NULL. */
+const struct conf_section *conf_core_section(const char *name);
+
+/* The default text of a core key, or NULL if there is no such key. */
+const char *conf_core_default(const char *section, const char *key);
+
 #endif

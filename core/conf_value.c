@@ -73,10 +73,22 @@ static int parse_size(const char *s, int64_t *out)
 	if (!p)
 		return -EINVAL;
 	switch (toupper((unsigned char)*p)) {
-	case 'K': mult = INT64_C(1) << 10; p++; break;
-	case 'M': mult = INT64_C(1) << 20; p++; break;
-	case 'G': mult = INT64_C(1) << 30; p++; break;
-	case 'T': mult = INT64_C(1) << 40; p++; break;
+	case 'K':
+		mult = INT64_C(1) << 10;
+		p++;
+		break;
+	case 'M':
+		mult = INT64_C(1) << 20;
+		p++;
+		break;
+	case 'G':
+		mult = INT64_C(1) << 30;
+		p++;
+		break;
+	case 'T':
+		mult = INT64_C(1) << 40;
+		p++;
+		break;
 	default: break;
 	}
 	if (mult > 1 && *p == 'i' && p[1] == 'B')
@@ -181,7 +193,8 @@ static int parse_list(const char *s, struct imgnode_list *out, char *err,
 		while (end > start && isspace((unsigned char)end[-1]))
 			end--;
 		if (end == start) {
-			conf_set_err(err, errlen, "empty item in list \"%s\"", s);
+			conf_set_err(err, errlen, "empty item in list \"%s\"",
+			             s);
 			list_free(&l);
 			return -EINVAL;
 		}
@@ -230,7 +243,8 @@ static int check_bounds(const struct imgnode_conf_key *key, int64_t v,
 		return 0;
 	conf_value_format(key, &key->min, lo, sizeof(lo));
 	conf_value_format(key, &key->max, hi, sizeof(hi));
-	conf_set_err(err, errlen, "%s is out of range (%s to %s)", text, lo, hi);
+	conf_set_err(err, errlen, "%s is out of range (%s to %s)", text, lo,
+	             hi);
 	return -ERANGE;
 }
 
@@ -238,9 +252,9 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
                      void *dst, char *err, size_t errlen)
 {
 	static const char *const what[] = {
-		[IMGNODE_CONF_INT] = "an integer",
-		[IMGNODE_CONF_SIZE] = "a size (e.g. 512K, 50M, 2G)",
-		[IMGNODE_CONF_DURATION] = "a duration (e.g. 500ms, 30s, 5m)",
+	        [IMGNODE_CONF_INT] = "an integer",
+	        [IMGNODE_CONF_SIZE] = "a size (e.g. 512K, 50M, 2G)",
+	        [IMGNODE_CONF_DURATION] = "a duration (e.g. 500ms, 30s, 5m)",
 	};
 	int64_t v;
 	int ret;
@@ -249,8 +263,8 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 	switch (key->type) {
 	case IMGNODE_CONF_PATH:
 		if (text[0] != '/') {
-			conf_set_err(err, errlen, "\"%s\" is not an absolute path",
-			        text);
+			conf_set_err(err, errlen,
+			             "\"%s\" is not an absolute path", text);
 			return -EINVAL;
 		}
 		/* fall through */
@@ -266,7 +280,8 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 	case IMGNODE_CONF_BOOL:
 		if (parse_bool(text, dst) == 0)
 			return 0;
-		conf_set_err(err, errlen,
+		conf_set_err(
+		        err, errlen,
 		        "\"%s\" is not a boolean (yes/no, true/false, on/off, 1/0)",
 		        text);
 		return -EINVAL;
@@ -285,7 +300,7 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 		}
 		if (ret) {
 			conf_set_err(err, errlen, "\"%s\" is not %s", text,
-			        what[key->type]);
+			             what[key->type]);
 			return ret;
 		}
 		ret = check_bounds(key, v, text, err, errlen);
@@ -301,10 +316,10 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 			}
 		}
 		format_choices(key, choices, sizeof(choices));
-		conf_set_err(err, errlen, "\"%s\" is not one of: %s", text, choices);
+		conf_set_err(err, errlen, "\"%s\" is not one of: %s", text,
+		             choices);
 		return -EINVAL;
-	case IMGNODE_CONF_LIST:
-		return parse_list(text, dst, err, errlen);
+	case IMGNODE_CONF_LIST: return parse_list(text, dst, err, errlen);
 	}
 	conf_set_err(err, errlen, "key has unknown type %d", (int)key->type);
 	return -EINVAL;
@@ -318,11 +333,8 @@ void conf_value_free(const struct imgnode_conf_key *key, void *dst)
 		free(*(char **)dst);
 		*(char **)dst = NULL;
 		break;
-	case IMGNODE_CONF_LIST:
-		list_free(dst);
-		break;
-	default:
-		break;
+	case IMGNODE_CONF_LIST: list_free(dst); break;
+	default: break;
 	}
 }
 
@@ -332,7 +344,8 @@ static void format_scaled(int64_t v, const int64_t *mult,
 {
 	for (size_t i = 0; i < n; i++) {
 		if (v != 0 && v % mult[i] == 0) {
-			snprintf(buf, len, "%" PRId64 "%s", v / mult[i], unit[i]);
+			snprintf(buf, len, "%" PRId64 "%s", v / mult[i],
+			         unit[i]);
 			return;
 		}
 	}

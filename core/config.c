@@ -52,7 +52,8 @@ static struct conf_entry *find_entry(struct conf_entry *e, const char *section,
                                      const char *key)
 {
 	for (; e; e = e->next)
-		if (strcmp(e->section, section) == 0 && strcmp(e->key, key) == 0)
+		if (strcmp(e->section, section) == 0 &&
+		    strcmp(e->key, key) == 0)
 			return e;
 	return NULL;
 }
@@ -69,23 +70,26 @@ static int load_handler(void *user, const char *section, const char *key,
 		return 1; /* report the first error only */
 	if (ctx->rd->too_long) {
 		conf_set_err(ctx->err, ctx->errlen,
-		        "%s:%d: line is longer than %d characters", file, line,
-		        INI_MAX_LINE - 1);
+		             "%s:%d: line is longer than %d characters", file,
+		             line, INI_MAX_LINE - 1);
 		goto out_err;
 	}
 	if (!section[0]) {
 		conf_set_err(ctx->err, ctx->errlen,
-		        "%s:%d: %s: key outside any [section]", file, line, key);
+		             "%s:%d: %s: key outside any [section]", file, line,
+		             key);
 		goto out_err;
 	}
 	if (!conf_section_known(section)) {
-		conf_set_err(ctx->err, ctx->errlen, "%s:%d: [%s] %s: unknown section",
-		        file, line, section, key);
+		conf_set_err(ctx->err, ctx->errlen,
+		             "%s:%d: [%s] %s: unknown section", file, line,
+		             section, key);
 		goto out_err;
 	}
 	e = find_entry(ctx->conf->entries, section, key);
 	if (e && strcmp(e->file, file) == 0) {
-		conf_set_err(ctx->err, ctx->errlen,
+		conf_set_err(
+		        ctx->err, ctx->errlen,
 		        "%s:%d: [%s] %s: duplicate key (first set at line %d)",
 		        file, line, section, key, e->line);
 		goto out_err;
@@ -137,16 +141,18 @@ static int load_file(struct load_ctx *ctx, const char *path)
 	if (!rd.fp) {
 		ret = -errno;
 		conf_set_err(ctx->err, ctx->errlen, "cannot read %s: %s", path,
-		        strerror(errno));
+		             strerror(errno));
 		return ret;
 	}
 	ctx->rd = &rd;
 	ret = ini_parse_stream(reader_gets, &rd, load_handler, ctx);
+	ctx->rd = NULL; /* rd dies with this frame */
 	fclose(rd.fp);
 	if (ctx->ret)
 		return ctx->ret;
 	if (ret > 0) {
-		conf_set_err(ctx->err, ctx->errlen,
+		conf_set_err(
+		        ctx->err, ctx->errlen,
 		        "%s:%d: syntax error (expected [section] or key = value)",
 		        path, ret);
 		return -EINVAL;
@@ -157,8 +163,8 @@ static int load_file(struct load_ctx *ctx, const char *path)
 	}
 	if (rd.too_long) {
 		conf_set_err(ctx->err, ctx->errlen,
-		        "%s:%d: line is longer than %d characters", path,
-		        rd.line, INI_MAX_LINE - 1);
+		             "%s:%d: line is longer than %d characters", path,
+		             rd.line, INI_MAX_LINE - 1);
 		return -EINVAL;
 	}
 	return 0;
@@ -188,7 +194,7 @@ static int load_dropins(struct load_ctx *ctx, const char *path)
 			return 0;
 		ret = -errno;
 		conf_set_err(ctx->err, ctx->errlen, "cannot read %s: %s", dir,
-		        strerror(errno));
+		             strerror(errno));
 		return ret;
 	}
 	for (int i = 0; i < n; i++) {
@@ -243,14 +249,14 @@ void conf_free(struct conf *conf)
 	free(conf);
 }
 
-const struct conf_entry *conf_find(const struct conf *conf,
-                                   const char *section, const char *key)
+const struct conf_entry *conf_find(const struct conf *conf, const char *section,
+                                   const char *key)
 {
 	return find_entry(conf->entries, section, key);
 }
 
-static const struct imgnode_conf_key *find_key(
-	const struct imgnode_conf_key *keys, const char *name)
+static const struct imgnode_conf_key *
+find_key(const struct imgnode_conf_key *keys, const char *name)
 {
 	for (; keys && keys->name; keys++)
 		if (strcmp(keys->name, name) == 0)
@@ -272,13 +278,15 @@ int conf_fill(struct conf *conf, const char *section,
 		if (e)
 			continue;
 		if (!k->def) {
-			conf_set_err(err, errlen, "%s: [%s] %s: required key is missing",
-			        conf->path, section, k->name);
+			conf_set_err(err, errlen,
+			             "%s: [%s] %s: required key is missing",
+			             conf->path, section, k->name);
 			goto out_release;
 		}
 		if (conf_value_parse(k, k->def, dst, reason, sizeof(reason))) {
-			conf_set_err(err, errlen, "[%s] %s: bad built-in default: %s",
-			        section, k->name, reason);
+			conf_set_err(err, errlen,
+			             "[%s] %s: bad built-in default: %s",
+			             section, k->name, reason);
 			goto out_release;
 		}
 	}
@@ -292,13 +300,13 @@ int conf_fill(struct conf *conf, const char *section,
 			if (!strict)
 				continue;
 			conf_set_err(err, errlen, "%s:%d: [%s] %s: unknown key",
-			        e->file, e->line, section, e->key);
+			             e->file, e->line, section, e->key);
 			goto out_release;
 		}
 		if (conf_value_parse(k, e->value, (char *)base + k->offset,
 		                     reason, sizeof(reason))) {
 			conf_set_err(err, errlen, "%s:%d: [%s] %s: %s", e->file,
-			        e->line, section, e->key, reason);
+			             e->line, section, e->key, reason);
 			goto out_release;
 		}
 		e->used = true;
@@ -321,36 +329,60 @@ int conf_check_unused(const struct conf *conf, char *err, size_t errlen)
 	for (const struct conf_entry *e = conf->entries; e; e = e->next) {
 		if (e->used)
 			continue;
-		conf_set_err(err, errlen, "%s:%d: [%s] %s: unknown key", e->file,
-		        e->line, e->section, e->key);
+		conf_set_err(err, errlen, "%s:%d: [%s] %s: unknown key",
+		             e->file, e->line, e->section, e->key);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-void conf_print_section(FILE *out, const struct conf *conf,
-                        const char *section,
-                        const struct imgnode_conf_key *keys, const void *base,
-                        bool with_help)
+/* Writes text as "; " comment lines of at most 78 columns. */
+static void print_comment(FILE *out, const char *text)
+{
+	while (*text) {
+		size_t len = strlen(text), cut = len;
+
+		if (len > 76) {
+			cut = 76;
+			while (cut > 0 && text[cut] != ' ')
+				cut--;
+			if (cut == 0)
+				cut = strcspn(text, " ");
+		}
+		fprintf(out, "; %.*s\n", (int)cut, text);
+		text += cut;
+		while (*text == ' ')
+			text++;
+	}
+}
+
+void conf_print_keys(FILE *out, const struct conf *conf, const char *section,
+                     const struct imgnode_conf_key *keys, const void *base,
+                     enum conf_print_mode mode)
 {
 	char value[4096];
 
-	fprintf(out, "[%s]\n", section);
 	for (const struct imgnode_conf_key *k = keys; k && k->name; k++) {
-		const struct conf_entry *e = find_entry(conf->entries, section,
-		                                        k->name);
+		const struct conf_entry *e;
 
+		if (mode == CONF_PRINT_TEMPLATE) {
+			if (k->help)
+				print_comment(out, k->help);
+			if (k->def)
+				fprintf(out, ";%s = %s\n\n", k->name, k->def);
+			else
+				fprintf(out, ";%s =   (required)\n\n", k->name);
+			continue;
+		}
+		e = find_entry(conf->entries, section, k->name);
 		conf_value_format(k, (const char *)base + k->offset, value,
 		                  sizeof(value));
-		if (with_help && k->help)
-			fprintf(out, "; %s\n", k->help);
 		if (e)
 			fprintf(out, "%s = %s  ; %s:%d\n", k->name, value,
 			        e->file, e->line);
 		else
 			fprintf(out, "%s = %s\n", k->name, value);
 	}
-	fputc('\n', out);
 }
 
 void conf_each_section(const struct conf *conf, const char *prefix,

@@ -25,7 +25,7 @@
 
 /* Formats an error message into err (at most errlen bytes). */
 void conf_set_err(char *err, size_t errlen, const char *fmt, ...)
-	IMGNODE_PRINTF(3, 4);
+        IMGNODE_PRINTF(3, 4);
 
 /* One "key = value" as read, with where it came from. */
 struct conf_entry {
@@ -48,11 +48,11 @@ struct node_conf {
 struct supervisor_conf {
 	char *control_socket;
 	int64_t intensity;
-	int64_t period;       /* ms */
+	int64_t period; /* ms */
 	int64_t start_timeout; /* ms */
 	int64_t shutdown_timeout; /* ms */
-	int64_t backoff_min;  /* ms */
-	int64_t backoff_max;  /* ms */
+	int64_t backoff_min; /* ms */
+	int64_t backoff_max; /* ms */
 };
 
 struct plugin_ref_conf {
@@ -106,20 +106,24 @@ void conf_release(const struct imgnode_conf_key *keys, void *base);
 int conf_check_unused(const struct conf *conf, char *err, size_t errlen);
 
 /* The entry of section.key, or NULL. */
-const struct conf_entry *conf_find(const struct conf *conf,
-                                   const char *section, const char *key);
+const struct conf_entry *conf_find(const struct conf *conf, const char *section,
+                                   const char *key);
+
+enum conf_print_mode {
+	/* "key = value", with "; FILE:LINE" after values set in a file. */
+	CONF_PRINT_EFFECTIVE,
+	/* "; help" then ";key = default": the shipped, commented config. */
+	CONF_PRINT_TEMPLATE,
+};
 
 /*
- * Prints a section as INI: every key of keys with its effective value, the
- * help text as a comment and, for values set in a file, where.
+ * Prints the keys of one section as INI (no [header]). In EFFECTIVE mode
+ * the values come from base, filled for section; in TEMPLATE mode conf and
+ * base are unused and may be NULL.
  */
-void conf_print_section(FILE *out, const struct conf *conf,
-                        const char *section,
-                        const struct imgnode_conf_key *keys, const void *base,
-                        bool with_help);
-
-/* Prints the core sections ([node], [supervisor], ...). */
-void conf_print_core(FILE *out, const struct conf *conf, bool with_help);
+void conf_print_keys(FILE *out, const struct conf *conf, const char *section,
+                     const struct imgnode_conf_key *keys, const void *base,
+                     enum conf_print_mode mode);
 
 /*
  * Calls fn for every distinct section name seen that starts with prefix

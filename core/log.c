@@ -76,8 +76,8 @@ void log_vmsg(int level, const char *component, const char *fmt, va_list ap)
 		len += (size_t)snprintf(line + len, sizeof(line) - len,
 		                        ".%03ldZ ", ts.tv_nsec / 1000000);
 	}
-	len += (size_t)snprintf(line + len, sizeof(line) - len, "%s[%d] %s %s: ",
-	                        log_process, (int)getpid(),
+	len += (size_t)snprintf(line + len, sizeof(line) - len,
+	                        "%s[%d] %s %s: ", log_process, (int)getpid(),
 	                        log_level_name(level), component);
 	if (len < sizeof(line)) {
 		int n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);

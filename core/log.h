@@ -32,16 +32,16 @@ int log_level_parse(const char *s);
 const char *log_level_name(int level);
 
 void log_msg(int level, const char *component, const char *fmt, ...)
-	IMGNODE_PRINTF(3, 4);
+        IMGNODE_PRINTF(3, 4);
 void log_vmsg(int level, const char *component, const char *fmt, va_list ap);
 
 #define log_error(c, ...) log_msg(LOG_ERROR, (c), __VA_ARGS__)
 #define log_warn(c, ...) log_msg(LOG_WARN, (c), __VA_ARGS__)
 #define log_info(c, ...) log_msg(LOG_INFO, (c), __VA_ARGS__)
-#define log_debug(c, ...)                                                     \
-	do {                                                                  \
-		if (log_get_level() >= LOG_DEBUG)                             \
-			log_msg(LOG_DEBUG, (c), __VA_ARGS__);                 \
+#define log_debug(c, ...)                                                      \
+	do {                                                                   \
+		if (log_get_level() >= LOG_DEBUG)                              \
+			log_msg(LOG_DEBUG, (c), __VA_ARGS__);                  \
 	} while (0)
 
 #endif

@@ -46,8 +46,8 @@ extern "C" {
  *   IMGNODE_PLUGIN = { IMGNODE_PLUGIN_HEADER(IMGNODE_KIND_FILTER), ... };
  */
 #define IMGNODE_PLUGIN IMGNODE_EXPORT const struct imgnode_plugin imgnode_plugin
-#define IMGNODE_PLUGIN_HEADER(kind_)                                          \
-	.magic = IMGNODE_PLUGIN_MAGIC, .abi_major = IMGNODE_ABI_MAJOR,        \
+#define IMGNODE_PLUGIN_HEADER(kind_)                                           \
+	.magic = IMGNODE_PLUGIN_MAGIC, .abi_major = IMGNODE_ABI_MAJOR,         \
 	.abi_minor = IMGNODE_ABI_MINOR, .kind = (kind_)
 
 enum imgnode_plugin_kind {
@@ -66,13 +66,13 @@ enum imgnode_log_level {
 /* Value types of configuration keys, and the C type each one fills. */
 enum imgnode_conf_type {
 	IMGNODE_CONF_STRING = 1, /* char * (host-owned, NUL-terminated) */
-	IMGNODE_CONF_PATH,       /* char *; must be absolute */
-	IMGNODE_CONF_BOOL,       /* bool: yes/no, true/false, on/off, 1/0 */
-	IMGNODE_CONF_INT,        /* int64_t within [min, max] */
-	IMGNODE_CONF_SIZE,       /* int64_t bytes: 512, 64K, 50M, 2G (x1024) */
-	IMGNODE_CONF_DURATION,   /* int64_t milliseconds: 500ms, 30s, 5m, 1h */
-	IMGNODE_CONF_ENUM,       /* int: index into choices */
-	IMGNODE_CONF_LIST,       /* struct imgnode_list: comma-separated */
+	IMGNODE_CONF_PATH, /* char *; must be absolute */
+	IMGNODE_CONF_BOOL, /* bool: yes/no, true/false, on/off, 1/0 */
+	IMGNODE_CONF_INT, /* int64_t within [min, max] */
+	IMGNODE_CONF_SIZE, /* int64_t bytes: 512, 64K, 50M, 2G (x1024) */
+	IMGNODE_CONF_DURATION, /* int64_t milliseconds: 500ms, 30s, 5m, 1h */
+	IMGNODE_CONF_ENUM, /* int: index into choices */
+	IMGNODE_CONF_LIST, /* struct imgnode_list: comma-separated */
 };
 
 /* A LIST value. Items are host-owned and NUL-terminated. */
@@ -124,7 +124,7 @@ struct imgnode_host {
 /*
  * The descriptor. ops points to the kind's operation table (struct
  * imgnode_transport_ops, imgnode_storage_ops or imgnode_filter_ops), defined
- * by the header of that kind. init may be NULL; if set, it is called once in
+ * below (filter ops arrive with the pipeline). init may be NULL; if set, it is called once in
  * each process that uses the plugin, with conf pointing to a struct of
  * conf_size bytes filled from the plugin's config section; conf stays valid
  * until fini. It returns 0 or -errno and sets *state.
@@ -144,6 +144,125 @@ struct imgnode_plugin {
 	void (*fini)(void *state);
 	const void *ops;
 	/* ABI 1.0 ends here; append only. */
+};
+
+/*
+ * Object keys, for every storage plugin: 1..1024 bytes of [A-Za-z0-9._/-],
+ * no leading or trailing '/', no empty, "." or ".." component. The host
+ * checks keys before calling a plugin; plugins check again (defence in depth).
+ */
+#define IMGNODE_KEY_MAX 1024
+static inline bool imgnode_key_valid(const char *key)
+{
+	size_t seg = 0, dots = 0, i;
+
+	for (i = 0; key[i]; i++) {
+		char c = key[i];
+		if (i >= IMGNODE_KEY_MAX)
+			return false;
+		if (c == '/') {
+			if (seg == 0 || seg == dots)
+				return false; /* empty, "." or ".." component */
+			seg = dots = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+		seg++;
+		dots += c == '.';
+	}
+	return i > 0 && seg > 0 && seg != dots;
+}
+
+struct imgnode_stat {
+	uint64_t size; /* bytes */
+	int64_t mtime_ms; /* last write, ms since the epoch */
+};
+
+/*
+ * Storage: whole objects under keys. Every operation returns 0 or -errno and
+ * is bounded in time by the plugin's configured timeouts (-ETIMEDOUT, never a
+ * hang). Details of a failure are logged by the plugin, once.
+ */
+struct imgnode_storage_ops {
+	/* Stores len bytes at key atomically: readers see the old object or
+	 * the new one, whole. Replaces an existing object. */
+	int (*put)(void *state, const char *key, const void *data, size_t len);
+	/* As put, but -EEXIST if key exists (exclusive create, race-free
+	 * between processes and nodes). */
+	int (*put_excl)(void *state, const char *key, const void *data,
+	                size_t len);
+	/* Reads the object at key into one buffer allocated with the host's
+	 * alloc; the caller frees it with the host's free. -ENOENT if absent,
+	 * -EFBIG if it is larger than max bytes. */
+	int (*get)(void *state, const char *key, size_t max, void **data,
+	           size_t *len);
+	/* -ENOENT if absent. */
+	int (*stat)(void *state, const char *key, struct imgnode_stat *st);
+	/* Removes key; -ENOENT if absent. */
+	int (*del)(void *state, const char *key);
+	/* Calls fn for each key that starts with prefix, in no set order; fn
+	 * returns 0 to go on or nonzero to stop (then list returns that). */
+	int (*list)(void *state, const char *prefix,
+	            int (*fn)(const char *key, void *arg), void *arg);
+	/* Checks the backend is reachable (for /readyz); 0 or -errno. */
+	int (*ping)(void *state);
+};
+
+/* The queues a transport serves. */
+enum imgnode_queue {
+	IMGNODE_QUEUE_JOBS = 0, /* work, consumed by workers */
+	IMGNODE_QUEUE_DEAD = 1, /* dead-lettered jobs, consumed by the reaper */
+	IMGNODE_QUEUE_REPLY = 2, /* this process's own reply queue */
+};
+
+/* One delivered message. Plugin-owned until it is settled (ack, reject or
+ * release) or, for replies, until the next consume. */
+struct imgnode_delivery {
+	const void *body;
+	size_t len;
+	uint64_t tag; /* the plugin's handle for settling */
+	uint32_t attempt; /* 1 on the first delivery */
+	const char *reply_to; /* where the publisher waits, or NULL */
+	const char *reason; /* on IMGNODE_QUEUE_DEAD: why it died */
+};
+
+/*
+ * Transport: at-least-once delivery of small messages (keys, never images).
+ * Every operation returns 0 or -errno; -ETIMEDOUT when a deadline passes,
+ * -ENOTCONN while the broker is unreachable (the plugin reconnects by
+ * itself on later calls).
+ */
+struct imgnode_transport_ops {
+	/* Publishes a job durably; returns once the broker confirmed it.
+	 * reply_to (may be NULL) names a reply queue from reply_open. */
+	int (*publish)(void *state, const void *body, size_t len,
+	               const char *reply_to, int64_t timeout_ms);
+	/* Waits up to timeout_ms for a message on q. */
+	int (*consume)(void *state, enum imgnode_queue q,
+	               struct imgnode_delivery *d, int64_t timeout_ms);
+	/* Done with it: removes the message. */
+	int (*ack)(void *state, const struct imgnode_delivery *d);
+	/* Fails it now: dead-letters the message with reason. */
+	int (*reject)(void *state, const struct imgnode_delivery *d,
+	              const char *reason);
+	/* Gives it back for redelivery (counts as an attempt). */
+	int (*release)(void *state, const struct imgnode_delivery *d);
+	/* Creates this process's reply queue and writes its name to name. */
+	int (*reply_open)(void *state, char *name, size_t len);
+	/* Sends a (non-durable) notice to a reply queue. */
+	int (*reply)(void *state, const char *reply_to, const void *body,
+	             size_t len);
+	/* An fd that turns readable when consume may have something, for a
+	 * poll loop, or -1. */
+	int (*pollfd)(void *state);
+	/* Housekeeping (heartbeats, lease renewal); call at least once a
+	 * second, also while busy with a long job. */
+	int (*tick)(void *state);
+	/* Checks the broker is reachable (for /readyz). */
+	int (*ping)(void *state);
 };
 
 #ifdef __cplusplus

@@ -13,10 +13,14 @@
 #include "config.h"
 
 static const char *const colours[] = {"red", "green", NULL};
-static const struct imgnode_conf_key k_size = {"s", IMGNODE_CONF_SIZE, "1K", 0, 0, NULL, "", 0};
-static const struct imgnode_conf_key k_dur = {"d", IMGNODE_CONF_DURATION, "1s", 0, 0, NULL, "", 0};
-static const struct imgnode_conf_key k_int = {"i", IMGNODE_CONF_INT, "1", 1, 10, NULL, "", 0};
-static const struct imgnode_conf_key k_enum = {"e", IMGNODE_CONF_ENUM, "red", 0, 0, colours, "", 0};
+static const struct imgnode_conf_key k_size = {
+        "s", IMGNODE_CONF_SIZE, "1K", 0, 0, NULL, "", 0};
+static const struct imgnode_conf_key k_dur = {
+        "d", IMGNODE_CONF_DURATION, "1s", 0, 0, NULL, "", 0};
+static const struct imgnode_conf_key k_int = {
+        "i", IMGNODE_CONF_INT, "1", 1, 10, NULL, "", 0};
+static const struct imgnode_conf_key k_enum = {
+        "e", IMGNODE_CONF_ENUM, "red", 0, 0, colours, "", 0};
 
 static void test_values(void **state)
 {
@@ -25,20 +29,28 @@ static void test_values(void **state)
 	int e;
 
 	(void)state;
-	assert_int_equal(conf_value_parse(&k_size, "50M", &v, err, sizeof(err)), 0);
+	assert_int_equal(conf_value_parse(&k_size, "50M", &v, err, sizeof(err)),
+	                 0);
 	assert_int_equal(v, 50 * 1024 * 1024);
-	assert_int_equal(conf_value_parse(&k_size, "2GiB", &v, err, sizeof(err)), 0);
+	assert_int_equal(
+	        conf_value_parse(&k_size, "2GiB", &v, err, sizeof(err)), 0);
 	assert_int_equal(v, INT64_C(2) << 30);
-	assert_int_not_equal(conf_value_parse(&k_size, "5X", &v, err, sizeof(err)), 0);
-	assert_int_equal(conf_value_parse(&k_dur, "1m30s", &v, err, sizeof(err)), 0);
+	assert_int_not_equal(
+	        conf_value_parse(&k_size, "5X", &v, err, sizeof(err)), 0);
+	assert_int_equal(
+	        conf_value_parse(&k_dur, "1m30s", &v, err, sizeof(err)), 0);
 	assert_int_equal(v, 90000);
-	assert_int_equal(conf_value_parse(&k_dur, "500ms", &v, err, sizeof(err)), 0);
+	assert_int_equal(
+	        conf_value_parse(&k_dur, "500ms", &v, err, sizeof(err)), 0);
 	assert_int_equal(v, 500);
-	assert_int_not_equal(conf_value_parse(&k_int, "11", &v, err, sizeof(err)), 0);
+	assert_int_not_equal(
+	        conf_value_parse(&k_int, "11", &v, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "out of range (1 to 10)"));
-	assert_int_equal(conf_value_parse(&k_enum, "green", &e, err, sizeof(err)), 0);
+	assert_int_equal(
+	        conf_value_parse(&k_enum, "green", &e, err, sizeof(err)), 0);
 	assert_int_equal(e, 1);
-	assert_int_not_equal(conf_value_parse(&k_enum, "blue", &e, err, sizeof(err)), 0);
+	assert_int_not_equal(
+	        conf_value_parse(&k_enum, "blue", &e, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "red, green"));
 }
 
@@ -68,10 +80,13 @@ static void expect_error(const char *text, const char *want)
 static void test_errors(void **state)
 {
 	(void)state;
-	expect_error("[node]\nlog_level = loud\n", ":2: [node] log_level: \"loud\" is not one of");
+	expect_error("[node]\nlog_level = loud\n",
+	             ":2: [node] log_level: \"loud\" is not one of");
 	expect_error("[node]\nbogus = 1\n", ":2: [node] bogus: unknown key");
 	expect_error("[nope]\nx = 1\n", ":2: [nope] x: unknown section");
-	expect_error("[supervisor]\nperiod = 1s\nperiod = 2s\n", ":3: [supervisor] period: duplicate key (first set at line 2)");
+	expect_error(
+	        "[supervisor]\nperiod = 1s\nperiod = 2s\n",
+	        ":3: [supervisor] period: duplicate key (first set at line 2)");
 	expect_error("[node]\nthis is not ini\n", ":2: syntax error");
 	expect_error("[supervisor]\nintensity = -1\n", "out of range");
 }
@@ -95,9 +110,9 @@ static void test_defaults(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_values),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_values),
+	        cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_defaults),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

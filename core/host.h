@@ -1,0 +1,20 @@
+/*
+ * The host-function table lent to plugins (struct imgnode_host): logging
+ * attributed to the plugin, the allocator for memory that crosses the plugin
+ * boundary, and read access to the effective config.
+ */
+#ifndef IMGNODE_HOST_H
+#define IMGNODE_HOST_H
+
+#include <imgnode/plugin.h>
+
+struct conf;
+
+/*
+ * The table, valid for the life of the process. config_get answers from
+ * conf (borrowed; may be NULL until host_set_conf is called).
+ */
+const struct imgnode_host *host_table(void);
+void host_set_conf(const struct conf *conf);
+
+#endif

@@ -1,0 +1,191 @@
+/*
+ * Small plugins for the loader's tests, one per -DFIXTURE_x: a good filter,
+ * transport and storage, and one of each way a file can fail to be a plugin
+ * this host accepts.
+ */
+#include <errno.h>
+#include <imgnode/plugin.h>
+#include <stddef.h>
+
+/* Each variant uses only some of the tables below. */
+#pragma GCC diagnostic ignored "-Wunused-const-variable"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-variable"
+
+struct fixture_conf {
+	int64_t level;
+	char *label;
+};
+
+static const struct imgnode_conf_key keys[] = {
+        {"level", IMGNODE_CONF_INT, "3", 0, 10, NULL, "A bounded integer.",
+         offsetof(struct fixture_conf, level)},
+        {"label", IMGNODE_CONF_STRING, "none", 0, 0, NULL, "A string.",
+         offsetof(struct fixture_conf, label)},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+};
+
+static int filter_ops; /* filter ops arrive with the pipeline */
+
+static int s_put(void *s, const char *k, const void *d, size_t n)
+{
+	(void)s, (void)k, (void)d, (void)n;
+	return -ENOSYS;
+}
+static int s_get(void *s, const char *k, size_t m, void **d, size_t *n)
+{
+	(void)s, (void)k, (void)m, (void)d, (void)n;
+	return -ENOSYS;
+}
+static int s_stat(void *s, const char *k, struct imgnode_stat *st)
+{
+	(void)s, (void)k, (void)st;
+	return -ENOSYS;
+}
+static int s_key(void *s, const char *k)
+{
+	(void)s, (void)k;
+	return -ENOSYS;
+}
+static int s_list(void *s, const char *p, int (*fn)(const char *, void *),
+                  void *a)
+{
+	(void)s, (void)p, (void)fn, (void)a;
+	return -ENOSYS;
+}
+static int s_ping(void *s)
+{
+	(void)s;
+	return 0;
+}
+
+static const struct imgnode_storage_ops storage_ops = {
+        .put = s_put,
+        .put_excl = s_put,
+#ifndef FIXTURE_missing_op
+        .get = s_get,
+#endif
+        .stat = s_stat,
+        .del = s_key,
+        .list = s_list,
+        .ping = s_ping,
+};
+
+static int t_publish(void *s, const void *b, size_t n, const char *r, int64_t t)
+{
+	(void)s, (void)b, (void)n, (void)r, (void)t;
+	return -ENOSYS;
+}
+static int t_consume(void *s, enum imgnode_queue q, struct imgnode_delivery *d,
+                     int64_t t)
+{
+	(void)s, (void)q, (void)d, (void)t;
+	return -ENOSYS;
+}
+static int t_settle(void *s, const struct imgnode_delivery *d)
+{
+	(void)s, (void)d;
+	return -ENOSYS;
+}
+static int t_reject(void *s, const struct imgnode_delivery *d, const char *r)
+{
+	(void)s, (void)d, (void)r;
+	return -ENOSYS;
+}
+static int t_reply_open(void *s, char *name, size_t len)
+{
+	(void)s, (void)name, (void)len;
+	return -ENOSYS;
+}
+static int t_reply(void *s, const char *to, const void *b, size_t n)
+{
+	(void)s, (void)to, (void)b, (void)n;
+	return -ENOSYS;
+}
+static int t_fd(void *s)
+{
+	(void)s;
+	return -1;
+}
+
+static const struct imgnode_transport_ops transport_ops = {
+        .publish = t_publish,
+        .consume = t_consume,
+        .ack = t_settle,
+        .reject = t_reject,
+        .release = t_settle,
+        .reply_open = t_reply_open,
+        .reply = t_reply,
+        .pollfd = t_fd,
+        .tick = s_ping,
+        .ping = s_ping,
+};
+
+#if defined(FIXTURE_transport)
+#define KIND IMGNODE_KIND_TRANSPORT
+#define NAME "fixture_t"
+#define OPS &transport_ops
+#elif defined(FIXTURE_storage) || defined(FIXTURE_missing_op)
+#define KIND IMGNODE_KIND_STORAGE
+#define NAME "fixture_s"
+#define OPS &storage_ops
+#elif defined(FIXTURE_bad_kind)
+#define KIND 7
+#elif defined(FIXTURE_dup_a) || defined(FIXTURE_dup_b)
+#define NAME "dup"
+#endif
+#ifndef KIND
+#define KIND IMGNODE_KIND_FILTER
+#endif
+#ifndef NAME
+#define NAME "fixture"
+#endif
+#ifndef OPS
+#define OPS &filter_ops
+#endif
+
+#if defined(FIXTURE_crash)
+#include <signal.h>
+/* Dies while being loaded, as a plugin with a broken constructor would. */
+__attribute__((constructor)) static void crash(void)
+{
+	raise(SIGSEGV);
+}
+#endif
+
+#if defined(FIXTURE_no_symbol)
+IMGNODE_EXPORT int imgnode_plugin_v0 = 1;
+#else
+IMGNODE_PLUGIN = {
+#if defined(FIXTURE_bad_magic)
+        .magic = 0x464c457f,
+#else
+        .magic = IMGNODE_PLUGIN_MAGIC,
+#endif
+#if defined(FIXTURE_bad_major)
+        .abi_major = IMGNODE_ABI_MAJOR + 1,
+#else
+        .abi_major = IMGNODE_ABI_MAJOR,
+#endif
+#if defined(FIXTURE_new_minor)
+        .abi_minor = IMGNODE_ABI_MINOR + 1,
+#else
+        .abi_minor = IMGNODE_ABI_MINOR,
+#endif
+        .kind = KIND,
+#if defined(FIXTURE_no_name)
+        .name = NULL,
+#elif defined(FIXTURE_bad_name)
+        .name = "Bad-Name",
+#else
+        .name = NAME,
+#endif
+        .version = "1.0",
+        .description = "a loader test fixture",
+        .conf_keys = keys,
+        .conf_size = sizeof(struct fixture_conf),
+#if !defined(FIXTURE_no_ops)
+        .ops = OPS,
+#endif
+};
+#endif
