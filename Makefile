@@ -39,9 +39,10 @@ DEFS := -DIMGNODE_VERSION='"$(VERSION)"' \
 
 # The supervision runtime and config: no libvips, librados or librabbitmq.
 CORE_SRC := core/log.c core/conf_value.c core/config.c core/conf_keys.c \
-	core/host.c core/plugin.c core/util.c
+	core/host.c core/plugin.c core/util.c core/loop.c core/proc.c \
+	core/supervisor.c
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
-CORE_LIBS := -linih -ldl
+CORE_LIBS := -linih -ldl -ljansson
 MAIN_OBJ := $(BUILD)/core/main.o
 
 # One plugin per file: plugins/KIND/NAME.c -> $(BUILD)/plugins/NAME.so.
@@ -60,7 +61,10 @@ FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 .DELETE_ON_ERROR:
 .PHONY: all deps run check bench install clean lint format ini
 
-all: $(BUILD)/imgnode $(PLUGINS) $(TESTS) $(FIXTURE_SO)
+# Programs the end-to-end tests drive.
+E2E_BIN := $(BUILD)/test/supdriver
+
+all: $(BUILD)/imgnode $(PLUGINS) $(TESTS) $(FIXTURE_SO) $(E2E_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -86,12 +90,17 @@ $(BUILD)/test/%: test/unit/%.c $(CORE_OBJ)
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ \
 		$(LDFLAGS) $(CORE_LIBS) -lcmocka
 
+$(BUILD)/test/supdriver: test/e2e/supdriver.c $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ \
+		$(LDFLAGS) $(CORE_LIBS)
+
 $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(PLUGIN_CFLAGS) -DFIXTURE_$* -shared \
 		$< -o $@ $(LDFLAGS)
 
--include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TESTS:=.d) \
+-include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
 	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
 
 deps:
@@ -133,7 +142,7 @@ ini: $(BUILD)/imgnode $(PLUGINS)
 		>etc/imgnode/imgnode.ini
 
 LINT_SRC = $(sort $(wildcard core/*.[ch] core/*/*.[ch] include/imgnode/*.h \
-	plugins/*/*.c test/unit/*.c test/bench/*.c))
+	plugins/*/*.c test/unit/*.c test/e2e/*.c test/bench/*.c))
 
 lint:
 	$(Q)test/lib/lint $(LINT_SRC)

@@ -262,7 +262,8 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 
 	switch (key->type) {
 	case IMGNODE_CONF_PATH:
-		if (text[0] != '/') {
+		/* empty: unset; the key's help says what that means */
+		if (text[0] && text[0] != '/') {
 			conf_set_err(err, errlen,
 			             "\"%s\" is not an absolute path", text);
 			return -EINVAL;

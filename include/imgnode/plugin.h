@@ -66,7 +66,7 @@ enum imgnode_log_level {
 /* Value types of configuration keys, and the C type each one fills. */
 enum imgnode_conf_type {
 	IMGNODE_CONF_STRING = 1, /* char * (host-owned, NUL-terminated) */
-	IMGNODE_CONF_PATH, /* char *; must be absolute */
+	IMGNODE_CONF_PATH, /* char *; absolute, or "" for unset */
 	IMGNODE_CONF_BOOL, /* bool: yes/no, true/false, on/off, 1/0 */
 	IMGNODE_CONF_INT, /* int64_t within [min, max] */
 	IMGNODE_CONF_SIZE, /* int64_t bytes: 512, 64K, 50M, 2G (x1024) */

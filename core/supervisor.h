@@ -1,0 +1,119 @@
+/*
+ * Supervision trees with Erlang/OTP semantics, for Unix processes.
+ *
+ * A supervisor (struct sup) runs children from a spec: workers are forked
+ * processes; a child of type supervisor is a nested supervisor living in the
+ * same loop (escalation is a call, not a process exit). Strategies, restart
+ * types, intensity/period, shutdown and start/stop order follow OTP's
+ * supervisor module; beyond OTP: readiness, heartbeat deadlines, capped
+ * exponential restart backoff, recycling on RSS or on the child's request,
+ * and exit code 100 as "permanent failure, do not restart". The differences
+ * from OTP are listed in docs/supervision.md.
+ *
+ * Everything here runs in the supervisor process: no libvips, no librados,
+ * no librabbitmq, no plugin code.
+ */
+#ifndef IMGNODE_SUPERVISOR_H
+#define IMGNODE_SUPERVISOR_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct sup;
+
+enum sup_strategy {
+	SUP_ONE_FOR_ONE,
+	SUP_ONE_FOR_ALL,
+	SUP_REST_FOR_ONE,
+	SUP_SIMPLE_ONE_FOR_ONE,
+};
+
+enum sup_restart {
+	SUP_PERMANENT, /* always restarted */
+	SUP_TRANSIENT, /* restarted unless it exits 0 */
+	SUP_TEMPORARY, /* never restarted */
+};
+
+enum sup_child_type { SUP_WORKER, SUP_SUPERVISOR };
+
+/* Exit code of a child (or of the node) that must not be restarted. */
+#define SUP_EXIT_PERMANENT 100
+
+/*
+ * Runs in the forked child: id is the child's id ("worker.3" in a pool).
+ * Returns the exit code.
+ */
+typedef int sup_start_fn(void *arg, const char *id);
+
+struct sup_spec;
+
+struct sup_child_spec {
+	const char *id;
+	enum sup_child_type type;
+	enum sup_restart restart;
+	int64_t shutdown_ms; /* SIGTERM, then SIGKILL; 0 = brutal_kill */
+	sup_start_fn *start; /* SUP_WORKER */
+	void *arg; /* borrowed; passed to start */
+	const struct sup_spec *sup; /* SUP_SUPERVISOR */
+	int64_t start_timeout_ms; /* wait for "ready"; 0 = ready when forked */
+	int64_t heartbeat_ms; /* max silence when running; 0 = none */
+	int64_t max_rss; /* bytes; over it the child is recycled */
+};
+
+struct sup_spec {
+	const char *id;
+	enum sup_strategy strategy;
+	int64_t intensity; /* more restarts than this within period: give up */
+	int64_t period_ms;
+	int64_t backoff_min_ms; /* 0: restart at once, always */
+	int64_t backoff_max_ms;
+	const struct sup_child_spec *children; /* simple_one_for_one: one */
+	size_t nchildren;
+	size_t count; /* simple_one_for_one: pool size */
+};
+
+/*
+ * Called once when a root supervisor has gone down: code 0 after
+ * sup_shutdown, 1 when restart intensity was exceeded, SUP_EXIT_PERMANENT
+ * when a child failed permanently.
+ */
+typedef void sup_exit_fn(struct sup *root, int code, void *arg);
+
+/* Called once when the root's initial start completed (every child ready). */
+typedef void sup_ready_fn(struct sup *root, void *arg);
+
+/*
+ * Starts a root supervisor in loop (which must have no SIGCHLD handler of
+ * its own). Specs are borrowed for the supervisor's life. Returns the
+ * supervisor or NULL (errno set). Free with sup_free after on_exit ran.
+ */
+struct sup *sup_start(struct loop *loop, const struct sup_spec *spec,
+                      sup_ready_fn *on_ready, sup_exit_fn *on_exit, void *arg);
+void sup_free(struct sup *root);
+
+/* Orderly stop: children in reverse start order, then on_exit(0). */
+void sup_shutdown(struct sup *root);
+
+/*
+ * Restarts the child with id (anywhere in the tree; "workers" restarts a
+ * whole nested supervisor). Not counted against intensity. 0 or -ENOENT.
+ */
+int sup_restart_child(struct sup *root, const char *id);
+
+/* Resizes the simple_one_for_one supervisor with id. 0, -ENOENT, -EINVAL. */
+int sup_resize(struct sup *root, const char *id, size_t count);
+
+/*
+ * The live tree as JSON (caller owns the reference): for each supervisor
+ * its id, strategy, state and children; for each worker its id, pid, state,
+ * uptime_ms, restarts and last_exit.
+ */
+json_t *sup_status(struct sup *root);
+
+/* One line for sd_notify STATUS=: "3 children running, 12 restarts". */
+void sup_summary(struct sup *root, char *buf, size_t len);
+
+#endif
