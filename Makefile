@@ -33,6 +33,9 @@ override CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SANFLAGS) \
 	-Iinclude -MMD -MP $(CFLAGS)
 override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
+# Filter plugins (plugins/filter/) work on libvips images.
+VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
+VIPS_LIBS := $(shell pkg-config --libs vips 2>/dev/null)
 DEFS := -DIMGNODE_VERSION='"$(VERSION)"' \
 	-DIMGNODE_PLUGIN_DIR='"$(PLUGINDIR)"' \
 	-DIMGNODE_SYSCONFDIR='"$(SYSCONFDIR)"'
@@ -44,6 +47,9 @@ CORE_SRC := core/log.c core/conf_value.c core/config.c core/conf_keys.c \
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_LIBS := -linih -ldl -ljansson
 MAIN_OBJ := $(BUILD)/core/main.o
+# The image node above the runtime (pipelines, jobs, ingress, workers).
+NODE_SRC := core/node/pipeline.c
+NODE_OBJ := $(NODE_SRC:%.c=$(BUILD)/%.o)
 
 # One plugin per file: plugins/KIND/NAME.c -> $(BUILD)/plugins/NAME.so.
 # A plugin's libraries go in LIBS_NAME.
@@ -71,7 +77,7 @@ $(BUILD)/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/imgnode: $(MAIN_OBJ) $(CORE_OBJ)
+$(BUILD)/imgnode: $(MAIN_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS)
 
@@ -79,12 +85,14 @@ define plugin_rule
 $(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1)
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  PLUGIN  $$@")
-	$$(Q)$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(PLUGIN_CFLAGS) -shared $$< -o $$@ \
-		$$(LDFLAGS) $$(LIBS_$(basename $(notdir $(1))))
+	$$(Q)$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(PLUGIN_CFLAGS) \
+		$(if $(filter plugins/filter/%,$(1)),$$(VIPS_CFLAGS)) -shared $$< \
+		-o $$@ $$(LDFLAGS) $$(LIBS_$(basename $(notdir $(1)))) \
+		$(if $(filter plugins/filter/%,$(1)),$$(VIPS_LIBS))
 endef
 $(foreach s,$(PLUGIN_SRC),$(eval $(call plugin_rule,$(s))))
 
-$(BUILD)/test/%: test/unit/%.c $(CORE_OBJ)
+$(BUILD)/test/%: test/unit/%.c $(NODE_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ \
@@ -100,7 +108,7 @@ $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(PLUGIN_CFLAGS) -DFIXTURE_$* -shared \
 		$< -o $@ $(LDFLAGS)
 
--include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
+-include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
 	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
 
 deps:

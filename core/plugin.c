@@ -105,6 +105,18 @@ static const char *missing_op(const struct imgnode_plugin *d)
 			return "tick";
 		if (!o->ping)
 			return "ping";
+	} else if (d->kind == IMGNODE_KIND_FILTER) {
+		const struct imgnode_filter_ops *o = d->ops;
+		if (!o->args)
+			return "args";
+		if ((o->flags & IMGNODE_FILTER_ENCODER) && !o->encode)
+			return "encode";
+		if ((o->flags & IMGNODE_FILTER_ENCODER) && !o->mime)
+			return "mime";
+		if (!(o->flags & IMGNODE_FILTER_ENCODER) && !o->apply)
+			return "apply";
+		if ((o->flags & IMGNODE_FILTER_LOADS) && !o->load)
+			return "load";
 	}
 	return NULL;
 }

@@ -265,6 +265,86 @@ struct imgnode_transport_ops {
 	int (*ping)(void *state);
 };
 
+/* ---- filters ---- */
+
+/* libvips' image type (VipsImage); filter plugins include <vips/vips.h>. */
+struct _VipsImage;
+
+/* Types of a filter's arguments in a pipeline: thumbnail(800, crop=attention). */
+enum imgnode_arg_type {
+	IMGNODE_ARG_INT = 1, /* int64_t i */
+	IMGNODE_ARG_NUMBER, /* double n */
+	IMGNODE_ARG_BOOL, /* bool b: true/false, yes/no, 1/0 */
+	IMGNODE_ARG_ENUM, /* int e: index into choices */
+	IMGNODE_ARG_STRING, /* const char *s; host-owned, valid for the job */
+};
+
+/* One parsed argument value, of its declared type. */
+union imgnode_value {
+	int64_t i;
+	double n;
+	bool b;
+	int e;
+	const char *s;
+};
+
+/*
+ * One declared argument. Arguments may be given by position (in table
+ * order) or by name. def is the default as text (NULL: required); min/max
+ * bound INT and NUMBER values, inclusive, when min < max; choices is
+ * NULL-terminated for ENUM. The host parses and checks pipelines against
+ * this table; a filter receives values already valid.
+ */
+struct imgnode_arg {
+	const char *name;
+	enum imgnode_arg_type type;
+	const char *def;
+	double min;
+	double max;
+	const char *const *choices;
+	const char *help;
+};
+
+/* The filter is an encoder: last in a pipeline, has encode (not apply). */
+#define IMGNODE_FILTER_ENCODER 0x1u
+/* As the first step, the filter decodes the input itself with load
+ * (shrink-on-load: thumbnail). */
+#define IMGNODE_FILTER_LOADS 0x2u
+
+/*
+ * A filter: one step of a job's lazy libvips pipeline. args holds one value
+ * per entry of the args table, in table order. Steps return 0 or -errno and,
+ * on failure, a one-line reason in err. Images follow libvips' reference
+ * rules: a step does not take over in; it returns a new reference in *out,
+ * which the caller unrefs. Nothing is computed until the encoder runs.
+ */
+struct imgnode_filter_ops {
+	const struct imgnode_arg *args; /* ends with a NULL name */
+	unsigned flags; /* IMGNODE_FILTER_* */
+	/* Adds this step on top of in. Not used for encoders. */
+	int (*apply)(void *state, struct _VipsImage *in,
+	             const union imgnode_value *args, struct _VipsImage **out,
+	             char *err, size_t errlen);
+	/* IMGNODE_FILTER_LOADS: decodes buf as the first step. options is a
+	 * libvips load option string the host requires (e.g.
+	 * "fail_on=truncated"); the plugin must pass it to the loader. */
+	int (*load)(void *state, const void *buf, size_t len,
+	            const char *options, const union imgnode_value *args,
+	            struct _VipsImage **out, char *err, size_t errlen);
+	/* IMGNODE_FILTER_ENCODER: runs the pipeline into one buffer allocated
+	 * by libvips (g_malloc); the caller frees it with g_free. */
+	int (*encode)(void *state, struct _VipsImage *in,
+	              const union imgnode_value *args, void **buf, size_t *len,
+	              char *err, size_t errlen);
+	const char *mime; /* encoders: the Content-Type, e.g. "image/webp" */
+	const char *format; /* encoders: the libvips loader name it writes,
+	                     * e.g. "webp": the default encoder for an input
+	                     * is the one whose format matches its loader */
+	/* Optional: a quick check run before a new generation of plugins is
+	 * used (hot swap); 0 or -errno with a reason. */
+	int (*selftest)(void *state, char *err, size_t errlen);
+};
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,7 +25,23 @@ static const struct imgnode_conf_key keys[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
-static int filter_ops; /* filter ops arrive with the pipeline */
+static const struct imgnode_arg filter_args[] = {
+        {"amount", IMGNODE_ARG_NUMBER, "1", 0, 10, NULL, "How much."},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static int f_apply(void *s, struct _VipsImage *in,
+                   const union imgnode_value *args, struct _VipsImage **out,
+                   char *err, size_t errlen)
+{
+	(void)s, (void)in, (void)args, (void)out, (void)err, (void)errlen;
+	return -ENOSYS;
+}
+
+static const struct imgnode_filter_ops filter_ops = {
+        .args = filter_args,
+        .apply = f_apply,
+};
 
 static int s_put(void *s, const char *k, const void *d, size_t n)
 {

@@ -1,0 +1,55 @@
+/*
+ * Pipelines: "thumbnail(800, crop=attention) | sharpen | webp(q=75)",
+ * parsed once against the argument tables the loaded filter plugins
+ * declare, into steps with typed values, plus a canonical text (keyword
+ * arguments sorted, defaults filled in) used in result keys and job records.
+ *
+ *   pipeline = step ("|" step)*
+ *   step     = name ["(" [arg ("," arg)*] ")"]
+ *   arg      = value | name "=" value
+ *   value    = bare | "quoted string"    (bare: letters, digits, _ . + -)
+ *
+ * Whitespace is allowed between tokens. Positional arguments come first,
+ * in the order of the filter's table. An encoder may only be the last step.
+ */
+#ifndef IMGNODE_PIPELINE_H
+#define IMGNODE_PIPELINE_H
+
+#include <stddef.h>
+
+#include <imgnode/plugin.h>
+
+#define PIPELINE_MAX_LEN 2048
+#define PIPELINE_MAX_STEPS 32
+
+struct plugin_set;
+
+struct pipeline_step {
+	const char *name; /* the filter's name (borrowed from its plugin) */
+	const char *version;
+	const struct imgnode_filter_ops *ops;
+	void *state; /* the plugin's state, for its ops */
+	union imgnode_value *args; /* one per entry of ops->args */
+};
+
+struct pipeline {
+	struct pipeline_step *steps;
+	size_t n;
+	char *canonical;
+	char **owned; /* STRING values, freed with the pipeline */
+	size_t nowned;
+};
+
+/*
+ * Parses text against the filter plugins of set. Returns a new pipeline
+ * (free with pipeline_free) or NULL with "column N: reason" in err (column
+ * 1-based).
+ */
+struct pipeline *pipeline_parse(const char *text, const struct plugin_set *set,
+                                char *err, size_t errlen);
+void pipeline_free(struct pipeline *p);
+
+/* True if the last step is an encoder. */
+int pipeline_has_encoder(const struct pipeline *p);
+
+#endif

@@ -1,0 +1,215 @@
+/*
+ * The pipeline parser: canonical forms and every error class, each with
+ * its column. The filters are descriptors declared here (no libvips
+ * involved: parsing only reads argument tables).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "node/pipeline.h"
+#include "plugin.h"
+
+static const char *const crops[] = {"none", "centre", "attention", NULL};
+
+static const struct imgnode_arg thumb_args[] = {
+        {"width", IMGNODE_ARG_INT, NULL, 1, 10000, NULL, "Width."},
+        {"height", IMGNODE_ARG_INT, "0", 0, 10000, NULL, "Height."},
+        {"crop", IMGNODE_ARG_ENUM, "none", 0, 0, crops, "Crop."},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+static const struct imgnode_arg sharpen_args[] = {
+        {"sigma", IMGNODE_ARG_NUMBER, "1", 0.01, 10, NULL, "Sigma."},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+static const struct imgnode_arg mark_args[] = {
+        {"text", IMGNODE_ARG_STRING, NULL, 0, 0, NULL, "Text."},
+        {"opacity", IMGNODE_ARG_NUMBER, "0.5", 0, 1, NULL, "Opacity."},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+static const struct imgnode_arg webp_args[] = {
+        {"q", IMGNODE_ARG_INT, "75", 1, 100, NULL, "Quality."},
+        {"lossless", IMGNODE_ARG_BOOL, "false", 0, 0, NULL, "Lossless."},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+static const struct imgnode_arg none_args[] = {
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static const struct imgnode_filter_ops thumb_ops = {
+        .args = thumb_args, .flags = IMGNODE_FILTER_LOADS};
+static const struct imgnode_filter_ops sharpen_ops = {.args = sharpen_args};
+static const struct imgnode_filter_ops mark_ops = {.args = mark_args};
+static const struct imgnode_filter_ops gray_ops = {.args = none_args};
+static const struct imgnode_filter_ops webp_ops = {
+        .args = webp_args, .flags = IMGNODE_FILTER_ENCODER};
+
+#define FILTER(n, o)                                                           \
+	{                                                                      \
+		.magic = IMGNODE_PLUGIN_MAGIC, .abi_major = IMGNODE_ABI_MAJOR, \
+		.kind = IMGNODE_KIND_FILTER, .name = n, .version = "1.0",      \
+		.ops = &o                                                      \
+	}
+
+static const struct imgnode_plugin descs[] = {
+        FILTER("thumbnail", thumb_ops), FILTER("sharpen", sharpen_ops),
+        FILTER("watermark", mark_ops),  FILTER("grayscale", gray_ops),
+        FILTER("webp", webp_ops),
+};
+
+static struct plugin plugins[5];
+static struct plugin_set set;
+
+static void assert_canonical(const char *text, const char *want)
+{
+	char err[512] = "";
+	struct pipeline *pl = pipeline_parse(text, &set, err, sizeof(err));
+
+	if (!pl)
+		fail_msg("\"%s\" refused: %s", text, err);
+	assert_string_equal(pl->canonical, want);
+	pipeline_free(pl);
+}
+
+static void assert_error(const char *text, const char *want)
+{
+	char err[512] = "";
+	struct pipeline *pl = pipeline_parse(text, &set, err, sizeof(err));
+
+	if (pl)
+		fail_msg("\"%s\" accepted as %s", text, pl->canonical);
+	if (strcmp(err, want) != 0)
+		fail_msg("\"%s\": got \"%s\", want \"%s\"", text, err, want);
+}
+
+static void test_canonical_forms(void **state)
+{
+	const char *full = "thumbnail(crop=attention,height=600,width=800)|"
+	                   "sharpen(sigma=1)|webp(lossless=false,q=75)";
+
+	(void)state;
+	assert_canonical("thumbnail(800, 600, crop=attention) | sharpen | "
+	                 "webp(q=75)",
+	                 full);
+	assert_canonical("thumbnail(crop=attention,width=800,height=600)|"
+	                 "sharpen()|webp",
+	                 full);
+	assert_canonical("  thumbnail ( 800 , 600 , crop = attention )|"
+	                 "sharpen(1.0)|webp(75, false)  ",
+	                 full);
+	assert_canonical("grayscale", "grayscale");
+	assert_canonical("sharpen(0.5)", "sharpen(sigma=0.5)");
+	assert_canonical("webp(lossless=yes)", "webp(lossless=true,q=75)");
+	assert_canonical("watermark(\"a \\\"b\\\", c\\\\\")",
+	                 "watermark(opacity=0.5,text=\"a \\\"b\\\", c\\\\\")");
+	assert_canonical("watermark(text=imgnode, opacity=1)",
+	                 "watermark(opacity=1,text=\"imgnode\")");
+}
+
+static void test_steps_and_values(void **state)
+{
+	char err[256];
+	struct pipeline *pl = pipeline_parse(
+	        "thumbnail(320, crop=centre)|watermark(hi)|webp(q=50)", &set,
+	        err, sizeof(err));
+
+	(void)state;
+	assert_non_null(pl);
+	assert_int_equal(pl->n, 3);
+	assert_int_equal(pl->steps[0].args[0].i, 320);
+	assert_int_equal(pl->steps[0].args[1].i, 0);
+	assert_int_equal(pl->steps[0].args[2].e, 1);
+	assert_string_equal(pl->steps[1].args[0].s, "hi");
+	assert_true(pl->steps[1].args[1].n == 0.5);
+	assert_int_equal(pl->steps[2].args[0].i, 50);
+	assert_true(pipeline_has_encoder(pl));
+	pipeline_free(pl);
+}
+
+static void test_errors_name_the_column(void **state)
+{
+	(void)state;
+	assert_error("", "column 1: empty pipeline");
+	assert_error("   ", "column 4: empty pipeline");
+	assert_error(
+	        "thumbnail(800)|sharpn",
+	        "column 16: unknown filter \"sharpn\" (did you mean \"sharpen\"?)");
+	assert_error("blur(3)", "column 1: unknown filter \"blur\"");
+	assert_error(
+	        "thumbnail(800, crops=none)",
+	        "column 16: thumbnail has no argument \"crops\" (it has: width, height, crop)");
+	assert_error("thumbnail(800, width=800)",
+	             "column 16: argument \"width\" given twice");
+	assert_error(
+	        "thumbnail(0)",
+	        "column 11: thumbnail width: 0 is out of range (1 to 10000)");
+	assert_error("thumbnail(wide)",
+	             "column 11: thumbnail width: \"wide\" is not an integer");
+	assert_error("sharpen(much)",
+	             "column 9: sharpen sigma: \"much\" is not a number");
+	assert_error(
+	        "thumbnail(8, crop=smart)",
+	        "column 19: thumbnail crop: \"smart\" is not one of none, centre, attention");
+	assert_error(
+	        "webp(lossless=maybe)",
+	        "column 15: webp lossless: \"maybe\" is not true or false");
+	assert_error("webp|sharpen",
+	             "column 1: encoder \"webp\" must be the last step");
+	assert_error("thumbnail(crop=none, 800)",
+	             "column 22: positional argument after a keyword argument");
+	assert_error("sharpen(1, 2)",
+	             "column 12: sharpen takes at most 1 argument");
+	assert_error("thumbnail(crop=none)",
+	             "column 1: thumbnail: missing argument \"width\"");
+	assert_error("watermark(\"abc)", "column 11: unterminated string");
+	assert_error("watermark(\"a\\n\")",
+	             "column 13: unknown escape (only \\\" and \\\\)");
+	assert_error("thumbnail(800))",
+	             "column 15: expected '|', '(' or the end, found ')'");
+	assert_error("thumbnail(800",
+	             "column 14: expected ',' or ')', found end of input");
+	assert_error("thumbnail(800,)",
+	             "column 15: expected a value, found ')'");
+	assert_error("sharpen||webp",
+	             "column 9: expected a filter name, found '|'");
+	assert_error("Sharpen", "column 1: expected a filter name, found 'S'");
+	assert_error("sharpen\x01",
+	             "column 8: expected '|', '(' or the end, found byte 0x01");
+}
+
+static void test_limits(void **state)
+{
+	char text[PIPELINE_MAX_LEN + 64];
+	size_t off = 0;
+
+	(void)state;
+	for (int i = 0; i < PIPELINE_MAX_STEPS + 1; i++)
+		off += (size_t)snprintf(text + off, sizeof(text) - off, "%s%s",
+		                        i ? "|" : "", "grayscale");
+	assert_error(text, "column 321: more than 32 steps");
+	memset(text, 'a', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	assert_error(text, "column 2049: pipeline longer than 2048 characters");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_canonical_forms),
+	        cmocka_unit_test(test_steps_and_values),
+	        cmocka_unit_test(test_errors_name_the_column),
+	        cmocka_unit_test(test_limits),
+	};
+
+	for (size_t i = 0; i < 5; i++) {
+		plugins[i].desc = &descs[i];
+		plugins[i].next = i + 1 < 5 ? &plugins[i + 1] : NULL;
+	}
+	set.head = &plugins[0];
+	set.n = 5;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
