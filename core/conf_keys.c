@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef IMGNODE_PLUGIN_DIR
@@ -73,6 +74,84 @@ static const struct imgnode_conf_key storage_keys[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
+#define WRK(f) offsetof(struct workers_conf, f)
+#define ING(f) offsetof(struct ingress_conf, f)
+#define LIM(f) offsetof(struct limits_conf, f)
+#define GIB (INT64_C(1) << 30)
+
+static const struct imgnode_conf_key workers_keys[] = {
+        {"count", IMGNODE_CONF_INT, "2", 0, 256, NULL,
+         "Worker processes; each runs one job at a time. One per core is the measured best (libvips gains little from threads inside one image).",
+         WRK(count)},
+        {"max_jobs", IMGNODE_CONF_INT, "1000", 0, INT64_C(1) << 40, NULL,
+         "A worker is replaced after this many jobs, which bounds allocator growth (0 = never).",
+         WRK(max_jobs)},
+        {"max_rss", IMGNODE_CONF_SIZE, "1G", 0, INT64_C(1) << 50, NULL,
+         "A worker whose resident memory passes this is replaced once its job is done (0 = no limit).",
+         WRK(max_rss)},
+        {"job_timeout", IMGNODE_CONF_DURATION, "60s", 100, 24 * HOUR, NULL,
+         "A worker still busy with one job after this is killed; the job is redelivered, up to the transport's delivery limit.",
+         WRK(job_timeout)},
+        {"heartbeat", IMGNODE_CONF_DURATION, "10s", 100, HOUR, NULL,
+         "An idle worker that has not reported for this long is killed and replaced.",
+         WRK(heartbeat)},
+        {"concurrency", IMGNODE_CONF_INT, "1", 1, 64, NULL,
+         "libvips threads per job.", WRK(concurrency)},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+};
+
+static const struct imgnode_conf_key ingress_keys[] = {
+        {"listen", IMGNODE_CONF_STRING, "127.0.0.1", 0, 0, NULL,
+         "Address the HTTP API listens on (IPv4 or IPv6 literal).",
+         ING(listen)},
+        {"port", IMGNODE_CONF_INT, "8080", 1, 65535, NULL,
+         "TCP port of the HTTP API.", ING(port)},
+        {"max_body", IMGNODE_CONF_SIZE, "50M", 1, 4 * GIB, NULL,
+         "Largest upload accepted; bigger ones get 413.", ING(max_body)},
+        {"wait_max", IMGNODE_CONF_DURATION, "30s", 0, HOUR, NULL,
+         "Longest ?wait= a client may ask for.", ING(wait_max)},
+        {"request_timeout", IMGNODE_CONF_DURATION, "60s", 1000, HOUR, NULL,
+         "A connection idle for this long is closed (slow clients).",
+         ING(request_timeout)},
+        {"max_inflight", IMGNODE_CONF_INT, "256", 1, 1000000, NULL,
+         "Jobs accepted by this node and not yet finished; beyond it uploads get 429.",
+         ING(max_inflight)},
+        {"api_keys", IMGNODE_CONF_LIST, "", 0, 0, NULL,
+         "If set, requests must carry one of these in the X-Api-Key header.",
+         ING(api_keys)},
+        {"hmac_key", IMGNODE_CONF_STRING, "", 0, 0, NULL,
+         "If set, pipelines must be signed: ?sig=hex(HMAC-SHA256(key, pipeline)).",
+         ING(hmac_key)},
+        {"presets_only", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
+         "Accept only ?preset=NAME, never a pipeline in the request.",
+         ING(presets_only)},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+};
+
+static const char *const fail_on[] = {"none", "truncated", "error", "warning",
+                                      NULL};
+
+static const struct imgnode_conf_key limits_keys[] = {
+        {"max_pixels", IMGNODE_CONF_INT, "100000000", 1, INT64_C(1) << 40, NULL,
+         "Largest input in pixels (width x height x frames), checked from the header before decoding.",
+         LIM(max_pixels)},
+        {"max_pixels_interlaced", IMGNODE_CONF_INT, "30000000", 1,
+         INT64_C(1) << 40, NULL,
+         "The same for progressive JPEG and interlaced PNG, which libvips must decode whole.",
+         LIM(max_pixels_interlaced)},
+        {"max_dimension", IMGNODE_CONF_INT, "30000", 1, 10000000, NULL,
+         "Largest width or height of an input.", LIM(max_dimension)},
+        {"max_frames", IMGNODE_CONF_INT, "100", 1, 100000, NULL,
+         "Most frames (pages) of an animated input.", LIM(max_frames)},
+        {"fail_on", IMGNODE_CONF_ENUM, "truncated", 0, 0, fail_on,
+         "How damaged an input may be: none, truncated, error or warning (libvips' fail_on).",
+         LIM(fail_on)},
+        {"formats", IMGNODE_CONF_LIST, "jpeg,png,gif,webp,tiff,heif", 0, 0,
+         NULL, "Input formats accepted (sniffed from content). Others get 415.",
+         LIM(formats)},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+};
+
 const struct conf_section conf_core_sections[] = {
         {"node", node_keys, offsetof(struct conf, node), 0},
         {"supervisor", supervisor_keys, offsetof(struct conf, supervisor), 0},
@@ -80,7 +159,11 @@ const struct conf_section conf_core_sections[] = {
          CONF_SECTION_PLUGIN},
         {"storage", storage_keys, offsetof(struct conf, storage),
          CONF_SECTION_PLUGIN},
+        {"workers", workers_keys, offsetof(struct conf, workers), 0},
+        {"ingress", ingress_keys, offsetof(struct conf, ingress), 0},
+        {"limits", limits_keys, offsetof(struct conf, limits), 0},
         {"filter.", NULL, 0, CONF_SECTION_PLUGIN | CONF_SECTION_PREFIX},
+        {"preset.", NULL, 0, CONF_SECTION_PREFIX},
         {NULL, NULL, 0, 0},
 };
 
@@ -101,6 +184,59 @@ bool conf_section_known(const char *section)
 	return false;
 }
 
+/* [preset.NAME] pipeline = ...: one key, checked here; the pipeline itself
+ * is checked where filters are loaded. */
+static int fill_presets(struct conf *conf, char *err, size_t errlen)
+{
+	struct preset **tail = &conf->presets;
+
+	for (struct conf_entry *e = conf->entries; e; e = e->next) {
+		const char *name = e->section + strlen("preset.");
+		struct preset *p;
+
+		if (strncmp(e->section, "preset.", 7) != 0)
+			continue;
+		if (strcmp(e->key, "pipeline") != 0) {
+			conf_set_err(
+			        err, errlen,
+			        "%s:%d: [%s] %s: unknown key (a preset has only pipeline)",
+			        e->file, e->line, e->section, e->key);
+			return -EINVAL;
+		}
+		if (strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+		            strlen(name) ||
+		    strlen(name) > 64) {
+			conf_set_err(
+			        err, errlen,
+			        "%s:%d: [%s]: a preset name is 1-64 characters of [a-z0-9_-]",
+			        e->file, e->line, e->section);
+			return -EINVAL;
+		}
+		for (p = conf->presets; p; p = p->next)
+			if (strcmp(p->name, name) == 0)
+				break;
+		if (!p) {
+			p = calloc(1, sizeof(*p));
+			if (!p || !(p->name = strdup(name))) {
+				free(p);
+				conf_set_err(err, errlen, "out of memory");
+				return -ENOMEM;
+			}
+			*tail = p;
+			tail = &p->next;
+		}
+		free(p->pipeline); /* a later file overrides */
+		p->pipeline = strdup(e->value);
+		p->where = e;
+		e->used = true;
+		if (!p->pipeline) {
+			conf_set_err(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int conf_fill_core(struct conf *conf, char *err, size_t errlen)
 {
 	for (const struct conf_section *s = conf_core_sections; s->name; s++) {
@@ -110,14 +246,23 @@ int conf_fill_core(struct conf *conf, char *err, size_t errlen)
 		              !(s->flags & CONF_SECTION_PLUGIN), err, errlen))
 			return -EINVAL;
 	}
-	return 0;
+	return fill_presets(conf, err, errlen);
 }
 
 void conf_release_core(struct conf *conf)
 {
+	struct preset *p, *next;
+
 	for (const struct conf_section *s = conf_core_sections; s->name; s++)
 		if (s->keys)
 			conf_release(s->keys, (char *)conf + s->offset);
+	for (p = conf->presets; p; p = next) {
+		next = p->next;
+		free(p->name);
+		free(p->pipeline);
+		free(p);
+	}
+	conf->presets = NULL;
 }
 
 const struct conf_section *conf_core_section(const char *name)

@@ -368,20 +368,20 @@ void conf_print_keys(FILE *out, const struct conf *conf, const char *section,
 		if (mode == CONF_PRINT_TEMPLATE) {
 			if (k->help)
 				print_comment(out, k->help);
-			if (k->def)
-				fprintf(out, ";%s = %s\n\n", k->name, k->def);
-			else
+			if (!k->def)
 				fprintf(out, ";%s =   (required)\n\n", k->name);
+			else
+				fprintf(out, ";%s =%s%s\n\n", k->name,
+				        k->def[0] ? " " : "", k->def);
 			continue;
 		}
 		e = find_entry(conf->entries, section, k->name);
 		conf_value_format(k, (const char *)base + k->offset, value,
 		                  sizeof(value));
+		fprintf(out, "%s =%s%s", k->name, value[0] ? " " : "", value);
 		if (e)
-			fprintf(out, "%s = %s  ; %s:%d\n", k->name, value,
-			        e->file, e->line);
-		else
-			fprintf(out, "%s = %s\n", k->name, value);
+			fprintf(out, "  ; %s:%d", e->file, e->line);
+		fputc('\n', out);
 	}
 }
 

@@ -59,12 +59,54 @@ struct plugin_ref_conf {
 	char *plugin;
 };
 
+struct workers_conf {
+	int64_t count;
+	int64_t max_jobs;
+	int64_t max_rss; /* bytes */
+	int64_t job_timeout; /* ms */
+	int64_t heartbeat; /* ms */
+	int64_t concurrency; /* libvips threads per job */
+};
+
+struct ingress_conf {
+	char *listen;
+	int64_t port;
+	int64_t max_body; /* bytes */
+	int64_t wait_max; /* ms */
+	int64_t request_timeout; /* ms */
+	int64_t max_inflight;
+	struct imgnode_list api_keys;
+	char *hmac_key;
+	bool presets_only;
+};
+
+struct limits_conf {
+	int64_t max_pixels;
+	int64_t max_pixels_interlaced;
+	int64_t max_dimension;
+	int64_t max_frames;
+	int fail_on; /* enum: none, truncated, error, warning */
+	struct imgnode_list formats;
+};
+
+/* A [preset.NAME] section: a named pipeline. */
+struct preset {
+	char *name;
+	char *pipeline;
+	const struct conf_entry *where;
+	struct preset *next;
+};
+
 struct conf {
 	char *path;
 	struct node_conf node;
 	struct supervisor_conf supervisor;
 	struct plugin_ref_conf transport;
 	struct plugin_ref_conf storage;
+	struct workers_conf workers;
+	struct ingress_conf ingress;
+	struct limits_conf limits;
+	struct preset *presets; /* in the order read */
 	struct conf_entry *entries; /* in the order read */
 };
 

@@ -503,10 +503,8 @@ void plugin_set_free(struct plugin_set *set)
 	memset(set, 0, sizeof(*set));
 }
 
-int plugin_validate_in_child(struct conf *conf,
-                             void (*fn)(struct plugin_set *set,
-                                        struct conf *conf, void *arg),
-                             void *arg, char *err, size_t errlen)
+int plugin_validate_in_child(struct conf *conf, plugin_check_fn *fn, void *arg,
+                             char *err, size_t errlen)
 {
 	int pfd[2], status;
 	ssize_t n;
@@ -537,13 +535,13 @@ int plugin_validate_in_child(struct conf *conf,
 		if (!ret)
 			ret = plugin_set_configure(&set, conf, why,
 			                           sizeof(why));
+		if (!ret && fn)
+			ret = fn(&set, conf, arg, why, sizeof(why));
+		fflush(NULL);
 		if (ret) {
 			util_write_all(pfd[1], why, strlen(why));
 			_exit(100);
 		}
-		if (fn)
-			fn(&set, conf, arg);
-		fflush(NULL);
 		_exit(0);
 	}
 	close(pfd[1]);

@@ -80,13 +80,14 @@ void plugin_set_free(struct plugin_set *set);
 /*
  * The whole check of imgnode -t and of a reload, in a throwaway child so the
  * caller never maps plugin code: load conf's plugin_dir, configure. If fn is
- * set, the child also calls it with the set (e.g. to print the effective
- * config) before exiting. Returns 0, or -EINVAL with the child's one-line
- * reason in err (a crash of the child is reported as such).
+ * set, the child also calls it with the set (to check more, or to print the
+ * effective config); fn returns 0 or -errno with a reason in err. Returns
+ * 0, or -EINVAL with the child's one-line reason in err (a crash of the
+ * child is reported as such).
  */
-int plugin_validate_in_child(struct conf *conf,
-                             void (*fn)(struct plugin_set *set,
-                                        struct conf *conf, void *arg),
-                             void *arg, char *err, size_t errlen);
+typedef int plugin_check_fn(struct plugin_set *set, struct conf *conf,
+                            void *arg, char *err, size_t errlen);
+int plugin_validate_in_child(struct conf *conf, plugin_check_fn *fn, void *arg,
+                             char *err, size_t errlen);
 
 #endif

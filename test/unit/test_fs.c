@@ -1,0 +1,840 @@
+/*
+ * Unit tests for the fs storage plugin, loaded from $BUILD/plugins/fs.so as
+ * the daemon loads it, configured from an INI file through the real config
+ * loader, against the real host table. Each test has its own temporary
+ * directory as [node] state_dir and removes it afterwards.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "host.h"
+
+static void *dl;
+static const struct imgnode_plugin *plugin;
+static const struct imgnode_storage_ops *ops;
+
+/* One test's world: its directory, config and plugin state. */
+struct fx {
+	char dir[64]; /* the test's temporary directory (state_dir) */
+	char store[128]; /* the default store: dir/store */
+	struct conf *conf;
+	void *cbuf; /* the plugin's config struct */
+	void *st; /* the plugin's state, NULL when not open */
+};
+
+static int group_setup(void **state)
+{
+	const char *build = getenv("BUILD");
+	char path[4096];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/plugins/fs.so",
+	         build && *build ? build : "build");
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+		return -1;
+	}
+	plugin = dlsym(dl, IMGNODE_PLUGIN_SYMBOL);
+	if (!plugin || plugin->kind != IMGNODE_KIND_STORAGE) {
+		fprintf(stderr, "%s: no storage plugin descriptor\n", path);
+		return -1;
+	}
+	ops = plugin->ops;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	if (dl)
+		dlclose(dl);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/imgnode-fs-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
+	*state = f;
+	return 0;
+}
+
+/*
+ * Writes an INI with state_dir = the test's directory and extra lines in
+ * [storage], loads it, fills the plugin's config and calls init. Returns
+ * what init returned; the config is kept either way (fx_close frees it).
+ */
+static int fx_open(struct fx *f, const char *extra)
+{
+	char ini[128], err[CONF_ERR_MAX] = "";
+	FILE *fp;
+	int ret;
+
+	snprintf(ini, sizeof(ini), "%s/imgnode.ini", f->dir);
+	fp = fopen(ini, "w");
+	assert_non_null(fp);
+	fprintf(fp, "[node]\nstate_dir = %s\n[storage]\nplugin = fs\n%s\n",
+	        f->dir, extra ? extra : "");
+	assert_int_equal(fclose(fp), 0);
+	f->conf = conf_load(ini, err, sizeof(err));
+	if (!f->conf)
+		fail_msg("conf_load: %s", err);
+	f->cbuf = calloc(1, plugin->conf_size);
+	assert_non_null(f->cbuf);
+	if (conf_fill(f->conf, "storage", plugin->conf_keys, f->cbuf, false,
+	              err, sizeof(err)))
+		fail_msg("conf_fill: %s", err);
+	host_set_conf(f->conf);
+	ret = plugin->init(host_table(), f->cbuf, &f->st);
+	if (ret)
+		f->st = NULL;
+	return ret;
+}
+
+static void fx_close(struct fx *f)
+{
+	if (f->st)
+		plugin->fini(f->st);
+	f->st = NULL;
+	if (f->cbuf)
+		conf_release(plugin->conf_keys, f->cbuf);
+	free(f->cbuf);
+	f->cbuf = NULL;
+	host_set_conf(NULL);
+	conf_free(f->conf);
+	f->conf = NULL;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int type,
+                    struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (type == FTW_DP)
+		return rmdir(path);
+	return unlink(path);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	fx_close(f);
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static int open_ok(void **state, const char *extra)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(fx_open(f, extra), 0);
+	return 0;
+}
+
+/* Counting what lies in a tree, for "nothing left behind". */
+static int counted, counted_tmp;
+
+static int count_entry(const char *path, const struct stat *sb, int type,
+                       struct FTW *ftw)
+{
+	(void)sb;
+	(void)type;
+	if (ftw->level == 0)
+		return 0;
+	counted++;
+	counted_tmp += strchr(path + ftw->base, '~') != NULL;
+	return 0;
+}
+
+/* Entries under path (itself not counted); temporary files in *tmp. */
+static int count_tree(const char *path, int *tmp)
+{
+	counted = counted_tmp = 0;
+	if (nftw(path, count_entry, 16, FTW_PHYS))
+		return -1;
+	if (tmp)
+		*tmp = counted_tmp;
+	return counted;
+}
+
+static int tmp_files(const char *path)
+{
+	int tmp = -1;
+
+	assert_true(count_tree(path, &tmp) >= 0);
+	return tmp;
+}
+
+static bool exists(const char *dir, const char *rel)
+{
+	char path[4096];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	return lstat(path, &sb) == 0;
+}
+
+/* Pseudo-random bytes, the same for the same seed. */
+static void *random_bytes(size_t len, uint64_t seed)
+{
+	unsigned char *p = malloc(len ? len : 1);
+
+	assert_non_null(p);
+	seed = seed * 2654435761u + 1;
+	for (size_t i = 0; i < len; i++) {
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		p[i] = (unsigned char)(seed >> 24);
+	}
+	return p;
+}
+
+/* Asserts that key holds exactly data[0..len). */
+static void assert_object(struct fx *f, const char *key, const void *data,
+                          size_t len)
+{
+	void *got = NULL;
+	size_t got_len = 12345;
+
+	assert_int_equal(ops->get(f->st, key, SIZE_MAX, &got, &got_len), 0);
+	assert_non_null(got);
+	assert_int_equal(got_len, len);
+	if (len)
+		assert_memory_equal(got, data, len);
+	free(got);
+}
+
+/* Log capture: the host logs with write(2) on fd 2. */
+static int saved_stderr = -1;
+static char capture_path[128];
+static char captured[8192]; /* what was logged, after capture_end */
+
+static void capture_start(struct fx *f)
+{
+	int fd;
+
+	snprintf(capture_path, sizeof(capture_path), "%s/log", f->dir);
+	fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	saved_stderr = dup(STDERR_FILENO);
+	assert_true(saved_stderr >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	close(fd);
+}
+
+/* Stops capturing; what was logged is in captured. */
+static void capture_end(void)
+{
+	ssize_t n;
+	int fd;
+
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	saved_stderr = -1;
+	fd = open(capture_path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	n = read(fd, captured, sizeof(captured) - 1);
+	close(fd);
+	unlink(capture_path);
+	captured[n > 0 ? n : 0] = '\0';
+}
+
+static void assert_logged(const char *want)
+{
+	if (!strstr(captured, want))
+		fail_msg("log lacks \"%s\":\n%s", want, captured);
+}
+
+static void test_round_trip(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		const char *key;
+		size_t len;
+	} cases[] = {
+	        {"empty", 0},
+	        {"one", 1},
+	        {"orig/1k", 1024},
+	        {"out/ab/cd/5m", 5 << 20},
+	        {"a.b/c-d/E_F.jpg", 4097},
+	};
+
+	open_ok(state, NULL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		void *data = random_bytes(cases[i].len, i);
+
+		assert_int_equal(
+		        ops->put(f->st, cases[i].key, data, cases[i].len), 0);
+		assert_true(exists(f->store, cases[i].key));
+		free(data);
+	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		void *data = random_bytes(cases[i].len, i);
+
+		assert_object(f, cases[i].key, data, cases[i].len);
+		free(data);
+	}
+	assert_int_equal(tmp_files(f->store), 0);
+}
+
+static void test_no_fsync(void **state)
+{
+	struct fx *f = *state;
+	void *data = random_bytes(70000, 7);
+
+	open_ok(state, "fsync = no");
+	assert_int_equal(ops->put(f->st, "x/y", data, 70000), 0);
+	assert_int_equal(ops->put_excl(f->st, "x/z", data, 70000), 0);
+	assert_object(f, "x/y", data, 70000);
+	assert_object(f, "x/z", data, 70000);
+	free(data);
+}
+
+static void test_put_replaces(void **state)
+{
+	struct fx *f = *state;
+
+	open_ok(state, NULL);
+	assert_int_equal(ops->put(f->st, "jobs/1", "queued-and-long", 15), 0);
+	assert_int_equal(ops->put(f->st, "jobs/1", "done", 4), 0);
+	assert_object(f, "jobs/1", "done", 4);
+	assert_int_equal(ops->put(f->st, "jobs/1", "", 0), 0);
+	assert_object(f, "jobs/1", "", 0);
+	assert_int_equal(count_tree(f->store, NULL), 2); /* jobs/, jobs/1 */
+}
+
+static void test_put_excl(void **state)
+{
+	struct fx *f = *state;
+
+	open_ok(state, NULL);
+	assert_int_equal(ops->put_excl(f->st, "out/k", "first", 5), 0);
+	assert_int_equal(ops->put_excl(f->st, "out/k", "second", 6), -EEXIST);
+	assert_object(f, "out/k", "first", 5);
+	/* put still replaces what put_excl made */
+	assert_int_equal(ops->put(f->st, "out/k", "third", 5), 0);
+	assert_object(f, "out/k", "third", 5);
+	assert_int_equal(count_tree(f->store, NULL), 2);
+}
+
+#define RACERS 8
+#define RACE_LEN (256 * 1024)
+
+/* Each racer is its own process with its own plugin state. */
+static void racer(struct fx *f, int gate, int i)
+{
+	char c, *buf = malloc(RACE_LEN);
+	void *st;
+	int ret;
+
+	if (!buf || plugin->init(host_table(), f->cbuf, &st))
+		_exit(3);
+	memset(buf, 'A' + i, RACE_LEN);
+	/* the gate opens for all at once when the parent closes it */
+	while (read(gate, &c, 1) < 0 && errno == EINTR)
+		;
+	ret = ops->put_excl(st, "race/key", buf, RACE_LEN);
+	plugin->fini(st);
+	free(buf);
+	_exit(ret == 0 ? 0 : ret == -EEXIST ? 1 : 2);
+}
+
+static void test_excl_race(void **state)
+{
+	struct fx *f = *state;
+	int gate[2], wins = 0, losses = 0, winner = -1;
+	pid_t pids[RACERS];
+	unsigned char *got = NULL;
+	size_t len = 0;
+
+	open_ok(state, NULL);
+	assert_int_equal(pipe(gate), 0);
+	for (int i = 0; i < RACERS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			close(gate[1]);
+			racer(f, gate[0], i);
+		}
+	}
+	close(gate[0]);
+	close(gate[1]);
+	for (int i = 0; i < RACERS; i++) {
+		int status;
+
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status));
+		if (WEXITSTATUS(status) == 0) {
+			wins++;
+			winner = i;
+		} else if (WEXITSTATUS(status) == 1) {
+			losses++;
+		} else {
+			fail_msg("racer %d exited with %d", i,
+			         WEXITSTATUS(status));
+		}
+	}
+	assert_int_equal(wins, 1);
+	assert_int_equal(losses, RACERS - 1);
+	assert_int_equal(
+	        ops->get(f->st, "race/key", SIZE_MAX, (void **)&got, &len), 0);
+	assert_int_equal(len, RACE_LEN);
+	for (size_t i = 0; i < len; i++)
+		if (got[i] != 'A' + winner)
+			fail_msg("byte %zu is '%c', not the winner's '%c'", i,
+			         got[i], 'A' + winner);
+	free(got);
+	assert_int_equal(tmp_files(f->store), 0);
+	assert_int_equal(count_tree(f->store, NULL), 2);
+}
+
+/* Two processes put and delete keys in one directory, which del removes
+ * whenever it empties: puts must make it again and never fail. */
+static void test_put_del_race(void **state)
+{
+	struct fx *f = *state;
+	pid_t pids[2];
+
+	open_ok(state, "fsync = no");
+	for (int i = 0; i < 2; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			const char *key = i ? "d/e/b" : "d/e/a";
+
+			for (int n = 0; n < 300; n++)
+				if (ops->put(f->st, key, "x", 1) ||
+				    ops->del(f->st, key))
+					_exit(1);
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		int status;
+
+		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	assert_int_equal(count_tree(f->store, NULL), 0);
+}
+
+static void test_get(void **state)
+{
+	struct fx *f = *state;
+	void *data = random_bytes(100, 1), *got = NULL;
+	size_t len = 0;
+
+	open_ok(state, NULL);
+	assert_int_equal(ops->put(f->st, "dir/file", data, 100), 0);
+	assert_int_equal(ops->get(f->st, "missing", 10, &got, &len), -ENOENT);
+	assert_int_equal(ops->get(f->st, "dir/missing", 10, &got, &len),
+	                 -ENOENT);
+	/* a directory is not an object, nor is a path through a file */
+	assert_int_equal(ops->get(f->st, "dir", 10, &got, &len), -ENOENT);
+	assert_int_equal(ops->get(f->st, "dir/file/x", 10, &got, &len),
+	                 -ENOENT);
+	capture_start(f);
+	assert_int_equal(ops->get(f->st, "dir/file", 99, &got, &len), -EFBIG);
+	capture_end();
+	assert_logged("unable to read dir/file: 100 bytes");
+	assert_null(got);
+	assert_int_equal(ops->get(f->st, "dir/file", 100, &got, &len), 0);
+	assert_int_equal(len, 100);
+	assert_memory_equal(got, data, 100);
+	free(got);
+	free(data);
+}
+
+static void test_stat(void **state)
+{
+	struct fx *f = *state;
+	struct imgnode_stat st = {0, 0};
+	void *data = random_bytes(1234, 2);
+	struct timespec before, after;
+
+	open_ok(state, NULL);
+	clock_gettime(CLOCK_REALTIME, &before);
+	assert_int_equal(ops->put(f->st, "s/t", data, 1234), 0);
+	clock_gettime(CLOCK_REALTIME, &after);
+	assert_int_equal(ops->stat(f->st, "s/t", &st), 0);
+	assert_int_equal(st.size, 1234);
+	/* filesystem timestamps lag the clock by up to a tick */
+	assert_true(st.mtime_ms >= (int64_t)before.tv_sec * 1000 - 1000);
+	assert_true(st.mtime_ms <= (int64_t)after.tv_sec * 1000 + 1000);
+	assert_int_equal(ops->put(f->st, "s/empty", "", 0), 0);
+	assert_int_equal(ops->stat(f->st, "s/empty", &st), 0);
+	assert_int_equal(st.size, 0);
+	assert_int_equal(ops->stat(f->st, "s/none", &st), -ENOENT);
+	assert_int_equal(ops->stat(f->st, "s", &st), -ENOENT);
+	free(data);
+}
+
+static void test_del(void **state)
+{
+	struct fx *f = *state;
+	struct imgnode_stat st;
+	void *got;
+	size_t len;
+
+	open_ok(state, NULL);
+	assert_int_equal(ops->put(f->st, "a/b/c", "1", 1), 0);
+	assert_int_equal(ops->put(f->st, "a/x", "2", 1), 0);
+	assert_int_equal(ops->del(f->st, "a/b/c"), 0);
+	assert_int_equal(ops->get(f->st, "a/b/c", 10, &got, &len), -ENOENT);
+	assert_int_equal(ops->stat(f->st, "a/b/c", &st), -ENOENT);
+	assert_int_equal(ops->del(f->st, "a/b/c"), -ENOENT);
+	/* the emptied directory went, the one still in use stayed */
+	assert_false(exists(f->store, "a/b"));
+	assert_true(exists(f->store, "a/x"));
+	assert_int_equal(ops->del(f->st, "a"), -ENOENT); /* a directory */
+	assert_int_equal(ops->del(f->st, "a/x"), 0);
+	assert_false(exists(f->store, "a"));
+	assert_int_equal(count_tree(f->store, NULL), 0);
+	assert_true(exists(f->dir, "store"));
+	assert_int_equal(ops->del(f->st, "never"), -ENOENT);
+}
+
+struct seen {
+	int n;
+	int stop_at; /* return 7 on this call (1-based), 0: never */
+	char keys[16][64];
+};
+
+static int collect(const char *key, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->n < 16)
+		snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", key);
+	s->n++;
+	return s->n == s->stop_at ? 7 : 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Lists prefix and compares with want (NULL-terminated, sorted). */
+static void assert_list(struct fx *f, const char *prefix,
+                        const char *const *want)
+{
+	struct seen s;
+	int n = 0;
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(ops->list(f->st, prefix, collect, &s), 0);
+	qsort(s.keys, (size_t)(s.n < 16 ? s.n : 16), sizeof(s.keys[0]),
+	      by_name);
+	for (; want[n]; n++) {
+		if (n >= s.n || strcmp(s.keys[n], want[n]) != 0)
+			fail_msg("list \"%s\": item %d is \"%s\", want \"%s\"",
+			         prefix, n, n < s.n ? s.keys[n] : "(none)",
+			         want[n]);
+	}
+	assert_int_equal(s.n, n);
+}
+
+static void test_list(void **state)
+{
+	struct fx *f = *state;
+	static const char *const keys[] = {
+	        "jobs/1", "jobs/2", "jobs/sub/3", "jobsx", "out/ab/cd", "z",
+	};
+	static const char *const all[] = {"jobs/1", "jobs/2",    "jobs/sub/3",
+	                                  "jobsx",  "out/ab/cd", "z",
+	                                  NULL};
+	static const char *const jobs_dir[] = {"jobs/1", "jobs/2", "jobs/sub/3",
+	                                       NULL};
+	static const char *const jobs[] = {"jobs/1", "jobs/2", "jobs/sub/3",
+	                                   "jobsx", NULL};
+	static const char *const out[] = {"out/ab/cd", NULL};
+	static const char *const sub[] = {"jobs/sub/3", NULL};
+	static const char *const none[] = {NULL};
+	struct seen s;
+	char path[256];
+	int fd;
+
+	open_ok(state, NULL);
+	assert_list(f, "", none);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		assert_int_equal(ops->put(f->st, keys[i], "v", 1), 0);
+	/* a crashed put's temporary file and a stray name are not objects */
+	snprintf(path, sizeof(path), "%s/jobs/.tmp~1.2", f->store);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/not a key", f->store);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	close(fd);
+
+	assert_list(f, "", all);
+	assert_list(f, NULL, all);
+	assert_list(f, "jobs/", jobs_dir);
+	assert_list(f, "jobs", jobs);
+	assert_list(f, "out/a", out);
+	assert_list(f, "jobs/sub/", sub);
+	assert_list(f, "nothing/", none);
+	assert_list(f, "jobs/1/", none);
+
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 2;
+	assert_int_equal(ops->list(f->st, "", collect, &s), 7);
+	assert_int_equal(s.n, 2);
+}
+
+static void test_invalid_keys(void **state)
+{
+	struct fx *f = *state;
+	static const char *const bad[] = {
+	        "../x", "/abs", "a//b", "a/./b",  "",    "a/",  "x y",
+	        "..",   ".",    "a/..", "a/../b", "b\n", "x~y",
+	};
+	char long_key[IMGNODE_KEY_MAX + 2];
+	struct imgnode_stat st;
+	void *got = NULL;
+	size_t len;
+
+	open_ok(state, NULL);
+	memset(long_key, 'k', sizeof(long_key) - 1);
+	long_key[sizeof(long_key) - 1] = '\0';
+	capture_start(f);
+	for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *key =
+		        i < sizeof(bad) / sizeof(bad[0]) ? bad[i] : long_key;
+
+		assert_int_equal(ops->put(f->st, key, "evil", 4), -EINVAL);
+		assert_int_equal(ops->put_excl(f->st, key, "evil", 4), -EINVAL);
+		assert_int_equal(ops->get(f->st, key, 100, &got, &len),
+		                 -EINVAL);
+		assert_int_equal(ops->stat(f->st, key, &st), -EINVAL);
+		assert_int_equal(ops->del(f->st, key), -EINVAL);
+	}
+	capture_end();
+	assert_null(got);
+	assert_logged("unable to write \"../x\": invalid key");
+	assert_logged("unable to read \"/abs\": invalid key");
+	assert_logged("unable to delete \"a//b\": invalid key");
+	assert_logged("unable to stat \"\": invalid key");
+	/* a key cannot forge a log line */
+	assert_logged("unable to write \"b?\": invalid key");
+	assert_logged("unable to write \"x?y\": invalid key");
+	/* nothing written anywhere: the test dir holds the ini and the
+	 * empty store */
+	assert_int_equal(count_tree(f->dir, NULL), 2);
+	assert_int_equal(count_tree(f->store, NULL), 0);
+	/* the longest valid key is fine (in components a filesystem takes) */
+	long_key[IMGNODE_KEY_MAX] = '\0';
+	for (int i = 200; i < IMGNODE_KEY_MAX; i += 200)
+		long_key[i] = '/';
+	assert_int_equal(ops->put(f->st, long_key, "ok", 2), 0);
+	assert_object(f, long_key, "ok", 2);
+}
+
+static void test_max_object(void **state)
+{
+	struct fx *f = *state;
+	void *data = random_bytes(1025, 3);
+
+	open_ok(state, "max_object = 1K");
+	assert_int_equal(ops->put(f->st, "m/ok", data, 1024), 0);
+	capture_start(f);
+	assert_int_equal(ops->put(f->st, "m/big", data, 1025), -EFBIG);
+	assert_int_equal(ops->put_excl(f->st, "m/big2", data, 1025), -EFBIG);
+	capture_end();
+	assert_logged(
+	        "unable to write m/big: 1025 bytes is more than max_object (1024 bytes)");
+	assert_false(exists(f->store, "m/big"));
+	assert_false(exists(f->store, "m/big2"));
+	assert_int_equal(count_tree(f->store, NULL), 2);
+	free(data);
+}
+
+/* A put that fails after making its temporary file takes it away. */
+static void test_failed_put_cleans_up(void **state)
+{
+	struct fx *f = *state;
+	pid_t pid;
+	int status;
+
+	open_ok(state, NULL);
+	assert_int_equal(ops->put(f->st, "a/b", "x", 1), 0);
+	capture_start(f);
+	/* "a" is a directory: the rename over it fails */
+	assert_int_equal(ops->put(f->st, "a", "y", 1), -EISDIR);
+	/* "a/b" is a file: it cannot hold "a/b/c" */
+	assert_int_equal(ops->put(f->st, "a/b/c", "z", 1), -ENOTDIR);
+	capture_end();
+	assert_logged("unable to write a: Is a directory");
+	assert_logged("unable to write a/b/c: Not a directory");
+	assert_int_equal(tmp_files(f->store), 0);
+
+	/* a write that fails half way (file size limit: EFBIG) */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = {64 * 1024, 64 * 1024};
+		void *data = malloc(1 << 20);
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (!data || setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(3);
+		memset(data, 'q', 1 << 20);
+		capture_start(f);
+		status = ops->put(f->st, "big/one", data, 1 << 20);
+		capture_end();
+		if (status != -EFBIG)
+			_exit(1);
+		if (!strstr(captured,
+		            "unable to write big/one: File too large"))
+			_exit(2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_false(exists(f->store, "big/one"));
+	assert_int_equal(tmp_files(f->store), 0);
+}
+
+static void test_default_dir(void **state)
+{
+	struct fx *f = *state;
+	mode_t mask = umask(0);
+	struct stat sb;
+	char path[256];
+
+	umask(mask);
+	assert_false(exists(f->dir, "store"));
+	open_ok(state, NULL);
+	assert_int_equal(stat(f->store, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0777, 0750 & ~mask);
+	assert_int_equal(ops->put(f->st, "k/v", "x", 1), 0);
+	snprintf(path, sizeof(path), "%s/k/v", f->store);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0640 & ~mask);
+	assert_int_equal(ops->ping(f->st), 0);
+}
+
+static void test_explicit_dir(void **state)
+{
+	struct fx *f = *state;
+	char line[256], where[192];
+
+	snprintf(where, sizeof(where), "%s/deep/er/objects", f->dir);
+	snprintf(line, sizeof(line), "dir = %s", where);
+	open_ok(state, line);
+	assert_int_equal(ops->put(f->st, "k", "x", 1), 0);
+	assert_true(exists(where, "k"));
+	assert_false(exists(f->dir, "store"));
+}
+
+static void test_init_fails(void **state)
+{
+	struct fx *f = *state;
+	char line[256], path[192];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/file", f->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(line, sizeof(line), "dir = %s/store", path);
+	capture_start(f);
+	assert_int_equal(fx_open(f, line), -ENOTDIR);
+	fx_close(f);
+	assert_int_equal(fx_open(f, "dir = relative/path"), -EINVAL);
+	capture_end();
+	snprintf(line, sizeof(line),
+	         "unable to create store directory %s/store: Not a directory",
+	         path);
+	assert_logged(line);
+	assert_logged("\"relative/path\" is not an absolute path");
+}
+
+static void test_ping(void **state)
+{
+	struct fx *f = *state;
+	char moved[192];
+
+	open_ok(state, NULL);
+	assert_int_equal(ops->ping(f->st), 0);
+	snprintf(moved, sizeof(moved), "%s/moved", f->dir);
+	assert_int_equal(rename(f->store, moved), 0);
+	capture_start(f);
+	assert_int_equal(ops->ping(f->st), -ENOENT);
+	/* writes must fail, not land in the directory that went away */
+	assert_int_equal(mkdir(f->store, 0750), 0);
+	assert_int_equal(ops->ping(f->st), -ESTALE);
+	capture_end();
+	assert_logged("unable to reach store");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_round_trip, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_no_fsync, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_put_replaces, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_put_excl, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_excl_race, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_put_del_race, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_get, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_del, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_invalid_keys, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_max_object, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_failed_put_cleans_up,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_default_dir, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_explicit_dir, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_init_fails, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("fs", tests, group_setup,
+	                                   group_teardown);
+}

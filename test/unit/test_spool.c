@@ -1,0 +1,795 @@
+/*
+ * Unit tests of the spool transport, loaded as the node loads it (dlopen of
+ * $BUILD/plugins/spool.so), configured from an INI file through the real
+ * config loader and driven through its ops with the real host table. The
+ * tests that need several consumers fork: each child opens its own state,
+ * reports through its exit status or a pipe, and never returns to cmocka.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "host.h"
+
+#define JOBS IMGNODE_QUEUE_JOBS
+#define DEAD IMGNODE_QUEUE_DEAD
+#define REPLY IMGNODE_QUEUE_REPLY
+
+static void *handle;
+static const struct imgnode_plugin *plugin;
+static const struct imgnode_transport_ops *ops;
+
+/* One test's spool: its temp dir, config and this process's state. */
+struct env {
+	char dir[64];
+	char spool[96];
+	struct conf *conf;
+	void *cfg;
+	void *st;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int load_plugin(void **state)
+{
+	const char *build = getenv("BUILD");
+	char path[512];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/plugins/spool.so",
+	         build && *build ? build : "build");
+	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!handle) {
+		fprintf(stderr, "%s\n", dlerror());
+		return -1;
+	}
+	plugin = dlsym(handle, IMGNODE_PLUGIN_SYMBOL);
+	if (!plugin || plugin->kind != IMGNODE_KIND_TRANSPORT ||
+	    strcmp(plugin->name, "spool") != 0)
+		return -1;
+	ops = plugin->ops;
+	return 0;
+}
+
+static int unload_plugin(void **state)
+{
+	(void)state;
+	dlclose(handle);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return -1;
+	snprintf(e->dir, sizeof(e->dir), "/tmp/imgnode-spool-XXXXXX");
+	if (!mkdtemp(e->dir)) {
+		free(e);
+		return -1;
+	}
+	snprintf(e->spool, sizeof(e->spool), "%s/q", e->dir);
+	*state = e;
+	return 0;
+}
+
+/* Fills the config from [transport] keys (plus dir unless default_dir). */
+static int env_config(struct env *e, const char *keys, bool default_dir,
+                      char *err, size_t errlen)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/imgnode.ini", e->dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "[node]\nstate_dir = %s\n[transport]\nplugin = spool\n",
+	        e->dir);
+	if (!default_dir)
+		fprintf(f, "dir = %s\n", e->spool);
+	fputs(keys, f);
+	fclose(f);
+	e->conf = conf_load(path, err, errlen);
+	assert_non_null(e->conf);
+	e->cfg = calloc(1, plugin->conf_size);
+	assert_non_null(e->cfg);
+	if (conf_fill(e->conf, "transport", plugin->conf_keys, e->cfg, false,
+	              err, errlen) != 0)
+		return -1;
+	host_set_conf(e->conf);
+	return 0;
+}
+
+static void env_start(struct env *e, const char *keys)
+{
+	char err[CONF_ERR_MAX] = "";
+
+	if (env_config(e, keys, false, err, sizeof(err)) != 0)
+		fail_msg("config: %s", err);
+	assert_int_equal(plugin->init(host_table(), e->cfg, &e->st), 0);
+}
+
+/* Closes the state and frees the config; the spool stays. */
+static void env_stop(struct env *e)
+{
+	if (e->st)
+		plugin->fini(e->st);
+	e->st = NULL;
+	if (e->cfg)
+		conf_release(plugin->conf_keys, e->cfg);
+	free(e->cfg);
+	e->cfg = NULL;
+	host_set_conf(NULL);
+	conf_free(e->conf);
+	e->conf = NULL;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+
+	env_stop(e);
+	nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(e);
+	return 0;
+}
+
+/* In a child: its own state on the test's spool, or exit 2. */
+static void *child_open(struct env *e)
+{
+	void *st;
+
+	if (plugin->init(host_table(), e->cfg, &st) != 0)
+		_exit(2);
+	return st;
+}
+
+/* Waits for pid; its exit status, or 128 + the signal that ended it. */
+static int reap(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int count_files(const struct env *e, const char *sub)
+{
+	char path[160];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", e->spool, sub);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void publish_str(struct env *e, const char *s, const char *reply_to)
+{
+	assert_int_equal(ops->publish(e->st, s, strlen(s), reply_to, 1000), 0);
+}
+
+static void expect_body(const struct imgnode_delivery *d, const char *s)
+{
+	assert_int_equal(d->len, strlen(s));
+	assert_memory_equal(d->body, s, d->len);
+}
+
+static void test_roundtrip(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	char path[256], head[32] = "";
+	struct dirent *de;
+	FILE *f;
+	DIR *dir;
+
+	env_start(e, "");
+	publish_str(e, "hello", NULL);
+	assert_int_equal(count_files(e, "ready"), 1);
+	/* the documented on-disk format */
+	snprintf(path, sizeof(path), "%s/ready", e->spool);
+	dir = opendir(path);
+	while ((de = readdir(dir)) && de->d_name[0] == '.')
+		;
+	assert_non_null(de);
+	snprintf(path, sizeof(path), "%s/ready/%.60s", e->spool, de->d_name);
+	closedir(dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(head, sizeof(head), f));
+	fclose(f);
+	assert_string_equal(head, "imgnode-spool 1\n");
+
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+	expect_body(&d, "hello");
+	assert_int_equal(d.attempt, 1);
+	assert_null(d.reply_to);
+	assert_null(d.reason);
+	assert_int_equal(count_files(e, "ready"), 0);
+	assert_int_equal(count_files(e, "claimed"), 1);
+	assert_int_equal(ops->tick(e->st), 0);
+	assert_int_equal(ops->ack(e->st, &d), 0);
+	assert_int_equal(count_files(e, "claimed"), 0);
+	assert_int_equal(ops->ack(e->st, &d), -EINVAL);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
+	assert_int_equal(ops->ping(e->st), 0);
+	assert_true(ops->pollfd(e->st) >= 0);
+}
+
+static void test_fifo(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	char buf[16];
+
+	env_start(e, "");
+	for (int i = 0; i < 50; i++) {
+		snprintf(buf, sizeof(buf), "m%02d", i);
+		publish_str(e, buf, NULL);
+	}
+	for (int i = 0; i < 50; i++) {
+		snprintf(buf, sizeof(buf), "m%02d", i);
+		assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+		expect_body(&d, buf);
+		assert_int_equal(ops->ack(e->st, &d), 0);
+	}
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
+}
+
+static void test_timeout(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	int64_t t0, ms;
+
+	env_start(e, "");
+	t0 = mono_ms();
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ETIMEDOUT);
+	ms = mono_ms() - t0;
+	assert_true(ms >= 300);
+	assert_true(ms < 3000);
+}
+
+/* A consumer blocked in consume wakes when another process publishes. */
+static void test_wakeup(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	int64_t t0, ms;
+	pid_t pid;
+
+	env_start(e, "");
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *st = child_open(e);
+		sleep_ms(300);
+		_exit(ops->publish(st, "wake", 4, NULL, 1000) == 0 ? 0 : 1);
+	}
+	t0 = mono_ms();
+	/* without a wake-up this would wait the whole 10 s */
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 10000), 0);
+	ms = mono_ms() - t0;
+	expect_body(&d, "wake");
+	assert_true(ms < 5000);
+	assert_int_equal(reap(pid), 0);
+	assert_int_equal(ops->ack(e->st, &d), 0);
+}
+
+/* pollfd turns readable when a message arrives, for a poll loop. */
+static void test_pollfd(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	struct pollfd pfd = {.events = POLLIN};
+	pid_t pid;
+
+	env_start(e, "");
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
+	pfd.fd = ops->pollfd(e->st);
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *st = child_open(e);
+		_exit(ops->publish(st, "x", 1, NULL, 1000) == 0 ? 0 : 1);
+	}
+	assert_int_equal(reap(pid), 0);
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), 0);
+	assert_int_equal(ops->ack(e->st, &d), 0);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+}
+
+#define PUBLISHERS 2
+#define CONSUMERS 3
+#define PER_PUBLISHER 1000
+
+/* A consumer child: acks everything, logs each body to got.N, until "stop". */
+static void consumer(struct env *e, int n)
+{
+	void *st = child_open(e);
+	struct imgnode_delivery d;
+	int64_t end = mono_ms() + 15000;
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/got.%d", e->dir, n);
+	f = fopen(path, "w");
+	if (!f)
+		_exit(3);
+	while (mono_ms() < end) {
+		int r = ops->consume(st, JOBS, &d, 1000);
+		bool stop;
+
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r != 0 || d.attempt != 1)
+			_exit(4);
+		stop = d.len == 4 && memcmp(d.body, "stop", 4) == 0;
+		if (!stop)
+			fprintf(f, "%.*s\n", (int)d.len, (const char *)d.body);
+		if (ops->ack(st, &d) != 0)
+			_exit(5);
+		if (stop) {
+			fclose(f);
+			plugin->fini(st);
+			_exit(0);
+		}
+	}
+	_exit(6);
+}
+
+/* 2 processes publish 2000 messages, 3 consume: each delivered once. */
+static void test_many(void **state)
+{
+	struct env *e = *state;
+	static bool seen[PUBLISHERS][PER_PUBLISHER];
+	pid_t pubs[PUBLISHERS], cons[CONSUMERS];
+	struct imgnode_delivery d;
+	char path[128], line[64];
+	int total = 0;
+
+	env_start(e, "");
+	memset(seen, 0, sizeof(seen));
+	for (int i = 0; i < CONSUMERS; i++) {
+		cons[i] = fork();
+		assert_true(cons[i] >= 0);
+		if (cons[i] == 0)
+			consumer(e, i);
+	}
+	for (int p = 0; p < PUBLISHERS; p++) {
+		pubs[p] = fork();
+		assert_true(pubs[p] >= 0);
+		if (pubs[p] == 0) {
+			void *st = child_open(e);
+			for (int i = 0; i < PER_PUBLISHER; i++) {
+				int n = snprintf(line, sizeof(line), "%d %d", p,
+				                 i);
+				if (ops->publish(st, line, (size_t)n, NULL,
+				                 1000) != 0)
+					_exit(1);
+			}
+			_exit(0);
+		}
+	}
+	for (int p = 0; p < PUBLISHERS; p++)
+		assert_int_equal(reap(pubs[p]), 0);
+	for (int i = 0; i < CONSUMERS; i++)
+		publish_str(e, "stop", NULL);
+	for (int i = 0; i < CONSUMERS; i++)
+		assert_int_equal(reap(cons[i]), 0);
+
+	for (int i = 0; i < CONSUMERS; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/got.%d", e->dir, i);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f)) {
+			int p, n;
+
+			assert_int_equal(sscanf(line, "%d %d", &p, &n), 2);
+			assert_in_range(p, 0, PUBLISHERS - 1);
+			assert_in_range(n, 0, PER_PUBLISHER - 1);
+			if (seen[p][n])
+				fail_msg("\"%d %d\" delivered twice", p, n);
+			seen[p][n] = true;
+			total++;
+		}
+		fclose(f);
+	}
+	assert_int_equal(total, PUBLISHERS * PER_PUBLISHER);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
+	assert_int_equal(count_files(e, "claimed"), 0);
+}
+
+/*
+ * A child consumes one job, reports its attempt on fd and waits to be
+ * killed. Returns the child's pid once the attempt is read.
+ */
+static pid_t consume_and_hang(struct env *e, int *attempt)
+{
+	int fds[2];
+	char c = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *st = child_open(e);
+		struct imgnode_delivery d;
+
+		close(fds[0]);
+		if (ops->consume(st, JOBS, &d, 5000) != 0)
+			_exit(1);
+		c = (char)d.attempt;
+		if (write(fds[1], &c, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	*attempt = c;
+	return pid;
+}
+
+static void kill_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	assert_int_equal(reap(pid), 128 + SIGKILL);
+}
+
+/* The job of a consumer killed before its ack comes back as attempt 2. */
+static void test_killed_consumer(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	int attempt;
+
+	env_start(e, "");
+	publish_str(e, "job", NULL);
+	kill_child(consume_and_hang(e, &attempt));
+	assert_int_equal(attempt, 1);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
+	expect_body(&d, "job");
+	assert_int_equal(d.attempt, 2);
+	assert_int_equal(ops->ack(e->st, &d), 0);
+}
+
+/* Crashing consumers use up the deliveries; the job is dead-lettered. */
+static void test_crash_limit(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	char name[64];
+	int attempt;
+
+	env_start(e, "delivery_limit = 2\n");
+	assert_int_equal(ops->reply_open(e->st, name, sizeof(name)), 0);
+	publish_str(e, "poison", name);
+	kill_child(consume_and_hang(e, &attempt));
+	assert_int_equal(attempt, 1);
+	kill_child(consume_and_hang(e, &attempt));
+	assert_int_equal(attempt, 2);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ETIMEDOUT);
+	assert_int_equal(ops->consume(e->st, DEAD, &d, 1000), 0);
+	expect_body(&d, "poison");
+	assert_string_equal(d.reason, "delivery limit (2) exceeded");
+	assert_string_equal(d.reply_to, name);
+	assert_int_equal(ops->ack(e->st, &d), 0);
+	assert_int_equal(ops->consume(e->st, DEAD, &d, 0), -ETIMEDOUT);
+}
+
+/* release counts: delivery_limit deliveries, then the dead-letter queue. */
+static void test_release(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+
+	env_start(e, "delivery_limit = 3\n");
+	publish_str(e, "again", NULL);
+	for (unsigned i = 1; i <= 3; i++) {
+		assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+		expect_body(&d, "again");
+		assert_int_equal(d.attempt, i);
+		assert_int_equal(ops->release(e->st, &d), 0);
+	}
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
+	assert_int_equal(ops->consume(e->st, DEAD, &d, 1000), 0);
+	expect_body(&d, "again");
+	assert_string_equal(d.reason, "delivery limit (3) exceeded");
+	assert_int_equal(d.attempt, 1);
+	/* dead letters have no limit of their own */
+	for (unsigned i = 1; i <= 4; i++) {
+		assert_int_equal(ops->release(e->st, &d), 0);
+		assert_int_equal(ops->consume(e->st, DEAD, &d, 1000), 0);
+		assert_int_equal(d.attempt, i + 1);
+	}
+	assert_int_equal(ops->ack(e->st, &d), 0);
+	assert_int_equal(ops->consume(e->st, DEAD, &d, 0), -ETIMEDOUT);
+}
+
+/* A limit lowered below what a waiting job has had dead-letters it. */
+static void test_limit_lowered(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+
+	env_start(e, "");
+	publish_str(e, "old", NULL);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+		assert_int_equal(ops->release(e->st, &d), 0);
+	}
+	env_stop(e);
+	env_start(e, "delivery_limit = 2\n");
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
+	assert_int_equal(ops->consume(e->st, DEAD, &d, 1000), 0);
+	expect_body(&d, "old");
+	assert_string_equal(d.reason, "delivery limit (2) exceeded");
+	assert_int_equal(ops->ack(e->st, &d), 0);
+}
+
+static void test_reject(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+
+	env_start(e, "");
+	publish_str(e, "bad", NULL);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+	assert_int_equal(ops->reject(e->st, &d, "corrupt image\nat byte 7"), 0);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
+	assert_int_equal(ops->consume(e->st, DEAD, &d, 1000), 0);
+	expect_body(&d, "bad");
+	assert_string_equal(d.reason, "corrupt image at byte 7");
+	/* rejecting a dead letter drops it */
+	assert_int_equal(ops->reject(e->st, &d, "unreadable"), 0);
+	assert_int_equal(ops->consume(e->st, DEAD, &d, 0), -ETIMEDOUT);
+	assert_int_equal(count_files(e, "dead.claimed"), 0);
+}
+
+/* Tags this process does not hold are refused and touch nothing. */
+static void test_bogus_tag(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d, bad;
+	int fds[2], go[2];
+	char c;
+	pid_t pid;
+
+	env_start(e, "");
+	publish_str(e, "one", NULL);
+	publish_str(e, "two", NULL);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+	bad = d;
+	bad.tag += 1000;
+	assert_int_equal(ops->ack(e->st, &bad), -EINVAL);
+	assert_int_equal(ops->release(e->st, &bad), -EINVAL);
+	assert_int_equal(ops->reject(e->st, &bad, "x"), -EINVAL);
+	assert_int_equal(ops->ack(e->st, &d), 0);
+	assert_int_equal(ops->release(e->st, &d), -EINVAL);
+
+	/* another consumer's message: our ack of its tag changes nothing */
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *st = child_open(e);
+		struct imgnode_delivery cd;
+
+		if (ops->consume(st, JOBS, &cd, 1000) != 0)
+			_exit(1);
+		c = (char)cd.tag;
+		if (write(fds[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(1);
+		_exit(ops->ack(st, &cd) == 0 ? 0 : 1);
+	}
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	bad.tag = (uint64_t)c;
+	assert_int_equal(ops->ack(e->st, &bad), -EINVAL);
+	assert_int_equal(ops->release(e->st, &bad), -EINVAL);
+	assert_int_equal(count_files(e, "claimed"), 1);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	assert_int_equal(reap(pid), 0);
+	close(fds[0]);
+	close(fds[1]);
+	close(go[0]);
+	close(go[1]);
+	assert_int_equal(count_files(e, "claimed"), 0);
+}
+
+static void test_max_message(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	char big[1025], name[64];
+
+	env_start(e, "max_message = 1K\n");
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(ops->publish(e->st, big, 1025, NULL, 1000), -EMSGSIZE);
+	assert_int_equal(ops->publish(e->st, big, 1024, NULL, 1000), 0);
+	assert_int_equal(ops->reply_open(e->st, name, sizeof(name)), 0);
+	assert_int_equal(ops->reply(e->st, name, big, 1025), -EMSGSIZE);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+	assert_int_equal(d.len, 1024);
+	assert_int_equal(ops->ack(e->st, &d), 0);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
+}
+
+static void test_reply(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	char name[64], again[64], small[4], path[256];
+	struct stat st;
+	pid_t pid;
+
+	env_start(e, "");
+	/* a dead process's reply queue is removed by the next reply_open */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(reap(pid), 0);
+	snprintf(path, sizeof(path), "%s/reply/%d.0123456789abcdef", e->spool,
+	         (int)pid);
+	assert_int_equal(mkdir(path, 0700), 0);
+
+	assert_int_equal(ops->reply_open(e->st, name, sizeof(name)), 0);
+	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(ops->reply_open(e->st, again, sizeof(again)), 0);
+	assert_string_equal(name, again);
+	assert_int_equal(ops->reply_open(e->st, small, sizeof(small)), -ERANGE);
+
+	publish_str(e, "job", name);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *cst = child_open(e);
+		struct imgnode_delivery cd;
+
+		if (ops->consume(cst, JOBS, &cd, 5000) != 0 || !cd.reply_to ||
+		    strcmp(cd.reply_to, name) != 0 ||
+		    ops->reply(cst, cd.reply_to, "done", 4) != 0 ||
+		    ops->ack(cst, &cd) != 0)
+			_exit(1);
+		_exit(0);
+	}
+	assert_int_equal(ops->consume(e->st, REPLY, &d, 5000), 0);
+	expect_body(&d, "done");
+	assert_int_equal(reap(pid), 0);
+	assert_int_equal(ops->consume(e->st, REPLY, &d, 0), -ETIMEDOUT);
+
+	assert_int_equal(ops->reply(e->st, "../x", "x", 1), -EINVAL);
+	assert_int_equal(ops->reply(e->st, "../../ready/x", "x", 1), -EINVAL);
+	assert_int_equal(ops->reply(e->st, "1.zz", "x", 1), -EINVAL);
+	assert_int_equal(ops->reply(e->st, NULL, "x", 1), -EINVAL);
+	assert_int_equal(ops->publish(e->st, "x", 1, "../x", 1000), -EINVAL);
+	assert_int_equal(count_files(e, "ready"), 0);
+	/* a queue nobody listens on any more: dropped, like amqp */
+	assert_int_equal(ops->reply(e->st, "999999.0123456789abcdef", "x", 1),
+	                 0);
+
+	snprintf(path, sizeof(path), "%s/reply/%s", e->spool, name);
+	assert_int_equal(stat(path, &st), 0);
+	env_stop(e);
+	assert_int_equal(stat(path, &st), -1);
+}
+
+/* A lease not renewed by tick expires; one renewed does not. */
+static void test_lease(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d, d2;
+	void *st2;
+
+	env_start(e, "lease = 300ms\n");
+	assert_int_equal(plugin->init(host_table(), e->cfg, &st2), 0);
+
+	publish_str(e, "kept", NULL);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+	for (int i = 0; i < 30; i++) {
+		assert_int_equal(ops->tick(e->st), 0);
+		assert_int_equal(ops->consume(st2, JOBS, &d2, 0), -ETIMEDOUT);
+		sleep_ms(30);
+	}
+	assert_int_equal(ops->ack(e->st, &d), 0);
+
+	publish_str(e, "slow", NULL);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+	assert_int_equal(d.attempt, 1);
+	assert_int_equal(ops->consume(st2, JOBS, &d2, 5000), 0);
+	expect_body(&d2, "slow");
+	assert_int_equal(d2.attempt, 2);
+	assert_int_equal(ops->ack(e->st, &d), -ETIMEDOUT);
+	assert_int_equal(ops->ack(st2, &d2), 0);
+	plugin->fini(st2);
+}
+
+/* Without dir, the queue lives in <state_dir>/spool. */
+static void test_default_dir(void **state)
+{
+	struct env *e = *state;
+	char err[CONF_ERR_MAX] = "", path[160];
+	struct stat st;
+
+	if (env_config(e, "", true, err, sizeof(err)) != 0)
+		fail_msg("config: %s", err);
+	assert_int_equal(plugin->init(host_table(), e->cfg, &e->st), 0);
+	snprintf(path, sizeof(path), "%s/spool/ready", e->dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        T(test_roundtrip),       T(test_fifo),        T(test_timeout),
+	        T(test_wakeup),          T(test_pollfd),      T(test_many),
+	        T(test_killed_consumer), T(test_crash_limit), T(test_release),
+	        T(test_limit_lowered),   T(test_reject),      T(test_bogus_tag),
+	        T(test_max_message),     T(test_reply),       T(test_lease),
+	        T(test_default_dir),
+	};
+
+	return cmocka_run_group_tests(tests, load_plugin, unload_plugin);
+}
