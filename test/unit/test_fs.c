@@ -776,13 +776,40 @@ static void test_init_fails(void **state)
 	capture_start(f);
 	assert_int_equal(fx_open(f, line), -ENOTDIR);
 	fx_close(f);
-	assert_int_equal(fx_open(f, "dir = relative/path"), -EINVAL);
 	capture_end();
 	snprintf(line, sizeof(line),
 	         "unable to create store directory %s/store: Not a directory",
 	         path);
 	assert_logged(line);
-	assert_logged("\"relative/path\" is not an absolute path");
+}
+
+/* dir is a PATH key: the config layer refuses a relative one, naming the
+ * line, before the plugin ever sees it. */
+static void test_relative_dir_refused(void **state)
+{
+	struct fx *f = *state;
+	char ini[128], err[CONF_ERR_MAX] = "", want[256];
+	struct conf *conf;
+	void *buf = calloc(1, plugin->conf_size);
+	FILE *fp;
+
+	snprintf(ini, sizeof(ini), "%s/imgnode.ini", f->dir);
+	fp = fopen(ini, "w");
+	assert_non_null(fp);
+	fprintf(fp, "[storage]\nplugin = fs\ndir = relative/path\n");
+	assert_int_equal(fclose(fp), 0);
+	conf = conf_load(ini, err, sizeof(err));
+	assert_non_null(conf);
+	assert_int_equal(conf_fill(conf, "storage", plugin->conf_keys, buf,
+	                           false, err, sizeof(err)),
+	                 -EINVAL);
+	snprintf(
+	        want, sizeof(want),
+	        "%s:3: [storage] dir: \"relative/path\" is not an absolute path",
+	        ini);
+	assert_string_equal(err, want);
+	free(buf);
+	conf_free(conf);
 }
 
 static void test_ping(void **state)
@@ -830,6 +857,8 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_explicit_dir, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_relative_dir_refused,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_init_fails, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
