@@ -92,6 +92,8 @@ struct sup {
 	sup_ready_fn *on_ready;
 	sup_exit_fn *on_exit;
 	void *arg;
+	sup_foreign_fn *on_foreign;
+	void *foreign_arg;
 	bool freed_later; /* on_exit called; loop must not touch it again */
 };
 
@@ -701,8 +703,13 @@ static void on_sigchld(struct loop *loop, int sig, void *arg)
 		struct ch *c = find_pid(root, pid);
 		char how[64];
 
-		if (!c)
-			continue; /* not ours (e.g. a reload's check) */
+		if (!c) {
+			/* not in the tree (e.g. a reload's check) */
+			if (root->on_foreign)
+				root->on_foreign(pid, status,
+				                 root->foreign_arg);
+			continue;
+		}
 		proc_describe_status(status, how, sizeof(how));
 		child_down(c, how,
 		           WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -850,36 +857,96 @@ int sup_restart_child(struct sup *root, const char *id)
 	return 0;
 }
 
-int sup_resize(struct sup *root, const char *id, size_t count)
+void sup_on_foreign_exit(struct sup *root, sup_foreign_fn *fn, void *arg)
+{
+	root->on_foreign = fn;
+	root->foreign_arg = arg;
+}
+
+/* The simple_one_for_one supervisor called id (the root or a nested one). */
+static struct sup *find_pool(struct sup *root, const char *id)
 {
 	struct ch *c = find_id(root, id);
 	struct sup *s = c ? c->sub : NULL;
 
 	if (!root->self && strcmp(root->spec->id, id) == 0)
 		s = root;
+	return s;
+}
+
+/* Adds the lowest-numbered member whose id is free. */
+static struct ch *pool_grow(struct sup *s)
+{
+	for (size_t k = 1; k <= s->nch + 1; k++) {
+		char want[ID_MAX];
+		snprintf(want, sizeof(want), "%s.%zu", s->spec->children[0].id,
+		         k);
+		if (!find_id(s, want))
+			return pool_add(s, k);
+	}
+	return NULL;
+}
+
+int sup_roll(struct sup *root, const char *id)
+{
+	struct sup *s = find_pool(root, id);
+	size_t n;
+	struct ch **old;
+
 	if (!s)
 		return -ENOENT;
 	if (s->spec->strategy != SUP_SIMPLE_ONE_FOR_ONE)
 		return -EINVAL;
-	log_info("supervisor", "resizing id=%s from=%zu to=%zu", id, s->nch,
-	         count);
-	for (size_t n = s->nch; n < count; n++) {
-		/* the next free number, so ids stay stable */
-		struct ch *added = NULL;
-		for (size_t k = 1; !added; k++) {
-			char want[ID_MAX];
-			snprintf(want, sizeof(want), "%s.%zu",
-			         s->spec->children[0].id, k);
-			if (!find_id(s, want))
-				added = pool_add(s, k);
-			if (!added && k > s->nch + count)
-				return -ENOMEM;
+	n = s->nch;
+	old = malloc((n ? n : 1) * sizeof(*old));
+	if (!old)
+		return -ENOMEM;
+	memcpy(old, s->ch, n * sizeof(*old));
+	log_info("supervisor", "rolling id=%s members=%zu", id, n);
+	for (size_t i = 0; i < n; i++) {
+		struct ch *fresh;
+
+		if (old[i]->removing)
+			continue;
+		fresh = pool_grow(s);
+		if (!fresh) {
+			free(old);
+			return -ENOMEM;
 		}
+		old[i]->removing = true;
+		push_op(s, OP_START, fresh);
+		push_op(s, OP_STOP, old[i]);
+	}
+	free(old);
+	pump(s);
+	return 0;
+}
+
+int sup_resize(struct sup *root, const char *id, size_t count)
+{
+	struct sup *s = find_pool(root, id);
+	size_t live = 0;
+
+	if (!s)
+		return -ENOENT;
+	if (s->spec->strategy != SUP_SIMPLE_ONE_FOR_ONE)
+		return -EINVAL;
+	for (size_t i = 0; i < s->nch; i++)
+		live += !s->ch[i]->removing;
+	log_info("supervisor", "resizing id=%s from=%zu to=%zu", id, live,
+	         count);
+	for (; live < count; live++) {
+		struct ch *added = pool_grow(s);
+		if (!added)
+			return -ENOMEM;
 		push_op(s, OP_START, added);
 	}
-	for (size_t i = s->nch; i-- > count;) {
+	for (size_t i = s->nch; i-- > 0 && live > count;) {
+		if (s->ch[i]->removing)
+			continue;
 		s->ch[i]->removing = true;
 		push_op(s, OP_STOP, s->ch[i]);
+		live--;
 	}
 	pump(s);
 	return 0;
@@ -951,4 +1018,12 @@ void sup_summary(struct sup *root, char *buf, size_t len)
 	count_tree(root, &running, &total, &restarts);
 	snprintf(buf, len, "%u of %u children running, %u restarts", running,
 	         total, restarts);
+}
+
+unsigned sup_restarts(struct sup *root)
+{
+	unsigned running = 0, total = 0, restarts = 0;
+
+	count_tree(root, &running, &total, &restarts);
+	return restarts;
 }

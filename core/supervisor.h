@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct loop;
 struct sup;
@@ -103,6 +104,22 @@ void sup_shutdown(struct sup *root);
  */
 int sup_restart_child(struct sup *root, const char *id);
 
+/*
+ * Replaces every member of the simple_one_for_one supervisor with id, one
+ * at a time: start a new member, wait until it is ready, then stop an old
+ * one (which finishes its work on SIGTERM). Capacity never drops, and no
+ * restart is counted. This is how a new generation of code rolls in.
+ * 0, -ENOENT, -EINVAL.
+ */
+int sup_roll(struct sup *root, const char *id);
+
+/*
+ * Called for children the loop reaps that are not in the tree (a reload's
+ * validation child); status as from waitpid.
+ */
+typedef void sup_foreign_fn(pid_t pid, int status, void *arg);
+void sup_on_foreign_exit(struct sup *root, sup_foreign_fn *fn, void *arg);
+
 /* Resizes the simple_one_for_one supervisor with id. 0, -ENOENT, -EINVAL. */
 int sup_resize(struct sup *root, const char *id, size_t count);
 
@@ -112,6 +129,9 @@ int sup_resize(struct sup *root, const char *id, size_t count);
  * uptime_ms, restarts and last_exit.
  */
 json_t *sup_status(struct sup *root);
+
+/* Restarts counted in the whole tree since it started. */
+unsigned sup_restarts(struct sup *root);
 
 /* One line for sd_notify STATUS=: "3 children running, 12 restarts". */
 void sup_summary(struct sup *root, char *buf, size_t len);

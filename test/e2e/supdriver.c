@@ -10,7 +10,8 @@
  * Children append "start ID PID" and "term ID PID" lines to $SUPDRIVER_LOG.
  * On SIGUSR1 the driver writes the live tree (sup_status) to
  * $SUPDRIVER_STATUS (via a temp file and rename); on SIGUSR2 it resizes the
- * pool named in the file $SUPDRIVER_RESIZE ("ID COUNT"). SIGTERM shuts the tree
+ * pool named in the file $SUPDRIVER_RESIZE ("ID COUNT"); on SIGHUP it rolls
+ * the pool called "pool" (a new generation of workers). SIGTERM shuts the tree
  * down; the driver exits with the root's code.
  */
 #include <errno.h>
@@ -220,6 +221,8 @@ static void on_signal(struct loop *loop, int sig, void *arg)
 				rename(tmp, path);
 		}
 		json_decref(st);
+	} else if (sig == SIGHUP) {
+		log_info("supdriver", "roll pool: %d", sup_roll(root, "pool"));
 	} else if (sig == SIGUSR2) {
 		/* resize: the file $SUPDRIVER_RESIZE says "ID COUNT" */
 		const char *path = getenv("SUPDRIVER_RESIZE");
@@ -257,6 +260,7 @@ int main(int argc, char **argv)
 	loop_on_signal(loop, SIGINT, on_signal, NULL);
 	loop_on_signal(loop, SIGUSR1, on_signal, NULL);
 	loop_on_signal(loop, SIGUSR2, on_signal, NULL);
+	loop_on_signal(loop, SIGHUP, on_signal, NULL);
 	root = sup_start(loop, build(j), on_ready_cb, on_exit_cb, loop);
 	if (!root) {
 		perror("supdriver: sup_start");

@@ -200,6 +200,32 @@ def test_simple_one_for_one_pool_and_resize(driver, tmp_path):
     assert d.stop() == 0
 
 
+def test_roll_starts_new_members_before_stopping_old_ones(driver):
+    spec = tree("one_for_one")
+    # new members take a while to become ready: capacity must not drop
+    spec["children"][2]["sup"]["children"][0]["behaviour"] = {
+        "ready_after": 300}
+    d = driver(spec)
+    d.ready()
+    old = {c: p for c, p in d.starts() if c.startswith("w.")}
+    before = len(d.events())
+    d.proc.send_signal(signal.SIGHUP)
+    seen_running = []
+    def rolled():
+        pool = d.child("pool")["children"]
+        seen_running.append(sum(c["state"] == "running" for c in pool))
+        return len([e for e in d.events()[before:] if e[0] == "term"]) == 2
+    d.wait(rolled, what="roll")
+    events = [(e[0], e[1]) for e in d.events()[before:]]
+    assert events == [("start", "w.3"), ("term", "w.1"),
+                      ("start", "w.4"), ("term", "w.2")]
+    assert min(seen_running) >= 2, seen_running
+    assert all(gone(p) for p in old.values())
+    assert [c["id"] for c in d.child("pool")["children"]] == ["w.3", "w.4"]
+    assert d.child("pool")["children"][0]["restarts"] == 0
+    assert d.stop() == 0
+
+
 def test_restart_types(driver):
     spec = dict(id="root", strategy="one_for_one", intensity=100,
                 period=5000, children=[
