@@ -23,7 +23,7 @@ WARN += -Werror
 endif
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
-BUILD := $(BUILD)/san
+override BUILD := $(BUILD)/san
 endif
 ifneq ($(V),1)
 Q := @
@@ -43,16 +43,21 @@ DEFS := -DIMGNODE_VERSION='"$(VERSION)"' \
 # The supervision runtime and config: no libvips, librados or librabbitmq.
 CORE_SRC := core/log.c core/conf_value.c core/config.c core/conf_keys.c \
 	core/host.c core/plugin.c core/util.c core/loop.c core/proc.c \
-	core/supervisor.c
+	core/supervisor.c core/control.c core/notify.c
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_LIBS := -linih -ldl -ljansson
 MAIN_OBJ := $(BUILD)/core/main.o
+# imgnodectl reads the config (for the socket path) and speaks JSON.
+CTL_OBJ := $(BUILD)/core/imgnodectl.o $(BUILD)/core/config.o \
+	$(BUILD)/core/conf_value.o $(BUILD)/core/conf_keys.o $(BUILD)/core/log.o
 # The image node above the runtime (pipelines, jobs, ingress, workers).
-NODE_SRC := core/node/pipeline.c
+NODE_SRC := $(sort $(wildcard core/node/*.c))
 NODE_OBJ := $(NODE_SRC:%.c=$(BUILD)/%.o)
 
 # One plugin per file: plugins/KIND/NAME.c -> $(BUILD)/plugins/NAME.so.
 # A plugin's libraries go in LIBS_NAME.
+LIBS_amqp := -lrabbitmq
+LIBS_rados := -lrados
 PLUGIN_SRC := $(wildcard plugins/*/*.c)
 PLUGINS := $(foreach s,$(PLUGIN_SRC),$(BUILD)/plugins/$(basename $(notdir $(s))).so)
 
@@ -61,25 +66,36 @@ TEST_SRC := $(wildcard test/unit/test_*.c)
 TESTS := $(TEST_SRC:test/unit/%.c=$(BUILD)/test/%)
 # Small plugins, good and bad, that the loader's tests load.
 FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name \
-	bad_name no_symbol no_ops missing_op dup_a dup_b crash
+	bad_name no_symbol no_ops missing_op dup_a dup_b crash \
+	crash_selftest bad_selftest
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:
 .PHONY: all deps run check bench install clean lint format ini
 
-# Programs the end-to-end tests drive.
-E2E_BIN := $(BUILD)/test/supdriver
+# Programs and plugins the end-to-end tests drive: a second watermark.so
+# (another version, other text) for the hot-swap tests.
+E2E_BIN := $(BUILD)/test/supdriver $(BUILD)/test/plugins-v2/watermark.so
 
-all: $(BUILD)/imgnode $(PLUGINS) $(TESTS) $(FIXTURE_SO) $(E2E_BIN)
+all: $(BUILD)/imgnode $(BUILD)/imgnodectl $(PLUGINS) $(TESTS) $(FIXTURE_SO) $(E2E_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -c $< -o $@
 
+# The node's children use libvips, libmicrohttpd and libcrypto; the
+# supervisor links them but never initialises them.
+NODE_LIBS := $(VIPS_LIBS) -lmicrohttpd -lcrypto
+$(NODE_OBJ): override CFLAGS += $(VIPS_CFLAGS)
+
 $(BUILD)/imgnode: $(MAIN_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS)
+
+$(BUILD)/imgnodectl: $(CTL_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -linih -ljansson
 
 define plugin_rule
 $(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1)
@@ -95,20 +111,27 @@ $(foreach s,$(PLUGIN_SRC),$(eval $(call plugin_rule,$(s))))
 $(BUILD)/test/%: test/unit/%.c $(NODE_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ \
-		$(LDFLAGS) $(CORE_LIBS) -lcmocka
+	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore \
+		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(CORE_LIBS) $(NODE_LIBS) \
+		-lcmocka
 
 $(BUILD)/test/supdriver: test/e2e/supdriver.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ \
-		$(LDFLAGS) $(CORE_LIBS)
+		$(LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
+
+$(BUILD)/test/plugins-v2/watermark.so: plugins/filter/watermark.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(PLUGIN_CFLAGS) $(VIPS_CFLAGS) \
+		-DWATERMARK_VERSION='"2.0-test"' -DWATERMARK_PREFIX='"v2 "' \
+		-shared $< -o $@ $(LDFLAGS) $(VIPS_LIBS)
 
 $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(PLUGIN_CFLAGS) -DFIXTURE_$* -shared \
 		$< -o $@ $(LDFLAGS)
 
--include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
+-include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CTL_OBJ:.o=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
 	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
 
 deps:
@@ -132,6 +155,7 @@ install: all
 		$(DESTDIR)$(PREFIX)/include/imgnode \
 		$(DESTDIR)$(SYSCONFDIR)/imgnode/conf.d
 	install -m 0755 $(BUILD)/imgnode $(DESTDIR)$(PREFIX)/sbin/imgnode
+	install -m 0755 $(BUILD)/imgnodectl $(DESTDIR)$(PREFIX)/sbin/imgnodectl
 	$(if $(PLUGINS),install -m 0644 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/)
 	install -m 0644 include/imgnode/plugin.h \
 		$(DESTDIR)$(PREFIX)/include/imgnode/plugin.h
@@ -150,7 +174,7 @@ ini: $(BUILD)/imgnode $(PLUGINS)
 		>etc/imgnode/imgnode.ini
 
 LINT_SRC = $(sort $(wildcard core/*.[ch] core/*/*.[ch] include/imgnode/*.h \
-	plugins/*/*.c test/unit/*.c test/e2e/*.c test/bench/*.c))
+	plugins/*/*.[ch] test/unit/*.c test/e2e/*.c test/bench/*.c))
 
 lint:
 	$(Q)test/lib/lint $(LINT_SRC)

@@ -38,8 +38,8 @@ static const struct imgnode_conf_key node_keys[] = {
 };
 
 static const struct imgnode_conf_key supervisor_keys[] = {
-        {"control_socket", IMGNODE_CONF_PATH, "/run/imgnode/control.sock", 0, 0,
-         NULL, "Unix socket imgnodectl talks to (mode 0600).",
+        {"control_socket", IMGNODE_CONF_PATH, "", 0, 0, NULL,
+         "Unix socket imgnodectl talks to (mode 0600); empty means <runtime_dir>/control.sock.",
          SUP(control_socket)},
         {"intensity", IMGNODE_CONF_INT, "5", 0, 10000, NULL,
          "Restarts allowed within period before the node gives up and exits (OTP's intensity).",
@@ -245,6 +245,16 @@ int conf_fill_core(struct conf *conf, char *err, size_t errlen)
 		if (conf_fill(conf, s->name, s->keys, (char *)conf + s->offset,
 		              !(s->flags & CONF_SECTION_PLUGIN), err, errlen))
 			return -EINVAL;
+	}
+	if (!conf->supervisor.control_socket[0]) {
+		char *path;
+		if (asprintf(&path, "%s/control.sock", conf->node.runtime_dir) <
+		    0) {
+			conf_set_err(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		free(conf->supervisor.control_socket);
+		conf->supervisor.control_socket = path;
 	}
 	return fill_presets(conf, err, errlen);
 }

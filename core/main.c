@@ -7,17 +7,16 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "conf_keys.h"
 #include "config.h"
 #include "log.h"
+#include "node/node.h"
 #include "node/pipeline.h"
 #include "plugin.h"
 #include "util.h"
@@ -114,9 +113,6 @@ static void print_filters_and_presets(struct plugin_set *set, struct conf *conf,
 		       p->pipeline, p->where->file, p->where->line);
 }
 
-static int check_presets(struct plugin_set *set, struct conf *conf, char *err,
-                         size_t errlen);
-
 /* Runs in the validation child: the whole config, plugins included. */
 static int print_config(struct plugin_set *set, struct conf *conf, void *arg,
                         char *err, size_t errlen)
@@ -124,7 +120,7 @@ static int print_config(struct plugin_set *set, struct conf *conf, void *arg,
 	enum mode mode = *(enum mode *)arg;
 	bool template = mode == MODE_DEFAULTS;
 
-	if (!template && check_presets(set, conf, err, errlen))
+	if (!template && node_check(set, conf, NULL, err, errlen))
 		return -EINVAL;
 	if (template)
 		printf("; imgnode configuration. Every key is shown commented "
@@ -166,32 +162,12 @@ static int print_config(struct plugin_set *set, struct conf *conf, void *arg,
 	return 0;
 }
 
-/* Runs in the validation child: what only loaded plugins can check. */
-static int check_presets(struct plugin_set *set, struct conf *conf, char *err,
-                         size_t errlen)
-{
-	for (const struct preset *p = conf->presets; p; p = p->next) {
-		char why[512];
-		struct pipeline *pl =
-		        pipeline_parse(p->pipeline, set, why, sizeof(why));
-
-		if (!pl) {
-			conf_set_err(
-			        err, errlen, "%s:%d: [preset.%s] pipeline: %s",
-			        p->where->file, p->where->line, p->name, why);
-			return -EINVAL;
-		}
-		pipeline_free(pl);
-	}
-	return 0;
-}
-
 /* Runs in the validation child of -t: a summary of what was checked. */
 static int check_and_report(struct plugin_set *set, struct conf *conf,
                             void *arg, char *err, size_t errlen)
 {
 	unsigned filters = 0;
-	int ret = check_presets(set, conf, err, errlen);
+	int ret = node_check(set, conf, NULL, err, errlen);
 
 	if (ret || !arg)
 		return ret;
@@ -202,75 +178,6 @@ static int check_and_report(struct plugin_set *set, struct conf *conf,
 	        conf->path, set->n, set->dir, set->transport->desc->name,
 	        set->transport->desc->version, set->storage->desc->name,
 	        set->storage->desc->version, filters);
-	return 0;
-}
-
-/*
- * Until the supervisor arrives: hold the checked config and answer signals.
- * SIGHUP re-reads and re-checks the config and keeps the old one if the new
- * one is bad; SIGTERM and SIGINT stop.
- */
-static int run(const char *path, struct conf **confp)
-{
-	struct conf *conf = *confp;
-	char err[CONF_ERR_MAX];
-	struct signalfd_siginfo si;
-	sigset_t mask;
-	int sfd, ret;
-
-	for (const char *dir = conf->node.state_dir; dir;
-	     dir = dir == conf->node.state_dir ? conf->node.runtime_dir
-	                                       : NULL) {
-		ret = util_mkdir_p(dir, 0750);
-		if (ret) {
-			log_error("node", "unable to create %s: %s", dir,
-			          strerror(-ret));
-			return EXIT_PERMANENT;
-		}
-	}
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (sfd < 0) {
-		log_error("node", "signalfd: %s", strerror(errno));
-		return EXIT_TEMPORARY;
-	}
-	log_info(
-	        "node",
-	        "ready config=%s transport=%s storage=%s state_dir=%s (no children yet: the supervisor is not built)",
-	        conf->path, conf->transport.plugin, conf->storage.plugin,
-	        conf->node.state_dir);
-	for (;;) {
-		ssize_t n = read(sfd, &si, sizeof(si));
-		struct conf *next;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n != (ssize_t)sizeof(si))
-			break;
-		if (si.ssi_signo != SIGHUP) {
-			log_info("node", "stopping signal=%s",
-			         strsignal((int)si.ssi_signo));
-			break;
-		}
-		next = conf_load(path, err, sizeof(err));
-		if (next &&
-		    plugin_validate_in_child(next, check_and_report, NULL, err,
-		                             sizeof(err)) == 0) {
-			conf_free(conf);
-			*confp = conf = next;
-			log_info("node", "reloaded config=%s", path);
-			continue;
-		}
-		conf_free(next);
-		log_error("node",
-		          "reload refused, keeping the running config: %s",
-		          err);
-	}
-	close(sfd);
 	return 0;
 }
 
@@ -339,7 +246,7 @@ int main(int argc, char **argv)
 		conf_free(conf);
 		return EXIT_PERMANENT;
 	}
-	ret = mode == MODE_RUN ? run(path, &conf) : 0;
+	ret = mode == MODE_RUN ? node_run(path, &conf) : 0;
 	conf_free(conf);
 	return ret;
 }

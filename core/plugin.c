@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -529,6 +530,7 @@ int plugin_validate_in_child(struct conf *conf, plugin_check_fn *fn, void *arg,
 
 		close(pfd[0]);
 		util_reset_signals();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		host_set_conf(conf);
 		ret = plugin_set_load(&set, conf->node.plugin_dir, why,
 		                      sizeof(why));

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,8 +32,8 @@ static void close_from(int first)
 
 pid_t proc_spawn(proc_main_fn *fn, void *arg, int *status_fd)
 {
+	pid_t parent = getpid(), pid;
 	int pfd[2];
-	pid_t pid;
 
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return -errno;
@@ -46,6 +47,11 @@ pid_t proc_spawn(proc_main_fn *fn, void *arg, int *status_fd)
 	}
 	if (pid == 0) {
 		util_reset_signals();
+		/* a supervisor that dies (even by SIGKILL) takes its children
+		 * with it; their jobs are redelivered */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(111); /* it died before prctl took effect */
 		if (pfd[1] != PROC_STATUS_FD) {
 			if (dup2(pfd[1], PROC_STATUS_FD) < 0)
 				_exit(111);

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -167,7 +168,11 @@ def wait_for(proc, pattern, timeout=10):
 
 
 def test_run_reload_and_stop(node):
-    node.write(node.base())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    node.write(node.base() + f"[ingress]\nport = {port}\n"
+               f"[supervisor]\ncontrol_socket = {node.runtime}/ctl.sock\n")
     proc = subprocess.Popen([str(IMGNODE), "-c", str(node.ini)],
                             stderr=subprocess.PIPE, text=True)
     try:

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <imgnode/plugin.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Each variant uses only some of the tables below. */
 #pragma GCC diagnostic ignored "-Wunused-const-variable"
@@ -38,9 +39,30 @@ static int f_apply(void *s, struct _VipsImage *in,
 	return -ENOSYS;
 }
 
+#if defined(FIXTURE_crash_selftest)
+#include <signal.h>
+/* Passes every load-time check, then crashes in its self-test. */
+static int f_selftest(void *s, char *err, size_t errlen)
+{
+	(void)s, (void)err, (void)errlen;
+	raise(SIGSEGV);
+	return 0;
+}
+#elif defined(FIXTURE_bad_selftest)
+static int f_selftest(void *s, char *err, size_t errlen)
+{
+	(void)s;
+	snprintf(err, errlen, "made a 0x0 image");
+	return -EPROTO;
+}
+#endif
+
 static const struct imgnode_filter_ops filter_ops = {
         .args = filter_args,
         .apply = f_apply,
+#if defined(FIXTURE_crash_selftest) || defined(FIXTURE_bad_selftest)
+        .selftest = f_selftest,
+#endif
 };
 
 static int s_put(void *s, const char *k, const void *d, size_t n)

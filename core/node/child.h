@@ -1,0 +1,67 @@
+/*
+ * What every child of the node (ingress, worker, reaper) does first: load
+ * the current generation of plugins, configure and start the transport, the
+ * storage and the filters, in this process.
+ */
+#ifndef IMGNODE_CHILD_H
+#define IMGNODE_CHILD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../plugin.h"
+
+struct conf;
+struct metrics;
+
+/* The node as its children see it (borrowed from the supervisor, copied
+ * into each child by fork). */
+struct node {
+	struct conf *conf;
+	unsigned generation; /* increases with every successful reload */
+	struct metrics *metrics; /* shared by every process of the node */
+};
+
+/* The children's entry points (sup_start_fn): arg is the struct node. */
+int ingress_main(void *arg, const char *id);
+int worker_main(void *arg, const char *id);
+int reaper_main(void *arg, const char *id);
+
+/*
+ * Loads and starts the plugins of conf into set (zeroed by the caller):
+ * the transport and the storage always, the filters if filters is set.
+ * Returns 0 or -errno with a reason in err; free with plugin_set_free.
+ */
+int child_open(struct plugin_set *set, struct conf *conf, bool filters,
+               char *err, size_t errlen);
+
+/*
+ * The exit code for a child that could not start with error ret: 100
+ * (permanent: a config, plugin or permission problem; restarting will not
+ * help) or 111 (temporary: a broker or cluster that may come back).
+ */
+int child_exit_code(int ret);
+
+/*
+ * The versions of the filters pl uses: "thumbnail=1.0,webp=1.0", with the
+ * encoder an input of format gets when pl names none (set and format may
+ * be NULL to leave it out).
+ */
+struct pipeline;
+void child_versions(const struct pipeline *pl, const struct plugin_set *set,
+                    const char *format, char *buf, size_t len);
+
+/* Shorthands for the ops tables of the chosen plugins. */
+static inline const struct imgnode_storage_ops *
+storage_ops(const struct plugin_set *set)
+{
+	return set->storage->desc->ops;
+}
+
+static inline const struct imgnode_transport_ops *
+transport_ops(const struct plugin_set *set)
+{
+	return set->transport->desc->ops;
+}
+
+#endif

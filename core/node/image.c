@@ -1,0 +1,334 @@
+/*
+ * The image side of a job (see image.h), following the measured facts in
+ * ../shared/notes/libvips.md: libvips is initialised in each child, the
+ * operation cache is off, only the allow-listed loaders can run, an input
+ * is judged from its header before any pixel is decoded, damaged inputs
+ * fail (fail_on), and a pipeline is built lazily and run once, by the
+ * encoder, into one buffer.
+ */
+#include "image.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <vips/vips.h>
+
+#include "../config.h"
+#include "../plugin.h"
+#include "pipeline.h"
+
+/* The formats a config may accept, and the libvips loader class of each. */
+static const struct {
+	const char *format;
+	const char *loader;
+} loaders[] = {
+        {"jpeg", "VipsForeignLoadJpeg"}, {"png", "VipsForeignLoadPng"},
+        {"gif", "VipsForeignLoadNsgif"}, {"webp", "VipsForeignLoadWebp"},
+        {"tiff", "VipsForeignLoadTiff"}, {"heif", "VipsForeignLoadHeif"},
+};
+
+static const char *const fail_on_names[] = {"none", "truncated", "error",
+                                            "warning"};
+
+/* libvips' last error as one line, or fallback (some failures set none). */
+static void vips_reason(char *err, size_t errlen, const char *fallback)
+{
+	const char *msg = vips_error_buffer();
+	size_t n;
+
+	if (!msg || !*msg)
+		msg = fallback;
+	snprintf(err, errlen, "%s", msg);
+	for (n = 0; err[n]; n++)
+		if (err[n] == '\n')
+			err[n] = err[n + 1] ? ' ' : '\0';
+	vips_error_clear();
+}
+
+int image_init(int concurrency, char *err, size_t errlen)
+{
+	/* Bounds glibc's per-thread arenas (measured: peak RSS 440 -> 260 MB
+	 * for a long-lived process at no cost). */
+	mallopt(M_ARENA_MAX, 2);
+	setenv("VIPS_WARNING", "1", 0); /* no warning flood from bad inputs */
+	if (VIPS_INIT("imgnode")) {
+		vips_reason(err, errlen, "vips_init failed");
+		return -EIO;
+	}
+	vips_cache_set_max(0);
+	vips_concurrency_set(concurrency);
+	/* Loaders: none but the allow-list (see image_probe). */
+	vips_operation_block_set("VipsForeignLoad", TRUE);
+	for (size_t i = 0; i < sizeof(loaders) / sizeof(loaders[0]); i++)
+		vips_operation_block_set(loaders[i].loader, FALSE);
+	return 0;
+}
+
+static bool accepted(const struct limits_conf *lim, const char *format)
+{
+	for (size_t i = 0; i < lim->formats.n; i++)
+		if (strcmp(lim->formats.items[i], format) == 0)
+			return true;
+	return false;
+}
+
+static void accepted_list(const struct limits_conf *lim, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < lim->formats.n && off < len; i++) {
+		int n = snprintf(buf + off, len - off, "%s%s", i ? ", " : "",
+		                 lim->formats.items[i]);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
+                struct image_info *info, char *err, size_t errlen)
+{
+	/* the loader's class, e.g. VipsForeignLoadJpegBuffer */
+	const char *cls = vips_foreign_find_load_buffer(buf, len);
+	const char *prefix = "VipsForeignLoad";
+	char list[128];
+	VipsImage *im;
+	int64_t pixels, max;
+
+	memset(info, 0, sizeof(*info));
+	vips_error_clear(); /* process-wide: drop what earlier jobs left */
+	accepted_list(lim, list, sizeof(list));
+	if (!cls || strncmp(cls, prefix, strlen(prefix)) != 0) {
+		vips_error_clear();
+		snprintf(err, errlen,
+		         "not an image in an accepted format (accepted: %s)",
+		         list);
+		return -EPROTONOSUPPORT;
+	}
+	for (size_t i = 0; i < sizeof(loaders) / sizeof(loaders[0]); i++)
+		if (strncmp(cls, loaders[i].loader,
+		            strlen(loaders[i].loader)) == 0)
+			snprintf(info->format, sizeof(info->format), "%s",
+			         loaders[i].format);
+	if (!info->format[0]) {
+		/* VipsForeignLoadSvgBuffer -> svg, for the message */
+		size_t n = 0;
+		for (const char *c = cls + strlen(prefix);
+		     *c && n < sizeof(info->format) - 1 &&
+		     strcmp(c, "Buffer") != 0;
+		     c++)
+			info->format[n++] = (char)(*c | 0x20);
+		info->format[n] = '\0';
+	}
+	if (!accepted(lim, info->format)) {
+		snprintf(err, errlen,
+		         "%s images are not accepted here (accepted: %s)",
+		         info->format, list);
+		return -EPROTONOSUPPORT;
+	}
+	/* header only: nothing is decoded yet */
+	im = vips_image_new_from_buffer(buf, len, "", NULL);
+	if (!im) {
+		char why[256];
+		vips_reason(why, sizeof(why), "unreadable header");
+		snprintf(err, errlen, "cannot read the %s header: %s",
+		         info->format, why);
+		return -EINVAL;
+	}
+	info->width = vips_image_get_width(im);
+	info->height = vips_image_get_height(im);
+	info->pages = vips_image_get_n_pages(im);
+	if (vips_image_get_typeof(im, "interlaced")) {
+		int v = 0;
+		vips_image_get_int(im, "interlaced", &v);
+		info->interlaced = v != 0;
+	}
+	g_object_unref(im);
+
+	if (info->width > lim->max_dimension ||
+	    info->height > lim->max_dimension) {
+		snprintf(err, errlen,
+		         "%dx%d is larger than the limit of %lld pixels a side",
+		         info->width, info->height,
+		         (long long)lim->max_dimension);
+		return -E2BIG;
+	}
+	if (info->pages > lim->max_frames) {
+		snprintf(err, errlen,
+		         "%d frames is more than the limit of %lld",
+		         info->pages, (long long)lim->max_frames);
+		return -E2BIG;
+	}
+	pixels = (int64_t)info->width * info->height * info->pages;
+	max = info->interlaced ? lim->max_pixels_interlaced : lim->max_pixels;
+	if (pixels > max) {
+		snprintf(
+		        err, errlen,
+		        "%dx%d%s is %lld pixels, over the limit of %lld%s",
+		        info->width, info->height,
+		        info->pages > 1 ? " x frames" : "", (long long)pixels,
+		        (long long)max,
+		        info->interlaced
+		                ? " for interlaced/progressive images, which are decoded whole"
+		                : "");
+		return -E2BIG;
+	}
+	return 0;
+}
+
+const struct plugin *image_default_encoder(const struct plugin_set *set,
+                                           const char *format)
+{
+	for (const struct plugin *p = set->head; p; p = p->next) {
+		const struct imgnode_filter_ops *ops = p->desc->ops;
+
+		if (p->desc->kind == IMGNODE_KIND_FILTER &&
+		    (ops->flags & IMGNODE_FILTER_ENCODER) && ops->format &&
+		    strcmp(ops->format, format) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+/* Default values of an argument table, for an encoder not in the pipeline. */
+static int default_args(const struct imgnode_arg *args, union imgnode_value *v,
+                        size_t max)
+{
+	for (size_t i = 0; args[i].name; i++) {
+		const char *d = args[i].def;
+		char *end;
+
+		if (i >= max || !d)
+			return -EINVAL;
+		switch (args[i].type) {
+		case IMGNODE_ARG_INT: v[i].i = strtoll(d, &end, 10); break;
+		case IMGNODE_ARG_NUMBER: v[i].n = strtod(d, &end); break;
+		case IMGNODE_ARG_BOOL:
+			v[i].b = !strcmp(d, "true") || !strcmp(d, "yes") ||
+			         !strcmp(d, "1");
+			break;
+		case IMGNODE_ARG_ENUM:
+			v[i].e = 0;
+			for (int k = 0; args[i].choices[k]; k++)
+				if (!strcmp(args[i].choices[k], d))
+					v[i].e = k;
+			break;
+		case IMGNODE_ARG_STRING: v[i].s = d; break;
+		}
+	}
+	return 0;
+}
+
+int image_run(const struct pipeline *pl, const struct plugin_set *set,
+              const void *buf, size_t len, const struct image_info *info,
+              const struct limits_conf *lim, struct image_out *out, char *err,
+              size_t errlen)
+{
+	char options[64], why[512];
+	const struct imgnode_filter_ops *enc_ops;
+	const union imgnode_value *enc_args;
+	union imgnode_value defaults[16];
+	const char *enc_name;
+	void *enc_state;
+	VipsImage *img = NULL, *next;
+	size_t first = 0, last = pl->n;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	vips_error_clear();
+	snprintf(options, sizeof(options), "fail_on=%s",
+	         fail_on_names[lim->fail_on]);
+	if (pl->n > 0 && (pl->steps[0].ops->flags & IMGNODE_FILTER_LOADS)) {
+		const struct pipeline_step *st = &pl->steps[0];
+		ret = st->ops->load(st->state, buf, len, options, st->args,
+		                    &img, why, sizeof(why));
+		if (ret) {
+			snprintf(err, errlen, "%s: %s", st->name, why);
+			return ret;
+		}
+		first = 1;
+	} else {
+		img = vips_image_new_from_buffer(buf, len, options, NULL);
+		if (!img) {
+			vips_reason(why, sizeof(why), "cannot decode");
+			snprintf(err, errlen, "cannot load the %s image: %s",
+			         info->format, why);
+			return -EINVAL;
+		}
+	}
+	if (pipeline_has_encoder(pl)) {
+		const struct pipeline_step *st = &pl->steps[pl->n - 1];
+		enc_ops = st->ops;
+		enc_args = st->args;
+		enc_state = st->state;
+		enc_name = st->name;
+		last = pl->n - 1;
+	} else {
+		const struct plugin *p =
+		        image_default_encoder(set, info->format);
+		if (!p) {
+			g_object_unref(img);
+			snprintf(
+			        err, errlen,
+			        "no encoder for %s, the input's format: end the pipeline with one (e.g. jpeg)",
+			        info->format);
+			return -EINVAL;
+		}
+		enc_ops = p->desc->ops;
+		enc_state = p->state;
+		enc_name = p->desc->name;
+		if (default_args(enc_ops->args, defaults, 16)) {
+			g_object_unref(img);
+			snprintf(err, errlen,
+			         "encoder %s has a required argument",
+			         enc_name);
+			return -EINVAL;
+		}
+		enc_args = defaults;
+	}
+	for (size_t i = first; i < last; i++) {
+		const struct pipeline_step *st = &pl->steps[i];
+		ret = st->ops->apply(st->state, img, st->args, &next, why,
+		                     sizeof(why));
+		g_object_unref(img);
+		if (ret) {
+			snprintf(err, errlen, "%s: %s", st->name, why);
+			return ret;
+		}
+		img = next;
+	}
+	out->width = vips_image_get_width(img);
+	out->height = vips_image_get_height(img);
+	/* resize and thumbnail(size=up) can enlarge: the same limits apply */
+	if (out->width > lim->max_dimension ||
+	    out->height > lim->max_dimension ||
+	    (int64_t)out->width * out->height > lim->max_pixels) {
+		g_object_unref(img);
+		snprintf(
+		        err, errlen,
+		        "the result would be %dx%d, over the limits (%lld a side, %lld pixels)",
+		        out->width, out->height, (long long)lim->max_dimension,
+		        (long long)lim->max_pixels);
+		return -E2BIG;
+	}
+	ret = enc_ops->encode(enc_state, img, enc_args, &out->buf, &out->len,
+	                      why, sizeof(why));
+	g_object_unref(img);
+	if (ret) {
+		snprintf(err, errlen, "%s: %s", enc_name, why);
+		return ret;
+	}
+	out->mime = enc_ops->mime;
+	out->format = enc_ops->format;
+	out->encoder = enc_name;
+	return 0;
+}
+
+void image_out_free(struct image_out *out)
+{
+	g_free(out->buf);
+	out->buf = NULL;
+}

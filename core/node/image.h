@@ -1,0 +1,70 @@
+/*
+ * The image side of a job, in processes that may use libvips (ingress and
+ * workers, never the supervisor): initialising libvips safely, checking an
+ * input from its header before anything is decoded, and running a pipeline
+ * into one encoded buffer.
+ */
+#ifndef IMGNODE_IMAGE_H
+#define IMGNODE_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conf;
+struct limits_conf;
+struct pipeline;
+struct plugin_set;
+
+/*
+ * Initialises libvips in this process: operation cache off, loaders
+ * limited to the allow-list, concurrency threads per image. 0 or -errno
+ * with a reason.
+ */
+int image_init(int concurrency, char *err, size_t errlen);
+
+struct image_info {
+	char format[16]; /* jpeg, png, gif, webp, tiff, heif */
+	int width;
+	int height;
+	int pages;
+	bool interlaced; /* progressive JPEG, interlaced PNG */
+};
+
+/*
+ * Sniffs buf's format from its content and reads only its header. Returns
+ * 0, -EPROTONOSUPPORT (not an allowed format: HTTP 415), -E2BIG (over a
+ * limit: 422) or -EINVAL (unreadable header: 422), with a reason in err.
+ */
+int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
+                struct image_info *info, char *err, size_t errlen);
+
+struct image_out {
+	void *buf; /* g_malloc'd by libvips; free with image_out_free */
+	size_t len;
+	const char *mime; /* static */
+	const char *format; /* static: the encoder's format */
+	const char *encoder;
+	int width;
+	int height;
+};
+
+/*
+ * Runs pl on buf (already probed as info): decode with shrink-on-load when
+ * the first step can, apply every step lazily, encode once with the last
+ * step or, without one, the encoder for the input's format. Returns 0,
+ * -EINVAL for an input or pipeline libvips rejects (the job fails: 422), or
+ * another -errno, with a reason in err.
+ */
+int image_run(const struct pipeline *pl, const struct plugin_set *set,
+              const void *buf, size_t len, const struct image_info *info,
+              const struct limits_conf *lim, struct image_out *out, char *err,
+              size_t errlen);
+void image_out_free(struct image_out *out);
+
+/* The encoder plugin for inputs of format (when a pipeline has none). */
+struct plugin;
+const struct plugin *image_default_encoder(const struct plugin_set *set,
+                                           const char *format);
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * The ingress child's insides, shared by its files and by nothing else:
+ * ingress.c is the process (set-up, the reply loop, the table of jobs it
+ * published, shutdown), ingress_http.c the HTTP daemon, routing, answers
+ * and reading jobs, ingress_submit.c POST /v1/jobs.
+ *
+ * Two threads: libmicrohttpd's one polling thread runs every request, and
+ * the main thread waits for replies and signals. Plugins are not
+ * thread-safe, so every storage and transport call holds io. jobs guards
+ * the table of published jobs, the suspended requests waiting on them and
+ * the stopping flag. Lock order: io, then jobs.
+ */
+#ifndef IMGNODE_INGRESS_H
+#define IMGNODE_INGRESS_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../plugin.h"
+#include "job.h"
+
+struct conf;
+struct metrics;
+struct node;
+struct pipeline;
+struct request;
+
+/* A job this process published and has seen no reply for. */
+struct pending {
+	char id[JOB_ID_LEN + 1];
+	int64_t since_ms; /* accepted; monotonic */
+	int64_t checked_ms; /* last look at its record; monotonic */
+	struct request *waiter; /* a suspended POST ?wait=, or NULL */
+	struct pending *next;
+};
+
+struct ingress {
+	struct node *node;
+	const struct conf *conf;
+	struct metrics *metrics;
+	struct plugin_set set;
+	char reply_to[128]; /* this process's reply queue */
+	struct MHD_Daemon *daemon;
+	pthread_mutex_t io;
+	pthread_mutex_t jobs;
+	struct pending **buckets; /* under jobs */
+	size_t nbuckets;
+	size_t npending;
+	struct request *waiters; /* under jobs */
+	bool stopping; /* under jobs: waiters answer now, none suspend */
+	atomic_bool quiescing; /* SIGTERM seen: responses close connections */
+	atomic_int active; /* requests begun and not completed */
+	int kick_fd; /* eventfd: the HTTP thread used the transport */
+};
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+int64_t ingress_now_ms(void);
+
+/* Tells the main thread to look for replies now (after a transport call
+ * of the HTTP thread, which may have buffered one). */
+void ingress_kick(struct ingress *in);
+
+/*
+ * Records a job about to be published and counts it in flight. 0 or
+ * -ENOMEM. Takes jobs.
+ */
+int ingress_pending_add(struct ingress *in, const char *id);
+
+/*
+ * Forgets a job: its reply came, its record says it finished, or its
+ * publish failed. Uncounts it and wakes its waiter. Takes jobs.
+ */
+void ingress_pending_finish(struct ingress *in, const char *id);
+
+/* The entry of id, or NULL. The caller holds jobs. */
+struct pending *ingress_pending_find(struct ingress *in, const char *id);
+
+/*
+ * Starts the HTTP daemon on [ingress] listen:port. 0 or -errno with a
+ * reason in err (-EINVAL: a bad address, which restarting won't fix).
+ */
+int ingress_http_start(struct ingress *in, char *err, size_t errlen);
+
+/* Resumes a suspended request so it answers from the job's record. The
+ * caller holds jobs. */
+void ingress_http_wake(struct ingress *in, struct request *r);
+
+/* Wakes the waiters whose wait is over at now, or all of them. Takes
+ * jobs. */
+void ingress_http_expire(struct ingress *in, int64_t now, bool all);
+
+/* ---- one request (ingress_http.c and ingress_submit.c) ---- */
+
+enum ingress_route {
+	ROUTE_SUBMIT,
+	ROUTE_JOB,
+	ROUTE_RESULT,
+	ROUTE_HEALTHZ,
+	ROUTE_READYZ,
+	ROUTE_METRICS,
+};
+
+enum ingress_phase {
+	PHASE_HEADERS, /* a request without a body to read: answer next call */
+	PHASE_BODY, /* reading an upload */
+	PHASE_WAITING, /* suspended until the job finishes or the wait ends */
+	PHASE_RESUMED, /* woken: answer from the record */
+	PHASE_ANSWERED,
+};
+
+/* One request, from its first call to its completion (MHD's con_cls). */
+struct request {
+	struct ingress *in;
+	struct MHD_Connection *conn;
+	enum ingress_route route;
+	enum ingress_phase phase;
+	char method[12];
+	char path[128]; /* printable ASCII, for logs and messages */
+	char id[JOB_ID_LEN + 1];
+	int64_t start_ms;
+	unsigned status;
+	size_t out_bytes;
+	/* a failure found before it can be answered */
+	unsigned fail_status;
+	const char *fail_error;
+	char fail_detail[512];
+	/* POST /v1/jobs */
+	struct MHD_PostProcessor *pp;
+	bool multipart, too_big, bad_form;
+	char *body;
+	size_t len, cap;
+	uint64_t received;
+	char *form_pipeline;
+	size_t form_len;
+	struct pipeline *pl;
+	int64_t wait_ms;
+	int64_t deadline_ms;
+	struct pending *pend; /* under jobs, while waiting */
+	struct request *wprev, *wnext;
+};
+
+/* Queues resp (len body bytes) and counts it; destroys resp. */
+enum MHD_Result ingress_respond(struct request *r, unsigned status,
+                                struct MHD_Response *resp, size_t len);
+
+/* Notes a failure to answer later with ingress_answer_fail; -1. */
+int ingress_fail(struct request *r, unsigned status, const char *error,
+                 const char *fmt, ...) IMGNODE_PRINTF(4, 5);
+enum MHD_Result ingress_answer_fail(struct request *r);
+#define ingress_fail_now(r, ...)                                               \
+	(ingress_fail((r), __VA_ARGS__), ingress_answer_fail(r))
+
+/* 202 {"id", "status"} with Location: the job is accepted. */
+enum MHD_Result ingress_answer_accepted(struct request *r, const char *status);
+
+/*
+ * Answers from the record rec: 200 with the result when done, 422 when
+ * failed; otherwise 202 after a wait (waited), 409 for GET .../result.
+ */
+enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited);
+
+/* Suspends r until its job's reply or the end of its wait, or answers
+ * from the record now if the job is already over. */
+enum MHD_Result ingress_wait(struct request *r);
+
+/* POST /v1/jobs: the first call (before the body), each piece of the
+ * body, and the last call. */
+enum MHD_Result ingress_submit_begin(struct request *r);
+enum MHD_Result ingress_submit_body(struct request *r, const char *data,
+                                    size_t *size);
+enum MHD_Result ingress_submit_finish(struct request *r);
+
+#endif

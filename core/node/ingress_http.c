@@ -1,0 +1,652 @@
+/*
+ * The HTTP API of the ingress (DESIGN.md §3 and §4), on libmicrohttpd with
+ * one internal polling thread that runs every request:
+ *
+ *   POST /v1/jobs?pipeline=P | ?preset=NAME [&wait=SECONDS] [&sig=HEX]
+ *   GET  /v1/jobs/ID          the job's record
+ *   GET  /v1/jobs/ID/result   the result image
+ *   GET  /healthz, /readyz, /metrics
+ *
+ * A submission is answered 202 only after the original and the record are
+ * stored and the publish is confirmed; a storage or transport failure
+ * before that is a 503 with Retry-After, and no promise. A result already
+ * in storage for the same original, pipeline and filter versions is a
+ * cache hit: the job is done at once. With ?wait= the request is suspended
+ * (the thread goes on serving others) until the job's reply comes or the
+ * wait ends, and then answers from the record, which is the truth.
+ *
+ * Errors are {"error": "...", "detail": "..."}, with the detail in ASCII.
+ * This file is the daemon, the routing, the answers and reading jobs;
+ * ingress_submit.c takes uploads.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../config.h"
+#include "../log.h"
+#include "child.h"
+#include "ingress.h"
+#include "metrics.h"
+#include "pipeline.h"
+
+#define COMPONENT "ingress"
+#define RETRY_AFTER "5" /* seconds, on 503 and 429 */
+#define RESULT_MAX ((size_t)1 << 32)
+#define JSON_TYPE "application/json"
+
+/* Replaces what is not printable ASCII (JSON strings must be UTF-8). */
+static void ascii_only(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			*s = '?';
+}
+
+static const char *header(struct request *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* ---- answers ---- */
+
+/* Queues resp (len body bytes) and counts it; destroys resp. */
+enum MHD_Result ingress_respond(struct request *r, unsigned status,
+                                struct MHD_Response *resp, size_t len)
+{
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE ||
+	    status == MHD_HTTP_TOO_MANY_REQUESTS)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
+		                        RETRY_AFTER);
+	if (atomic_load(&r->in->quiescing))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+		                        "close");
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	r->status = status;
+	r->out_bytes = len;
+	r->phase = PHASE_ANSWERED;
+	atomic_fetch_add(&r->in->metrics->http[status / 100 % 6], 1);
+	return ret;
+}
+
+/* A response for j (stolen), with a newline after it for terminals. */
+static struct MHD_Response *json_response(json_t *j, size_t *len)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	struct MHD_Response *resp;
+	char *grown;
+	size_t n;
+
+	json_decref(j);
+	if (!text)
+		return NULL;
+	n = strlen(text);
+	grown = realloc(text, n + 2);
+	if (!grown) {
+		free(text);
+		return NULL;
+	}
+	memcpy(grown + n, "\n", 2);
+	*len = n + 1;
+	resp = MHD_create_response_from_buffer(n + 1, grown,
+	                                       MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(grown);
+		return NULL;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, JSON_TYPE);
+	return resp;
+}
+
+static json_t *error_json(const char *error, const char *detail)
+{
+	return json_pack("{s:s, s:s}", "error", error, "detail", detail);
+}
+
+/* Notes a failure to answer (see ingress.h). */
+int ingress_fail(struct request *r, unsigned status, const char *error,
+                 const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->fail_detail, sizeof(r->fail_detail), fmt, ap);
+	va_end(ap);
+	ascii_only(r->fail_detail);
+	r->fail_status = status;
+	r->fail_error = error;
+	return -1;
+}
+
+enum MHD_Result ingress_answer_fail(struct request *r)
+{
+	size_t len = 0;
+	struct MHD_Response *resp =
+	        json_response(error_json(r->fail_error, r->fail_detail), &len);
+
+	return ingress_respond(r, r->fail_status, resp, len);
+}
+
+static void job_headers(struct MHD_Response *resp, const char *id,
+                        bool location)
+{
+	char where[64];
+
+	MHD_add_response_header(resp, "X-Imgnode-Job", id);
+	if (location) {
+		snprintf(where, sizeof(where), "/v1/jobs/%s", id);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, where);
+	}
+}
+
+/* 202 {"id", "status"} with Location: the job is accepted. */
+enum MHD_Result ingress_answer_accepted(struct request *r, const char *status)
+{
+	size_t len = 0;
+	struct MHD_Response *resp = json_response(
+	        json_pack("{s:s, s:s}", "id", r->id, "status", status), &len);
+
+	if (resp)
+		job_headers(resp, r->id, true);
+	return ingress_respond(r, MHD_HTTP_ACCEPTED, resp, len);
+}
+
+/* Reads the result of a done job rec into a 200 response, or NULL with
+ * *ret = -errno. */
+static struct MHD_Response *result_response(struct request *r, json_t *rec,
+                                            size_t *len, int *ret)
+{
+	const struct imgnode_storage_ops *st = storage_ops(&r->in->set);
+	json_t *output = json_object_get(rec, "output");
+	const char *key = json_string_value(json_object_get(rec, "result"));
+	const char *mime = json_string_value(json_object_get(output, "mime"));
+	struct MHD_Response *resp;
+	void *buf = NULL;
+
+	if (!key)
+		key = json_string_value(json_object_get(output, "key"));
+	if (!key || !imgnode_key_valid(key)) {
+		*ret = -EBADMSG;
+		return NULL;
+	}
+	pthread_mutex_lock(&r->in->io);
+	*ret = st->get(r->in->set.storage->state, key, RESULT_MAX, &buf, len);
+	pthread_mutex_unlock(&r->in->io);
+	if (*ret)
+		return NULL;
+	resp = MHD_create_response_from_buffer(*len, buf,
+	                                       MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(buf);
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+	                        mime ? mime : "application/octet-stream");
+	job_headers(resp, r->id, false);
+	return resp;
+}
+
+/*
+ * Answers from the record rec: 200 with the result when done, 422 when
+ * failed; otherwise 202 after a wait, 409 for GET .../result. A waited-for
+ * job is accepted, so a storage failure then is a 202, never a 503.
+ */
+enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited)
+{
+	const char *status = json_string_value(json_object_get(rec, "status"));
+	struct MHD_Response *resp;
+	size_t len = 0;
+	json_t *j;
+	int ret;
+
+	if (!status)
+		return ingress_fail_now(r, 500, "bad record",
+		                        "job %s has no status", r->id);
+	if (strcmp(status, "done") == 0) {
+		resp = result_response(r, rec, &len, &ret);
+		if (resp)
+			return ingress_respond(r, MHD_HTTP_OK, resp, len);
+		if (waited)
+			return ingress_answer_accepted(r, status);
+		if (ret == -ENOENT || ret == -EBADMSG)
+			return ingress_fail_now(
+			        r, 500, "result missing",
+			        "job %s is done but its result is gone", r->id);
+		return ingress_fail_now(r, 503, "storage unavailable",
+		                        "unable to read the result: %s",
+		                        strerror(-ret));
+	}
+	if (strcmp(status, "failed") == 0) {
+		const char *why =
+		        json_string_value(json_object_get(rec, "error"));
+		j = error_json("job failed", why ? why : "unknown");
+		json_object_set_new(j, "id", json_string(r->id));
+		resp = json_response(j, &len);
+		if (resp)
+			job_headers(resp, r->id, false);
+		return ingress_respond(r, MHD_HTTP_UNPROCESSABLE_CONTENT, resp,
+		                       len);
+	}
+	if (waited)
+		return ingress_answer_accepted(r, status);
+	j = json_pack("{s:s, s:s, s:s, s:s}", "error", "not done", "detail",
+	              strcmp(status, "running") == 0 ? "the job is running"
+	                                             : "the job is queued",
+	              "id", r->id, "status", status);
+	resp = json_response(j, &len);
+	if (resp)
+		job_headers(resp, r->id, true);
+	return ingress_respond(r, MHD_HTTP_CONFLICT, resp, len);
+}
+
+/* After a wait: whatever the record says now. */
+static enum MHD_Result answer_from_record(struct request *r)
+{
+	enum MHD_Result res;
+	json_t *rec;
+	int ret;
+
+	pthread_mutex_lock(&r->in->io);
+	rec = job_record_get(r->in->set.storage, r->id, &ret);
+	pthread_mutex_unlock(&r->in->io);
+	if (!rec)
+		return ingress_answer_accepted(r, "queued");
+	res = ingress_answer_job(r, rec, true);
+	json_decref(rec);
+	return res;
+}
+
+/* ---- GET ---- */
+
+static enum MHD_Result get_job(struct request *r)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result res;
+	size_t len = 0;
+	json_t *rec;
+	int ret;
+
+	if (!r->id[0])
+		return ingress_fail_now(r, 404, "unknown job",
+		                        "a job id is 32 hex digits");
+	pthread_mutex_lock(&r->in->io);
+	rec = job_record_get(r->in->set.storage, r->id, &ret);
+	pthread_mutex_unlock(&r->in->io);
+	if (!rec && ret == -ENOENT)
+		return ingress_fail_now(r, 404, "unknown job", "no job %s",
+		                        r->id);
+	if (!rec && ret == -EBADMSG)
+		return ingress_fail_now(
+		        r, 500, "bad record",
+		        "the record of job %s is not a JSON object", r->id);
+	if (!rec)
+		return ingress_fail_now(r, 503, "storage unavailable",
+		                        "unable to read the record: %s",
+		                        strerror(-ret));
+	if (r->route == ROUTE_RESULT) {
+		res = ingress_answer_job(r, rec, false);
+		json_decref(rec);
+		return res;
+	}
+	resp = json_response(rec, &len);
+	if (resp)
+		job_headers(resp, r->id, false);
+	return ingress_respond(r, MHD_HTTP_OK, resp, len);
+}
+
+static enum MHD_Result get_text(struct request *r, unsigned status, char *text,
+                                enum MHD_ResponseMemoryMode mode,
+                                const char *type)
+{
+	size_t len = text ? strlen(text) : 0;
+	struct MHD_Response *resp =
+	        text ? MHD_create_response_from_buffer(len, text, mode) : NULL;
+
+	if (!resp && mode == MHD_RESPMEM_MUST_FREE)
+		free(text);
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        type);
+	return ingress_respond(r, status, resp, len);
+}
+
+static enum MHD_Result get_readyz(struct request *r)
+{
+	struct ingress *in = r->in;
+	struct MHD_Response *resp;
+	char detail[256];
+	size_t len = 0;
+	json_t *j;
+	int t, s;
+
+	if (atomic_load(&in->quiescing))
+		return ingress_fail_now(r, 503, "not ready", "stopping");
+	pthread_mutex_lock(&in->io);
+	t = transport_ops(&in->set)->ping(in->set.transport->state);
+	s = storage_ops(&in->set)->ping(in->set.storage->state);
+	pthread_mutex_unlock(&in->io);
+	ingress_kick(in);
+	if (!t && !s) {
+		j = json_pack("{s:s, s:s}", "transport", "ok", "storage", "ok");
+		resp = json_response(j, &len);
+		return ingress_respond(r, MHD_HTTP_OK, resp, len);
+	}
+	snprintf(detail, sizeof(detail), "%s%s%s%s%s", t ? "transport: " : "",
+	         t ? strerror(-t) : "", t && s ? "; " : "",
+	         s ? "storage: " : "", s ? strerror(-s) : "");
+	j = error_json("not ready", detail);
+	json_object_set_new(j, "transport",
+	                    json_string(t ? strerror(-t) : "ok"));
+	json_object_set_new(j, "storage", json_string(s ? strerror(-s) : "ok"));
+	resp = json_response(j, &len);
+	return ingress_respond(r, MHD_HTTP_SERVICE_UNAVAILABLE, resp, len);
+}
+
+/* X-Api-Key must be one of [ingress] api_keys, if any are set. */
+static bool api_key_ok(struct request *r)
+{
+	const struct imgnode_list *keys = &r->in->conf->ingress.api_keys;
+	const char *key = header(r, "X-Api-Key");
+	bool ok = false;
+	size_t n;
+
+	if (!keys->n)
+		return true;
+	if (!key)
+		return false;
+	n = strlen(key);
+	for (size_t i = 0; i < keys->n; i++)
+		ok |= strlen(keys->items[i]) == n &&
+		      CRYPTO_memcmp(keys->items[i], key, n) == 0;
+	return ok;
+}
+
+/* ---- routing and the request's life ---- */
+
+static void unlink_waiter(struct ingress *in, struct request *r);
+
+/* Finds the route of url; false for an unknown path. */
+static bool route(struct request *r, const char *url)
+{
+	static const struct {
+		const char *path;
+		enum ingress_route route;
+	} fixed[] = {{"/v1/jobs", ROUTE_SUBMIT},
+	             {"/healthz", ROUTE_HEALTHZ},
+	             {"/readyz", ROUTE_READYZ},
+	             {"/metrics", ROUTE_METRICS}};
+	const char *id, *slash;
+	size_t idlen;
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcmp(url, fixed[i].path) == 0) {
+			r->route = fixed[i].route;
+			return true;
+		}
+	if (strncmp(url, "/v1/jobs/", 9) != 0)
+		return false;
+	id = url + 9;
+	slash = strchr(id, '/');
+	if (slash && strcmp(slash, "/result") != 0)
+		return false;
+	idlen = slash ? (size_t)(slash - id) : strlen(id);
+	if (!idlen)
+		return false;
+	r->route = slash ? ROUTE_RESULT : ROUTE_JOB;
+	if (idlen == JOB_ID_LEN) {
+		memcpy(r->id, id, JOB_ID_LEN);
+		r->id[JOB_ID_LEN] = '\0';
+		if (!job_id_valid(r->id))
+			r->id[0] = '\0';
+	}
+	return true;
+}
+
+static enum MHD_Result first_call(struct request *r, const char *url,
+                                  const char *method)
+{
+	struct MHD_Response *resp;
+	size_t len = 0;
+	bool post;
+
+	if (!route(r, url))
+		return ingress_fail_now(r, 404, "not found", "no such path: %s",
+		                        r->path);
+	post = r->route == ROUTE_SUBMIT;
+	if (post ? strcmp(method, MHD_HTTP_METHOD_POST) != 0
+	         : strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	                    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+		ingress_fail(r, 405, "method not allowed", "%s %s: use %s",
+		             r->method, r->path, post ? "POST" : "GET");
+		resp = json_response(error_json(r->fail_error, r->fail_detail),
+		                     &len);
+		if (resp)
+			MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+			                        post ? "POST" : "GET, HEAD");
+		return ingress_respond(r, 405, resp, len);
+	}
+	if (strncmp(url, "/v1/", 4) == 0 && !api_key_ok(r))
+		return ingress_fail_now(r, 401, "unauthorized",
+		                        "missing or unknown X-Api-Key");
+	switch (r->route) {
+	case ROUTE_SUBMIT: return ingress_submit_begin(r);
+	case ROUTE_JOB:
+	case ROUTE_RESULT: return get_job(r);
+	case ROUTE_HEALTHZ:
+		return get_text(r, MHD_HTTP_OK, "ok\n", MHD_RESPMEM_PERSISTENT,
+		                "text/plain");
+	case ROUTE_READYZ: return get_readyz(r);
+	case ROUTE_METRICS:
+		return get_text(r, MHD_HTTP_OK, metrics_render(r->in->metrics),
+		                MHD_RESPMEM_MUST_FREE,
+		                "text/plain; version=0.0.4; charset=utf-8");
+	}
+	return MHD_NO;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *data,
+                                  size_t *size, void **ctx)
+{
+	struct ingress *in = cls;
+	struct request *r = *ctx;
+
+	(void)version;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
+		r->in = in;
+		r->conn = conn;
+		r->start_ms = ingress_now_ms();
+		r->phase = PHASE_ANSWERED;
+		snprintf(r->method, sizeof(r->method), "%s", method);
+		snprintf(r->path, sizeof(r->path), "%s", url);
+		ascii_only(r->method);
+		ascii_only(r->path);
+		atomic_fetch_add(&in->active, 1);
+		*ctx = r;
+		/* an answer queued in this first call closes the connection:
+		 * only for uploads refused before their body is read */
+		if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+			return first_call(r, url, method);
+		r->phase = PHASE_HEADERS;
+		return MHD_YES;
+	}
+	switch (r->phase) {
+	case PHASE_HEADERS:
+		if (*size) {
+			*size = 0; /* a body nobody asked for */
+			return MHD_YES;
+		}
+		return first_call(r, url, method);
+	case PHASE_BODY:
+		if (*size)
+			return ingress_submit_body(r, data, size);
+		return ingress_submit_finish(r);
+	case PHASE_RESUMED: return answer_from_record(r);
+	default: *size = 0; return MHD_YES;
+	}
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct ingress *in = cls;
+	struct request *r = *ctx;
+
+	(void)conn;
+	if (!r)
+		return;
+	if (r->phase == PHASE_WAITING) { /* closed while suspended */
+		pthread_mutex_lock(&in->jobs);
+		unlink_waiter(in, r);
+		pthread_mutex_unlock(&in->jobs);
+	}
+	log_debug(
+	        COMPONENT,
+	        "request method=%s path=%s status=%u in=%llu out=%zu ms=%lld%s%s%s",
+	        r->method, r->path, r->status, (unsigned long long)r->received,
+	        r->out_bytes, (long long)(ingress_now_ms() - r->start_ms),
+	        r->id[0] ? " id=" : "", r->id,
+	        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+	if (r->pp)
+		MHD_destroy_post_processor(r->pp);
+	pipeline_free(r->pl);
+	free(r->form_pipeline);
+	free(r->body);
+	free(r);
+	*ctx = NULL;
+	atomic_fetch_sub(&in->active, 1);
+}
+
+/* Takes r off the waiters and its job. The caller holds jobs. */
+static void unlink_waiter(struct ingress *in, struct request *r)
+{
+	if (r->wprev)
+		r->wprev->wnext = r->wnext;
+	else
+		in->waiters = r->wnext;
+	if (r->wnext)
+		r->wnext->wprev = r->wprev;
+	r->wprev = r->wnext = NULL;
+	if (r->pend)
+		r->pend->waiter = NULL;
+	r->pend = NULL;
+	r->phase = PHASE_ANSWERED;
+}
+
+void ingress_http_wake(struct ingress *in, struct request *r)
+{
+	if (r->phase != PHASE_WAITING)
+		return;
+	unlink_waiter(in, r);
+	r->phase = PHASE_RESUMED;
+	MHD_resume_connection(r->conn);
+}
+
+void ingress_http_expire(struct ingress *in, int64_t now, bool all)
+{
+	struct request *r, *next;
+
+	pthread_mutex_lock(&in->jobs);
+	if (all)
+		in->stopping = true;
+	for (r = in->waiters; r; r = next) {
+		next = r->wnext;
+		if (all || now >= r->deadline_ms)
+			ingress_http_wake(in, r);
+	}
+	pthread_mutex_unlock(&in->jobs);
+}
+
+/* Suspends r until its job's reply or the end of its wait. */
+enum MHD_Result ingress_wait(struct request *r)
+{
+	struct ingress *in = r->in;
+	struct pending *p;
+
+	pthread_mutex_lock(&in->jobs);
+	p = in->stopping ? NULL : ingress_pending_find(in, r->id);
+	if (p) {
+		p->waiter = r;
+		r->pend = p;
+		r->deadline_ms = ingress_now_ms() + r->wait_ms;
+		r->wnext = in->waiters;
+		if (in->waiters)
+			in->waiters->wprev = r;
+		in->waiters = r;
+		r->phase = PHASE_WAITING;
+		MHD_suspend_connection(r->conn);
+	}
+	pthread_mutex_unlock(&in->jobs);
+	return p ? MHD_YES : answer_from_record(r);
+}
+
+/* libmicrohttpd's own messages, one log line each. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_warn(COMPONENT, "libmicrohttpd: %s", line);
+}
+
+int ingress_http_start(struct ingress *in, char *err, size_t errlen)
+{
+	const struct ingress_conf *ic = &in->conf->ingress;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+	                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in a4 = {.sin_family = AF_INET};
+	const struct sockaddr *sa = (const struct sockaddr *)&a4;
+	unsigned timeout = (unsigned)((ic->request_timeout + 999) / 1000);
+
+	a4.sin_port = a6.sin6_port = htons((uint16_t)ic->port);
+	if (inet_pton(AF_INET6, ic->listen, &a6.sin6_addr) == 1) {
+		sa = (const struct sockaddr *)&a6;
+		flags |= MHD_USE_DUAL_STACK;
+	} else if (inet_pton(AF_INET, ic->listen, &a4.sin_addr) != 1) {
+		snprintf(
+		        err, errlen,
+		        "[ingress] listen: \"%s\" is not an IPv4 or IPv6 address",
+		        ic->listen);
+		return -EINVAL;
+	}
+	in->daemon = MHD_start_daemon(
+	        flags, (uint16_t)ic->port, NULL, NULL, on_request, in,
+	        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+	        sa, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+	        MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_END);
+	if (!in->daemon) {
+		snprintf(
+		        err, errlen,
+		        "unable to listen on %s port %lld (the reason is logged above)",
+		        ic->listen, (long long)ic->port);
+		return -EADDRINUSE;
+	}
+	log_info(COMPONENT, "listening on %s port %lld reply_to=%s", ic->listen,
+	         (long long)ic->port, in->reply_to);
+	return 0;
+}

@@ -1,0 +1,506 @@
+/*
+ * POST /v1/jobs (see ingress_http.c for the rest of the API): the upload,
+ * raw or multipart/form-data, read up to [ingress] max_body; the pipeline
+ * or preset, checked against the loaded filters (and its signature, if
+ * [ingress] hmac_key is set); the image's header; then the job. It is
+ * accepted only once the original and the record are stored and the
+ * publish is confirmed; whatever fails before that is a 503 and undone.
+ * An identical earlier job (same original, pipeline and filter versions)
+ * makes this one done at once, from the result cache.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../config.h"
+#include "../log.h"
+#include "child.h"
+#include "image.h"
+#include "ingress.h"
+#include "metrics.h"
+#include "pipeline.h"
+
+#define COMPONENT "ingress"
+#define PUBLISH_TIMEOUT_MS 5000
+#define MULTIPART_SLACK (64 * 1024) /* boundaries and part headers */
+#define DISCARD_MAX (16 * 1024 * 1024) /* read past max_body, then close */
+#define PREALLOC_MAX (8 * 1024 * 1024)
+
+static const char *arg(struct request *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+	                                   name);
+}
+
+static const char *header(struct request *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static bool over_inflight(struct request *r)
+{
+	int64_t n = atomic_load(&r->in->metrics->inflight);
+	int64_t max = r->in->conf->ingress.max_inflight;
+
+	if (n < max)
+		return false;
+	ingress_fail(r, MHD_HTTP_TOO_MANY_REQUESTS, "too many jobs",
+	             "%lld jobs in flight on this node; the limit is %lld",
+	             (long long)n, (long long)max);
+	return true;
+}
+
+static bool hex_decode(const char *hex, unsigned char *out, size_t n)
+{
+	for (size_t i = 0; i < 2 * n; i++) {
+		char c = hex[i];
+		int v = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                               : -1;
+
+		if (v < 0)
+			return false;
+		out[i / 2] = (unsigned char)(i % 2 ? out[i / 2] << 4 | v : v);
+	}
+	return hex[2 * n] == '\0';
+}
+
+/* ?sig= is hex(HMAC-SHA256(hmac_key, text)); compared in constant time. */
+static bool signature_ok(struct request *r, const char *text)
+{
+	const char *key = r->in->conf->ingress.hmac_key;
+	const char *sig = arg(r, "sig");
+	unsigned char want[EVP_MAX_MD_SIZE], got[32];
+	unsigned int wlen = 0;
+
+	if (!sig || strlen(sig) != 64 || !hex_decode(sig, got, sizeof(got)))
+		return false;
+	if (!HMAC(EVP_sha256(), key, (int)strlen(key),
+	          (const unsigned char *)text, strlen(text), want, &wlen) ||
+	    wlen != sizeof(got))
+		return false;
+	return CRYPTO_memcmp(want, got, sizeof(got)) == 0;
+}
+
+/* Checks and parses the pipeline (or the preset named by text). */
+static int resolve(struct request *r, const char *text, bool preset)
+{
+	const struct conf *conf = r->in->conf;
+	const char *hmac_key = conf->ingress.hmac_key;
+	const char *pipeline = text;
+	char err[512];
+
+	if (!preset && conf->ingress.presets_only)
+		return ingress_fail(r, 400, "bad pipeline",
+		                    "this node accepts only ?preset=NAME");
+	if (hmac_key && hmac_key[0] && !signature_ok(r, text))
+		return ingress_fail(
+		        r, 403, "bad signature",
+		        "sig must be hex(HMAC-SHA256(key, %s text))",
+		        preset ? "preset" : "pipeline");
+	if (preset) {
+		const struct preset *p = conf->presets;
+
+		while (p && strcmp(p->name, text) != 0)
+			p = p->next;
+		if (!p)
+			return ingress_fail(r, 400, "bad pipeline",
+			                    "no preset \"%s\"", text);
+		pipeline = p->pipeline;
+	}
+	r->pl = pipeline_parse(pipeline, &r->in->set, err, sizeof(err));
+	if (!r->pl)
+		return ingress_fail(r, 400, "bad pipeline", "%s", err);
+	return 0;
+}
+
+/* Keeps n more bytes of the image, up to [ingress] max_body. */
+static void take(struct request *r, const char *data, size_t n)
+{
+	size_t max = (size_t)r->in->conf->ingress.max_body;
+
+	if (r->too_big || !n)
+		return;
+	if (n > max - r->len) {
+		r->too_big = true;
+		free(r->body);
+		r->body = NULL;
+		r->len = r->cap = 0;
+		return;
+	}
+	if (r->len + n > r->cap) {
+		size_t cap = r->cap ? r->cap : 64 * 1024;
+		char *grown;
+
+		while (cap < r->len + n)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		grown = realloc(r->body, cap);
+		if (!grown) {
+			r->bad_form = true; /* answered as a 400; logged */
+			log_error(COMPONENT, "out of memory for an upload");
+			return;
+		}
+		r->body = grown;
+		r->cap = cap;
+	}
+	memcpy(r->body + r->len, data, n);
+	r->len += n;
+}
+
+/* multipart/form-data: the "file" part is the image, "pipeline" text. */
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind,
+                               const char *key, const char *filename,
+                               const char *type, const char *encoding,
+                               const char *data, uint64_t off, size_t size)
+{
+	struct request *r = cls;
+
+	(void)kind, (void)filename, (void)type, (void)encoding;
+	if (strcmp(key, "file") == 0) {
+		if (off == 0 && size && r->len)
+			r->bad_form = true; /* a second file part */
+		take(r, data, size);
+	} else if (strcmp(key, "pipeline") == 0 && size) {
+		char *grown;
+
+		if (r->form_len + size > PIPELINE_MAX_LEN) {
+			r->bad_form = true;
+			return MHD_YES;
+		}
+		grown = realloc(r->form_pipeline, r->form_len + size + 1);
+		if (!grown) {
+			r->bad_form = true;
+			return MHD_YES;
+		}
+		memcpy(grown + r->form_len, data, size);
+		r->form_len += size;
+		grown[r->form_len] = '\0';
+		r->form_pipeline = grown;
+	}
+	return MHD_YES;
+}
+
+/* The first call: what can be refused before the body is read. */
+enum MHD_Result ingress_submit_begin(struct request *r)
+{
+	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const char *pipeline = arg(r, "pipeline"), *preset = arg(r, "preset");
+	const char *wait = arg(r, "wait"), *cl = header(r, "Content-Length");
+	const char *type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	uint64_t limit;
+
+	r->multipart =
+	        type && strncasecmp(type, "multipart/form-data", 19) == 0;
+	limit = (uint64_t)ic->max_body + (r->multipart ? MULTIPART_SLACK : 0);
+	if (over_inflight(r))
+		return ingress_answer_fail(r);
+	if (cl) {
+		char *end;
+		unsigned long long n = strtoull(cl, &end, 10);
+
+		if (n > limit)
+			return ingress_fail_now(
+			        r, 413, "body too large",
+			        "Content-Length %llu is over the limit of %lld bytes",
+			        n, (long long)ic->max_body);
+		if (!r->multipart && n) {
+			r->cap = n < PREALLOC_MAX ? n : PREALLOC_MAX;
+			r->body = malloc(r->cap);
+			r->cap = r->body ? r->cap : 0;
+		}
+	}
+	if (wait) {
+		char *end;
+		double s = strtod(wait, &end);
+
+		if (end == wait || *end || !(s >= 0) || s > 1e9)
+			return ingress_fail_now(
+			        r, 400, "bad request",
+			        "wait=%s is not a number of seconds", wait);
+		r->wait_ms = (int64_t)(s * 1000);
+		if (r->wait_ms > ic->wait_max)
+			r->wait_ms = ic->wait_max;
+	}
+	if (pipeline && preset)
+		return ingress_fail_now(r, 400, "bad pipeline",
+		                        "give pipeline or preset, not both");
+	if ((pipeline || preset) &&
+	    resolve(r, pipeline ? pipeline : preset, preset != NULL))
+		return ingress_answer_fail(r);
+	if (!pipeline && !preset && !r->multipart)
+		return ingress_fail_now(
+		        r, 400, "bad pipeline",
+		        "no pipeline: give ?pipeline=... or ?preset=NAME");
+	if (r->multipart) {
+		r->pp = MHD_create_post_processor(r->conn, 64 * 1024, on_part,
+		                                  r);
+		if (!r->pp)
+			return ingress_fail_now(
+			        r, 400, "bad request",
+			        "unreadable multipart/form-data header");
+	}
+	r->phase = PHASE_BODY;
+	return MHD_YES;
+}
+
+enum MHD_Result ingress_submit_body(struct request *r, const char *data,
+                                    size_t *size)
+{
+	uint64_t limit = (uint64_t)r->in->conf->ingress.max_body +
+	                 (r->multipart ? MULTIPART_SLACK : 0);
+
+	r->received += *size;
+	if (r->received > limit && !r->too_big) {
+		r->too_big = true;
+		free(r->body);
+		r->body = NULL;
+		r->len = r->cap = 0;
+	}
+	if (r->pp && !r->too_big && !r->bad_form &&
+	    MHD_post_process(r->pp, data, *size) != MHD_YES)
+		r->bad_form = true;
+	else if (!r->pp)
+		take(r, data, *size);
+	*size = 0;
+	/* a body that is refused anyway is read only so far */
+	return r->received > limit + DISCARD_MAX ? MHD_NO : MHD_YES;
+}
+
+/* The job's record as it starts: queued, nothing done yet. */
+static json_t *new_record(struct request *r, const unsigned char sha[32],
+                          const char *result, const struct image_info *info)
+{
+	json_t *plugins = json_object();
+	char now[40], hex[65];
+
+	for (size_t i = 0; i < r->pl->n; i++) {
+		const char *v = r->pl->steps[i].version;
+
+		json_object_set_new(plugins, r->pl->steps[i].name,
+		                    json_string(v ? v : "?"));
+	}
+	for (size_t i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+	job_timestamp(now, sizeof(now));
+	return json_pack("{s:s, s:s, s:s, s:n, s:n, s:s, "
+	                 "s:{s:I, s:s, s:s, s:i, s:i, s:i}, "
+	                 "s:n, s:n, s:i, s:o, s:I, s:s, s:b}",
+	                 "id", r->id, "status", "queued", "created", now,
+	                 "started", "finished", "pipeline", r->pl->canonical,
+	                 "input", "bytes", (json_int_t)r->len, "sha256", hex,
+	                 "format", info->format, "width", info->width, "height",
+	                 info->height, "pages", info->pages, "output", "error",
+	                 "attempts", 0, "plugins", plugins, "generation",
+	                 (json_int_t)r->in->node->generation, "result", result,
+	                 "cached", 0);
+}
+
+/*
+ * Under io: if out/KEY.meta exists the result is there already; the job
+ * is done now. 0 (a hit, record stored), -ENOENT (no result yet), or
+ * another -errno (storage failed).
+ */
+static int cache_hit(struct request *r, json_t *rec, const char *meta_key)
+{
+	const struct imgnode_storage_ops *st = storage_ops(&r->in->set);
+	void *st_state = r->in->set.storage->state;
+	json_t *meta, *out;
+	void *buf = NULL;
+	size_t len = 0;
+	int ret;
+
+	ret = st->get(st_state, meta_key, JOB_META_MAX, &buf, &len);
+	if (ret)
+		return ret;
+	meta = json_loadb(buf, len, 0, NULL);
+	free(buf);
+	if (!json_is_object(meta)) {
+		json_decref(meta);
+		return -ENOENT; /* half-written or foreign: make it again */
+	}
+	out = json_deep_copy(meta);
+	if (!json_object_get(out, "bytes") && json_object_get(meta, "size"))
+		json_object_set(out, "bytes", json_object_get(meta, "size"));
+	json_decref(meta);
+	json_object_set_new(rec, "output", out);
+	json_object_set_new(rec, "cached", json_true());
+	json_object_set(rec, "started", json_object_get(rec, "created"));
+	job_record_set_status(rec, "done", NULL);
+	return job_record_put(r->in->set.storage, rec);
+}
+
+static int publish(struct request *r, const char *result)
+{
+	struct ingress *in = r->in;
+	struct job_msg m = {.pipeline = r->pl->canonical,
+	                    .result = (char *)result};
+	size_t len = 0;
+	char *body;
+	int ret;
+
+	memcpy(m.id, r->id, sizeof(m.id));
+	body = job_msg_encode(&m, &len);
+	if (!body)
+		return -ENOMEM;
+	ret = transport_ops(&in->set)->publish(in->set.transport->state, body,
+	                                       len, in->reply_to,
+	                                       PUBLISH_TIMEOUT_MS);
+	free(body);
+	return ret;
+}
+
+/*
+ * Stores the original and the record, then publishes: only when all three
+ * succeeded is the job accepted. Undoes what it did when one fails, but
+ * keeps the stored job when a publish timed out (it may still run).
+ */
+static enum MHD_Result accept_job(struct request *r,
+                                  const struct image_info *info)
+{
+	struct ingress *in = r->in;
+	const struct imgnode_storage_ops *st = storage_ops(&in->set);
+	void *st_state = in->set.storage->state;
+	char versions[4096], result[JOB_KEY_MAX], meta[JOB_KEY_MAX + 8];
+	char orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
+	unsigned char sha[EVP_MAX_MD_SIZE];
+	const char *what;
+	bool transport = false;
+	unsigned int shalen = 0;
+	json_t *rec;
+	int ret;
+
+	if (!EVP_Digest(r->body, r->len, sha, &shalen, EVP_sha256(), NULL) ||
+	    shalen != 32 || job_new_id(r->id))
+		return ingress_fail_now(
+		        r, 500, "internal error",
+		        "unable to hash the image or make an id");
+	child_versions(r->pl, &in->set, info->format, versions,
+	               sizeof(versions));
+	job_result_key(sha, r->pl->canonical, versions, result, sizeof(result));
+	snprintf(meta, sizeof(meta), "%s.meta", result);
+	job_orig_key(r->id, orig, sizeof(orig));
+	job_record_key(r->id, record, sizeof(record));
+	rec = new_record(r, sha, result, info);
+	if (!rec)
+		return ingress_fail_now(r, 500, "internal error",
+		                        "out of memory");
+
+	pthread_mutex_lock(&in->io);
+	ret = cache_hit(r, rec, meta);
+	if (ret == 0) {
+		pthread_mutex_unlock(&in->io);
+		atomic_fetch_add(&in->metrics->accepted, 1);
+		atomic_fetch_add(&in->metrics->outcome[OUTCOME_CACHED], 1);
+		atomic_fetch_add(&in->metrics->bytes_in, r->len);
+		log_debug(COMPONENT, "result cache hit id=%s result=%s", r->id,
+		          result);
+		enum MHD_Result res =
+		        r->wait_ms > 0 ? ingress_answer_job(r, rec, true)
+		                       : ingress_answer_accepted(r, "done");
+		json_decref(rec);
+		return res;
+	}
+	what = "unable to look up the result cache";
+	if (ret != -ENOENT)
+		goto out_unlock;
+	what = "unable to store the original";
+	ret = st->put(st_state, orig, r->body, r->len);
+	if (ret)
+		goto out_unlock;
+	what = "unable to store the job record";
+	ret = job_record_put(in->set.storage, rec);
+	if (ret)
+		goto out_del_orig;
+	ret = ingress_pending_add(in, r->id);
+	if (ret)
+		goto out_del_record;
+	what = "unable to queue the job";
+	transport = true;
+	ret = publish(r, result);
+	if (ret)
+		goto out_forget;
+	pthread_mutex_unlock(&in->io);
+	ingress_kick(in);
+	json_decref(rec);
+	atomic_fetch_add(&in->metrics->accepted, 1);
+	atomic_fetch_add(&in->metrics->bytes_in, r->len);
+	log_debug(COMPONENT, "accepted id=%s pipeline=%s format=%s bytes=%zu",
+	          r->id, r->pl->canonical, info->format, r->len);
+	return r->wait_ms > 0 ? ingress_wait(r)
+	                      : ingress_answer_accepted(r, "queued");
+
+out_forget:
+	ingress_pending_finish(in, r->id);
+	ingress_kick(in);
+	if (ret == -ETIMEDOUT)
+		goto out_unlock;
+out_del_record:
+	st->del(st_state, record);
+out_del_orig:
+	st->del(st_state, orig);
+out_unlock:
+	pthread_mutex_unlock(&in->io);
+	json_decref(rec);
+	log_warn(COMPONENT, "refusing a job: %s: %s", what, strerror(-ret));
+	return ingress_fail_now(r, 503,
+	                        transport ? "transport unavailable"
+	                                  : "storage unavailable",
+	                        "%s: %s", what, strerror(-ret));
+}
+
+/* The last call of an upload: the whole body is here. */
+enum MHD_Result ingress_submit_finish(struct request *r)
+{
+	const struct conf *conf = r->in->conf;
+	struct image_info info;
+	char err[512];
+	int ret;
+
+	if (r->pp && MHD_destroy_post_processor(r->pp) != MHD_YES)
+		r->bad_form = true;
+	r->pp = NULL;
+	if (r->too_big)
+		return ingress_fail_now(r, 413, "body too large",
+		                        "the limit is %lld bytes",
+		                        (long long)conf->ingress.max_body);
+	if (r->bad_form)
+		return ingress_fail_now(
+		        r, 400, "bad request",
+		        "unreadable multipart/form-data body (one file part, a pipeline part up to %d characters)",
+		        PIPELINE_MAX_LEN);
+	if (r->form_pipeline && r->pl)
+		return ingress_fail_now(
+		        r, 400, "bad pipeline",
+		        "give the pipeline once, in the query or the form");
+	if (r->form_pipeline && resolve(r, r->form_pipeline, false))
+		return ingress_answer_fail(r);
+	if (!r->pl)
+		return ingress_fail_now(
+		        r, 400, "bad pipeline",
+		        "no pipeline: give ?pipeline=..., ?preset=NAME or a pipeline part");
+	if (!r->len)
+		return ingress_fail_now(
+		        r, 400, "bad request", "%s",
+		        r->multipart ? "no file part, or an empty one"
+		                     : "empty body");
+	if (over_inflight(r))
+		return ingress_answer_fail(r);
+	ret = image_probe(r->body, r->len, &conf->limits, &info, err,
+	                  sizeof(err));
+	if (ret == -EPROTONOSUPPORT)
+		return ingress_fail_now(r, 415, "unsupported format", "%s",
+		                        err);
+	if (ret)
+		return ingress_fail_now(r, 422, "image rejected", "%s", err);
+	return accept_job(r, &info);
+}

@@ -1,0 +1,225 @@
+/*
+ * Jobs (see job.h): small JSON documents in storage and in messages,
+ * handled with jansson.
+ */
+#include "job.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "../plugin.h"
+
+static const char hex[] = "0123456789abcdef";
+
+int job_new_id(char id[JOB_ID_LEN + 1])
+{
+	unsigned char raw[JOB_ID_LEN / 2];
+	size_t got = 0;
+
+	while (got < sizeof(raw)) {
+		ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		id[2 * i] = hex[raw[i] >> 4];
+		id[2 * i + 1] = hex[raw[i] & 15];
+	}
+	id[JOB_ID_LEN] = '\0';
+	return 0;
+}
+
+int job_id_valid(const char *id)
+{
+	size_t i;
+
+	for (i = 0; id[i]; i++)
+		if (!strchr(hex, id[i]) || !id[i])
+			return 0;
+	return i == JOB_ID_LEN;
+}
+
+void job_orig_key(const char *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "orig/%s", id);
+}
+
+void job_record_key(const char *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "jobs/%s", id);
+}
+
+void job_result_key(const unsigned char sha256[32], const char *canonical,
+                    const char *versions, char *buf, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char out[2 * 32 + 1];
+
+	/* fields separated by a byte none of them can contain */
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	    !EVP_DigestUpdate(ctx, sha256, 32) ||
+	    !EVP_DigestUpdate(ctx, "\n", 1) ||
+	    !EVP_DigestUpdate(ctx, canonical, strlen(canonical)) ||
+	    !EVP_DigestUpdate(ctx, "\n", 1) ||
+	    !EVP_DigestUpdate(ctx, versions, strlen(versions)) ||
+	    !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen < 32) {
+		EVP_MD_CTX_free(ctx);
+		snprintf(buf, len, "out/invalid");
+		return;
+	}
+	EVP_MD_CTX_free(ctx);
+	for (size_t i = 0; i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+	snprintf(buf, len, "out/%s", out);
+}
+
+int job_result_key_hex(const char *sha256_hex, const char *canonical,
+                       const char *versions, char *buf, size_t len)
+{
+	unsigned char sha[32];
+
+	if (!sha256_hex || strlen(sha256_hex) != 64)
+		return -EINVAL;
+	for (size_t i = 0; i < 32; i++) {
+		const char *hi = strchr(hex, sha256_hex[2 * i]);
+		const char *lo = strchr(hex, sha256_hex[2 * i + 1]);
+		if (!hi || !lo || !*hi || !*lo)
+			return -EINVAL;
+		sha[i] = (unsigned char)((hi - hex) << 4 | (lo - hex));
+	}
+	job_result_key(sha, canonical, versions, buf, len);
+	return 0;
+}
+
+char *job_msg_encode(const struct job_msg *m, size_t *len)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s}", "id", m->id, "pipeline",
+	                      m->pipeline, "result", m->result);
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (s)
+		*len = strlen(s);
+	return s;
+}
+
+int job_msg_decode(const void *body, size_t len, struct job_msg *m, char *err,
+                   size_t errlen)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	const char *id, *pipeline, *result;
+
+	memset(m, 0, sizeof(*m));
+	if (!j) {
+		snprintf(err, errlen, "message is not JSON: %s", jerr.text);
+		return -EINVAL;
+	}
+	if (json_unpack(j, "{s:s, s:s, s:s}", "id", &id, "pipeline", &pipeline,
+	                "result", &result) ||
+	    !job_id_valid(id) || strncmp(result, "out/", 4) != 0) {
+		snprintf(err, errlen,
+		         "message lacks a valid id, pipeline or result key");
+		json_decref(j);
+		return -EINVAL;
+	}
+	memcpy(m->id, id, JOB_ID_LEN + 1);
+	m->pipeline = strdup(pipeline);
+	m->result = strdup(result);
+	json_decref(j);
+	if (!m->pipeline || !m->result) {
+		job_msg_clear(m);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void job_msg_clear(struct job_msg *m)
+{
+	free(m->pipeline);
+	free(m->result);
+	m->pipeline = m->result = NULL;
+}
+
+void job_timestamp(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+	         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	         tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+}
+
+json_t *job_record_get(const struct plugin *storage, const char *id, int *ret)
+{
+	const struct imgnode_storage_ops *ops = storage->desc->ops;
+	char key[JOB_KEY_MAX];
+	json_error_t jerr;
+	void *buf = NULL;
+	size_t len = 0;
+	json_t *rec;
+
+	job_record_key(id, key, sizeof(key));
+	*ret = ops->get(storage->state, key, JOB_RECORD_MAX, &buf, &len);
+	if (*ret)
+		return NULL;
+	rec = json_loadb(buf, len, 0, &jerr);
+	free(buf);
+	if (!rec || !json_is_object(rec)) {
+		json_decref(rec);
+		*ret = -EBADMSG;
+		return NULL;
+	}
+	return rec;
+}
+
+int job_record_put(const struct plugin *storage, json_t *rec)
+{
+	const struct imgnode_storage_ops *ops = storage->desc->ops;
+	const char *id = json_string_value(json_object_get(rec, "id"));
+	char key[JOB_KEY_MAX];
+	char *text;
+	int ret;
+
+	if (!id || !job_id_valid(id))
+		return -EINVAL;
+	job_record_key(id, key, sizeof(key));
+	text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		return -ENOMEM;
+	ret = ops->put(storage->state, key, text, strlen(text));
+	free(text);
+	return ret;
+}
+
+void job_record_set_status(json_t *rec, const char *status, const char *error)
+{
+	char now[40];
+
+	job_timestamp(now, sizeof(now));
+	json_object_set_new(rec, "status", json_string(status));
+	if (strcmp(status, "running") == 0)
+		json_object_set_new(rec, "started", json_string(now));
+	if (strcmp(status, "done") == 0 || strcmp(status, "failed") == 0)
+		json_object_set_new(rec, "finished", json_string(now));
+	json_object_set_new(rec, "error",
+	                    error ? json_string(error) : json_null());
+}

@@ -1,0 +1,55 @@
+/*
+ * The node's metrics: counters and histograms in one shared, anonymous
+ * mapping that the supervisor creates before forking, so every child adds
+ * to the same numbers with atomics and the ingress can render them all for
+ * GET /metrics (Prometheus text format).
+ */
+#ifndef IMGNODE_METRICS_H
+#define IMGNODE_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define METRICS_BUCKETS 12 /* 5ms .. 10s, then +Inf */
+#define METRICS_FILTERS 64
+
+struct histogram {
+	_Atomic uint64_t bucket[METRICS_BUCKETS]; /* cumulative on render */
+	_Atomic uint64_t count;
+	_Atomic uint64_t sum_us;
+};
+
+enum job_outcome { OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_CACHED, OUTCOMES };
+
+struct metrics {
+	_Atomic uint64_t accepted; /* 202s and cache hits */
+	_Atomic uint64_t outcome[OUTCOMES]; /* jobs by outcome */
+	_Atomic uint64_t redelivered; /* deliveries with attempt > 1 */
+	_Atomic uint64_t bytes_in; /* originals uploaded */
+	_Atomic uint64_t bytes_out; /* results produced */
+	_Atomic uint64_t restarts; /* children restarted */
+	_Atomic int64_t inflight; /* this node's jobs not finished */
+	_Atomic uint64_t http[6]; /* responses by class: [2] = 2xx */
+	struct histogram queue_wait; /* created -> started */
+	struct histogram processing; /* started -> finished */
+	struct histogram total; /* created -> finished */
+	struct {
+		char name[32]; /* set once, under the first claim of slot */
+		_Atomic int claimed;
+		_Atomic uint64_t jobs;
+	} filters[METRICS_FILTERS];
+};
+
+/* The shared mapping, zeroed; NULL with errno on failure. */
+struct metrics *metrics_create(void);
+
+void metrics_observe(struct histogram *h, int64_t us);
+
+/* Counts a job that used filter name. */
+void metrics_filter_used(struct metrics *m, const char *name);
+
+/* The Prometheus text; caller frees. NULL on ENOMEM. */
+char *metrics_render(struct metrics *m);
+
+#endif

@@ -1,0 +1,525 @@
+/*
+ * The node's process tree, run by the supervisor (DESIGN.md §1):
+ *
+ *   imgnode        root, one_for_one
+ *   ├── ingress    a pool of one: the HTTP API
+ *   ├── workers    simple_one_for_one pool of [workers] count
+ *   └── reaper     the dead-letter queue
+ *
+ * plus what the root process does beside supervising: the control socket
+ * (imgnodectl), signals (SIGTERM/SIGINT stop, SIGHUP reloads), and the
+ * service manager's notifications (READY, STATUS, WATCHDOG).
+ *
+ * A reload re-reads the config, checks it and the plugin directory in a
+ * throwaway child, and only if that passes starts a new generation: the
+ * ingress is restarted and the workers are rolled (a new one ready before
+ * an old one drains). A reload that fails changes nothing.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../config.h"
+#include "../control.h"
+#include "../log.h"
+#include "../loop.h"
+#include "../notify.h"
+#include "../proc.h"
+#include "../supervisor.h"
+#include "../util.h"
+#include "child.h"
+#include "image.h"
+#include "metrics.h"
+#include "pipeline.h"
+
+#ifndef IMGNODE_VERSION
+#define IMGNODE_VERSION "0.0.0"
+#endif
+
+struct reload {
+	struct control_conn *conn; /* who asked (NULL: SIGHUP) */
+	struct reload *next;
+};
+
+struct node_run {
+	struct node node;
+	const char *path;
+	struct loop *loop;
+	struct sup *root;
+	struct control *control;
+	struct sup_spec root_spec, pool_spec, ingress_spec;
+	struct sup_child_spec children[3], worker, ingress;
+	int64_t started;
+	int exit_code;
+	bool ready;
+	/* the reload under way: its check child, its output, its waiters */
+	pid_t check_pid;
+	int check_fd;
+	struct conf *next_conf;
+	struct reload *waiters;
+	bool reload_again; /* asked for while one was under way */
+	struct control_conn *stop_conn;
+	unsigned restarts_seen;
+};
+
+static void start_reload(struct node_run *r, struct control_conn *conn);
+
+/* The specs follow the config; called again after a reload. */
+static void build_specs(struct node_run *r)
+{
+	const struct conf *c = r->node.conf;
+	const struct supervisor_conf *s = &c->supervisor;
+
+	r->worker = (struct sup_child_spec){
+	        .id = "worker",
+	        .type = SUP_WORKER,
+	        .restart = SUP_PERMANENT,
+	        /* a draining worker finishes its job first */
+	        .shutdown_ms = c->workers.job_timeout + s->shutdown_timeout,
+	        .start = worker_main,
+	        .arg = &r->node,
+	        .start_timeout_ms = s->start_timeout,
+	        .heartbeat_ms = c->workers.heartbeat,
+	        .max_rss = c->workers.max_rss,
+	};
+	r->pool_spec = (struct sup_spec){
+	        .id = "workers",
+	        .strategy = SUP_SIMPLE_ONE_FOR_ONE,
+	        .intensity = s->intensity,
+	        .period_ms = s->period,
+	        .backoff_min_ms = s->backoff_min,
+	        .backoff_max_ms = s->backoff_max,
+	        .children = &r->worker,
+	        .nchildren = 1,
+	        .count = (size_t)c->workers.count,
+	};
+	/* the ingress is a pool of one, so a reload can roll it: the new one
+	 * listens (SO_REUSEPORT) before the old one stops accepting */
+	r->ingress = (struct sup_child_spec){
+	        .id = "ingress",
+	        .type = SUP_WORKER,
+	        .restart = SUP_PERMANENT,
+	        .shutdown_ms = s->shutdown_timeout,
+	        .start = ingress_main,
+	        .arg = &r->node,
+	        .start_timeout_ms = s->start_timeout,
+	        .heartbeat_ms = c->workers.heartbeat,
+	};
+	r->ingress_spec = r->pool_spec;
+	r->ingress_spec.id = "ingress";
+	r->ingress_spec.children = &r->ingress;
+	r->ingress_spec.count = 1;
+	r->children[0] = (struct sup_child_spec){
+	        .id = "ingress",
+	        .type = SUP_SUPERVISOR,
+	        .restart = SUP_PERMANENT,
+	        .sup = &r->ingress_spec,
+	};
+	r->children[1] = (struct sup_child_spec){
+	        .id = "workers",
+	        .type = SUP_SUPERVISOR,
+	        .restart = SUP_PERMANENT,
+	        .sup = &r->pool_spec,
+	};
+	r->children[2] = (struct sup_child_spec){
+	        .id = "reaper",
+	        .type = SUP_WORKER,
+	        .restart = SUP_PERMANENT,
+	        .shutdown_ms = s->shutdown_timeout,
+	        .start = reaper_main,
+	        .arg = &r->node,
+	        .start_timeout_ms = s->start_timeout,
+	        .heartbeat_ms = c->workers.heartbeat,
+	};
+	r->root_spec = (struct sup_spec){
+	        .id = "imgnode",
+	        .strategy = SUP_ONE_FOR_ONE,
+	        .intensity = s->intensity,
+	        .period_ms = s->period,
+	        .backoff_min_ms = s->backoff_min,
+	        .backoff_max_ms = s->backoff_max,
+	        .children = r->children,
+	        .nchildren = 3,
+	};
+}
+
+static void send_status(struct node_run *r)
+{
+	char summary[128], msg[160];
+
+	if (!r->root)
+		return;
+	sup_summary(r->root, summary, sizeof(summary));
+	snprintf(msg, sizeof(msg), "STATUS=generation %u: %s",
+	         r->node.generation, summary);
+	notify_send(msg);
+}
+
+/* ---- the control socket ---- */
+
+static void cmd_status(struct control_conn *conn, json_t *req, void *arg)
+{
+	struct node_run *r = arg;
+	json_t *reply;
+
+	(void)req;
+	reply = json_pack("{s:b, s:o, s:{s:s, s:s, s:i, s:I, s:I, s:b}}", "ok",
+	                  1, "tree", sup_status(r->root), "node", "version",
+	                  IMGNODE_VERSION, "config", r->path, "pid",
+	                  (int)getpid(), "generation",
+	                  (json_int_t)r->node.generation, "uptime_ms",
+	                  (json_int_t)(loop_now() - r->started), "reloading",
+	                  r->check_pid > 0);
+	control_reply(conn, reply);
+}
+
+static void cmd_restart(struct control_conn *conn, json_t *req, void *arg)
+{
+	struct node_run *r = arg;
+	const char *id = json_string_value(json_object_get(req, "id"));
+	int ret;
+
+	if (!id) {
+		control_reply_error(conn, "restart needs an \"id\"");
+		return;
+	}
+	ret = sup_restart_child(r->root, id);
+	if (ret == -ENOENT)
+		control_reply_error(
+		        conn, "no child \"%s\" (see imgnodectl status)", id);
+	else if (ret)
+		control_reply_error(conn, "cannot restart %s: %s", id,
+		                    strerror(-ret));
+	else
+		control_reply_ok(conn);
+}
+
+static void cmd_reload(struct control_conn *conn, json_t *req, void *arg)
+{
+	(void)req;
+	start_reload(arg, conn);
+}
+
+static void cmd_stop(struct control_conn *conn, json_t *req, void *arg)
+{
+	struct node_run *r = arg;
+
+	(void)req;
+	if (r->stop_conn) {
+		control_reply_error(conn, "already stopping");
+		return;
+	}
+	r->stop_conn = conn; /* answered once the tree is down */
+	notify_send("STOPPING=1");
+	sup_shutdown(r->root);
+}
+
+static const struct control_cmd commands[] = {
+        {"status", cmd_status}, {"restart", cmd_restart},
+        {"reload", cmd_reload}, {"stop", cmd_stop},
+        {NULL, NULL},
+};
+
+/* ---- reload ---- */
+
+/* The check child: the new config's plugins, loaded where it is safe. */
+static int check_main(void *arg)
+{
+	struct node_run *r = arg;
+	char err[CONF_ERR_MAX];
+	int ret;
+
+	log_set_process("reload-check");
+	ret = plugin_validate_in_child(r->next_conf, node_check, NULL, err,
+	                               sizeof(err));
+	if (ret) {
+		util_write_all(PROC_STATUS_FD, err, strlen(err));
+		return 100;
+	}
+	return 0;
+}
+
+static void answer_waiters(struct node_run *r, const char *error)
+{
+	struct reload *w, *next;
+
+	for (w = r->waiters; w; w = next) {
+		next = w->next;
+		if (!w->conn)
+			;
+		else if (error)
+			control_reply_error(w->conn, "reload refused: %s",
+			                    error);
+		else
+			control_reply(
+			        w->conn,
+			        json_pack("{s:b, s:I}", "ok", 1, "generation",
+			                  (json_int_t)r->node.generation));
+		free(w);
+	}
+	r->waiters = NULL;
+}
+
+static void on_check_exit(pid_t pid, int status, void *arg)
+{
+	struct node_run *r = arg;
+	char err[CONF_ERR_MAX] = "";
+	ssize_t n;
+
+	if (pid != r->check_pid)
+		return;
+	r->check_pid = 0;
+	n = util_read_all(r->check_fd, err, sizeof(err) - 1);
+	close(r->check_fd);
+	err[n > 0 ? n : 0] = '\0';
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		if (!err[0])
+			proc_describe_status(status, err, sizeof(err));
+		log_error("node", "reload refused, keeping generation %u: %s",
+		          r->node.generation, err);
+		conf_free(r->next_conf);
+		r->next_conf = NULL;
+		answer_waiters(r, err);
+	} else {
+		struct conf *old = r->node.conf;
+		size_t count;
+
+		r->node.conf = r->next_conf;
+		r->next_conf = NULL;
+		r->node.generation++;
+		conf_free(old);
+		log_set_level(r->node.conf->node.log_level);
+		build_specs(r);
+		count = (size_t)r->node.conf->workers.count;
+		log_info("node", "reloaded config=%s generation=%u", r->path,
+		         r->node.generation);
+		/* new children load the new generation; old ones drain */
+		sup_roll(r->root, "ingress");
+		sup_restart_child(r->root, "reaper");
+		sup_roll(r->root, "workers");
+		sup_resize(r->root, "workers", count);
+		answer_waiters(r, NULL);
+		send_status(r);
+	}
+	if (r->reload_again) {
+		r->reload_again = false;
+		start_reload(r, NULL);
+	}
+}
+
+static void start_reload(struct node_run *r, struct control_conn *conn)
+{
+	char err[CONF_ERR_MAX];
+	struct reload *w = calloc(1, sizeof(*w));
+	pid_t pid;
+
+	if (!w) {
+		if (conn)
+			control_reply_error(conn, "out of memory");
+		return;
+	}
+	w->conn = conn;
+	w->next = r->waiters;
+	r->waiters = w;
+	if (r->check_pid > 0) {
+		r->reload_again = true; /* one more after this one */
+		return;
+	}
+	log_info("node", "reloading config=%s", r->path);
+	r->next_conf = conf_load(r->path, err, sizeof(err));
+	if (!r->next_conf) {
+		log_error("node", "reload refused, keeping generation %u: %s",
+		          r->node.generation, err);
+		answer_waiters(r, err);
+		return;
+	}
+	pid = proc_spawn(check_main, r, &r->check_fd);
+	if (pid < 0) {
+		snprintf(err, sizeof(err), "cannot fork the check: %s",
+		         strerror(-pid));
+		conf_free(r->next_conf);
+		r->next_conf = NULL;
+		answer_waiters(r, err);
+		return;
+	}
+	r->check_pid = pid;
+}
+
+int node_check(struct plugin_set *set, struct conf *conf, void *arg, char *err,
+               size_t errlen)
+{
+	char why[CONF_ERR_MAX];
+	int ret;
+
+	(void)arg;
+	/* every filter starts and passes its self-test, in this throwaway
+	 * process, before any worker loads it */
+	ret = image_init(1, why, sizeof(why));
+	if (ret) {
+		snprintf(err, errlen, "libvips: %s", why);
+		return ret;
+	}
+	for (struct plugin *p = set->head; p; p = p->next) {
+		const struct imgnode_filter_ops *ops = p->desc->ops;
+
+		if (p->desc->kind != IMGNODE_KIND_FILTER)
+			continue;
+		ret = plugin_start(p, why, sizeof(why));
+		if (!ret && ops->selftest)
+			ret = ops->selftest(p->state, why, sizeof(why));
+		if (ret) {
+			snprintf(err, errlen,
+			         "%s: filter %s self-test failed: %s", p->path,
+			         p->desc->name, why);
+			return ret;
+		}
+	}
+	for (const struct preset *p = conf->presets; p; p = p->next) {
+		char why[512];
+		struct pipeline *pl =
+		        pipeline_parse(p->pipeline, set, why, sizeof(why));
+
+		if (!pl) {
+			snprintf(err, errlen, "%s:%d: [preset.%s] pipeline: %s",
+			         p->where->file, p->where->line, p->name, why);
+			return -EINVAL;
+		}
+		pipeline_free(pl);
+	}
+	return 0;
+}
+
+/* ---- signals, readiness, the end ---- */
+
+static void on_signal(struct loop *loop, int sig, void *arg)
+{
+	struct node_run *r = arg;
+
+	(void)loop;
+	if (sig == SIGHUP) {
+		start_reload(r, NULL);
+		return;
+	}
+	log_info("node", "stopping signal=SIG%s", sigabbrev_np(sig));
+	notify_send("STOPPING=1");
+	sup_shutdown(r->root);
+}
+
+static void on_ready(struct sup *root, void *arg)
+{
+	struct node_run *r = arg;
+
+	(void)root;
+	r->ready = true;
+	log_info("node", "ready config=%s listen=%s:%lld workers=%lld", r->path,
+	         r->node.conf->ingress.listen,
+	         (long long)r->node.conf->ingress.port,
+	         (long long)r->node.conf->workers.count);
+	notify_send("READY=1");
+	send_status(r);
+}
+
+static void on_exit_tree(struct sup *root, int code, void *arg)
+{
+	struct node_run *r = arg;
+
+	(void)root;
+	r->exit_code = code;
+	if (r->stop_conn) {
+		control_reply_ok(r->stop_conn);
+		r->stop_conn = NULL;
+	}
+	loop_stop(r->loop, code);
+}
+
+static void on_watchdog(struct loop *loop, void *arg)
+{
+	struct node_run *r = arg;
+	int64_t ms = notify_watchdog_ms();
+
+	notify_send("WATCHDOG=1");
+	if (ms > 0)
+		loop_timer_add(loop, ms / 2, on_watchdog, r);
+}
+
+/* Once a second: restarts into the shared metrics, STATUS if it changed. */
+static void on_second(struct loop *loop, void *arg)
+{
+	struct node_run *r = arg;
+	unsigned restarts = sup_restarts(r->root);
+
+	atomic_store(&r->node.metrics->restarts, restarts);
+	if (restarts != r->restarts_seen) {
+		r->restarts_seen = restarts;
+		send_status(r);
+	}
+	loop_timer_add(loop, 1000, on_second, r);
+}
+
+int node_run(const char *path, struct conf **confp)
+{
+	struct node_run r = {.path = path, .check_fd = -1};
+	struct conf *conf = *confp;
+	char err[CONF_ERR_MAX];
+	int ret;
+
+	r.node.conf = conf;
+	r.node.generation = 1;
+	r.started = loop_now();
+	for (int i = 0; i < 2; i++) {
+		const char *dir =
+		        i ? conf->node.runtime_dir : conf->node.state_dir;
+		ret = util_mkdir_p(dir, 0750);
+		if (ret) {
+			log_error("node", "unable to create %s: %s", dir,
+			          strerror(-ret));
+			return 100;
+		}
+	}
+	r.node.metrics = metrics_create();
+	r.loop = loop_new();
+	if (!r.node.metrics || !r.loop) {
+		log_error("node", "out of memory");
+		return 111;
+	}
+	build_specs(&r);
+	loop_on_signal(r.loop, SIGTERM, on_signal, &r);
+	loop_on_signal(r.loop, SIGINT, on_signal, &r);
+	loop_on_signal(r.loop, SIGHUP, on_signal, &r);
+	signal(SIGPIPE, SIG_IGN);
+	r.control = control_open(r.loop, conf->supervisor.control_socket,
+	                         commands, &r, err, sizeof(err));
+	if (!r.control) {
+		log_error("node", "%s", err);
+		loop_free(r.loop);
+		return 100;
+	}
+	r.root = sup_start(r.loop, &r.root_spec, on_ready, on_exit_tree, &r);
+	if (!r.root) {
+		log_error("node", "cannot start the supervisor: %s",
+		          strerror(errno));
+		control_close(r.control);
+		loop_free(r.loop);
+		return 111;
+	}
+	sup_on_foreign_exit(r.root, on_check_exit, &r);
+	loop_timer_add(r.loop, 1000, on_second, &r);
+	if (notify_watchdog_ms() > 0)
+		loop_timer_add(r.loop, notify_watchdog_ms() / 2, on_watchdog,
+		               &r);
+	loop_run(r.loop);
+	control_close(r.control);
+	sup_free(r.root);
+	loop_free(r.loop);
+	answer_waiters(&r, "imgnode is stopping");
+	conf_free(r.next_conf);
+	*confp = r.node.conf;
+	log_info("node", "stopped code=%d", r.exit_code);
+	return r.exit_code;
+}

@@ -1,0 +1,123 @@
+/*
+ * The reaper: consumes the dead-letter queue and marks each job there
+ * failed, with the transport's reason ("delivery limit (5) exceeded"), so a
+ * poison job ends in a record a user can read instead of vanishing.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "../config.h"
+#include "../log.h"
+#include "../proc.h"
+#include "child.h"
+#include "job.h"
+#include "metrics.h"
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* Marks the job of d failed; 0 to ack, -errno to release and retry. */
+static int reap(struct plugin_set *set, struct metrics *m,
+                const struct imgnode_delivery *d)
+{
+	char why[512], reason[768];
+	struct job_msg msg;
+	const char *status;
+	json_t *rec;
+	int ret;
+
+	if (job_msg_decode(d->body, d->len, &msg, why, sizeof(why))) {
+		log_warn("reaper", "dropping a dead letter that is no job: %s",
+		         why);
+		return 0;
+	}
+	rec = job_record_get(set->storage, msg.id, &ret);
+	if (!rec) {
+		log_warn("reaper", "dead job id=%s has no record: %s", msg.id,
+		         strerror(-ret));
+		job_msg_clear(&msg);
+		return ret == -ENOENT ? 0 : ret;
+	}
+	status = json_string_value(json_object_get(rec, "status"));
+	if (status && (!strcmp(status, "done") || !strcmp(status, "failed"))) {
+		ret = 0; /* it finished after all */
+	} else {
+		snprintf(
+		        reason, sizeof(reason),
+		        "gave up after %u deliveries: %s (the input may crash or hang the worker)",
+		        (unsigned)json_integer_value(
+		                json_object_get(rec, "attempts")),
+		        d->reason ? d->reason : "dead-lettered");
+		job_record_set_status(rec, "failed", reason);
+		ret = job_record_put(set->storage, rec);
+		if (!ret) {
+			log_warn("reaper", "job failed id=%s reason=\"%s\"",
+			         msg.id, reason);
+			if (m)
+				atomic_fetch_add(&m->outcome[OUTCOME_FAILED],
+				                 1);
+		}
+	}
+	if (!ret && d->reply_to) {
+		char body[128];
+		int n = snprintf(body, sizeof(body),
+		                 "{\"id\":\"%s\",\"status\":\"failed\"}",
+		                 msg.id);
+		transport_ops(set)->reply(set->transport->state, d->reply_to,
+		                          body, (size_t)n);
+	}
+	json_decref(rec);
+	job_msg_clear(&msg);
+	return ret;
+}
+
+int reaper_main(void *arg, const char *id)
+{
+	struct node *node = arg;
+	struct plugin_set set = {0};
+	struct sigaction sa = {.sa_handler = on_term};
+	const struct imgnode_transport_ops *tr;
+	char err[CONF_ERR_MAX];
+	int ret;
+
+	log_set_process(id);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ret = child_open(&set, node->conf, false, err, sizeof(err));
+	if (ret) {
+		log_error("reaper", "cannot start: %s", err);
+		plugin_set_free(&set);
+		return child_exit_code(ret);
+	}
+	tr = transport_ops(&set);
+	proc_notify_ready();
+	while (!stopping) {
+		struct imgnode_delivery d;
+
+		tr->tick(set.transport->state);
+		proc_notify_alive();
+		ret = tr->consume(set.transport->state, IMGNODE_QUEUE_DEAD, &d,
+		                  1000);
+		if (ret == -ETIMEDOUT || ret == -EINTR)
+			continue;
+		if (ret) {
+			struct timespec pause = {0, 200 * 1000000};
+			nanosleep(&pause, NULL);
+			continue;
+		}
+		if (reap(&set, node->metrics, &d) == 0)
+			tr->ack(set.transport->state, &d);
+		else
+			tr->release(set.transport->state, &d);
+	}
+	plugin_set_free(&set);
+	return 0;
+}

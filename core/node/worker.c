@@ -1,0 +1,371 @@
+/*
+ * A worker: consume a job, fetch its original, run its pipeline, store the
+ * result under its content-derived key, update the record, notify the
+ * ingress that waits, ack. One job at a time, in a process of its own.
+ *
+ * What happens on each outcome (DESIGN.md §3, §4):
+ *   - the result already exists (redelivery, duplicate): record done, ack;
+ *   - the input or pipeline is bad (libvips says so): record failed with
+ *     the reason, ack - a clean failure is not retried;
+ *   - storage or transport trouble: release (redelivered later);
+ *   - a crash or a deadline overrun: the supervisor kills the worker, the
+ *     transport redelivers, and past the delivery limit dead-letters the
+ *     job for the reaper.
+ * SIGTERM drains: the job under way finishes, then the worker exits 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../config.h"
+#include "../log.h"
+#include "../proc.h"
+#include "child.h"
+#include "image.h"
+#include "job.h"
+#include "metrics.h"
+#include "pipeline.h"
+
+#define META_MAX JOB_META_MAX
+
+static volatile sig_atomic_t draining;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	draining = 1;
+}
+
+struct worker {
+	struct node *node;
+	struct conf *conf;
+	struct plugin_set set;
+	const char *id;
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Microseconds since the epoch of a record timestamp, or 0. */
+static int64_t stamp_us(json_t *rec, const char *field)
+{
+	const char *s = json_string_value(json_object_get(rec, field));
+	struct tm tm = {0};
+	int ms = 0;
+
+	if (!s ||
+	    sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
+	           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000000 + ms * 1000;
+}
+
+static void reply(struct worker *w, const struct imgnode_delivery *d,
+                  const char *id, const char *status)
+{
+	char body[128];
+	int n;
+
+	if (!d->reply_to)
+		return;
+	n = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"%s\"}",
+	             id, status);
+	transport_ops(&w->set)->reply(w->set.transport->state, d->reply_to,
+	                              body, (size_t)n);
+}
+
+/* Records the outcome of a finished job and counts it. */
+static int finish(struct worker *w, json_t *rec, const char *status,
+                  const char *error)
+{
+	struct metrics *m = w->node->metrics;
+	int64_t created = stamp_us(rec, "created");
+	int64_t started = stamp_us(rec, "started");
+	int ret;
+
+	job_record_set_status(rec, status, error);
+	ret = job_record_put(w->set.storage, rec);
+	if (ret)
+		return ret;
+	if (m) {
+		int64_t now = now_us();
+		atomic_fetch_add(&m->outcome[strcmp(status, "done") == 0
+		                                     ? OUTCOME_DONE
+		                                     : OUTCOME_FAILED],
+		                 1);
+		if (started)
+			metrics_observe(&m->processing, now - started);
+		if (created)
+			metrics_observe(&m->total, now - created);
+	}
+	return 0;
+}
+
+/* Copies the stored result's metadata into the record's output. */
+static int output_from_meta(struct worker *w, json_t *rec, const char *key)
+{
+	char meta_key[JOB_KEY_MAX + 8];
+	json_error_t jerr;
+	void *buf = NULL;
+	size_t len = 0;
+	json_t *meta;
+	int ret;
+
+	snprintf(meta_key, sizeof(meta_key), "%s.meta", key);
+	ret = storage_ops(&w->set)->get(w->set.storage->state, meta_key,
+	                                META_MAX, &buf, &len);
+	if (ret)
+		return ret;
+	meta = json_loadb(buf, len, 0, &jerr);
+	free(buf);
+	if (!meta)
+		return -EBADMSG;
+	json_object_set_new(rec, "output", meta);
+	return 0;
+}
+
+/*
+ * Runs the job; returns 0 when the record was updated (done or failed:
+ * ack), or -errno for trouble worth a redelivery (release).
+ */
+static int run_job(struct worker *w, const struct imgnode_delivery *d,
+                   struct job_msg *msg, json_t *rec)
+{
+	const struct imgnode_storage_ops *st = storage_ops(&w->set);
+	void *sst = w->set.storage->state;
+	char key[JOB_KEY_MAX], meta_key[JOB_KEY_MAX + 8], why[1024];
+	struct image_info info;
+	struct image_out out;
+	struct pipeline *pl;
+	void *orig = NULL;
+	size_t len = 0;
+	char result[JOB_KEY_MAX], versions[1024];
+	json_t *meta, *used;
+	char *text;
+	int ret;
+
+	pl = pipeline_parse(msg->pipeline, &w->set, why, sizeof(why));
+	if (!pl) {
+		char reason[1100];
+		snprintf(reason, sizeof(reason),
+		         "pipeline no longer valid on this node: %s", why);
+		return finish(w, rec, "failed", reason);
+	}
+	/*
+	 * The result's key names the filter versions that make it: this
+	 * worker's, which after a hot swap may differ from the ingress's.
+	 */
+	child_versions(pl, &w->set,
+	               json_string_value(json_object_get(
+	                       json_object_get(rec, "input"), "format")),
+	               versions, sizeof(versions));
+	if (job_result_key_hex(
+	            json_string_value(json_object_get(
+	                    json_object_get(rec, "input"), "sha256")),
+	            pl->canonical, versions, result, sizeof(result)))
+		snprintf(result, sizeof(result), "%s", msg->result);
+	used = json_object();
+	for (size_t i = 0; i < pl->n; i++)
+		json_object_set_new(used, pl->steps[i].name,
+		                    json_string(pl->steps[i].version
+		                                        ? pl->steps[i].version
+		                                        : "?"));
+	json_object_set_new(rec, "processed",
+	                    json_pack("{s:I, s:o}", "generation",
+	                              (json_int_t)w->node->generation,
+	                              "plugins", used));
+	json_object_set_new(rec, "result", json_string(result));
+
+	/* a redelivery or a twin job: the result is there already */
+	if (output_from_meta(w, rec, result) == 0) {
+		pipeline_free(pl);
+		return finish(w, rec, "done", NULL);
+	}
+
+	json_object_set_new(rec, "attempts", json_integer(d->attempt));
+	json_object_set_new(rec, "worker", json_string(w->id));
+	job_record_set_status(rec, "running", NULL);
+	ret = job_record_put(w->set.storage, rec);
+	if (ret) {
+		pipeline_free(pl);
+		return ret;
+	}
+	if (w->node->metrics) {
+		int64_t created = stamp_us(rec, "created");
+		if (created)
+			metrics_observe(&w->node->metrics->queue_wait,
+			                now_us() - created);
+	}
+
+	job_orig_key(msg->id, key, sizeof(key));
+	ret = st->get(sst, key, (size_t)w->conf->ingress.max_body, &orig, &len);
+	if (ret == -ENOENT) {
+		pipeline_free(pl);
+		return finish(w, rec, "failed", "the original is gone");
+	}
+	if (ret) {
+		pipeline_free(pl);
+		return ret;
+	}
+	ret = image_probe(orig, len, &w->conf->limits, &info, why, sizeof(why));
+	if (!ret)
+		ret = image_run(pl, &w->set, orig, len, &info, &w->conf->limits,
+		                &out, why, sizeof(why));
+	free(orig);
+	if (ret) {
+		pipeline_free(pl);
+		log_info("worker", "job failed id=%s reason=\"%s\"", msg->id,
+		         why);
+		return finish(w, rec, "failed", why);
+	}
+	for (size_t i = 0; w->node->metrics && i < pl->n; i++)
+		metrics_filter_used(w->node->metrics, pl->steps[i].name);
+	pipeline_free(pl);
+
+	/* the image first, then .meta, which marks it complete */
+	ret = st->put_excl(sst, result, out.buf, out.len);
+	if (ret == -EEXIST)
+		ret = st->put(sst, result, out.buf, out.len);
+	meta = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:s}", "key", result,
+	                 "mime", out.mime, "format", out.format, "width",
+	                 out.width, "height", out.height, "bytes",
+	                 (json_int_t)out.len, "encoder", out.encoder);
+	if (w->node->metrics)
+		atomic_fetch_add(&w->node->metrics->bytes_out, out.len);
+	image_out_free(&out);
+	if (ret) {
+		json_decref(meta);
+		return ret;
+	}
+	text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+	snprintf(meta_key, sizeof(meta_key), "%s.meta", result);
+	ret = text ? st->put(sst, meta_key, text, strlen(text)) : -ENOMEM;
+	free(text);
+	if (ret) {
+		json_decref(meta);
+		return ret;
+	}
+	json_object_set_new(rec, "output", meta);
+	return finish(w, rec, "done", NULL);
+}
+
+/* One delivery, settled one way or another. */
+static void handle(struct worker *w, const struct imgnode_delivery *d)
+{
+	const struct imgnode_transport_ops *tr = transport_ops(&w->set);
+	void *ts = w->set.transport->state;
+	char why[512];
+	struct job_msg msg;
+	json_t *rec;
+	const char *status;
+	int ret;
+
+	if (job_msg_decode(d->body, d->len, &msg, why, sizeof(why))) {
+		log_warn("worker", "dead-lettering a bad message: %s", why);
+		tr->reject(ts, d, why);
+		return;
+	}
+	if (d->attempt > 1 && w->node->metrics)
+		atomic_fetch_add(&w->node->metrics->redelivered, 1);
+	rec = job_record_get(w->set.storage, msg.id, &ret);
+	if (!rec) {
+		snprintf(why, sizeof(why), "no record for job %s: %s", msg.id,
+		         strerror(-ret));
+		log_warn("worker", "%s", why);
+		if (ret == -ENOENT)
+			tr->reject(ts, d, why);
+		else
+			tr->release(ts, d);
+		job_msg_clear(&msg);
+		return;
+	}
+	status = json_string_value(json_object_get(rec, "status"));
+	/* reply before ack: the delivery (and its reply_to) is the
+	 * plugin's until it is settled */
+	if (status && (!strcmp(status, "done") || !strcmp(status, "failed"))) {
+		reply(w, d, msg.id, status); /* a duplicate of a finished job */
+		tr->ack(ts, d);
+	} else if ((ret = run_job(w, d, &msg, rec)) == 0) {
+		status = json_string_value(json_object_get(rec, "status"));
+		log_debug("worker", "job %s id=%s attempt=%u", status, msg.id,
+		          d->attempt);
+		reply(w, d, msg.id, status);
+		tr->ack(ts, d);
+	} else {
+		log_warn(
+		        "worker",
+		        "job id=%s will be retried: storage or transport error: %s",
+		        msg.id, strerror(-ret));
+		tr->release(ts, d);
+	}
+	json_decref(rec);
+	job_msg_clear(&msg);
+}
+
+int worker_main(void *arg, const char *id)
+{
+	struct node *node = arg;
+	struct worker w = {.node = node, .conf = node->conf, .id = id};
+	const struct imgnode_transport_ops *tr;
+	struct sigaction sa = {.sa_handler = on_term};
+	char err[CONF_ERR_MAX];
+	int64_t jobs = 0;
+	int ret, failures = 0;
+
+	log_set_process(id);
+	sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: consume wakes up */
+	signal(SIGPIPE, SIG_IGN);
+	ret = image_init((int)w.conf->workers.concurrency, err, sizeof(err));
+	if (!ret)
+		ret = child_open(&w.set, w.conf, true, err, sizeof(err));
+	if (ret) {
+		log_error("worker", "cannot start: %s", err);
+		plugin_set_free(&w.set);
+		return child_exit_code(ret);
+	}
+	tr = transport_ops(&w.set);
+	proc_notify_ready();
+	log_debug("worker", "ready generation=%u", node->generation);
+	while (!draining) {
+		struct imgnode_delivery d;
+
+		tr->tick(w.set.transport->state);
+		proc_notify_alive();
+		ret = tr->consume(w.set.transport->state, IMGNODE_QUEUE_JOBS,
+		                  &d, 1000);
+		if (ret == -ETIMEDOUT || ret == -EINTR)
+			continue;
+		if (ret) {
+			/* broker away: back off, keep heartbeating */
+			if (failures++ % 10 == 0)
+				log_warn("worker", "cannot consume: %s",
+				         strerror(-ret));
+			struct timespec pause = {0, 200 * 1000000};
+			nanosleep(&pause, NULL);
+			continue;
+		}
+		failures = 0;
+		proc_notify_busy(w.conf->workers.job_timeout);
+		handle(&w, &d);
+		proc_notify_idle();
+		if (w.conf->workers.max_jobs &&
+		    ++jobs >= w.conf->workers.max_jobs) {
+			log_info("worker", "recycling after %lld jobs",
+			         (long long)jobs);
+			proc_notify_recycle();
+			break;
+		}
+	}
+	plugin_set_free(&w.set);
+	return 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * autorotate: turns the image upright from its EXIF orientation tag
+ * (vips_autorot) and removes the tag, so viewers do not turn it again. An
+ * image without the tag passes unchanged. A leading thumbnail does this
+ * already. An animation (a multi-page image) that would need turning is
+ * refused.
+ */
+#include <vips/vips.h>
+
+#include "filter.h"
+
+static const struct imgnode_arg args[] = {
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static int autorotate_apply(void *state, VipsImage *in,
+                            const union imgnode_value *args, VipsImage **out,
+                            char *err, size_t errlen)
+{
+	(void)state, (void)args;
+	filter_start();
+	if (vips_image_get_orientation(in) > 1 &&
+	    filter_one_page(in, err, errlen))
+		return -ENOTSUP;
+	if (vips_autorot(in, out, NULL))
+		return filter_fail(err, errlen, NULL);
+	return 0;
+}
+
+static int autorotate_selftest(void *state, char *err, size_t errlen)
+{
+	(void)state;
+	return filter_selftest_apply(autorotate_apply, NULL, 64, 48, err,
+	                             errlen);
+}
+
+static const struct imgnode_filter_ops ops = {
+        .args = args,
+        .apply = autorotate_apply,
+        .selftest = autorotate_selftest,
+};
+
+IMGNODE_PLUGIN = {
+        IMGNODE_PLUGIN_HEADER(IMGNODE_KIND_FILTER),
+        .name = "autorotate",
+        .version = "1.0",
+        .description = "Turn the image upright from its EXIF orientation.",
+        .ops = &ops,
+};

@@ -1,0 +1,71 @@
+/*
+ * crop(left, top, width, height): cuts out a rectangle, in pixels of the
+ * image as it is at this step (after a thumbnail, of the thumbnail). A
+ * rectangle that does not lie wholly inside the image is an error naming
+ * the image's size, rather than a silently smaller result. An animation (a
+ * multi-page image) is refused.
+ */
+#include <vips/vips.h>
+
+#include "filter.h"
+
+enum { ARG_LEFT, ARG_TOP, ARG_WIDTH, ARG_HEIGHT };
+
+static const struct imgnode_arg args[] = {
+        {"left", IMGNODE_ARG_INT, NULL, 0, VIPS_MAX_COORD, NULL,
+         "Left edge, in pixels from the left."},
+        {"top", IMGNODE_ARG_INT, NULL, 0, VIPS_MAX_COORD, NULL,
+         "Top edge, in pixels from the top."},
+        {"width", IMGNODE_ARG_INT, NULL, 1, VIPS_MAX_COORD, NULL,
+         "Width, in pixels."},
+        {"height", IMGNODE_ARG_INT, NULL, 1, VIPS_MAX_COORD, NULL,
+         "Height, in pixels."},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static int crop_apply(void *state, VipsImage *in,
+                      const union imgnode_value *args, VipsImage **out,
+                      char *err, size_t errlen)
+{
+	int64_t left = args[ARG_LEFT].i, top = args[ARG_TOP].i;
+	int64_t width = args[ARG_WIDTH].i, height = args[ARG_HEIGHT].i;
+
+	(void)state;
+	filter_start();
+	if (filter_one_page(in, err, errlen))
+		return -ENOTSUP;
+	if (left + width > in->Xsize || top + height > in->Ysize) {
+		snprintf(err, errlen,
+		         "%lldx%lld at %lld,%lld lies outside the %dx%d image",
+		         (long long)width, (long long)height, (long long)left,
+		         (long long)top, in->Xsize, in->Ysize);
+		return -EINVAL;
+	}
+	if (vips_crop(in, out, (int)left, (int)top, (int)width, (int)height,
+	              NULL))
+		return filter_fail(err, errlen, NULL);
+	return 0;
+}
+
+static int crop_selftest(void *state, char *err, size_t errlen)
+{
+	const union imgnode_value a[] = {
+	        {.i = 8}, {.i = 4}, {.i = 20}, {.i = 10}};
+
+	(void)state;
+	return filter_selftest_apply(crop_apply, a, 20, 10, err, errlen);
+}
+
+static const struct imgnode_filter_ops ops = {
+        .args = args,
+        .apply = crop_apply,
+        .selftest = crop_selftest,
+};
+
+IMGNODE_PLUGIN = {
+        IMGNODE_PLUGIN_HEADER(IMGNODE_KIND_FILTER),
+        .name = "crop",
+        .version = "1.0",
+        .description = "Cut out a rectangle given in pixels.",
+        .ops = &ops,
+};

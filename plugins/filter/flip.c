@@ -1,0 +1,57 @@
+/*
+ * flip(horizontal|vertical): mirrors the image left-right (horizontal) or
+ * top-bottom (vertical) with vips_flip. An animation (a multi-page image)
+ * can be flipped only horizontally.
+ */
+#include <vips/vips.h>
+
+#include "filter.h"
+
+enum { ARG_DIRECTION };
+
+static const char *const directions[] = {"horizontal", "vertical", NULL};
+static const VipsDirection direction_values[] = {VIPS_DIRECTION_HORIZONTAL,
+                                                 VIPS_DIRECTION_VERTICAL};
+
+static const struct imgnode_arg args[] = {
+        {"direction", IMGNODE_ARG_ENUM, NULL, 0, 0, directions,
+         "horizontal mirrors left-right, vertical top-bottom."},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static int flip_apply(void *state, VipsImage *in,
+                      const union imgnode_value *args, VipsImage **out,
+                      char *err, size_t errlen)
+{
+	(void)state;
+	filter_start();
+	if (direction_values[args[ARG_DIRECTION].e] ==
+	            VIPS_DIRECTION_VERTICAL &&
+	    filter_one_page(in, err, errlen))
+		return -ENOTSUP;
+	if (vips_flip(in, out, direction_values[args[ARG_DIRECTION].e], NULL))
+		return filter_fail(err, errlen, NULL);
+	return 0;
+}
+
+static int flip_selftest(void *state, char *err, size_t errlen)
+{
+	const union imgnode_value a[] = {{.e = 0}};
+
+	(void)state;
+	return filter_selftest_apply(flip_apply, a, 64, 48, err, errlen);
+}
+
+static const struct imgnode_filter_ops ops = {
+        .args = args,
+        .apply = flip_apply,
+        .selftest = flip_selftest,
+};
+
+IMGNODE_PLUGIN = {
+        IMGNODE_PLUGIN_HEADER(IMGNODE_KIND_FILTER),
+        .name = "flip",
+        .version = "1.0",
+        .description = "Mirror the image left-right or top-bottom.",
+        .ops = &ops,
+};

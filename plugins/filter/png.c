@@ -1,0 +1,55 @@
+/*
+ * png([compression]): the PNG encoder, last in a pipeline. It runs the
+ * pipeline once into one buffer (vips_pngsave_buffer), lossless, keeping
+ * alpha and 16-bit depth. Metadata (ICC, XMP, text) is kept unless strip
+ * ran. compression trades encoding time for size, never quality.
+ */
+#include <vips/vips.h>
+
+#include "filter.h"
+
+enum { ARG_COMPRESSION };
+
+static const struct imgnode_arg args[] = {
+        {"compression", IMGNODE_ARG_INT, "6", 0, 9, NULL,
+         "zlib level: 0 is fastest, 9 smallest."},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static int png_encode(void *state, VipsImage *in,
+                      const union imgnode_value *args, void **buf, size_t *len,
+                      char *err, size_t errlen)
+{
+	(void)state;
+	filter_start();
+	if (vips_pngsave_buffer(in, buf, len, "compression",
+	                        (int)args[ARG_COMPRESSION].i, "strip",
+	                        filter_stripped(in), NULL))
+		return filter_fail(err, errlen, "unable to encode");
+	return 0;
+}
+
+static int png_selftest(void *state, char *err, size_t errlen)
+{
+	const union imgnode_value a[] = {{.i = 6}};
+
+	(void)state;
+	return filter_selftest_encode(png_encode, a, "png", err, errlen);
+}
+
+static const struct imgnode_filter_ops ops = {
+        .args = args,
+        .flags = IMGNODE_FILTER_ENCODER,
+        .encode = png_encode,
+        .mime = "image/png",
+        .format = "png",
+        .selftest = png_selftest,
+};
+
+IMGNODE_PLUGIN = {
+        IMGNODE_PLUGIN_HEADER(IMGNODE_KIND_FILTER),
+        .name = "png",
+        .version = "1.0",
+        .description = "Encode as PNG (lossless).",
+        .ops = &ops,
+};

@@ -1,0 +1,56 @@
+/*
+ * rotate(90|180|270): turns the image clockwise by a right angle, without
+ * resampling (vips_rot). Other angles are refused when the pipeline is
+ * parsed: "45" is not one of 90, 180, 270. An animation (a multi-page
+ * image) is refused.
+ */
+#include <vips/vips.h>
+
+#include "filter.h"
+
+enum { ARG_ANGLE };
+
+static const char *const angles[] = {"90", "180", "270", NULL};
+static const VipsAngle angle_values[] = {VIPS_ANGLE_D90, VIPS_ANGLE_D180,
+                                         VIPS_ANGLE_D270};
+
+static const struct imgnode_arg args[] = {
+        {"angle", IMGNODE_ARG_ENUM, NULL, 0, 0, angles,
+         "Degrees clockwise: 90, 180 or 270."},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static int rotate_apply(void *state, VipsImage *in,
+                        const union imgnode_value *args, VipsImage **out,
+                        char *err, size_t errlen)
+{
+	(void)state;
+	filter_start();
+	if (filter_one_page(in, err, errlen))
+		return -ENOTSUP;
+	if (vips_rot(in, out, angle_values[args[ARG_ANGLE].e], NULL))
+		return filter_fail(err, errlen, NULL);
+	return 0;
+}
+
+static int rotate_selftest(void *state, char *err, size_t errlen)
+{
+	const union imgnode_value a[] = {{.e = 0}};
+
+	(void)state;
+	return filter_selftest_apply(rotate_apply, a, 48, 64, err, errlen);
+}
+
+static const struct imgnode_filter_ops ops = {
+        .args = args,
+        .apply = rotate_apply,
+        .selftest = rotate_selftest,
+};
+
+IMGNODE_PLUGIN = {
+        IMGNODE_PLUGIN_HEADER(IMGNODE_KIND_FILTER),
+        .name = "rotate",
+        .version = "1.0",
+        .description = "Turn the image clockwise by 90, 180 or 270 degrees.",
+        .ops = &ops,
+};

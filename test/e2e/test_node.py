@@ -1,0 +1,253 @@
+"""The real node under its supervisor: the process tree imgnodectl shows,
+restarts, reloads (refused and accepted), stop, exit codes and the
+service manager's notifications."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BUILD, IMGNODE, PLUGINS
+
+IMGNODECTL = BUILD / "imgnodectl"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Running:
+    """An imgnode started from a config tree, with its stderr collected."""
+
+    def __init__(self, node, env=None):
+        self.node = node
+        self.sock = node.runtime / "control.sock"
+        self.proc = subprocess.Popen([str(IMGNODE), "-c", str(node.ini)],
+                                     stderr=subprocess.PIPE, text=True,
+                                     env=env)
+        self.lines = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def wait_line(self, pattern, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if re.search(pattern, line):
+                    return line
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        pytest.fail(f"no line matching {pattern!r}:\n" +
+                    "".join(self.lines[-40:]))
+
+    def ctl(self, *args, check=True):
+        r = subprocess.run([str(IMGNODECTL), "-s", str(self.sock), *args],
+                           capture_output=True, text=True, timeout=60)
+        if check and r.returncode != 0:
+            pytest.fail(f"imgnodectl {args}: {r.returncode} {r.stderr}")
+        return r
+
+    def tree(self):
+        return json.loads(self.ctl("--json", "status").stdout)
+
+    def children(self):
+        """id -> child, flattened."""
+        out = {}
+
+        def walk(n):
+            for c in n.get("children", []):
+                out[c["id"]] = c
+                walk(c)
+        walk(self.tree()["tree"])
+        return out
+
+    def wait(self, cond, what, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.1)
+        pytest.fail(f"timed out waiting for {what}:\n" +
+                    "".join(self.lines[-40:]))
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def config(node, plugins=PLUGINS, extra=""):
+    port = free_port()
+    node.write(f"[node]\nstate_dir = {node.state}\n"
+               f"runtime_dir = {node.runtime}\nplugin_dir = {plugins}\n"
+               f"[supervisor]\ncontrol_socket = {node.runtime}/control.sock\n"
+               f"shutdown_timeout = 5s\n"
+               f"[ingress]\nport = {port}\n[workers]\ncount = 2\n" + extra)
+    return port
+
+
+@pytest.fixture
+def running(node):
+    made = []
+
+    def start(**kw):
+        env = kw.pop("env", None)
+        config(node, **kw)
+        r = Running(node, env)
+        made.append(r)
+        r.wait_line(r"node: ready")
+        return r
+    yield start
+    for r in made:
+        r.close()
+
+
+def test_status_shows_the_live_tree(running):
+    r = running()
+    kids = r.children()
+    assert set(kids) == {"ingress", "ingress.1", "workers", "worker.1",
+                         "worker.2", "reaper"}
+    for cid in ("ingress.1", "worker.1", "worker.2", "reaper"):
+        assert kids[cid]["state"] == "running" and kids[cid]["pid"] > 0
+    assert kids["workers"]["strategy"] == "simple_one_for_one"
+    out = r.ctl("status").stdout
+    for cid in ("ingress.1", "worker.1", "worker.2", "reaper"):
+        assert re.search(rf"^\s*{re.escape(cid)}\s+\d+\s+running", out,
+                         re.M), out
+    assert r.tree()["node"]["generation"] == 1
+
+
+def test_killed_worker_is_replaced(running):
+    r = running()
+    old = r.children()["worker.1"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    r.wait(lambda: r.children()["worker.1"]["pid"] not in (0, old)
+           and r.children()["worker.1"]["state"] == "running",
+           "a new worker.1")
+    w = r.children()["worker.1"]
+    assert w["restarts"] == 1 and w["last_exit"] == "signal SIGKILL"
+    assert r.children()["worker.2"]["restarts"] == 0
+
+
+def test_restart_command(running):
+    r = running()
+    old = r.children()["reaper"]["pid"]
+    r.ctl("restart", "reaper")
+    r.wait(lambda: r.children()["reaper"]["pid"] not in (0, old),
+           "a new reaper")
+    bad = r.ctl("restart", "nobody", check=False)
+    assert bad.returncode == 1
+    assert "no child \"nobody\"" in bad.stderr
+
+
+def test_reload_refuses_a_bad_plugin_and_keeps_serving(running, tmp_path):
+    plugins = tmp_path / "plugins"
+    shutil.copytree(PLUGINS, plugins)
+    r = running(plugins=plugins)
+    before = {c: k["pid"] for c, k in r.children().items() if k.get("pid")}
+    (plugins / "broken.so").write_text("not a plugin\n")
+    res = r.ctl("reload", check=False)
+    assert res.returncode == 1
+    assert f"{plugins}/broken.so: cannot load" in res.stderr
+    assert r.tree()["node"]["generation"] == 1
+    after = {c: k["pid"] for c, k in r.children().items() if k.get("pid")}
+    assert after == before
+    # fixed: the reload goes through and the workers roll
+    (plugins / "broken.so").unlink()
+    res = r.ctl("reload")
+    r.wait(lambda: r.tree()["node"]["generation"] == 2, "generation 2")
+    r.wait(lambda: set(r.children()) >= {"worker.3", "worker.4"}
+           and all(r.children()[w]["state"] == "running"
+                   for w in ("worker.3", "worker.4"))
+           and "worker.1" not in r.children(), "rolled workers")
+
+
+def test_sighup_with_a_bad_config_keeps_running(running, node):
+    r = running()
+    node.write("[workers]\ncount = many\n", "90-bad.ini")
+    r.proc.send_signal(signal.SIGHUP)
+    line = r.wait_line(r"reload refused")
+    assert "90-bad.ini:2: [workers] count" in line
+    assert r.proc.poll() is None
+    os.unlink(node.confd / "90-bad.ini")
+    node.write("[workers]\ncount = 3\n", "90-more.ini")
+    r.proc.send_signal(signal.SIGHUP)
+    r.wait(lambda: sum(1 for c, k in r.children().items()
+                       if c.startswith("worker.") and k["state"] == "running")
+           == 3, "3 workers")
+
+
+def test_stop_command_stops_everything(running):
+    r = running()
+    pids = [k["pid"] for k in r.children().values() if k.get("pid")]
+    res = r.ctl("stop")
+    assert res.returncode == 0
+    assert r.proc.wait(timeout=30) == 0
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}")
+    assert not r.sock.exists()
+
+
+def test_sigterm_and_notify_socket(running, tmp_path):
+    path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(20)
+    r = running(env=dict(os.environ, NOTIFY_SOCKET=path))
+    got = []
+    while "READY=1" not in got or not any(m.startswith("STATUS=")
+                                          for m in got):
+        got.append(s.recv(4096).decode())
+    status = [m for m in got if m.startswith("STATUS=")][0]
+    assert re.fullmatch(r"STATUS=generation 1: 4 of 4 children running, "
+                        r"0 restarts", status), status
+    r.proc.send_signal(signal.SIGTERM)
+    assert r.proc.wait(timeout=30) == 0
+    msgs = []
+    s.settimeout(1)
+    try:
+        while True:
+            msgs.append(s.recv(4096).decode())
+    except socket.timeout:
+        pass
+    assert "STOPPING=1" in msgs
+
+
+def test_a_child_failing_permanently_stops_the_node_with_100(node, tmp_path):
+    # the storage dir cannot be created: every child fails at start
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    config(node, extra=f"[storage]\ndir = {blocker}/store\n")
+    r = Running(node)
+    try:
+        assert r.proc.wait(timeout=60) == 100
+        r.wait_line(r"unable to create store directory .*/file/store: "
+                    r"Not a directory")
+        r.wait_line(r"cannot start: storage plugin \"fs\" failed to start")
+        r.wait_line(r"failed permanently")
+    finally:
+        r.close()
+
+
+def test_children_die_with_a_killed_supervisor(running):
+    r = running()
+    pids = [k["pid"] for k in r.children().values() if k.get("pid")]
+    r.proc.kill()
+    r.proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+            os.path.exists(f"/proc/{p}") for p in pids):
+        time.sleep(0.05)
+    assert not [p for p in pids if os.path.exists(f"/proc/{p}")]

@@ -1,0 +1,1181 @@
+/*
+ * Tests of the filter plugins (plugins/filter/): each is loaded as a worker
+ * loads it (dlopen of $BUILD/plugins/NAME.so), its descriptor and argument
+ * table checked, and real pipelines run through its ops on real images
+ * from the corpus (test/data/README.md; build it with test/data/corpus).
+ * Argument values are built from the tables' default texts, as the host's
+ * pipeline parser does, with per-test overrides.
+ *
+ * Every result that matters is computed (encoded, or read back pixel by
+ * pixel), since libvips builds pipelines lazily. After each test no libvips
+ * object may be left alive (the operation cache is off, as in a worker).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <imgnode/plugin.h>
+#include <vips/vips.h>
+
+#define MAX_ARGS 8
+/* Ends the "name=value" list of step, try_apply, try_load, try_encode. */
+#define END ((const char *)NULL)
+
+static const char *const names[] = {
+        "thumbnail",  "resize",    "crop", "smartcrop", "rotate",
+        "autorotate", "flip",      "blur", "sharpen",   "grayscale",
+        "strip",      "watermark", "jpeg", "png",       "webp",
+        "avif",       "gif",       "tiff", NULL};
+#define NFILTERS (sizeof(names) / sizeof(names[0]) - 1)
+
+static const char *const encoders[] = {"jpeg", "png",  "webp", "avif",
+                                       "gif",  "tiff", NULL};
+
+struct filter {
+	void *dl;
+	const struct imgnode_plugin *plugin;
+	const struct imgnode_filter_ops *ops;
+	void *state;
+};
+
+static struct filter filters[NFILTERS];
+static char corpus[1024];
+static int baseline; /* libvips objects alive between tests */
+
+static void host_log(enum imgnode_log_level level, const char *plugin,
+                     const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "log %d %s: ", (int)level, plugin);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static const char *host_config_get(const char *section, const char *key)
+{
+	(void)section, (void)key;
+	return NULL;
+}
+
+static const struct imgnode_host host = {
+        .abi_major = IMGNODE_ABI_MAJOR,
+        .abi_minor = IMGNODE_ABI_MINOR,
+        .log = host_log,
+        .alloc = malloc,
+        .realloc = realloc,
+        .free = free,
+        .config_get = host_config_get,
+};
+
+static struct filter *filter_of(const char *name)
+{
+	for (size_t i = 0; i < NFILTERS; i++)
+		if (!strcmp(names[i], name))
+			return &filters[i];
+	fail_msg("no filter %s", name);
+	return NULL;
+}
+
+static const struct imgnode_filter_ops *ops_of(const char *name)
+{
+	return filter_of(name)->ops;
+}
+
+static void *count_object(void *object, void *a, void *b)
+{
+	(void)object, (void)b;
+	(*(int *)a)++;
+	return NULL;
+}
+
+static int live_objects(void)
+{
+	int n = 0;
+
+	vips_object_map(count_object, &n, NULL);
+	return n;
+}
+
+/* ---- argument values from the tables, as the host's parser makes them */
+
+/* Parses text as a value of arg into v; false if it is not one. */
+static bool parse_value(const struct imgnode_arg *arg, const char *text,
+                        union imgnode_value *v)
+{
+	char *end;
+	bool bounded = arg->min < arg->max;
+
+	switch (arg->type) {
+	case IMGNODE_ARG_INT:
+		v->i = strtoll(text, &end, 10);
+		return end != text && !*end &&
+		       (!bounded || (v->i >= arg->min && v->i <= arg->max));
+	case IMGNODE_ARG_NUMBER:
+		v->n = strtod(text, &end);
+		return end != text && !*end &&
+		       (!bounded || (v->n >= arg->min && v->n <= arg->max));
+	case IMGNODE_ARG_BOOL:
+		v->b = !strcmp(text, "true");
+		return v->b || !strcmp(text, "false");
+	case IMGNODE_ARG_ENUM:
+		for (int i = 0; arg->choices && arg->choices[i]; i++)
+			if (!strcmp(arg->choices[i], text)) {
+				v->e = i;
+				return true;
+			}
+		return false;
+	case IMGNODE_ARG_STRING: v->s = text; return true;
+	}
+	return false;
+}
+
+/*
+ * Fills v from ops' table: each value from a "name=value" in ap (a list
+ * ending with END), else from the table's default. The strings stay
+ * borrowed from ap.
+ */
+static void make_args(const struct imgnode_filter_ops *ops,
+                      union imgnode_value *v, va_list ap)
+{
+	const char *given[MAX_ARGS] = {NULL};
+	const char *kv;
+
+	while ((kv = va_arg(ap, const char *))) {
+		const char *eq = strchr(kv, '=');
+		size_t k;
+		assert_non_null(eq);
+		for (k = 0; ops->args[k].name; k++)
+			if (strlen(ops->args[k].name) == (size_t)(eq - kv) &&
+			    !strncmp(ops->args[k].name, kv, (size_t)(eq - kv)))
+				break;
+		if (!ops->args[k].name)
+			fail_msg("no argument %s", kv);
+		given[k] = eq + 1;
+	}
+	for (size_t k = 0; ops->args[k].name; k++) {
+		const char *text = given[k] ? given[k] : ops->args[k].def;
+		if (!text)
+			fail_msg("argument %s is required", ops->args[k].name);
+		if (!parse_value(&ops->args[k], text, &v[k]))
+			fail_msg("%s=%s does not parse", ops->args[k].name,
+			         text);
+	}
+}
+
+/* ---- running steps */
+
+/* Applies filter name to in; its "name=value" arguments end with END. */
+static int try_apply(const char *name, VipsImage *in, VipsImage **out,
+                     char *err, size_t errlen, ...)
+{
+	union imgnode_value v[MAX_ARGS];
+	struct filter *f = filter_of(name);
+	va_list ap;
+
+	va_start(ap, errlen);
+	make_args(f->ops, v, ap);
+	va_end(ap);
+	err[0] = '\0';
+	return f->ops->apply(f->state, in, v, out, err, errlen);
+}
+
+/* As try_apply, but the step must succeed; returns its new image. */
+static VipsImage *step(const char *name, VipsImage *in, ...)
+{
+	union imgnode_value v[MAX_ARGS];
+	struct filter *f = filter_of(name);
+	VipsImage *out = NULL;
+	char err[512] = "";
+	va_list ap;
+
+	va_start(ap, in);
+	make_args(f->ops, v, ap);
+	va_end(ap);
+	if (f->ops->apply(f->state, in, v, &out, err, sizeof(err)))
+		fail_msg("%s failed: %s", name, err);
+	return out;
+}
+
+/* The thumbnail's load as the first step of a pipeline. */
+static int try_load(const void *buf, size_t len, const char *options,
+                    VipsImage **out, char *err, size_t errlen, ...)
+{
+	union imgnode_value v[MAX_ARGS];
+	struct filter *f = filter_of("thumbnail");
+	va_list ap;
+
+	va_start(ap, errlen);
+	make_args(f->ops, v, ap);
+	va_end(ap);
+	err[0] = '\0';
+	return f->ops->load(f->state, buf, len, options, v, out, err, errlen);
+}
+
+static int try_encode(const char *name, VipsImage *in, void **buf, size_t *len,
+                      char *err, size_t errlen, ...)
+{
+	union imgnode_value v[MAX_ARGS];
+	struct filter *f = filter_of(name);
+	va_list ap;
+
+	va_start(ap, errlen);
+	make_args(f->ops, v, ap);
+	va_end(ap);
+	err[0] = '\0';
+	return f->ops->encode(f->state, in, v, buf, len, err, errlen);
+}
+
+/* Decodes buf fully (options: a load option string), or fails the test. */
+static VipsImage *decode(const void *buf, size_t len, const char *options)
+{
+	VipsImage *lazy, *img;
+
+	lazy = vips_image_new_from_buffer(buf, len, options, NULL);
+	if (!lazy)
+		fail_msg("output does not decode: %s", vips_error_buffer());
+	img = vips_image_copy_memory(lazy);
+	g_object_unref(lazy);
+	if (!img)
+		fail_msg("output does not decode: %s", vips_error_buffer());
+	return img;
+}
+
+/* Encodes in with encoder name and default arguments, decodes the result. */
+static VipsImage *roundtrip(const char *name, VipsImage *in,
+                            const char *options)
+{
+	char err[512];
+	VipsImage *back;
+	void *buf;
+	size_t len;
+
+	if (try_encode(name, in, &buf, &len, err, sizeof(err), END))
+		fail_msg("%s failed: %s", name, err);
+	back = decode(buf, len, options);
+	g_free(buf);
+	return back;
+}
+
+static const char *loader_of(VipsImage *img)
+{
+	const char *loader = "";
+
+	if (vips_image_get_typeof(img, "vips-loader"))
+		vips_image_get_string(img, "vips-loader", &loader);
+	return loader;
+}
+
+/* ---- corpus files */
+
+static void corpus_path(char *path, size_t len, const char *rel)
+{
+	snprintf(path, len, "%s/%s", corpus, rel);
+}
+
+/* A corpus image, opened lazily as a plain load (no autorotation). */
+static VipsImage *open_image(const char *rel, const char *options)
+{
+	char path[1200];
+	VipsImage *img;
+
+	corpus_path(path, sizeof(path), rel);
+	if (!(img = vips_image_new_from_file(path, NULL)))
+		fail_msg("%s: %s", path, vips_error_buffer());
+	if (options && *options) {
+		/* reopen with options (vips_image_new_from_file parses the
+		 * "[...]" suffix) */
+		char spec[1300];
+		g_object_unref(img);
+		snprintf(spec, sizeof(spec), "%s[%s]", path, options);
+		if (!(img = vips_image_new_from_file(spec, NULL)))
+			fail_msg("%s: %s", spec, vips_error_buffer());
+	}
+	return img;
+}
+
+/* A corpus file's bytes (g_free them). */
+static char *read_corpus(const char *rel, size_t *len)
+{
+	char path[1200];
+	gchar *buf;
+	gsize n;
+
+	corpus_path(path, sizeof(path), rel);
+	if (!g_file_get_contents(path, &buf, &n, NULL))
+		fail_msg("cannot read %s", path);
+	*len = n;
+	return buf;
+}
+
+/* Band b of img at (x, y). */
+static double pixel(VipsImage *img, int x, int y, int b)
+{
+	double *v, r;
+	int n;
+
+	if (vips_getpoint(img, &v, &n, x, y, NULL))
+		fail_msg("getpoint: %s", vips_error_buffer());
+	assert_true(b < n);
+	r = v[b];
+	g_free(v);
+	return r;
+}
+
+/* Mean absolute difference of two images of the same size. */
+static double mean_diff(VipsImage *a, VipsImage *b)
+{
+	VipsImage *d, *abs;
+	double avg;
+
+	assert_int_equal(vips_subtract(a, b, &d, NULL), 0);
+	assert_int_equal(vips_abs(d, &abs, NULL), 0);
+	assert_int_equal(vips_avg(abs, &avg, NULL), 0);
+	g_object_unref(abs);
+	g_object_unref(d);
+	return avg;
+}
+
+static double deviation(VipsImage *img)
+{
+	double d;
+
+	assert_int_equal(vips_deviate(img, &d, NULL), 0);
+	return d;
+}
+
+/* ---- setup */
+
+static int setup(void **state)
+{
+	const char *build = getenv("BUILD"), *dir = getenv("IMGNODE_CORPUS");
+	char path[1200], err[512];
+
+	(void)state;
+	/* Broken inputs are part of the tests: no warning flood. */
+	setenv("VIPS_WARNING", "0", 0);
+	if (VIPS_INIT("test_filters"))
+		return -1;
+	vips_leak_set(TRUE);
+	vips_cache_set_max(0);
+	vips_concurrency_set(1);
+	snprintf(corpus, sizeof(corpus), "%s",
+	         dir && *dir ? dir : "build/corpus");
+	corpus_path(path, sizeof(path), "photos/kleiber.jpg");
+	if (access(path, R_OK)) {
+		fprintf(stderr, "no corpus at %s: run test/data/corpus\n",
+		        corpus);
+		return -1;
+	}
+	for (size_t i = 0; i < NFILTERS; i++) {
+		struct filter *f = &filters[i];
+		snprintf(path, sizeof(path), "%s/plugins/%s.so",
+		         build && *build ? build : "build", names[i]);
+		if (!(f->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) ||
+		    !(f->plugin = dlsym(f->dl, IMGNODE_PLUGIN_SYMBOL))) {
+			fprintf(stderr, "%s: %s\n", path, dlerror());
+			return -1;
+		}
+		f->ops = f->plugin->ops;
+		if (f->plugin->init &&
+		    f->plugin->init(&host, NULL, &f->state)) {
+			fprintf(stderr, "%s: init failed\n", path);
+			return -1;
+		}
+		/* Also creates libvips' lazily made singletons (interpolators
+		 * and the like) before the leak baseline is taken. */
+		if (f->ops && f->ops->selftest &&
+		    f->ops->selftest(f->state, err, sizeof(err)))
+			fprintf(stderr, "%s: self-test: %s\n", path, err);
+	}
+	baseline = live_objects();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < NFILTERS; i++) {
+		if (filters[i].plugin && filters[i].plugin->fini)
+			filters[i].plugin->fini(filters[i].state);
+		if (filters[i].dl)
+			dlclose(filters[i].dl);
+	}
+	vips_shutdown(); /* with vips_leak_set, reports what is left */
+	return 0;
+}
+
+/* After each test: nothing it made may still be alive. */
+static int no_leaks(void **state)
+{
+	int n = live_objects();
+
+	(void)state;
+	if (n != baseline) {
+		fprintf(stderr, "%d libvips objects leaked\n", n - baseline);
+		vips_object_print_all();
+		baseline = n; /* report each leak once */
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- tests */
+
+static bool is_encoder(const char *name)
+{
+	for (int i = 0; encoders[i]; i++)
+		if (!strcmp(encoders[i], name))
+			return true;
+	return false;
+}
+
+/* Each descriptor is well formed, its defaults parse, its self-test passes. */
+static void test_descriptors(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < NFILTERS; i++) {
+		const struct imgnode_plugin *p = filters[i].plugin;
+		const struct imgnode_filter_ops *ops = filters[i].ops;
+		char err[512] = "";
+
+		assert_int_equal(p->magic, IMGNODE_PLUGIN_MAGIC);
+		assert_int_equal(p->abi_major, IMGNODE_ABI_MAJOR);
+		assert_int_equal(p->abi_minor, IMGNODE_ABI_MINOR);
+		assert_int_equal(p->kind, IMGNODE_KIND_FILTER);
+		assert_string_equal(p->name, names[i]);
+		assert_string_equal(p->version, "1.0");
+		assert_true(p->description && *p->description);
+		assert_non_null(ops);
+		assert_non_null(ops->args);
+		if (is_encoder(names[i])) {
+			assert_int_equal(ops->flags, IMGNODE_FILTER_ENCODER);
+			assert_non_null(ops->encode);
+			assert_null(ops->apply);
+			assert_int_equal(strncmp(ops->mime, "image/", 6), 0);
+			assert_true(ops->format && *ops->format);
+		} else {
+			assert_non_null(ops->apply);
+			assert_null(ops->encode);
+			assert_null(ops->mime);
+			assert_int_equal(ops->flags,
+			                 strcmp(names[i], "thumbnail")
+			                         ? 0
+			                         : IMGNODE_FILTER_LOADS);
+			assert_true(!(ops->flags & IMGNODE_FILTER_LOADS) ==
+			            !ops->load);
+		}
+		for (size_t k = 0; ops->args[k].name; k++) {
+			const struct imgnode_arg *a = &ops->args[k];
+			union imgnode_value v;
+			assert_true(k < MAX_ARGS);
+			assert_true(a->help && *a->help);
+			if (a->type == IMGNODE_ARG_ENUM)
+				assert_true(a->choices && a->choices[0]);
+			if (a->def && !parse_value(a, a->def, &v))
+				fail_msg("%s: default %s=%s does not parse",
+				         names[i], a->name, a->def);
+		}
+		/* Only the descriptor is exported. */
+		assert_null(dlsym(filters[i].dl, "filter_fail"));
+		{
+			char hook[64];
+			snprintf(hook, sizeof(hook), "%s_%s", names[i],
+			         ops->encode ? "encode" : "apply");
+			assert_null(dlsym(filters[i].dl, hook));
+		}
+		assert_non_null(ops->selftest);
+		if (ops->selftest(filters[i].state, err, sizeof(err)))
+			fail_msg("%s: self-test: %s", names[i], err);
+	}
+	assert_string_equal(ops_of("avif")->format, "heif");
+}
+
+/* thumbnail as the first step: shrink-on-load to a width, aspect kept. */
+static void test_thumbnail_load(void **state)
+{
+	VipsImage *img, *back;
+	char err[512];
+	size_t len;
+	char *buf = read_corpus("photos/kleiber.jpg", &len); /* 6028x3391 */
+
+	(void)state;
+	assert_int_equal(try_load(buf, len, "fail_on=truncated", &img, err,
+	                          sizeof(err), "width=800", END),
+	                 0);
+	assert_int_equal(img->Xsize, 800);
+	assert_int_equal(img->Ysize, 450); /* 3391 * 800 / 6028 = 450.03 */
+	back = roundtrip("jpeg", img, "");
+	assert_int_equal(back->Xsize, 800);
+	assert_int_equal(back->Ysize, 450);
+	g_object_unref(back);
+	g_object_unref(img);
+
+	/* A box: the whole image fits in 300x100. */
+	assert_int_equal(try_load(buf, len, "", &img, err, sizeof(err),
+	                          "width=300", "height=100", END),
+	                 0);
+	assert_int_equal(img->Ysize, 100);
+	assert_int_equal(img->Xsize, 178);
+	g_object_unref(img);
+
+	/* crop fills the box; without a height the box is square. */
+	assert_int_equal(try_load(buf, len, "", &img, err, sizeof(err),
+	                          "width=300", "height=200", "crop=attention",
+	                          END),
+	                 0);
+	assert_int_equal(img->Xsize, 300);
+	assert_int_equal(img->Ysize, 200);
+	g_object_unref(img);
+	assert_int_equal(try_load(buf, len, "", &img, err, sizeof(err),
+	                          "width=120", "crop=centre", END),
+	                 0);
+	assert_int_equal(img->Xsize, 120);
+	assert_int_equal(img->Ysize, 120);
+	g_object_unref(img);
+	g_free(buf);
+
+	/* Portrait (EXIF orientation 6, 640x428 stored): turned upright, and
+	 * 200 wide, not squeezed into 200x200. */
+	buf = read_corpus("formats/jpeg-exif-orient6.jpg", &len);
+	assert_int_equal(try_load(buf, len, "", &img, err, sizeof(err),
+	                          "width=200", END),
+	                 0);
+	assert_int_equal(img->Xsize, 200);
+	assert_int_equal(img->Ysize, 299);
+	back = roundtrip("png", img, "");
+	assert_int_equal(back->Ysize, 299);
+	g_object_unref(back);
+	g_object_unref(img);
+	g_free(buf);
+
+	/* size=down (the default) never enlarges; size=both does. */
+	buf = read_corpus("formats/tiny.png", &len);
+	assert_int_equal(try_load(buf, len, "", &img, err, sizeof(err),
+	                          "width=800", END),
+	                 0);
+	assert_int_equal(img->Xsize, 32);
+	g_object_unref(img);
+	assert_int_equal(try_load(buf, len, "", &img, err, sizeof(err),
+	                          "width=64", "size=both", END),
+	                 0);
+	assert_int_equal(img->Xsize, 64);
+	assert_int_equal(img->Ysize, 64);
+	g_object_unref(img);
+	g_free(buf);
+}
+
+/* thumbnail later in a pipeline works on the image so far. */
+static void test_thumbnail_apply(void **state)
+{
+	VipsImage *in = open_image("photos/bridge.jpg", "shrink=2");
+	VipsImage *square, *thumb, *back;
+	char w[32], h[32];
+	int side = VIPS_MIN(in->Xsize, in->Ysize);
+
+	(void)state;
+	thumb = step("thumbnail", in, "width=400", END);
+	assert_int_equal(thumb->Xsize, 400);
+	assert_int_equal(thumb->Ysize, 225); /* 1224 * 400 / 2176 */
+	g_object_unref(thumb);
+
+	/* crop | thumbnail | png: the thumbnail of the cut-out square */
+	snprintf(w, sizeof(w), "width=%d", side);
+	snprintf(h, sizeof(h), "height=%d", side);
+	square = step("crop", in, "left=0", "top=0", w, h, END);
+	thumb = step("thumbnail", square, "width=100", END);
+	back = roundtrip("png", thumb, "");
+	assert_int_equal(back->Xsize, 100);
+	assert_int_equal(back->Ysize, 100);
+	g_object_unref(back);
+	g_object_unref(thumb);
+	g_object_unref(square);
+	g_object_unref(in);
+}
+
+/* Animations survive thumbnail and the GIF and WebP encoders. */
+static void test_animation(void **state)
+{
+	VipsImage *src =
+	        open_image("formats/gif-anim-circular-table.gif", NULL);
+	VipsImage *img, *lazy, *back;
+	int pages = vips_image_get_n_pages(src);
+	char err[512];
+	size_t len;
+	char *buf = read_corpus("formats/gif-anim-circular-table.gif", &len);
+
+	(void)state;
+	assert_true(pages > 1);
+	assert_int_equal(try_load(buf, len, "n=-1", &img, err, sizeof(err),
+	                          "width=32", "size=both", END),
+	                 0);
+	assert_int_equal(img->Xsize, 32);
+	assert_int_equal(vips_image_get_page_height(img) * pages, img->Ysize);
+	lazy = img;
+	img = vips_image_copy_memory(lazy); /* encoded twice below */
+	g_object_unref(lazy);
+	for (int i = 0; i < 2; i++) {
+		back = roundtrip(i ? "webp" : "gif", img, "n=-1");
+		assert_string_equal(loader_of(back),
+		                    i ? "webpload_buffer" : "gifload_buffer");
+		assert_int_equal(vips_image_get_n_pages(back), pages);
+		assert_int_equal(back->Xsize, 32);
+		g_object_unref(back);
+	}
+
+	/* Per-pixel steps keep the frames; geometric ones refuse them. */
+	back = step("grayscale", img, END);
+	assert_int_equal(vips_image_get_page_height(back),
+	                 vips_image_get_page_height(img));
+	g_object_unref(back);
+	back = step("flip", img, "direction=horizontal", END);
+	g_object_unref(back);
+	back = NULL;
+	assert_int_equal(try_apply("rotate", img, &back, err, sizeof(err),
+	                           "angle=90", END),
+	                 -ENOTSUP);
+	assert_null(back);
+	if (strncmp(err, "cannot work on an animation (9 frames)", 38))
+		fail_msg("unclear reason: %s", err);
+	assert_int_equal(try_apply("flip", img, &back, err, sizeof(err),
+	                           "direction=vertical", END),
+	                 -ENOTSUP);
+	assert_int_equal(try_apply("resize", img, &back, err, sizeof(err),
+	                           "scale=0.5", END),
+	                 -ENOTSUP);
+	g_object_unref(img);
+	g_free(buf);
+	g_object_unref(src);
+}
+
+/* A truncated JPEG fails with a reason when the host asks for it. */
+static void test_truncated(void **state)
+{
+	const char *files[] = {"photos/kleiber.jpg", "photos/picture-1a.jpg",
+	                       "corrupt/premature-end.jpg", NULL};
+
+	(void)state;
+	for (int i = 0; files[i]; i++) {
+		VipsImage *img;
+		char err[512];
+		size_t len;
+		char *buf = read_corpus(files[i], &len);
+		void *out;
+		size_t outlen;
+		int r;
+
+		if (i < 2)
+			len /= 3; /* cut the file */
+		/* The failure may come at load or, since libvips is lazy,
+		 * when the encoder runs the pipeline. */
+		r = try_load(buf, len, "fail_on=truncated", &img, err,
+		             sizeof(err), "width=300", END);
+		if (!r) {
+			r = try_encode("jpeg", img, &out, &outlen, err,
+			               sizeof(err), END);
+			g_object_unref(img);
+		}
+		assert_int_equal(r, -EINVAL);
+		if (!strstr(err, "Premature end") && !strstr(err, "truncated"))
+			fail_msg("%s: unclear reason: %s", files[i], err);
+		assert_null(strchr(err, '\n'));
+		assert_string_equal(vips_error_buffer(), "");
+
+		/* Without the option libvips pads the image out instead. */
+		if (i < 2) {
+			assert_int_equal(try_load(buf, len, "", &img, err,
+			                          sizeof(err), "width=300",
+			                          END),
+			                 0);
+			assert_int_equal(try_encode("jpeg", img, &out, &outlen,
+			                            err, sizeof(err), END),
+			                 0);
+			g_free(out);
+			g_object_unref(img);
+		}
+		g_free(buf);
+	}
+}
+
+/* Bytes that are no image: a clean reason, libvips' buffer cleared. */
+static void test_not_an_image(void **state)
+{
+	static const char junk[] = "this is not an image, just some text";
+	VipsImage *img, *tiny = open_image("formats/tiny.png", NULL);
+	char err[512];
+
+	(void)state;
+	/* Decoding an AVIF from memory succeeds but leaves "source: bad
+	 * seek" in libvips' error buffer: no step may report that. */
+	img = roundtrip("avif", tiny, "");
+	g_object_unref(img);
+	g_object_unref(tiny);
+	assert_int_equal(try_load(junk, sizeof(junk), "", &img, err,
+	                          sizeof(err), "width=100", END),
+	                 -EINVAL);
+	assert_int_equal(strncmp(err, "unable to load the image: ", 26), 0);
+	assert_null(strchr(err, '\n'));
+	assert_null(strstr(err, "bad seek"));
+	assert_string_equal(vips_error_buffer(), "");
+
+	/* Some PNG failures leave libvips' buffer empty: still a reason. */
+	{
+		size_t len;
+		char *png = read_corpus("corrupt/xd0n2c08.png", &len);
+		assert_int_equal(try_load(png, len, "fail_on=truncated", &img,
+		                          err, sizeof(err), "width=100", END),
+		                 -EINVAL);
+		assert_int_equal(strncmp(err, "unable to load the image", 24),
+		                 0);
+		g_free(png);
+	}
+}
+
+static void test_crop(void **state)
+{
+	VipsImage *in = open_image("formats/jpeg-exif-orient6.jpg", NULL);
+	VipsImage *out;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(in->Xsize, 640);
+	out = step("crop", in, "left=10", "top=20", "width=100", "height=50",
+	           END);
+	assert_int_equal(out->Xsize, 100);
+	assert_int_equal(out->Ysize, 50);
+	assert_true(pixel(out, 5, 7, 1) == pixel(in, 15, 27, 1));
+	g_object_unref(out);
+
+	out = NULL;
+	assert_int_equal(try_apply("crop", in, &out, err, sizeof(err),
+	                           "left=600", "top=0", "width=100",
+	                           "height=100", END),
+	                 -EINVAL);
+	assert_null(out);
+	assert_non_null(strstr(err, "640x428"));
+	assert_string_equal(err,
+	                    "100x100 at 600,0 lies outside the 640x428 image");
+	assert_int_equal(try_apply("crop", in, &out, err, sizeof(err), "left=0",
+	                           "top=400", "width=640", "height=29", END),
+	                 -EINVAL);
+	out = step("crop", in, "left=0", "top=400", "width=640", "height=28",
+	           END);
+	assert_int_equal(out->Ysize, 28);
+	g_object_unref(out);
+	g_object_unref(in);
+}
+
+static void test_rotate_flip(void **state)
+{
+	VipsImage *in = open_image("formats/jpeg-exif-orient6.jpg", NULL);
+	const struct imgnode_arg *angle = &ops_of("rotate")->args[0];
+	int w = in->Xsize, h = in->Ysize;
+	VipsImage *out;
+
+	(void)state;
+	/* "45" is refused by the host's parser: not a choice. */
+	assert_string_equal(angle->choices[0], "90");
+	assert_string_equal(angle->choices[1], "180");
+	assert_string_equal(angle->choices[2], "270");
+	assert_null(angle->choices[3]);
+
+	out = step("rotate", in, "angle=90", END);
+	assert_int_equal(out->Xsize, h);
+	assert_int_equal(out->Ysize, w);
+	/* clockwise: the bottom-left corner goes to the top-left */
+	assert_true(pixel(out, 0, 0, 0) == pixel(in, 0, h - 1, 0));
+	assert_true(pixel(out, 3, 5, 1) == pixel(in, 5, h - 1 - 3, 1));
+	g_object_unref(out);
+	out = step("rotate", in, "angle=180", END);
+	assert_int_equal(out->Xsize, w);
+	assert_true(pixel(out, 0, 0, 2) == pixel(in, w - 1, h - 1, 2));
+	g_object_unref(out);
+	out = step("rotate", in, "angle=270", END);
+	assert_int_equal(out->Xsize, h);
+	assert_true(pixel(out, 0, 0, 0) == pixel(in, w - 1, 0, 0));
+	g_object_unref(out);
+
+	out = step("flip", in, "direction=horizontal", END);
+	assert_int_equal(out->Xsize, w);
+	assert_int_equal(out->Ysize, h);
+	assert_true(pixel(out, 0, 9, 0) == pixel(in, w - 1, 9, 0));
+	g_object_unref(out);
+	out = step("flip", in, "direction=vertical", END);
+	assert_true(pixel(out, 9, 0, 0) == pixel(in, 9, h - 1, 0));
+	g_object_unref(out);
+	g_object_unref(in);
+}
+
+static void test_autorotate(void **state)
+{
+	VipsImage *in = open_image("formats/jpeg-exif-orient6.jpg", NULL);
+	VipsImage *ref = open_image("formats/jpeg-exif-orient6.ref.png", NULL);
+	VipsImage *out, *same;
+
+	(void)state;
+	assert_int_equal(vips_image_get_orientation(in), 6);
+	out = step("autorotate", in, END);
+	assert_int_equal(out->Xsize, 428);
+	assert_int_equal(out->Ysize, 640);
+	assert_int_equal(vips_image_get_orientation(out), 1);
+	assert_int_equal(ref->Xsize, 428);
+	assert_true(mean_diff(out, ref) < 2.0);
+	/* Upright already: unchanged, and not turned twice. */
+	same = step("autorotate", out, END);
+	assert_int_equal(same->Xsize, 428);
+	g_object_unref(same);
+	g_object_unref(out);
+	g_object_unref(ref);
+	g_object_unref(in);
+}
+
+static void test_grayscale(void **state)
+{
+	VipsImage *in = open_image("photos/bridge.jpg", "shrink=8");
+	VipsImage *small = step("resize", in, "scale=0.5", END);
+	VipsImage *out, *back;
+
+	(void)state;
+	out = step("grayscale", small, END);
+	assert_int_equal(out->Bands, 1);
+	back = roundtrip("jpeg", out, "");
+	assert_int_equal(back->Bands, 1);
+	g_object_unref(back);
+	g_object_unref(out);
+	g_object_unref(small);
+	g_object_unref(in);
+
+	in = open_image("formats/pngsuite-basn6a08.png", NULL); /* RGBA */
+	out = step("grayscale", in, END);
+	assert_int_equal(out->Bands, 2);
+	assert_true(pixel(out, 7, 3, 1) == pixel(in, 7, 3, 3)); /* alpha */
+	back = roundtrip("png", out, "");
+	assert_int_equal(back->Bands, 2);
+	g_object_unref(back);
+	g_object_unref(out);
+	g_object_unref(in);
+
+	in = open_image("formats/pngsuite-basn6a16.png", NULL); /* RGBA 16 */
+	out = step("grayscale", in, END);
+	assert_int_equal(out->Bands, 2);
+	assert_int_equal(out->BandFmt, VIPS_FORMAT_USHORT);
+	g_object_unref(out);
+	g_object_unref(in);
+}
+
+static void test_strip(void **state)
+{
+	VipsImage *in = open_image("formats/jpeg-exif-orient6.jpg", "shrink=2");
+	VipsImage *out, *back;
+
+	(void)state;
+	assert_true(vips_image_get_typeof(in, VIPS_META_EXIF_NAME));
+	/* Without strip an encoder keeps the metadata. */
+	back = roundtrip("jpeg", in, "");
+	assert_true(vips_image_get_typeof(back, VIPS_META_EXIF_NAME));
+	g_object_unref(back);
+
+	out = step("strip", in, END);
+	assert_false(vips_image_get_typeof(out, VIPS_META_EXIF_NAME));
+	assert_false(vips_image_get_typeof(out, VIPS_META_ORIENTATION));
+	assert_false(vips_image_get_typeof(out, "exif-ifd0-Orientation"));
+	assert_int_equal(out->Xsize, 214); /* turned upright first */
+	assert_string_equal(loader_of(out), "jpegload");
+	for (int i = 0; encoders[i]; i++) {
+		back = roundtrip(encoders[i], out, "");
+		if (vips_image_get_typeof(back, VIPS_META_EXIF_NAME) ||
+		    vips_image_get_typeof(back, VIPS_META_XMP_NAME) ||
+		    vips_image_get_typeof(back, VIPS_META_ICC_NAME))
+			fail_msg("%s wrote metadata after strip", encoders[i]);
+		assert_int_equal(back->Xsize, 214);
+		g_object_unref(back);
+	}
+	g_object_unref(out);
+	g_object_unref(in);
+
+	/* An ICC profile goes too, after the colours were made sRGB. */
+	in = open_image("formats/jpeg-icc.jpg", NULL);
+	assert_true(vips_image_get_typeof(in, VIPS_META_ICC_NAME));
+	out = step("strip", in, END);
+	assert_false(vips_image_get_typeof(out, VIPS_META_ICC_NAME));
+	back = roundtrip("png", out, "");
+	assert_false(vips_image_get_typeof(back, VIPS_META_ICC_NAME));
+	assert_int_equal(back->Bands, in->Bands);
+	g_object_unref(back);
+	g_object_unref(out);
+	g_object_unref(in);
+
+	/* An animation stays one. */
+	in = open_image("formats/gif-anim-circular-table.gif", "n=-1");
+	out = step("strip", in, END);
+	assert_int_equal(vips_image_get_page_height(out),
+	                 vips_image_get_page_height(in));
+	assert_true(vips_image_get_page_height(out) < out->Ysize);
+	g_object_unref(out);
+	g_object_unref(in);
+}
+
+static void test_watermark(void **state)
+{
+	VipsImage *in = open_image("photos/bridge.jpg", "shrink=4");
+	VipsImage *small = step("resize", in, "scale=0.5", END);
+	VipsImage *out, *corner[2], *src[2];
+	int w = small->Xsize, h = small->Ysize;
+	char err[512], long_text[300];
+
+	(void)state;
+	out = step("watermark", small, "text=imgnode <b>&</b> © 2024",
+	           "size=24", "opacity=0.8", END);
+	assert_int_equal(out->Xsize, w);
+	assert_int_equal(out->Ysize, h);
+	assert_int_equal(out->Bands, 3);
+	assert_int_equal(out->BandFmt, VIPS_FORMAT_UCHAR);
+	/* The south-east corner changed, the north-west did not. */
+	assert_int_equal(
+	        vips_crop(out, &corner[0], w / 2, h - 40, w / 2, 40, NULL), 0);
+	assert_int_equal(
+	        vips_crop(small, &src[0], w / 2, h - 40, w / 2, 40, NULL), 0);
+	assert_int_equal(vips_crop(out, &corner[1], 0, 0, w / 2, h / 2, NULL),
+	                 0);
+	assert_int_equal(vips_crop(small, &src[1], 0, 0, w / 2, h / 2, NULL),
+	                 0);
+	assert_true(mean_diff(corner[0], src[0]) > 1.0);
+	assert_true(mean_diff(corner[1], src[1]) == 0.0);
+	for (int i = 0; i < 2; i++) {
+		g_object_unref(corner[i]);
+		g_object_unref(src[i]);
+	}
+	g_object_unref(out);
+
+	/* Bad text: a reason, no crash. */
+	memset(long_text, 'x', sizeof(long_text) - 1);
+	long_text[sizeof(long_text) - 1] = '\0';
+	assert_int_equal(try_apply("watermark", small, &out, err, sizeof(err),
+	                           "text=", END),
+	                 -EINVAL);
+	assert_non_null(strstr(err, "the text must be"));
+	assert_int_equal(try_apply("watermark", small, &out, err, sizeof(err),
+	                           "text=\xff\xfe", END),
+	                 -EINVAL);
+	{
+		char kv[310];
+		snprintf(kv, sizeof(kv), "text=%s", long_text);
+		assert_int_equal(try_apply("watermark", small, &out, err,
+		                           sizeof(err), kv, END),
+		                 -EINVAL);
+	}
+	g_object_unref(small);
+	g_object_unref(in);
+
+	/* RGBA keeps its alpha. */
+	in = open_image("formats/pngsuite-basn6a08.png", NULL);
+	out = step("watermark", in, "text=hi", "gravity=centre", END);
+	assert_int_equal(out->Bands, 4);
+	assert_true(mean_diff(out, in) > 0.0);
+	g_object_unref(out);
+	g_object_unref(in);
+}
+
+/* Every encoder's output decodes to its format, at the right size. */
+static void test_encoders(void **state)
+{
+	VipsImage *photo, *lazy, *rgba, *back;
+	char err[512];
+	size_t len;
+	char *buf = read_corpus("photos/fossa.jpg", &len);
+
+	(void)state;
+	assert_int_equal(try_load(buf, len, "fail_on=truncated", &lazy, err,
+	                          sizeof(err), "width=320", END),
+	                 0);
+	/* A sequential pipeline runs once; this test encodes many times. */
+	photo = vips_image_copy_memory(lazy);
+	g_object_unref(lazy);
+	g_free(buf);
+	rgba = open_image("formats/pngsuite-basn6a08.png", NULL);
+	for (int i = 0; encoders[i]; i++) {
+		const struct imgnode_filter_ops *ops = ops_of(encoders[i]);
+		back = roundtrip(encoders[i], photo, "");
+		if (strncmp(loader_of(back), ops->format, strlen(ops->format)))
+			fail_msg("%s: decodes with %s", encoders[i],
+			         loader_of(back));
+		assert_int_equal(back->Xsize, photo->Xsize);
+		assert_int_equal(back->Ysize, photo->Ysize);
+		g_object_unref(back);
+
+		back = roundtrip(encoders[i], rgba, "");
+		assert_int_equal(back->Xsize, 32);
+		/* JPEG has no alpha; the others keep it. */
+		assert_int_equal(vips_image_hasalpha(back),
+		                 strcmp(encoders[i], "jpeg") != 0);
+		g_object_unref(back);
+	}
+	g_object_unref(rgba);
+
+	/* JPEG flattens transparency onto white. */
+	{
+		VipsImage *black, *clear;
+		assert_int_equal(vips_black(&black, 8, 8, "bands", 4, NULL), 0);
+		assert_int_equal(vips_copy(black, &clear, "interpretation",
+		                           VIPS_INTERPRETATION_sRGB, NULL),
+		                 0);
+		back = roundtrip("jpeg", clear, "");
+		assert_int_equal(back->Bands, 3);
+		assert_true(pixel(back, 4, 4, 0) > 250);
+		g_object_unref(back);
+		g_object_unref(clear);
+		g_object_unref(black);
+	}
+
+	/* The arguments reach the encoder. */
+	{
+		void *lo, *hi;
+		size_t nlo, nhi;
+		assert_int_equal(try_encode("jpeg", photo, &lo, &nlo, err,
+		                            sizeof(err), "q=20", END),
+		                 0);
+		assert_int_equal(try_encode("jpeg", photo, &hi, &nhi, err,
+		                            sizeof(err), "q=95",
+		                            "progressive=true", END),
+		                 0);
+		assert_true(nlo < nhi);
+		back = decode(hi, nhi, "");
+		assert_int_equal(vips_image_get_typeof(back, "interlaced") != 0,
+		                 1);
+		g_object_unref(back);
+		g_free(lo);
+		g_free(hi);
+		assert_int_equal(try_encode("webp", photo, &lo, &nlo, err,
+		                            sizeof(err), "q=20", END),
+		                 0);
+		assert_int_equal(try_encode("webp", photo, &hi, &nhi, err,
+		                            sizeof(err), "lossless=true", END),
+		                 0);
+		assert_true(nlo < nhi);
+		g_free(lo);
+		g_free(hi);
+		assert_int_equal(try_encode("png", photo, &lo, &nlo, err,
+		                            sizeof(err), "compression=9", END),
+		                 0);
+		assert_int_equal(try_encode("png", photo, &hi, &nhi, err,
+		                            sizeof(err), "compression=0", END),
+		                 0);
+		assert_true(nlo < nhi);
+		g_free(lo);
+		g_free(hi);
+		assert_int_equal(try_encode("avif", photo, &lo, &nlo, err,
+		                            sizeof(err), "q=10", END),
+		                 0);
+		assert_int_equal(try_encode("avif", photo, &hi, &nhi, err,
+		                            sizeof(err), "q=90", END),
+		                 0);
+		assert_true(nlo < nhi);
+		g_free(lo);
+		g_free(hi);
+	}
+	g_object_unref(photo);
+}
+
+static void test_smartcrop(void **state)
+{
+	VipsImage *in = open_image("photos/friends.jpg", "shrink=4");
+	VipsImage *small = step("resize", in, "scale=0.5", END);
+	VipsImage *out, *back;
+	int w = small->Xsize;
+
+	(void)state;
+	out = step("smartcrop", small, "width=200", "height=100", END);
+	assert_int_equal(out->Xsize, 200);
+	assert_int_equal(out->Ysize, 100);
+	back = roundtrip("webp", out, "");
+	assert_int_equal(back->Xsize, 200);
+	g_object_unref(back);
+	g_object_unref(out);
+	/* Larger than the image: clipped to it. */
+	out = step("smartcrop", small, "width=100000", "height=50",
+	           "interesting=entropy", END);
+	assert_int_equal(out->Xsize, w);
+	assert_int_equal(out->Ysize, 50);
+	g_object_unref(out);
+	g_object_unref(small);
+	g_object_unref(in);
+}
+
+static void test_resize_blur_sharpen(void **state)
+{
+	VipsImage *in = open_image("photos/bridge.jpg", "shrink=4");
+	VipsImage *small = step("resize", in, "scale=0.25", END);
+	VipsImage *out, *rgba;
+
+	(void)state;
+	assert_int_equal(in->Xsize, 1088);
+	assert_int_equal(in->Ysize, 612);
+	assert_int_equal(small->Xsize, 272);
+	assert_int_equal(small->Ysize, 153);
+	out = step("blur", small, "sigma=3", END);
+	assert_int_equal(out->Xsize, small->Xsize);
+	assert_int_equal(out->BandFmt, VIPS_FORMAT_UCHAR);
+	assert_true(deviation(out) < deviation(small));
+	g_object_unref(out);
+	out = step("sharpen", small, END);
+	assert_int_equal(out->Xsize, small->Xsize);
+	assert_int_equal(out->Bands, 3);
+	assert_true(mean_diff(out, small) > 0.1);
+	g_object_unref(out);
+	g_object_unref(small);
+	g_object_unref(in);
+
+	/* With alpha: premultiplied, back to 8-bit RGBA. */
+	rgba = open_image("formats/pngsuite-basn6a08.png", NULL);
+	out = step("resize", rgba, "scale=2", END);
+	assert_int_equal(out->Xsize, 64);
+	assert_int_equal(out->Bands, 4);
+	assert_int_equal(out->BandFmt, VIPS_FORMAT_UCHAR);
+	assert_true(deviation(out) > 0);
+	g_object_unref(out);
+	out = step("blur", rgba, "sigma=1.5", END);
+	assert_int_equal(out->Bands, 4);
+	assert_int_equal(out->BandFmt, VIPS_FORMAT_UCHAR);
+	assert_true(deviation(out) > 0);
+	g_object_unref(out);
+	out = step("sharpen", rgba, "sigma=1", END);
+	assert_int_equal(out->Bands, 4);
+	assert_true(deviation(out) > 0);
+	g_object_unref(out);
+	g_object_unref(rgba);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_teardown(test_descriptors, no_leaks),
+	        cmocka_unit_test_teardown(test_thumbnail_load, no_leaks),
+	        cmocka_unit_test_teardown(test_thumbnail_apply, no_leaks),
+	        cmocka_unit_test_teardown(test_animation, no_leaks),
+	        cmocka_unit_test_teardown(test_truncated, no_leaks),
+	        cmocka_unit_test_teardown(test_not_an_image, no_leaks),
+	        cmocka_unit_test_teardown(test_crop, no_leaks),
+	        cmocka_unit_test_teardown(test_rotate_flip, no_leaks),
+	        cmocka_unit_test_teardown(test_autorotate, no_leaks),
+	        cmocka_unit_test_teardown(test_grayscale, no_leaks),
+	        cmocka_unit_test_teardown(test_strip, no_leaks),
+	        cmocka_unit_test_teardown(test_watermark, no_leaks),
+	        cmocka_unit_test_teardown(test_encoders, no_leaks),
+	        cmocka_unit_test_teardown(test_smartcrop, no_leaks),
+	        cmocka_unit_test_teardown(test_resize_blur_sharpen, no_leaks),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
