@@ -887,6 +887,17 @@ static struct ch *pool_grow(struct sup *s)
 	return NULL;
 }
 
+bool sup_settled(struct sup *root, const char *id)
+{
+	struct sup *s = find_pool(root, id);
+
+	if (!s) {
+		struct ch *c = find_id(root, id);
+		s = c ? c->sub : NULL;
+	}
+	return !s || (!s->busy && s->nops == 0);
+}
+
 int sup_roll(struct sup *root, const char *id)
 {
 	struct sup *s = find_pool(root, id);

@@ -120,6 +120,10 @@ int sup_roll(struct sup *root, const char *id);
 typedef void sup_foreign_fn(pid_t pid, int status, void *arg);
 void sup_on_foreign_exit(struct sup *root, sup_foreign_fn *fn, void *arg);
 
+/* True when the supervisor with id has no operation queued or under way
+ * (e.g. a roll has finished). */
+bool sup_settled(struct sup *root, const char *id);
+
 /* Resizes the simple_one_for_one supervisor with id. 0, -ENOENT, -EINVAL. */
 int sup_resize(struct sup *root, const char *id, size_t count);
 

@@ -266,6 +266,17 @@ static void answer_waiters(struct node_run *r, const char *error)
 	r->waiters = NULL;
 }
 
+static void roll_ingress_when_ready(struct loop *loop, void *arg)
+{
+	struct node_run *r = arg;
+
+	if (!sup_settled(r->root, "workers")) {
+		loop_timer_add(loop, 50, roll_ingress_when_ready, r);
+		return;
+	}
+	sup_roll(r->root, "ingress");
+}
+
 static void on_check_exit(pid_t pid, int status, void *arg)
 {
 	struct node_run *r = arg;
@@ -299,11 +310,15 @@ static void on_check_exit(pid_t pid, int status, void *arg)
 		count = (size_t)r->node.conf->workers.count;
 		log_info("node", "reloaded config=%s generation=%u", r->path,
 		         r->node.generation);
-		/* new children load the new generation; old ones drain */
-		sup_roll(r->root, "ingress");
+		/*
+		 * New children load the new generation; old ones drain. The
+		 * workers roll first: the ingress, which decides what the API
+		 * accepts, follows once every worker can run what it accepts.
+		 */
 		sup_restart_child(r->root, "reaper");
 		sup_roll(r->root, "workers");
 		sup_resize(r->root, "workers", count);
+		loop_timer_add(r->loop, 50, roll_ingress_when_ready, r);
 		answer_waiters(r, NULL);
 		send_status(r);
 	}
