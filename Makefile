@@ -47,9 +47,9 @@ CORE_SRC := core/log.c core/conf_value.c core/config.c core/conf_keys.c \
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_LIBS := -linih -ldl -ljansson
 MAIN_OBJ := $(BUILD)/core/main.o
-# imgnodectl reads the config (for the socket path) and speaks JSON.
-CTL_OBJ := $(BUILD)/core/imgnodectl.o $(BUILD)/core/config.o \
-	$(BUILD)/core/conf_value.o $(BUILD)/core/conf_keys.o $(BUILD)/core/log.o
+# imgnodectl reads the config (for the socket path), speaks JSON, and runs
+# pipelines locally (process) with the workers' code.
+CTL_OBJ := $(BUILD)/core/imgnodectl.o
 # The image node above the runtime (pipelines, jobs, ingress, workers).
 NODE_SRC := $(sort $(wildcard core/node/*.c))
 NODE_OBJ := $(NODE_SRC:%.c=$(BUILD)/%.o)
@@ -93,9 +93,9 @@ $(BUILD)/imgnode: $(MAIN_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS)
 
-$(BUILD)/imgnodectl: $(CTL_OBJ)
+$(BUILD)/imgnodectl: $(CTL_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ -linih -ljansson
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS)
 
 define plugin_rule
 $(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1)
@@ -131,7 +131,8 @@ $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(PLUGIN_CFLAGS) -DFIXTURE_$* -shared \
 		$< -o $@ $(LDFLAGS)
 
--include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CTL_OBJ:.o=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
+-include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CTL_OBJ:.o=.d) \
+	$(BENCH_BIN:=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
 	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
 
 deps:
@@ -146,8 +147,16 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) test/run-checks
 
+BENCH_BIN := $(BUILD)/bench/bench_pipeline
+
+$(BUILD)/bench/%: test/bench/%.c $(NODE_OBJ) $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  BENCH   $@")
+	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore \
+		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
+
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
 	$(Q)BUILD=$(BUILD) test/bench/run
 
 install: all

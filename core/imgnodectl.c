@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "node/process.h"
 
 #ifndef IMGNODE_VERSION
 #define IMGNODE_VERSION "0.0.0"
@@ -54,6 +55,9 @@ static const struct command {
          "re-read the config and plugins, then roll the workers onto them;\n"
          "                if refused, print why and exit 1 (the old ones keep running)"},
         {"stop", NULL, "stop the node: children in reverse start order"},
+        {"process", "IN PIPELINE OUT",
+         "\n                run PIPELINE on the file IN (- for stdin) into OUT (- for stdout),\n"
+         "                here, with the workers' code and the config's plugins; no node needed"},
         {NULL, NULL, NULL},
 };
 
@@ -588,6 +592,12 @@ int main(int argc, char **argv)
 			break;
 	if (!cmd->name)
 		die_usage("unknown command \"%s\"", argv[optind]);
+	if (strcmp(cmd->name, "process") == 0) {
+		if (argc - optind != 4)
+			die_usage("process takes IN PIPELINE OUT");
+		return node_process(config, explicit_config, argv[optind + 1],
+		                    argv[optind + 2], argv[optind + 3]);
+	}
 	if (cmd->arg && argc - optind != 2)
 		die_usage("%s takes one argument, %s", cmd->name, cmd->arg);
 	if (!cmd->arg && argc - optind != 1)

@@ -66,6 +66,37 @@ int image_init(int concurrency, char *err, size_t errlen)
 	return 0;
 }
 
+/* A name for common formats libvips may not even try: for messages. */
+static bool guess_format(const void *buf, size_t len, char *out, size_t size)
+{
+	static const struct {
+		const char *magic;
+		size_t n;
+		const char *name;
+	} magics[] = {
+	        {"BM", 2, "bmp"},
+	        {"%PDF", 4, "pdf"},
+	        {"<svg", 4, "svg"},
+	        {"<?xml", 5, "svg"},
+	        {"\0\0\1\0", 4, "ico"},
+	        {"8BPS", 4, "psd"},
+	        {"\xff\x4f\xff\x51", 4, "jpeg2000"},
+	        {"\0\0\0\x0cjP", 6, "jpeg2000"},
+	        {"\xff\x0a", 2, "jxl"},
+	        {"P6", 2, "ppm"},
+	        {"P5", 2, "pgm"},
+	        {"qoif", 4, "qoi"},
+	};
+
+	for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++)
+		if (len >= magics[i].n &&
+		    memcmp(buf, magics[i].magic, magics[i].n) == 0) {
+			snprintf(out, size, "%s", magics[i].name);
+			return true;
+		}
+	return false;
+}
+
 static bool accepted(const struct limits_conf *lim, const char *format)
 {
 	for (size_t i = 0; i < lim->formats.n; i++)
@@ -103,9 +134,17 @@ int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
 	accepted_list(lim, list, sizeof(list));
 	if (!cls || strncmp(cls, prefix, strlen(prefix)) != 0) {
 		vips_error_clear();
-		snprintf(err, errlen,
-		         "not an image in an accepted format (accepted: %s)",
-		         list);
+		char guess[16];
+		if (guess_format(buf, len, guess, sizeof(guess)))
+			snprintf(
+			        err, errlen,
+			        "unsupported format: %s (blocked; accepted: %s)",
+			        guess, list);
+		else
+			snprintf(
+			        err, errlen,
+			        "unsupported format: not an image libvips knows (accepted: %s)",
+			        list);
 		return -EPROTONOSUPPORT;
 	}
 	for (size_t i = 0; i < sizeof(loaders) / sizeof(loaders[0]); i++)
@@ -113,7 +152,10 @@ int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
 		            strlen(loaders[i].loader)) == 0)
 			snprintf(info->format, sizeof(info->format), "%s",
 			         loaders[i].format);
-	if (!info->format[0]) {
+	if (!info->format[0] && (info->format[0] = 0, true) &&
+	    guess_format(buf, len, info->format, sizeof(info->format))) {
+		/* named from its magic bytes: bmp, svg, pdf... */
+	} else if (!info->format[0]) {
 		/* VipsForeignLoadSvgBuffer -> svg, for the message */
 		size_t n = 0;
 		for (const char *c = cls + strlen(prefix);
@@ -125,7 +167,7 @@ int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
 	}
 	if (!accepted(lim, info->format)) {
 		snprintf(err, errlen,
-		         "%s images are not accepted here (accepted: %s)",
+		         "unsupported format: %s (blocked; accepted: %s)",
 		         info->format, list);
 		return -EPROTONOSUPPORT;
 	}
@@ -148,17 +190,8 @@ int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
 	}
 	g_object_unref(im);
 
-	if (info->width > lim->max_dimension ||
-	    info->height > lim->max_dimension) {
-		snprintf(err, errlen,
-		         "%dx%d is larger than the limit of %lld pixels a side",
-		         info->width, info->height,
-		         (long long)lim->max_dimension);
-		return -E2BIG;
-	}
 	if (info->pages > lim->max_frames) {
-		snprintf(err, errlen,
-		         "%d frames is more than the limit of %lld",
+		snprintf(err, errlen, "image has %d frames, limit is %lld",
 		         info->pages, (long long)lim->max_frames);
 		return -E2BIG;
 	}
@@ -167,13 +200,21 @@ int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
 	if (pixels > max) {
 		snprintf(
 		        err, errlen,
-		        "%dx%d%s is %lld pixels, over the limit of %lld%s",
+		        "image is %dx%d%s (%.0f Mpx), limit is %.0f Mpx%s",
 		        info->width, info->height,
-		        info->pages > 1 ? " x frames" : "", (long long)pixels,
-		        (long long)max,
+		        info->pages > 1 ? " x frames" : "", pixels / 1e6,
+		        max / 1e6,
 		        info->interlaced
-		                ? " for interlaced/progressive images, which are decoded whole"
+		                ? " for progressive/interlaced images, which are decoded whole"
 		                : "");
+		return -E2BIG;
+	}
+	if (info->width > lim->max_dimension ||
+	    info->height > lim->max_dimension) {
+		snprintf(err, errlen,
+		         "image is %dx%d, limit is %lld pixels a side",
+		         info->width, info->height,
+		         (long long)lim->max_dimension);
 		return -E2BIG;
 	}
 	return 0;
@@ -254,8 +295,8 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 		img = vips_image_new_from_buffer(buf, len, options, NULL);
 		if (!img) {
 			vips_reason(why, sizeof(why), "cannot decode");
-			snprintf(err, errlen, "cannot load the %s image: %s",
-			         info->format, why);
+			snprintf(err, errlen, "corrupt %s: %s", info->format,
+			         why);
 			return -EINVAL;
 		}
 	}
@@ -318,7 +359,14 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 	                      why, sizeof(why));
 	g_object_unref(img);
 	if (ret) {
-		snprintf(err, errlen, "%s: %s", enc_name, why);
+		/* the loader runs inside the encoder: a damaged input
+		 * shows up here, named by libvips */
+		if (strstr(why, "Vips") || strstr(why, "load") ||
+		    strstr(why, "Corrupt") || strstr(why, "Premature"))
+			snprintf(err, errlen, "corrupt %s: %s", info->format,
+			         why);
+		else
+			snprintf(err, errlen, "%s: %s", enc_name, why);
 		return ret;
 	}
 	out->mime = enc_ops->mime;
