@@ -67,7 +67,7 @@ TESTS := $(TEST_SRC:test/unit/%.c=$(BUILD)/test/%)
 # Small plugins, good and bad, that the loader's tests load.
 FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name \
 	bad_name no_symbol no_ops missing_op dup_a dup_b crash \
-	crash_selftest bad_selftest
+	crash_selftest bad_selftest segv
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:

@@ -61,6 +61,7 @@ struct plugin_ref_conf {
 
 struct workers_conf {
 	int64_t count;
+	int64_t intensity;
 	int64_t max_jobs;
 	int64_t max_rss; /* bytes */
 	int64_t job_timeout; /* ms */

@@ -91,7 +91,7 @@ static void build_specs(struct node_run *r)
 	r->pool_spec = (struct sup_spec){
 	        .id = "workers",
 	        .strategy = SUP_SIMPLE_ONE_FOR_ONE,
-	        .intensity = s->intensity,
+	        .intensity = c->workers.intensity,
 	        .period_ms = s->period,
 	        .backoff_min_ms = s->backoff_min,
 	        .backoff_max_ms = s->backoff_max,

@@ -31,6 +31,7 @@ static const struct imgnode_arg filter_args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+#if !defined(FIXTURE_segv)
 static int f_apply(void *s, struct _VipsImage *in,
                    const union imgnode_value *args, struct _VipsImage **out,
                    char *err, size_t errlen)
@@ -38,6 +39,22 @@ static int f_apply(void *s, struct _VipsImage *in,
 	(void)s, (void)in, (void)args, (void)out, (void)err, (void)errlen;
 	return -ENOSYS;
 }
+#endif
+
+#if defined(FIXTURE_segv)
+#include <signal.h>
+/* A poison filter for the node's tests: the worker running it dies. */
+static int f_segv(void *s, struct _VipsImage *in,
+                  const union imgnode_value *args, struct _VipsImage **out,
+                  char *err, size_t errlen)
+{
+	(void)s, (void)in, (void)args, (void)out, (void)err, (void)errlen;
+	raise(SIGSEGV);
+	return -EFAULT;
+}
+#define f_apply f_segv
+#define NAME "segv"
+#endif
 
 #if defined(FIXTURE_crash_selftest)
 #include <signal.h>

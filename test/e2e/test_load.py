@@ -1,0 +1,162 @@
+"""The node under load and under fire: 500 concurrent jobs, workers
+SIGKILLed every ~100 ms, and a poison job that crashes every worker it
+touches. No accepted job may be lost or duplicated; every one ends done
+(or, for the poison, failed with the reason)."""
+import concurrent.futures
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BUILD, PLUGINS, ROOT
+from test_node import Running, config
+
+FIXTURES = BUILD / "test" / "fixtures"
+
+
+def small_jpeg():
+    out = subprocess.run(["test/data/corpus", "--list", "formats"],
+                         capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout.split()
+    return open([p for p in out if p.endswith("/jpeg-gray.jpg")][0],
+                "rb").read()  # 600x450
+
+
+def request(port, method, path, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request(method, path, body=body)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def submit(port, pipeline, body):
+    status, _, data = request(port, "POST", f"/v1/jobs?pipeline={pipeline}",
+                              body)
+    assert status == 202, (status, data)
+    return json.loads(data)["id"]
+
+
+def wait_all(port, ids, timeout=240):
+    """Polls every record until it is done or failed; returns them."""
+    left, recs = set(ids), {}
+    deadline = time.monotonic() + timeout
+    while left and time.monotonic() < deadline:
+        for job in list(left):
+            status, _, data = request(port, "GET", f"/v1/jobs/{job}")
+            assert status == 200, (job, status)
+            rec = json.loads(data)
+            if rec["status"] in ("done", "failed"):
+                recs[job] = rec
+                left.discard(job)
+        if left:
+            time.sleep(0.2)
+    assert not left, f"{len(left)} jobs never finished"
+    return recs
+
+
+@pytest.fixture
+def loaded(node, tmp_path):
+    plugins = tmp_path / "plugins"
+    shutil.copytree(PLUGINS, plugins)
+    shutil.copy(FIXTURES / "segv.so", plugins / "segv.so")
+    port = config(node, plugins=plugins,
+                  extra="[transport]\nlease = 2s\n")
+    r = Running(node)
+    r.wait_line(r"node: ready")
+    yield r, port
+    r.close()
+
+
+def test_500_concurrent_jobs(loaded):
+    r, port = loaded
+    body = small_jpeg()
+    widths = list(range(50, 550))  # all distinct: no result-cache hits
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(
+            lambda w: submit(port, f"thumbnail({w})|jpeg(q=70)", body),
+            widths))
+    assert len(set(ids)) == 500
+    recs = wait_all(port, ids)
+    for w, job in zip(widths, ids):
+        rec = recs[job]
+        assert rec["status"] == "done", rec
+        assert rec["output"]["format"] == "jpeg"
+        assert rec["output"]["width"] == w
+        assert rec["output"]["height"] == round(w * 450 / 600) or \
+            abs(rec["output"]["height"] - w * 0.75) <= 1
+        assert rec["attempts"] == 1
+    # spot-check the bytes themselves
+    status, headers, data = request(port, "GET", f"/v1/jobs/{ids[7]}/result")
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    assert data[:2] == b"\xff\xd8"
+
+
+def worker_pids(r):
+    return [k["pid"] for c, k in r.children().items()
+            if c.startswith("worker.") and k.get("pid")]
+
+
+def test_killing_workers_under_load_loses_nothing(loaded):
+    r, port = loaded
+    body = small_jpeg()
+    stop = threading.Event()
+    kills = []
+
+    def killer():
+        while not stop.is_set():
+            pids = worker_pids(r)
+            if pids:
+                pid = random.choice(pids)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append(pid)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(
+                lambda w: submit(port, f"thumbnail({w})|sharpen|jpeg", body),
+                range(100, 300)))
+        time.sleep(2)
+    finally:
+        stop.set()
+        t.join()
+    recs = wait_all(port, ids)
+    statuses = [recs[j]["status"] for j in ids]
+    assert statuses.count("done") == len(ids), \
+        [recs[j]["error"] for j in ids if recs[j]["status"] != "done"][:5]
+    assert len(kills) >= 10
+    assert r.proc.poll() is None  # the node itself never went down
+    assert any(recs[j]["attempts"] > 1 for j in ids)
+
+
+def test_poison_job_fails_after_the_delivery_limit(loaded):
+    r, port = loaded
+    body = small_jpeg()
+    poison = submit(port, "segv|jpeg", body)
+    normal = [submit(port, f"thumbnail({w})|jpeg", body)
+              for w in range(60, 90)]
+    recs = wait_all(port, [poison] + normal)
+    rec = recs[poison]
+    assert rec["status"] == "failed"
+    assert "delivery limit (5) exceeded" in rec["error"], rec["error"]
+    assert all(recs[j]["status"] == "done" for j in normal)
+    assert r.proc.poll() is None
+    restarts = sum(k.get("restarts", 0) for c, k in r.children().items()
+                   if c.startswith("worker."))
+    assert restarts == 5, restarts
+    status, _, data = request(port, "GET", f"/v1/jobs/{poison}/result")
+    assert status == 422 and b"delivery limit" in data

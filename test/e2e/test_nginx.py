@@ -1,0 +1,97 @@
+"""Two nodes behind a real nginx (the shipped etc/nginx/imgnode.conf),
+sharing one queue and one store: SIGKILL one node under load; uploads
+keep succeeding through the other and no accepted job is lost."""
+import concurrent.futures
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import IMGNODE, PLUGINS, ROOT, Node
+from test_load import small_jpeg, wait_all
+from test_node import Running, free_port
+
+
+def start_node(base, shared, name):
+    d = base / name
+    d.mkdir()
+    node = Node(d)
+    port = free_port()
+    node.write(f"[node]\nstate_dir = {shared}\nruntime_dir = {d}/run\n"
+               f"plugin_dir = {PLUGINS}\n"
+               f"[ingress]\nport = {port}\n[workers]\ncount = 1\n"
+               f"[transport]\nlease = 2s\n")
+    r = Running(node)
+    r.wait_line(r"node: ready")
+    return r, port
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    tmp_path.chmod(0o755)
+    shared = tmp_path / "shared"
+    a, pa = start_node(tmp_path, shared, "a")
+    b, pb = start_node(tmp_path, shared, "b")
+    front = free_port()
+    ngx = tmp_path / "nginx"
+    subprocess.run(["test/lib/nginx", "start", str(ngx), str(front),
+                    str(pa), str(pb)], cwd=ROOT, check=True)
+    yield a, b, front
+    subprocess.run(["test/lib/nginx", "stop", str(ngx)], cwd=ROOT)
+    a.close()
+    b.close()
+
+
+def post(port, pipeline, body):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("POST", f"/v1/jobs?pipeline={pipeline}&wait=30", body=body)
+    r = c.getresponse()
+    data = r.read()
+    job = r.getheader("X-Imgnode-Job")
+    c.close()
+    return r.status, data, job
+
+
+def test_one_node_killed_behind_nginx(cluster):
+    a, b, front = cluster
+    body = small_jpeg()
+    accepted, refused = [], []
+    stop = threading.Event()
+    counter = iter(range(10, 10000))
+    lock = threading.Lock()
+
+    def load():
+        while not stop.is_set():
+            with lock:
+                w = next(counter)
+            status, data, job = post(
+                front, f"thumbnail({w % 590 + 10})|jpeg", body)
+            if status == 200:
+                accepted.append(job)
+            elif status == 202:
+                accepted.append(json.loads(data)["id"])
+            else:
+                refused.append((status, data[:200]))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(load) for _ in range(4)]
+        time.sleep(2)
+        before = len(accepted)
+        a.proc.send_signal(signal.SIGKILL)  # the whole node, no goodbye
+        a.proc.wait()
+        time.sleep(3)
+        stop.set()
+        for f in futures:
+            f.result()
+    assert not refused, refused[:10]
+    assert len(accepted) > before + 10  # uploads went on via node b
+    # every job accepted by either node ends done, node a's included
+    recs = wait_all(front, accepted)
+    bad = [j for j in accepted if recs[j]["status"] != "done"]
+    assert not bad, [recs[j] for j in bad[:3]]
