@@ -59,7 +59,10 @@ NODE_OBJ := $(NODE_SRC:%.c=$(BUILD)/%.o)
 LIBS_amqp := -lrabbitmq
 LIBS_rados := -lrados
 PLUGIN_SRC := $(wildcard plugins/*/*.c)
-PLUGINS := $(foreach s,$(PLUGIN_SRC),$(BUILD)/plugins/$(basename $(notdir $(s))).so)
+# A bigger plugin is a folder: plugins/KIND/NAME/*.c -> $(BUILD)/plugins/NAME.so.
+PLUGIN_DIRS := $(patsubst %/,%,$(sort $(dir $(wildcard plugins/*/*/*.c))))
+PLUGINS := $(foreach s,$(PLUGIN_SRC),$(BUILD)/plugins/$(basename $(notdir $(s))).so) \
+	$(foreach d,$(PLUGIN_DIRS),$(BUILD)/plugins/$(notdir $(d)).so)
 
 # One unit test per module: test/unit/test_X.c, linked with the core.
 TEST_SRC := $(wildcard test/unit/test_*.c)
@@ -107,6 +110,15 @@ $(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1)
 		$(if $(filter plugins/filter/%,$(1)),$$(VIPS_LIBS))
 endef
 $(foreach s,$(PLUGIN_SRC),$(eval $(call plugin_rule,$(s))))
+
+define plugin_dir_rule
+$(BUILD)/plugins/$(notdir $(1)).so: $(wildcard $(1)/*.c) $(wildcard $(1)/*.h)
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(Q),echo "  PLUGIN  $$@")
+	$$(Q)$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(PLUGIN_CFLAGS) -I$(1) -shared \
+		$$(filter %.c,$$^) -o $$@ $$(LDFLAGS) $$(LIBS_$(notdir $(1)))
+endef
+$(foreach d,$(PLUGIN_DIRS),$(eval $(call plugin_dir_rule,$(d))))
 
 $(BUILD)/test/%: test/unit/%.c $(NODE_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
@@ -183,7 +195,8 @@ ini: $(BUILD)/imgnode $(PLUGINS)
 		>etc/imgnode/imgnode.ini
 
 LINT_SRC = $(sort $(wildcard core/*.[ch] core/*/*.[ch] include/imgnode/*.h \
-	plugins/*/*.[ch] test/unit/*.c test/e2e/*.c test/bench/*.c))
+	plugins/*/*.[ch] plugins/*/*/*.[ch] test/unit/*.c test/e2e/*.c \
+	test/bench/*.c))
 
 lint:
 	$(Q)test/lib/lint $(LINT_SRC)
