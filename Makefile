@@ -82,7 +82,13 @@ E2E_BIN := $(BUILD)/test/supdriver $(BUILD)/test/plugins-v2/watermark.so
 
 all: $(BUILD)/imgnode $(BUILD)/imgnodectl $(PLUGINS) $(TESTS) $(FIXTURE_SO) $(E2E_BIN)
 
-$(BUILD)/%.o: %.c
+# Objects are rebuilt when the flags change (PREFIX is compiled in as the
+# default plugin dir: `make install PREFIX=/usr` after `make` must rebuild).
+FLAGS_STAMP := $(BUILD)/.flags
+$(shell mkdir -p $(BUILD); echo '$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(LDFLAGS)' \
+	| cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(LDFLAGS)' >$(FLAGS_STAMP))
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -c $< -o $@
