@@ -145,6 +145,17 @@ def test_shipped_config_is_generated_and_valid(node):
     assert r.returncode == 0, r.stderr
 
 
+def test_example_cluster_config_passes(node):
+    """etc/imgnode/examples/cluster.ini (amqp + rados) is a valid drop-in;
+    -t checks keys and plugins without connecting to anything."""
+    node.write(node.base())
+    shutil.copy(ROOT / "etc/imgnode/examples/cluster.ini",
+                node.confd / "50-cluster.ini")
+    r = node.run("-t")
+    assert r.returncode == 0, r.stderr
+    assert "transport amqp" in r.stderr and "storage rados" in r.stderr
+
+
 def test_bad_plugin_in_plugin_dir_is_named(node, tmp_path):
     plugins = tmp_path / "plugins"
     shutil.copytree(PLUGINS, plugins)
