@@ -259,15 +259,91 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	return finish(w, rec, "done", NULL);
 }
 
+/*
+ * Trouble that passes (storage or broker away for a while): the job is
+ * kept and retried here rather than released at once, since every
+ * release counts as a delivery and an outage would otherwise burn a
+ * job's whole delivery limit in seconds.
+ */
+static bool transient(int ret)
+{
+	switch (-ret) {
+	case ETIMEDOUT:
+	case ENOTCONN:
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case EHOSTUNREACH:
+	case EAGAIN:
+	case EIO:
+	case ESTALE: return true;
+	default: return false;
+	}
+}
+
+/* Sleeps ms while heartbeating; the transport keeps its connection. */
+static void pause_busy(struct worker *w, int64_t ms)
+{
+	struct timespec step = {0, 200 * 1000000};
+
+	for (int64_t t = 0; t < ms && !draining; t += 200) {
+		transport_ops(&w->set)->tick(w->set.transport->state);
+		proc_notify_busy(w->conf->workers.job_timeout);
+		nanosleep(&step, NULL);
+	}
+}
+
+/* One attempt at a delivery: 0 when settled, or a transient -errno. */
+static int attempt(struct worker *w, const struct imgnode_delivery *d,
+                   struct job_msg *msg)
+{
+	const struct imgnode_transport_ops *tr = transport_ops(&w->set);
+	void *ts = w->set.transport->state;
+	char why[512];
+	const char *status;
+	json_t *rec;
+	int ret;
+
+	rec = job_record_get(w->set.storage, msg->id, &ret);
+	if (!rec) {
+		if (transient(ret))
+			return ret;
+		snprintf(why, sizeof(why), "no record for job %s: %s", msg->id,
+		         strerror(-ret));
+		log_warn("worker", "%s", why);
+		tr->reject(ts, d, why);
+		return 0;
+	}
+	status = json_string_value(json_object_get(rec, "status"));
+	/* reply before ack: the delivery (and its reply_to) is the
+	 * plugin's until it is settled */
+	if (status && (!strcmp(status, "done") || !strcmp(status, "failed"))) {
+		reply(w, d, msg->id,
+		      status); /* a duplicate of a finished job */
+		tr->ack(ts, d);
+	} else if ((ret = run_job(w, d, msg, rec)) == 0) {
+		status = json_string_value(json_object_get(rec, "status"));
+		log_debug("worker", "job %s id=%s attempt=%u", status, msg->id,
+		          d->attempt);
+		reply(w, d, msg->id, status);
+		tr->ack(ts, d);
+	} else if (!transient(ret)) {
+		log_warn("worker", "job id=%s released: %s", msg->id,
+		         strerror(-ret));
+		tr->release(ts, d);
+		ret = 0;
+	}
+	json_decref(rec);
+	return ret;
+}
+
 /* One delivery, settled one way or another. */
 static void handle(struct worker *w, const struct imgnode_delivery *d)
 {
 	const struct imgnode_transport_ops *tr = transport_ops(&w->set);
 	void *ts = w->set.transport->state;
+	int64_t waited = 0, backoff = 250;
 	char why[512];
 	struct job_msg msg;
-	json_t *rec;
-	const char *status;
 	int ret;
 
 	if (job_msg_decode(d->body, d->len, &msg, why, sizeof(why))) {
@@ -277,38 +353,23 @@ static void handle(struct worker *w, const struct imgnode_delivery *d)
 	}
 	if (d->attempt > 1 && w->node->metrics)
 		atomic_fetch_add(&w->node->metrics->redelivered, 1);
-	rec = job_record_get(w->set.storage, msg.id, &ret);
-	if (!rec) {
-		snprintf(why, sizeof(why), "no record for job %s: %s", msg.id,
-		         strerror(-ret));
-		log_warn("worker", "%s", why);
-		if (ret == -ENOENT)
-			tr->reject(ts, d, why);
-		else
+	while ((ret = attempt(w, d, &msg)) != 0) {
+		if (draining || waited >= w->conf->workers.job_timeout) {
+			log_warn(
+			        "worker",
+			        "job id=%s released after %lld ms of storage or transport trouble: %s",
+			        msg.id, (long long)waited, strerror(-ret));
 			tr->release(ts, d);
-		job_msg_clear(&msg);
-		return;
+			break;
+		}
+		if (waited == 0)
+			log_warn("worker",
+			         "job id=%s waits for storage or transport: %s",
+			         msg.id, strerror(-ret));
+		pause_busy(w, backoff);
+		waited += backoff;
+		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 	}
-	status = json_string_value(json_object_get(rec, "status"));
-	/* reply before ack: the delivery (and its reply_to) is the
-	 * plugin's until it is settled */
-	if (status && (!strcmp(status, "done") || !strcmp(status, "failed"))) {
-		reply(w, d, msg.id, status); /* a duplicate of a finished job */
-		tr->ack(ts, d);
-	} else if ((ret = run_job(w, d, &msg, rec)) == 0) {
-		status = json_string_value(json_object_get(rec, "status"));
-		log_debug("worker", "job %s id=%s attempt=%u", status, msg.id,
-		          d->attempt);
-		reply(w, d, msg.id, status);
-		tr->ack(ts, d);
-	} else {
-		log_warn(
-		        "worker",
-		        "job id=%s will be retried: storage or transport error: %s",
-		        msg.id, strerror(-ret));
-		tr->release(ts, d);
-	}
-	json_decref(rec);
 	job_msg_clear(&msg);
 }
 

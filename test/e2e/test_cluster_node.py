@@ -1,0 +1,124 @@
+"""The node on its production setup: jobs in a real RabbitMQ, images and
+records in a real Ceph cluster (both started by the project's scripts on
+loopback). Every kind of answer the API gives, on this setup too, and the
+OSD stopped under load: 503 with Retry-After while it is away, no accepted
+job lost, and recovery without restarting the node."""
+import concurrent.futures
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import PLUGINS, ROOT
+from test_amqp_node import broker, rabbitmq  # noqa: F401 (fixture)
+from test_load import request, small_jpeg, submit, wait_all
+from test_node import Running, config
+
+CEPH = ROOT / "test" / "lib" / "ceph"
+
+
+@pytest.fixture(scope="module")
+def ceph(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ceph")
+    old = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        subprocess.run([str(CEPH), "start", str(path)], check=True,
+                       capture_output=True, timeout=300)
+        conf = subprocess.run([str(CEPH), "conf", str(path)], check=True,
+                              capture_output=True, text=True).stdout.strip()
+        yield path, conf
+    finally:
+        subprocess.run([str(CEPH), "stop", str(path)], capture_output=True,
+                       timeout=120)
+        signal.signal(signal.SIGTERM, old)
+
+
+@pytest.fixture
+def cluster_node(node, broker, ceph):  # noqa: F811
+    port = config(node, extra=(
+        f"[transport]\nplugin = amqp\nurl = {broker[1]}\n"
+        f"queue = cluster.{id(node)}.jobs\n"
+        f"dead_queue = cluster.{id(node)}.dead\n"
+        "heartbeat = 2s\nconnect_timeout = 2s\n"
+        f"[storage]\nplugin = rados\nconf = {ceph[1]}\n"
+        "osd_op_timeout = 3s\nmon_op_timeout = 3s\n"))
+    r = Running(node)
+    r.wait_line(r"node: ready")
+    yield r, port, ceph[0]
+    r.close()
+
+
+def test_api_on_amqp_and_rados(cluster_node):
+    r, port, _ = cluster_node
+    body = small_jpeg()
+    status, headers, data = request(
+        port, "POST", "/v1/jobs?pipeline=thumbnail(120)|png&wait=30", body)
+    assert status == 200 and headers["Content-Type"] == "image/png", data
+    job = headers["X-Imgnode-Job"]
+    status, _, data = request(port, "GET", f"/v1/jobs/{job}")
+    rec = json.loads(data)
+    assert rec["status"] == "done" and rec["output"]["width"] == 120
+    status, _, data = request(port, "GET", f"/v1/jobs/{job}/result")
+    assert status == 200 and data[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same request again is served from the result store (in Ceph)
+    status, headers, _ = request(
+        port, "POST", "/v1/jobs?pipeline=thumbnail(120)|png&wait=30", body)
+    assert status == 200
+    _, _, data = request(port, "GET", f"/v1/jobs/{headers['X-Imgnode-Job']}")
+    assert json.loads(data)["cached"] is True
+    # errors look the same as on spool + fs
+    assert request(port, "POST", "/v1/jobs?pipeline=thumbnail(0)", body)[0] \
+        == 400
+    assert request(port, "POST", "/v1/jobs?pipeline=thumbnail(9)",
+                   b"not an image")[0] == 415
+    assert request(port, "GET", "/v1/jobs/" + "0" * 32)[0] == 404
+    assert request(port, "GET", "/readyz")[0] == 200
+
+
+def test_osd_stopped_under_load(cluster_node):
+    r, port, ceph_dir = cluster_node
+    body = small_jpeg()
+    accepted, unavailable = [], []
+    stop = threading.Event()
+    widths = iter(range(100, 100000))
+    lock = threading.Lock()
+
+    def load():
+        while not stop.is_set():
+            with lock:
+                w = next(widths) % 500 + 20
+            status, headers, data = request(
+                port, "POST", f"/v1/jobs?pipeline=thumbnail({w})|jpeg", body)
+            if status == 202:
+                accepted.append(json.loads(data)["id"])
+            else:
+                assert status == 503, (status, data)
+                assert "Retry-After" in headers
+                unavailable.append(status)
+            time.sleep(0.05)
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(load) for _ in range(3)]
+        time.sleep(2)
+        subprocess.run([str(CEPH), "stop-osd", str(ceph_dir)], check=True,
+                       capture_output=True, timeout=120)
+        time.sleep(6)
+        assert request(port, "GET", "/readyz")[0] == 503
+        subprocess.run([str(CEPH), "start-osd", str(ceph_dir)], check=True,
+                       capture_output=True, timeout=300)
+        time.sleep(6)
+        stop.set()
+        for f in futures:
+            f.result()
+    assert unavailable, "no 503 while the OSD was away"
+    recs = wait_all(port, accepted, timeout=300)
+    assert all(recs[j]["status"] == "done" for j in accepted), \
+        [recs[j] for j in accepted if recs[j]["status"] != "done"][:3]
+    assert request(port, "GET", "/readyz")[0] == 200
+    # nothing was restarted to recover
+    assert all(k.get("restarts", 0) == 0 for k in r.children().values())
