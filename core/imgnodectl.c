@@ -363,7 +363,16 @@ static void fmt_exit(json_t *v, char *buf, size_t len)
 		snprintf(buf, len, "%s", what[0] ? what : "-");
 }
 
-enum { COL_ID, COL_PID, COL_STATE, COL_UPTIME, COL_RESTARTS, COL_EXIT, NCOL };
+enum {
+	COL_ID,
+	COL_PID,
+	COL_STATE,
+	COL_GEN,
+	COL_UPTIME,
+	COL_RESTARTS,
+	COL_EXIT,
+	NCOL
+};
 
 struct row {
 	char col[NCOL][160];
@@ -375,9 +384,10 @@ struct table {
 };
 
 static const char *const headers[NCOL] = {
-        "ID", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT",
+        "ID", "PID", "STATE", "GEN", "UPTIME", "RESTARTS", "LAST EXIT",
 };
-static const bool right_aligned[NCOL] = {false, true, false, true, true, false};
+static const bool right_aligned[NCOL] = {false, true, false, true,
+                                         true,  true, false};
 
 static struct row *add_row(struct table *t)
 {
@@ -422,6 +432,13 @@ static void add_node(struct table *t, json_t *node, int depth)
 		snprintf(r->col[COL_PID], sizeof(r->col[COL_PID]), "-");
 	snprintf(r->col[COL_STATE], sizeof(r->col[COL_STATE]), "%s",
 	         state ? state : "-");
+	/* the generation of plugins a child runs: two show during a roll */
+	if (json_is_integer(json_object_get(node, "generation")))
+		snprintf(r->col[COL_GEN], sizeof(r->col[COL_GEN]), "%lld",
+		         (long long)json_integer_value(
+		                 json_object_get(node, "generation")));
+	else
+		snprintf(r->col[COL_GEN], sizeof(r->col[COL_GEN]), "-");
 	if (json_is_integer(uptime) && json_integer_value(uptime) >= 0)
 		fmt_duration(json_integer_value(uptime), r->col[COL_UPTIME],
 		             sizeof(r->col[COL_UPTIME]));

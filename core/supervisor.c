@@ -57,6 +57,7 @@ struct ch {
 	int64_t backoff;
 	int64_t last_restart;
 	unsigned restarts;
+	unsigned generation; /* the root's when this child last started */
 	char last_exit[64];
 	const char *kill_reason; /* why the supervisor killed it */
 	bool recycling; /* the exit is a planned replacement */
@@ -94,6 +95,7 @@ struct sup {
 	void *arg;
 	sup_foreign_fn *on_foreign;
 	void *foreign_arg;
+	unsigned generation;
 	bool freed_later; /* on_exit called; loop must not touch it again */
 };
 
@@ -214,6 +216,7 @@ static void child_start(struct ch *c)
 	pid_t pid;
 
 	c->started = loop_now();
+	c->generation = root_of(s)->generation;
 	c->kill_reason = NULL;
 	c->recycling = false;
 	c->linelen = 0;
@@ -799,6 +802,7 @@ struct sup *sup_start(struct loop *loop, const struct sup_spec *spec,
 	}
 	root->on_ready = on_ready;
 	root->on_exit = on_exit;
+	root->generation = 1; /* sup_set_generation moves it on */
 	root->arg = arg;
 	root->tick = loop_timer_add(loop, TICK_MS, on_tick, root);
 	log_info("supervisor", "starting id=%s strategy=%s children=%zu",
@@ -986,6 +990,10 @@ static json_t *status_of(struct sup *s, const char *id)
 				json_object_set_new(
 				        j, "uptime_ms",
 				        json_integer(now - c->started));
+			if (c->pid && c->generation)
+				json_object_set_new(
+				        j, "generation",
+				        json_integer(c->generation));
 		}
 		json_object_set_new(j, "last_exit",
 		                    c->last_exit[0] ? json_string(c->last_exit)
@@ -1037,4 +1045,9 @@ unsigned sup_restarts(struct sup *root)
 
 	count_tree(root, &running, &total, &restarts);
 	return restarts;
+}
+
+void sup_set_generation(struct sup *root, unsigned generation)
+{
+	root->generation = generation;
 }

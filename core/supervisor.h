@@ -134,6 +134,12 @@ int sup_resize(struct sup *root, const char *id, size_t count);
  */
 json_t *sup_status(struct sup *root);
 
+/*
+ * Tags every child started from now on with generation (1 at the start;
+ * shown by sup_status): after a reload, old and new children tell apart.
+ */
+void sup_set_generation(struct sup *root, unsigned generation);
+
 /* Restarts counted in the whole tree since it started. */
 unsigned sup_restarts(struct sup *root);
 

@@ -304,6 +304,7 @@ static void on_check_exit(pid_t pid, int status, void *arg)
 		r->node.conf = r->next_conf;
 		r->next_conf = NULL;
 		r->node.generation++;
+		sup_set_generation(r->root, r->node.generation);
 		conf_free(old);
 		log_set_level(r->node.conf->node.log_level);
 		build_specs(r);
@@ -524,6 +525,7 @@ int node_run(const char *path, struct conf **confp)
 		return 111;
 	}
 	sup_on_foreign_exit(r.root, on_check_exit, &r);
+	sup_set_generation(r.root, r.node.generation);
 	loop_timer_add(r.loop, 1000, on_second, &r);
 	if (notify_watchdog_ms() > 0)
 		loop_timer_add(r.loop, notify_watchdog_ms() / 2, on_watchdog,

@@ -96,6 +96,19 @@ def test_swap_watermark_under_load(swap_node):
         swapped_at = time.monotonic()
         r.ctl("reload")
         r.wait(lambda: r.tree()["node"]["generation"] == 2, "generation 2")
+        # during the roll, status shows both generations side by side
+        gens = set()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            kids = r.children()
+            gens |= {k.get("generation") for c, k in kids.items()
+                     if c.startswith("worker.") and k.get("pid")}
+            if {c for c in kids if c.startswith("worker.")} <= \
+                    {"worker.3", "worker.4"}:
+                break
+            time.sleep(0.05)
+        assert {1, 2} <= gens, gens
+        assert "GEN" in r.ctl("status").stdout
         r.wait(lambda: not any(c.startswith("worker.")
                                and c in ("worker.1", "worker.2")
                                for c in r.children()), "the roll")
