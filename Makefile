@@ -6,6 +6,7 @@
 #   bench    the benchmarks (ratios measured in one run; never timed tests)
 #   install  DESTDIR, PREFIX honoured
 #   lint     clang-format check, cppcheck, banned functions
+#   deb      the Debian packages (pkg/deb/Makefile.inc); check runs check-deb
 #   format   rewrites the sources with clang-format
 # Our flags come first; the user's CPPFLAGS/CFLAGS/LDFLAGS are appended, so
 # dpkg-buildflags works. WERROR=1 adds -Werror, SAN=1 builds with ASan+UBSan.
@@ -202,7 +203,7 @@ ini: $(BUILD)/imgnode $(PLUGINS)
 
 LINT_SRC = $(sort $(wildcard core/*.[ch] core/*/*.[ch] include/imgnode/*.h \
 	plugins/*/*.[ch] plugins/*/*/*.[ch] test/unit/*.c test/e2e/*.c \
-	test/bench/*.c))
+	test/bench/*.c pkg/deb/example/*.c))
 
 lint:
 	$(Q)test/lib/lint $(LINT_SRC)
@@ -212,3 +213,5 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+include pkg/deb/Makefile.inc
