@@ -60,7 +60,11 @@ static int bare(const struct photo *ph, int n)
 		void *out;
 		size_t len;
 
+		/* thumbnail(800) means 800 wide, any height: without the
+		 * height, vips_thumbnail fits an 800x800 box and portrait
+		 * photos would get less work */
 		if (vips_thumbnail_buffer(ph[i].buf, ph[i].len, &t, 800,
+		                          "height", VIPS_MAX_COORD,
 		                          "option_string", "fail_on=truncated",
 		                          NULL))
 			return -1;
