@@ -85,7 +85,7 @@ int ingress_pending_add(struct ingress *in, const char *id)
 	in->buckets[b] = p;
 	in->npending++;
 	pthread_mutex_unlock(&in->jobs);
-	atomic_fetch_add(&in->metrics->inflight, 1);
+	atomic_fetch_add(in->inflight, 1);
 	return 0;
 }
 
@@ -116,7 +116,7 @@ void ingress_pending_finish(struct ingress *in, const char *id)
 		ingress_http_wake(in, p->waiter);
 	pthread_mutex_unlock(&in->jobs);
 	free(p);
-	atomic_fetch_sub(&in->metrics->inflight, 1);
+	atomic_fetch_sub(in->inflight, 1);
 }
 
 /* At exit: nobody will hear about these, so they no longer count. */
@@ -137,7 +137,7 @@ static void pending_clear(struct ingress *in)
 	}
 	in->npending = 0;
 	pthread_mutex_unlock(&in->jobs);
-	atomic_fetch_sub(&in->metrics->inflight, (int64_t)n);
+	atomic_fetch_sub(in->inflight, (int64_t)n);
 	if (n)
 		log_info(
 		        COMPONENT,
@@ -359,6 +359,7 @@ int ingress_main(void *arg, const char *id)
 
 	log_set_process(id);
 	in.metrics = node->metrics ? node->metrics : &unshared;
+	in.inflight = metrics_inflight_slot(in.metrics);
 	/* before any thread starts, so every thread inherits the mask */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGPIPE);

@@ -43,6 +43,7 @@ struct ingress {
 	struct node *node;
 	const struct conf *conf;
 	struct metrics *metrics;
+	_Atomic int64_t *inflight; /* this process's slot in metrics */
 	struct plugin_set set;
 	char reply_to[128]; /* this process's reply queue */
 	struct MHD_Daemon *daemon;

@@ -46,7 +46,7 @@ static const char *header(struct request *r, const char *name)
 
 static bool over_inflight(struct request *r)
 {
-	int64_t n = atomic_load(&r->in->metrics->inflight);
+	int64_t n = metrics_inflight(r->in->metrics);
 	int64_t max = r->in->conf->ingress.max_inflight;
 
 	if (n < max)

@@ -5,12 +5,15 @@
  */
 #include "metrics.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static const double bounds[METRICS_BUCKETS - 1] = {
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -35,6 +38,35 @@ void metrics_observe(struct histogram *h, int64_t us)
 	atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&h->sum_us, (uint64_t)us,
 	                          memory_order_relaxed);
+}
+
+_Atomic int64_t *metrics_inflight_slot(struct metrics *m)
+{
+	int me = (int)getpid();
+
+	for (size_t i = 0; i < METRICS_INGRESS_SLOTS; i++) {
+		int pid = atomic_load(&m->inflight[i].pid);
+
+		if (pid == me)
+			return &m->inflight[i].jobs;
+		if (pid != 0 && (kill(pid, 0) == 0 || errno != ESRCH))
+			continue;
+		if (atomic_compare_exchange_strong(&m->inflight[i].pid, &pid,
+		                                   me)) {
+			atomic_store(&m->inflight[i].jobs, 0);
+			return &m->inflight[i].jobs;
+		}
+	}
+	return &m->inflight[0].jobs;
+}
+
+int64_t metrics_inflight(struct metrics *m)
+{
+	int64_t n = 0;
+
+	for (size_t i = 0; i < METRICS_INGRESS_SLOTS; i++)
+		n += atomic_load(&m->inflight[i].jobs);
+	return n;
 }
 
 void metrics_filter_used(struct metrics *m, const char *name)
@@ -161,7 +193,7 @@ char *metrics_render(struct metrics *m)
 	    "# HELP imgnode_jobs_inflight Jobs this node accepted that "
 	    "have not finished.\n# TYPE imgnode_jobs_inflight gauge\n"
 	    "imgnode_jobs_inflight %lld\n",
-	    (long long)atomic_load(&m->inflight));
+	    (long long)metrics_inflight(m));
 	put(&o, "# HELP imgnode_http_responses_total HTTP responses by "
 	        "class.\n# TYPE imgnode_http_responses_total counter\n");
 	for (int i = 1; i < 6; i++)

@@ -13,6 +13,7 @@
 
 #define METRICS_BUCKETS 12 /* 5ms .. 10s, then +Inf */
 #define METRICS_FILTERS 64
+#define METRICS_INGRESS_SLOTS 8
 
 struct histogram {
 	_Atomic uint64_t bucket[METRICS_BUCKETS]; /* cumulative on render */
@@ -29,7 +30,13 @@ struct metrics {
 	_Atomic uint64_t bytes_in; /* originals uploaded */
 	_Atomic uint64_t bytes_out; /* results produced */
 	_Atomic uint64_t restarts; /* children restarted */
-	_Atomic int64_t inflight; /* this node's jobs not finished */
+	/* this node's jobs not finished, one slot per ingress process, so a
+	 * slot of an ingress that died (and never heard of its jobs' ends) is
+	 * taken over and zeroed instead of counting forever */
+	struct {
+		_Atomic int pid;
+		_Atomic int64_t jobs;
+	} inflight[METRICS_INGRESS_SLOTS];
 	_Atomic uint64_t http[6]; /* responses by class: [2] = 2xx */
 	struct histogram queue_wait; /* created -> started */
 	struct histogram processing; /* started -> finished */
@@ -45,6 +52,15 @@ struct metrics {
 struct metrics *metrics_create(void);
 
 void metrics_observe(struct histogram *h, int64_t us);
+
+/*
+ * This process's in-flight counter: a free slot, or one whose process is
+ * gone (zeroed). Slot 0 is shared when all are taken.
+ */
+_Atomic int64_t *metrics_inflight_slot(struct metrics *m);
+
+/* Jobs in flight on the whole node. */
+int64_t metrics_inflight(struct metrics *m);
 
 /* Counts a job that used filter name. */
 void metrics_filter_used(struct metrics *m, const char *name);

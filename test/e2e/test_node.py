@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, IMGNODE, PLUGINS
+from conftest import BUILD, IMGNODE, PLUGINS, ROOT
 
 IMGNODECTL = BUILD / "imgnodectl"
 
@@ -251,3 +251,35 @@ def test_children_die_with_a_killed_supervisor(running):
             os.path.exists(f"/proc/{p}") for p in pids):
         time.sleep(0.05)
     assert not [p for p in pids if os.path.exists(f"/proc/{p}")]
+
+
+def test_in_flight_count_survives_a_killed_ingress(running):
+    """Jobs counted by an ingress that is SIGKILLed before hearing of their
+    end must not stay 'in flight' (which would end in 429s for good)."""
+    import http.client
+    from test_load import small_jpeg
+    r = running()
+    port = int(re.search(r"port = (\d+)", r.node.ini.read_text()).group(1))
+    photo = subprocess.run(["test/data/corpus", "--list", "photos"],
+                           capture_output=True, text=True, check=True,
+                           cwd=ROOT).stdout.split()[0]
+    body = open(photo, "rb").read()
+
+    def inflight():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        return int(re.search(r"^imgnode_jobs_inflight (\d+)$", text,
+                             re.M).group(1))
+
+    for w in range(300, 306):  # about a second of work for two workers
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("POST", f"/v1/jobs?pipeline=thumbnail({w})|sharpen|jpeg",
+                  body=body)
+        assert c.getresponse().status == 202
+    old = r.children()["ingress.1"]["pid"]
+    os.kill(old, signal.SIGKILL)
+    r.wait(lambda: r.children()["ingress.1"]["pid"] not in (0, old)
+           and r.children()["ingress.1"]["state"] == "running",
+           "a new ingress")
+    r.wait(lambda: inflight() == 0, "nothing in flight")
