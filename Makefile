@@ -68,6 +68,8 @@ PLUGINS := $(foreach s,$(PLUGIN_SRC),$(BUILD)/plugins/$(basename $(notdir $(s)))
 # One unit test per module: test/unit/test_X.c, linked with the core.
 TEST_SRC := $(wildcard test/unit/test_*.c)
 TESTS := $(TEST_SRC:test/unit/%.c=$(BUILD)/test/%)
+# What the plugin tests share: loading and configuring a plugin.
+HARNESS_OBJ := $(BUILD)/test/harness.o
 # Small plugins, good and bad, that the loader's tests load.
 FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name \
 	bad_name no_symbol no_ops missing_op dup_a dup_b crash \
@@ -127,7 +129,11 @@ $(BUILD)/plugins/$(notdir $(1)).so: $(wildcard $(1)/*.c) $(wildcard $(1)/*.h)
 endef
 $(foreach d,$(PLUGIN_DIRS),$(eval $(call plugin_dir_rule,$(d))))
 
-$(BUILD)/test/%: test/unit/%.c $(NODE_OBJ) $(CORE_OBJ)
+$(HARNESS_OBJ): test/unit/harness.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore -c $< -o $@
+
+$(BUILD)/test/%: test/unit/%.c $(HARNESS_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore \
@@ -150,7 +156,7 @@ $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(PLUGIN_CFLAGS) -DFIXTURE_$* -shared \
 		$< -o $@ $(LDFLAGS)
 
--include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CTL_OBJ:.o=.d) \
+-include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(HARNESS_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CTL_OBJ:.o=.d) \
 	$(BENCH_BIN:=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
 	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
 

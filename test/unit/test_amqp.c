@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "harness.h"
 #include "host.h"
 
 #define JOBS IMGNODE_QUEUE_JOBS
@@ -131,21 +132,12 @@ static int start_guard(void)
 
 static int group_setup(void **state)
 {
-	const char *build = getenv("BUILD");
 	char path[512];
 	FILE *p;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/plugins/amqp.so",
-	         build && *build ? build : "build");
-	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!handle) {
-		fprintf(stderr, "%s\n", dlerror());
-		return -1;
-	}
-	plugin = dlsym(handle, IMGNODE_PLUGIN_SYMBOL);
-	if (!plugin || plugin->kind != IMGNODE_KIND_TRANSPORT ||
-	    strcmp(plugin->name, "amqp") != 0)
+	plugin = harness_load("amqp", IMGNODE_KIND_TRANSPORT, &handle);
+	if (!plugin || strcmp(plugin->name, "amqp") != 0)
 		return -1;
 	ops = plugin->ops;
 
@@ -213,15 +205,9 @@ static int env_config(struct env *e, const char *keys, char *err, size_t errlen)
 		fprintf(f, "url = %s\n", broker_url);
 	fputs(keys, f);
 	fclose(f);
-	e->conf = conf_load(path, err, errlen);
-	assert_non_null(e->conf);
-	e->cfg = calloc(1, plugin->conf_size);
-	assert_non_null(e->cfg);
-	if (conf_fill(e->conf, "transport", plugin->conf_keys, e->cfg, false,
-	              err, errlen) != 0)
-		return -1;
-	host_set_conf(e->conf);
-	return 0;
+	e->cfg = harness_configure(plugin, path, "transport", &e->conf, err,
+	                           errlen);
+	return e->cfg ? 0 : -1;
 }
 
 static void env_start(struct env *e, const char *keys)
@@ -239,13 +225,7 @@ static void env_stop(struct env *e)
 	if (e->st)
 		plugin->fini(e->st);
 	e->st = NULL;
-	if (e->cfg)
-		conf_release(plugin->conf_keys, e->cfg);
-	free(e->cfg);
-	e->cfg = NULL;
-	host_set_conf(NULL);
-	conf_free(e->conf);
-	e->conf = NULL;
+	harness_release(plugin, &e->cfg, &e->conf);
 }
 
 static int teardown(void **state)

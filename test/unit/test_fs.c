@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "harness.h"
 #include "host.h"
 
 static void *dl;
@@ -42,22 +43,10 @@ struct fx {
 
 static int group_setup(void **state)
 {
-	const char *build = getenv("BUILD");
-	char path[4096];
-
 	(void)state;
-	snprintf(path, sizeof(path), "%s/plugins/fs.so",
-	         build && *build ? build : "build");
-	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!dl) {
-		fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+	plugin = harness_load("fs", IMGNODE_KIND_STORAGE, &dl);
+	if (!plugin)
 		return -1;
-	}
-	plugin = dlsym(dl, IMGNODE_PLUGIN_SYMBOL);
-	if (!plugin || plugin->kind != IMGNODE_KIND_STORAGE) {
-		fprintf(stderr, "%s: no storage plugin descriptor\n", path);
-		return -1;
-	}
 	ops = plugin->ops;
 	return 0;
 }
@@ -103,15 +92,10 @@ static int fx_open(struct fx *f, const char *extra)
 	fprintf(fp, "[node]\nstate_dir = %s\n[storage]\nplugin = fs\n%s\n",
 	        f->dir, extra ? extra : "");
 	assert_int_equal(fclose(fp), 0);
-	f->conf = conf_load(ini, err, sizeof(err));
-	if (!f->conf)
-		fail_msg("conf_load: %s", err);
-	f->cbuf = calloc(1, plugin->conf_size);
-	assert_non_null(f->cbuf);
-	if (conf_fill(f->conf, "storage", plugin->conf_keys, f->cbuf, false,
-	              err, sizeof(err)))
-		fail_msg("conf_fill: %s", err);
-	host_set_conf(f->conf);
+	f->cbuf = harness_configure(plugin, ini, "storage", &f->conf, err,
+	                            sizeof(err));
+	if (!f->cbuf)
+		fail_msg("%s", err);
 	ret = plugin->init(host_table(), f->cbuf, &f->st);
 	if (ret)
 		f->st = NULL;
@@ -123,13 +107,7 @@ static void fx_close(struct fx *f)
 	if (f->st)
 		plugin->fini(f->st);
 	f->st = NULL;
-	if (f->cbuf)
-		conf_release(plugin->conf_keys, f->cbuf);
-	free(f->cbuf);
-	f->cbuf = NULL;
-	host_set_conf(NULL);
-	conf_free(f->conf);
-	f->conf = NULL;
+	harness_release(plugin, &f->cbuf, &f->conf);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int type,

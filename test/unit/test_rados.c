@@ -32,6 +32,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "harness.h"
 #include "host.h"
 
 #define CEPH_SCRIPT "test/lib/ceph"
@@ -145,7 +146,7 @@ static int watchdog_start(void)
 
 static int group_setup(void **state)
 {
-	const char *build = getenv("BUILD"), *cp = getenv("IMGNODE_CORPUS");
+	const char *cp = getenv("IMGNODE_CORPUS");
 	char path[4096];
 	int64_t t0;
 
@@ -157,18 +158,9 @@ static int group_setup(void **state)
 		        corpus);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/plugins/rados.so",
-	         build && *build ? build : "build");
-	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!dl) {
-		fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+	plugin = harness_load("rados", IMGNODE_KIND_STORAGE, &dl);
+	if (!plugin)
 		return -1;
-	}
-	plugin = dlsym(dl, IMGNODE_PLUGIN_SYMBOL);
-	if (!plugin || plugin->kind != IMGNODE_KIND_STORAGE) {
-		fprintf(stderr, "%s: no storage plugin descriptor\n", path);
-		return -1;
-	}
 	ops = plugin->ops;
 
 	snprintf(cdir, sizeof(cdir), "/tmp/imgnode-ceph-XXXXXX");
@@ -228,15 +220,10 @@ static int fx_open_ini(struct fx *f, const char *text)
 	assert_non_null(fp);
 	fputs(text, fp);
 	assert_int_equal(fclose(fp), 0);
-	f->conf = conf_load(ini, err, sizeof(err));
-	if (!f->conf)
-		fail_msg("conf_load: %s", err);
-	f->cbuf = calloc(1, plugin->conf_size);
-	assert_non_null(f->cbuf);
-	if (conf_fill(f->conf, "storage", plugin->conf_keys, f->cbuf, false,
-	              err, sizeof(err)))
-		fail_msg("conf_fill: %s", err);
-	host_set_conf(f->conf);
+	f->cbuf = harness_configure(plugin, ini, "storage", &f->conf, err,
+	                            sizeof(err));
+	if (!f->cbuf)
+		fail_msg("%s", err);
 	ret = plugin->init(host_table(), f->cbuf, &f->st);
 	if (ret)
 		f->st = NULL;
@@ -261,13 +248,7 @@ static void fx_close(struct fx *f)
 	if (f->st)
 		plugin->fini(f->st);
 	f->st = NULL;
-	if (f->cbuf)
-		conf_release(plugin->conf_keys, f->cbuf);
-	free(f->cbuf);
-	f->cbuf = NULL;
-	host_set_conf(NULL);
-	conf_free(f->conf);
-	f->conf = NULL;
+	harness_release(plugin, &f->cbuf, &f->conf);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int type,
