@@ -504,6 +504,35 @@ void plugin_set_free(struct plugin_set *set)
 	memset(set, 0, sizeof(*set));
 }
 
+int plugin_validate(struct conf *conf, plugin_check_fn *fn, void *arg,
+                    char *err, size_t errlen)
+{
+	struct plugin_set set = {0};
+	int ret;
+
+	host_set_conf(conf);
+	ret = plugin_set_load(&set, conf->node.plugin_dir, err, errlen);
+	if (!ret)
+		ret = plugin_set_configure(&set, conf, err, errlen);
+	if (!ret && fn)
+		ret = fn(&set, conf, arg, err, errlen);
+	plugin_set_free(&set);
+	return ret;
+}
+
+void plugin_check_status(int status, const struct conf *conf, char *err,
+                         size_t errlen)
+{
+	if (WIFSIGNALED(status))
+		conf_set_err(err, errlen,
+		             "plugin check crashed (%s) while loading %s",
+		             strsignal(WTERMSIG(status)),
+		             conf->node.plugin_dir);
+	else if (!err[0])
+		conf_set_err(err, errlen, "plugin check failed (exit %d)",
+		             WEXITSTATUS(status));
+}
+
 int plugin_validate_in_child(struct conf *conf, plugin_check_fn *fn, void *arg,
                              char *err, size_t errlen)
 {
@@ -524,21 +553,13 @@ int plugin_validate_in_child(struct conf *conf, plugin_check_fn *fn, void *arg,
 		return -EAGAIN;
 	}
 	if (pid == 0) {
-		struct plugin_set set = {0};
 		char why[CONF_ERR_MAX];
 		int ret;
 
 		close(pfd[0]);
 		util_reset_signals();
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		host_set_conf(conf);
-		ret = plugin_set_load(&set, conf->node.plugin_dir, why,
-		                      sizeof(why));
-		if (!ret)
-			ret = plugin_set_configure(&set, conf, why,
-			                           sizeof(why));
-		if (!ret && fn)
-			ret = fn(&set, conf, arg, why, sizeof(why));
+		ret = plugin_validate(conf, fn, arg, why, sizeof(why));
 		fflush(NULL);
 		if (ret) {
 			util_write_all(pfd[1], why, strlen(why));
@@ -554,13 +575,6 @@ int plugin_validate_in_child(struct conf *conf, plugin_check_fn *fn, void *arg,
 		;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	if (WIFSIGNALED(status))
-		conf_set_err(err, errlen,
-		             "plugin check crashed (%s) while loading %s",
-		             strsignal(WTERMSIG(status)),
-		             conf->node.plugin_dir);
-	else if (!err[0])
-		conf_set_err(err, errlen, "plugin check failed (exit %d)",
-		             WEXITSTATUS(status));
+	plugin_check_status(status, conf, err, errlen);
 	return -EINVAL;
 }

@@ -87,6 +87,21 @@ void plugin_set_free(struct plugin_set *set);
  */
 typedef int plugin_check_fn(struct plugin_set *set, struct conf *conf,
                             void *arg, char *err, size_t errlen);
+
+/*
+ * The same check in this process, for a caller that is itself a throwaway
+ * child (a reload's check): maps plugin code. 0 or -errno with the reason.
+ */
+int plugin_validate(struct conf *conf, plugin_check_fn *fn, void *arg,
+                    char *err, size_t errlen);
+
+/*
+ * The reason for a check child that ended with wait status (a crash, or an
+ * exit without a reason in err), into err.
+ */
+void plugin_check_status(int status, const struct conf *conf, char *err,
+                         size_t errlen);
+
 int plugin_validate_in_child(struct conf *conf, plugin_check_fn *fn, void *arg,
                              char *err, size_t errlen);
 

@@ -236,8 +236,8 @@ static int check_main(void *arg)
 	int ret;
 
 	log_set_process("reload-check");
-	ret = plugin_validate_in_child(r->next_conf, node_check, NULL, err,
-	                               sizeof(err));
+	/* already a throwaway child: check here, no second fork */
+	ret = plugin_validate(r->next_conf, node_check, NULL, err, sizeof(err));
 	if (ret) {
 		util_write_all(PROC_STATUS_FD, err, strlen(err));
 		return 100;
@@ -290,8 +290,7 @@ static void on_check_exit(pid_t pid, int status, void *arg)
 	close(r->check_fd);
 	err[n > 0 ? n : 0] = '\0';
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		if (!err[0])
-			proc_describe_status(status, err, sizeof(err));
+		plugin_check_status(status, r->next_conf, err, sizeof(err));
 		log_error("node", "reload refused, keeping generation %u: %s",
 		          r->node.generation, err);
 		conf_free(r->next_conf);
