@@ -168,6 +168,21 @@ void job_timestamp(char *buf, size_t len)
 	         tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
+int64_t job_stamp_us(json_t *rec, const char *field)
+{
+	const char *s = json_string_value(json_object_get(rec, field));
+	struct tm tm = {0};
+	int ms = 0;
+
+	if (!s ||
+	    sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
+	           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000000 + ms * 1000;
+}
+
 json_t *job_record_get(const struct plugin *storage, const char *id, int *ret)
 {
 	const struct imgnode_storage_ops *ops = storage->desc->ops;

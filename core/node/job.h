@@ -63,6 +63,10 @@ void job_msg_clear(struct job_msg *m);
 /* Now as "2026-11-24T20:30:00.123Z". */
 void job_timestamp(char *buf, size_t len);
 
+/* The record's timestamp field (as job_timestamp writes it) in
+ * microseconds since the epoch, or 0 if it is missing or malformed. */
+int64_t job_stamp_us(json_t *rec, const char *field);
+
 /*
  * Record I/O through a storage plugin. get returns a new reference or NULL
  * with *ret = -errno (-ENOENT: unknown job). put overwrites.

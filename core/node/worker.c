@@ -54,22 +54,6 @@ static int64_t now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Microseconds since the epoch of a record timestamp, or 0. */
-static int64_t stamp_us(json_t *rec, const char *field)
-{
-	const char *s = json_string_value(json_object_get(rec, field));
-	struct tm tm = {0};
-	int ms = 0;
-
-	if (!s ||
-	    sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
-	           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
-		return 0;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	return (int64_t)timegm(&tm) * 1000000 + ms * 1000;
-}
-
 static void reply(struct worker *w, const struct imgnode_delivery *d,
                   const char *id, const char *status)
 {
@@ -89,8 +73,8 @@ static int finish(struct worker *w, json_t *rec, const char *status,
                   const char *error)
 {
 	struct metrics *m = w->node->metrics;
-	int64_t created = stamp_us(rec, "created");
-	int64_t started = stamp_us(rec, "started");
+	int64_t created = job_stamp_us(rec, "created");
+	int64_t started = job_stamp_us(rec, "started");
 	int ret;
 
 	job_record_set_status(rec, status, error);
@@ -201,7 +185,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		return ret;
 	}
 	if (w->node->metrics) {
-		int64_t created = stamp_us(rec, "created");
+		int64_t created = job_stamp_us(rec, "created");
 		if (created)
 			metrics_observe(&w->node->metrics->queue_wait,
 			                now_us() - created);
