@@ -100,6 +100,9 @@ static const struct imgnode_conf_key workers_keys[] = {
          WRK(heartbeat)},
         {"concurrency", IMGNODE_CONF_INT, "1", 1, 64, NULL,
          "libvips threads per job.", WRK(concurrency)},
+        {"nice", IMGNODE_CONF_INT, "10", 0, 19, NULL,
+         "Added to the node's niceness for the workers, which also run as SCHED_BATCH: when images keep every core busy, the ingress, the supervisor and heartbeats still get the CPU at once (0 = the node's priority).",
+         WRK(nice)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 

@@ -67,6 +67,7 @@ struct workers_conf {
 	int64_t job_timeout; /* ms */
 	int64_t heartbeat; /* ms */
 	int64_t concurrency; /* libvips threads per job */
+	int64_t nice; /* added to the node's niceness; SCHED_BATCH */
 };
 
 struct ingress_conf {

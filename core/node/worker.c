@@ -14,11 +14,13 @@
  * SIGTERM drains: the job under way finishes, then the worker exits 0.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../config.h"
 #include "../log.h"
@@ -357,6 +359,26 @@ static void handle(struct worker *w, const struct imgnode_delivery *d)
 	job_msg_clear(&msg);
 }
 
+/*
+ * Images are batch work: a worker yields the CPU to the ingress and the
+ * supervisor, whose wake-ups are what a client waits on. Threads made
+ * later (libvips', the transport's) inherit both settings.
+ */
+static void lower_priority(int64_t incr)
+{
+	struct sched_param sp = {0};
+
+	if (incr <= 0)
+		return;
+	errno = 0;
+	if (nice((int)incr) == -1 && errno)
+		log_warn("worker", "unable to lower the priority by %lld: %s",
+		         (long long)incr, strerror(errno));
+	if (sched_setscheduler(0, SCHED_BATCH, &sp))
+		log_warn("worker", "unable to use SCHED_BATCH: %s",
+		         strerror(errno));
+}
+
 int worker_main(void *arg, const char *id)
 {
 	struct node *node = arg;
@@ -370,6 +392,7 @@ int worker_main(void *arg, const char *id)
 	log_set_process(id);
 	sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: consume wakes up */
 	signal(SIGPIPE, SIG_IGN);
+	lower_priority(w.conf->workers.nice);
 	ret = image_init((int)w.conf->workers.concurrency, err, sizeof(err));
 	if (!ret)
 		ret = child_open(&w.set, w.conf, true, err, sizeof(err));

@@ -129,6 +129,25 @@ def test_status_shows_the_live_tree(running):
     assert r.tree()["node"]["generation"] == 1
 
 
+def sched(pid):
+    """(niceness, policy) of a process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[16]), int(fields[38])  # stat fields 19 and 41
+
+
+def test_workers_yield_the_cpu_to_the_ingress(running, node):
+    r = running()
+    kids = r.children()
+    base, policy = sched(kids["ingress.1"]["pid"])
+    assert policy == os.SCHED_OTHER
+    for w in ("worker.1", "worker.2"):
+        assert sched(kids[w]["pid"]) == (min(base + 10, 19), os.SCHED_BATCH)
+    r.close()
+    r = running(extra="[workers]\nnice = 0\n")
+    assert sched(r.children()["worker.1"]["pid"]) == (base, os.SCHED_OTHER)
+
+
 def test_killed_worker_is_replaced(running):
     r = running()
     old = r.children()["worker.1"]["pid"]
