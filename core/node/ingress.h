@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -135,6 +136,7 @@ struct request {
 	bool multipart, too_big, bad_form;
 	char *body;
 	size_t len, cap;
+	EVP_MD_CTX *sha; /* the image's SHA-256, hashed as it arrives */
 	uint64_t received;
 	char *form_pipeline;
 	size_t form_len;

@@ -527,6 +527,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
 	pipeline_free(r->pl);
+	EVP_MD_CTX_free(r->sha);
 	free(r->form_pipeline);
 	free(r->body);
 	free(r);

@@ -155,6 +155,11 @@ static void take(struct request *r, const char *data, size_t n)
 	}
 	memcpy(r->body + r->len, data, n);
 	r->len += n;
+	/* while the rest arrives; on failure accept_job hashes it whole */
+	if (r->sha && !EVP_DigestUpdate(r->sha, data, n)) {
+		EVP_MD_CTX_free(r->sha);
+		r->sha = NULL;
+	}
 }
 
 /* multipart/form-data: the "file" part is the image, "pipeline" text. */
@@ -248,6 +253,11 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 			return ingress_fail_now(
 			        r, 400, "bad request",
 			        "unreadable multipart/form-data header");
+	}
+	r->sha = EVP_MD_CTX_new();
+	if (r->sha && !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL)) {
+		EVP_MD_CTX_free(r->sha);
+		r->sha = NULL;
 	}
 	r->phase = PHASE_BODY;
 	return MHD_YES;
@@ -379,7 +389,9 @@ static enum MHD_Result accept_job(struct request *r,
 	json_t *rec;
 	int ret;
 
-	if (!EVP_Digest(r->body, r->len, sha, &shalen, EVP_sha256(), NULL) ||
+	if (!(r->sha ? EVP_DigestFinal_ex(r->sha, sha, &shalen)
+	             : EVP_Digest(r->body, r->len, sha, &shalen, EVP_sha256(),
+	                          NULL)) ||
 	    shalen != 32 || job_new_id(r->id))
 		return ingress_fail_now(
 		        r, 500, "internal error",
