@@ -486,6 +486,32 @@ int plugin_start(struct plugin *p, char *err, size_t errlen)
 	return 0;
 }
 
+int plugin_instance(const struct plugin *p, void **state, char *err,
+                    size_t errlen)
+{
+	int ret;
+
+	*state = NULL;
+	if (!p->desc->init)
+		return 0;
+	ret = p->desc->init(host_table(), p->conf, state);
+	if (ret) {
+		conf_set_err(
+		        err, errlen,
+		        "%s plugin \"%s\" failed to start another instance: %s",
+		        plugin_kind_name(p->desc->kind), p->desc->name,
+		        strerror(ret < 0 ? -ret : ret));
+		return ret < 0 ? ret : -ret;
+	}
+	return 0;
+}
+
+void plugin_instance_free(const struct plugin *p, void *state)
+{
+	if (p->desc->fini)
+		p->desc->fini(state);
+}
+
 void plugin_set_free(struct plugin_set *set)
 {
 	struct plugin *p, *next;

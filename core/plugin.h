@@ -73,6 +73,15 @@ struct plugin *plugin_find(const struct plugin_set *set, unsigned kind,
  */
 int plugin_start(struct plugin *p, char *err, size_t errlen);
 
+/*
+ * Another instance of a started plugin, sharing its conf: init again, with
+ * the state in *state. For a second thread that must not share the first
+ * instance. 0 or -errno with a reason in err.
+ */
+int plugin_instance(const struct plugin *p, void **state, char *err,
+                    size_t errlen);
+void plugin_instance_free(const struct plugin *p, void *state);
+
 /* Calls fini of every started plugin, frees configs and the list. The
  * shared objects stay mapped (code may still be referenced). */
 void plugin_set_free(struct plugin_set *set);

@@ -32,6 +32,7 @@
 #include "child.h"
 #include "image.h"
 #include "metrics.h"
+#include "storer.h"
 
 #define COMPONENT "ingress"
 #define EXIT_TEMPORARY 111
@@ -202,6 +203,7 @@ static size_t drain_replies(struct ingress *in, int *last_err)
 				log_info(COMPONENT, "reading replies again");
 			*last_err = ret;
 		}
+
 		for (size_t i = 0; i < n; i++)
 			ingress_pending_finish(in, ids[i]);
 		total += n;
@@ -389,6 +391,12 @@ int ingress_main(void *arg, const char *id)
 		code = child_exit_code(ret);
 		goto out_free_set;
 	}
+	ret = storer_start(&in.storer, in.set.storage, err, sizeof(err));
+	if (ret) {
+		log_error(COMPONENT, "cannot start: %s", err);
+		code = child_exit_code(ret);
+		goto out_free_set;
+	}
 	ret = transport_ops(&in.set)->reply_open(
 	        in.set.transport->state, in.reply_to, sizeof(in.reply_to));
 	if (ret) {
@@ -428,6 +436,7 @@ out_free_buckets:
 	pthread_mutex_destroy(&in.io);
 	free(in.buckets);
 out_free_set:
+	storer_stop(in.storer);
 	plugin_set_free(&in.set);
 out_close:
 	if (in.kick_fd >= 0)

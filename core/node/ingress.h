@@ -30,6 +30,7 @@ struct metrics;
 struct node;
 struct pipeline;
 struct request;
+struct storer;
 
 /* A job this process published and has seen no reply for. */
 struct pending {
@@ -46,6 +47,7 @@ struct ingress {
 	struct metrics *metrics;
 	_Atomic int64_t *inflight; /* this process's slot in metrics */
 	struct plugin_set set;
+	struct storer *storer; /* stores originals beside set's storage */
 	char reply_to[128]; /* this process's reply queue */
 	struct MHD_Daemon *daemon;
 	pthread_mutex_t io;

@@ -26,6 +26,7 @@
 #include "ingress.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "storer.h"
 
 #define COMPONENT "ingress"
 #define PUBLISH_TIMEOUT_MS 5000
@@ -370,8 +371,8 @@ static int publish(struct request *r, const char *result)
 }
 
 /*
- * Stores the original and the record, then publishes: only when all three
- * succeeded is the job accepted. Undoes what it did when one fails, but
+ * Stores the original and the record (at once), then publishes: only when
+ * all three succeeded is the job accepted. Undoes what it did when one fails, but
  * keeps the stored job when a publish timed out (it may still run).
  */
 static enum MHD_Result accept_job(struct request *r,
@@ -387,7 +388,7 @@ static enum MHD_Result accept_job(struct request *r,
 	bool transport = false;
 	unsigned int shalen = 0;
 	json_t *rec;
-	int ret;
+	int ret, oret;
 
 	if (!(r->sha ? EVP_DigestFinal_ex(r->sha, sha, &shalen)
 	             : EVP_Digest(r->body, r->len, sha, &shalen, EVP_sha256(),
@@ -425,12 +426,18 @@ static enum MHD_Result accept_job(struct request *r,
 	what = "unable to look up the result cache";
 	if (ret != -ENOENT)
 		goto out_unlock;
-	what = "unable to store the original";
-	ret = st->put(st_state, orig, r->body, r->len);
-	if (ret)
-		goto out_unlock;
-	what = "unable to store the job record";
+	/* the original on the storer's instance, the record on ours, at once */
+	storer_put(in->storer, orig, r->body, r->len);
 	ret = job_record_put(in->set.storage, rec);
+	oret = storer_wait(in->storer);
+	if (oret) {
+		what = "unable to store the original";
+		if (!ret)
+			st->del(st_state, record);
+		ret = oret;
+		goto out_unlock;
+	}
+	what = "unable to store the job record";
 	if (ret)
 		goto out_del_orig;
 	ret = ingress_pending_add(in, r->id);

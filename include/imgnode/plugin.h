@@ -124,10 +124,13 @@ struct imgnode_host {
 /*
  * The descriptor. ops points to the kind's operation table (struct
  * imgnode_transport_ops, imgnode_storage_ops or imgnode_filter_ops), defined
- * below (filter ops arrive with the pipeline). init may be NULL; if set, it is called once in
- * each process that uses the plugin, with conf pointing to a struct of
+ * below (filter ops arrive with the pipeline). init may be NULL; if set, it
+ * is called once for each instance, with conf pointing to a struct of
  * conf_size bytes filled from the plugin's config section; conf stays valid
- * until fini. It returns 0 or -errno and sets *state.
+ * until fini. It returns 0 or -errno and sets *state. A process may make
+ * several instances of a storage plugin (the ingress stores an original and
+ * a record at once, one instance per thread): they share conf, never state,
+ * and each is used by one thread at a time.
  */
 struct imgnode_plugin {
 	uint32_t magic;

@@ -654,6 +654,7 @@ def test_storage_failure_is_503_and_readyz_says_so(own, images):
     data = images("tiny.jpg")
     assert s.submit(data, pipeline="png").status_code == 202
     accepted = s.metric("imgnode_jobs_accepted_total")
+    records = sorted((store / "jobs").iterdir())
     # originals cannot be written
     shutil.move(store / "orig", store / "orig.away")
     (store / "orig").write_text("")
@@ -662,6 +663,8 @@ def test_storage_failure_is_503_and_readyz_says_so(own, images):
         body = error_of(r, 503, "storage unavailable")
         assert r.headers["Retry-After"] == "5"
         assert "original" in body["detail"]
+        # the record, stored beside the original, is taken back
+        assert sorted((store / "jobs").iterdir()) == records
     finally:
         (store / "orig").unlink()
         shutil.move(store / "orig.away", store / "orig")

@@ -27,6 +27,8 @@
 #include "config.h"
 #include "harness.h"
 #include "host.h"
+#include "node/storer.h"
+#include "plugin.h"
 
 static void *dl;
 static const struct imgnode_plugin *plugin;
@@ -808,12 +810,51 @@ static void test_ping(void **state)
 	assert_logged("unable to reach store");
 }
 
+/*
+ * The ingress's storer: a second instance of the plugin, on a thread of
+ * its own, writing while the first instance writes too.
+ */
+static void test_second_instance_on_a_thread(void **state)
+{
+	struct fx *f = *state;
+	struct plugin p = {.desc = plugin, .conf = NULL};
+	char err[256] = "", key[32], body[64];
+	struct storer *s;
+	void *buf;
+	size_t len;
+
+	assert_int_equal(fx_open(f, ""), 0);
+	p.conf = f->cbuf;
+	assert_int_equal(storer_start(&s, &p, err, sizeof(err)), 0);
+	for (int i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "orig/k%d", i);
+		snprintf(body, sizeof(body), "original %d", i);
+		storer_put(s, key, body, strlen(body));
+		assert_int_equal(ops->put(f->st, "jobs/k", "record", 6), 0);
+		assert_int_equal(storer_wait(s), 0);
+		assert_int_equal(ops->get(f->st, key, 100, &buf, &len), 0);
+		assert_memory_equal(buf, body, strlen(body));
+		assert_int_equal(len, strlen(body));
+		free(buf);
+	}
+	/* a failed put comes back as its -errno; the next one works */
+	assert_int_equal(ops->put(f->st, "file", "x", 1), 0);
+	storer_put(s, "file/below", "x", 1);
+	assert_true(storer_wait(s) < 0);
+	storer_put(s, "orig/after", "y", 1);
+	assert_int_equal(storer_wait(s), 0);
+	storer_stop(s);
+	storer_stop(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_round_trip, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_no_fsync, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_second_instance_on_a_thread, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_put_replaces, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_put_excl, setup, teardown),
