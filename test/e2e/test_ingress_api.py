@@ -1,7 +1,10 @@
 """The HTTP API of a running node (issue 7): every endpoint and every error
-code, with real images from the corpus, against imgnode on the embedded
-spool + fs plugins. Nodes that several tests share are started once per
-module; tests that break or stop a node get their own."""
+code, with real images from the corpus. The shared node's tests run twice:
+on the embedded spool + fs plugins, and on amqp + rados against a real
+RabbitMQ and a real Ceph started by the project's scripts. Nodes that
+several tests share are started once per module; tests that break or stop
+a node get their own (on spool + fs, where a test can break storage or the
+queue at will; test_cluster_node and test_amqp_node break the real ones)."""
 import hashlib
 import hmac
 import os
@@ -18,6 +21,8 @@ import pytest
 import requests
 
 from conftest import IMGNODE, ROOT, Node
+from test_amqp_node import broker  # noqa: F401 (fixture)
+from test_cluster_node import ceph  # noqa: F401 (fixture)
 
 CORPUS_SCRIPT = ROOT / "test" / "data" / "corpus"
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -180,9 +185,19 @@ def start(path, workers=2, extra="", port=None, **ingress):
     return Server(node, port)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    s = start(tmp_path_factory.mktemp("api"))
+@pytest.fixture(scope="module", params=["spool+fs", "amqp+rados"])
+def api(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp("api")
+    extra = ""
+    if request.param == "amqp+rados":
+        url = request.getfixturevalue("broker")[1]
+        conf = request.getfixturevalue("ceph")[1]
+        extra = (f"[transport]\nplugin = amqp\nurl = {url}\n"
+                 f"queue = {path.name}.jobs\ndead_queue = {path.name}.dead\n"
+                 "heartbeat = 2s\nconnect_timeout = 2s\n"
+                 f"[storage]\nplugin = rados\nconf = {conf}\n"
+                 "osd_op_timeout = 5s\nmon_op_timeout = 5s\n")
+    s = start(path, extra=extra)
     yield s
     s.stop()
 
