@@ -6,9 +6,11 @@
 #include "conf_keys.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef IMGNODE_PLUGIN_DIR
 #define IMGNODE_PLUGIN_DIR "/usr/lib/imgnode/plugins"
@@ -79,9 +81,11 @@ static const struct imgnode_conf_key storage_keys[] = {
 #define LIM(f) offsetof(struct limits_conf, f)
 #define GIB (INT64_C(1) << 30)
 
+static const char *const auto_word[] = {"auto", NULL};
+
 static const struct imgnode_conf_key workers_keys[] = {
-        {"count", IMGNODE_CONF_INT, "2", 0, 256, NULL,
-         "Worker processes; each runs one job at a time. One per core is the measured best (libvips gains little from threads inside one image).",
+        {"count", IMGNODE_CONF_INT, "auto", 0, 256, auto_word,
+         "Worker processes; each runs one job at a time. auto: one per CPU core the node may run on (its CPU affinity), the measured best (libvips gains little from threads inside one image).",
          WRK(count)},
         {"intensity", IMGNODE_CONF_INT, "20", 0, 100000, NULL,
          "Worker crashes allowed within [supervisor] period before the pool gives up; a poison job alone crashes up to the transport's delivery_limit workers.",
@@ -243,6 +247,17 @@ static int fill_presets(struct conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/* The CPUs this process may run on (taskset, a cpuset, systemd's
+ * CPUAffinity=), else those online. */
+static long usable_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		return CPU_COUNT(&set);
+	return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 int conf_fill_core(struct conf *conf, char *err, size_t errlen)
 {
 	for (const struct conf_section *s = conf_core_sections; s->name; s++) {
@@ -251,6 +266,10 @@ int conf_fill_core(struct conf *conf, char *err, size_t errlen)
 		if (conf_fill(conf, s->name, s->keys, (char *)conf + s->offset,
 		              !(s->flags & CONF_SECTION_PLUGIN), err, errlen))
 			return -EINVAL;
+	}
+	if (conf->workers.count < 0) { /* auto */
+		long n = usable_cpus();
+		conf->workers.count = n < 1 ? 1 : n > 256 ? 256 : n;
 	}
 	if (!conf->supervisor.control_socket[0]) {
 		char *path;

@@ -289,6 +289,15 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 	case IMGNODE_CONF_INT:
 	case IMGNODE_CONF_SIZE:
 	case IMGNODE_CONF_DURATION:
+		/* an INT's words: the first is stored as -1, the next -2... */
+		for (int i = 0; key->type == IMGNODE_CONF_INT && key->choices &&
+		                key->choices[i];
+		     i++) {
+			if (strcmp(text, key->choices[i]) == 0) {
+				*(int64_t *)dst = -1 - i;
+				return 0;
+			}
+		}
 		if (key->type == IMGNODE_CONF_INT)
 			ret = parse_int(text, &v);
 		else if (key->type == IMGNODE_CONF_SIZE)
@@ -300,8 +309,11 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 			return ret;
 		}
 		if (ret) {
-			conf_set_err(err, errlen, "\"%s\" is not %s", text,
-			             what[key->type]);
+			format_choices(key, choices, sizeof(choices));
+			conf_set_err(err, errlen, "\"%s\" is not %s%s%s", text,
+			             what[key->type],
+			             key->choices ? " or " : "",
+			             key->choices ? choices : "");
 			return ret;
 		}
 		ret = check_bounds(key, v, text, err, errlen);
@@ -374,9 +386,18 @@ void conf_value_format(const struct imgnode_conf_key *key, const void *src,
 	case IMGNODE_CONF_BOOL:
 		snprintf(buf, len, "%s", *(const bool *)src ? "yes" : "no");
 		break;
-	case IMGNODE_CONF_INT:
-		snprintf(buf, len, "%" PRId64, *(const int64_t *)src);
+	case IMGNODE_CONF_INT: {
+		int64_t v = *(const int64_t *)src;
+		int n = 0;
+
+		while (key->choices && key->choices[n])
+			n++;
+		if (v < 0 && -1 - v < n)
+			snprintf(buf, len, "%s", key->choices[-1 - v]);
+		else
+			snprintf(buf, len, "%" PRId64, v);
 		break;
+	}
 	case IMGNODE_CONF_SIZE:
 		format_scaled(*(const int64_t *)src, size_mult, size_unit, 4,
 		              buf, len);

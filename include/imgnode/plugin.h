@@ -85,9 +85,10 @@ struct imgnode_list {
  * One configuration key. def is the default written as it would be in the
  * INI file (NULL: the key is required); it goes through the same parser as
  * user input. min/max bound INT, SIZE and DURATION values when min < max.
- * choices is a NULL-terminated array for ENUM. offset is where the value
- * lives in the plugin's (or core's) config struct. A table ends with an entry
- * whose name is NULL.
+ * choices is a NULL-terminated array for ENUM; an INT may have words too,
+ * accepted besides numbers and stored as -1 (the first word), -2, ...
+ * offset is where the value lives in the plugin's (or core's) config
+ * struct. A table ends with an entry whose name is NULL.
  */
 struct imgnode_conf_key {
 	const char *name;

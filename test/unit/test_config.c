@@ -1,4 +1,5 @@
 /* Unit tests for typed config values and file:line errors of the loader. */
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,9 @@ static const struct imgnode_conf_key k_dur = {
         "d", IMGNODE_CONF_DURATION, "1s", 0, 0, NULL, "", 0};
 static const struct imgnode_conf_key k_int = {
         "i", IMGNODE_CONF_INT, "1", 1, 10, NULL, "", 0};
+static const char *const auto_word[] = {"auto", NULL};
+static const struct imgnode_conf_key k_auto = {
+        "a", IMGNODE_CONF_INT, "auto", 0, 8, auto_word, "", 0};
 static const struct imgnode_conf_key k_enum = {
         "e", IMGNODE_CONF_ENUM, "red", 0, 0, colours, "", 0};
 
@@ -91,6 +95,70 @@ static void test_errors(void **state)
 	expect_error("[supervisor]\nintensity = -1\n", "out of range");
 }
 
+/* An INT with a word: "auto" is -1, numbers keep their bounds. */
+static void test_int_words(void **state)
+{
+	char err[256], text[32];
+	int64_t v = 0;
+
+	(void)state;
+	assert_int_equal(
+	        conf_value_parse(&k_auto, "auto", &v, err, sizeof(err)), 0);
+	assert_int_equal(v, -1);
+	conf_value_format(&k_auto, &v, text, sizeof(text));
+	assert_string_equal(text, "auto");
+	assert_int_equal(conf_value_parse(&k_auto, "3", &v, err, sizeof(err)),
+	                 0);
+	assert_int_equal(v, 3);
+	conf_value_format(&k_auto, &v, text, sizeof(text));
+	assert_string_equal(text, "3");
+	assert_int_not_equal(
+	        conf_value_parse(&k_auto, "-1", &v, err, sizeof(err)), 0);
+	assert_string_equal(err, "-1 is out of range (0 to 8)");
+	assert_int_not_equal(
+	        conf_value_parse(&k_auto, "many", &v, err, sizeof(err)), 0);
+	assert_string_equal(err, "\"many\" is not an integer or auto");
+}
+
+/* [workers] count = auto (the default): one worker per CPU the node may
+ * run on. */
+static void test_workers_auto(void **state)
+{
+	char err[CONF_ERR_MAX] = "";
+	char *path = write_file("[node]\nlog_level = warn\n");
+	cpu_set_t all, one;
+	struct conf *c;
+
+	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
+	c = conf_load(path, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->workers.count, CPU_COUNT(&all));
+	conf_free(c);
+	/* as under taskset -c N or a cpuset of one CPU */
+	CPU_ZERO(&one);
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, &all)) {
+			CPU_SET(i, &one);
+			break;
+		}
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	c = conf_load(path, err, sizeof(err));
+	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
+	assert_non_null(c);
+	assert_int_equal(c->workers.count, 1);
+	conf_free(c);
+	unlink(path);
+	free(path);
+	path = write_file("[workers]\ncount = 0\n");
+	c = conf_load(path, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->workers.count, 0);
+	conf_free(c);
+	unlink(path);
+	free(path);
+}
+
 static void test_defaults(void **state)
 {
 	char err[CONF_ERR_MAX] = "";
@@ -113,6 +181,8 @@ int main(void)
 	        cmocka_unit_test(test_values),
 	        cmocka_unit_test(test_errors),
 	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_int_words),
+	        cmocka_unit_test(test_workers_auto),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
