@@ -372,8 +372,9 @@ static int publish(struct request *r, const char *result)
 
 /*
  * Stores the original and the record (at once), then publishes: only when
- * all three succeeded is the job accepted. Undoes what it did when one fails, but
- * keeps the stored job when a publish timed out (it may still run).
+ * all three succeeded is the job accepted. Undoes what it did when one
+ * fails, but keeps the stored job when a publish timed out (it may still
+ * run).
  */
 static enum MHD_Result accept_job(struct request *r,
                                   const struct image_info *info)
