@@ -4,8 +4,17 @@
 #include "harness.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
 
 #include "config.h"
 #include "host.h"
@@ -65,4 +74,189 @@ void harness_release(const struct imgnode_plugin *p, void **cfg,
 	host_set_conf(NULL);
 	conf_free(*conf);
 	*conf = NULL;
+}
+
+void *harness_random(size_t len, uint64_t seed)
+{
+	unsigned char *p = malloc(len ? len : 1);
+	size_t i = 0;
+
+	assert_non_null(p);
+	seed = seed * 2654435761u + 1;
+	for (; i + 8 <= len; i += 8) {
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		memcpy(p + i, &seed, 8);
+	}
+	for (; i < len; i++)
+		p[i] = (unsigned char)(seed >> (8 * (i % 8)));
+	return p;
+}
+
+void harness_assert_object(const struct imgnode_storage_ops *ops, void *st,
+                           const char *key, const void *data, size_t len)
+{
+	void *got = NULL;
+	size_t got_len = 12345;
+	int ret = ops->get(st, key, SIZE_MAX, &got, &got_len);
+
+	if (ret)
+		fail_msg("get %s: %s", key, strerror(-ret));
+	assert_non_null(got);
+	assert_int_equal(got_len, len);
+	if (len && memcmp(got, data, len) != 0)
+		fail_msg("%s: %zu bytes read back differ", key, len);
+	free(got);
+}
+
+int harness_collect(const char *key, void *arg)
+{
+	struct harness_seen *s = arg;
+
+	if (s->n < 16)
+		snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", key);
+	s->n++;
+	return s->n == s->stop_at ? 7 : 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+void harness_assert_list(const struct imgnode_storage_ops *ops, void *st,
+                         const char *prefix, const char *const *want)
+{
+	struct harness_seen s;
+	int n = 0;
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(ops->list(st, prefix, harness_collect, &s), 0);
+	qsort(s.keys, (size_t)(s.n < 16 ? s.n : 16), sizeof(s.keys[0]),
+	      by_name);
+	for (; want[n]; n++) {
+		if (n >= s.n || strcmp(s.keys[n], want[n]) != 0)
+			fail_msg("list \"%s\": item %d is \"%s\", want \"%s\"",
+			         prefix ? prefix : "(null)", n,
+			         n < s.n ? s.keys[n] : "(none)", want[n]);
+	}
+	assert_int_equal(s.n, n);
+}
+
+static const char *const none[] = {NULL};
+
+void harness_list_put(const struct imgnode_storage_ops *ops, void *st)
+{
+	static const char *const keys[] = {
+	        "jobs/1", "jobs/2", "jobs/sub/3", "jobsx", "out/ab/cd", "z",
+	};
+
+	harness_assert_list(ops, st, "", none);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		assert_int_equal(ops->put(st, keys[i], "v", 1), 0);
+}
+
+void harness_list_check(const struct imgnode_storage_ops *ops, void *st)
+{
+	static const char *const all[] = {"jobs/1", "jobs/2",    "jobs/sub/3",
+	                                  "jobsx",  "out/ab/cd", "z",
+	                                  NULL};
+	static const char *const jobs_dir[] = {"jobs/1", "jobs/2", "jobs/sub/3",
+	                                       NULL};
+	static const char *const jobs[] = {"jobs/1", "jobs/2", "jobs/sub/3",
+	                                   "jobsx", NULL};
+	static const char *const out[] = {"out/ab/cd", NULL};
+	static const char *const sub[] = {"jobs/sub/3", NULL};
+	struct harness_seen s;
+
+	harness_assert_list(ops, st, "", all);
+	harness_assert_list(ops, st, NULL, all);
+	harness_assert_list(ops, st, "jobs/", jobs_dir);
+	harness_assert_list(ops, st, "jobs", jobs);
+	harness_assert_list(ops, st, "out/a", out);
+	harness_assert_list(ops, st, "jobs/sub/", sub);
+	harness_assert_list(ops, st, "nothing/", none);
+	harness_assert_list(ops, st, "jobs/1/", none);
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 2;
+	assert_int_equal(ops->list(st, "", harness_collect, &s), 7);
+	assert_int_equal(s.n, 2);
+}
+
+void harness_check_invalid_keys(const struct imgnode_storage_ops *ops, void *st,
+                                const char *dir)
+{
+	static const char *const bad[] = {
+	        "../x", "/abs", "a//b", "a/./b",  "",    "a/",  "x y",
+	        "..",   ".",    "a/..", "a/../b", "b\n", "x~y",
+	};
+	char long_key[IMGNODE_KEY_MAX + 2];
+	struct imgnode_stat sb;
+	void *got = NULL;
+	size_t len;
+
+	memset(long_key, 'k', sizeof(long_key) - 1);
+	long_key[sizeof(long_key) - 1] = '\0';
+	harness_capture_start(dir);
+	for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *key =
+		        i < sizeof(bad) / sizeof(bad[0]) ? bad[i] : long_key;
+
+		assert_int_equal(ops->put(st, key, "evil", 4), -EINVAL);
+		assert_int_equal(ops->put_excl(st, key, "evil", 4), -EINVAL);
+		assert_int_equal(ops->get(st, key, 100, &got, &len), -EINVAL);
+		assert_int_equal(ops->stat(st, key, &sb), -EINVAL);
+		assert_int_equal(ops->del(st, key), -EINVAL);
+	}
+	harness_capture_end();
+	assert_null(got);
+	harness_assert_logged("unable to write \"../x\": invalid key");
+	harness_assert_logged("unable to read \"/abs\": invalid key");
+	harness_assert_logged("unable to delete \"a//b\": invalid key");
+	harness_assert_logged("unable to stat \"\": invalid key");
+	/* a key cannot forge a log line */
+	harness_assert_logged("unable to write \"b?\": invalid key");
+	harness_assert_logged("unable to write \"x?y\": invalid key");
+}
+
+char harness_captured[16384];
+static int saved_stderr = -1;
+static char capture_path[4096];
+
+void harness_capture_start(const char *dir)
+{
+	int fd;
+
+	snprintf(capture_path, sizeof(capture_path), "%s/log", dir);
+	fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	saved_stderr = dup(STDERR_FILENO);
+	assert_true(saved_stderr >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	close(fd);
+}
+
+void harness_capture_end(void)
+{
+	ssize_t n;
+	int fd;
+
+	if (saved_stderr < 0)
+		return;
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	saved_stderr = -1;
+	fd = open(capture_path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	n = read(fd, harness_captured, sizeof(harness_captured) - 1);
+	close(fd);
+	unlink(capture_path);
+	harness_captured[n > 0 ? n : 0] = '\0';
+}
+
+void harness_assert_logged(const char *want)
+{
+	if (!strstr(harness_captured, want))
+		fail_msg("log lacks \"%s\":\n%s", want, harness_captured);
 }

@@ -8,6 +8,7 @@
 #define IMGNODE_TEST_HARNESS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <imgnode/plugin.h>
 
@@ -34,5 +35,59 @@ void *harness_configure(const struct imgnode_plugin *p, const char *path,
 /* Frees what harness_configure made and sets both pointers to NULL. */
 void harness_release(const struct imgnode_plugin *p, void **cfg,
                      struct conf **conf);
+
+/* ---- storage plugins (cmocka assertions) ---- */
+
+/* len bytes, the same for the same seed (free them). */
+void *harness_random(size_t len, uint64_t seed);
+
+/* Asserts that key, read through ops on st, holds exactly data[0..len). */
+void harness_assert_object(const struct imgnode_storage_ops *ops, void *st,
+                           const char *key, const void *data, size_t len);
+
+/* What a list callback saw: the first 16 keys, and how many in all. */
+struct harness_seen {
+	int n;
+	int stop_at; /* return 7 on this call (1-based), 0: never */
+	char keys[16][64];
+};
+
+/* A list callback filling a struct harness_seen. */
+int harness_collect(const char *key, void *arg);
+
+/* Lists prefix through ops on st; asserts the keys are want
+ * (NULL-terminated, sorted). */
+void harness_assert_list(const struct imgnode_storage_ops *ops, void *st,
+                         const char *prefix, const char *const *want);
+
+/*
+ * The list contract, in two halves so a test can add what must not be
+ * listed in between (a crashed put's leftovers, other tools' objects):
+ * harness_list_put asserts the store lists nothing, then stores six keys;
+ * harness_list_check lists them under eight prefixes and stops a listing
+ * early.
+ */
+void harness_list_put(const struct imgnode_storage_ops *ops, void *st);
+void harness_list_check(const struct imgnode_storage_ops *ops, void *st);
+
+/*
+ * Every op refuses a bad key (.., absolute, empty component, a byte
+ * outside [A-Za-z0-9._/-], one byte too long) with -EINVAL and logs one
+ * line, which a key cannot forge; dir holds the captured log meanwhile.
+ */
+void harness_check_invalid_keys(const struct imgnode_storage_ops *ops,
+                                void *st, const char *dir);
+
+/* ---- what a plugin logs (the host writes it to fd 2) ---- */
+
+/* What was logged between harness_capture_start and harness_capture_end. */
+extern char harness_captured[16384];
+
+/* Sends fd 2 to a file in dir until harness_capture_end. */
+void harness_capture_start(const char *dir);
+void harness_capture_end(void);
+
+/* Fails unless harness_captured holds want. */
+void harness_assert_logged(const char *want);
 
 #endif

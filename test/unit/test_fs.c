@@ -183,78 +183,6 @@ static bool exists(const char *dir, const char *rel)
 	return lstat(path, &sb) == 0;
 }
 
-/* Pseudo-random bytes, the same for the same seed. */
-static void *random_bytes(size_t len, uint64_t seed)
-{
-	unsigned char *p = malloc(len ? len : 1);
-
-	assert_non_null(p);
-	seed = seed * 2654435761u + 1;
-	for (size_t i = 0; i < len; i++) {
-		seed ^= seed << 13;
-		seed ^= seed >> 7;
-		seed ^= seed << 17;
-		p[i] = (unsigned char)(seed >> 24);
-	}
-	return p;
-}
-
-/* Asserts that key holds exactly data[0..len). */
-static void assert_object(struct fx *f, const char *key, const void *data,
-                          size_t len)
-{
-	void *got = NULL;
-	size_t got_len = 12345;
-
-	assert_int_equal(ops->get(f->st, key, SIZE_MAX, &got, &got_len), 0);
-	assert_non_null(got);
-	assert_int_equal(got_len, len);
-	if (len)
-		assert_memory_equal(got, data, len);
-	free(got);
-}
-
-/* Log capture: the host logs with write(2) on fd 2. */
-static int saved_stderr = -1;
-static char capture_path[128];
-static char captured[8192]; /* what was logged, after capture_end */
-
-static void capture_start(struct fx *f)
-{
-	int fd;
-
-	snprintf(capture_path, sizeof(capture_path), "%s/log", f->dir);
-	fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	saved_stderr = dup(STDERR_FILENO);
-	assert_true(saved_stderr >= 0);
-	assert_true(dup2(fd, STDERR_FILENO) >= 0);
-	close(fd);
-}
-
-/* Stops capturing; what was logged is in captured. */
-static void capture_end(void)
-{
-	ssize_t n;
-	int fd;
-
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	saved_stderr = -1;
-	fd = open(capture_path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	n = read(fd, captured, sizeof(captured) - 1);
-	close(fd);
-	unlink(capture_path);
-	captured[n > 0 ? n : 0] = '\0';
-}
-
-static void assert_logged(const char *want)
-{
-	if (!strstr(captured, want))
-		fail_msg("log lacks \"%s\":\n%s", want, captured);
-}
-
 static void test_round_trip(void **state)
 {
 	struct fx *f = *state;
@@ -271,7 +199,7 @@ static void test_round_trip(void **state)
 
 	open_ok(state, NULL);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		void *data = random_bytes(cases[i].len, i);
+		void *data = harness_random(cases[i].len, i);
 
 		assert_int_equal(
 		        ops->put(f->st, cases[i].key, data, cases[i].len), 0);
@@ -279,9 +207,10 @@ static void test_round_trip(void **state)
 		free(data);
 	}
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		void *data = random_bytes(cases[i].len, i);
+		void *data = harness_random(cases[i].len, i);
 
-		assert_object(f, cases[i].key, data, cases[i].len);
+		harness_assert_object(ops, f->st, cases[i].key, data,
+		                      cases[i].len);
 		free(data);
 	}
 	assert_int_equal(tmp_files(f->store), 0);
@@ -290,13 +219,13 @@ static void test_round_trip(void **state)
 static void test_no_fsync(void **state)
 {
 	struct fx *f = *state;
-	void *data = random_bytes(70000, 7);
+	void *data = harness_random(70000, 7);
 
 	open_ok(state, "fsync = no");
 	assert_int_equal(ops->put(f->st, "x/y", data, 70000), 0);
 	assert_int_equal(ops->put_excl(f->st, "x/z", data, 70000), 0);
-	assert_object(f, "x/y", data, 70000);
-	assert_object(f, "x/z", data, 70000);
+	harness_assert_object(ops, f->st, "x/y", data, 70000);
+	harness_assert_object(ops, f->st, "x/z", data, 70000);
 	free(data);
 }
 
@@ -307,9 +236,9 @@ static void test_put_replaces(void **state)
 	open_ok(state, NULL);
 	assert_int_equal(ops->put(f->st, "jobs/1", "queued-and-long", 15), 0);
 	assert_int_equal(ops->put(f->st, "jobs/1", "done", 4), 0);
-	assert_object(f, "jobs/1", "done", 4);
+	harness_assert_object(ops, f->st, "jobs/1", "done", 4);
 	assert_int_equal(ops->put(f->st, "jobs/1", "", 0), 0);
-	assert_object(f, "jobs/1", "", 0);
+	harness_assert_object(ops, f->st, "jobs/1", "", 0);
 	assert_int_equal(count_tree(f->store, NULL), 2); /* jobs/, jobs/1 */
 }
 
@@ -320,10 +249,10 @@ static void test_put_excl(void **state)
 	open_ok(state, NULL);
 	assert_int_equal(ops->put_excl(f->st, "out/k", "first", 5), 0);
 	assert_int_equal(ops->put_excl(f->st, "out/k", "second", 6), -EEXIST);
-	assert_object(f, "out/k", "first", 5);
+	harness_assert_object(ops, f->st, "out/k", "first", 5);
 	/* put still replaces what put_excl made */
 	assert_int_equal(ops->put(f->st, "out/k", "third", 5), 0);
-	assert_object(f, "out/k", "third", 5);
+	harness_assert_object(ops, f->st, "out/k", "third", 5);
 	assert_int_equal(count_tree(f->store, NULL), 2);
 }
 
@@ -432,7 +361,7 @@ static void test_put_del_race(void **state)
 static void test_get(void **state)
 {
 	struct fx *f = *state;
-	void *data = random_bytes(100, 1), *got = NULL;
+	void *data = harness_random(100, 1), *got = NULL;
 	size_t len = 0;
 
 	open_ok(state, NULL);
@@ -444,10 +373,10 @@ static void test_get(void **state)
 	assert_int_equal(ops->get(f->st, "dir", 10, &got, &len), -ENOENT);
 	assert_int_equal(ops->get(f->st, "dir/file/x", 10, &got, &len),
 	                 -ENOENT);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(ops->get(f->st, "dir/file", 99, &got, &len), -EFBIG);
-	capture_end();
-	assert_logged("unable to read dir/file: 100 bytes");
+	harness_capture_end();
+	harness_assert_logged("unable to read dir/file: 100 bytes");
 	assert_null(got);
 	assert_int_equal(ops->get(f->st, "dir/file", 100, &got, &len), 0);
 	assert_int_equal(len, 100);
@@ -460,7 +389,7 @@ static void test_stat(void **state)
 {
 	struct fx *f = *state;
 	struct imgnode_stat st = {0, 0};
-	void *data = random_bytes(1234, 2);
+	void *data = harness_random(1234, 2);
 	struct timespec before, after;
 
 	open_ok(state, NULL);
@@ -505,71 +434,14 @@ static void test_del(void **state)
 	assert_int_equal(ops->del(f->st, "never"), -ENOENT);
 }
 
-struct seen {
-	int n;
-	int stop_at; /* return 7 on this call (1-based), 0: never */
-	char keys[16][64];
-};
-
-static int collect(const char *key, void *arg)
-{
-	struct seen *s = arg;
-
-	if (s->n < 16)
-		snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", key);
-	s->n++;
-	return s->n == s->stop_at ? 7 : 0;
-}
-
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-/* Lists prefix and compares with want (NULL-terminated, sorted). */
-static void assert_list(struct fx *f, const char *prefix,
-                        const char *const *want)
-{
-	struct seen s;
-	int n = 0;
-
-	memset(&s, 0, sizeof(s));
-	assert_int_equal(ops->list(f->st, prefix, collect, &s), 0);
-	qsort(s.keys, (size_t)(s.n < 16 ? s.n : 16), sizeof(s.keys[0]),
-	      by_name);
-	for (; want[n]; n++) {
-		if (n >= s.n || strcmp(s.keys[n], want[n]) != 0)
-			fail_msg("list \"%s\": item %d is \"%s\", want \"%s\"",
-			         prefix, n, n < s.n ? s.keys[n] : "(none)",
-			         want[n]);
-	}
-	assert_int_equal(s.n, n);
-}
-
 static void test_list(void **state)
 {
 	struct fx *f = *state;
-	static const char *const keys[] = {
-	        "jobs/1", "jobs/2", "jobs/sub/3", "jobsx", "out/ab/cd", "z",
-	};
-	static const char *const all[] = {"jobs/1", "jobs/2",    "jobs/sub/3",
-	                                  "jobsx",  "out/ab/cd", "z",
-	                                  NULL};
-	static const char *const jobs_dir[] = {"jobs/1", "jobs/2", "jobs/sub/3",
-	                                       NULL};
-	static const char *const jobs[] = {"jobs/1", "jobs/2", "jobs/sub/3",
-	                                   "jobsx", NULL};
-	static const char *const out[] = {"out/ab/cd", NULL};
-	static const char *const sub[] = {"jobs/sub/3", NULL};
-	static const char *const none[] = {NULL};
-	struct seen s;
 	char path[256];
 	int fd;
 
 	open_ok(state, NULL);
-	assert_list(f, "", none);
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		assert_int_equal(ops->put(f->st, keys[i], "v", 1), 0);
+	harness_list_put(ops, f->st);
 	/* a crashed put's temporary file and a stray name are not objects */
 	snprintf(path, sizeof(path), "%s/jobs/.tmp~1.2", f->store);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
@@ -580,81 +452,41 @@ static void test_list(void **state)
 	assert_true(fd >= 0);
 	close(fd);
 
-	assert_list(f, "", all);
-	assert_list(f, NULL, all);
-	assert_list(f, "jobs/", jobs_dir);
-	assert_list(f, "jobs", jobs);
-	assert_list(f, "out/a", out);
-	assert_list(f, "jobs/sub/", sub);
-	assert_list(f, "nothing/", none);
-	assert_list(f, "jobs/1/", none);
-
-	memset(&s, 0, sizeof(s));
-	s.stop_at = 2;
-	assert_int_equal(ops->list(f->st, "", collect, &s), 7);
-	assert_int_equal(s.n, 2);
+	harness_list_check(ops, f->st);
 }
 
 static void test_invalid_keys(void **state)
 {
 	struct fx *f = *state;
-	static const char *const bad[] = {
-	        "../x", "/abs", "a//b", "a/./b",  "",    "a/",  "x y",
-	        "..",   ".",    "a/..", "a/../b", "b\n", "x~y",
-	};
-	char long_key[IMGNODE_KEY_MAX + 2];
-	struct imgnode_stat st;
-	void *got = NULL;
-	size_t len;
+	char long_key[IMGNODE_KEY_MAX + 1];
 
 	open_ok(state, NULL);
-	memset(long_key, 'k', sizeof(long_key) - 1);
-	long_key[sizeof(long_key) - 1] = '\0';
-	capture_start(f);
-	for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]); i++) {
-		const char *key =
-		        i < sizeof(bad) / sizeof(bad[0]) ? bad[i] : long_key;
-
-		assert_int_equal(ops->put(f->st, key, "evil", 4), -EINVAL);
-		assert_int_equal(ops->put_excl(f->st, key, "evil", 4), -EINVAL);
-		assert_int_equal(ops->get(f->st, key, 100, &got, &len),
-		                 -EINVAL);
-		assert_int_equal(ops->stat(f->st, key, &st), -EINVAL);
-		assert_int_equal(ops->del(f->st, key), -EINVAL);
-	}
-	capture_end();
-	assert_null(got);
-	assert_logged("unable to write \"../x\": invalid key");
-	assert_logged("unable to read \"/abs\": invalid key");
-	assert_logged("unable to delete \"a//b\": invalid key");
-	assert_logged("unable to stat \"\": invalid key");
-	/* a key cannot forge a log line */
-	assert_logged("unable to write \"b?\": invalid key");
-	assert_logged("unable to write \"x?y\": invalid key");
+	harness_check_invalid_keys(ops, f->st, f->dir);
 	/* nothing written anywhere: the test dir holds the ini and the
 	 * empty store */
 	assert_int_equal(count_tree(f->dir, NULL), 2);
 	assert_int_equal(count_tree(f->store, NULL), 0);
 	/* the longest valid key is fine (in components a filesystem takes) */
+	memset(long_key, 'k', IMGNODE_KEY_MAX);
 	long_key[IMGNODE_KEY_MAX] = '\0';
 	for (int i = 200; i < IMGNODE_KEY_MAX; i += 200)
 		long_key[i] = '/';
 	assert_int_equal(ops->put(f->st, long_key, "ok", 2), 0);
-	assert_object(f, long_key, "ok", 2);
+	harness_assert_object(ops, f->st, long_key, "ok", 2);
 }
 
 static void test_max_object(void **state)
 {
 	struct fx *f = *state;
-	void *data = random_bytes(1025, 3);
+	void *data = harness_random(1025, 3);
 
 	open_ok(state, "max_object = 1K");
 	assert_int_equal(ops->put(f->st, "m/ok", data, 1024), 0);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(ops->put(f->st, "m/big", data, 1025), -EFBIG);
 	assert_int_equal(ops->put_excl(f->st, "m/big2", data, 1025), -EFBIG);
-	capture_end();
-	assert_logged(
+	harness_capture_end();
+	harness_assert_logged(
 	        "unable to write m/big: 1025 bytes is more than max_object (1024 bytes)");
 	assert_false(exists(f->store, "m/big"));
 	assert_false(exists(f->store, "m/big2"));
@@ -671,14 +503,14 @@ static void test_failed_put_cleans_up(void **state)
 
 	open_ok(state, NULL);
 	assert_int_equal(ops->put(f->st, "a/b", "x", 1), 0);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	/* "a" is a directory: the rename over it fails */
 	assert_int_equal(ops->put(f->st, "a", "y", 1), -EISDIR);
 	/* "a/b" is a file: it cannot hold "a/b/c" */
 	assert_int_equal(ops->put(f->st, "a/b/c", "z", 1), -ENOTDIR);
-	capture_end();
-	assert_logged("unable to write a: Is a directory");
-	assert_logged("unable to write a/b/c: Not a directory");
+	harness_capture_end();
+	harness_assert_logged("unable to write a: Is a directory");
+	harness_assert_logged("unable to write a/b/c: Not a directory");
 	assert_int_equal(tmp_files(f->store), 0);
 
 	/* a write that fails half way (file size limit: EFBIG) */
@@ -692,12 +524,12 @@ static void test_failed_put_cleans_up(void **state)
 		if (!data || setrlimit(RLIMIT_FSIZE, &rl))
 			_exit(3);
 		memset(data, 'q', 1 << 20);
-		capture_start(f);
+		harness_capture_start(f->dir);
 		status = ops->put(f->st, "big/one", data, 1 << 20);
-		capture_end();
+		harness_capture_end();
 		if (status != -EFBIG)
 			_exit(1);
-		if (!strstr(captured,
+		if (!strstr(harness_captured,
 		            "unable to write big/one: File too large"))
 			_exit(2);
 		_exit(0);
@@ -753,14 +585,14 @@ static void test_init_fails(void **state)
 	assert_true(fd >= 0);
 	close(fd);
 	snprintf(line, sizeof(line), "dir = %s/store", path);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(fx_open(f, line), -ENOTDIR);
 	fx_close(f);
-	capture_end();
+	harness_capture_end();
 	snprintf(line, sizeof(line),
 	         "unable to create store directory %s/store: Not a directory",
 	         path);
-	assert_logged(line);
+	harness_assert_logged(line);
 }
 
 /* dir is a PATH key: the config layer refuses a relative one, naming the
@@ -801,13 +633,13 @@ static void test_ping(void **state)
 	assert_int_equal(ops->ping(f->st), 0);
 	snprintf(moved, sizeof(moved), "%s/moved", f->dir);
 	assert_int_equal(rename(f->store, moved), 0);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(ops->ping(f->st), -ENOENT);
 	/* writes must fail, not land in the directory that went away */
 	assert_int_equal(mkdir(f->store, 0750), 0);
 	assert_int_equal(ops->ping(f->st), -ESTALE);
-	capture_end();
-	assert_logged("unable to reach store");
+	harness_capture_end();
+	harness_assert_logged("unable to reach store");
 }
 
 /*

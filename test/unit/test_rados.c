@@ -276,25 +276,6 @@ static void open_ok(struct fx *f, const char *keys)
 	assert_int_equal(fx_open(f, keys), 0);
 }
 
-/* Pseudo-random bytes, the same for the same seed. */
-static void *random_bytes(size_t len, uint64_t seed)
-{
-	unsigned char *p = malloc(len ? len : 1);
-	size_t i = 0;
-
-	assert_non_null(p);
-	seed = seed * 2654435761u + 1;
-	for (; i + 8 <= len; i += 8) {
-		seed ^= seed << 13;
-		seed ^= seed >> 7;
-		seed ^= seed << 17;
-		memcpy(p + i, &seed, 8);
-	}
-	for (; i < len; i++)
-		p[i] = (unsigned char)(seed >> (8 * (i % 8)));
-	return p;
-}
-
 /* A corpus file's bytes (free them) and length. */
 static void *read_file(const char *rel, size_t *len)
 {
@@ -314,66 +295,6 @@ static void *read_file(const char *rel, size_t *len)
 	close(fd);
 	*len = (size_t)sb.st_size;
 	return buf;
-}
-
-/* Asserts that key holds exactly data[0..len). */
-static void assert_object(struct fx *f, const char *key, const void *data,
-                          size_t len)
-{
-	void *got = NULL;
-	size_t got_len = 12345;
-	int ret = ops->get(f->st, key, SIZE_MAX, &got, &got_len);
-
-	if (ret)
-		fail_msg("get %s: %s", key, strerror(-ret));
-	assert_non_null(got);
-	assert_int_equal(got_len, len);
-	if (len && memcmp(got, data, len) != 0)
-		fail_msg("%s: %zu bytes read back differ", key, len);
-	free(got);
-}
-
-/* Log capture: the host logs with write(2) on fd 2. */
-static int saved_stderr = -1;
-static char capture_path[128];
-static char captured[16384]; /* what was logged, after capture_end */
-
-static void capture_start(struct fx *f)
-{
-	int fd;
-
-	snprintf(capture_path, sizeof(capture_path), "%s/log", f->dir);
-	fd = open(capture_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	assert_true(fd >= 0);
-	saved_stderr = dup(STDERR_FILENO);
-	assert_true(saved_stderr >= 0);
-	assert_true(dup2(fd, STDERR_FILENO) >= 0);
-	close(fd);
-}
-
-/* Stops capturing; what was logged is in captured. */
-static void capture_end(void)
-{
-	ssize_t n;
-	int fd;
-
-	if (saved_stderr < 0)
-		return;
-	dup2(saved_stderr, STDERR_FILENO);
-	close(saved_stderr);
-	saved_stderr = -1;
-	fd = open(capture_path, O_RDONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	n = read(fd, captured, sizeof(captured) - 1);
-	close(fd);
-	unlink(capture_path);
-	captured[n > 0 ? n : 0] = '\0';
-}
-
-static void assert_logged(const char *want)
-{
-	if (!strstr(captured, want))
-		fail_msg("log lacks \"%s\":\n%s", want, captured);
 }
 
 /* Keys a list call saw (the first 256). */
@@ -440,7 +361,7 @@ static void test_round_trip(void **state)
 
 	open_ok(f, STD_KEYS);
 	for (size_t i = 0; i < ns; i++) {
-		void *data = random_bytes(sizes[i].len, i);
+		void *data = harness_random(sizes[i].len, i);
 
 		assert_int_equal(
 		        ops->put(f->st, sizes[i].key, data, sizes[i].len), 0);
@@ -458,9 +379,10 @@ static void test_round_trip(void **state)
 	fx_close(f);
 	open_ok(f, STD_KEYS);
 	for (size_t i = 0; i < ns; i++) {
-		void *data = random_bytes(sizes[i].len, i);
+		void *data = harness_random(sizes[i].len, i);
 
-		assert_object(f, sizes[i].key, data, sizes[i].len);
+		harness_assert_object(ops, f->st, sizes[i].key, data,
+		                      sizes[i].len);
 		assert_int_equal(ops->stat(f->st, sizes[i].key, &st), 0);
 		assert_int_equal(st.size, sizes[i].len);
 		free(data);
@@ -470,7 +392,7 @@ static void test_round_trip(void **state)
 		void *data = read_file(images[i], &len);
 
 		snprintf(key, sizeof(key), "rt/img/%s", images[i]);
-		assert_object(f, key, data, len);
+		harness_assert_object(ops, f->st, key, data, len);
 		free(data);
 	}
 	clear_prefix(f, "rt/");
@@ -493,25 +415,25 @@ static void test_config_keys(void **state)
 	         "mount_timeout = 1m\nmax_object = 64M\n",
 	         cdir);
 	open_ok(f, keys);
-	assert_object(f, "cfg/a", "x", 1);
+	harness_assert_object(ops, f->st, "cfg/a", "x", 1);
 	assert_int_equal(ops->del(f->st, "cfg/a"), 0);
 }
 
 static void test_put_replaces(void **state)
 {
 	struct fx *f = *state;
-	void *big = random_bytes(200000, 9);
+	void *big = harness_random(200000, 9);
 
 	open_ok(f, STD_KEYS);
 	assert_int_equal(ops->put(f->st, "rep/1", big, 200000), 0);
 	assert_int_equal(ops->put(f->st, "rep/1", "queued-and-long", 15), 0);
-	assert_object(f, "rep/1", "queued-and-long", 15);
+	harness_assert_object(ops, f->st, "rep/1", "queued-and-long", 15);
 	assert_int_equal(ops->put(f->st, "rep/1", "done", 4), 0);
-	assert_object(f, "rep/1", "done", 4);
+	harness_assert_object(ops, f->st, "rep/1", "done", 4);
 	assert_int_equal(ops->put(f->st, "rep/1", "", 0), 0);
-	assert_object(f, "rep/1", "", 0);
+	harness_assert_object(ops, f->st, "rep/1", "", 0);
 	assert_int_equal(ops->put(f->st, "rep/1", big, 200000), 0);
-	assert_object(f, "rep/1", big, 200000);
+	harness_assert_object(ops, f->st, "rep/1", big, 200000);
 	assert_int_equal(ops->del(f->st, "rep/1"), 0);
 	free(big);
 }
@@ -522,18 +444,19 @@ static void test_put_excl(void **state)
 
 	open_ok(f, STD_KEYS);
 	assert_int_equal(ops->put_excl(f->st, "excl/k", "first", 5), 0);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(ops->put_excl(f->st, "excl/k", "second", 6), -EEXIST);
-	capture_end();
-	assert_string_equal(captured, ""); /* an outcome, not an error */
-	assert_object(f, "excl/k", "first", 5);
+	harness_capture_end();
+	assert_string_equal(harness_captured,
+	                    ""); /* an outcome, not an error */
+	harness_assert_object(ops, f->st, "excl/k", "first", 5);
 	/* put still replaces what put_excl made */
 	assert_int_equal(ops->put(f->st, "excl/k", "third", 5), 0);
-	assert_object(f, "excl/k", "third", 5);
+	harness_assert_object(ops, f->st, "excl/k", "third", 5);
 	/* an empty object exists too */
 	assert_int_equal(ops->put_excl(f->st, "excl/empty", "", 0), 0);
 	assert_int_equal(ops->put_excl(f->st, "excl/empty", "x", 1), -EEXIST);
-	assert_object(f, "excl/empty", "", 0);
+	harness_assert_object(ops, f->st, "excl/empty", "", 0);
 	clear_prefix(f, "excl/");
 }
 
@@ -654,7 +577,8 @@ static void test_records(void **state)
 		assert_int_equal(ops->put(f->st, "jobs/j1", states[i],
 		                          strlen(states[i])),
 		                 0);
-		assert_object(f, "jobs/j1", states[i], strlen(states[i]));
+		harness_assert_object(ops, f->st, "jobs/j1", states[i],
+		                      strlen(states[i]));
 	}
 	assert_int_equal(ops->stat(f->st, "jobs/j1", &st), 0);
 	assert_int_equal(st.size, strlen(states[2]));
@@ -673,29 +597,29 @@ static void test_records(void **state)
 static void test_get(void **state)
 {
 	struct fx *f = *state;
-	void *data = random_bytes(100, 1), *big = random_bytes(300000, 2);
+	void *data = harness_random(100, 1), *big = harness_random(300000, 2);
 	void *got = NULL;
 	size_t len = 0;
 
 	open_ok(f, STD_KEYS);
 	assert_int_equal(ops->put(f->st, "get/file", data, 100), 0);
 	assert_int_equal(ops->put(f->st, "get/big", big, 300000), 0);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(ops->get(f->st, "get/missing", 10, &got, &len),
 	                 -ENOENT);
 	/* "get" is a prefix of keys, not an object */
 	assert_int_equal(ops->get(f->st, "get", 10, &got, &len), -ENOENT);
-	capture_end();
-	assert_string_equal(captured, ""); /* absence is not an error */
-	capture_start(f);
+	harness_capture_end();
+	assert_string_equal(harness_captured, ""); /* absence is not an error */
+	harness_capture_start(f->dir);
 	assert_int_equal(ops->get(f->st, "get/file", 99, &got, &len), -EFBIG);
 	assert_int_equal(ops->get(f->st, "get/big", 299999, &got, &len),
 	                 -EFBIG);
 	assert_int_equal(ops->get(f->st, "get/file", 0, &got, &len), -EFBIG);
-	capture_end();
-	assert_logged(
+	harness_capture_end();
+	harness_assert_logged(
 	        "unable to read get/file: 100 bytes is more than the 99 allowed");
-	assert_logged(
+	harness_assert_logged(
 	        "unable to read get/big: 300000 bytes is more than the 299999 allowed");
 	assert_null(got);
 	/* exactly max is fine, for small and big objects */
@@ -717,7 +641,7 @@ static void test_stat(void **state)
 {
 	struct fx *f = *state;
 	struct imgnode_stat st = {0, 0};
-	void *data = random_bytes(1234, 2);
+	void *data = harness_random(1234, 2);
 	struct timespec before, after;
 
 	open_ok(f, STD_KEYS);
@@ -751,12 +675,12 @@ static void test_del(void **state)
 	assert_int_equal(ops->del(f->st, "del/b/c"), 0);
 	assert_int_equal(ops->get(f->st, "del/b/c", 10, &got, &len), -ENOENT);
 	assert_int_equal(ops->stat(f->st, "del/b/c", &st), -ENOENT);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(ops->del(f->st, "del/b/c"), -ENOENT);
 	assert_int_equal(ops->del(f->st, "del"), -ENOENT); /* a prefix */
-	capture_end();
-	assert_string_equal(captured, "");
-	assert_object(f, "del/x", "2", 1);
+	harness_capture_end();
+	assert_string_equal(harness_captured, "");
+	harness_assert_object(ops, f->st, "del/x", "2", 1);
 	assert_int_equal(ops->del(f->st, "del/x"), 0);
 	/* a deleted key can be created exclusively again */
 	assert_int_equal(ops->put_excl(f->st, "del/x", "3", 1), 0);
@@ -764,71 +688,15 @@ static void test_del(void **state)
 	assert_int_equal(ops->del(f->st, "never"), -ENOENT);
 }
 
-struct seen {
-	int n;
-	int stop_at; /* return 7 on this call (1-based), 0: never */
-	char keys[16][64];
-};
-
-static int collect(const char *key, void *arg)
-{
-	struct seen *s = arg;
-
-	if (s->n < 16)
-		snprintf(s->keys[s->n], sizeof(s->keys[0]), "%s", key);
-	s->n++;
-	return s->n == s->stop_at ? 7 : 0;
-}
-
-static int by_name(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-/* Lists prefix and compares with want (NULL-terminated, sorted). */
-static void assert_list(struct fx *f, const char *prefix,
-                        const char *const *want)
-{
-	struct seen s;
-	int n = 0;
-
-	memset(&s, 0, sizeof(s));
-	assert_int_equal(ops->list(f->st, prefix, collect, &s), 0);
-	qsort(s.keys, (size_t)(s.n < 16 ? s.n : 16), sizeof(s.keys[0]),
-	      by_name);
-	for (; want[n]; n++) {
-		if (n >= s.n || strcmp(s.keys[n], want[n]) != 0)
-			fail_msg("list \"%s\": item %d is \"%s\", want \"%s\"",
-			         prefix ? prefix : "(null)", n,
-			         n < s.n ? s.keys[n] : "(none)", want[n]);
-	}
-	assert_int_equal(s.n, n);
-}
-
 static void test_list(void **state)
 {
 	struct fx *f = *state;
-	static const char *const keys[] = {
-	        "jobs/1", "jobs/2", "jobs/sub/3", "jobsx", "out/ab/cd", "z",
-	};
-	static const char *const all[] = {"jobs/1", "jobs/2",    "jobs/sub/3",
-	                                  "jobsx",  "out/ab/cd", "z",
-	                                  NULL};
-	static const char *const jobs_dir[] = {"jobs/1", "jobs/2", "jobs/sub/3",
-	                                       NULL};
-	static const char *const jobs[] = {"jobs/1", "jobs/2", "jobs/sub/3",
-	                                   "jobsx", NULL};
-	static const char *const out[] = {"out/ab/cd", NULL};
-	static const char *const sub[] = {"jobs/sub/3", NULL};
 	static const char *const none[] = {NULL};
-	struct seen s;
 
 	open_ok(f, STD_KEYS);
 	/* the pool is shared by this file's tests: start from empty */
 	clear_prefix(f, "");
-	assert_list(f, "", none);
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		assert_int_equal(ops->put(f->st, keys[i], "v", 1), 0);
+	harness_list_put(ops, f->st);
 	/* objects of other tools that are no keys are not listed */
 	assert_int_equal(sh("timeout -k 2 30 rados -c %s -p imgnode put "
 	                    "'not a key' %s >>%s/cli.log 2>&1",
@@ -839,71 +707,31 @@ static void test_list(void **state)
 	                    ceph_conf, ceph_conf, cdir),
 	                 0);
 
-	assert_list(f, "", all);
-	assert_list(f, NULL, all);
-	assert_list(f, "jobs/", jobs_dir);
-	assert_list(f, "jobs", jobs);
-	assert_list(f, "out/a", out);
-	assert_list(f, "jobs/sub/", sub);
-	assert_list(f, "nothing/", none);
-	assert_list(f, "jobs/1/", none);
-
-	memset(&s, 0, sizeof(s));
-	s.stop_at = 2;
-	assert_int_equal(ops->list(f->st, "", collect, &s), 7);
-	assert_int_equal(s.n, 2);
+	harness_list_check(ops, f->st);
 	clear_prefix(f, "");
-	assert_list(f, "", none);
+	harness_assert_list(ops, f->st, "", none);
 }
 
 static void test_invalid_keys(void **state)
 {
 	struct fx *f = *state;
-	static const char *const bad[] = {
-	        "../x", "/abs", "a//b", "a/./b",  "",    "a/",  "x y",
-	        "..",   ".",    "a/..", "a/../b", "b\n", "x~y",
-	};
-	char long_key[IMGNODE_KEY_MAX + 2];
-	struct imgnode_stat st;
-	struct seen s;
-	void *got = NULL;
-	size_t len;
+	char long_key[IMGNODE_KEY_MAX + 1];
+	struct harness_seen s;
 
 	open_ok(f, STD_KEYS);
 	clear_prefix(f, "");
-	memset(long_key, 'k', sizeof(long_key) - 1);
-	long_key[sizeof(long_key) - 1] = '\0';
-	capture_start(f);
-	for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]); i++) {
-		const char *key =
-		        i < sizeof(bad) / sizeof(bad[0]) ? bad[i] : long_key;
-
-		assert_int_equal(ops->put(f->st, key, "evil", 4), -EINVAL);
-		assert_int_equal(ops->put_excl(f->st, key, "evil", 4), -EINVAL);
-		assert_int_equal(ops->get(f->st, key, 100, &got, &len),
-		                 -EINVAL);
-		assert_int_equal(ops->stat(f->st, key, &st), -EINVAL);
-		assert_int_equal(ops->del(f->st, key), -EINVAL);
-	}
-	capture_end();
-	assert_null(got);
-	assert_logged("unable to write \"../x\": invalid key");
-	assert_logged("unable to read \"/abs\": invalid key");
-	assert_logged("unable to delete \"a//b\": invalid key");
-	assert_logged("unable to stat \"\": invalid key");
-	/* a key cannot forge a log line */
-	assert_logged("unable to write \"b?\": invalid key");
-	assert_logged("unable to write \"x?y\": invalid key");
+	harness_check_invalid_keys(ops, f->st, f->dir);
 	/* nothing was written */
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(ops->list(f->st, "", collect, &s), 0);
+	assert_int_equal(ops->list(f->st, "", harness_collect, &s), 0);
 	assert_int_equal(s.n, 0);
 	/* the longest valid key is fine */
+	memset(long_key, 'k', IMGNODE_KEY_MAX);
 	long_key[IMGNODE_KEY_MAX] = '\0';
 	for (int i = 200; i < IMGNODE_KEY_MAX; i += 200)
 		long_key[i] = '/';
 	assert_int_equal(ops->put(f->st, long_key, "ok", 2), 0);
-	assert_object(f, long_key, "ok", 2);
+	harness_assert_object(ops, f->st, long_key, "ok", 2);
 	assert_int_equal(ops->del(f->st, long_key), 0);
 }
 
@@ -911,17 +739,17 @@ static void test_invalid_keys(void **state)
 static void test_max_object(void **state)
 {
 	struct fx *f = *state;
-	void *data = random_bytes(1025, 3);
+	void *data = harness_random(1025, 3);
 	size_t cluster_max = 90u << 20; /* osd_max_write_size, 90 MiB */
 	char *huge;
 
 	open_ok(f, STD_KEYS "max_object = 1K\n");
 	assert_int_equal(ops->put(f->st, "m/ok", data, 1024), 0);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(ops->put(f->st, "m/big", data, 1025), -EFBIG);
 	assert_int_equal(ops->put_excl(f->st, "m/big2", data, 1025), -EFBIG);
-	capture_end();
-	assert_logged(
+	harness_capture_end();
+	harness_assert_logged(
 	        "unable to write m/big: 1025 bytes is more than max_object (1024 bytes, [storage] max_object)");
 	fx_close(f);
 
@@ -929,27 +757,27 @@ static void test_max_object(void **state)
 	huge = calloc(1, cluster_max + 1);
 	assert_non_null(huge);
 	open_ok(f, STD_KEYS);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(ops->put(f->st, "m/huge", huge, cluster_max + 1),
 	                 -EFBIG);
-	capture_end();
-	assert_logged(
+	harness_capture_end();
+	harness_assert_logged(
 	        "unable to write m/huge: 94371841 bytes is more than max_object (94371840 bytes, the cluster's osd_max_write_size)");
 	fx_close(f);
 	free(huge);
 
 	/* the OSDs' configured object size, from the mon */
 	assert_int_equal(ceph_cli("config set osd osd_max_object_size 2M"), 0);
-	huge = random_bytes((2u << 20) + 1, 4);
+	huge = harness_random((2u << 20) + 1, 4);
 	open_ok(f, STD_KEYS);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(ops->put(f->st, "m/2m", huge, (2u << 20) + 1), -EFBIG);
-	capture_end();
+	harness_capture_end();
 	assert_int_equal(ceph_cli("config rm osd osd_max_object_size"), 0);
-	assert_logged(
+	harness_assert_logged(
 	        "unable to write m/2m: 2097153 bytes is more than max_object (2097152 bytes, the cluster's osd_max_object_size)");
 	assert_int_equal(ops->put(f->st, "m/2m", huge, 2u << 20), 0);
-	assert_object(f, "m/2m", huge, 2u << 20);
+	harness_assert_object(ops, f->st, "m/2m", huge, 2u << 20);
 	assert_int_equal(ops->stat(f->st, "m/big", &(struct imgnode_stat){0}),
 	                 -ENOENT);
 	clear_prefix(f, "m/");
@@ -974,7 +802,7 @@ static void *thread_main(void *arg)
 
 	for (int i = 0; i < THREAD_OPS; i++) {
 		size_t len = 1000 + (size_t)(w->id * 70000 + i * 3001);
-		void *data = random_bytes(len, (uint64_t)(w->id * 100 + i));
+		void *data = harness_random(len, (uint64_t)(w->id * 100 + i));
 		void *got = NULL;
 		size_t got_len = 0;
 
@@ -1015,14 +843,15 @@ static void test_missing_pool(void **state)
 	struct fx *f = *state;
 	int64_t t0 = now_ms();
 
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(fx_open(f, "pool = no-such-pool\nmon_op_timeout = 3s\n"
 	                            "mount_timeout = 3s\n"),
 	                 -ENOENT);
-	capture_end();
+	harness_capture_end();
 	assert_true(now_ms() - t0 < 3000 + MARGIN_MS);
-	assert_logged("pool no-such-pool does not exist in the cluster of ");
-	assert_logged("(create it: ceph osd pool create no-such-pool)");
+	harness_assert_logged(
+	        "pool no-such-pool does not exist in the cluster of ");
+	harness_assert_logged("(create it: ceph osd pool create no-such-pool)");
 	assert_null(f->st);
 }
 
@@ -1035,13 +864,13 @@ static void test_init_fails(void **state)
 	/* a ceph.conf that is not there */
 	snprintf(text, sizeof(text),
 	         "[storage]\nplugin = rados\nconf = %s/nowhere.conf\n", f->dir);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	assert_int_equal(fx_open_ini(f, text), -ENOENT);
-	capture_end();
+	harness_capture_end();
 	snprintf(want, sizeof(want),
 	         "unable to read %s/nowhere.conf: No such file or directory",
 	         f->dir);
-	assert_logged(want);
+	harness_assert_logged(want);
 	fx_close(f);
 
 	/* a cluster that does not answer: our ceph.conf with the mon moved
@@ -1055,11 +884,11 @@ static void test_init_fails(void **state)
 	         "[storage]\nplugin = rados\nconf = %s\nmount_timeout = 2s\n"
 	         "mon_op_timeout = 2s\nosd_op_timeout = 2s\n",
 	         conf);
-	capture_start(f);
+	harness_capture_start(f->dir);
 	t0 = now_ms();
 	assert_int_equal(fx_open_ini(f, text), -ETIMEDOUT);
 	took = now_ms() - t0;
-	capture_end();
+	harness_capture_end();
 	if (took > 2000 + MARGIN_MS)
 		fail_msg("init took %lld ms with mount_timeout = 2s",
 		         (long long)took);
@@ -1067,7 +896,7 @@ static void test_init_fails(void **state)
 	        want, sizeof(want),
 	        "unable to connect to the cluster of %s as client.admin: Connection timed out (no mon answered within mount_timeout)",
 	        conf);
-	assert_logged(want);
+	harness_assert_logged(want);
 }
 
 /* ---- the cluster in trouble (last: they take the OSD away) */
@@ -1077,7 +906,7 @@ static int full_teardown(void **state)
 {
 	struct fx *f = *state;
 
-	capture_end();
+	harness_capture_end();
 	ceph_cli("osd set-full-ratio 0.95");
 	ceph_cli("osd set-backfillfull-ratio 0.9");
 	ceph_cli("osd set-nearfull-ratio 0.85");
@@ -1095,8 +924,8 @@ static int full_teardown(void **state)
 static void test_full_pool(void **state)
 {
 	struct fx *f = *state;
-	void *data = random_bytes(1 << 20, 5), *got = NULL;
-	void *big = random_bytes(2 << 20, 6);
+	void *data = harness_random(1 << 20, 5), *got = NULL;
+	void *big = harness_random(2 << 20, 6);
 	struct imgnode_stat st;
 	int64_t t0, until;
 	size_t len;
@@ -1112,30 +941,30 @@ static void test_full_pool(void **state)
 	/* A write that does not grow the pool (an overwrite of the same
 	 * size) passes even then: probe with new objects. */
 	until = now_ms() + 30000;
-	capture_start(f);
+	harness_capture_start(f->dir);
 	while ((ret = ops->put(f->st, "full/probe", "x", 1)) == 0 &&
 	       now_ms() < until) {
 		ops->del(f->st, "full/probe");
 		usleep(200000);
 	}
-	capture_end();
+	harness_capture_end();
 	assert_int_equal(ret, -ENOSPC);
 
 	/* full: writes fail at once, with a line naming the pool */
-	capture_start(f);
+	harness_capture_start(f->dir);
 	t0 = now_ms();
 	assert_int_equal(ops->put(f->st, "full/x", data, 1 << 20), -ENOSPC);
 	assert_int_equal(ops->put_excl(f->st, "full/y", data, 100), -ENOSPC);
 	/* growing an object is refused too; shrinking one would pass (the
 	 * OSD refuses only what adds bytes or objects) */
 	assert_int_equal(ops->put(f->st, "full/before", big, 2 << 20), -ENOSPC);
-	capture_end();
+	harness_capture_end();
 	assert_true(now_ms() - t0 < 2000);
-	assert_logged(
+	harness_assert_logged(
 	        "unable to write full/x: pool imgnode is full (No space left on device)");
-	assert_logged("unable to write full/y: pool imgnode is full");
+	harness_assert_logged("unable to write full/y: pool imgnode is full");
 	/* reads, listing and deletes (which free space) still work */
-	assert_object(f, "full/before", data, 1 << 20);
+	harness_assert_object(ops, f->st, "full/before", data, 1 << 20);
 	assert_int_equal(ops->stat(f->st, "full/before", &st), 0);
 	assert_int_equal(ops->get(f->st, "full/x", SIZE_MAX, &got, &len),
 	                 -ENOENT);
@@ -1148,13 +977,13 @@ static void test_full_pool(void **state)
 	assert_int_equal(ceph_cli("osd set-backfillfull-ratio 0.9"), 0);
 	assert_int_equal(ceph_cli("osd set-nearfull-ratio 0.85"), 0);
 	until = now_ms() + 30000;
-	capture_start(f);
+	harness_capture_start(f->dir);
 	while ((ret = ops->put(f->st, "full/x", data, 1 << 20)) == -ENOSPC &&
 	       now_ms() < until)
 		usleep(200000);
-	capture_end();
+	harness_capture_end();
 	assert_int_equal(ret, 0);
-	assert_object(f, "full/x", data, 1 << 20);
+	harness_assert_object(ops, f->st, "full/x", data, 1 << 20);
 	assert_int_equal(ops->del(f->st, "full/x"), 0);
 	free(big);
 	free(data);
@@ -1163,7 +992,7 @@ static void test_full_pool(void **state)
 /* Starts the OSD again if a test left it down. */
 static int osd_teardown(void **state)
 {
-	capture_end();
+	harness_capture_end();
 	cluster("start-osd");
 	return teardown(state);
 }
@@ -1219,7 +1048,7 @@ static void test_osd_stopped(void **state)
 	enum { N = sizeof(names) / sizeof(names[0]) };
 	struct timed_op t[N];
 	pthread_t th[N];
-	void *data = random_bytes(100000, 6);
+	void *data = harness_random(100000, 6);
 	char want[256];
 
 	open_ok(f, "osd_op_timeout = 3s\nmon_op_timeout = 3s\n"
@@ -1229,7 +1058,7 @@ static void test_osd_stopped(void **state)
 	assert_int_equal(cluster("stop-osd"), 0);
 
 	/* every operation, all at once, each on its own thread */
-	capture_start(f);
+	harness_capture_start(f->dir);
 	for (int i = 0; i < N; i++) {
 		t[i] = (struct timed_op){f, names[i], 0, 0};
 		assert_int_equal(
@@ -1237,7 +1066,7 @@ static void test_osd_stopped(void **state)
 	}
 	for (int i = 0; i < N; i++)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
-	capture_end();
+	harness_capture_end();
 	for (int i = 0; i < N; i++) {
 		if (t[i].ret != -ETIMEDOUT)
 			fail_msg(
@@ -1253,16 +1082,17 @@ static void test_osd_stopped(void **state)
 	        want, sizeof(want),
 	        "unable to write osd/new (pool imgnode): %s (no answer within osd_op_timeout, 3s)",
 	        strerror(ETIMEDOUT));
-	assert_logged(want);
-	assert_logged("unable to read osd/a (pool imgnode): ");
-	assert_logged("unable to list keys under \"osd/\" (pool imgnode): ");
+	harness_assert_logged(want);
+	harness_assert_logged("unable to read osd/a (pool imgnode): ");
+	harness_assert_logged(
+	        "unable to list keys under \"osd/\" (pool imgnode): ");
 
 	/* back: the same client works again, nothing lost */
 	assert_int_equal(cluster("start-osd"), 0);
 	assert_int_equal(ops->ping(f->st), 0);
-	assert_object(f, "osd/a", data, 100000);
+	harness_assert_object(ops, f->st, "osd/a", data, 100000);
 	assert_int_equal(ops->put(f->st, "osd/new", "y", 1), 0);
-	assert_object(f, "osd/new", "y", 1);
+	harness_assert_object(ops, f->st, "osd/new", "y", 1);
 	clear_prefix(f, "osd/");
 	free(data);
 }
@@ -1287,7 +1117,7 @@ static void test_osd_killed(void **state)
 	open_ok(f, "osd_op_timeout = 10s\nmon_op_timeout = 5s\n"
 	           "mount_timeout = 5s\n");
 	for (int i = 0; i < N; i++) {
-		data[i] = random_bytes(objs[i].len, 100 + (uint64_t)i);
+		data[i] = harness_random(objs[i].len, 100 + (uint64_t)i);
 		assert_int_equal(
 		        ops->put(f->st, objs[i].key, data[i], objs[i].len), 0);
 	}
@@ -1297,8 +1127,9 @@ static void test_osd_killed(void **state)
 	/* the client that wrote, and a new one */
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < N; i++)
-			assert_object(f, objs[i].key, data[i], objs[i].len);
-		assert_object(f, "kill/rec", rec, strlen(rec));
+			harness_assert_object(ops, f->st, objs[i].key, data[i],
+			                      objs[i].len);
+		harness_assert_object(ops, f->st, "kill/rec", rec, strlen(rec));
 		assert_int_equal(ops->put_excl(f->st, "kill/rec", "x", 1),
 		                 -EEXIST);
 		fx_close(f);
