@@ -6,12 +6,15 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -218,6 +221,161 @@ void harness_check_invalid_keys(const struct imgnode_storage_ops *ops, void *st,
 	/* a key cannot forge a log line */
 	harness_assert_logged("unable to write \"b?\": invalid key");
 	harness_assert_logged("unable to write \"x?y\": invalid key");
+}
+
+int64_t harness_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void harness_sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int harness_reap(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void harness_expect_body(const struct imgnode_delivery *d, const char *s)
+{
+	assert_int_equal(d->len, strlen(s));
+	assert_memory_equal(d->body, s, d->len);
+}
+
+void harness_publish(const struct harness_transport *t, const char *s,
+                     const char *reply_to)
+{
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+
+	assert_int_equal(
+	        ops->publish(t->st, s, strlen(s), reply_to, t->wait_ms), 0);
+}
+
+void *harness_child_open(const struct harness_transport *t)
+{
+	void *st;
+
+	if (t->plugin->init(host_table(), t->cfg, &st) != 0)
+		_exit(2);
+	return st;
+}
+
+void (*harness_transport_start)(void **state, struct harness_transport *t);
+
+/* The file's instance, started for this test. */
+static struct harness_transport start_transport(void **state)
+{
+	struct harness_transport t;
+
+	assert_non_null(harness_transport_start);
+	harness_transport_start(state, &t);
+	return t;
+}
+
+void harness_test_fifo(void **state)
+{
+	struct harness_transport tr = start_transport(state), *t = &tr;
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+	struct imgnode_delivery d;
+	char buf[16];
+	int n = 50;
+
+	for (int i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), "m%02d", i);
+		harness_publish(t, buf, NULL);
+	}
+	for (int i = 0; i < n; i++) {
+		snprintf(buf, sizeof(buf), "m%02d", i);
+		assert_int_equal(
+		        ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, t->wait_ms),
+		        0);
+		harness_expect_body(&d, buf);
+		assert_int_equal(ops->ack(t->st, &d), 0);
+	}
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 0),
+	                 -ETIMEDOUT);
+}
+
+void harness_test_consume_timeout(void **state)
+{
+	struct harness_transport tr = start_transport(state), *t = &tr;
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+	struct imgnode_delivery d;
+	int64_t t0 = harness_mono_ms(), ms;
+
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 300),
+	                 -ETIMEDOUT);
+	ms = harness_mono_ms() - t0;
+	assert_true(ms >= 300);
+	assert_true(ms < 3000);
+}
+
+void harness_test_wakeup(void **state)
+{
+	struct harness_transport tr = start_transport(state), *t = &tr;
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+	struct imgnode_delivery d;
+	int64_t t0, ms;
+	pid_t pid;
+
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 0),
+	                 -ETIMEDOUT);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *st = harness_child_open(t);
+		harness_sleep_ms(300);
+		_exit(ops->publish(st, "wake", 4, NULL, t->wait_ms) == 0 ? 0
+		                                                         : 1);
+	}
+	t0 = harness_mono_ms();
+	/* without a wake-up this would wait the whole 10 s */
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 10000), 0);
+	ms = harness_mono_ms() - t0;
+	harness_expect_body(&d, "wake");
+	assert_true(ms < 5000);
+	assert_int_equal(harness_reap(pid), 0);
+	assert_int_equal(ops->ack(t->st, &d), 0);
+}
+
+void harness_test_pollfd(void **state)
+{
+	struct harness_transport tr = start_transport(state), *t = &tr;
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+	struct imgnode_delivery d;
+	struct pollfd pfd = {.events = POLLIN};
+	pid_t pid;
+
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 0),
+	                 -ETIMEDOUT);
+	pfd.fd = ops->pollfd(t->st);
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *st = harness_child_open(t);
+		_exit(ops->publish(st, "x", 1, NULL, t->wait_ms) == 0 ? 0 : 1);
+	}
+	assert_int_equal(harness_reap(pid), 0);
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 0), 0);
+	assert_int_equal(ops->ack(t->st, &d), 0);
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 0),
+	                 -ETIMEDOUT);
+	assert_int_equal(poll(&pfd, 1, 0), 0);
 }
 
 char harness_captured[16384];

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <imgnode/plugin.h>
 
@@ -77,6 +78,49 @@ void harness_list_check(const struct imgnode_storage_ops *ops, void *st);
  */
 void harness_check_invalid_keys(const struct imgnode_storage_ops *ops,
                                 void *st, const char *dir);
+
+/* ---- transport plugins (cmocka assertions) ---- */
+
+/* A started transport instance, and how to start another one (in a
+ * child process, as another node process would). */
+struct harness_transport {
+	const struct imgnode_plugin *plugin;
+	const void *cfg;
+	void *st;
+	int wait_ms; /* for a publish or an expected delivery */
+};
+
+/* Milliseconds on CLOCK_MONOTONIC; a sleep that survives signals. */
+int64_t harness_mono_ms(void);
+void harness_sleep_ms(long ms);
+
+/* Waits for pid: its exit status, or 128 + the signal that ended it. */
+int harness_reap(pid_t pid);
+
+/* Asserts a delivery's body is the string s. */
+void harness_expect_body(const struct imgnode_delivery *d, const char *s);
+
+/* Publishes the string s (asserting success). */
+void harness_publish(const struct harness_transport *t, const char *s,
+                     const char *reply_to);
+
+/* Another instance of t's plugin in a child; the child exits 2 if not. */
+void *harness_child_open(const struct harness_transport *t);
+
+/*
+ * The transport contract, as cmocka tests each transport's file lists. A
+ * test starts the file's instance on an empty jobs queue through
+ * harness_transport_start (which the file sets), then: fifo publishes 50
+ * and gets them back in order; consume_timeout waits its whole timeout
+ * for nothing, and not much more; wakeup and pollfd see a message another
+ * process publishes at once.
+ */
+extern void (*harness_transport_start)(void **state,
+                                       struct harness_transport *t);
+void harness_test_fifo(void **state);
+void harness_test_consume_timeout(void **state);
+void harness_test_wakeup(void **state);
+void harness_test_pollfd(void **state);
 
 /* ---- what a plugin logs (the host writes it to fd 2) ---- */
 

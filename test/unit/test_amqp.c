@@ -57,23 +57,8 @@ struct env {
 	struct conf *conf;
 	void *cfg;
 	void *st;
+	struct harness_transport tr; /* st, for the harness */
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 /* Runs test/lib/rabbitmq CMD on the file's broker; its exit status. */
 static int rabbitmq(const char *cmd)
@@ -217,6 +202,7 @@ static void env_start(struct env *e, const char *keys)
 	if (env_config(e, keys, err, sizeof(err)) != 0)
 		fail_msg("config: %s", err);
 	assert_int_equal(plugin->init(host_table(), e->cfg, &e->st), 0);
+	e->tr = (struct harness_transport){plugin, e->cfg, e->st, 5000};
 }
 
 /* Closes the state and frees the config; the queues stay. */
@@ -238,36 +224,13 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* In a child: its own state (its own connection), or exit 2. */
-static void *child_open(struct env *e)
+/* For the transport contract's tests (harness_test_*). */
+static void start(void **state, struct harness_transport *t)
 {
-	void *st;
+	struct env *e = *state;
 
-	if (plugin->init(host_table(), e->cfg, &st) != 0)
-		_exit(2);
-	return st;
-}
-
-/* Waits for pid; its exit status, or 128 + the signal that ended it. */
-static int reap(pid_t pid)
-{
-	int status;
-
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static void publish_str(struct env *e, const char *s, const char *reply_to)
-{
-	assert_int_equal(ops->publish(e->st, s, strlen(s), reply_to, 5000), 0);
-}
-
-static void expect_body(const struct imgnode_delivery *d, const char *s)
-{
-	assert_int_equal(d->len, strlen(s));
-	assert_memory_equal(d->body, s, d->len);
+	env_start(e, "");
+	*t = e->tr;
 }
 
 static void test_roundtrip(void **state)
@@ -278,9 +241,9 @@ static void test_roundtrip(void **state)
 	env_start(e, "");
 	assert_int_equal(ops->ping(e->st), 0);
 	assert_int_equal(ops->tick(e->st), 0);
-	publish_str(e, "hello", NULL);
+	harness_publish(&e->tr, "hello", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-	expect_body(&d, "hello");
+	harness_expect_body(&d, "hello");
 	assert_int_equal(d.attempt, 1);
 	assert_null(d.reply_to);
 	assert_null(d.reason);
@@ -293,26 +256,6 @@ static void test_roundtrip(void **state)
 	env_stop(e);
 	env_start(e, "");
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 500), -ETIMEDOUT);
-}
-
-static void test_fifo(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-	char buf[16];
-
-	env_start(e, "");
-	for (int i = 0; i < 50; i++) {
-		snprintf(buf, sizeof(buf), "m%02d", i);
-		publish_str(e, buf, NULL);
-	}
-	for (int i = 0; i < 50; i++) {
-		snprintf(buf, sizeof(buf), "m%02d", i);
-		assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-		expect_body(&d, buf);
-		assert_int_equal(ops->ack(e->st, &d), 0);
-	}
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
 }
 
 #define PUB_THREADS 4
@@ -395,7 +338,7 @@ static void test_confirms(void **state)
 		/* the policy takes a moment to reach the queue */
 		assert_int_equal(r, 0);
 		assert_true(i < 50);
-		sleep_ms(100);
+		harness_sleep_ms(100);
 	}
 }
 
@@ -409,82 +352,15 @@ static void test_queue_deleted(void **state)
 	char cmd[256];
 
 	env_start(e, "");
-	publish_str(e, "before", NULL);
+	harness_publish(&e->tr, "before", NULL);
 	snprintf(cmd, sizeof(cmd), "%s ctl %s delete_queue '%s' >/dev/null",
 	         SCRIPT, broker_dir, e->queue);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(ops->publish(e->st, "lost", 4, NULL, 5000), -ENOENT);
-	publish_str(e, "after", NULL);
+	harness_publish(&e->tr, "after", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-	expect_body(&d, "after");
+	harness_expect_body(&d, "after");
 	assert_int_equal(ops->ack(e->st, &d), 0);
-}
-
-static void test_timeout(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-	int64_t t0, ms;
-
-	env_start(e, "");
-	t0 = mono_ms();
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ETIMEDOUT);
-	ms = mono_ms() - t0;
-	assert_true(ms >= 300);
-	assert_true(ms < 3000);
-}
-
-/* A consumer blocked in consume wakes when another process publishes. */
-static void test_wakeup(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-	int64_t t0, ms;
-	pid_t pid;
-
-	env_start(e, "");
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		void *st = child_open(e);
-		sleep_ms(300);
-		_exit(ops->publish(st, "wake", 4, NULL, 5000) == 0 ? 0 : 1);
-	}
-	t0 = mono_ms();
-	/* without a wake-up this would wait the whole 10 s */
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 10000), 0);
-	ms = mono_ms() - t0;
-	expect_body(&d, "wake");
-	assert_true(ms < 5000);
-	assert_int_equal(reap(pid), 0);
-	assert_int_equal(ops->ack(e->st, &d), 0);
-}
-
-/* pollfd turns readable when a message arrives, for a poll loop. */
-static void test_pollfd(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-	struct pollfd pfd = {.events = POLLIN};
-	pid_t pid;
-
-	env_start(e, "");
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
-	pfd.fd = ops->pollfd(e->st);
-	assert_int_equal(poll(&pfd, 1, 0), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		void *st = child_open(e);
-		_exit(ops->publish(st, "x", 1, NULL, 5000) == 0 ? 0 : 1);
-	}
-	assert_int_equal(reap(pid), 0);
-	assert_int_equal(poll(&pfd, 1, 5000), 1);
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), 0);
-	assert_int_equal(ops->ack(e->st, &d), 0);
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
-	assert_int_equal(poll(&pfd, 1, 0), 0);
 }
 
 #define PUBLISHERS 2
@@ -495,9 +371,9 @@ static void test_pollfd(void **state)
  * A job it receives twice, or an ack that fails, ends it with an error. */
 static void consumer(struct env *e, int n)
 {
-	void *st = child_open(e);
+	void *st = harness_child_open(&e->tr);
 	struct imgnode_delivery d;
-	int64_t end = mono_ms() + 60000;
+	int64_t end = harness_mono_ms() + 60000;
 	char path[128];
 	FILE *f;
 
@@ -505,7 +381,7 @@ static void consumer(struct env *e, int n)
 	f = fopen(path, "w");
 	if (!f)
 		_exit(3);
-	while (mono_ms() < end) {
+	while (harness_mono_ms() < end) {
 		int r = ops->consume(st, JOBS, &d, 1000);
 		bool stop;
 
@@ -552,7 +428,7 @@ static void test_many(void **state)
 		pubs[p] = fork();
 		assert_true(pubs[p] >= 0);
 		if (pubs[p] == 0) {
-			void *st = child_open(e);
+			void *st = harness_child_open(&e->tr);
 			for (int i = 0; i < PER_PUBLISHER; i++) {
 				int n = snprintf(line, sizeof(line), "%d %d", p,
 				                 i);
@@ -565,11 +441,11 @@ static void test_many(void **state)
 		}
 	}
 	for (int p = 0; p < PUBLISHERS; p++)
-		assert_int_equal(reap(pubs[p]), 0);
+		assert_int_equal(harness_reap(pubs[p]), 0);
 	for (int i = 0; i < CONSUMERS; i++)
-		publish_str(e, "stop", NULL);
+		harness_publish(&e->tr, "stop", NULL);
 	for (int i = 0; i < CONSUMERS; i++)
-		assert_int_equal(reap(cons[i]), 0);
+		assert_int_equal(harness_reap(cons[i]), 0);
 
 	for (int i = 0; i < CONSUMERS; i++) {
 		FILE *f;
@@ -608,7 +484,7 @@ static pid_t consume_and_hang(struct env *e, int *attempt)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		void *st = child_open(e);
+		void *st = harness_child_open(&e->tr);
 		struct imgnode_delivery d;
 
 		close(fds[0]);
@@ -630,7 +506,7 @@ static pid_t consume_and_hang(struct env *e, int *attempt)
 static void kill_child(pid_t pid)
 {
 	kill(pid, SIGKILL);
-	assert_int_equal(reap(pid), 128 + SIGKILL);
+	assert_int_equal(harness_reap(pid), 128 + SIGKILL);
 }
 
 /* The job of a consumer killed before its ack comes back as attempt 2. */
@@ -641,11 +517,11 @@ static void test_killed_consumer(void **state)
 	int attempt;
 
 	env_start(e, "");
-	publish_str(e, "job", NULL);
+	harness_publish(&e->tr, "job", NULL);
 	kill_child(consume_and_hang(e, &attempt));
 	assert_int_equal(attempt, 1);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-	expect_body(&d, "job");
+	harness_expect_body(&d, "job");
 	assert_int_equal(d.attempt, 2);
 	assert_int_equal(ops->ack(e->st, &d), 0);
 }
@@ -660,13 +536,13 @@ static void test_crash_limit(void **state)
 
 	env_start(e, "delivery_limit = 2\n");
 	assert_int_equal(ops->reply_open(e->st, name, sizeof(name)), 0);
-	publish_str(e, "poison", name);
+	harness_publish(&e->tr, "poison", name);
 	kill_child(consume_and_hang(e, &attempt));
 	assert_int_equal(attempt, 1);
 	kill_child(consume_and_hang(e, &attempt));
 	assert_int_equal(attempt, 2);
 	assert_int_equal(ops->consume(e->st, DEAD, &d, 5000), 0);
-	expect_body(&d, "poison");
+	harness_expect_body(&d, "poison");
 	assert_string_equal(d.reason, "delivery limit (2) exceeded");
 	assert_string_equal(d.reply_to, name);
 	assert_int_equal(d.attempt, 1);
@@ -682,15 +558,15 @@ static void test_release(void **state)
 	struct imgnode_delivery d;
 
 	env_start(e, "delivery_limit = 3\n");
-	publish_str(e, "again", NULL);
+	harness_publish(&e->tr, "again", NULL);
 	for (unsigned i = 1; i <= 3; i++) {
 		assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-		expect_body(&d, "again");
+		harness_expect_body(&d, "again");
 		assert_int_equal(d.attempt, i);
 		assert_int_equal(ops->release(e->st, &d), 0);
 	}
 	assert_int_equal(ops->consume(e->st, DEAD, &d, 5000), 0);
-	expect_body(&d, "again");
+	harness_expect_body(&d, "again");
 	assert_string_equal(d.reason, "delivery limit (3) exceeded");
 	assert_int_equal(d.attempt, 1);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
@@ -713,12 +589,12 @@ static void test_reject(void **state)
 
 	env_start(e, "");
 	assert_int_equal(ops->reply_open(e->st, name, sizeof(name)), 0);
-	publish_str(e, "bad", name);
+	harness_publish(&e->tr, "bad", name);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
 	assert_int_equal(ops->reject(e->st, &d, "corrupt image\nat byte 7"), 0);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ETIMEDOUT);
 	assert_int_equal(ops->consume(e->st, DEAD, &d, 5000), 0);
-	expect_body(&d, "bad");
+	harness_expect_body(&d, "bad");
 	assert_string_equal(d.reason, "corrupt image at byte 7");
 	assert_string_equal(d.reply_to, name);
 	assert_int_equal(d.attempt, 1);
@@ -734,10 +610,10 @@ static void test_bogus_tag(void **state)
 	struct imgnode_delivery d, bad;
 
 	env_start(e, "prefetch = 2\n");
-	publish_str(e, "one", NULL);
-	publish_str(e, "two", NULL);
+	harness_publish(&e->tr, "one", NULL);
+	harness_publish(&e->tr, "two", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-	expect_body(&d, "one");
+	harness_expect_body(&d, "one");
 	bad = d;
 	bad.tag += 1000;
 	assert_int_equal(ops->ack(e->st, &bad), -EINVAL);
@@ -747,7 +623,7 @@ static void test_bogus_tag(void **state)
 	assert_int_equal(ops->release(e->st, &d), -EINVAL);
 	/* the channel survived: the next one comes and acks */
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-	expect_body(&d, "two");
+	harness_expect_body(&d, "two");
 	assert_int_equal(d.attempt, 1);
 	assert_int_equal(ops->ack(e->st, &d), 0);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ETIMEDOUT);
@@ -794,11 +670,11 @@ static void test_reply(void **state)
 	assert_string_equal(name, again);
 	assert_int_equal(ops->reply_open(e->st, small, sizeof(small)), -ERANGE);
 
-	publish_str(e, "job", name);
+	harness_publish(&e->tr, "job", name);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		void *cst = child_open(e);
+		void *cst = harness_child_open(&e->tr);
 		struct imgnode_delivery cd;
 
 		if (ops->consume(cst, JOBS, &cd, 5000) != 0 || !cd.reply_to ||
@@ -810,9 +686,9 @@ static void test_reply(void **state)
 		_exit(0);
 	}
 	assert_int_equal(ops->consume(e->st, REPLY, &d, 5000), 0);
-	expect_body(&d, "done");
+	harness_expect_body(&d, "done");
 	assert_int_equal(d.attempt, 1);
-	assert_int_equal(reap(pid), 0);
+	assert_int_equal(harness_reap(pid), 0);
 	assert_int_equal(ops->consume(e->st, REPLY, &d, 0), -ETIMEDOUT);
 
 	assert_int_equal(ops->reply(e->st, "../x", "x", 1), -EINVAL);
@@ -826,7 +702,7 @@ static void test_reply(void **state)
 	/* own replies arrive too (one process can be both ends) */
 	assert_int_equal(ops->reply(e->st, name, "self", 4), 0);
 	assert_int_equal(ops->consume(e->st, REPLY, &d, 5000), 0);
-	expect_body(&d, "self");
+	harness_expect_body(&d, "self");
 }
 
 /*
@@ -841,9 +717,9 @@ static void test_heartbeat(void **state)
 	void *other;
 
 	env_start(e, "heartbeat = 1s\n");
-	publish_str(e, "slow", NULL);
+	harness_publish(&e->tr, "slow", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-	sleep_ms(3500);
+	harness_sleep_ms(3500);
 	assert_int_equal(ops->tick(e->st), 0);
 	assert_int_equal(ops->ack(e->st, &d), 0);
 	assert_int_equal(ops->ping(e->st), 0);
@@ -895,7 +771,7 @@ static void test_refused(void **state)
 {
 	struct env *e = *state;
 	char keys[512], log[4096], port[16], cmd[512];
-	int64_t t0 = mono_ms();
+	int64_t t0 = harness_mono_ms();
 
 	/* the port of the file's broker */
 	snprintf(port, sizeof(port), "%s", strrchr(broker_url, ':') + 1);
@@ -939,7 +815,7 @@ static void test_refused(void **state)
 	        -EINVAL);
 	assert_int_equal(count_lines(log), 1);
 	assert_non_null(strstr(log, "x-delivery-limit"));
-	assert_true(mono_ms() - t0 < 10000);
+	assert_true(harness_mono_ms() - t0 < 10000);
 }
 
 /* A broker that is not there: init succeeds and retries in the background;
@@ -958,20 +834,20 @@ static void test_unreachable(void **state)
 	        0);
 	assert_int_equal(count_lines(log), 1);
 	assert_non_null(strstr(log, "127.0.0.1:1/"));
-	t0 = mono_ms();
+	t0 = harness_mono_ms();
 	assert_int_equal(ops->publish(e->st, "x", 1, NULL, 300), -ENOTCONN);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ENOTCONN);
 	assert_int_equal(ops->tick(e->st), -ENOTCONN);
 	assert_int_equal(ops->ping(e->st), -ENOTCONN);
-	assert_true(mono_ms() - t0 < 2000);
+	assert_true(harness_mono_ms() - t0 < 2000);
 	env_stop(e);
 
 	snprintf(keys, sizeof(keys),
 	         "url = amqp://guest:guest@127.0.0.1:1/%%2f, %s\n", broker_url);
 	env_start(e, keys);
-	publish_str(e, "via the second", NULL);
+	harness_publish(&e->tr, "via the second", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-	expect_body(&d, "via the second");
+	harness_expect_body(&d, "via the second");
 	assert_int_equal(ops->ack(e->st, &d), 0);
 }
 
@@ -995,9 +871,9 @@ static void test_tls(void **state)
 	         "tls_cert = %s/tls/client.pem\ntls_key = %s/tls/client.key\n",
 	         url, broker_dir, broker_dir, broker_dir);
 	env_start(e, keys);
-	publish_str(e, "sealed", NULL);
+	harness_publish(&e->tr, "sealed", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-	expect_body(&d, "sealed");
+	harness_expect_body(&d, "sealed");
 	assert_int_equal(ops->ack(e->st, &d), 0);
 	assert_int_equal(ops->ping(e->st), 0);
 	env_stop(e);
@@ -1042,11 +918,11 @@ static int lines_in(const struct env *e, const char *name)
 /* Waits up to 60 s for dir/name to have n lines. */
 static void wait_lines(const struct env *e, const char *name, int n)
 {
-	int64_t end = mono_ms() + 60000;
+	int64_t end = harness_mono_ms() + 60000;
 
 	while (lines_in(e, name) < n) {
-		assert_true(mono_ms() < end);
-		sleep_ms(50);
+		assert_true(harness_mono_ms() < end);
+		harness_sleep_ms(50);
 	}
 }
 
@@ -1071,24 +947,24 @@ static void test_broker_kill(void **state)
 	FILE *f;
 
 	env_start(e, "heartbeat = 2s\n");
-	born = mono_ms();
+	born = harness_mono_ms();
 	memset(got, 0, sizeof(got));
-	publish_str(e, "held", NULL);
+	harness_publish(&e->tr, "held", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &old, 5000), 0);
-	expect_body(&old, "held");
+	harness_expect_body(&old, "held");
 
 	/* consumer: acks and logs everything until "stop" */
 	con = fork();
 	assert_true(con >= 0);
 	if (con == 0) {
-		void *st = child_open(e);
-		int64_t end = mono_ms() + 90000;
+		void *st = harness_child_open(&e->tr);
+		int64_t end = harness_mono_ms() + 90000;
 
 		snprintf(path, sizeof(path), "%s/got", e->dir);
 		f = fopen(path, "w");
 		if (!f)
 			_exit(3);
-		while (mono_ms() < end) {
+		while (harness_mono_ms() < end) {
 			if (ops->consume(st, JOBS, &d, 1000) != 0)
 				continue;
 			if (d.len == 4 && memcmp(d.body, "stop", 4) == 0)
@@ -1098,13 +974,13 @@ static void test_broker_kill(void **state)
 			ops->ack(st, &d); /* may be lost with the broker */
 		}
 		fclose(f);
-		_exit(mono_ms() < end ? 0 : 6);
+		_exit(harness_mono_ms() < end ? 0 : 6);
 	}
 	/* publisher: logs each job, "-N" if not confirmed, until "halt" */
 	pub = fork();
 	assert_true(pub >= 0);
 	if (pub == 0) {
-		void *st = child_open(e);
+		void *st = harness_child_open(&e->tr);
 
 		snprintf(path, sizeof(path), "%s/confirmed", e->dir);
 		f = fopen(path, "w");
@@ -1121,12 +997,13 @@ static void test_broker_kill(void **state)
 		_exit(0);
 	}
 	wait_lines(e, "confirmed", 300);
-	if (mono_ms() - born < QUEUE_AGE_MS)
-		sleep_ms((long)(QUEUE_AGE_MS - (mono_ms() - born)));
+	if (harness_mono_ms() - born < QUEUE_AGE_MS)
+		harness_sleep_ms(
+		        (long)(QUEUE_AGE_MS - (harness_mono_ms() - born)));
 	assert_int_equal(rabbitmq("kill"), 0);
-	for (int64_t end = mono_ms() + 5000; ops->tick(e->st) == 0;) {
-		assert_true(mono_ms() < end); /* the loss is noticed */
-		sleep_ms(20);
+	for (int64_t end = harness_mono_ms() + 5000; ops->tick(e->st) == 0;) {
+		assert_true(harness_mono_ms() < end); /* the loss is noticed */
+		harness_sleep_ms(20);
 	}
 	before = lines_in(e, "confirmed");
 	assert_int_equal(rabbitmq("restart"), 0);
@@ -1136,13 +1013,13 @@ static void test_broker_kill(void **state)
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fclose(f);
-	assert_int_equal(reap(pub), 0);
+	assert_int_equal(harness_reap(pub), 0);
 
 	/* the delivery from before the loss was handed back by the broker */
 	assert_int_equal(ops->ack(e->st, &old), -ESTALE);
 	/* this state reconnected by itself */
-	publish_str(e, "stop", NULL);
-	assert_int_equal(reap(con), 0);
+	harness_publish(&e->tr, "stop", NULL);
+	assert_int_equal(harness_reap(con), 0);
 	assert_int_equal(ops->tick(e->st), 0);
 
 	snprintf(path, sizeof(path), "%s/got", e->dir);
@@ -1186,12 +1063,12 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        T(test_roundtrip),
-	        T(test_fifo),
+	        T(harness_test_fifo),
 	        T(test_confirms),
 	        T(test_queue_deleted),
-	        T(test_timeout),
-	        T(test_wakeup),
-	        T(test_pollfd),
+	        T(harness_test_consume_timeout),
+	        T(harness_test_wakeup),
+	        T(harness_test_pollfd),
 	        T(test_many),
 	        T(test_killed_consumer),
 	        T(test_crash_limit),
@@ -1208,5 +1085,6 @@ int main(void)
 	};
 
 	signal(SIGPIPE, SIG_IGN);
+	harness_transport_start = start;
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

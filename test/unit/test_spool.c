@@ -45,23 +45,8 @@ struct env {
 	struct conf *conf;
 	void *cfg;
 	void *st;
+	struct harness_transport tr; /* st, for the harness */
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 static int load_plugin(void **state)
 {
@@ -124,6 +109,7 @@ static void env_start(struct env *e, const char *keys)
 	if (env_config(e, keys, false, err, sizeof(err)) != 0)
 		fail_msg("config: %s", err);
 	assert_int_equal(plugin->init(host_table(), e->cfg, &e->st), 0);
+	e->tr = (struct harness_transport){plugin, e->cfg, e->st, 1000};
 }
 
 /* Closes the state and frees the config; the spool stays. */
@@ -154,27 +140,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* In a child: its own state on the test's spool, or exit 2. */
-static void *child_open(struct env *e)
-{
-	void *st;
-
-	if (plugin->init(host_table(), e->cfg, &st) != 0)
-		_exit(2);
-	return st;
-}
-
-/* Waits for pid; its exit status, or 128 + the signal that ended it. */
-static int reap(pid_t pid)
-{
-	int status;
-
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 static int count_files(const struct env *e, const char *sub)
 {
 	char path[160];
@@ -191,15 +156,13 @@ static int count_files(const struct env *e, const char *sub)
 	return n;
 }
 
-static void publish_str(struct env *e, const char *s, const char *reply_to)
+/* For the transport contract's tests (harness_test_*). */
+static void start(void **state, struct harness_transport *t)
 {
-	assert_int_equal(ops->publish(e->st, s, strlen(s), reply_to, 1000), 0);
-}
+	struct env *e = *state;
 
-static void expect_body(const struct imgnode_delivery *d, const char *s)
-{
-	assert_int_equal(d->len, strlen(s));
-	assert_memory_equal(d->body, s, d->len);
+	env_start(e, "");
+	*t = e->tr;
 }
 
 static void test_roundtrip(void **state)
@@ -212,7 +175,7 @@ static void test_roundtrip(void **state)
 	DIR *dir;
 
 	env_start(e, "");
-	publish_str(e, "hello", NULL);
+	harness_publish(&e->tr, "hello", NULL);
 	assert_int_equal(count_files(e, "ready"), 1);
 	/* the documented on-disk format */
 	snprintf(path, sizeof(path), "%s/ready", e->spool);
@@ -229,7 +192,7 @@ static void test_roundtrip(void **state)
 	assert_string_equal(head, "imgnode-spool 1\n");
 
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
-	expect_body(&d, "hello");
+	harness_expect_body(&d, "hello");
 	assert_int_equal(d.attempt, 1);
 	assert_null(d.reply_to);
 	assert_null(d.reason);
@@ -244,92 +207,6 @@ static void test_roundtrip(void **state)
 	assert_true(ops->pollfd(e->st) >= 0);
 }
 
-static void test_fifo(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-	char buf[16];
-
-	env_start(e, "");
-	for (int i = 0; i < 50; i++) {
-		snprintf(buf, sizeof(buf), "m%02d", i);
-		publish_str(e, buf, NULL);
-	}
-	for (int i = 0; i < 50; i++) {
-		snprintf(buf, sizeof(buf), "m%02d", i);
-		assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
-		expect_body(&d, buf);
-		assert_int_equal(ops->ack(e->st, &d), 0);
-	}
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
-}
-
-static void test_timeout(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-	int64_t t0, ms;
-
-	env_start(e, "");
-	t0 = mono_ms();
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ETIMEDOUT);
-	ms = mono_ms() - t0;
-	assert_true(ms >= 300);
-	assert_true(ms < 3000);
-}
-
-/* A consumer blocked in consume wakes when another process publishes. */
-static void test_wakeup(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-	int64_t t0, ms;
-	pid_t pid;
-
-	env_start(e, "");
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		void *st = child_open(e);
-		sleep_ms(300);
-		_exit(ops->publish(st, "wake", 4, NULL, 1000) == 0 ? 0 : 1);
-	}
-	t0 = mono_ms();
-	/* without a wake-up this would wait the whole 10 s */
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 10000), 0);
-	ms = mono_ms() - t0;
-	expect_body(&d, "wake");
-	assert_true(ms < 5000);
-	assert_int_equal(reap(pid), 0);
-	assert_int_equal(ops->ack(e->st, &d), 0);
-}
-
-/* pollfd turns readable when a message arrives, for a poll loop. */
-static void test_pollfd(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-	struct pollfd pfd = {.events = POLLIN};
-	pid_t pid;
-
-	env_start(e, "");
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
-	pfd.fd = ops->pollfd(e->st);
-	assert_int_equal(poll(&pfd, 1, 0), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		void *st = child_open(e);
-		_exit(ops->publish(st, "x", 1, NULL, 1000) == 0 ? 0 : 1);
-	}
-	assert_int_equal(reap(pid), 0);
-	assert_int_equal(poll(&pfd, 1, 5000), 1);
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), 0);
-	assert_int_equal(ops->ack(e->st, &d), 0);
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
-	assert_int_equal(poll(&pfd, 1, 0), 0);
-}
-
 #define PUBLISHERS 2
 #define CONSUMERS 3
 #define PER_PUBLISHER 1000
@@ -337,9 +214,9 @@ static void test_pollfd(void **state)
 /* A consumer child: acks everything, logs each body to got.N, until "stop". */
 static void consumer(struct env *e, int n)
 {
-	void *st = child_open(e);
+	void *st = harness_child_open(&e->tr);
 	struct imgnode_delivery d;
-	int64_t end = mono_ms() + 15000;
+	int64_t end = harness_mono_ms() + 15000;
 	char path[128];
 	FILE *f;
 
@@ -347,7 +224,7 @@ static void consumer(struct env *e, int n)
 	f = fopen(path, "w");
 	if (!f)
 		_exit(3);
-	while (mono_ms() < end) {
+	while (harness_mono_ms() < end) {
 		int r = ops->consume(st, JOBS, &d, 1000);
 		bool stop;
 
@@ -391,7 +268,7 @@ static void test_many(void **state)
 		pubs[p] = fork();
 		assert_true(pubs[p] >= 0);
 		if (pubs[p] == 0) {
-			void *st = child_open(e);
+			void *st = harness_child_open(&e->tr);
 			for (int i = 0; i < PER_PUBLISHER; i++) {
 				int n = snprintf(line, sizeof(line), "%d %d", p,
 				                 i);
@@ -403,11 +280,11 @@ static void test_many(void **state)
 		}
 	}
 	for (int p = 0; p < PUBLISHERS; p++)
-		assert_int_equal(reap(pubs[p]), 0);
+		assert_int_equal(harness_reap(pubs[p]), 0);
 	for (int i = 0; i < CONSUMERS; i++)
-		publish_str(e, "stop", NULL);
+		harness_publish(&e->tr, "stop", NULL);
 	for (int i = 0; i < CONSUMERS; i++)
-		assert_int_equal(reap(cons[i]), 0);
+		assert_int_equal(harness_reap(cons[i]), 0);
 
 	for (int i = 0; i < CONSUMERS; i++) {
 		FILE *f;
@@ -447,7 +324,7 @@ static pid_t consume_and_hang(struct env *e, int *attempt)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		void *st = child_open(e);
+		void *st = harness_child_open(&e->tr);
 		struct imgnode_delivery d;
 
 		close(fds[0]);
@@ -469,7 +346,7 @@ static pid_t consume_and_hang(struct env *e, int *attempt)
 static void kill_child(pid_t pid)
 {
 	kill(pid, SIGKILL);
-	assert_int_equal(reap(pid), 128 + SIGKILL);
+	assert_int_equal(harness_reap(pid), 128 + SIGKILL);
 }
 
 /* The job of a consumer killed before its ack comes back as attempt 2. */
@@ -480,11 +357,11 @@ static void test_killed_consumer(void **state)
 	int attempt;
 
 	env_start(e, "");
-	publish_str(e, "job", NULL);
+	harness_publish(&e->tr, "job", NULL);
 	kill_child(consume_and_hang(e, &attempt));
 	assert_int_equal(attempt, 1);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-	expect_body(&d, "job");
+	harness_expect_body(&d, "job");
 	assert_int_equal(d.attempt, 2);
 	assert_int_equal(ops->ack(e->st, &d), 0);
 }
@@ -499,14 +376,14 @@ static void test_crash_limit(void **state)
 
 	env_start(e, "delivery_limit = 2\n");
 	assert_int_equal(ops->reply_open(e->st, name, sizeof(name)), 0);
-	publish_str(e, "poison", name);
+	harness_publish(&e->tr, "poison", name);
 	kill_child(consume_and_hang(e, &attempt));
 	assert_int_equal(attempt, 1);
 	kill_child(consume_and_hang(e, &attempt));
 	assert_int_equal(attempt, 2);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ETIMEDOUT);
 	assert_int_equal(ops->consume(e->st, DEAD, &d, 1000), 0);
-	expect_body(&d, "poison");
+	harness_expect_body(&d, "poison");
 	assert_string_equal(d.reason, "delivery limit (2) exceeded");
 	assert_string_equal(d.reply_to, name);
 	assert_int_equal(ops->ack(e->st, &d), 0);
@@ -520,16 +397,16 @@ static void test_release(void **state)
 	struct imgnode_delivery d;
 
 	env_start(e, "delivery_limit = 3\n");
-	publish_str(e, "again", NULL);
+	harness_publish(&e->tr, "again", NULL);
 	for (unsigned i = 1; i <= 3; i++) {
 		assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
-		expect_body(&d, "again");
+		harness_expect_body(&d, "again");
 		assert_int_equal(d.attempt, i);
 		assert_int_equal(ops->release(e->st, &d), 0);
 	}
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
 	assert_int_equal(ops->consume(e->st, DEAD, &d, 1000), 0);
-	expect_body(&d, "again");
+	harness_expect_body(&d, "again");
 	assert_string_equal(d.reason, "delivery limit (3) exceeded");
 	assert_int_equal(d.attempt, 1);
 	/* dead letters have no limit of their own */
@@ -549,7 +426,7 @@ static void test_limit_lowered(void **state)
 	struct imgnode_delivery d;
 
 	env_start(e, "");
-	publish_str(e, "old", NULL);
+	harness_publish(&e->tr, "old", NULL);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
 		assert_int_equal(ops->release(e->st, &d), 0);
@@ -558,7 +435,7 @@ static void test_limit_lowered(void **state)
 	env_start(e, "delivery_limit = 2\n");
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
 	assert_int_equal(ops->consume(e->st, DEAD, &d, 1000), 0);
-	expect_body(&d, "old");
+	harness_expect_body(&d, "old");
 	assert_string_equal(d.reason, "delivery limit (2) exceeded");
 	assert_int_equal(ops->ack(e->st, &d), 0);
 }
@@ -569,12 +446,12 @@ static void test_reject(void **state)
 	struct imgnode_delivery d;
 
 	env_start(e, "");
-	publish_str(e, "bad", NULL);
+	harness_publish(&e->tr, "bad", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
 	assert_int_equal(ops->reject(e->st, &d, "corrupt image\nat byte 7"), 0);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
 	assert_int_equal(ops->consume(e->st, DEAD, &d, 1000), 0);
-	expect_body(&d, "bad");
+	harness_expect_body(&d, "bad");
 	assert_string_equal(d.reason, "corrupt image at byte 7");
 	/* rejecting a dead letter drops it */
 	assert_int_equal(ops->reject(e->st, &d, "unreadable"), 0);
@@ -592,8 +469,8 @@ static void test_bogus_tag(void **state)
 	pid_t pid;
 
 	env_start(e, "");
-	publish_str(e, "one", NULL);
-	publish_str(e, "two", NULL);
+	harness_publish(&e->tr, "one", NULL);
+	harness_publish(&e->tr, "two", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
 	bad = d;
 	bad.tag += 1000;
@@ -609,7 +486,7 @@ static void test_bogus_tag(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		void *st = child_open(e);
+		void *st = harness_child_open(&e->tr);
 		struct imgnode_delivery cd;
 
 		if (ops->consume(st, JOBS, &cd, 1000) != 0)
@@ -625,7 +502,7 @@ static void test_bogus_tag(void **state)
 	assert_int_equal(ops->release(e->st, &bad), -EINVAL);
 	assert_int_equal(count_files(e, "claimed"), 1);
 	assert_int_equal(write(go[1], "g", 1), 1);
-	assert_int_equal(reap(pid), 0);
+	assert_int_equal(harness_reap(pid), 0);
 	close(fds[0]);
 	close(fds[1]);
 	close(go[0]);
@@ -665,7 +542,7 @@ static void test_reply(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(0);
-	assert_int_equal(reap(pid), 0);
+	assert_int_equal(harness_reap(pid), 0);
 	snprintf(path, sizeof(path), "%s/reply/%d.0123456789abcdef", e->spool,
 	         (int)pid);
 	assert_int_equal(mkdir(path, 0700), 0);
@@ -676,11 +553,11 @@ static void test_reply(void **state)
 	assert_string_equal(name, again);
 	assert_int_equal(ops->reply_open(e->st, small, sizeof(small)), -ERANGE);
 
-	publish_str(e, "job", name);
+	harness_publish(&e->tr, "job", name);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		void *cst = child_open(e);
+		void *cst = harness_child_open(&e->tr);
 		struct imgnode_delivery cd;
 
 		if (ops->consume(cst, JOBS, &cd, 5000) != 0 || !cd.reply_to ||
@@ -691,8 +568,8 @@ static void test_reply(void **state)
 		_exit(0);
 	}
 	assert_int_equal(ops->consume(e->st, REPLY, &d, 5000), 0);
-	expect_body(&d, "done");
-	assert_int_equal(reap(pid), 0);
+	harness_expect_body(&d, "done");
+	assert_int_equal(harness_reap(pid), 0);
 	assert_int_equal(ops->consume(e->st, REPLY, &d, 0), -ETIMEDOUT);
 
 	assert_int_equal(ops->reply(e->st, "../x", "x", 1), -EINVAL);
@@ -721,20 +598,20 @@ static void test_lease(void **state)
 	env_start(e, "lease = 300ms\n");
 	assert_int_equal(plugin->init(host_table(), e->cfg, &st2), 0);
 
-	publish_str(e, "kept", NULL);
+	harness_publish(&e->tr, "kept", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
 	for (int i = 0; i < 30; i++) {
 		assert_int_equal(ops->tick(e->st), 0);
 		assert_int_equal(ops->consume(st2, JOBS, &d2, 0), -ETIMEDOUT);
-		sleep_ms(30);
+		harness_sleep_ms(30);
 	}
 	assert_int_equal(ops->ack(e->st, &d), 0);
 
-	publish_str(e, "slow", NULL);
+	harness_publish(&e->tr, "slow", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
 	assert_int_equal(d.attempt, 1);
 	assert_int_equal(ops->consume(st2, JOBS, &d2, 5000), 0);
-	expect_body(&d2, "slow");
+	harness_expect_body(&d2, "slow");
 	assert_int_equal(d2.attempt, 2);
 	assert_int_equal(ops->ack(e->st, &d), -ETIMEDOUT);
 	assert_int_equal(ops->ack(st2, &d2), 0);
@@ -761,13 +638,24 @@ static void test_default_dir(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        T(test_roundtrip),       T(test_fifo),        T(test_timeout),
-	        T(test_wakeup),          T(test_pollfd),      T(test_many),
-	        T(test_killed_consumer), T(test_crash_limit), T(test_release),
-	        T(test_limit_lowered),   T(test_reject),      T(test_bogus_tag),
-	        T(test_max_message),     T(test_reply),       T(test_lease),
+	        T(test_roundtrip),
+	        T(harness_test_fifo),
+	        T(harness_test_consume_timeout),
+	        T(harness_test_wakeup),
+	        T(harness_test_pollfd),
+	        T(test_many),
+	        T(test_killed_consumer),
+	        T(test_crash_limit),
+	        T(test_release),
+	        T(test_limit_lowered),
+	        T(test_reject),
+	        T(test_bogus_tag),
+	        T(test_max_message),
+	        T(test_reply),
+	        T(test_lease),
 	        T(test_default_dir),
 	};
 
+	harness_transport_start = start;
 	return cmocka_run_group_tests(tests, load_plugin, unload_plugin);
 }
