@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -273,21 +274,22 @@ void *harness_child_open(const struct harness_transport *t)
 	return st;
 }
 
-void (*harness_transport_start)(void **state, struct harness_transport *t);
+void (*harness_transport_start)(void **state, const char *keys,
+                                struct harness_transport *t);
 
-/* The file's instance, started for this test. */
-static struct harness_transport start_transport(void **state)
+/* The file's instance, started for this test with extra keys. */
+static struct harness_transport start_transport(void **state, const char *keys)
 {
 	struct harness_transport t;
 
 	assert_non_null(harness_transport_start);
-	harness_transport_start(state, &t);
+	harness_transport_start(state, keys, &t);
 	return t;
 }
 
 void harness_test_fifo(void **state)
 {
-	struct harness_transport tr = start_transport(state), *t = &tr;
+	struct harness_transport tr = start_transport(state, ""), *t = &tr;
 	const struct imgnode_transport_ops *ops = t->plugin->ops;
 	struct imgnode_delivery d;
 	char buf[16];
@@ -311,7 +313,7 @@ void harness_test_fifo(void **state)
 
 void harness_test_consume_timeout(void **state)
 {
-	struct harness_transport tr = start_transport(state), *t = &tr;
+	struct harness_transport tr = start_transport(state, ""), *t = &tr;
 	const struct imgnode_transport_ops *ops = t->plugin->ops;
 	struct imgnode_delivery d;
 	int64_t t0 = harness_mono_ms(), ms;
@@ -325,7 +327,7 @@ void harness_test_consume_timeout(void **state)
 
 void harness_test_wakeup(void **state)
 {
-	struct harness_transport tr = start_transport(state), *t = &tr;
+	struct harness_transport tr = start_transport(state, ""), *t = &tr;
 	const struct imgnode_transport_ops *ops = t->plugin->ops;
 	struct imgnode_delivery d;
 	int64_t t0, ms;
@@ -353,7 +355,7 @@ void harness_test_wakeup(void **state)
 
 void harness_test_pollfd(void **state)
 {
-	struct harness_transport tr = start_transport(state), *t = &tr;
+	struct harness_transport tr = start_transport(state, ""), *t = &tr;
 	const struct imgnode_transport_ops *ops = t->plugin->ops;
 	struct imgnode_delivery d;
 	struct pollfd pfd = {.events = POLLIN};
@@ -376,6 +378,123 @@ void harness_test_pollfd(void **state)
 	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 0),
 	                 -ETIMEDOUT);
 	assert_int_equal(poll(&pfd, 1, 0), 0);
+}
+
+/* A consumer in a child that takes one message and hangs; *attempt is
+ * that delivery's attempt. */
+static pid_t consume_and_hang(const struct harness_transport *t, int *attempt)
+{
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+	int fds[2];
+	char c = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		void *st = harness_child_open(t);
+		struct imgnode_delivery d;
+
+		close(fds[0]);
+		if (ops->consume(st, IMGNODE_QUEUE_JOBS, &d, 5000) != 0)
+			_exit(1);
+		c = (char)d.attempt;
+		if (write(fds[1], &c, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	*attempt = c;
+	return pid;
+}
+
+void harness_kill(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	assert_int_equal(harness_reap(pid), 128 + SIGKILL);
+}
+
+void harness_test_killed_consumer(void **state)
+{
+	struct harness_transport tr = start_transport(state, ""), *t = &tr;
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+	struct imgnode_delivery d;
+	int attempt;
+
+	harness_publish(t, "job", NULL);
+	harness_kill(consume_and_hang(t, &attempt));
+	assert_int_equal(attempt, 1);
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 5000), 0);
+	harness_expect_body(&d, "job");
+	assert_int_equal(d.attempt, 2);
+	assert_int_equal(ops->ack(t->st, &d), 0);
+}
+
+void harness_test_crash_limit(void **state)
+{
+	struct harness_transport tr = start_transport(state,
+	                                              "delivery_limit = 2\n"),
+	                         *t = &tr;
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+	struct imgnode_delivery d;
+	char name[128];
+	int attempt;
+
+	assert_int_equal(ops->reply_open(t->st, name, sizeof(name)), 0);
+	harness_publish(t, "poison", name);
+	harness_kill(consume_and_hang(t, &attempt));
+	assert_int_equal(attempt, 1);
+	harness_kill(consume_and_hang(t, &attempt));
+	assert_int_equal(attempt, 2);
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_DEAD, &d, 5000), 0);
+	harness_expect_body(&d, "poison");
+	assert_string_equal(d.reason, "delivery limit (2) exceeded");
+	assert_string_equal(d.reply_to, name);
+	assert_int_equal(d.attempt, 1);
+	assert_int_equal(ops->ack(t->st, &d), 0);
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 300),
+	                 -ETIMEDOUT);
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_DEAD, &d, 0),
+	                 -ETIMEDOUT);
+}
+
+void harness_test_release(void **state)
+{
+	struct harness_transport tr = start_transport(state,
+	                                              "delivery_limit = 3\n"),
+	                         *t = &tr;
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+	struct imgnode_delivery d;
+
+	harness_publish(t, "again", NULL);
+	for (unsigned i = 1; i <= 3; i++) {
+		assert_int_equal(
+		        ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 5000), 0);
+		harness_expect_body(&d, "again");
+		assert_int_equal(d.attempt, i);
+		assert_int_equal(ops->release(t->st, &d), 0);
+	}
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_DEAD, &d, 5000), 0);
+	harness_expect_body(&d, "again");
+	assert_string_equal(d.reason, "delivery limit (3) exceeded");
+	assert_int_equal(d.attempt, 1);
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 0),
+	                 -ETIMEDOUT);
+	/* dead letters have no limit of their own */
+	for (unsigned i = 1; i <= 4; i++) {
+		assert_int_equal(ops->release(t->st, &d), 0);
+		assert_int_equal(
+		        ops->consume(t->st, IMGNODE_QUEUE_DEAD, &d, 5000), 0);
+		assert_int_equal(d.attempt, i + 1);
+		assert_string_equal(d.reason, "delivery limit (3) exceeded");
+	}
+	assert_int_equal(ops->ack(t->st, &d), 0);
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_DEAD, &d, 300),
+	                 -ETIMEDOUT);
 }
 
 char harness_captured[16384];

@@ -97,6 +97,9 @@ void harness_sleep_ms(long ms);
 /* Waits for pid: its exit status, or 128 + the signal that ended it. */
 int harness_reap(pid_t pid);
 
+/* SIGKILLs pid and reaps it. */
+void harness_kill(pid_t pid);
+
 /* Asserts a delivery's body is the string s. */
 void harness_expect_body(const struct imgnode_delivery *d, const char *s);
 
@@ -109,18 +112,25 @@ void *harness_child_open(const struct harness_transport *t);
 
 /*
  * The transport contract, as cmocka tests each transport's file lists. A
- * test starts the file's instance on an empty jobs queue through
- * harness_transport_start (which the file sets), then: fifo publishes 50
- * and gets them back in order; consume_timeout waits its whole timeout
- * for nothing, and not much more; wakeup and pollfd see a message another
- * process publishes at once.
+ * test starts the file's instance, with extra keys, on empty queues
+ * through harness_transport_start (which the file sets), then:
+ *   fifo: 50 published come back in order;
+ *   consume_timeout: a consume waits its whole timeout, not much more;
+ *   wakeup, pollfd: a message another process publishes is seen at once;
+ *   killed_consumer: a consumer killed before its ack: attempt 2 next;
+ *   crash_limit: crashing consumers use up delivery_limit, then the job
+ *     is dead-lettered with the reason and its reply_to;
+ *   release: each release counts; dead letters have no limit of their own.
  */
-extern void (*harness_transport_start)(void **state,
+extern void (*harness_transport_start)(void **state, const char *keys,
                                        struct harness_transport *t);
 void harness_test_fifo(void **state);
 void harness_test_consume_timeout(void **state);
 void harness_test_wakeup(void **state);
 void harness_test_pollfd(void **state);
+void harness_test_killed_consumer(void **state);
+void harness_test_crash_limit(void **state);
+void harness_test_release(void **state);
 
 /* ---- what a plugin logs (the host writes it to fd 2) ---- */
 

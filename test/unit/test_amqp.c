@@ -225,11 +225,11 @@ static int teardown(void **state)
 }
 
 /* For the transport contract's tests (harness_test_*). */
-static void start(void **state, struct harness_transport *t)
+static void start(void **state, const char *keys, struct harness_transport *t)
 {
 	struct env *e = *state;
 
-	env_start(e, "");
+	env_start(e, keys);
 	*t = e->tr;
 }
 
@@ -468,117 +468,6 @@ static void test_many(void **state)
 	}
 	assert_int_equal(total, PUBLISHERS * PER_PUBLISHER);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 500), -ETIMEDOUT);
-}
-
-/*
- * A child consumes one job, reports its attempt on fd and waits to be
- * killed. Returns the child's pid once the attempt is read.
- */
-static pid_t consume_and_hang(struct env *e, int *attempt)
-{
-	int fds[2];
-	char c = 0;
-	pid_t pid;
-
-	assert_int_equal(pipe(fds), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		void *st = harness_child_open(&e->tr);
-		struct imgnode_delivery d;
-
-		close(fds[0]);
-		if (ops->consume(st, JOBS, &d, 5000) != 0)
-			_exit(1);
-		c = (char)d.attempt;
-		if (write(fds[1], &c, 1) != 1)
-			_exit(1);
-		for (;;)
-			pause();
-	}
-	close(fds[1]);
-	assert_int_equal(read(fds[0], &c, 1), 1);
-	close(fds[0]);
-	*attempt = c;
-	return pid;
-}
-
-static void kill_child(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	assert_int_equal(harness_reap(pid), 128 + SIGKILL);
-}
-
-/* The job of a consumer killed before its ack comes back as attempt 2. */
-static void test_killed_consumer(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-	int attempt;
-
-	env_start(e, "");
-	harness_publish(&e->tr, "job", NULL);
-	kill_child(consume_and_hang(e, &attempt));
-	assert_int_equal(attempt, 1);
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-	harness_expect_body(&d, "job");
-	assert_int_equal(d.attempt, 2);
-	assert_int_equal(ops->ack(e->st, &d), 0);
-}
-
-/* Crashing consumers use up the deliveries; the job is dead-lettered. */
-static void test_crash_limit(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-	char name[128];
-	int attempt;
-
-	env_start(e, "delivery_limit = 2\n");
-	assert_int_equal(ops->reply_open(e->st, name, sizeof(name)), 0);
-	harness_publish(&e->tr, "poison", name);
-	kill_child(consume_and_hang(e, &attempt));
-	assert_int_equal(attempt, 1);
-	kill_child(consume_and_hang(e, &attempt));
-	assert_int_equal(attempt, 2);
-	assert_int_equal(ops->consume(e->st, DEAD, &d, 5000), 0);
-	harness_expect_body(&d, "poison");
-	assert_string_equal(d.reason, "delivery limit (2) exceeded");
-	assert_string_equal(d.reply_to, name);
-	assert_int_equal(d.attempt, 1);
-	assert_int_equal(ops->ack(e->st, &d), 0);
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ETIMEDOUT);
-	assert_int_equal(ops->consume(e->st, DEAD, &d, 0), -ETIMEDOUT);
-}
-
-/* release counts: delivery_limit deliveries, then the dead-letter queue. */
-static void test_release(void **state)
-{
-	struct env *e = *state;
-	struct imgnode_delivery d;
-
-	env_start(e, "delivery_limit = 3\n");
-	harness_publish(&e->tr, "again", NULL);
-	for (unsigned i = 1; i <= 3; i++) {
-		assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
-		harness_expect_body(&d, "again");
-		assert_int_equal(d.attempt, i);
-		assert_int_equal(ops->release(e->st, &d), 0);
-	}
-	assert_int_equal(ops->consume(e->st, DEAD, &d, 5000), 0);
-	harness_expect_body(&d, "again");
-	assert_string_equal(d.reason, "delivery limit (3) exceeded");
-	assert_int_equal(d.attempt, 1);
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 0), -ETIMEDOUT);
-	/* dead letters have no limit of their own */
-	for (unsigned i = 1; i <= 4; i++) {
-		assert_int_equal(ops->release(e->st, &d), 0);
-		assert_int_equal(ops->consume(e->st, DEAD, &d, 5000), 0);
-		assert_int_equal(d.attempt, i + 1);
-		assert_string_equal(d.reason, "delivery limit (3) exceeded");
-	}
-	assert_int_equal(ops->ack(e->st, &d), 0);
-	assert_int_equal(ops->consume(e->st, DEAD, &d, 300), -ETIMEDOUT);
 }
 
 static void test_reject(void **state)
@@ -1070,9 +959,9 @@ int main(void)
 	        T(harness_test_wakeup),
 	        T(harness_test_pollfd),
 	        T(test_many),
-	        T(test_killed_consumer),
-	        T(test_crash_limit),
-	        T(test_release),
+	        T(harness_test_killed_consumer),
+	        T(harness_test_crash_limit),
+	        T(harness_test_release),
 	        T(test_reject),
 	        T(test_bogus_tag),
 	        T(test_max_message),
