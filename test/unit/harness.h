@@ -2,7 +2,10 @@
  * What the plugin tests share (collectd's plugin_mock idea): a plugin
  * loaded the way the node loads it (dlopen of $BUILD/plugins/NAME.so), and
  * its config section filled the way the node fills it, with the real host
- * table. No daemon involved.
+ * table. No daemon involved. Also the contract every plugin of a kind
+ * keeps, written once: storage checks (objects, lists, bad keys) and
+ * transport tests (order, waits, redelivery, limits) that test_fs and
+ * test_rados, test_spool and test_amqp run against their own backend.
  */
 #ifndef IMGNODE_TEST_HARNESS_H
 #define IMGNODE_TEST_HARNESS_H
