@@ -40,6 +40,9 @@ void *harness_configure(const struct imgnode_plugin *p, const char *path,
 void harness_release(const struct imgnode_plugin *p, void **cfg,
                      struct conf **conf);
 
+/* Removes dir and everything below it (a test's temporary directory). */
+void harness_rm_tree(const char *dir);
+
 /* ---- storage plugins (cmocka assertions) ---- */
 
 /* len bytes, the same for the same seed (free them). */

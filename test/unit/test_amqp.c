@@ -19,7 +19,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -68,15 +67,6 @@ static int rabbitmq(const char *cmd)
 	snprintf(line, sizeof(line), "%s %s %s >/dev/null", SCRIPT, cmd,
 	         broker_dir);
 	return system(line);
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 static void guard_stop(int sig)
@@ -219,7 +209,7 @@ static int teardown(void **state)
 	struct env *e = *state;
 
 	env_stop(e);
-	nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	harness_rm_tree(e->dir);
 	free(e);
 	return 0;
 }

@@ -112,22 +112,12 @@ static void fx_close(struct fx *f)
 	harness_release(plugin, &f->cbuf, &f->conf);
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int type,
-                    struct FTW *ftw)
-{
-	(void)sb;
-	(void)ftw;
-	if (type == FTW_DP)
-		return rmdir(path);
-	return unlink(path);
-}
-
 static int teardown(void **state)
 {
 	struct fx *f = *state;
 
 	fx_close(f);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	harness_rm_tree(f->dir);
 	free(f);
 	return 0;
 }

@@ -15,7 +15,6 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -121,21 +120,12 @@ static void env_stop(struct env *e)
 	harness_release(plugin, &e->cfg, &e->conf);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
 	struct env *e = *state;
 
 	env_stop(e);
-	nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	harness_rm_tree(e->dir);
 	free(e);
 	return 0;
 }
