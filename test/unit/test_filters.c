@@ -27,6 +27,8 @@
 #include <imgnode/plugin.h>
 #include <vips/vips.h>
 
+#include "host.h"
+
 #define MAX_ARGS 8
 /* Ends the "name=value" list of step, try_apply, try_load, try_encode. */
 #define END ((const char *)NULL)
@@ -51,34 +53,6 @@ struct filter {
 static struct filter filters[NFILTERS];
 static char corpus[1024];
 static int baseline; /* libvips objects alive between tests */
-
-static void host_log(enum imgnode_log_level level, const char *plugin,
-                     const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "log %d %s: ", (int)level, plugin);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static const char *host_config_get(const char *section, const char *key)
-{
-	(void)section, (void)key;
-	return NULL;
-}
-
-static const struct imgnode_host host = {
-        .abi_major = IMGNODE_ABI_MAJOR,
-        .abi_minor = IMGNODE_ABI_MINOR,
-        .log = host_log,
-        .alloc = malloc,
-        .realloc = realloc,
-        .free = free,
-        .config_get = host_config_get,
-};
 
 static struct filter *filter_of(const char *name)
 {
@@ -390,7 +364,7 @@ static int setup(void **state)
 		}
 		f->ops = f->plugin->ops;
 		if (f->plugin->init &&
-		    f->plugin->init(&host, NULL, &f->state)) {
+		    f->plugin->init(host_table(), NULL, &f->state)) {
 			fprintf(stderr, "%s: init failed\n", path);
 			return -1;
 		}
