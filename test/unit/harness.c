@@ -130,6 +130,27 @@ void harness_assert_object(const struct imgnode_storage_ops *ops, void *st,
 	free(got);
 }
 
+void harness_check_stat(const struct imgnode_storage_ops *ops, void *st)
+{
+	struct imgnode_stat sb = {0, 0};
+	void *data = harness_random(1234, 2);
+	struct timespec before, after;
+
+	clock_gettime(CLOCK_REALTIME, &before);
+	assert_int_equal(ops->put(st, "s/t", data, 1234), 0);
+	clock_gettime(CLOCK_REALTIME, &after);
+	assert_int_equal(ops->stat(st, "s/t", &sb), 0);
+	assert_int_equal(sb.size, 1234);
+	assert_true(sb.mtime_ms >= (int64_t)before.tv_sec * 1000 - 1000);
+	assert_true(sb.mtime_ms <= (int64_t)after.tv_sec * 1000 + 1000);
+	assert_int_equal(ops->put(st, "s/empty", "", 0), 0);
+	assert_int_equal(ops->stat(st, "s/empty", &sb), 0);
+	assert_int_equal(sb.size, 0);
+	assert_int_equal(ops->stat(st, "s/none", &sb), -ENOENT);
+	assert_int_equal(ops->stat(st, "s", &sb), -ENOENT);
+	free(data);
+}
+
 int harness_collect(const char *key, void *arg)
 {
 	struct harness_seen *s = arg;

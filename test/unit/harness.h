@@ -62,6 +62,14 @@ struct harness_seen {
 /* A list callback filling a struct harness_seen. */
 int harness_collect(const char *key, void *arg);
 
+/*
+ * stat: the size of an object (empty ones too) and its mtime within a
+ * second of the put (filesystems lag the clock by a tick; librados keeps
+ * whole seconds); -ENOENT for a missing key and for a mere prefix ("s" of
+ * "s/t"). Writes keys under s/.
+ */
+void harness_check_stat(const struct imgnode_storage_ops *ops, void *st);
+
 /* Lists prefix through ops on st; asserts the keys are want
  * (NULL-terminated, sorted). */
 void harness_assert_list(const struct imgnode_storage_ops *ops, void *st,

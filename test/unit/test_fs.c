@@ -378,25 +378,9 @@ static void test_get(void **state)
 static void test_stat(void **state)
 {
 	struct fx *f = *state;
-	struct imgnode_stat st = {0, 0};
-	void *data = harness_random(1234, 2);
-	struct timespec before, after;
 
 	open_ok(state, NULL);
-	clock_gettime(CLOCK_REALTIME, &before);
-	assert_int_equal(ops->put(f->st, "s/t", data, 1234), 0);
-	clock_gettime(CLOCK_REALTIME, &after);
-	assert_int_equal(ops->stat(f->st, "s/t", &st), 0);
-	assert_int_equal(st.size, 1234);
-	/* filesystem timestamps lag the clock by up to a tick */
-	assert_true(st.mtime_ms >= (int64_t)before.tv_sec * 1000 - 1000);
-	assert_true(st.mtime_ms <= (int64_t)after.tv_sec * 1000 + 1000);
-	assert_int_equal(ops->put(f->st, "s/empty", "", 0), 0);
-	assert_int_equal(ops->stat(f->st, "s/empty", &st), 0);
-	assert_int_equal(st.size, 0);
-	assert_int_equal(ops->stat(f->st, "s/none", &st), -ENOENT);
-	assert_int_equal(ops->stat(f->st, "s", &st), -ENOENT);
-	free(data);
+	harness_check_stat(ops, f->st);
 }
 
 static void test_del(void **state)
