@@ -534,6 +534,113 @@ void harness_test_release(void **state)
 	                 -ETIMEDOUT);
 }
 
+#define PUBLISHERS 2
+
+/* A consumer child of harness_check_many. */
+static void consumer(const struct harness_transport *t, const char *dir, int n,
+                     bool stops_return)
+{
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+	void *st = harness_child_open(t);
+	struct imgnode_delivery d;
+	int64_t end = harness_mono_ms() + 60000;
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/got.%d", dir, n);
+	f = fopen(path, "w");
+	if (!f)
+		_exit(3);
+	while (harness_mono_ms() < end) {
+		int r = ops->consume(st, IMGNODE_QUEUE_JOBS, &d, 1000);
+		bool stop;
+
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r != 0)
+			_exit(4);
+		stop = d.len == 4 && memcmp(d.body, "stop", 4) == 0;
+		if (d.attempt != 1 && !(stop && stops_return))
+			_exit(7);
+		if (!stop)
+			fprintf(f, "%.*s\n", (int)d.len, (const char *)d.body);
+		if (ops->ack(st, &d) != 0)
+			_exit(5);
+		if (stop) {
+			fclose(f);
+			t->plugin->fini(st);
+			_exit(0);
+		}
+	}
+	_exit(6);
+}
+
+void harness_check_many(const struct harness_transport *t, const char *dir,
+                        int consumers, int per_publisher, bool stops_return)
+{
+	const struct imgnode_transport_ops *ops = t->plugin->ops;
+	bool *seen = calloc((size_t)(PUBLISHERS * per_publisher), 1);
+	pid_t pubs[PUBLISHERS], cons[16];
+	struct imgnode_delivery d;
+	char path[4096], line[64];
+	int total = 0;
+
+	assert_non_null(seen);
+	assert_true(consumers <= 16);
+	for (int i = 0; i < consumers; i++) {
+		cons[i] = fork();
+		assert_true(cons[i] >= 0);
+		if (cons[i] == 0)
+			consumer(t, dir, i, stops_return);
+	}
+	for (int p = 0; p < PUBLISHERS; p++) {
+		pubs[p] = fork();
+		assert_true(pubs[p] >= 0);
+		if (pubs[p] == 0) {
+			void *st = harness_child_open(t);
+			for (int i = 0; i < per_publisher; i++) {
+				int n = snprintf(line, sizeof(line), "%d %d", p,
+				                 i);
+				if (ops->publish(st, line, (size_t)n, NULL,
+				                 10000) != 0)
+					_exit(1);
+			}
+			t->plugin->fini(st);
+			_exit(0);
+		}
+	}
+	for (int p = 0; p < PUBLISHERS; p++)
+		assert_int_equal(harness_reap(pubs[p]), 0);
+	for (int i = 0; i < consumers; i++)
+		harness_publish(t, "stop", NULL);
+	for (int i = 0; i < consumers; i++)
+		assert_int_equal(harness_reap(cons[i]), 0);
+
+	for (int i = 0; i < consumers; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/got.%d", dir, i);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f)) {
+			int p, n;
+
+			assert_int_equal(sscanf(line, "%d %d", &p, &n), 2);
+			assert_in_range(p, 0, PUBLISHERS - 1);
+			assert_in_range(n, 0, per_publisher - 1);
+			if (seen[p * per_publisher + n])
+				fail_msg("\"%d %d\" delivered twice", p, n);
+			seen[p * per_publisher + n] = true;
+			total++;
+		}
+		fclose(f);
+	}
+	free(seen);
+	assert_int_equal(total, PUBLISHERS * per_publisher);
+	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 500),
+	                 -ETIMEDOUT);
+}
+
 char harness_captured[16384];
 static int saved_stderr = -1;
 static char capture_path[4096];

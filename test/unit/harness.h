@@ -10,6 +10,7 @@
 #ifndef IMGNODE_TEST_HARNESS_H
 #define IMGNODE_TEST_HARNESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -145,6 +146,16 @@ void harness_test_pollfd(void **state);
 void harness_test_killed_consumer(void **state);
 void harness_test_crash_limit(void **state);
 void harness_test_release(void **state);
+
+/*
+ * Many at once: 2 publisher processes publish per_publisher messages each
+ * while consumers processes ack them (logging each body to dir/got.N)
+ * until a "stop" each; every message arrives exactly once, at its first
+ * attempt. stops_return: a "stop" prefetched by a consumer that exits
+ * may come back as a redelivery (a broker with prefetch).
+ */
+void harness_check_many(const struct harness_transport *t, const char *dir,
+                        int consumers, int per_publisher, bool stops_return);
 
 /* ---- what a plugin logs (the host writes it to fd 2) ---- */
 

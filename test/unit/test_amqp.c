@@ -353,111 +353,13 @@ static void test_queue_deleted(void **state)
 	assert_int_equal(ops->ack(e->st, &d), 0);
 }
 
-#define PUBLISHERS 2
-#define CONSUMERS 2
-#define PER_PUBLISHER 5000
-
-/* A consumer child: acks everything, logs each body to got.N, until "stop".
- * A job it receives twice, or an ack that fails, ends it with an error. */
-static void consumer(struct env *e, int n)
-{
-	void *st = harness_child_open(&e->tr);
-	struct imgnode_delivery d;
-	int64_t end = harness_mono_ms() + 60000;
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/got.%d", e->dir, n);
-	f = fopen(path, "w");
-	if (!f)
-		_exit(3);
-	while (harness_mono_ms() < end) {
-		int r = ops->consume(st, JOBS, &d, 1000);
-		bool stop;
-
-		if (r == -ETIMEDOUT)
-			continue;
-		if (r != 0)
-			_exit(4);
-		stop = d.len == 4 && memcmp(d.body, "stop", 4) == 0;
-		/* a "stop" prefetched by a consumer that exits comes back */
-		if (!stop && d.attempt != 1)
-			_exit(7);
-		if (!stop)
-			fprintf(f, "%.*s\n", (int)d.len, (const char *)d.body);
-		if (ops->ack(st, &d) != 0)
-			_exit(5);
-		if (stop) {
-			fclose(f);
-			plugin->fini(st);
-			_exit(0);
-		}
-	}
-	_exit(6);
-}
-
 /* 2 processes publish 10,000 messages, 2 consume: each delivered once. */
 static void test_many(void **state)
 {
 	struct env *e = *state;
-	static bool seen[PUBLISHERS][PER_PUBLISHER];
-	pid_t pubs[PUBLISHERS], cons[CONSUMERS];
-	struct imgnode_delivery d;
-	char path[128], line[64];
-	int total = 0;
 
 	env_start(e, "");
-	memset(seen, 0, sizeof(seen));
-	for (int i = 0; i < CONSUMERS; i++) {
-		cons[i] = fork();
-		assert_true(cons[i] >= 0);
-		if (cons[i] == 0)
-			consumer(e, i);
-	}
-	for (int p = 0; p < PUBLISHERS; p++) {
-		pubs[p] = fork();
-		assert_true(pubs[p] >= 0);
-		if (pubs[p] == 0) {
-			void *st = harness_child_open(&e->tr);
-			for (int i = 0; i < PER_PUBLISHER; i++) {
-				int n = snprintf(line, sizeof(line), "%d %d", p,
-				                 i);
-				if (ops->publish(st, line, (size_t)n, NULL,
-				                 10000) != 0)
-					_exit(1);
-			}
-			plugin->fini(st);
-			_exit(0);
-		}
-	}
-	for (int p = 0; p < PUBLISHERS; p++)
-		assert_int_equal(harness_reap(pubs[p]), 0);
-	for (int i = 0; i < CONSUMERS; i++)
-		harness_publish(&e->tr, "stop", NULL);
-	for (int i = 0; i < CONSUMERS; i++)
-		assert_int_equal(harness_reap(cons[i]), 0);
-
-	for (int i = 0; i < CONSUMERS; i++) {
-		FILE *f;
-
-		snprintf(path, sizeof(path), "%s/got.%d", e->dir, i);
-		f = fopen(path, "r");
-		assert_non_null(f);
-		while (fgets(line, sizeof(line), f)) {
-			int p, n;
-
-			assert_int_equal(sscanf(line, "%d %d", &p, &n), 2);
-			assert_in_range(p, 0, PUBLISHERS - 1);
-			assert_in_range(n, 0, PER_PUBLISHER - 1);
-			if (seen[p][n])
-				fail_msg("\"%d %d\" delivered twice", p, n);
-			seen[p][n] = true;
-			total++;
-		}
-		fclose(f);
-	}
-	assert_int_equal(total, PUBLISHERS * PER_PUBLISHER);
-	assert_int_equal(ops->consume(e->st, JOBS, &d, 500), -ETIMEDOUT);
+	harness_check_many(&e->tr, e->dir, 2, 5000, true);
 }
 
 static void test_reject(void **state)
