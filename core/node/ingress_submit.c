@@ -172,6 +172,10 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind,
 	struct request *r = cls;
 
 	(void)kind, (void)filename, (void)type, (void)encoding;
+	if (!key) { /* a part without Content-Disposition or name= */
+		r->bad_form = true;
+		return MHD_YES;
+	}
 	if (strcmp(key, "file") == 0) {
 		if (off == 0 && size && r->len)
 			r->bad_form = true; /* a second file part */

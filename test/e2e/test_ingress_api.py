@@ -378,6 +378,26 @@ def test_multipart_upload(api, images):
     error_of(r, 400, "bad request")
 
 
+def test_multipart_part_without_a_name_is_a_400(api, images):
+    """A part with no name= (or no Content-Disposition at all) once
+    crashed the ingress; now it is a 400 and the node serves on."""
+    data = images("fossa.jpg")
+    for disposition in (b"Content-Disposition: form-data\r\n",
+                        b"Content-Disposition: form-data; filename=a\r\n",
+                        b""):
+        body = (b"--xyz\r\n" + disposition +
+                b"Content-Type: image/jpeg\r\n\r\n" + data[:4096] +
+                b"\r\n--xyz--\r\n")
+        r = requests.post(
+            api.url + "/v1/jobs", params={"pipeline": "thumbnail(20)|png"},
+            data=body, timeout=30,
+            headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+        error_of(r, 400, "bad request")
+    assert api.get("/healthz").status_code == 200
+    assert not any("child exited id=ingress" in line
+                   for line in api.lines), api.log()
+
+
 def test_preset(api, images):
     r = api.submit(images("fossa.jpg"), preset="thumb", wait=20)
     assert r.status_code == 200, r.text
