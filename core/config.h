@@ -77,6 +77,8 @@ struct ingress_conf {
 	int64_t wait_max; /* ms */
 	int64_t request_timeout; /* ms */
 	int64_t max_inflight;
+	int64_t max_inflight_per_client; /* 0: no limit per client */
+	struct imgnode_list trusted_proxies;
 	struct imgnode_list api_keys;
 	char *hmac_key;
 	bool presets_only;

@@ -15,7 +15,10 @@
  * (the thread goes on serving others) until the job's reply comes or the
  * wait ends, and then answers from the record, which is the truth.
  *
- * Errors are {"error": "...", "detail": "..."}, with the detail in ASCII.
+ * Errors are {"error": "...", "detail": "..."}, with the detail in ASCII
+ * (and "limit", the config key, on a 429). Framing that could smuggle a
+ * request (request_check.h) is refused before routing, and the connection
+ * closed.
  * This file is the daemon, the routing, the answers and reading jobs;
  * ingress_submit.c takes uploads.
  */
@@ -29,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include "../config.h"
 #include "../log.h"
@@ -36,6 +41,7 @@
 #include "ingress.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "request_check.h"
 
 #define COMPONENT "ingress"
 #define RETRY_AFTER "5" /* seconds, on 503 and 429 */
@@ -57,12 +63,37 @@ static const char *header(struct request *r, const char *name)
 
 /* ---- answers ---- */
 
-/* Queues resp (len body bytes) and counts it; destroys resp. */
+/* The answer when no other could be made (out of memory, or a JSON
+ * value jansson refused): still an answer, never a dropped connection. */
+static struct MHD_Response *fallback_response(unsigned *status, size_t *len)
+{
+	static const char body[] =
+	        "{\"error\":\"internal error\",\"detail\":\"unable to make the answer\"}\n";
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	        sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        JSON_TYPE);
+	*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	*len = sizeof(body) - 1;
+	return resp;
+}
+
+/* Queues resp (len body bytes) and counts it; destroys resp. A NULL resp
+ * (it could not be made) is answered 500. */
 enum MHD_Result ingress_respond(struct request *r, unsigned status,
                                 struct MHD_Response *resp, size_t len)
 {
 	enum MHD_Result ret;
 
+	if (!resp) {
+		log_error(
+		        COMPONENT,
+		        "unable to make the answer method=%s path=%s status=%u",
+		        r->method, r->path, status);
+		resp = fallback_response(&status, &len);
+	}
 	if (!resp)
 		return MHD_NO;
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE ||
@@ -132,10 +163,13 @@ int ingress_fail(struct request *r, unsigned status, const char *error,
 
 enum MHD_Result ingress_answer_fail(struct request *r)
 {
+	json_t *j = error_json(r->fail_error, r->fail_detail);
+	struct MHD_Response *resp;
 	size_t len = 0;
-	struct MHD_Response *resp =
-	        json_response(error_json(r->fail_error, r->fail_detail), &len);
 
+	if (j && r->fail_limit)
+		json_object_set_new(j, "limit", json_string(r->fail_limit));
+	resp = json_response(j, &len);
 	return ingress_respond(r, r->fail_status, resp, len);
 }
 
@@ -374,6 +408,147 @@ static bool api_key_ok(struct request *r)
 	return ok;
 }
 
+/* ---- framing and who the client is ---- */
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind,
+                                     const char *key, const char *value)
+{
+	struct request_framing *f = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->host++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_length++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 &&
+	         !f->transfer_encoding++)
+		f->te = value;
+	return MHD_YES;
+}
+
+/* What is wrong with r's framing headers (request_check.h), or NULL. */
+static const char *framing_problem(struct request *r, const char *version)
+{
+	struct request_framing f = {
+	        .http11 = strcmp(version, MHD_HTTP_VERSION_1_0) != 0};
+
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+	return request_framing_problem(&f);
+}
+
+/*
+ * Framing libmicrohttpd would read one way and a proxy in front another
+ * (RFC 9112 §6.3): answered 400 at once, and the connection closed, as
+ * what follows on it cannot be trusted. libmicrohttpd refuses a
+ * Content-Length that is not a number itself, before this.
+ */
+static enum MHD_Result refuse_framing(struct request *r, const char *problem)
+{
+	struct MHD_Response *resp;
+	size_t len = 0;
+
+	ingress_fail(r, 400, "bad request", "%s", problem);
+	resp = json_response(error_json(r->fail_error, r->fail_detail), &len);
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+		                        "close");
+	return ingress_respond(r, 400, resp, len);
+}
+
+/* a in IPv6 form (IPv4 as ::ffff:a.b.c.d); false if text is no address */
+static bool addr_parse(const char *text, struct in6_addr *a)
+{
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET6, text, a) == 1)
+		return true;
+	if (inet_pton(AF_INET, text, &a4) != 1)
+		return false;
+	memset(a, 0, sizeof(*a));
+	a->s6_addr[10] = a->s6_addr[11] = 0xff;
+	memcpy(&a->s6_addr[12], &a4, 4);
+	return true;
+}
+
+/* The client's name for an address: IPv4 whole, IPv6 by its /64 (what
+ * one host is usually given). */
+static void addr_name(const struct in6_addr *a, char *out, size_t outlen)
+{
+	char text[INET6_ADDRSTRLEN];
+	struct in6_addr net = *a;
+
+	if (IN6_IS_ADDR_V4MAPPED(a)) {
+		inet_ntop(AF_INET, &a->s6_addr[12], text, sizeof(text));
+		snprintf(out, outlen, "%s", text);
+		return;
+	}
+	memset(&net.s6_addr[8], 0, 8);
+	inet_ntop(AF_INET6, &net, text, sizeof(text));
+	snprintf(out, outlen, "%s/64", text);
+}
+
+static bool trusted_proxy(const struct ingress_conf *ic,
+                          const struct in6_addr *peer)
+{
+	struct in6_addr a;
+
+	for (size_t i = 0; i < ic->trusted_proxies.n; i++)
+		if (addr_parse(ic->trusted_proxies.items[i], &a) &&
+		    memcmp(&a, peer, sizeof(a)) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Names who r counts against for [ingress] max_inflight_per_client, in
+ * r->client: its API key when keys are set (as "key:" and the start of
+ * its SHA-256, so no secret is kept or logged), else its address; behind
+ * a trusted proxy, the last address of X-Forwarded-For (the one the proxy
+ * added). Called once the API key is known to be good.
+ */
+static void client_of(struct request *r)
+{
+	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const union MHD_ConnectionInfo *ci;
+	const char *key = header(r, "X-Api-Key"), *xff, *last;
+	const struct sockaddr *sa;
+	struct in6_addr peer, fwd;
+	unsigned char sha[EVP_MAX_MD_SIZE];
+	unsigned int shalen = 0;
+	char text[INET6_ADDRSTRLEN + 1];
+
+	if (ic->api_keys.n && key &&
+	    EVP_Digest(key, strlen(key), sha, &shalen, EVP_sha256(), NULL) &&
+	    shalen >= 8) {
+		snprintf(r->client, sizeof(r->client),
+		         "key:%02x%02x%02x%02x%02x%02x%02x%02x", sha[0], sha[1],
+		         sha[2], sha[3], sha[4], sha[5], sha[6], sha[7]);
+		return;
+	}
+	ci = MHD_get_connection_info(r->conn,
+	                             MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	sa = ci ? ci->client_addr : NULL;
+	memset(&peer, 0, sizeof(peer));
+	if (sa && sa->sa_family == AF_INET6) {
+		peer = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+	} else if (sa && sa->sa_family == AF_INET) {
+		peer.s6_addr[10] = peer.s6_addr[11] = 0xff;
+		memcpy(&peer.s6_addr[12],
+		       &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	}
+	xff = header(r, "X-Forwarded-For");
+	if (xff && trusted_proxy(ic, &peer)) {
+		last = strrchr(xff, ',');
+		last = last ? last + 1 : xff;
+		last += strspn(last, " \t");
+		snprintf(text, sizeof(text), "%.*s", (int)strcspn(last, " \t"),
+		         last);
+		if (addr_parse(text, &fwd))
+			peer = fwd;
+	}
+	addr_name(&peer, r->client, sizeof(r->client));
+}
+
 /* ---- routing and the request's life ---- */
 
 static void unlink_waiter(struct ingress *in, struct request *r);
@@ -442,7 +617,7 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 		return ingress_fail_now(r, 401, "unauthorized",
 		                        "missing or unknown X-Api-Key");
 	switch (r->route) {
-	case ROUTE_SUBMIT: return ingress_submit_begin(r);
+	case ROUTE_SUBMIT: client_of(r); return ingress_submit_begin(r);
 	case ROUTE_JOB:
 	case ROUTE_RESULT: return get_job(r);
 	case ROUTE_HEALTHZ:
@@ -464,8 +639,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 {
 	struct ingress *in = cls;
 	struct request *r = *ctx;
+	const char *problem;
 
-	(void)version;
 	if (!r) {
 		r = calloc(1, sizeof(*r));
 		if (!r)
@@ -480,6 +655,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		ascii_only(r->path);
 		atomic_fetch_add(&in->active, 1);
 		*ctx = r;
+		problem = framing_problem(r, version);
+		if (problem)
+			return refuse_framing(r, problem);
 		/* an answer queued in this first call closes the connection:
 		 * only for uploads refused before their body is read */
 		if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
@@ -631,6 +809,17 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 		        err, errlen,
 		        "[ingress] listen: \"%s\" is not an IPv4 or IPv6 address",
 		        ic->listen);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ic->trusted_proxies.n; i++) {
+		struct in6_addr a;
+
+		if (addr_parse(ic->trusted_proxies.items[i], &a))
+			continue;
+		snprintf(
+		        err, errlen,
+		        "[ingress] trusted_proxies: \"%s\" is not an IPv4 or IPv6 address",
+		        ic->trusted_proxies.items[i]);
 		return -EINVAL;
 	}
 	in->daemon = MHD_start_daemon(
