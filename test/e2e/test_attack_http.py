@@ -7,12 +7,14 @@ an API key or an address, cannot push every other into 429s)."""
 import concurrent.futures
 import json
 import socket
+import subprocess
 
 import pytest
 import requests
 
-from test_ingress_api import (MAX_BODY, error_of, images, own,  # noqa: F401
-                              raw_http, start)
+from conftest import ROOT
+from test_ingress_api import (MAX_BODY, error_of, free_port,  # noqa: F401
+                              images, own, raw_http, start)
 
 PNG = "tiny.png"
 
@@ -360,3 +362,30 @@ def test_per_client_limit_can_be_turned_off(own, images):
     for _ in range(5):
         assert submit_as(s, data).status_code == 202
     too_many(submit_as(s, data), "max_inflight")
+
+
+def test_behind_nginx_a_forged_forwarded_for_changes_nothing(own, images,
+                                                             tmp_path):
+    """Through the shipped nginx site, X-Forwarded-For ends with the
+    address nginx saw: what a client writes there itself does not make it
+    another client."""
+    s = own(workers=0, max_inflight_per_client=1)
+    front = free_port()
+    ngx = tmp_path / "nginx"
+    subprocess.run(["test/lib/nginx", "start", str(ngx), str(front),
+                    str(s.port)], cwd=ROOT, check=True, timeout=60)
+    try:
+        url = f"http://127.0.0.1:{front}/v1/jobs"
+        data = images(PNG)
+        r = requests.post(url, params={"pipeline": "png"}, data=data,
+                          headers={"X-Forwarded-For": "203.0.113.1"},
+                          timeout=30)
+        assert r.status_code == 202, r.text
+        r = requests.post(url, params={"pipeline": "png"}, data=data,
+                          headers={"X-Forwarded-For": "203.0.113.2"},
+                          timeout=30)
+        body = too_many(r, "max_inflight_per_client")
+        assert "client 127.0.0.1 has 1" in body["detail"], body
+    finally:
+        subprocess.run(["test/lib/nginx", "stop", str(ngx)], cwd=ROOT,
+                       timeout=60)
