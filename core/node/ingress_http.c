@@ -487,6 +487,19 @@ static void addr_name(const struct in6_addr *a, char *out, size_t outlen)
 	snprintf(out, outlen, "%s/64", text);
 }
 
+/* Keeps the last X-Forwarded-For header: each proxy on the way may add
+ * its own, after the client's. */
+static enum MHD_Result last_forwarded(void *cls, enum MHD_ValueKind kind,
+                                      const char *key, const char *value)
+{
+	const char **last = cls;
+
+	(void)kind;
+	if (strcasecmp(key, "X-Forwarded-For") == 0)
+		*last = value;
+	return MHD_YES;
+}
+
 static bool trusted_proxy(const struct ingress_conf *ic,
                           const struct in6_addr *peer)
 {
@@ -503,14 +516,14 @@ static bool trusted_proxy(const struct ingress_conf *ic,
  * Names who r counts against for [ingress] max_inflight_per_client, in
  * r->client: its API key when keys are set (as "key:" and the start of
  * its SHA-256, so no secret is kept or logged), else its address; behind
- * a trusted proxy, the last address of X-Forwarded-For (the one the proxy
- * added). Called once the API key is known to be good.
+ * a trusted proxy, the last address of the last X-Forwarded-For (the one
+ * the proxy added). Called once the API key is known to be good.
  */
 static void client_of(struct request *r)
 {
 	const struct ingress_conf *ic = &r->in->conf->ingress;
 	const union MHD_ConnectionInfo *ci;
-	const char *key = header(r, "X-Api-Key"), *xff, *last;
+	const char *key = header(r, "X-Api-Key"), *xff = NULL, *last;
 	const struct sockaddr *sa;
 	struct in6_addr peer, fwd;
 	unsigned char sha[EVP_MAX_MD_SIZE];
@@ -536,7 +549,8 @@ static void client_of(struct request *r)
 		memcpy(&peer.s6_addr[12],
 		       &((const struct sockaddr_in *)sa)->sin_addr, 4);
 	}
-	xff = header(r, "X-Forwarded-For");
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, last_forwarded,
+	                          &xff);
 	if (xff && trusted_proxy(ic, &peer)) {
 		last = strrchr(xff, ',');
 		last = last ? last + 1 : xff;

@@ -340,6 +340,21 @@ def test_forwarded_for_counts_only_from_trusted_proxies(own, images):
     assert "client 127.0.0.1 has 1" in body["detail"], body
 
 
+def test_the_last_forwarded_for_header_counts(own, images):
+    s = own(workers=0, max_inflight_per_client=1)
+    data = images(PNG)
+    status, _, body, _ = exchange(
+        s.port, b"POST /v1/jobs?pipeline=png HTTP/1.1\r\nHost: x\r\n"
+        b"X-Forwarded-For: 203.0.113.1\r\n"
+        b"X-Forwarded-For: 10.0.0.1, 198.51.100.1\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(data) + data)
+    assert status == 202, body
+    body = too_many(submit_as(s, data, "198.51.100.1"),
+                    "max_inflight_per_client")
+    assert "client 198.51.100.1 has 1" in body["detail"], body
+    assert submit_as(s, data, "203.0.113.1").status_code == 202
+
+
 def test_bad_trusted_proxy_stops_the_ingress_with_a_reason(own):
     with pytest.raises(pytest.fail.Exception) as failed:
         own(trusted_proxies="nginx.local")
