@@ -455,38 +455,6 @@ static enum MHD_Result refuse_framing(struct request *r, const char *problem)
 	return ingress_respond(r, 400, resp, len);
 }
 
-/* a in IPv6 form (IPv4 as ::ffff:a.b.c.d); false if text is no address */
-static bool addr_parse(const char *text, struct in6_addr *a)
-{
-	struct in_addr a4;
-
-	if (inet_pton(AF_INET6, text, a) == 1)
-		return true;
-	if (inet_pton(AF_INET, text, &a4) != 1)
-		return false;
-	memset(a, 0, sizeof(*a));
-	a->s6_addr[10] = a->s6_addr[11] = 0xff;
-	memcpy(&a->s6_addr[12], &a4, 4);
-	return true;
-}
-
-/* The client's name for an address: IPv4 whole, IPv6 by its /64 (what
- * one host is usually given). */
-static void addr_name(const struct in6_addr *a, char *out, size_t outlen)
-{
-	char text[INET6_ADDRSTRLEN];
-	struct in6_addr net = *a;
-
-	if (IN6_IS_ADDR_V4MAPPED(a)) {
-		inet_ntop(AF_INET, &a->s6_addr[12], text, sizeof(text));
-		snprintf(out, outlen, "%s", text);
-		return;
-	}
-	memset(&net.s6_addr[8], 0, 8);
-	inet_ntop(AF_INET6, &net, text, sizeof(text));
-	snprintf(out, outlen, "%s/64", text);
-}
-
 /* Keeps the last X-Forwarded-For header: each proxy on the way may add
  * its own, after the client's. */
 static enum MHD_Result last_forwarded(void *cls, enum MHD_ValueKind kind,
@@ -500,18 +468,6 @@ static enum MHD_Result last_forwarded(void *cls, enum MHD_ValueKind kind,
 	return MHD_YES;
 }
 
-static bool trusted_proxy(const struct ingress_conf *ic,
-                          const struct in6_addr *peer)
-{
-	struct in6_addr a;
-
-	for (size_t i = 0; i < ic->trusted_proxies.n; i++)
-		if (addr_parse(ic->trusted_proxies.items[i], &a) &&
-		    memcmp(&a, peer, sizeof(a)) == 0)
-			return true;
-	return false;
-}
-
 /*
  * Names who r counts against for [ingress] max_inflight_per_client, in
  * r->client: its API key when keys are set (as "key:" and the start of
@@ -523,12 +479,11 @@ static void client_of(struct request *r)
 {
 	const struct ingress_conf *ic = &r->in->conf->ingress;
 	const union MHD_ConnectionInfo *ci;
-	const char *key = header(r, "X-Api-Key"), *xff = NULL, *last;
+	const char *key = header(r, "X-Api-Key"), *xff = NULL;
 	const struct sockaddr *sa;
-	struct in6_addr peer, fwd;
+	struct in6_addr peer;
 	unsigned char sha[EVP_MAX_MD_SIZE];
 	unsigned int shalen = 0;
-	char text[INET6_ADDRSTRLEN + 1];
 
 	if (ic->api_keys.n && key &&
 	    EVP_Digest(key, strlen(key), sha, &shalen, EVP_sha256(), NULL) &&
@@ -551,16 +506,8 @@ static void client_of(struct request *r)
 	}
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, last_forwarded,
 	                          &xff);
-	if (xff && trusted_proxy(ic, &peer)) {
-		last = strrchr(xff, ',');
-		last = last ? last + 1 : xff;
-		last += strspn(last, " \t");
-		snprintf(text, sizeof(text), "%.*s", (int)strcspn(last, " \t"),
-		         last);
-		if (addr_parse(text, &fwd))
-			peer = fwd;
-	}
-	addr_name(&peer, r->client, sizeof(r->client));
+	request_client_name(&peer, xff, &ic->trusted_proxies, r->client,
+	                    sizeof(r->client));
 }
 
 /* ---- routing and the request's life ---- */
@@ -828,7 +775,7 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 	for (size_t i = 0; i < ic->trusted_proxies.n; i++) {
 		struct in6_addr a;
 
-		if (addr_parse(ic->trusted_proxies.items[i], &a))
+		if (request_addr_parse(ic->trusted_proxies.items[i], &a))
 			continue;
 		snprintf(
 		        err, errlen,

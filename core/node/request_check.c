@@ -1,12 +1,16 @@
 /*
  * Checks on a request before the ingress reads it (see request_check.h):
- * its framing headers and its text parameters.
+ * its framing headers, its text parameters, and who it counts against.
  */
 #include "request_check.h"
 
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <strings.h>
+
+#include "../plugin.h"
 
 const char *request_framing_problem(const struct request_framing *f)
 {
@@ -81,4 +85,62 @@ bool request_text_ok(const char *s, size_t len, char *why, size_t whylen)
 		i += n;
 	}
 	return true;
+}
+
+bool request_addr_parse(const char *text, struct in6_addr *a)
+{
+	struct in_addr a4;
+
+	if (inet_pton(AF_INET6, text, a) == 1)
+		return true;
+	if (inet_pton(AF_INET, text, &a4) != 1)
+		return false;
+	memset(a, 0, sizeof(*a));
+	a->s6_addr[10] = a->s6_addr[11] = 0xff;
+	memcpy(&a->s6_addr[12], &a4, 4);
+	return true;
+}
+
+static bool trusted_proxy(const struct imgnode_list *trusted,
+                          const struct in6_addr *peer)
+{
+	struct in6_addr a;
+
+	for (size_t i = 0; i < trusted->n; i++)
+		if (request_addr_parse(trusted->items[i], &a) &&
+		    memcmp(&a, peer, sizeof(a)) == 0)
+			return true;
+	return false;
+}
+
+void request_client_name(const struct in6_addr *peer, const char *xff,
+                         const struct imgnode_list *trusted, char *out,
+                         size_t outlen)
+{
+	char text[INET6_ADDRSTRLEN];
+	struct in6_addr a = *peer, fwd;
+	const char *last;
+	size_t n;
+
+	if (xff && trusted_proxy(trusted, peer)) {
+		last = strrchr(xff, ',');
+		last = last ? last + 1 : xff;
+		last += strspn(last, " \t");
+		n = strcspn(last, " \t");
+		if (n < sizeof(text) &&
+		    last[n + strspn(last + n, " \t")] == '\0') {
+			memcpy(text, last, n);
+			text[n] = '\0';
+			if (request_addr_parse(text, &fwd))
+				a = fwd;
+		}
+	}
+	if (IN6_IS_ADDR_V4MAPPED(&a)) {
+		inet_ntop(AF_INET, &a.s6_addr[12], text, sizeof(text));
+		snprintf(out, outlen, "%s", text);
+		return;
+	}
+	memset(&a.s6_addr[8], 0, 8);
+	inet_ntop(AF_INET6, &a, text, sizeof(text));
+	snprintf(out, outlen, "%s/64", text);
 }

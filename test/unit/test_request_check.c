@@ -15,6 +15,7 @@
 
 #include "node/quota.h"
 #include "node/request_check.h"
+#include "plugin.h"
 
 static void test_framing(void **state)
 {
@@ -104,6 +105,51 @@ static void test_text(void **state)
 	assert_text("\xc2\xa0", 2, NULL);
 }
 
+/* The client name of peer (a literal) with X-Forwarded-For xff. */
+static void assert_client(const char *peer, const char *xff, const char *want)
+{
+	static char *proxies[] = {"127.0.0.1", "::1", "2001:db8::10"};
+	const struct imgnode_list trusted = {3, proxies};
+	struct in6_addr a;
+	char got[QUOTA_CLIENT_MAX];
+
+	assert_true(request_addr_parse(peer, &a));
+	request_client_name(&a, xff, &trusted, got, sizeof(got));
+	assert_string_equal(got, want);
+}
+
+static void test_client_name(void **state)
+{
+	struct in6_addr a;
+
+	(void)state;
+	assert_false(request_addr_parse("nginx.local", &a));
+	assert_false(request_addr_parse("1.2.3", &a));
+	assert_false(request_addr_parse("", &a));
+	/* addresses: IPv4 whole, IPv6 by its /64 */
+	assert_client("192.0.2.7", NULL, "192.0.2.7");
+	assert_client("::ffff:192.0.2.7", NULL, "192.0.2.7");
+	assert_client("2001:db8:1:2:3:4:5:6", NULL, "2001:db8:1:2::/64");
+	assert_client("2001:db8:1:2::ff", NULL, "2001:db8:1:2::/64");
+	/* X-Forwarded-For counts only from a trusted proxy, by its end */
+	assert_client("192.0.2.7", "203.0.113.1", "192.0.2.7");
+	assert_client("127.0.0.1", "203.0.113.1", "203.0.113.1");
+	assert_client("::1", "203.0.113.1", "203.0.113.1");
+	assert_client("2001:db8::10", "10.0.0.1, 2001:db8:5:6::7",
+	              "2001:db8:5:6::/64");
+	assert_client("127.0.0.1", "6.6.6.6, 203.0.113.1", "203.0.113.1");
+	assert_client("127.0.0.1", "6.6.6.6,203.0.113.1 ", "203.0.113.1");
+	assert_client("127.0.0.1", "\t203.0.113.1\t", "203.0.113.1");
+	/* what is not one address is not believed */
+	assert_client("127.0.0.1", "203.0.113.1, unknown", "127.0.0.1");
+	assert_client("127.0.0.1", "203.0.113.1,", "127.0.0.1");
+	assert_client("127.0.0.1", "203.0.113.1 6.6.6.6", "127.0.0.1");
+	assert_client("127.0.0.1", "", "127.0.0.1");
+	assert_client("127.0.0.1",
+	              "2001:0db8:0000:0000:0000:0000:0000:0001000000000000",
+	              "127.0.0.1");
+}
+
 static void test_quota(void **state)
 {
 	struct quota *q = quota_new(4);
@@ -146,6 +192,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_framing),
 	        cmocka_unit_test(test_text),
+	        cmocka_unit_test(test_client_name),
 	        cmocka_unit_test(test_quota),
 	};
 
