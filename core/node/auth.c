@@ -5,7 +5,8 @@
  * A signed request (v2) carries keyid=, expires= (UNIX seconds) and
  * sig=hex(HMAC-SHA256(secret of keyid, canonical string)), and optionally
  * sha256= (the upload's digest, checked once the body is read). The
- * canonical string is these lines joined by "\n", with no "\n" at the end:
+ * canonical string is these seven lines joined by "\n" (none after the
+ * last, which is empty without sha256=):
  *
  *   IMGNODE-HMAC-V2
  *   KEYID

@@ -60,6 +60,20 @@ def node(tmp_path_factory):
 
 # ---- signed requests v2 ----
 
+def test_worked_example_of_the_docs():
+    """docs/signing.md's example is what this file's signer (the one the
+    node accepts below) computes."""
+    doc = (ROOT / "docs" / "signing.md").read_text()
+    q = signed("2026-12", "7f3c9a1e5b2d48c6a0e1f4b3d2c5a697", "POST",
+               "/v1/jobs", "pipeline=thumbnail(800)|webp(q=75)",
+               expires=1798761600)
+    assert f"&sig={q['sig']}'" in doc
+    job = "0123456789abcdef0123456789abcdef"
+    q = signed("2026-12", "7f3c9a1e5b2d48c6a0e1f4b3d2c5a697", "GET",
+               f"/v1/jobs/{job}/result", expires=1798761600)
+    assert f"/result?keyid=2026-12&expires=1798761600&sig={q['sig']}" in doc
+
+
 def test_signed_submit_is_accepted_with_either_key(node, images):
     data = images("tiny.png")
     for keyid, secret in ((K1, S1), (K2, S2)):  # rotation: both valid
