@@ -318,6 +318,18 @@ def test_print_config_redacts_secrets(tmp_path):
                for ln in r.stdout.splitlines())
 
 
+def test_print_config_redacts_a_plugins_secret(tmp_path):
+    """The amqp plugin's url holds the broker's password."""
+    tmp_path.chmod(0o755)
+    n = Node(tmp_path)
+    n.write(n.base() + "[transport]\nplugin = amqp\n"
+            "url = amqp://u:hunter2pass@127.0.0.1:1/%2f\n")
+    r = n.run("-T")
+    assert r.returncode == 0, r.stderr
+    assert "hunter2pass" not in r.stdout
+    assert "\nurl = <redacted>  ; " in r.stdout
+
+
 @pytest.mark.parametrize("where", ["main", "dropin", "confd"])
 @pytest.mark.parametrize("mode", [0o664, 0o646])
 def test_writable_config_is_refused(tmp_path, where, mode):
