@@ -151,6 +151,23 @@ def test_nul_or_control_character_appended_is_refused(node):
         assert b"control character" in got
 
 
+def test_bad_signature_is_answered_before_the_body(node):
+    """Only the headers are sent: the 403 (or 401) comes without the
+    node waiting for 900 kB it will not read."""
+    q = signed(K1, S1, "POST", "/v1/jobs", "pipeline=png")
+    good = "&".join(f"{k}={v}" for k, v in q.items())
+    for query, key, status in (
+            (good.replace(q["sig"], "0" * 64), "alice-key", b" 403 "),
+            (good.replace(q["expires"], str(int(q["expires"]) - 600)),
+             "alice-key", b" 403 "),
+            (good, "nobody", b" 401 ")):
+        got = raw_http(node.port, (
+            f"POST /v1/jobs?pipeline=png&{query} HTTP/1.1\r\nHost: x\r\n"
+            f"X-Api-Key: {key}\r\nContent-Length: 900000\r\n\r\n"
+            ).encode(), timeout=10)
+        assert status in got.split(b"\r\n")[0], got[:200]
+
+
 def test_pipeline_in_a_form_part_is_refused_before_the_body(node, images):
     r = requests.post(node.url + "/v1/jobs", headers=KEYS,
                       files={"file": ("f.png", images("tiny.png")),
