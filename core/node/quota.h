@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QUOTA_CLIENT_MAX 64 /* a client's name, with its NUL */
+#define QUOTA_CLIENT_MAX 80 /* a client's name, with its NUL */
 
 struct quota;
 

@@ -75,6 +75,14 @@ enum imgnode_conf_type {
 	IMGNODE_CONF_LIST, /* struct imgnode_list: comma-separated */
 };
 
+/*
+ * Or'ed into a key's type: the value is a secret (a password, a key), which
+ * imgnode -T prints as <redacted>. A host older than this flag refuses
+ * such a key ("unknown type") when it checks the config; nothing worse.
+ */
+#define IMGNODE_CONF_SECRET 0x100
+#define IMGNODE_CONF_TYPE(key) ((enum imgnode_conf_type)((key)->type & 0xff))
+
 /* A LIST value. Items are host-owned and NUL-terminated. */
 struct imgnode_list {
 	size_t n;

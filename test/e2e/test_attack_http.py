@@ -317,16 +317,20 @@ def test_parallel_uploads_of_one_client_get_exactly_its_share(own, images):
 
 
 def test_api_keys_are_counted_per_key(own, images):
-    s = own(workers=0, api_keys="key-one, key-two",
+    s = own(workers=0, api_keys="alice:key-one, key-two",
             max_inflight_per_client=1)
     data = images(PNG)
     assert submit_as(s, data, key="key-one").status_code == 202
     # another address does not make it another client: the key does
     body = too_many(submit_as(s, data, "203.0.113.1", key="key-one"),
                     "max_inflight_per_client")
-    assert "this API key has 1 jobs in flight" in body["detail"]
-    assert "key-one" not in body["detail"]
+    assert "API key alice has 1 jobs in flight" in body["detail"], body
     assert submit_as(s, data, key="key-two").status_code == 202
+    # a key without an ID is named by its hash, never by itself
+    body = too_many(submit_as(s, data, key="key-two"),
+                    "max_inflight_per_client")
+    assert "API key sha256-" in body["detail"], body
+    assert "key-two" not in body["detail"], body
 
 
 def test_forwarded_for_counts_only_from_trusted_proxies(own, images):
