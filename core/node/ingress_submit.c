@@ -402,7 +402,8 @@ static enum MHD_Result accept_job(struct request *r,
 		return ingress_fail_now(
 		        r, 500, "internal error",
 		        "unable to hash the image or make an id");
-	child_versions(r->pl, &in->set, info->format, versions,
+	child_versions(r->pl, &in->set, info->format,
+	               in->conf->limits.keep_metadata, versions,
 	               sizeof(versions));
 	job_result_key(sha, r->pl->canonical, versions, result, sizeof(result));
 	snprintf(meta, sizeof(meta), "%s.meta", result);

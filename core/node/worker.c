@@ -154,7 +154,8 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	child_versions(pl, &w->set,
 	               json_string_value(json_object_get(
 	                       json_object_get(rec, "input"), "format")),
-	               versions, sizeof(versions));
+	               w->conf->limits.keep_metadata, versions,
+	               sizeof(versions));
 	if (job_result_key_hex(
 	            json_string_value(json_object_get(
 	                    json_object_get(rec, "input"), "sha256")),

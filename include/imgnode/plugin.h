@@ -316,6 +316,18 @@ struct imgnode_arg {
 #define IMGNODE_FILTER_LOADS 0x2u
 
 /*
+ * An int field (1) the host sets on the image it hands an encoder when the
+ * node strips metadata ([limits] keep_metadata = no, the default): the host
+ * has turned the image upright and removed every metadata field but the
+ * ICC profile ("icc-profile-data"). An encoder that sees it writes the
+ * profile (or converts to sRGB if its format cannot carry one alone) and
+ * nothing else: not even the EXIF block libvips builds from the header.
+ * Encoders built before this mark existed still get images without
+ * personal metadata, only that header block.
+ */
+#define IMGNODE_META_ICC_ONLY "imgnode-icc-only"
+
+/*
  * A filter: one step of a job's lazy libvips pipeline. args holds one value
  * per entry of the args table, in table order. Steps return 0 or -errno and,
  * on failure, a one-line reason in err. Images follow libvips' reference
