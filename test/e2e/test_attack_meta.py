@@ -5,12 +5,15 @@ are turned upright from the EXIF orientation and keep their ICC colour
 profile (AVIF and GIF: sRGB); and a job held by a worker longer than the
 spool lease is not run a second time."""
 import io
+import shutil
 import struct
+import time
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from test_ingress_api import images, start  # noqa: F401 (fixture)
+from conftest import BUILD, PLUGINS, Node
+from test_ingress_api import Server, free_port, images, start  # noqa: F401
 
 ENCODERS = ("jpeg", "png", "webp", "avif", "gif", "tiff")
 # Strings planted in each kind of metadata of the test upload.
@@ -217,3 +220,80 @@ def test_strip_filter_still_drops_everything(keeps, upload):
     assert not any(s in out for s in SECRETS)
     assert metadata_of("jpeg", out) == (set(), False)
     assert (rec["width"], rec["height"]) == (428, 640)
+
+
+# ---- spool leases ----
+
+def shared_node(base, name, plugins, shared, seconds):
+    """A node on the state dir shared (its queue and store), one worker,
+    its lease and job deadline both seconds long."""
+    d = base / name
+    d.mkdir()
+    node = Node(d)
+    port = free_port()
+    node.write(f"[node]\nstate_dir = {shared}\nruntime_dir = {d}/run\n"
+               f"plugin_dir = {plugins}\n"
+               f"[supervisor]\ncontrol_socket = {d}/run/control.sock\n"
+               f"[ingress]\nport = {port}\n"
+               f"[workers]\ncount = 1\njob_timeout = {seconds}s\n"
+               f"[transport]\nlease = {seconds}s\n")
+    return Server(node, port)
+
+
+def test_a_job_longer_than_a_lease_runs_once(tmp_path, images):  # noqa: F811
+    """Node a's worker holds a job for 8 s. Node b shares the queue with a
+    2 s lease (and deadline, as the check requires): its worker judges a's
+    claim by its own lease. a's worker renews the lease while the job runs,
+    so b never takes the job over, and it runs once."""
+    tmp_path.chmod(0o755)
+    plugins = tmp_path / "plugins"
+    shutil.copytree(PLUGINS, plugins)
+    shutil.copy(BUILD / "test" / "fixtures" / "slow.so", plugins / "slow.so")
+    shared = tmp_path / "shared"
+    a = shared_node(tmp_path, "a", plugins, shared, 30)
+    b = None
+    try:
+        r = a.submit(images("jpeg-icc.jpg"), pipeline="slow(8)|png")
+        assert r.status_code == 202, r.text
+        job = r.json()["id"]
+        a.wait_status(job, ("running",))
+        b = shared_node(tmp_path, "b", plugins, shared, 2)
+        b_ready = time.monotonic()
+        rec = a.wait_status(job, ("done", "failed"), timeout=60)
+        # the premise: b's worker watched a's claim for longer than its
+        # lease and one scan (a second) before the job ended
+        assert time.monotonic() - b_ready > 3, "b started too late"
+        assert rec["status"] == "done", rec
+        assert rec["attempts"] == 1, rec
+        assert rec["worker"] == "worker.1"
+        logs = a.log() + b.log()
+        assert "lease expired" not in logs and "lease lost" not in logs, \
+            logs
+        assert a.metric("imgnode_redeliveries_total") == 0
+        assert b.metric("imgnode_redeliveries_total") == 0
+    finally:
+        if b:
+            b.stop()
+        a.stop()
+
+
+def test_a_lease_shorter_than_the_job_deadline_is_refused(node):
+    node.write(node.base() + "[workers]\njob_timeout = 90s\n"
+               "[transport]\nlease = 30s\n")
+    for args in (["-t"], []):
+        r = node.run(*args)
+        assert r.returncode == 100, (args, r.stderr)
+        assert (f"imgnode: {node.ini}:8: [transport] lease: 30s is shorter "
+                f"than [workers] job_timeout (90s, {node.ini}:6): ") \
+            in r.stderr, r.stderr
+    # a drop-in raising the deadline past the default lease (2m)
+    node.write(node.base())
+    node.write("[workers]\njob_timeout = 5m\n", "slow.ini")
+    r = node.run("-t")
+    assert r.returncode == 100, r.stderr
+    assert (f"{node.confd}/slow.ini:2: [workers] job_timeout: 5m is longer "
+            f"than [transport] lease (2m, the spool plugin's default)") \
+        in r.stderr, r.stderr
+    node.write("[workers]\njob_timeout = 5m\n[transport]\nlease = 5m\n",
+               "slow.ini")
+    assert node.run("-t").returncode == 0
