@@ -4,8 +4,8 @@
  * alpha. It writes what metadata the image still has (EXIF, XMP, ICC), and
  * none if strip ran. When the host stripped all but the ICC profile (the
  * default), the image is converted to sRGB and saved without metadata:
- * libheif with libvips 8.14 would otherwise add an EXIF item built from the
- * header, and AVIF's own colour description (nclx) says sRGB.
+ * libvips 8.14 would otherwise add an EXIF item it builds from the header,
+ * and without a profile libheif describes the colours as sRGB (nclx).
  *
  * Whether libvips can write AVIF depends on how it was built: it needs
  * libheif, and libheif an AV1 encoder (aom, rav1e or svt). init refuses the
