@@ -450,8 +450,9 @@ static int check_lease(const struct plugin *t, const struct conf *conf,
 	static const struct imgnode_conf_key ms = {
 	        .name = "job_timeout", .type = IMGNODE_CONF_DURATION};
 	const struct imgnode_conf_key *k = t->desc->conf_keys;
-	const struct conf_entry *le, *je;
-	char lease_s[32], job_s[32], jpos[CONF_ERR_MAX / 2] = "";
+	const struct conf_entry *je;
+	char lease_s[32], job_s[32], pos[CONF_ERR_MAX / 2],
+	        jpos[CONF_ERR_MAX / 2];
 	int64_t lease;
 
 	for (; k && k->name; k++)
@@ -466,23 +467,24 @@ static int check_lease(const struct plugin *t, const struct conf *conf,
 	conf_value_format(&ms, &lease, lease_s, sizeof(lease_s));
 	conf_value_format(&ms, &conf->workers.job_timeout, job_s,
 	                  sizeof(job_s));
-	le = conf_find(conf, "transport", "lease");
 	je = conf_find(conf, "workers", "job_timeout");
 	if (je)
 		snprintf(jpos, sizeof(jpos), ", %s:%d", je->file, je->line);
 	else
 		snprintf(jpos, sizeof(jpos), ", the default");
-	if (le)
+	if (conf_find(conf, "transport", "lease")) {
+		where(conf, "transport", "lease", pos, sizeof(pos));
 		conf_set_err(
 		        err, errlen,
-		        "%s:%d: [transport] lease: %s is shorter than [workers] job_timeout (%s%s): a job still running when its lease ends would run again on another worker; make lease at least job_timeout",
-		        le->file, le->line, lease_s, job_s, jpos);
-	else
+		        "%s: [transport] lease: %s is shorter than [workers] job_timeout (%s%s): a job still running when its lease ends would run again on another worker; make lease at least job_timeout",
+		        pos, lease_s, job_s, jpos);
+	} else {
+		where(conf, "workers", "job_timeout", pos, sizeof(pos));
 		conf_set_err(
 		        err, errlen,
-		        "%s:%d: [workers] job_timeout: %s is longer than [transport] lease (%s, the %s plugin's default): a job still running when its lease ends would run again on another worker; set lease to at least job_timeout",
-		        je ? je->file : conf->path, je ? je->line : 0, job_s,
-		        lease_s, t->desc->name);
+		        "%s: [workers] job_timeout: %s is longer than [transport] lease (%s, the %s plugin's default): a job still running when its lease ends would run again on another worker; set lease to at least job_timeout",
+		        pos, job_s, lease_s, t->desc->name);
+	}
 	return -EINVAL;
 }
 

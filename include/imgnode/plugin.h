@@ -237,7 +237,9 @@ struct imgnode_delivery {
  * Transport: at-least-once delivery of small messages (keys, never images).
  * Every operation returns 0 or -errno; -ETIMEDOUT when a deadline passes,
  * -ENOTCONN while the broker is unreachable (the plugin reconnects by
- * itself on later calls).
+ * itself on later calls). A transport that gives deliveries a lease names
+ * it with a DURATION key "lease" in its table: the host refuses a config
+ * whose lease is shorter than [workers] job_timeout.
  */
 struct imgnode_transport_ops {
 	/* Publishes a job durably; returns once the broker confirmed it.
@@ -263,7 +265,9 @@ struct imgnode_transport_ops {
 	 * poll loop, or -1. */
 	int (*pollfd)(void *state);
 	/* Housekeeping (heartbeats, lease renewal); call at least once a
-	 * second, also while busy with a long job. */
+	 * second, also while busy with a long job. A worker calls it from a
+	 * thread of its own while a job runs, never at the same time as
+	 * another operation on the same state. */
 	int (*tick)(void *state);
 	/* Checks the broker is reachable (for /readyz). */
 	int (*ping)(void *state);
