@@ -241,7 +241,7 @@ def shared_node(base, name, plugins, shared, seconds):
 
 
 def test_a_job_longer_than_a_lease_runs_once(tmp_path, images):  # noqa: F811
-XX. Node b shares the queue with a
+    """Node a's worker holds a job for 10 s. Node b shares the queue with a
     2 s lease (and deadline, as the check requires): its worker judges a's
     claim by its own lease. a's worker renews the lease while the job runs,
     so b never takes the job over, and it runs once."""
