@@ -94,6 +94,7 @@ struct limits_conf {
 	int64_t max_frames;
 	int fail_on; /* enum: none, truncated, error, warning */
 	struct imgnode_list formats;
+	bool keep_metadata; /* no: outputs carry only their ICC profile */
 };
 
 /* A [preset.NAME] section: a named pipeline. */

@@ -263,6 +263,63 @@ static int default_args(const struct imgnode_arg *args, union imgnode_value *v,
 	return 0;
 }
 
+/* Fields that are not metadata: what the pixels and animations need. */
+static bool layout_field(const char *field)
+{
+	static const char *const keep[] = {
+	        "page-height", "n-pages",  "delay", "loop",
+	        "gif-delay",   "gif-loop", NULL};
+
+	if (!strncmp(field, "vips-", 5))
+		return true;
+	for (int i = 0; keep[i]; i++)
+		if (!strcmp(field, keep[i]))
+			return true;
+	return false;
+}
+
+/*
+ * The default privacy step before the encoder ([limits] keep_metadata =
+ * no): *out is in turned upright from its EXIF orientation, with every
+ * metadata field removed but the ICC profile (EXIF, GPS, XMP, IPTC,
+ * comments, camera makes and maker notes), and marked for the encoders
+ * with IMGNODE_META_ICC_ONLY. A new reference, or -errno with a reason.
+ */
+static int clean_metadata(VipsImage *in, VipsImage **out, char *err,
+                          size_t errlen)
+{
+	int page = vips_image_get_page_height(in);
+	VipsImage *upright;
+	gchar **fields;
+	int r;
+
+	if (vips_image_get_orientation(in) > 1 && page < in->Ysize) {
+		snprintf(
+		        err, errlen,
+		        "cannot turn an animation (%d frames) upright from its EXIF orientation %d; set [limits] keep_metadata = yes to keep the tag instead",
+		        in->Ysize / page, vips_image_get_orientation(in));
+		return -ENOTSUP;
+	}
+	if (vips_autorot(in, &upright, NULL)) {
+		vips_reason(err, errlen, "unable to turn the image upright");
+		return -EINVAL;
+	}
+	r = vips_copy(upright, out, NULL);
+	g_object_unref(upright);
+	if (r) {
+		vips_reason(err, errlen, "unable to copy the image");
+		return -EINVAL;
+	}
+	fields = vips_image_get_fields(*out);
+	for (int i = 0; fields[i]; i++)
+		if (!layout_field(fields[i]) &&
+		    strcmp(fields[i], VIPS_META_ICC_NAME) != 0)
+			vips_image_remove(*out, fields[i]);
+	g_strfreev(fields);
+	vips_image_set_int(*out, IMGNODE_META_ICC_ONLY, 1);
+	return 0;
+}
+
 int image_run(const struct pipeline *pl, const struct plugin_set *set,
               const void *buf, size_t len, const struct image_info *info,
               const struct limits_conf *lim, struct image_out *out, char *err,
@@ -337,6 +394,15 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 		g_object_unref(img);
 		if (ret) {
 			snprintf(err, errlen, "%s: %s", st->name, why);
+			return ret;
+		}
+		img = next;
+	}
+	if (!lim->keep_metadata) {
+		ret = clean_metadata(img, &next, why, sizeof(why));
+		g_object_unref(img);
+		if (ret) {
+			snprintf(err, errlen, "%s", why);
 			return ret;
 		}
 		img = next;

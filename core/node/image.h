@@ -52,7 +52,9 @@ struct image_out {
 /*
  * Runs pl on buf (already probed as info): decode with shrink-on-load when
  * the first step can, apply every step lazily, encode once with the last
- * step or, without one, the encoder for the input's format. Returns 0,
+ * step or, without one, the encoder for the input's format. Unless
+ * lim->keep_metadata, the image is turned upright and loses every metadata
+ * field but its ICC profile before the encoder runs. Returns 0,
  * -EINVAL for an input or pipeline libvips rejects (the job fails: 422), or
  * another -errno, with a reason in err.
  */

@@ -371,7 +371,8 @@ static enum MHD_Result accept_job(struct request *r,
 		return ingress_fail_now(
 		        r, 403, "bad signature",
 		        "the upload's SHA-256 is not the signed sha256=");
-	child_versions(r->pl, &in->set, info->format, versions,
+	child_versions(r->pl, &in->set, info->format,
+	               in->conf->limits.keep_metadata, versions,
 	               sizeof(versions));
 	job_result_key(sha, r->pl->canonical, versions, result, sizeof(result));
 	snprintf(meta, sizeof(meta), "%s.meta", result);

@@ -30,8 +30,12 @@
 #include "job.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "ticker.h"
 
 #define META_MAX JOB_META_MAX
+/* How often the transport's tick() runs while a job does (the ABI asks
+ * for at least once a second). */
+#define TICK_MS 250
 
 static volatile sig_atomic_t draining;
 
@@ -154,7 +158,8 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	child_versions(pl, &w->set,
 	               json_string_value(json_object_get(
 	                       json_object_get(rec, "input"), "format")),
-	               versions, sizeof(versions));
+	               w->conf->limits.keep_metadata, versions,
+	               sizeof(versions));
 	if (job_result_key_hex(
 	            json_string_value(json_object_get(
 	                    json_object_get(rec, "input"), "sha256")),
@@ -266,6 +271,31 @@ static bool transient(int ret)
 	}
 }
 
+/*
+ * run_job with the transport ticking meanwhile, from a thread (run_job
+ * never uses the transport): the spool renews the job's lease, so a job
+ * that runs longer than the lease is not handed to a second worker. If no
+ * thread can be made, the job runs anyway: a lease at least job_timeout
+ * long (checked with the config) still covers it.
+ */
+static int run_job_ticking(struct worker *w, const struct imgnode_delivery *d,
+                           struct job_msg *msg, json_t *rec)
+{
+	struct ticker t;
+	int ret, tr;
+
+	tr = ticker_start(&t, transport_ops(&w->set), w->set.transport->state,
+	                  TICK_MS);
+	if (tr)
+		log_warn("worker",
+		         "job id=%s runs without lease renewal: no thread: %s",
+		         msg->id, strerror(-tr));
+	ret = run_job(w, d, msg, rec);
+	if (!tr)
+		ticker_stop(&t);
+	return ret;
+}
+
 /* Sleeps ms while heartbeating; the transport keeps its connection. */
 static void pause_busy(struct worker *w, int64_t ms)
 {
@@ -306,7 +336,7 @@ static int attempt(struct worker *w, const struct imgnode_delivery *d,
 		reply(w, d, msg->id,
 		      status); /* a duplicate of a finished job */
 		tr->ack(ts, d);
-	} else if ((ret = run_job(w, d, msg, rec)) == 0) {
+	} else if ((ret = run_job_ticking(w, d, msg, rec)) == 0) {
 		status = json_string_value(json_object_get(rec, "status"));
 		log_debug("worker", "job %s id=%s attempt=%u", status, msg->id,
 		          d->attempt);

@@ -245,7 +245,9 @@ struct imgnode_delivery {
  * Transport: at-least-once delivery of small messages (keys, never images).
  * Every operation returns 0 or -errno; -ETIMEDOUT when a deadline passes,
  * -ENOTCONN while the broker is unreachable (the plugin reconnects by
- * itself on later calls).
+ * itself on later calls). A transport that gives deliveries a lease names
+ * it with a DURATION key "lease" in its table: the host refuses a config
+ * whose lease is shorter than [workers] job_timeout.
  */
 struct imgnode_transport_ops {
 	/* Publishes a job durably; returns once the broker confirmed it.
@@ -271,7 +273,9 @@ struct imgnode_transport_ops {
 	 * poll loop, or -1. */
 	int (*pollfd)(void *state);
 	/* Housekeeping (heartbeats, lease renewal); call at least once a
-	 * second, also while busy with a long job. */
+	 * second, also while busy with a long job. A worker calls it from a
+	 * thread of its own while a job runs, never at the same time as
+	 * another operation on the same state. */
 	int (*tick)(void *state);
 	/* Checks the broker is reachable (for /readyz). */
 	int (*ping)(void *state);
@@ -322,6 +326,18 @@ struct imgnode_arg {
 /* As the first step, the filter decodes the input itself with load
  * (shrink-on-load: thumbnail). */
 #define IMGNODE_FILTER_LOADS 0x2u
+
+/*
+ * An int field (1) the host sets on the image it hands an encoder when the
+ * node strips metadata ([limits] keep_metadata = no, the default): the host
+ * has turned the image upright and removed every metadata field but the
+ * ICC profile ("icc-profile-data"). An encoder that sees it writes the
+ * profile (or converts to sRGB if its format cannot carry one alone) and
+ * nothing else: not even the EXIF block libvips builds from the header.
+ * Encoders built before this mark existed still get images without
+ * personal metadata, only that header block.
+ */
+#define IMGNODE_META_ICC_ONLY "imgnode-icc-only"
 
 /*
  * A filter: one step of a job's lazy libvips pipeline. args holds one value

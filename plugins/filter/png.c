@@ -1,8 +1,11 @@
 /*
  * png([compression]): the PNG encoder, last in a pipeline. It runs the
  * pipeline once into one buffer (vips_pngsave_buffer), lossless, keeping
- * alpha and 16-bit depth. Metadata (ICC, XMP, text) is kept unless strip
- * ran. compression trades encoding time for size, never quality.
+ * alpha and 16-bit depth. It writes what metadata the image still has
+ * (ICC, XMP, EXIF, text), none if strip ran; when the host stripped all but
+ * the ICC profile (the default) that is the profile alone, as libvips adds
+ * nothing of its own to a PNG. compression trades encoding time for size,
+ * never quality.
  */
 #include <vips/vips.h>
 

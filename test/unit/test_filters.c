@@ -901,6 +901,61 @@ static void test_strip(void **state)
 	g_object_unref(in);
 }
 
+/*
+ * The contract of IMGNODE_META_ICC_ONLY (plugin.h): given an image the host
+ * left with its ICC profile alone, every encoder writes no EXIF (not even
+ * the block libvips builds from the header), XMP or IPTC; JPEG, PNG, WebP
+ * and TIFF keep the profile, AVIF and GIF are sRGB without one. Without the
+ * mark the same image keeps what it carries.
+ */
+static void test_icc_only(void **state)
+{
+	VipsImage *photo =
+	        open_image("formats/jpeg-exif-orient6.jpg", "shrink=4");
+	VipsImage *icc = open_image("formats/jpeg-icc.jpg", NULL);
+	VipsImage *in, *back;
+	const void *profile;
+	size_t plen;
+	gchar **fields;
+
+	(void)state;
+	assert_int_equal(
+	        vips_image_get_blob(icc, VIPS_META_ICC_NAME, &profile, &plen),
+	        0);
+	assert_int_equal(vips_copy(photo, &in, NULL), 0);
+	fields = vips_image_get_fields(in);
+	for (int i = 0; fields[i]; i++)
+		if (strncmp(fields[i], "vips-", 5))
+			vips_image_remove(in, fields[i]);
+	g_strfreev(fields);
+	vips_image_set_blob_copy(in, VIPS_META_ICC_NAME, profile, plen);
+	vips_image_set_int(in, IMGNODE_META_ICC_ONLY, 1);
+	for (int i = 0; encoders[i]; i++) {
+		bool keeps = strcmp(encoders[i], "avif") != 0 &&
+		             strcmp(encoders[i], "gif") != 0;
+		back = roundtrip(encoders[i], in, "");
+		if (vips_image_get_typeof(back, VIPS_META_EXIF_NAME) ||
+		    vips_image_get_typeof(back, VIPS_META_XMP_NAME) ||
+		    vips_image_get_typeof(back, VIPS_META_IPTC_NAME))
+			fail_msg("%s wrote EXIF, XMP or IPTC", encoders[i]);
+		if ((vips_image_get_typeof(back, VIPS_META_ICC_NAME) != 0) !=
+		    keeps)
+			fail_msg("%s: ICC profile %s", encoders[i],
+			         keeps ? "lost" : "kept");
+		assert_int_equal(back->Xsize, in->Xsize);
+		g_object_unref(back);
+	}
+	g_object_unref(in);
+
+	/* Unmarked, the metadata the image carries is written. */
+	back = roundtrip("jpeg", photo, "");
+	assert_true(vips_image_get_typeof(back, VIPS_META_EXIF_NAME));
+	assert_int_equal(vips_image_get_orientation(back), 6);
+	g_object_unref(back);
+	g_object_unref(icc);
+	g_object_unref(photo);
+}
+
 static void test_watermark(void **state)
 {
 	VipsImage *in = open_image("photos/bridge.jpg", "shrink=4");
@@ -1142,6 +1197,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_autorotate, no_leaks),
 	        cmocka_unit_test_teardown(test_grayscale, no_leaks),
 	        cmocka_unit_test_teardown(test_strip, no_leaks),
+	        cmocka_unit_test_teardown(test_icc_only, no_leaks),
 	        cmocka_unit_test_teardown(test_watermark, no_leaks),
 	        cmocka_unit_test_teardown(test_encoders, no_leaks),
 	        cmocka_unit_test_teardown(test_smartcrop, no_leaks),

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "node/child.h"
 #include "node/pipeline.h"
 #include "plugin.h"
 
@@ -196,6 +197,31 @@ static void test_limits(void **state)
 	assert_error(text, "column 2049: pipeline longer than 2048 characters");
 }
 
+/*
+ * What goes into a result's key: the filter versions and the metadata
+ * policy, so that a result made with the upload's metadata is never served
+ * by a node that strips it (nor the other way round).
+ */
+static void test_versions_name_the_metadata_policy(void **state)
+{
+	char err[256], buf[256];
+	struct pipeline *pl =
+	        pipeline_parse("thumbnail(320)|webp", &set, err, sizeof(err));
+
+	(void)state;
+	assert_non_null(pl);
+	child_versions(pl, &set, "jpeg", true, buf, sizeof(buf));
+	assert_string_equal(buf, "thumbnail=1.0,webp=1.0");
+	child_versions(pl, &set, "jpeg", false, buf, sizeof(buf));
+	assert_string_equal(buf, "thumbnail=1.0,webp=1.0,metadata=stripped");
+	pipeline_free(pl);
+	pl = pipeline_parse("grayscale", &set, err, sizeof(err));
+	assert_non_null(pl);
+	child_versions(pl, NULL, NULL, false, buf, sizeof(buf));
+	assert_string_equal(buf, "grayscale=1.0,metadata=stripped");
+	pipeline_free(pl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,6 +229,7 @@ int main(void)
 	        cmocka_unit_test(test_steps_and_values),
 	        cmocka_unit_test(test_errors_name_the_column),
 	        cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_versions_name_the_metadata_policy),
 	};
 
 	for (size_t i = 0; i < 5; i++) {
