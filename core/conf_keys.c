@@ -97,7 +97,7 @@ static const struct imgnode_conf_key workers_keys[] = {
          "A worker whose resident memory passes this is replaced once its job is done (0 = no limit).",
          WRK(max_rss)},
         {"job_timeout", IMGNODE_CONF_DURATION, "60s", 100, 24 * HOUR, NULL,
-         "A worker still busy with one job after this is killed; the job is redelivered, up to the transport's delivery limit.",
+         "A worker still busy with one job after this is killed; the job is retried once, and fails (\"killed after job_timeout\") if it overruns again.",
          WRK(job_timeout)},
         {"heartbeat", IMGNODE_CONF_DURATION, "10s", 100, HOUR, NULL,
          "An idle worker that has not reported for this long is killed and replaced.",
