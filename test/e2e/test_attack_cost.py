@@ -220,3 +220,16 @@ def test_a_deadline_overrun_fails_after_at_most_one_retry(own, request,
              if "killing child id=worker" in line]
     assert len(kills) == 2, "".join(kills)
     assert s.record(job)["status"] == "failed"
+
+
+def test_a_dead_lettered_overrun_says_so(own):
+    """With a delivery limit of 1 the transport gives up first; the reaper's
+    reason then names the deadline kill the watchdog recorded."""
+    s = own(workers=1, extra="[transport]\ndelivery_limit = 1\n"
+            "[workers]\njob_timeout = 1s\n")
+    r = s.submit(noise_png(), pipeline=SLOW)
+    assert r.status_code == 202, r.text
+    rec = s.wait_status(r.json()["id"], ["failed", "done"], timeout=120)
+    assert rec["status"] == "failed", rec
+    assert rec["error"] == ("gave up after 1 deliveries: delivery limit (1) "
+                            "exceeded (killed after job_timeout 1 time)"), rec
