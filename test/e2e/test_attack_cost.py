@@ -1,8 +1,9 @@
 """Cost bombs (issue "Hostile traffic"): tiny images whose pipelines would
 make huge images on the way (an enlargement then a shrink, an attention
 crop, an EXIF turn, a long watermark, an uncompressed PNG), refused from
-the header with a 422 naming the step, at the ingress and in the workers'
-code, in bounded memory; a result over max_output refused instead of
+the header with a 422 naming the step, at the ingress and again by the
+worker (jobs queued under looser limits), in bounded memory; a result
+over max_output refused instead of
 stored; and a job that overruns job_timeout failed after at most one retry
 with the reason in its record, on spool and on amqp."""
 import io
@@ -233,3 +234,32 @@ def test_a_dead_lettered_overrun_says_so(own):
     assert rec["status"] == "failed", rec
     assert rec["error"] == ("gave up after 1 deliveries: delivery limit (1) "
                             "exceeded (killed after job_timeout 1 time)"), rec
+
+
+def test_a_queued_bomb_is_refused_by_the_worker_before_decoding(tmp_path):
+    """Defence in depth: bombs a node with loose limits (and no workers)
+    accepted are then run by a worker under the shipped limits, which
+    refuses each before decoding, naming the step."""
+    loose = ("[limits]\nmax_pixels = 1000000000000\n"
+             "max_dimension = 10000000\nmax_output = 1024G\n")
+    s = start(tmp_path, workers=0, extra=loose)
+    try:
+        jobs = {}
+        for kind, pipeline, step, why in BOMBS:
+            r = s.submit(bomb_input(kind), pipeline=pipeline)
+            assert r.status_code == 202, r.text
+            jobs[r.json()["id"]] = (step, why)
+    finally:
+        s.stop()
+    text = s.node.ini.read_text()
+    s.node.write(text.replace("count = 0", "count = 1").replace(loose, ""))
+    s = type(s)(s.node, s.port)
+    try:
+        for job, (step, why) in jobs.items():
+            rec = s.wait_status(job, ["failed", "done"], timeout=60)
+            assert rec["status"] == "failed", rec
+            assert rec["error"].startswith(step) and why in rec["error"], rec
+        for wid, pid in worker_pids(s).items():
+            assert vm_hwm(pid) < 250 * MB, (wid, vm_hwm(pid))
+    finally:
+        s.stop()
