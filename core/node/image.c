@@ -17,6 +17,7 @@
 
 #include "../config.h"
 #include "../plugin.h"
+#include "cost.h"
 #include "pipeline.h"
 
 /* The formats a config may accept, and the libvips loader class of each. */
@@ -183,6 +184,9 @@ int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
 	info->width = vips_image_get_width(im);
 	info->height = vips_image_get_height(im);
 	info->pages = vips_image_get_n_pages(im);
+	info->bands = im->Bands;
+	info->band_bytes = (int)vips_format_sizeof(im->BandFmt);
+	info->orientation = vips_image_get_orientation(im);
 	if (vips_image_get_typeof(im, "interlaced")) {
 		int v = 0;
 		vips_image_get_int(im, "interlaced", &v);
@@ -234,9 +238,8 @@ const struct plugin *image_default_encoder(const struct plugin_set *set,
 	return NULL;
 }
 
-/* Default values of an argument table, for an encoder not in the pipeline. */
-static int default_args(const struct imgnode_arg *args, union imgnode_value *v,
-                        size_t max)
+int image_default_args(const struct imgnode_arg *args, union imgnode_value *v,
+                       size_t max)
 {
 	for (size_t i = 0; args[i].name; i++) {
 		const char *d = args[i].def;
@@ -336,6 +339,10 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 	int ret;
 
 	memset(out, 0, sizeof(*out));
+	/* nothing is decoded before every step is known to fit */
+	ret = cost_check(pl, set, info, lim, err, errlen);
+	if (ret)
+		return ret;
 	vips_error_clear();
 	snprintf(options, sizeof(options), "fail_on=%s",
 	         fail_on_names[lim->fail_on]);
@@ -348,6 +355,12 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			return ret;
 		}
 		first = 1;
+		ret = cost_check_built(pl, 0, img->Xsize, img->Ysize, lim, err,
+		                       errlen);
+		if (ret) {
+			g_object_unref(img);
+			return ret;
+		}
 	} else {
 		img = vips_image_new_from_buffer(buf, len, options, NULL);
 		if (!img) {
@@ -378,7 +391,7 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 		enc_ops = p->desc->ops;
 		enc_state = p->state;
 		enc_name = p->desc->name;
-		if (default_args(enc_ops->args, defaults, 16)) {
+		if (image_default_args(enc_ops->args, defaults, 16)) {
 			g_object_unref(img);
 			snprintf(err, errlen,
 			         "encoder %s has a required argument",
@@ -397,6 +410,13 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			return ret;
 		}
 		img = next;
+		/* built, not computed: its size is known, its pixels not */
+		ret = cost_check_built(pl, i, img->Xsize, img->Ysize, lim, err,
+		                       errlen);
+		if (ret) {
+			g_object_unref(img);
+			return ret;
+		}
 	}
 	if (!lim->keep_metadata) {
 		ret = clean_metadata(img, &next, why, sizeof(why));
@@ -409,18 +429,6 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 	}
 	out->width = vips_image_get_width(img);
 	out->height = vips_image_get_height(img);
-	/* resize and thumbnail(size=up) can enlarge: the same limits apply */
-	if (out->width > lim->max_dimension ||
-	    out->height > lim->max_dimension ||
-	    (int64_t)out->width * out->height > lim->max_pixels) {
-		g_object_unref(img);
-		snprintf(
-		        err, errlen,
-		        "the result would be %dx%d, over the limits (%lld a side, %lld pixels)",
-		        out->width, out->height, (long long)lim->max_dimension,
-		        (long long)lim->max_pixels);
-		return -E2BIG;
-	}
 	ret = enc_ops->encode(enc_state, img, enc_args, &out->buf, &out->len,
 	                      why, sizeof(why));
 	g_object_unref(img);
@@ -433,6 +441,11 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			         why);
 		else
 			snprintf(err, errlen, "%s: %s", enc_name, why);
+		return ret;
+	}
+	ret = cost_check_output(enc_name, out->len, lim, err, errlen);
+	if (ret) {
+		image_out_free(out);
 		return ret;
 	}
 	out->mime = enc_ops->mime;

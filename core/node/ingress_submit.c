@@ -20,6 +20,7 @@
 #include "../config.h"
 #include "../log.h"
 #include "child.h"
+#include "cost.h"
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
@@ -495,6 +496,10 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	if (ret == -EPROTONOSUPPORT)
 		return ingress_fail_now(r, 415, "unsupported format", "%s",
 		                        err);
+	/* every step's size, predicted from the header: no bomb is queued */
+	if (!ret)
+		ret = cost_check(r->pl, &r->in->set, &info, &conf->limits, err,
+		                 sizeof(err));
 	if (ret)
 		return ingress_fail_now(r, 422, "image rejected", "%s", err);
 	return accept_job(r, &info);

@@ -8,9 +8,12 @@
  *   - the input or pipeline is bad (libvips says so): record failed with
  *     the reason, ack - a clean failure is not retried;
  *   - storage or transport trouble: release (redelivered later);
- *   - a crash or a deadline overrun: the supervisor kills the worker, the
- *     transport redelivers, and past the delivery limit dead-letters the
- *     job for the reaper.
+ *   - a crash: the supervisor restarts the worker, the transport
+ *     redelivers, and past the delivery limit dead-letters the job for the
+ *     reaper;
+ *   - a deadline overrun: the same kill and redelivery, but the watchdog
+ *     (watchdog.h) records it first, so the job fails for good after at
+ *     most one retry.
  * SIGTERM drains: the job under way finishes, then the worker exits 0.
  */
 #include <errno.h>
@@ -31,6 +34,7 @@
 #include "metrics.h"
 #include "pipeline.h"
 #include "ticker.h"
+#include "watchdog.h"
 
 #define META_MAX JOB_META_MAX
 /* How often the transport's tick() runs while a job does (the ABI asks
@@ -50,7 +54,16 @@ struct worker {
 	struct conf *conf;
 	struct plugin_set set;
 	const char *id;
+	struct watchdog *wd; /* NULL if it could not start */
+	int64_t deadline_ms; /* the supervisor's, CLOCK_MONOTONIC */
 };
+
+/* Tells the supervisor the job may take job_timeout from now. */
+static void notify_busy(struct worker *w)
+{
+	proc_notify_busy(w->conf->workers.job_timeout);
+	w->deadline_ms = watchdog_now_ms() + w->conf->workers.job_timeout;
+}
 
 static int64_t now_us(void)
 {
@@ -208,10 +221,13 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		pipeline_free(pl);
 		return ret;
 	}
+	/* the part that can cost more than job_timeout: watched */
+	watchdog_arm(w->wd, rec, w->deadline_ms);
 	ret = image_probe(orig, len, &w->conf->limits, &info, why, sizeof(why));
 	if (!ret)
 		ret = image_run(pl, &w->set, orig, len, &info, &w->conf->limits,
 		                &out, why, sizeof(why));
+	watchdog_disarm(w->wd);
 	free(orig);
 	if (ret) {
 		pipeline_free(pl);
@@ -303,7 +319,7 @@ static void pause_busy(struct worker *w, int64_t ms)
 
 	for (int64_t t = 0; t < ms && !draining; t += 200) {
 		transport_ops(&w->set)->tick(w->set.transport->state);
-		proc_notify_busy(w->conf->workers.job_timeout);
+		notify_busy(w);
 		nanosleep(&step, NULL);
 	}
 }
@@ -431,6 +447,13 @@ int worker_main(void *arg, const char *id)
 		plugin_set_free(&w.set);
 		return child_exit_code(ret);
 	}
+	ret = watchdog_start(&w.wd, w.set.storage, w.conf->workers.job_timeout,
+	                     node->metrics, err, sizeof(err));
+	if (ret)
+		log_warn(
+		        "worker",
+		        "no deadline watchdog (%s): a job killed at job_timeout is retried up to the delivery limit",
+		        err);
 	tr = transport_ops(&w.set);
 	proc_notify_ready();
 	log_debug("worker", "ready generation=%u", node->generation);
@@ -453,7 +476,7 @@ int worker_main(void *arg, const char *id)
 			continue;
 		}
 		failures = 0;
-		proc_notify_busy(w.conf->workers.job_timeout);
+		notify_busy(&w);
 		handle(&w, &d);
 		proc_notify_idle();
 		if (w.conf->workers.max_jobs &&
@@ -464,6 +487,7 @@ int worker_main(void *arg, const char *id)
 			break;
 		}
 	}
+	watchdog_stop(w.wd);
 	plugin_set_free(&w.set);
 	return 0;
 }

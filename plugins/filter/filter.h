@@ -110,6 +110,25 @@ static inline int filter_one_page(struct _VipsImage *in, char *err,
 	return -ENOTSUP;
 }
 
+/* True if an EXIF orientation turns the image a quarter (5..8), so that
+ * turning it upright swaps its width and height. */
+static inline bool filter_quarter_turn(int orientation)
+{
+	return orientation >= 5 && orientation <= 8;
+}
+
+/* The predict hook for steps that turn the image upright (autorotate,
+ * strip): width and height swap for a quarter turn; upright after. */
+static inline void filter_predict_upright(const struct imgnode_geometry *in,
+                                          struct imgnode_geometry *out)
+{
+	if (filter_quarter_turn(in->orientation)) {
+		out->width = in->height;
+		out->height = in->width;
+	}
+	out->orientation = 1;
+}
+
 /* True if strip ran on (an ancestor of) image. */
 static inline bool filter_stripped(struct _VipsImage *image)
 {

@@ -67,6 +67,15 @@ static int strip_apply(void *state, VipsImage *in,
 	return 0;
 }
 
+static int strip_predict(void *state, const struct imgnode_geometry *in,
+                         const union imgnode_value *args,
+                         struct imgnode_geometry *out, char *err, size_t errlen)
+{
+	(void)state, (void)args, (void)err, (void)errlen;
+	filter_predict_upright(in, out);
+	return 0;
+}
+
 static int strip_selftest(void *state, char *err, size_t errlen)
 {
 	(void)state;
@@ -77,6 +86,7 @@ static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = strip_apply,
         .selftest = strip_selftest,
+        .predict = strip_predict,
 };
 
 IMGNODE_PLUGIN = {

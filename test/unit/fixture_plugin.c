@@ -247,6 +247,8 @@ IMGNODE_PLUGIN = {
 #endif
 #if defined(FIXTURE_new_minor)
         .abi_minor = IMGNODE_ABI_MINOR + 1,
+#elif defined(FIXTURE_bad_major)
+        .abi_minor = 0,
 #else
         .abi_minor = IMGNODE_ABI_MINOR,
 #endif
