@@ -94,8 +94,10 @@ struct limits_conf {
 	int64_t max_pixels_interlaced;
 	int64_t max_dimension;
 	int64_t max_frames;
+	int64_t max_output; /* bytes */
 	int fail_on; /* enum: none, truncated, error, warning */
 	struct imgnode_list formats;
+	bool keep_metadata; /* no: outputs carry only their ICC profile */
 };
 
 /* A [preset.NAME] section: a named pipeline. */

@@ -20,6 +20,7 @@
 #include "../config.h"
 #include "../log.h"
 #include "child.h"
+#include "cost.h"
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
@@ -436,7 +437,8 @@ static enum MHD_Result accept_job(struct request *r,
 		return ingress_fail_now(
 		        r, 403, "bad signature",
 		        "the upload's SHA-256 is not the signed sha256=");
-	child_versions(r->pl, &in->set, info->format, versions,
+	child_versions(r->pl, &in->set, info->format,
+	               in->conf->limits.keep_metadata, versions,
 	               sizeof(versions));
 	job_result_key(sha, r->pl->canonical, versions, result, sizeof(result));
 	snprintf(meta, sizeof(meta), "%s.meta", result);
@@ -573,6 +575,10 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	if (ret == -EPROTONOSUPPORT)
 		return ingress_fail_now(r, 415, "unsupported format", "%s",
 		                        err);
+	/* every step's size, predicted from the header: no bomb is queued */
+	if (!ret)
+		ret = cost_check(r->pl, &r->in->set, &info, &conf->limits, err,
+		                 sizeof(err));
 	if (ret)
 		return ingress_fail_now(r, 422, "image rejected", "%s", err);
 	return accept_job(r, &info);

@@ -72,8 +72,7 @@ def loaded(node, tmp_path):
     # submitting outpaces the workers (which yield the CPU), and past the
     # limits the node says 429
     port = config(node, plugins=plugins,
-                  extra="[transport]\nlease = 2s\n[ingress]\n"
-                        "max_inflight = 1000\n"
+                  extra="[ingress]\nmax_inflight = 1000\n"
                         "max_inflight_per_client = 1000\n")
     r = Running(node)
     r.wait_line(r"node: ready")
