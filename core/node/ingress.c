@@ -6,9 +6,11 @@
  *
  * It also keeps the table of jobs this process published and has not heard
  * back about, which is what the node's in-flight count and each client's
- * (quota.h), and so the 429s, rest on. Replies only wake; the record in storage is the truth, and
- * jobs whose reply never comes (a lost reply queue, a job reaped without
- * one) are found finished by reading their records now and then.
+ * (quota.h), and so the 429s, rest on. Replies only wake; the record in
+ * storage is the truth, and jobs whose reply never comes (a lost reply
+ * queue, a job reaped without one) are found finished by reading their
+ * records now and then. Each ingress process counts its own jobs: during
+ * a roll a client may hold its share in the old one and the new one.
  */
 #include "ingress.h"
 
