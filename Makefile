@@ -172,8 +172,9 @@ deps:
 run:
 	@echo "make run: 1/3 packages (test/lib/deps run)"
 	$(Q)test/lib/deps run
-	@echo "make run: 2/3 building (make all)"
-	$(Q)$(MAKE) --no-print-directory all
+	@echo "make run: 2/3 building (make all, on every CPU unless -j says)"
+	$(Q)$(MAKE) --no-print-directory \
+		$(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 1)) all
 	@echo "make run: 3/3 starting a node (test/lib/run-node)"
 	$(Q)test/lib/run-node $(BUILD)
 
