@@ -7,6 +7,8 @@
 #   install  DESTDIR, PREFIX honoured
 #   lint     clang-format check, cppcheck, banned functions
 #   deb      the Debian packages (pkg/deb/Makefile.inc); check runs check-deb
+#   check-fresh  make run and make deps from a clean clone in a fresh
+#            container (test/fresh/run); check runs it
 #   format   rewrites the sources with clang-format
 # Our flags come first; the user's CPPFLAGS/CFLAGS/LDFLAGS are appended, so
 # dpkg-buildflags works. WERROR=1 adds -Werror, SAN=1 builds with ASan+UBSan.
@@ -14,7 +16,7 @@ BUILD ?= build
 CC ?= cc
 PREFIX ?= /usr/local
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
-MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null)
 PLUGINDIR ?= $(PREFIX)/lib/$(MULTIARCH)/imgnode/plugins
 VERSION := $(shell cat VERSION)
 
@@ -77,7 +79,7 @@ FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name 
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:
-.PHONY: all deps run check bench install clean lint format ini
+.PHONY: all deps run check check-fresh bench install clean lint format ini
 
 # Programs and plugins the end-to-end tests drive: a second watermark.so
 # (another version, other text) for the hot-swap tests.
@@ -160,17 +162,30 @@ $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
 	$(BENCH_BIN:=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
 	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
 
+# The packages make check needs (test/lib/deps check), as root.
 deps:
-	$(Q)test/lib/deps
+	$(Q)test/lib/deps check
 
-# A node on the shipped config, its state and runtime dirs under build/run/.
-run: deps
-	$(Q)$(MAKE) --no-print-directory all
+# A node on the shipped config, its state and runtime dirs under build/run/:
+# only the packages that build and run it, then the build (a sub-make, which
+# sees the libraries just installed), then the node. Each step says so.
+run:
+	@echo "make run: 1/3 packages (test/lib/deps run)"
+	$(Q)test/lib/deps run
+	@echo "make run: 2/3 building (make all, on every CPU unless -j says)"
+	$(Q)$(MAKE) --no-print-directory \
+		$(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 1)) all
+	@echo "make run: 3/3 starting a node (test/lib/run-node)"
 	$(Q)test/lib/run-node $(BUILD)
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) test/run-checks
+
+# The README's make run and make deps on a fresh machine: a clean clone of
+# HEAD in a booted bookworm container (as root, a few minutes; check runs it).
+check-fresh: deps
+	$(Q)test/fresh/run $(BUILD)
 
 BENCH_BIN := $(BUILD)/bench/bench_pipeline
 

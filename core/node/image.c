@@ -1,6 +1,6 @@
 /*
  * The image side of a job (see image.h), following the measured facts in
- * ../shared/notes/libvips.md: libvips is initialised in each child, the
+ * docs/design.md (section 8): libvips is initialised in each child, the
  * operation cache is off, only the allow-listed loaders can run, an input
  * is judged from its header before any pixel is decoded, damaged inputs
  * fail (fail_on), and a pipeline is built lazily and run once, by the

@@ -1,5 +1,5 @@
 /*
- * The HTTP API of the ingress (DESIGN.md §3 and §4), on libmicrohttpd with
+ * The HTTP API of the ingress (docs/design.md §3, §4), on libmicrohttpd with
  * one internal polling thread that runs every request:
  *
  *   POST /v1/jobs?pipeline=P | ?preset=NAME [&wait=SECONDS]

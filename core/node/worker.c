@@ -3,7 +3,7 @@
  * result under its content-derived key, update the record, notify the
  * ingress that waits, ack. One job at a time, in a process of its own.
  *
- * What happens on each outcome (DESIGN.md §3, §4):
+ * What happens on each outcome (docs/design.md §3, §4):
  *   - the result already exists (redelivery, duplicate): record done, ack;
  *   - the input or pipeline is bad (libvips says so): record failed with
  *     the reason, ack - a clean failure is not retried;

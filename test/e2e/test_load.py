@@ -109,23 +109,43 @@ def worker_pids(r):
             if c.startswith("worker.") and k.get("pid")]
 
 
+def jobs_done(port):
+    """The node's count of jobs finished done (/metrics)."""
+    _, _, data = request(port, "GET", "/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith('imgnode_jobs_total{outcome="done"} '):
+            return int(line.split()[1])
+    return 0
+
+
+# workers the killer SIGKILLs, one after each job finished since the last
+KILLS = 10
+
+
 def test_killing_workers_under_load_loses_nothing(loaded):
+    """200 jobs while a killer SIGKILLs a worker KILLS times, each time
+    after one more job has been done: the kills are counted and spread
+    over the work, not over a time window. Every job ends done, some on a
+    second delivery."""
     r, port = loaded
     body = small_jpeg()
-    stop = threading.Event()
     kills = []
+    stop = threading.Event()
 
     def killer():
-        while not stop.is_set():
+        last = jobs_done(port)
+        while len(kills) < KILLS and not stop.is_set():
+            done = jobs_done(port)
             pids = worker_pids(r)
-            if pids:
+            if done > last and pids:
                 pid = random.choice(pids)
                 try:
                     os.kill(pid, signal.SIGKILL)
                     kills.append(pid)
+                    last = done
                 except ProcessLookupError:
                     pass
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     t = threading.Thread(target=killer)
     t.start()
@@ -134,15 +154,14 @@ def test_killing_workers_under_load_loses_nothing(loaded):
             ids = list(pool.map(
                 lambda w: submit(port, f"thumbnail({w})|sharpen|jpeg", body),
                 range(100, 300)))
-        time.sleep(2)
+        recs = wait_all(port, ids)
     finally:
         stop.set()
         t.join()
-    recs = wait_all(port, ids)
     statuses = [recs[j]["status"] for j in ids]
     assert statuses.count("done") == len(ids), \
         [recs[j]["error"] for j in ids if recs[j]["status"] != "done"][:5]
-    assert len(kills) >= 10
+    assert len(kills) == KILLS, kills
     assert r.proc.poll() is None  # the node itself never went down
     assert any(recs[j]["attempts"] > 1 for j in ids)
 
