@@ -241,7 +241,7 @@ def shared_node(base, name, plugins, shared, seconds):
 
 
 def test_a_job_longer_than_a_lease_runs_once(tmp_path, images):  # noqa: F811
-    """Node a's worker holds a job for 10 s. Node b shares the queue with a
+    """Node a's worker holds a job for 20 s. Node b shares the queue with a
     2 s lease (and deadline, as the check requires): its worker judges a's
     claim by its own lease. a's worker renews the lease while the job runs,
     so b never takes the job over, and it runs once."""
@@ -253,7 +253,7 @@ def test_a_job_longer_than_a_lease_runs_once(tmp_path, images):  # noqa: F811
     a = shared_node(tmp_path, "a", plugins, shared, 30)
     b = None
     try:
-        r = a.submit(images("jpeg-icc.jpg"), pipeline="slow(10)|png")
+        r = a.submit(images("jpeg-icc.jpg"), pipeline="slow(10)|slow(10)|png")
         assert r.status_code == 202, r.text
         job = r.json()["id"]
         a.wait_status(job, ("running",))
@@ -261,7 +261,8 @@ def test_a_job_longer_than_a_lease_runs_once(tmp_path, images):  # noqa: F811
         b_ready = time.monotonic()
         rec = a.wait_status(job, ("done", "failed"), timeout=60)
         # the premise: b's worker watched a's claim for longer than its
-        # lease and one scan (a second) before the job ended
+        # lease and one scan (a second) before the job ended (20 s leave
+        # b room to start on a busy machine)
         assert time.monotonic() - b_ready > 3, "b started too late"
         assert rec["status"] == "done", rec
         assert rec["attempts"] == 1, rec
