@@ -23,7 +23,8 @@
  * upload take the node down. Either way the call does not happen. Kept
  * out: exec, fork (clone without CLONE_THREAD), ptrace and the other
  * process-inspection calls, Unix and raw sockets (the control socket, other
- * services on the host), listening, signals to other processes, setting
+ * services on the host), listening, signals to other processes (signal 0,
+ * which only asks whether a process exists, is allowed), setting
  * limits, namespaces, mount, bpf, keyrings, io_uring and the like.
  * Sockets stay possible for IPv4/IPv6 and NETLINK_ROUTE (getaddrinfo's
  * AI_ADDRCONFIG): librados and librabbitmq reconnect on their own. Other
@@ -299,14 +300,12 @@ static int add_rules(scmp_filter_ctx ctx)
 
 	for (size_t i = 0; !ret && i < sizeof(allowed) / sizeof(*allowed); i++)
 		ret = allow(ctx, allowed[i], 0, NULL);
-	/* threads, not processes; clone3's flags are out of reach, so it
-	 * says ENOSYS and glibc falls back to clone */
+	/* threads, not processes (clone3: see load_clone3) */
 	cmp[0] = SCMP_CMP(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
 	if (!ret)
 		ret = allow(ctx, "clone", 1, cmp);
 	if (!ret)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS),
-		                       SCMP_SYS(clone3), 0);
+		ret = allow(ctx, "clone3", 0, NULL);
 	/* IPv4, IPv6, and routing netlink for getaddrinfo */
 	if (!ret)
 		ret = allow_if(ctx, "socket", 0, AF_INET);
@@ -316,9 +315,12 @@ static int add_rules(scmp_filter_ctx ctx)
 	cmp[1] = SCMP_CMP(2, SCMP_CMP_EQ, NETLINK_ROUTE);
 	if (!ret)
 		ret = allow(ctx, "socket", 2, cmp);
-	/* signals only to itself (abort, libraries' thread wake-ups) */
+	/* signals only to itself (abort, libraries' thread wake-ups); signal
+	 * 0 to anyone: the spool's test that a message's holder is alive */
 	if (!ret)
 		ret = allow_if(ctx, "kill", 0, self);
+	if (!ret)
+		ret = allow_if(ctx, "kill", 1, 0);
 	if (!ret)
 		ret = allow_if(ctx, "tgkill", 0, self);
 	if (!ret)
@@ -332,6 +334,28 @@ static int add_rules(scmp_filter_ctx ctx)
 		ret = allow_if(ctx, "ioctl", 1, ioctls[i]);
 	for (size_t i = 0; !ret && i < sizeof(prctls) / sizeof(*prctls); i++)
 		ret = allow_if(ctx, "prctl", 0, (scmp_datum_t)prctls[i]);
+	return ret;
+}
+
+/*
+ * clone3's flags are in memory, out of a filter's reach: it says ENOSYS and
+ * glibc falls back to clone, whose flags the allow-list checks. A filter of
+ * its own, not logged: every new thread calls it.
+ */
+static int load_clone3(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	int ret;
+
+	if (!ctx)
+		return -ENOMEM;
+	ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS),
+		                       SCMP_SYS(clone3), 0);
+	if (!ret)
+		ret = seccomp_load(ctx);
+	seccomp_release(ctx);
 	return ret;
 }
 
@@ -354,6 +378,10 @@ int sandbox_enter(bool filter, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+	/* the kernel logs each call denied (audit type 1326: dmesg,
+	 * journalctl -k), where its seccomp actions_logged allows */
+	if (!ret && seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1))
+		log_debug("sandbox", "denied system calls will not be logged");
 	if (!ret)
 		ret = add_rules(ctx);
 	if (ret) {
@@ -362,7 +390,9 @@ int sandbox_enter(bool filter, char *err, size_t errlen)
 		         strerror(-ret));
 		goto out_release;
 	}
-	ret = seccomp_load(ctx);
+	ret = load_clone3();
+	if (!ret)
+		ret = seccomp_load(ctx);
 	if (ret)
 		snprintf(err, errlen,
 		         "unable to install the system call filter: %s",

@@ -271,6 +271,23 @@ def test_memory_bomb_fails_the_job_and_the_node_keeps_serving(own, images):
     assert s.get("/healthz").status_code == 200
 
 
+def test_a_killed_workers_job_is_taken_over_at_once(own, images):
+    # sandboxed workers still see that a message's holder died (the spool
+    # asks with kill(pid, 0)): the job is taken over at once, not after
+    # its lease (1 h)
+    s = own(workers=2, extra="[transport]\nlease = 1h\n", max_body=50 << 20)
+    r = s.submit(images("painting-colors.jpg"),
+                 pipeline="rotate(90)|sharpen|png")
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    rec = s.wait_status(job, ("running", "done"), timeout=30)
+    assert rec["status"] == "running", "the job was too quick to kill"
+    os.kill(children(s)[rec["worker"]], signal.SIGKILL)
+    rec = s.wait_status(job, ("done", "failed"), timeout=60)
+    assert rec["status"] == "done", rec
+    assert rec["attempts"] == 2, rec
+
+
 def test_seccomp_can_be_turned_off_for_debugging(own):
     s = own(workers=1, extra="[workers]\nseccomp = no\nmax_memory = 0\n")
     for pid in workers(s):
