@@ -11,8 +11,10 @@
  * failed g_malloc, the worker dies and is replaced. It counts reservations,
  * not use: every thread's stack (8 MiB each, libvips' and librados'),
  * glibc's malloc arenas (64 MiB each, at most two: image_init), librados'
- * and the libraries' mappings. An idle worker reserves 300-400 MB of which
+ * and the libraries' mappings. An idle worker reserves 300-500 MB of which
  * 30-50 MB is resident, so the limit sits well above [workers] max_rss.
+ * The node as a whole is bounded by its cgroup (MemoryMax= in the unit);
+ * when that runs out, the kernel kills a worker first (oom_score_adj).
  *
  * System calls: an allow-list, installed after the plugins connected and
  * libvips started, on every thread (TSYNC: librados and the amqp plugin
@@ -84,6 +86,18 @@ int sandbox_limit_memory(int64_t bytes, char *err, size_t errlen)
 	}
 	return 0;
 #endif
+}
+
+void sandbox_oom_first(void)
+{
+	static const char adj[] = "500\n";
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || write(fd, adj, sizeof(adj) - 1) < 0)
+		log_warn("sandbox", "unable to raise oom_score_adj: %s",
+		         strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 static void wipe(char *s)

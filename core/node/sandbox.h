@@ -22,6 +22,14 @@ struct conf;
 int sandbox_limit_memory(int64_t bytes, char *err, size_t errlen);
 
 /*
+ * Makes this process the kernel OOM killer's first choice in the node
+ * (oom_score_adj 500): when the node's cgroup runs out of memory, a worker
+ * dies and is replaced, not the supervisor or the ingress. Failure is
+ * logged, not fatal.
+ */
+void sandbox_oom_first(void);
+
+/*
  * Wipes the secrets of conf that only the ingress needs ([ingress] api_keys
  * and hmac_key, parsed and as read), leaving them empty.
  */

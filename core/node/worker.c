@@ -396,6 +396,7 @@ int worker_main(void *arg, const char *id)
 	/* the sandbox: secrets gone at once, memory bounded before libvips,
 	 * system calls once everything is started and connected */
 	sandbox_forget_secrets(w.conf);
+	sandbox_oom_first();
 	lower_priority(w.conf->workers.nice);
 	ret = sandbox_limit_memory(w.conf->workers.max_memory, err,
 	                           sizeof(err));

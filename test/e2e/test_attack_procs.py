@@ -157,6 +157,14 @@ def test_workers_have_an_address_space_limit(procs):
                                                    "unlimited")
 
 
+def test_workers_are_the_oom_killers_first_choice(procs):
+    base = int(open(f"/proc/{procs.proc.pid}/oom_score_adj").read())
+    for pid in workers(procs):
+        assert int(open(f"/proc/{pid}/oom_score_adj").read()) == 500
+    assert int(open(f"/proc/{children(procs)['ingress.1']}"
+                    "/oom_score_adj").read()) == base
+
+
 def test_every_worker_thread_is_filtered(procs):
     for pid in workers(procs):
         tids = os.listdir(f"/proc/{pid}/task")
