@@ -228,6 +228,28 @@ static void test_forget_secrets(void **state)
 	free(path);
 }
 
+static void test_max_memory_floor(void **state)
+{
+	char err[CONF_ERR_MAX] = "";
+	char *path = write_file("[workers]\nmax_memory = 100M\n");
+	struct conf *c = conf_load(path, err, sizeof(err));
+
+	(void)state;
+	assert_null(c);
+	if (!strstr(err, ":2: [workers] max_memory: 100M is too small"))
+		fail_msg("unexpected error \"%s\"", err);
+	unlink(path);
+	free(path);
+	path = write_file("[workers]\nmax_memory = 0\n");
+	c = conf_load(path, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->workers.max_memory, 0);
+	assert_true(c->workers.seccomp);
+	conf_free(c);
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +257,7 @@ int main(void)
 	        cmocka_unit_test(test_filter_off),
 	        cmocka_unit_test(test_memory_limit),
 	        cmocka_unit_test(test_forget_secrets),
+	        cmocka_unit_test(test_max_memory_floor),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
