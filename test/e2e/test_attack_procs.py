@@ -40,9 +40,14 @@ def children(server):
         m = re.search(r"child ready id=(\S+) pid=(\d+)", line)
         if m:
             found[m.group(1)] = int(m.group(2))
-    return {i: p for i, p in found.items()
-            if os.path.exists(f"/proc/{p}")
-            and field(p, "PPid") == str(server.proc.pid)}
+    live = {}
+    for i, p in found.items():
+        try:
+            if field(p, "PPid") == str(server.proc.pid):
+                live[i] = p
+        except OSError:
+            pass  # gone (replaced, rolled)
+    return live
 
 
 def workers(server):
