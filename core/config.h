@@ -79,9 +79,14 @@ struct ingress_conf {
 	int64_t wait_max; /* ms */
 	int64_t request_timeout; /* ms */
 	int64_t max_inflight;
-	struct imgnode_list api_keys;
-	char *hmac_key;
+	struct imgnode_list api_keys; /* KEY or ID:KEY */
+	char *hmac_key; /* signatures v1, only with hmac_v1 */
+	bool hmac_v1;
+	struct imgnode_list hmac_keys; /* ID:SECRET: signatures v2 */
+	int64_t hmac_max_ttl; /* ms */
 	bool presets_only;
+	char *admin_listen;
+	int64_t admin_port; /* 0: /readyz and /metrics on the public port */
 };
 
 struct limits_conf {
@@ -89,8 +94,10 @@ struct limits_conf {
 	int64_t max_pixels_interlaced;
 	int64_t max_dimension;
 	int64_t max_frames;
+	int64_t max_output; /* bytes */
 	int fail_on; /* enum: none, truncated, error, warning */
 	struct imgnode_list formats;
+	bool keep_metadata; /* no: outputs carry only their ICC profile */
 };
 
 /* A [preset.NAME] section: a named pipeline. */
@@ -163,7 +170,8 @@ const struct conf_entry *conf_find(const struct conf *conf, const char *section,
                                    const char *key);
 
 enum conf_print_mode {
-	/* "key = value", with "; FILE:LINE" after values set in a file. */
+	/* "key = value", with "; FILE:LINE" after values set in a file;
+	 * a secret key's value is <redacted>. */
 	CONF_PRINT_EFFECTIVE,
 	/* "; help" then ";key = default": the shipped, commented config. */
 	CONF_PRINT_TEMPLATE,

@@ -260,6 +260,11 @@ static void begin_stop(struct ingress *in)
 
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
+	if (in->admin) {
+		fd = MHD_quiesce_daemon(in->admin);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	}
 	atomic_store(&in->quiescing, true);
 	log_info(COMPONENT, "stopping: no new connections requests=%d",
 	         atomic_load(&in->active));
@@ -425,8 +430,17 @@ int ingress_main(void *arg, const char *id)
 		code = child_exit_code(ret);
 		goto out_free_buckets;
 	}
+	ret = ingress_http_start_admin(&in, err, sizeof(err));
+	if (ret) {
+		log_error(COMPONENT, "cannot start: %s", err);
+		code = child_exit_code(ret);
+		MHD_stop_daemon(in.daemon);
+		goto out_free_buckets;
+	}
 	proc_notify_ready();
 	run(&in, sfd);
+	if (in.admin)
+		MHD_stop_daemon(in.admin);
 	MHD_stop_daemon(in.daemon);
 	log_info(COMPONENT, "stopped");
 	code = 0;

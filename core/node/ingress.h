@@ -50,6 +50,7 @@ struct ingress {
 	struct storer *storer; /* stores originals beside set's storage */
 	char reply_to[128]; /* this process's reply queue */
 	struct MHD_Daemon *daemon;
+	struct MHD_Daemon *admin; /* [ingress] admin_port, or NULL */
 	pthread_mutex_t io;
 	pthread_mutex_t jobs;
 	struct pending **buckets; /* under jobs */
@@ -98,6 +99,13 @@ void ingress_http_wake(struct ingress *in, struct request *r);
  * jobs. */
 void ingress_http_expire(struct ingress *in, int64_t now, bool all);
 
+/*
+ * Starts the admin listener on [ingress] admin_listen:admin_port (if
+ * set): /healthz, /readyz and /metrics only. 0 or -errno with a reason in
+ * err.
+ */
+int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen);
+
 /* ---- one request (ingress_http.c and ingress_submit.c) ---- */
 
 enum ingress_route {
@@ -126,6 +134,11 @@ struct request {
 	char method[12];
 	char path[128]; /* printable ASCII, for logs and messages */
 	char id[JOB_ID_LEN + 1];
+	bool admin; /* came to the admin listener */
+	char key_id[72]; /* the X-Api-Key's ID; "" without api_keys */
+	bool signed_read; /* a signed GET: reads without an API key */
+	bool want_sha; /* a signed sha256= the upload must match */
+	unsigned char signed_sha[32];
 	int64_t start_ms;
 	unsigned status;
 	size_t out_bytes;
@@ -179,5 +192,34 @@ enum MHD_Result ingress_submit_begin(struct request *r);
 enum MHD_Result ingress_submit_body(struct request *r, const char *data,
                                     size_t *size);
 enum MHD_Result ingress_submit_finish(struct request *r);
+
+/* ---- authentication (auth.c, docs/signing.md) ---- */
+
+/*
+ * X-Api-Key is one of [ingress] api_keys (or none are set); fills
+ * r->key_id with its ID.
+ */
+bool auth_api_key(struct request *r);
+
+/*
+ * The first call of POST /v1/jobs: the query's pipeline or preset signed
+ * as [ingress] hmac_keys (v2) or hmac_key (v1) require. 0, or -1 with the
+ * failure noted. The API key is checked before, by auth_api_key.
+ */
+int auth_submit(struct request *r, const char *path, const char *pipeline,
+                const char *preset);
+
+/* A pipeline from a form part, after the body (v1 only). 0 or -1. */
+int auth_form(struct request *r, const char *pipeline);
+
+/* GET /v1/jobs/...: a signed URL or an API key. 0 or -1. */
+int auth_read(struct request *r, const char *path);
+
+/* True if r may read the job of record rec (its key submitted it, or r
+ * is signed); others are answered as if there were no such job. */
+bool auth_may_read(const struct request *r, json_t *rec);
+
+/* True unless the request signed a sha256= other than sha. */
+bool auth_sha_ok(const struct request *r, const unsigned char sha[32]);
 
 #endif

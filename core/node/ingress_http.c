@@ -2,10 +2,12 @@
  * The HTTP API of the ingress (DESIGN.md §3 and §4), on libmicrohttpd with
  * one internal polling thread that runs every request:
  *
- *   POST /v1/jobs?pipeline=P | ?preset=NAME [&wait=SECONDS] [&sig=HEX]
+ *   POST /v1/jobs?pipeline=P | ?preset=NAME [&wait=SECONDS]
+ *        [&keyid=ID&expires=UNIX[&sha256=HEX]&sig=HEX]  (auth.c)
  *   GET  /v1/jobs/ID          the job's record
  *   GET  /v1/jobs/ID/result   the result image
- *   GET  /healthz, /readyz, /metrics
+ *   GET  /healthz, /readyz, /metrics  (the last two on [ingress] admin_port
+ *                                      instead, when it is set)
  *
  * A submission is answered 202 only after the original and the record are
  * stored and the publish is confirmed; a storage or transport failure
@@ -24,7 +26,6 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,11 +49,6 @@ static void ascii_only(char *s)
 	for (; *s; s++)
 		if (*s < 0x20 || *s > 0x7e)
 			*s = '?';
-}
-
-static const char *header(struct request *r, const char *name)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
 /* ---- answers ---- */
@@ -296,6 +292,11 @@ static enum MHD_Result get_job(struct request *r)
 		return ingress_fail_now(r, 503, "storage unavailable",
 		                        "unable to read the record: %s",
 		                        strerror(-ret));
+	if (!auth_may_read(r, rec)) { /* as if there were no such job */
+		json_decref(rec);
+		return ingress_fail_now(r, 404, "unknown job", "no job %s",
+		                        r->id);
+	}
 	if (r->route == ROUTE_RESULT) {
 		res = ingress_answer_job(r, rec, false);
 		json_decref(rec);
@@ -355,25 +356,6 @@ static enum MHD_Result get_readyz(struct request *r)
 	return ingress_respond(r, MHD_HTTP_SERVICE_UNAVAILABLE, resp, len);
 }
 
-/* X-Api-Key must be one of [ingress] api_keys, if any are set. */
-static bool api_key_ok(struct request *r)
-{
-	const struct imgnode_list *keys = &r->in->conf->ingress.api_keys;
-	const char *key = header(r, "X-Api-Key");
-	bool ok = false;
-	size_t n;
-
-	if (!keys->n)
-		return true;
-	if (!key)
-		return false;
-	n = strlen(key);
-	for (size_t i = 0; i < keys->n; i++)
-		ok |= strlen(keys->items[i]) == n &&
-		      CRYPTO_memcmp(keys->items[i], key, n) == 0;
-	return ok;
-}
-
 /* ---- routing and the request's life ---- */
 
 static void unlink_waiter(struct ingress *in, struct request *r);
@@ -415,6 +397,19 @@ static bool route(struct request *r, const char *url)
 	return true;
 }
 
+/*
+ * The admin listener serves health, readiness and metrics only; when there
+ * is one, the public port no longer serves readiness and metrics.
+ */
+static bool route_here(const struct request *r)
+{
+	bool admin_only = r->route == ROUTE_READYZ || r->route == ROUTE_METRICS;
+
+	if (r->admin)
+		return admin_only || r->route == ROUTE_HEALTHZ;
+	return !admin_only || !r->in->conf->ingress.admin_port;
+}
+
 static enum MHD_Result first_call(struct request *r, const char *url,
                                   const char *method)
 {
@@ -422,7 +417,7 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 	size_t len = 0;
 	bool post;
 
-	if (!route(r, url))
+	if (!route(r, url) || !route_here(r))
 		return ingress_fail_now(r, 404, "not found", "no such path: %s",
 		                        r->path);
 	post = r->route == ROUTE_SUBMIT;
@@ -438,9 +433,12 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 			                        post ? "POST" : "GET, HEAD");
 		return ingress_respond(r, 405, resp, len);
 	}
-	if (strncmp(url, "/v1/", 4) == 0 && !api_key_ok(r))
+	if (post && !auth_api_key(r))
 		return ingress_fail_now(r, 401, "unauthorized",
 		                        "missing or unknown X-Api-Key");
+	if ((r->route == ROUTE_JOB || r->route == ROUTE_RESULT) &&
+	    auth_read(r, url))
+		return ingress_answer_fail(r);
 	switch (r->route) {
 	case ROUTE_SUBMIT: return ingress_submit_begin(r);
 	case ROUTE_JOB:
@@ -457,12 +455,11 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 	return MHD_NO;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  const char *version, const char *data,
-                                  size_t *size, void **ctx)
+static enum MHD_Result serve(struct ingress *in, bool admin,
+                             struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *version,
+                             const char *data, size_t *size, void **ctx)
 {
-	struct ingress *in = cls;
 	struct request *r = *ctx;
 
 	(void)version;
@@ -472,6 +469,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 			return MHD_NO;
 		r->in = in;
 		r->conn = conn;
+		r->admin = admin;
 		r->start_ms = ingress_now_ms();
 		r->phase = PHASE_ANSWERED;
 		snprintf(r->method, sizeof(r->method), "%s", method);
@@ -501,6 +499,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	case PHASE_RESUMED: return answer_from_record(r);
 	default: *size = 0; return MHD_YES;
 	}
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *data,
+                                  size_t *size, void **ctx)
+{
+	return serve(cls, false, conn, url, method, version, data, size, ctx);
+}
+
+static enum MHD_Result on_admin_request(void *cls, struct MHD_Connection *conn,
+                                        const char *url, const char *method,
+                                        const char *version, const char *data,
+                                        size_t *size, void **ctx)
+{
+	return serve(cls, true, conn, url, method, version, data, size, ctx);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
@@ -649,5 +663,48 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 	}
 	log_info(COMPONENT, "listening on %s port %lld reply_to=%s", ic->listen,
 	         (long long)ic->port, in->reply_to);
+	return 0;
+}
+
+int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen)
+{
+	const struct ingress_conf *ic = &in->conf->ingress;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+	                 MHD_USE_ITC;
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in a4 = {.sin_family = AF_INET};
+	const struct sockaddr *sa = (const struct sockaddr *)&a4;
+
+	if (!ic->admin_port)
+		return 0;
+	a4.sin_port = a6.sin6_port = htons((uint16_t)ic->admin_port);
+	if (inet_pton(AF_INET6, ic->admin_listen, &a6.sin6_addr) == 1) {
+		sa = (const struct sockaddr *)&a6;
+		flags |= MHD_USE_DUAL_STACK;
+	} else if (inet_pton(AF_INET, ic->admin_listen, &a4.sin_addr) != 1) {
+		snprintf(
+		        err, errlen,
+		        "[ingress] admin_listen: \"%s\" is not an IPv4 or IPv6 address",
+		        ic->admin_listen);
+		return -EINVAL;
+	}
+	/* a few operators' scrapes: small and bounded */
+	in->admin = MHD_start_daemon(
+	        flags, (uint16_t)ic->admin_port, NULL, NULL, on_admin_request,
+	        in, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	        MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+	        (unsigned)1, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+	        MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_END);
+	if (!in->admin) {
+		snprintf(
+		        err, errlen,
+		        "unable to listen on %s port %lld for [ingress] admin_port (the reason is logged above)",
+		        ic->admin_listen, (long long)ic->admin_port);
+		return -EADDRINUSE;
+	}
+	log_info(COMPONENT, "admin listener on %s port %lld", ic->admin_listen,
+	         (long long)ic->admin_port);
 	return 0;
 }

@@ -1,8 +1,8 @@
 /*
  * POST /v1/jobs (see ingress_http.c for the rest of the API): the upload,
  * raw or multipart/form-data, read up to [ingress] max_body; the pipeline
- * or preset, checked against the loaded filters (and its signature, if
- * [ingress] hmac_key is set); the image's header; then the job. It is
+ * or preset, checked against the loaded filters (and signed, if [ingress]
+ * hmac_keys is set: auth.c); the image's header; then the job. It is
  * accepted only once the original and the record are stored and the
  * publish is confirmed; whatever fails before that is a 503 and undone.
  * An identical earlier job (same original, pipeline and filter versions)
@@ -11,9 +11,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +20,7 @@
 #include "../config.h"
 #include "../log.h"
 #include "child.h"
+#include "cost.h"
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
@@ -58,55 +57,16 @@ static bool over_inflight(struct request *r)
 	return true;
 }
 
-static bool hex_decode(const char *hex, unsigned char *out, size_t n)
-{
-	for (size_t i = 0; i < 2 * n; i++) {
-		char c = hex[i];
-		int v = c >= '0' && c <= '9'   ? c - '0'
-		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-		                               : -1;
-
-		if (v < 0)
-			return false;
-		out[i / 2] = (unsigned char)(i % 2 ? out[i / 2] << 4 | v : v);
-	}
-	return hex[2 * n] == '\0';
-}
-
-/* ?sig= is hex(HMAC-SHA256(hmac_key, text)); compared in constant time. */
-static bool signature_ok(struct request *r, const char *text)
-{
-	const char *key = r->in->conf->ingress.hmac_key;
-	const char *sig = arg(r, "sig");
-	unsigned char want[EVP_MAX_MD_SIZE], got[32];
-	unsigned int wlen = 0;
-
-	if (!sig || strlen(sig) != 64 || !hex_decode(sig, got, sizeof(got)))
-		return false;
-	if (!HMAC(EVP_sha256(), key, (int)strlen(key),
-	          (const unsigned char *)text, strlen(text), want, &wlen) ||
-	    wlen != sizeof(got))
-		return false;
-	return CRYPTO_memcmp(want, got, sizeof(got)) == 0;
-}
-
 /* Checks and parses the pipeline (or the preset named by text). */
 static int resolve(struct request *r, const char *text, bool preset)
 {
 	const struct conf *conf = r->in->conf;
-	const char *hmac_key = conf->ingress.hmac_key;
 	const char *pipeline = text;
 	char err[512];
 
 	if (!preset && conf->ingress.presets_only)
 		return ingress_fail(r, 400, "bad pipeline",
 		                    "this node accepts only ?preset=NAME");
-	if (hmac_key && hmac_key[0] && !signature_ok(r, text))
-		return ingress_fail(
-		        r, 403, "bad signature",
-		        "sig must be hex(HMAC-SHA256(key, %s text))",
-		        preset ? "preset" : "pipeline");
 	if (preset) {
 		const struct preset *p = conf->presets;
 
@@ -244,6 +204,9 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	if (pipeline && preset)
 		return ingress_fail_now(r, 400, "bad pipeline",
 		                        "give pipeline or preset, not both");
+	if ((pipeline || preset || r->multipart) &&
+	    auth_submit(r, "/v1/jobs", pipeline, preset))
+		return ingress_answer_fail(r);
 	if ((pipeline || preset) &&
 	    resolve(r, pipeline ? pipeline : preset, preset != NULL))
 		return ingress_answer_fail(r);
@@ -295,7 +258,7 @@ enum MHD_Result ingress_submit_body(struct request *r, const char *data,
 static json_t *new_record(struct request *r, const unsigned char sha[32],
                           const char *result, const struct image_info *info)
 {
-	json_t *plugins = json_object();
+	json_t *plugins = json_object(), *rec;
 	char now[40], hex[65];
 
 	for (size_t i = 0; i < r->pl->n; i++) {
@@ -307,17 +270,20 @@ static json_t *new_record(struct request *r, const unsigned char sha[32],
 	for (size_t i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
 	job_timestamp(now, sizeof(now));
-	return json_pack("{s:s, s:s, s:s, s:n, s:n, s:s, "
-	                 "s:{s:I, s:s, s:s, s:i, s:i, s:i}, "
-	                 "s:n, s:n, s:i, s:o, s:I, s:s, s:b}",
-	                 "id", r->id, "status", "queued", "created", now,
-	                 "started", "finished", "pipeline", r->pl->canonical,
-	                 "input", "bytes", (json_int_t)r->len, "sha256", hex,
-	                 "format", info->format, "width", info->width, "height",
-	                 info->height, "pages", info->pages, "output", "error",
-	                 "attempts", 0, "plugins", plugins, "generation",
-	                 (json_int_t)r->in->node->generation, "result", result,
-	                 "cached", 0);
+	rec = json_pack("{s:s, s:s, s:s, s:n, s:n, s:s, "
+	                "s:{s:I, s:s, s:s, s:i, s:i, s:i}, "
+	                "s:n, s:n, s:i, s:o, s:I, s:s, s:b}",
+	                "id", r->id, "status", "queued", "created", now,
+	                "started", "finished", "pipeline", r->pl->canonical,
+	                "input", "bytes", (json_int_t)r->len, "sha256", hex,
+	                "format", info->format, "width", info->width, "height",
+	                info->height, "pages", info->pages, "output", "error",
+	                "attempts", 0, "plugins", plugins, "generation",
+	                (json_int_t)r->in->node->generation, "result", result,
+	                "cached", 0);
+	if (rec && r->key_id[0]) /* its ID, never the key */
+		json_object_set_new(rec, "api_key_id", json_string(r->key_id));
+	return rec;
 }
 
 /*
@@ -402,7 +368,12 @@ static enum MHD_Result accept_job(struct request *r,
 		return ingress_fail_now(
 		        r, 500, "internal error",
 		        "unable to hash the image or make an id");
-	child_versions(r->pl, &in->set, info->format, versions,
+	if (!auth_sha_ok(r, sha))
+		return ingress_fail_now(
+		        r, 403, "bad signature",
+		        "the upload's SHA-256 is not the signed sha256=");
+	child_versions(r->pl, &in->set, info->format,
+	               in->conf->limits.keep_metadata, versions,
 	               sizeof(versions));
 	job_result_key(sha, r->pl->canonical, versions, result, sizeof(result));
 	snprintf(meta, sizeof(meta), "%s.meta", result);
@@ -506,7 +477,8 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		return ingress_fail_now(
 		        r, 400, "bad pipeline",
 		        "give the pipeline once, in the query or the form");
-	if (r->form_pipeline && resolve(r, r->form_pipeline, false))
+	if (r->form_pipeline && (auth_form(r, r->form_pipeline) ||
+	                         resolve(r, r->form_pipeline, false)))
 		return ingress_answer_fail(r);
 	if (!r->pl)
 		return ingress_fail_now(
@@ -524,6 +496,10 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	if (ret == -EPROTONOSUPPORT)
 		return ingress_fail_now(r, 415, "unsupported format", "%s",
 		                        err);
+	/* every step's size, predicted from the header: no bomb is queued */
+	if (!ret)
+		ret = cost_check(r->pl, &r->in->set, &info, &conf->limits, err,
+		                 sizeof(err));
 	if (ret)
 		return ingress_fail_now(r, 422, "image rejected", "%s", err);
 	return accept_job(r, &info);

@@ -50,6 +50,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "../conf_keys.h"
 #include "../config.h"
 #include "../log.h"
 
@@ -108,21 +109,31 @@ static void wipe(char *s)
 
 void sandbox_forget_secrets(struct conf *conf)
 {
-	struct imgnode_list *keys = &conf->ingress.api_keys;
+	const struct conf_section *s = conf_core_section("ingress");
 
-	for (size_t i = 0; i < keys->n; i++) {
-		wipe(keys->items[i]);
-		free(keys->items[i]);
+	for (const struct imgnode_conf_key *k = s->keys; k->name; k++) {
+		void *dst = (char *)conf + s->offset + k->offset;
+
+		if (!(k->type & IMGNODE_CONF_SECRET))
+			continue;
+		if (IMGNODE_CONF_TYPE(k) == IMGNODE_CONF_LIST) {
+			struct imgnode_list *l = dst;
+
+			for (size_t i = 0; i < l->n; i++) {
+				wipe(l->items[i]);
+				free(l->items[i]);
+			}
+			free(l->items);
+			l->items = NULL;
+			l->n = 0;
+		} else if (IMGNODE_CONF_TYPE(k) == IMGNODE_CONF_STRING) {
+			wipe(*(char **)dst); /* left as "", unset */
+		}
+		for (struct conf_entry *e = conf->entries; e; e = e->next)
+			if (strcmp(e->section, "ingress") == 0 &&
+			    strcmp(e->key, k->name) == 0)
+				wipe(e->value);
 	}
-	free(keys->items);
-	keys->items = NULL;
-	keys->n = 0;
-	wipe(conf->ingress.hmac_key);
-	for (struct conf_entry *e = conf->entries; e; e = e->next)
-		if (strcmp(e->section, "ingress") == 0 &&
-		    (strcmp(e->key, "api_keys") == 0 ||
-		     strcmp(e->key, "hmac_key") == 0))
-			wipe(e->value);
 }
 
 /* Allowed whatever their arguments. */

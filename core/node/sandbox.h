@@ -30,8 +30,10 @@ int sandbox_limit_memory(int64_t bytes, char *err, size_t errlen);
 void sandbox_oom_first(void);
 
 /*
- * Wipes the secrets of conf that only the ingress needs ([ingress] api_keys
- * and hmac_key, parsed and as read), leaving them empty.
+ * Wipes the secrets of conf that only the ingress needs (the [ingress] keys
+ * marked IMGNODE_CONF_SECRET: api_keys, hmac_keys, hmac_key), parsed and as
+ * read, leaving them empty. Plugins' secrets (the amqp url) stay: a worker
+ * reconnects with them.
  */
 void sandbox_forget_secrets(struct conf *conf);
 

@@ -23,7 +23,8 @@ from test_supervisor import driver  # noqa: F401 (fixture)
 # ASan reserves terabytes of address space: the node ignores max_memory
 SAN = os.environ.get("SAN") == "1"
 API_KEYS = [f"key-{secrets.token_hex(16)}", f"key-{secrets.token_hex(16)}"]
-HMAC_KEY = f"hmac-{secrets.token_hex(16)}"
+HMAC_KEY = f"hmac-{secrets.token_hex(16)}"  # v1
+HMAC_KEYS = [f"hmac2-{secrets.token_hex(16)}"]  # v2: k1:SECRET
 
 
 def field(pid, name, path="status"):
@@ -121,7 +122,9 @@ def socket_inodes(pid):
     return out
 
 
-KEYS = {"api_keys": ", ".join(API_KEYS), "hmac_key": HMAC_KEY}
+KEYS = {"api_keys": ", ".join(API_KEYS), "hmac_keys": f"k1:{HMAC_KEYS[0]}",
+        "hmac_key": HMAC_KEY, "hmac_v1": "yes"}
+SECRETS = API_KEYS + HMAC_KEYS + [HMAC_KEY]
 HEADERS = {"X-Api-Key": API_KEYS[1]}
 
 
@@ -194,7 +197,7 @@ def test_no_worker_holds_the_control_socket(procs):
 
 
 def test_no_worker_keeps_the_secrets(procs):
-    needles = pieces(API_KEYS + [HMAC_KEY])
+    needles = pieces(SECRETS)
     # the scan finds them where they are: the supervisor and the ingress
     assert memory_holds(procs.proc.pid, needles) == needles
     ingress = children(procs)["ingress.1"]
@@ -225,11 +228,12 @@ def test_no_worker_keeps_the_secrets_of_a_config_reloaded(own):
         time.sleep(0.05)
     else:
         pytest.fail("no new generation of workers:\n" + s.log())
-    needles = pieces(API_KEYS + new + [HMAC_KEY])
+    needles = pieces(SECRETS + new)
     assert pieces(new) <= memory_holds(s.proc.pid, needles)
     # the replaced ones are gone from the supervisor too (wiped before
     # free): the next child it forks cannot find them in its heap
-    assert memory_holds(s.proc.pid, pieces(API_KEYS + [HMAC_KEY])) == set()
+    replaced = pieces(API_KEYS + [HMAC_KEY])
+    assert memory_holds(s.proc.pid, replaced) == set()
     for pid in fresh:
         assert memory_holds(pid, needles) == set(), pid
 

@@ -203,20 +203,25 @@ static char *write_file(const char *text)
 static void test_forget_secrets(void **state)
 {
 	char err[CONF_ERR_MAX] = "";
-	char *path =
-	        write_file("[ingress]\napi_keys = key-one-1234, key-two-5678\n"
-	                   "hmac_key = hmac-secret-9abc\nport = 8081\n");
+	char *path = write_file(
+	        "[ingress]\napi_keys = key-one-1234, key-two-5678\n"
+	        "hmac_keys = k1:hmac-secret-0123456789\n"
+	        "hmac_key = hmac-secret-9abc\nhmac_v1 = yes\nport = 8081\n");
 	struct conf *c = conf_load(path, err, sizeof(err));
 	const struct conf_entry *e;
 
 	(void)state;
 	assert_non_null(c);
 	assert_int_equal(c->ingress.api_keys.n, 2);
+	assert_int_equal(c->ingress.hmac_keys.n, 1);
 	sandbox_forget_secrets(c);
 	assert_int_equal(c->ingress.api_keys.n, 0);
+	assert_int_equal(c->ingress.hmac_keys.n, 0);
 	assert_string_equal(c->ingress.hmac_key, "");
 	e = conf_find(c, "ingress", "api_keys");
 	assert_non_null(e);
+	assert_string_equal(e->value, "");
+	e = conf_find(c, "ingress", "hmac_keys");
 	assert_string_equal(e->value, "");
 	e = conf_find(c, "ingress", "hmac_key");
 	assert_string_equal(e->value, "");
