@@ -98,9 +98,10 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -c $< -o $@
 
-# The node's children use libvips, libmicrohttpd and libcrypto; the
-# supervisor links them but never initialises them.
-NODE_LIBS := $(VIPS_LIBS) -lmicrohttpd -lcrypto
+# The node's children use libvips, libmicrohttpd, libcrypto and libseccomp
+# (the workers' sandbox); the supervisor links them but never initialises
+# them.
+NODE_LIBS := $(VIPS_LIBS) -lmicrohttpd -lcrypto -lseccomp
 $(NODE_OBJ): override CFLAGS += $(VIPS_CFLAGS)
 
 $(BUILD)/imgnode: $(MAIN_OBJ) $(NODE_OBJ) $(CORE_OBJ)

@@ -81,6 +81,7 @@ static const struct imgnode_conf_key storage_keys[] = {
 #define ING(f) offsetof(struct ingress_conf, f)
 #define LIM(f) offsetof(struct limits_conf, f)
 #define GIB (INT64_C(1) << 30)
+#define MAX_MEMORY_MIN (INT64_C(256) << 20)
 
 static const char *const auto_word[] = {"auto", NULL};
 
@@ -97,6 +98,12 @@ static const struct imgnode_conf_key workers_keys[] = {
         {"max_rss", IMGNODE_CONF_SIZE, "1G", 0, INT64_C(1) << 50, NULL,
          "A worker whose resident memory passes this is replaced once its job is done (0 = no limit).",
          WRK(max_rss)},
+        {"max_memory", IMGNODE_CONF_SIZE, "2G", 0, INT64_C(1) << 50, NULL,
+         "Address space a worker may reserve (RLIMIT_AS, set before libvips starts): an allocation past it fails, failing the job, or the worker dies and is replaced and the job is retried up to the transport's delivery limit. It counts reservations (thread stacks, malloc arenas, libraries), not resident memory: an idle worker reserves 300-500 MB (librados adds threads), so keep it well above max_rss (0 = no limit; else at least 256M).",
+         WRK(max_memory)},
+        {"seccomp", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
+         "Once started, workers run under no_new_privs and a seccomp allow-list of system calls: no exec, no fork, no Unix or raw sockets, no signals to other processes; a call outside it fails with EPERM. Turn it off only to debug a plugin that needs more.",
+         WRK(seccomp)},
         {"job_timeout", IMGNODE_CONF_DURATION, "60s", 100, 24 * HOUR, NULL,
          "A worker still busy with one job after this is killed; the job is retried once, and fails (\"killed after job_timeout\") if it overruns again.",
          WRK(job_timeout)},
@@ -401,6 +408,19 @@ int conf_fill_core(struct conf *conf, char *err, size_t errlen)
 	if (conf->workers.count < 0) { /* auto */
 		long n = usable_cpus();
 		conf->workers.count = n < 1 ? 1 : n > 256 ? 256 : n;
+	}
+	/* below this, libvips cannot even start (glib aborts): workers
+	 * would crash until the pool gives up */
+	if (conf->workers.max_memory &&
+	    conf->workers.max_memory < MAX_MEMORY_MIN) {
+		const struct conf_entry *e =
+		        conf_find(conf, "workers", "max_memory");
+		conf_set_err(
+		        err, errlen,
+		        "%s:%d: [workers] max_memory: %s is too small for a worker to start (at least 256M, or 0 for no limit)",
+		        e ? e->file : conf->path, e ? e->line : 0,
+		        e ? e->value : "?");
+		return -EINVAL;
 	}
 	if (!conf->supervisor.control_socket[0]) {
 		char *path;

@@ -160,10 +160,18 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
+void conf_value_wipe(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+}
+
 static void list_free(struct imgnode_list *l)
 {
-	for (size_t i = 0; i < l->n; i++)
+	for (size_t i = 0; i < l->n; i++) {
+		conf_value_wipe(l->items[i]);
 		free(l->items[i]);
+	}
 	free(l->items);
 	l->items = NULL;
 	l->n = 0;
@@ -346,6 +354,7 @@ void conf_value_free(const struct imgnode_conf_key *key, void *dst)
 	switch (IMGNODE_CONF_TYPE(key)) {
 	case IMGNODE_CONF_STRING:
 	case IMGNODE_CONF_PATH:
+		conf_value_wipe(*(char **)dst);
 		free(*(char **)dst);
 		*(char **)dst = NULL;
 		break;

@@ -35,13 +35,19 @@ struct load_ctx {
 	int ret;
 };
 
-/* fgets that counts lines and notices lines longer than inih's buffer. */
+/*
+ * fgets that counts lines and notices lines longer than inih's buffer. It
+ * wipes inih's line buffer before each line and at the end, so no value
+ * read (api_keys, hmac_key) is left on the stack for a forked child.
+ */
 static char *reader_gets(char *str, int num, void *stream)
 {
 	struct reader *rd = stream;
-	char *s = fgets(str, num, rd->fp);
+	char *s;
 	size_t len;
 
+	explicit_bzero(str, (size_t)num);
+	s = fgets(str, num, rd->fp);
 	if (!s)
 		return NULL;
 	rd->line++;
@@ -105,6 +111,7 @@ static int load_handler(void *user, const char *section, const char *key,
 			free(f);
 			goto out_nomem;
 		}
+		conf_value_wipe(e->value);
 		free(e->value);
 		free(e->file);
 		e->value = v;
@@ -161,6 +168,7 @@ static int check_mode(struct load_ctx *ctx, const char *path, int fd)
 static int load_file(struct load_ctx *ctx, const char *path)
 {
 	struct reader rd = {.file = path};
+	char iobuf[BUFSIZ]; /* stdio's buffer, wiped (not left in the heap) */
 	int ret;
 
 	rd.fp = fopen(path, "r");
@@ -175,10 +183,12 @@ static int load_file(struct load_ctx *ctx, const char *path)
 		fclose(rd.fp);
 		return ret;
 	}
+	setvbuf(rd.fp, iobuf, _IOFBF, sizeof(iobuf));
 	ctx->rd = &rd;
 	ret = ini_parse_stream(reader_gets, &rd, load_handler, ctx);
 	ctx->rd = NULL; /* rd dies with this frame */
 	fclose(rd.fp);
+	explicit_bzero(iobuf, sizeof(iobuf));
 	if (ctx->ret)
 		return ctx->ret;
 	if (ret > 0) {
@@ -276,6 +286,7 @@ void conf_free(struct conf *conf)
 		next = e->next;
 		free(e->section);
 		free(e->key);
+		conf_value_wipe(e->value);
 		free(e->value);
 		free(e->file);
 		free(e);

@@ -64,6 +64,8 @@ struct workers_conf {
 	int64_t intensity;
 	int64_t max_jobs;
 	int64_t max_rss; /* bytes */
+	int64_t max_memory; /* bytes of address space (RLIMIT_AS); 0: none */
+	bool seccomp; /* the system call allow-list */
 	int64_t job_timeout; /* ms */
 	int64_t heartbeat; /* ms */
 	int64_t concurrency; /* libvips threads per job */
@@ -136,6 +138,13 @@ void conf_free(struct conf *conf);
 int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
                      void *dst, char *err, size_t errlen);
 void conf_value_free(const struct imgnode_conf_key *key, void *dst);
+
+/*
+ * Zeroes the string s (NULL is fine) before it is freed: some values are
+ * secrets, and the supervisor's freed memory is copied into every child it
+ * forks.
+ */
+void conf_value_wipe(char *s);
 
 /* Writes the value at src in the INI form parse accepts. */
 void conf_value_format(const struct imgnode_conf_key *key, const void *src,

@@ -33,6 +33,7 @@
 #include "job.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "sandbox.h"
 #include "ticker.h"
 #include "watchdog.h"
 
@@ -438,12 +439,24 @@ int worker_main(void *arg, const char *id)
 	log_set_process(id);
 	sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: consume wakes up */
 	signal(SIGPIPE, SIG_IGN);
+	/* the sandbox: secrets gone at once, memory bounded before libvips,
+	 * system calls once everything is started and connected */
+	sandbox_forget_secrets(w.conf);
+	sandbox_oom_first();
 	lower_priority(w.conf->workers.nice);
-	ret = image_init((int)w.conf->workers.concurrency, err, sizeof(err));
+	ret = sandbox_limit_memory(w.conf->workers.max_memory, err,
+	                           sizeof(err));
+	if (!ret)
+		ret = image_init((int)w.conf->workers.concurrency, err,
+		                 sizeof(err));
 	if (!ret)
 		ret = child_open(&w.set, w.conf, true, err, sizeof(err));
 	if (ret) {
-		log_error("worker", "cannot start: %s", err);
+		log_error("worker", "cannot start%s: %s",
+		          w.conf->workers.max_memory
+		                  ? " (within [workers] max_memory)"
+		                  : "",
+		          err);
 		plugin_set_free(&w.set);
 		return child_exit_code(ret);
 	}
@@ -454,6 +467,15 @@ int worker_main(void *arg, const char *id)
 		        "worker",
 		        "no deadline watchdog (%s): a job killed at job_timeout is retried up to the delivery limit",
 		        err);
+	/* after the watchdog's thread and storage instance: all covered */
+	ret = sandbox_enter(w.conf->workers.seccomp, err, sizeof(err));
+	if (ret) {
+		log_error("worker", "cannot start: %s ([workers] seccomp)",
+		          err);
+		watchdog_stop(w.wd);
+		plugin_set_free(&w.set);
+		return 100;
+	}
 	tr = transport_ops(&w.set);
 	proc_notify_ready();
 	log_debug("worker", "ready generation=%u", node->generation);
