@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "../config.h"
 #include "../log.h"
@@ -42,6 +44,9 @@
 #define RETRY_AFTER "5" /* seconds, on 503 and 429 */
 #define RESULT_MAX ((size_t)1 << 32)
 #define JSON_TYPE "application/json"
+#define LOG_INTERVAL_MS 10000 /* lines about refused connections: */
+#define LOG_BURST 5 /* ... at most this many per interval */
+#define FD_SPARE 128 /* descriptors beside connections: plugins, logs */
 
 /* Replaces what is not printable ASCII (JSON strings must be UTF-8). */
 static void ascii_only(char *s)
@@ -49,6 +54,92 @@ static void ascii_only(char *s)
 	for (; *s; s++)
 		if (*s < 0x20 || *s > 0x7e)
 			*s = '?';
+}
+
+/* ---- connections and their deadline ---- */
+
+/* The request is read: the deadline no longer applies to its connection
+ * (a wait has wait_max, an answer the idle timeout). */
+static void conn_answering(struct request *r)
+{
+	if (!r->cn)
+		return;
+	pthread_mutex_lock(&r->in->conns);
+	r->cn->since_ms = -1;
+	pthread_mutex_unlock(&r->in->conns);
+}
+
+/* libmicrohttpd's notice of a connection accepted or closed (it calls
+ * CLOSED before it closes the socket, so fd stays ours to shut down). */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct ingress *in = cls;
+	struct ingress_conn *cn = *socket_ctx;
+	const union MHD_ConnectionInfo *info;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(
+		        conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		cn = info ? calloc(1, sizeof(*cn)) : NULL;
+		if (!cn)
+			return; /* not swept; the idle timeout still applies */
+		cn->fd = info->connect_fd;
+		cn->since_ms = ingress_now_ms();
+		pthread_mutex_lock(&in->conns);
+		cn->next = in->conn_list;
+		if (in->conn_list)
+			in->conn_list->prev = cn;
+		in->conn_list = cn;
+		pthread_mutex_unlock(&in->conns);
+		*socket_ctx = cn;
+		return;
+	}
+	if (!cn)
+		return;
+	pthread_mutex_lock(&in->conns);
+	if (cn->prev)
+		cn->prev->next = cn->next;
+	else
+		in->conn_list = cn->next;
+	if (cn->next)
+		cn->next->prev = cn->prev;
+	pthread_mutex_unlock(&in->conns);
+	free(cn);
+	*socket_ctx = NULL;
+}
+
+void ingress_http_sweep(struct ingress *in, int64_t now)
+{
+	int64_t deadline = in->conf->ingress.request_deadline;
+	uint64_t n;
+
+	pthread_mutex_lock(&in->conns);
+	for (struct ingress_conn *cn = in->conn_list; cn; cn = cn->next) {
+		if (cn->cut || cn->since_ms < 0 ||
+		    now - cn->since_ms <= deadline)
+			continue;
+		/* the connection's thread sees the end of its input and
+		 * closes it */
+		shutdown(cn->fd, SHUT_RDWR);
+		cn->cut = true;
+		in->cut_since_log++;
+	}
+	n = in->cut_since_log;
+	if (n && now - in->cut_logged_ms >= LOG_INTERVAL_MS) {
+		in->cut_since_log = 0;
+		in->cut_logged_ms = now;
+	} else {
+		n = 0;
+	}
+	pthread_mutex_unlock(&in->conns);
+	if (n)
+		log_warn(
+		        COMPONENT,
+		        "closed connections=%llu whose request had not arrived within request_deadline (%llds); at most one such line every %ds",
+		        (unsigned long long)n, (long long)(deadline / 1000),
+		        LOG_INTERVAL_MS / 1000);
 }
 
 /* ---- answers ---- */
@@ -68,6 +159,7 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 	if (atomic_load(&r->in->quiescing))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 		                        "close");
+	conn_answering(r);
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	r->status = status;
@@ -467,9 +559,13 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return MHD_NO;
+		const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+		        conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
 		r->in = in;
 		r->conn = conn;
 		r->admin = admin;
+		r->cn = info ? info->socket_context : NULL;
 		r->start_ms = ingress_now_ms();
 		r->phase = PHASE_ANSWERED;
 		snprintf(r->method, sizeof(r->method), "%s", method);
@@ -540,10 +636,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 	        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
+	if (r->cn) { /* a kept-alive connection: the next request begins */
+		pthread_mutex_lock(&in->conns);
+		r->cn->since_ms = ingress_now_ms();
+		pthread_mutex_unlock(&in->conns);
+	}
+	ingress_upload_release(r);
 	pipeline_free(r->pl);
 	EVP_MD_CTX_free(r->sha);
 	free(r->form_pipeline);
-	free(r->body);
 	free(r);
 	*ctx = NULL;
 	atomic_fetch_sub(&in->active, 1);
@@ -606,24 +707,81 @@ enum MHD_Result ingress_wait(struct request *r)
 			in->waiters->wprev = r;
 		in->waiters = r;
 		r->phase = PHASE_WAITING;
+		conn_answering(r);
 		MHD_suspend_connection(r->conn);
 	}
 	pthread_mutex_unlock(&in->jobs);
 	return p ? MHD_YES : answer_from_record(r);
 }
 
-/* libmicrohttpd's own messages, one log line each. */
+/*
+ * libmicrohttpd's own messages, one log line each, at most LOG_BURST per
+ * LOG_INTERVAL_MS: a flood of connections refused at the limits must not
+ * become a flood of lines. The next line counts those left out.
+ */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static int64_t window_ms = -LOG_INTERVAL_MS;
+	static unsigned long shown, dropped;
+	unsigned long was_dropped = 0;
+	int64_t now = ingress_now_ms();
 	char line[512];
 	size_t n;
 
 	(void)cls;
+	pthread_mutex_lock(&lock);
+	if (now - window_ms >= LOG_INTERVAL_MS) {
+		window_ms = now;
+		shown = 0;
+		was_dropped = dropped;
+		dropped = 0;
+	}
+	if (shown >= LOG_BURST) {
+		dropped++;
+		pthread_mutex_unlock(&lock);
+		return;
+	}
+	shown++;
+	pthread_mutex_unlock(&lock);
+	if (was_dropped)
+		log_warn(COMPONENT,
+		         "libmicrohttpd: messages=%lu more in %ds not shown",
+		         was_dropped, LOG_INTERVAL_MS / 1000);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
 	log_warn(COMPONENT, "libmicrohttpd: %s", line);
+}
+
+/*
+ * The most connections this process can hold: [ingress] max_connections,
+ * after raising the soft open-file limit towards it, or less (logged) if
+ * the hard limit is lower.
+ */
+static unsigned connection_limit(const struct ingress_conf *ic)
+{
+	rlim_t want = (rlim_t)ic->max_connections + FD_SPARE;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return (unsigned)ic->max_connections;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+	                      ? want
+	                      : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) || getrlimit(RLIMIT_NOFILE, &rl))
+		return (unsigned)ic->max_connections;
+	if (rl.rlim_cur >= want)
+		return (unsigned)ic->max_connections;
+	want = rl.rlim_cur > 2 * FD_SPARE ? rl.rlim_cur - FD_SPARE
+	                                  : rl.rlim_cur / 2;
+	log_warn(
+	        COMPONENT,
+	        "taking connections=%llu, not max_connections=%lld: the open-file limit is %llu",
+	        (unsigned long long)want, (long long)ic->max_connections,
+	        (unsigned long long)rl.rlim_cur);
+	return (unsigned)want;
 }
 
 int ingress_http_start(struct ingress *in, char *err, size_t errlen)
@@ -653,6 +811,11 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 	        sa, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 	        MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+	        MHD_OPTION_CONNECTION_LIMIT, connection_limit(ic),
+	        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	        (unsigned)ic->max_connections_per_ip,
+	        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)ic->threads,
+	        MHD_OPTION_NOTIFY_CONNECTION, on_connection, in,
 	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_END);
 	if (!in->daemon) {
 		snprintf(
@@ -661,8 +824,10 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 		        ic->listen, (long long)ic->port);
 		return -EADDRINUSE;
 	}
-	log_info(COMPONENT, "listening on %s port %lld reply_to=%s", ic->listen,
-	         (long long)ic->port, in->reply_to);
+	log_info(COMPONENT,
+	         "listening on %s port %lld threads=%lld reply_to=%s",
+	         ic->listen, (long long)ic->port, (long long)ic->threads,
+	         in->reply_to);
 	return 0;
 }
 
