@@ -58,6 +58,12 @@ storage_ops(const struct plugin_set *set)
 	return set->storage->desc->ops;
 }
 
+/* True if the storage plugin reads pieces of objects (ABI 1.1 read). */
+static inline bool storage_reads_ranges(const struct plugin_set *set)
+{
+	return set->storage->desc->abi_minor >= 1 && storage_ops(set)->read;
+}
+
 static inline const struct imgnode_transport_ops *
 transport_ops(const struct plugin_set *set)
 {

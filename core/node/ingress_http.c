@@ -1,6 +1,6 @@
 /*
  * The HTTP API of the ingress (DESIGN.md §3 and §4), on libmicrohttpd with
- * one internal polling thread that runs every request:
+ * a pool of [ingress] threads polling the connections:
  *
  *   POST /v1/jobs?pipeline=P | ?preset=NAME [&wait=SECONDS]
  *        [&keyid=ID&expires=UNIX[&sha256=HEX]&sig=HEX]  (auth.c)
@@ -16,6 +16,12 @@
  * cache hit: the job is done at once. With ?wait= the request is suspended
  * (the thread goes on serving others) until the job's reply comes or the
  * wait ends, and then answers from the record, which is the truth.
+ *
+ * A result is sent from storage a piece at a time as the client takes it,
+ * never read whole. Connections are bounded in number (in all and per
+ * client address) and each request must have arrived whole within
+ * [ingress] request_deadline, which the main thread enforces (libmicrohttpd
+ * has only an idle timeout).
  *
  * Errors are {"error": "...", "detail": "..."}, with the detail in ASCII.
  * This file is the daemon, the routing, the answers and reading jobs;
@@ -46,6 +52,7 @@
 #define JSON_TYPE "application/json"
 #define LOG_INTERVAL_MS 10000 /* lines about refused connections: */
 #define LOG_BURST 5 /* ... at most this many per interval */
+#define STREAM_BLOCK (128 * 1024) /* a result is sent in pieces of this */
 #define FD_SPARE 128 /* descriptors beside connections: plugins, logs */
 
 /* Replaces what is not printable ASCII (JSON strings must be UTF-8). */
@@ -251,17 +258,107 @@ enum MHD_Result ingress_answer_accepted(struct request *r, const char *status)
 	return ingress_respond(r, MHD_HTTP_ACCEPTED, resp, len);
 }
 
-/* Reads the result of a done job rec into a 200 response, or NULL with
+/* A result sent a piece at a time, straight from storage. */
+struct result_stream {
+	struct ingress *in;
+	uint64_t size;
+	char key[IMGNODE_KEY_MAX + 1];
+};
+
+/*
+ * libmicrohttpd asks for the next piece (on the connection's thread, when
+ * the client has taken the last one): at most max bytes at pos, read under
+ * io. A store that fails or an object that shrank ends the answer early:
+ * the client sees a connection closed short of Content-Length.
+ */
+static ssize_t read_result(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct result_stream *rs = cls;
+	struct ingress *in = rs->in;
+	size_t got = 0;
+	int ret;
+
+	if (pos >= rs->size)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (max > rs->size - pos)
+		max = (size_t)(rs->size - pos);
+	pthread_mutex_lock(&in->io);
+	ret = storage_ops(&in->set)->read(in->set.storage->state, rs->key, pos,
+	                                  buf, max, &got);
+	pthread_mutex_unlock(&in->io);
+	if (ret || !got) {
+		log_warn(COMPONENT,
+		         "result %s cut short at byte %llu of %llu: %s",
+		         rs->key, (unsigned long long)pos,
+		         (unsigned long long)rs->size,
+		         ret ? strerror(-ret) : "it shrank");
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	return (ssize_t)got;
+}
+
+/*
+ * A response that reads the object at key as the client takes it, never
+ * whole (STREAM_BLOCK bytes at a time), or, from a storage plugin older
+ * than ABI 1.1, one read whole. NULL with *ret = -errno.
+ */
+static struct MHD_Response *object_response(struct ingress *in, const char *key,
+                                            size_t *len, int *ret)
+{
+	const struct imgnode_storage_ops *st = storage_ops(&in->set);
+	struct MHD_Response *resp;
+	struct imgnode_stat sb;
+	struct result_stream *rs;
+	void *buf = NULL;
+
+	if (!storage_reads_ranges(&in->set)) {
+		pthread_mutex_lock(&in->io);
+		*ret = st->get(in->set.storage->state, key, RESULT_MAX, &buf,
+		               len);
+		pthread_mutex_unlock(&in->io);
+		if (*ret)
+			return NULL;
+		resp = MHD_create_response_from_buffer(*len, buf,
+		                                       MHD_RESPMEM_MUST_FREE);
+		if (!resp) {
+			free(buf);
+			*ret = -ENOMEM;
+		}
+		return resp;
+	}
+	pthread_mutex_lock(&in->io);
+	*ret = st->stat(in->set.storage->state, key, &sb);
+	pthread_mutex_unlock(&in->io);
+	if (*ret)
+		return NULL;
+	rs = calloc(1, sizeof(*rs));
+	if (!rs) {
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	rs->in = in;
+	rs->size = sb.size;
+	snprintf(rs->key, sizeof(rs->key), "%s", key);
+	resp = MHD_create_response_from_callback(sb.size, STREAM_BLOCK,
+	                                         read_result, rs, free);
+	if (!resp) {
+		free(rs);
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	*len = (size_t)sb.size;
+	return resp;
+}
+
+/* The result of a done job rec as a 200 response, or NULL with
  * *ret = -errno. */
 static struct MHD_Response *result_response(struct request *r, json_t *rec,
                                             size_t *len, int *ret)
 {
-	const struct imgnode_storage_ops *st = storage_ops(&r->in->set);
 	json_t *output = json_object_get(rec, "output");
 	const char *key = json_string_value(json_object_get(rec, "result"));
 	const char *mime = json_string_value(json_object_get(output, "mime"));
 	struct MHD_Response *resp;
-	void *buf = NULL;
 
 	if (!key)
 		key = json_string_value(json_object_get(output, "key"));
@@ -269,18 +366,9 @@ static struct MHD_Response *result_response(struct request *r, json_t *rec,
 		*ret = -EBADMSG;
 		return NULL;
 	}
-	pthread_mutex_lock(&r->in->io);
-	*ret = st->get(r->in->set.storage->state, key, RESULT_MAX, &buf, len);
-	pthread_mutex_unlock(&r->in->io);
-	if (*ret)
+	resp = object_response(r->in, key, len, ret);
+	if (!resp)
 		return NULL;
-	resp = MHD_create_response_from_buffer(*len, buf,
-	                                       MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(buf);
-		*ret = -ENOMEM;
-		return NULL;
-	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	                        mime ? mime : "application/octet-stream");
 	job_headers(resp, r->id, false);

@@ -146,9 +146,9 @@ static void test_refuses_each_bad_descriptor(void **state)
 	         "not an imgnode plugin (no symbol imgnode_plugin)"},
 	        {"bad_magic", "not an imgnode plugin (bad magic 0x464c457f"},
 	        {"bad_major",
-	         "built for plugin ABI 2.0; this imgnode speaks ABI 1.0"},
+	         "built for plugin ABI 2.1; this imgnode speaks ABI 1.1"},
 	        {"new_minor",
-	         "needs plugin ABI 1.1 but this imgnode speaks only 1.0"},
+	         "needs plugin ABI 1.2 but this imgnode speaks only 1.1"},
 	        {"bad_kind", "unknown plugin kind 7"},
 	        {"no_name", "plugin name missing is not"},
 	        {"bad_name", "plugin name \"Bad-Name\" is not 1-32 characters"},
@@ -376,7 +376,7 @@ static void test_validates_in_child(void **state)
 	                                          sizeof(e->err)),
 	                 -EINVAL);
 	assert_non_null(
-	        strstr(e->err, "bad_major.so: built for plugin ABI 2.0"));
+	        strstr(e->err, "bad_major.so: built for plugin ABI 2.1"));
 
 	add(e, "crash", "0crash.so");
 	assert_int_equal(plugin_validate_in_child(conf, NULL, NULL, e->err,
