@@ -65,6 +65,8 @@ static void ascii_only(char *s)
 
 /* ---- connections and their deadline ---- */
 
+static bool mhd_quota_take(int64_t now, bool take);
+
 /* The request is read: the deadline no longer applies to its connection
  * (a wait has wait_max, an answer the idle timeout). */
 static void conn_answering(struct request *r)
@@ -141,6 +143,7 @@ void ingress_http_sweep(struct ingress *in, int64_t now)
 		n = 0;
 	}
 	pthread_mutex_unlock(&in->conns);
+	mhd_quota_take(now, false);
 	if (n)
 		log_warn(
 		        COMPONENT,
@@ -803,39 +806,56 @@ enum MHD_Result ingress_wait(struct request *r)
 }
 
 /*
- * libmicrohttpd's own messages, one log line each, at most LOG_BURST per
- * LOG_INTERVAL_MS: a flood of connections refused at the limits must not
- * become a flood of lines. The next line counts those left out.
+ * libmicrohttpd's lines: at most LOG_BURST per LOG_INTERVAL_MS, so that a
+ * flood of connections refused at the limits is not a flood of lines; one
+ * line counts those left out once their interval is over.
  */
+static struct {
+	pthread_mutex_t lock;
+	int64_t window_ms; /* the interval began */
+	unsigned long shown, dropped; /* in it */
+} mhd_quota = {PTHREAD_MUTEX_INITIALIZER, -LOG_INTERVAL_MS, 0, 0};
+
+/*
+ * Counts a line at now when take is set, and logs how many the last
+ * interval left out, if it is over. True if the line may be shown.
+ */
+static bool mhd_quota_take(int64_t now, bool take)
+{
+	unsigned long left_out = 0;
+	bool show = false;
+
+	pthread_mutex_lock(&mhd_quota.lock);
+	if (now - mhd_quota.window_ms >= LOG_INTERVAL_MS) {
+		left_out = mhd_quota.dropped;
+		mhd_quota.window_ms = now;
+		mhd_quota.shown = mhd_quota.dropped = 0;
+	}
+	if (take) {
+		show = mhd_quota.shown < LOG_BURST;
+		if (show)
+			mhd_quota.shown++;
+		else
+			mhd_quota.dropped++;
+	}
+	pthread_mutex_unlock(&mhd_quota.lock);
+	if (left_out)
+		log_warn(
+		        COMPONENT,
+		        "libmicrohttpd: messages=%lu not shown (at most %d every %ds)",
+		        left_out, LOG_BURST, LOG_INTERVAL_MS / 1000);
+	return show;
+}
+
+/* libmicrohttpd's own messages, one log line each, within mhd_quota. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	static int64_t window_ms = -LOG_INTERVAL_MS;
-	static unsigned long shown, dropped;
-	unsigned long was_dropped = 0;
-	int64_t now = ingress_now_ms();
 	char line[512];
 	size_t n;
 
 	(void)cls;
-	pthread_mutex_lock(&lock);
-	if (now - window_ms >= LOG_INTERVAL_MS) {
-		window_ms = now;
-		shown = 0;
-		was_dropped = dropped;
-		dropped = 0;
-	}
-	if (shown >= LOG_BURST) {
-		dropped++;
-		pthread_mutex_unlock(&lock);
+	if (!mhd_quota_take(ingress_now_ms(), true))
 		return;
-	}
-	shown++;
-	pthread_mutex_unlock(&lock);
-	if (was_dropped)
-		log_warn(COMPONENT,
-		         "libmicrohttpd: messages=%lu more in %ds not shown",
-		         was_dropped, LOG_INTERVAL_MS / 1000);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
