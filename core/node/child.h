@@ -61,7 +61,7 @@ storage_ops(const struct plugin_set *set)
 /* True if the storage plugin reads pieces of objects (ABI 1.1 read). */
 static inline bool storage_reads_ranges(const struct plugin_set *set)
 {
-	return set->storage->desc->abi_minor >= 1 && storage_ops(set)->read;
+	return plugin_storage_reads_ranges(set->storage);
 }
 
 static inline const struct imgnode_transport_ops *

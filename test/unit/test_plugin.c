@@ -131,10 +131,28 @@ static void test_loads_good_plugins(void **state)
 	assert_string_equal(p->desc->version, "1.0");
 	assert_non_null(
 	        plugin_find(&e->set, IMGNODE_KIND_TRANSPORT, "fixture_t"));
-	assert_non_null(
-	        plugin_find(&e->set, IMGNODE_KIND_STORAGE, "fixture_s"));
+	p = plugin_find(&e->set, IMGNODE_KIND_STORAGE, "fixture_s");
+	assert_non_null(p);
+	assert_true(plugin_storage_reads_ranges(p));
 	/* a name of one kind is not found under another */
 	assert_null(plugin_find(&e->set, IMGNODE_KIND_STORAGE, "fixture"));
+}
+
+/* The ranged read (ABI 1.1) is used from a 1.1 plugin, never from one
+ * built for 1.0, whose ops table ends before it. */
+static void test_storage_read_needs_abi_1_1(void **state)
+{
+	struct env *e = *state;
+	struct plugin *p;
+
+	add(e, "old_storage", NULL);
+	assert_int_equal(
+	        plugin_set_load(&e->set, e->plugins, e->err, sizeof(e->err)),
+	        0);
+	p = plugin_find(&e->set, IMGNODE_KIND_STORAGE, "fixture_s");
+	assert_non_null(p);
+	assert_int_equal(p->desc->abi_minor, 0);
+	assert_false(plugin_storage_reads_ranges(p));
 }
 
 static void test_refuses_each_bad_descriptor(void **state)
@@ -392,6 +410,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_loads_good_plugins, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_storage_read_needs_abi_1_1,
+	                                        setup, teardown),
 	        cmocka_unit_test(test_refuses_each_bad_descriptor),
 	        cmocka_unit_test_setup_teardown(test_refuses_non_elf, setup,
 	                                        teardown),
