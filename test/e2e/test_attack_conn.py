@@ -319,6 +319,30 @@ def test_paused_chunked_uploads_hold_at_most_upload_memory(own, images):
     assert r.status_code == 202, r.text
 
 
+def test_one_upload_larger_than_upload_memory_goes_through(own, images):
+    """upload_memory bounds uploads together, not one: alone, an upload
+    up to max_body is taken, raw, chunked or multipart, and a ?wait=
+    answers with the image."""
+    s = own(max_body="45M", upload_memory="1M")
+    data = images("infinite-sea.jpg")  # 6.5 MB
+    assert len(data) > MB
+    r = s.submit(data, pipeline="thumbnail(64)|jpeg", wait=20)
+    assert r.status_code == 200 and r.content[:2] == b"\xff\xd8", r.text
+    r = s.submit(iter([data[:MB], data[MB:]]), pipeline="thumbnail(32)|png")
+    assert r.status_code == 202, r.text
+    r = requests.post(s.url + "/v1/jobs", files={
+        "file": ("sea.jpg", data, "image/jpeg"),
+        "pipeline": (None, "thumbnail(48)|webp")}, timeout=60)
+    assert r.status_code == 202, r.text
+    # and it holds nothing once answered: a paused one still fits after
+    with connect(s.port) as c:
+        c.sendall(upload_head(2 * MB) + b"\xff" * MB)
+        assert not select.select([c], [], [], 0.5)[0], c.recv(4096)
+        r = s.submit(data, pipeline="thumbnail(20)|jpeg")
+        error_of(r, 503, "busy")
+        assert r.headers["Retry-After"] == "5"
+
+
 # ---- slow readers of a large result ----
 
 def test_slow_readers_of_a_large_result(own, images):
