@@ -78,6 +78,8 @@ struct ingress {
 	int kick_fd; /* eventfd: the HTTP thread used the transport */
 	pthread_mutex_t conns;
 	struct ingress_conn *conn_list; /* under conns */
+	uint64_t nconns; /* under conns: open */
+	uint64_t cut_total; /* under conns: closed at request_deadline */
 	uint64_t cut_since_log; /* under conns: closed, not yet logged */
 	int64_t cut_logged_ms; /* under conns */
 	_Atomic int64_t upload_bytes; /* reserved by uploads in progress */

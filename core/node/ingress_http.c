@@ -101,6 +101,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 		if (in->conn_list)
 			in->conn_list->prev = cn;
 		in->conn_list = cn;
+		in->nconns++;
 		pthread_mutex_unlock(&in->conns);
 		*socket_ctx = cn;
 		return;
@@ -114,6 +115,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 		in->conn_list = cn->next;
 	if (cn->next)
 		cn->next->prev = cn->prev;
+	in->nconns--;
 	pthread_mutex_unlock(&in->conns);
 	free(cn);
 	*socket_ctx = NULL;
@@ -134,6 +136,7 @@ void ingress_http_sweep(struct ingress *in, int64_t now)
 		shutdown(cn->fd, SHUT_RDWR);
 		cn->cut = true;
 		in->cut_since_log++;
+		in->cut_total++;
 	}
 	n = in->cut_since_log;
 	if (n && now - in->cut_logged_ms >= LOG_INTERVAL_MS) {
@@ -507,6 +510,51 @@ static enum MHD_Result get_text(struct request *r, unsigned status, char *text,
 	return ingress_respond(r, status, resp, len);
 }
 
+/*
+ * /metrics: the node's counters, then this ingress's connections and
+ * uploads. Returns text to free, or NULL.
+ */
+static char *render_metrics(struct ingress *in)
+{
+	char *base = metrics_render(in->metrics), *text;
+	uint64_t open, cut;
+	size_t n;
+	int len;
+
+	if (!base)
+		return NULL;
+	pthread_mutex_lock(&in->conns);
+	open = in->nconns;
+	cut = in->cut_total;
+	pthread_mutex_unlock(&in->conns);
+	n = strlen(base);
+	text = realloc(base, n + 1024);
+	if (!text) {
+		free(base);
+		return NULL;
+	}
+	len = snprintf(
+	        text + n, 1024,
+	        "# HELP imgnode_http_connections Connections open on this ingress.\n"
+	        "# TYPE imgnode_http_connections gauge\n"
+	        "imgnode_http_connections %llu\n"
+	        "# HELP imgnode_http_deadline_closed_total Connections closed because their request had not arrived within request_deadline.\n"
+	        "# TYPE imgnode_http_deadline_closed_total counter\n"
+	        "imgnode_http_deadline_closed_total %llu\n"
+	        "# HELP imgnode_uploads Uploads in progress holding memory.\n"
+	        "# TYPE imgnode_uploads gauge\n"
+	        "imgnode_uploads %d\n"
+	        "# HELP imgnode_upload_memory_bytes Memory reserved by uploads in progress (at most upload_memory).\n"
+	        "# TYPE imgnode_upload_memory_bytes gauge\n"
+	        "imgnode_upload_memory_bytes %lld\n",
+	        (unsigned long long)open, (unsigned long long)cut,
+	        atomic_load(&in->uploads),
+	        (long long)atomic_load(&in->upload_bytes));
+	if (len < 0 || len >= 1024)
+		text[n] = '\0';
+	return text;
+}
+
 static enum MHD_Result get_readyz(struct request *r)
 {
 	struct ingress *in = r->in;
@@ -631,7 +679,7 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 		                "text/plain");
 	case ROUTE_READYZ: return get_readyz(r);
 	case ROUTE_METRICS:
-		return get_text(r, MHD_HTTP_OK, metrics_render(r->in->metrics),
+		return get_text(r, MHD_HTTP_OK, render_metrics(r->in),
 		                MHD_RESPMEM_MUST_FREE,
 		                "text/plain; version=0.0.4; charset=utf-8");
 	}

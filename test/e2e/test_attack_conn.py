@@ -150,6 +150,8 @@ def test_trickling_connections_are_cut_at_the_deadline(own):
                 break
         assert not open_, f"{len(open_)} trickling connections still open"
         assert line >= 2, "closed before request_deadline"
+        assert s.metric("imgnode_http_deadline_closed_total") == \
+            per_address * addresses
     finally:
         for c in conns:
             c.close()
@@ -258,6 +260,8 @@ def test_paused_uploads_hold_at_most_upload_memory(own, images):
         time.sleep(0.5)  # the ingress has read what was sent
         grown = rss(pid) - before
         healthz_fast(s)
+        assert s.metric("imgnode_uploads") == len(conns)
+        assert 0 < s.metric("imgnode_upload_memory_bytes") <= 64 * MB
     finally:
         for c in conns:
             c.close()
@@ -273,6 +277,7 @@ def test_paused_uploads_hold_at_most_upload_memory(own, images):
             break
         time.sleep(0.05)
     assert r.status_code == 202, r.text
+    assert s.metric("imgnode_upload_memory_bytes") == 0
 
 
 def test_paused_chunked_uploads_hold_at_most_upload_memory(own, images):
@@ -297,6 +302,7 @@ def test_paused_chunked_uploads_hold_at_most_upload_memory(own, images):
         time.sleep(0.5)
         grown = rss(pid) - before
         healthz_fast(s)
+        assert 0 < s.metric("imgnode_upload_memory_bytes") <= 32 * MB
         # the last one cannot have fit: ending it gets the 503
         last = conns[-1]
         try:
