@@ -235,6 +235,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	const char *pipeline = arg(r, "pipeline"), *preset = arg(r, "preset");
 	const char *wait = arg(r, "wait"), *cl = header(r, "Content-Length");
 	const char *type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	unsigned long long declared = 0;
 	uint64_t limit;
 
 	r->multipart =
@@ -251,13 +252,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 			        r, 413, "body too large",
 			        "Content-Length %llu is over the limit of %lld bytes",
 			        n, (long long)ic->max_body);
-		if (n && !reserve(r, n))
-			return over_budget_now(r);
-		if (!r->multipart && n) {
-			r->cap = n < PREALLOC_MAX ? n : PREALLOC_MAX;
-			r->body = malloc(r->cap);
-			r->cap = r->body ? r->cap : 0;
-		}
+		declared = n;
 	}
 	if (wait) {
 		char *end;
@@ -291,6 +286,15 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 			return ingress_fail_now(
 			        r, 400, "bad request",
 			        "unreadable multipart/form-data header");
+	}
+	/* a request refused for what it is, not for the node being busy */
+	if (declared && !reserve(r, (size_t)declared))
+		return over_budget_now(r);
+	if (!r->multipart && declared) {
+		r->cap = declared < PREALLOC_MAX ? (size_t)declared
+		                                 : PREALLOC_MAX;
+		r->body = malloc(r->cap);
+		r->cap = r->body ? r->cap : 0;
 	}
 	r->sha = EVP_MD_CTX_new();
 	if (r->sha && !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL)) {

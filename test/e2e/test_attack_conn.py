@@ -347,6 +347,8 @@ def test_one_upload_larger_than_upload_memory_goes_through(own, images):
         r = s.submit(data, pipeline="thumbnail(20)|jpeg")
         error_of(r, 503, "busy")
         assert r.headers["Retry-After"] == "5"
+        # a bad request is told what is wrong with it, busy or not
+        error_of(s.submit(data, pipeline="thumbnail(20"), 400, "bad pipeline")
 
 
 # ---- slow readers of a large result ----
