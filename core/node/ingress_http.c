@@ -1017,6 +1017,7 @@ int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen)
 	        (unsigned)1, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
 	        MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+	        MHD_OPTION_NOTIFY_CONNECTION, on_connection, in,
 	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_END);
 	if (!in->admin) {
 		snprintf(

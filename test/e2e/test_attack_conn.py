@@ -18,8 +18,9 @@ import time
 import pytest
 import requests
 
-from conftest import BUILD
-from test_ingress_api import error_of, images, own  # noqa: F401 (fixtures)
+from conftest import BUILD, Node
+from test_attack_auth import AdminServer
+from test_ingress_api import error_of, free_port, images, own  # noqa: F401
 
 IMGNODECTL = BUILD / "imgnodectl"
 MB = 1024 * 1024
@@ -173,6 +174,42 @@ def test_trickling_connections_are_cut_at_the_deadline(own):
                     "".join(cut))
     assert len(cut) <= 4, "".join(cut)
     assert len(lines) < 30, "".join(lines[-40:])
+
+
+def test_the_admin_listener_has_the_deadline_too(tmp_path):
+    """A connection trickling its headers to [ingress] admin_port is
+    closed at request_deadline like one to the API port, although it is
+    never idle for its 10 s idle timeout."""
+    tmp_path.chmod(0o755)
+    n = Node(tmp_path)
+    port, admin = free_port(), free_port()
+    n.write(n.base() + f"[ingress]\nport = {port}\nadmin_port = {admin}\n"
+            "request_deadline = 2s\n[workers]\ncount = 1\n")
+    s = AdminServer(n, port, admin)
+    try:
+        trickle_to_admin(admin)
+    finally:
+        s.stop()
+
+
+def trickle_to_admin(admin):
+    with connect(admin) as c:
+        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        for i in range(40):  # 20 s at most
+            try:
+                c.sendall(b"X-Slow-%d: yes\r\n" % i)
+            except OSError:
+                break
+            if closed_by_server(c, 0.5):
+                break
+        else:
+            pytest.fail("the trickling admin connection is still open")
+    assert i >= 3, "closed before request_deadline"
+    with connect(admin) as c:
+        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = read_response(c)
+    assert status == 200
+    assert re.search(rb"^imgnode_http_deadline_closed_total 1$", body, re.M)
 
 
 def test_one_address_gets_its_limit_and_others_still_get_in(own):
