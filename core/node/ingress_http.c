@@ -695,12 +695,12 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
 
 	(void)version;
 	if (!r) {
-		r = calloc(1, sizeof(*r));
-		if (!r)
-			return MHD_NO;
 		const union MHD_ConnectionInfo *info = MHD_get_connection_info(
 		        conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
+		r = calloc(1, sizeof(*r));
+		if (!r)
+			return MHD_NO;
 		r->in = in;
 		r->conn = conn;
 		r->admin = admin;
