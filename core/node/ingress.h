@@ -11,8 +11,8 @@
  * /healthz and /metrics never take it, so a request stuck in a plugin call
  * delays only those that need one. jobs guards the table of published
  * jobs, the suspended requests waiting on them and the stopping flag;
- * conns the list of open connections. Lock order: io, then jobs; conns is
- * taken alone.
+ * conns the list of open connections. Lock order: io, then jobs, then
+ * conns.
  */
 #ifndef IMGNODE_INGRESS_H
 #define IMGNODE_INGRESS_H
