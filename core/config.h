@@ -82,6 +82,8 @@ struct ingress_conf {
 	int64_t threads;
 	int64_t upload_memory; /* bytes */
 	int64_t max_inflight;
+	int64_t max_inflight_per_client; /* 0: no limit per client */
+	struct imgnode_list trusted_proxies;
 	struct imgnode_list api_keys; /* KEY or ID:KEY */
 	char *hmac_key; /* signatures v1, only with hmac_v1 */
 	bool hmac_v1;
@@ -97,8 +99,10 @@ struct limits_conf {
 	int64_t max_pixels_interlaced;
 	int64_t max_dimension;
 	int64_t max_frames;
+	int64_t max_output; /* bytes */
 	int fail_on; /* enum: none, truncated, error, warning */
 	struct imgnode_list formats;
+	bool keep_metadata; /* no: outputs carry only their ICC profile */
 };
 
 /* A [preset.NAME] section: a named pipeline. */

@@ -64,9 +64,9 @@ int plugin_set_configure(struct plugin_set *set, struct conf *conf, char *err,
                          size_t errlen);
 
 /*
- * True if the storage plugin p has the ranged read of ABI 1.1: not from a
- * plugin built for ABI 1.0, whose ops table ends before it, nor when it
- * is NULL.
+ * True if the storage plugin p has the ranged read of ABI 1.2: not from a
+ * plugin built for an older ABI, whose ops table ends before it, nor when
+ * it is NULL.
  */
 bool plugin_storage_reads_ranges(const struct plugin *p);
 

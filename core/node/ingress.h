@@ -28,6 +28,7 @@
 
 #include "../plugin.h"
 #include "job.h"
+#include "quota.h"
 
 struct conf;
 struct metrics;
@@ -53,6 +54,7 @@ struct pending {
 	int64_t since_ms; /* accepted; monotonic */
 	int64_t checked_ms; /* last look at its record; monotonic */
 	struct request *waiter; /* a suspended POST ?wait=, or NULL */
+	char client[QUOTA_CLIENT_MAX]; /* who it counts against */
 	struct pending *next;
 };
 
@@ -71,6 +73,7 @@ struct ingress {
 	struct pending **buckets; /* under jobs */
 	size_t nbuckets;
 	size_t npending;
+	struct quota *quota; /* under jobs: jobs in flight per client */
 	struct request *waiters; /* under jobs */
 	bool stopping; /* under jobs: waiters answer now, none suspend */
 	atomic_bool quiescing; /* SIGTERM seen: responses close connections */
@@ -94,10 +97,14 @@ int64_t ingress_now_ms(void);
 void ingress_kick(struct ingress *in);
 
 /*
- * Records a job about to be published and counts it in flight. 0 or
- * -ENOMEM. Takes jobs.
+ * Records a job about to be published and counts it in flight, for the
+ * node and for client. 0, -EDQUOT (client has [ingress]
+ * max_inflight_per_client jobs in flight already) or -ENOMEM. Takes jobs.
  */
-int ingress_pending_add(struct ingress *in, const char *id);
+int ingress_pending_add(struct ingress *in, const char *id, const char *client);
+
+/* The jobs in flight of client on this process. Takes jobs. */
+int64_t ingress_client_inflight(struct ingress *in, const char *client);
 
 /*
  * Forgets a job: its reply came, its record says it finished, or its
@@ -176,11 +183,14 @@ struct request {
 	/* a failure found before it can be answered */
 	unsigned fail_status;
 	const char *fail_error;
+	const char *fail_limit; /* the config key of a 429, or NULL */
 	char fail_detail[512];
+	/* who the request counts against: "key:ID" or an address */
+	char client[QUOTA_CLIENT_MAX];
 	/* POST /v1/jobs */
 	struct MHD_PostProcessor *pp;
 	bool multipart, too_big, bad_form, over_budget;
-	uint64_t dropped_at; /* received when the body was dropped */
+	const char *form_why; /* why bad_form: for the 400's detail */
 	char *body;
 	size_t len, cap;
 	size_t reserved; /* of in->upload_bytes, for body */

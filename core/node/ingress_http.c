@@ -23,7 +23,10 @@
  * [ingress] request_deadline, which the main thread enforces (libmicrohttpd
  * has only an idle timeout).
  *
- * Errors are {"error": "...", "detail": "..."}, with the detail in ASCII.
+ * Errors are {"error": "...", "detail": "..."}, with the detail in ASCII
+ * (and "limit", the config key, on a 429). Framing that could smuggle a
+ * request (request_check.h) is refused before routing, and the connection
+ * closed.
  * This file is the daemon, the routing, the answers and reading jobs;
  * ingress_submit.c takes uploads.
  */
@@ -36,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -45,6 +49,7 @@
 #include "ingress.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "request_check.h"
 
 #define COMPONENT "ingress"
 #define RETRY_AFTER "5" /* seconds, on 503 and 429 */
@@ -157,12 +162,37 @@ void ingress_http_sweep(struct ingress *in, int64_t now)
 
 /* ---- answers ---- */
 
-/* Queues resp (len body bytes) and counts it; destroys resp. */
+/* The answer when no other could be made (out of memory, or a JSON
+ * value jansson refused): still an answer, never a dropped connection. */
+static struct MHD_Response *fallback_response(unsigned *status, size_t *len)
+{
+	static const char body[] =
+	        "{\"error\":\"internal error\",\"detail\":\"unable to make the answer\"}\n";
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	        sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        JSON_TYPE);
+	*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	*len = sizeof(body) - 1;
+	return resp;
+}
+
+/* Queues resp (len body bytes) and counts it; destroys resp. A NULL resp
+ * (it could not be made) is answered 500. */
 enum MHD_Result ingress_respond(struct request *r, unsigned status,
                                 struct MHD_Response *resp, size_t len)
 {
 	enum MHD_Result ret;
 
+	if (!resp) {
+		log_error(
+		        COMPONENT,
+		        "unable to make the answer method=%s path=%s status=%u",
+		        r->method, r->path, status);
+		resp = fallback_response(&status, &len);
+	}
 	if (!resp)
 		return MHD_NO;
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE ||
@@ -233,10 +263,13 @@ int ingress_fail(struct request *r, unsigned status, const char *error,
 
 enum MHD_Result ingress_answer_fail(struct request *r)
 {
+	json_t *j = error_json(r->fail_error, r->fail_detail);
+	struct MHD_Response *resp;
 	size_t len = 0;
-	struct MHD_Response *resp =
-	        json_response(error_json(r->fail_error, r->fail_detail), &len);
 
+	if (j && r->fail_limit)
+		json_object_set_new(j, "limit", json_string(r->fail_limit));
+	resp = json_response(j, &len);
 	return ingress_respond(r, r->fail_status, resp, len);
 }
 
@@ -306,7 +339,7 @@ static ssize_t read_result(void *cls, uint64_t pos, char *buf, size_t max)
 /*
  * A response that reads the object at key as the client takes it, never
  * whole (STREAM_BLOCK bytes at a time), or, from a storage plugin older
- * than ABI 1.1, one read whole. NULL with *ret = -errno.
+ * than ABI 1.2, one read whole. NULL with *ret = -errno.
  */
 static struct MHD_Response *object_response(struct ingress *in, const char *key,
                                             size_t *len, int *ret)
@@ -587,6 +620,100 @@ static enum MHD_Result get_readyz(struct request *r)
 	return ingress_respond(r, MHD_HTTP_SERVICE_UNAVAILABLE, resp, len);
 }
 
+/* ---- framing and who the client is ---- */
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind,
+                                     const char *key, const char *value)
+{
+	struct request_framing *f = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->host++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_length++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 &&
+	         !f->transfer_encoding++)
+		f->te = value;
+	return MHD_YES;
+}
+
+/* What is wrong with r's framing headers (request_check.h), or NULL. */
+static const char *framing_problem(struct request *r, const char *version)
+{
+	struct request_framing f = {
+	        .http11 = strcmp(version, MHD_HTTP_VERSION_1_0) != 0};
+
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+	return request_framing_problem(&f);
+}
+
+/*
+ * Framing libmicrohttpd would read one way and a proxy in front another
+ * (RFC 9112 §6.3): answered 400 at once, and the connection closed, as
+ * what follows on it cannot be trusted. libmicrohttpd refuses a
+ * Content-Length that is not a number itself, before this.
+ */
+static enum MHD_Result refuse_framing(struct request *r, const char *problem)
+{
+	struct MHD_Response *resp;
+	size_t len = 0;
+
+	ingress_fail(r, 400, "bad request", "%s", problem);
+	resp = json_response(error_json(r->fail_error, r->fail_detail), &len);
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+		                        "close");
+	return ingress_respond(r, 400, resp, len);
+}
+
+/* Keeps the last X-Forwarded-For header: each proxy on the way may add
+ * its own, after the client's. */
+static enum MHD_Result last_forwarded(void *cls, enum MHD_ValueKind kind,
+                                      const char *key, const char *value)
+{
+	const char **last = cls;
+
+	(void)kind;
+	if (strcasecmp(key, "X-Forwarded-For") == 0)
+		*last = value;
+	return MHD_YES;
+}
+
+/*
+ * Names who r counts against for [ingress] max_inflight_per_client, in
+ * r->client: its API key's ID when keys are set ("key:ID"), else its
+ * address (request_client_name). Called once the API key is known good.
+ */
+static void client_of(struct request *r)
+{
+	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const union MHD_ConnectionInfo *ci;
+	const char *xff = NULL;
+	const struct sockaddr *sa;
+	struct in6_addr peer;
+
+	if (r->key_id[0]) {
+		snprintf(r->client, sizeof(r->client), "key:%s", r->key_id);
+		return;
+	}
+	ci = MHD_get_connection_info(r->conn,
+	                             MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	sa = ci ? ci->client_addr : NULL;
+	memset(&peer, 0, sizeof(peer));
+	if (sa && sa->sa_family == AF_INET6) {
+		peer = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+	} else if (sa && sa->sa_family == AF_INET) {
+		peer.s6_addr[10] = peer.s6_addr[11] = 0xff;
+		memcpy(&peer.s6_addr[12],
+		       &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	}
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, last_forwarded,
+	                          &xff);
+	request_client_name(&peer, xff, &ic->trusted_proxies, r->client,
+	                    sizeof(r->client));
+}
+
 /* ---- routing and the request's life ---- */
 
 static void unlink_waiter(struct ingress *in, struct request *r);
@@ -671,7 +798,7 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 	    auth_read(r, url))
 		return ingress_answer_fail(r);
 	switch (r->route) {
-	case ROUTE_SUBMIT: return ingress_submit_begin(r);
+	case ROUTE_SUBMIT: client_of(r); return ingress_submit_begin(r);
 	case ROUTE_JOB:
 	case ROUTE_RESULT: return get_job(r);
 	case ROUTE_HEALTHZ:
@@ -692,8 +819,8 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
                              const char *data, size_t *size, void **ctx)
 {
 	struct request *r = *ctx;
+	const char *problem;
 
-	(void)version;
 	if (!r) {
 		const union MHD_ConnectionInfo *info = MHD_get_connection_info(
 		        conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -713,6 +840,9 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
 		ascii_only(r->path);
 		atomic_fetch_add(&in->active, 1);
 		*ctx = r;
+		problem = framing_problem(r, version);
+		if (problem)
+			return refuse_framing(r, problem);
 		/* an answer queued in this first call closes the connection:
 		 * only for uploads refused before their body is read */
 		if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
@@ -959,6 +1089,17 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 		        err, errlen,
 		        "[ingress] listen: \"%s\" is not an IPv4 or IPv6 address",
 		        ic->listen);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ic->trusted_proxies.n; i++) {
+		struct in6_addr a;
+
+		if (request_addr_parse(ic->trusted_proxies.items[i], &a))
+			continue;
+		snprintf(
+		        err, errlen,
+		        "[ingress] trusted_proxies: \"%s\" is not an IPv4 or IPv6 address",
+		        ic->trusted_proxies.items[i]);
 		return -EINVAL;
 	}
 	in->daemon = MHD_start_daemon(

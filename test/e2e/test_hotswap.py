@@ -172,7 +172,7 @@ def test_new_filter_is_accepted_only_after_reload(swap_node, node):
 
 
 @pytest.mark.parametrize("fixture,reason", [
-    ("bad_major", "built for plugin ABI 2.1"),
+    ("bad_major", "built for plugin ABI 2.0"),
     ("no_symbol", "not an imgnode plugin (no symbol imgnode_plugin)"),
     ("bad_selftest", "filter fixture self-test failed: made a 0x0 image"),
     ("crash_selftest", "plugin check crashed (Segmentation fault)"),

@@ -68,11 +68,12 @@ def loaded(node, tmp_path):
     plugins = tmp_path / "plugins"
     shutil.copytree(PLUGINS, plugins)
     shutil.copy(FIXTURES / "segv.so", plugins / "segv.so")
-    # room for all 500 jobs in flight at once: submitting outpaces the
-    # workers (which yield the CPU), and past the limit the node says 429
+    # room for all 500 jobs in flight at once, from this one client:
+    # submitting outpaces the workers (which yield the CPU), and past the
+    # limits the node says 429
     port = config(node, plugins=plugins,
-                  extra="[transport]\nlease = 2s\n[ingress]\n"
-                        "max_inflight = 1000\n")
+                  extra="[ingress]\nmax_inflight = 1000\n"
+                        "max_inflight_per_client = 1000\n")
     r = Running(node)
     r.wait_line(r"node: ready")
     yield r, port

@@ -25,8 +25,7 @@ def start_node(base, shared, name):
     port = free_port()
     node.write(f"[node]\nstate_dir = {shared}\nruntime_dir = {d}/run\n"
                f"plugin_dir = {PLUGINS}\n"
-               f"[ingress]\nport = {port}\n[workers]\ncount = 1\n"
-               f"[transport]\nlease = 2s\n")
+               f"[ingress]\nport = {port}\n[workers]\ncount = 1\n")
     r = Running(node)
     r.wait_line(r"node: ready")
     return r, port
