@@ -75,7 +75,7 @@ HARNESS_OBJ := $(BUILD)/test/harness.o
 # Small plugins, good and bad, that the loader's tests load.
 FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name \
 	bad_name no_symbol no_ops missing_op dup_a dup_b crash \
-	crash_selftest bad_selftest segv slow
+	crash_selftest bad_selftest segv slow old_storage
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:

@@ -78,6 +78,11 @@ struct ingress_conf {
 	int64_t max_body; /* bytes */
 	int64_t wait_max; /* ms */
 	int64_t request_timeout; /* ms */
+	int64_t request_deadline; /* ms */
+	int64_t max_connections;
+	int64_t max_connections_per_ip; /* 0: no limit */
+	int64_t threads;
+	int64_t upload_memory; /* bytes */
 	int64_t max_inflight;
 	int64_t max_inflight_per_client; /* 0: no limit per client */
 	struct imgnode_list trusted_proxies;

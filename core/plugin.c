@@ -189,6 +189,14 @@ static int check_descriptor(const char *path, const struct imgnode_plugin *d,
 	return 0;
 }
 
+bool plugin_storage_reads_ranges(const struct plugin *p)
+{
+	const struct imgnode_storage_ops *ops = p->desc->ops;
+
+	return p->desc->kind == IMGNODE_KIND_STORAGE &&
+	       p->desc->abi_minor >= 2 && ops->read;
+}
+
 struct plugin *plugin_find(const struct plugin_set *set, unsigned kind,
                            const char *name)
 {

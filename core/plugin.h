@@ -63,6 +63,13 @@ int plugin_set_load(struct plugin_set *set, const char *dir, char *err,
 int plugin_set_configure(struct plugin_set *set, struct conf *conf, char *err,
                          size_t errlen);
 
+/*
+ * True if the storage plugin p has the ranged read of ABI 1.2: not from a
+ * plugin built for an older ABI, whose ops table ends before it, nor when
+ * it is NULL.
+ */
+bool plugin_storage_reads_ranges(const struct plugin *p);
+
 /* The plugin of kind called name, or NULL. */
 struct plugin *plugin_find(const struct plugin_set *set, unsigned kind,
                            const char *name);

@@ -61,6 +61,12 @@ storage_ops(const struct plugin_set *set)
 	return set->storage->desc->ops;
 }
 
+/* True if the storage plugin reads pieces of objects (ABI 1.2 read). */
+static inline bool storage_reads_ranges(const struct plugin_set *set)
+{
+	return plugin_storage_reads_ranges(set->storage);
+}
+
 static inline const struct imgnode_transport_ops *
 transport_ops(const struct plugin_set *set)
 {

@@ -342,6 +342,7 @@ static void run(struct ingress *in, int sfd)
 		 * loop: leave it out for one turn */
 		nfds = tfd >= 0 && !(tfd_fired && got == 0) ? 3 : 2;
 		ingress_http_expire(in, now, false);
+		ingress_http_sweep(in, now);
 		if (now >= next_sweep) {
 			sweep(in, now);
 			next_sweep = now + SWEEP_EVERY_MS;
@@ -449,6 +450,7 @@ int ingress_main(void *arg, const char *id)
 	}
 	pthread_mutex_init(&in.io, NULL);
 	pthread_mutex_init(&in.jobs, NULL);
+	pthread_mutex_init(&in.conns, NULL);
 	ret = ingress_http_start(&in, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
@@ -471,6 +473,7 @@ int ingress_main(void *arg, const char *id)
 	code = 0;
 	pending_clear(&in);
 out_free_buckets:
+	pthread_mutex_destroy(&in.conns);
 	pthread_mutex_destroy(&in.jobs);
 	pthread_mutex_destroy(&in.io);
 	free(in.buckets);

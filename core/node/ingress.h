@@ -4,11 +4,15 @@
  * published, shutdown), ingress_http.c the HTTP daemon, routing, answers
  * and reading jobs, ingress_submit.c POST /v1/jobs.
  *
- * Two threads: libmicrohttpd's one polling thread runs every request, and
- * the main thread waits for replies and signals. Plugins are not
- * thread-safe, so every storage and transport call holds io. jobs guards
- * the table of published jobs, the suspended requests waiting on them and
- * the stopping flag. Lock order: io, then jobs.
+ * Threads: libmicrohttpd's pool of [ingress] threads runs the requests
+ * (each connection stays on one of them), and the main thread waits for
+ * replies and signals and closes connections past their deadline. Plugins
+ * are not thread-safe, so every storage and transport call holds io;
+ * /healthz and /metrics never take it, so a request stuck in a plugin call
+ * delays only those that need one. jobs guards the table of published
+ * jobs, the suspended requests waiting on them and the stopping flag;
+ * conns the list of open connections. Lock order: io, then jobs, then
+ * conns.
  */
 #ifndef IMGNODE_INGRESS_H
 #define IMGNODE_INGRESS_H
@@ -32,6 +36,17 @@ struct node;
 struct pipeline;
 struct request;
 struct storer;
+
+/*
+ * One open connection, from accept to close (libmicrohttpd's socket
+ * context), for the deadline sweep. Under conns.
+ */
+struct ingress_conn {
+	int fd;
+	int64_t since_ms; /* its request began arriving; -1: being answered */
+	bool cut; /* shut down by the sweep */
+	struct ingress_conn *prev, *next;
+};
 
 /* A job this process published and has seen no reply for. */
 struct pending {
@@ -64,6 +79,14 @@ struct ingress {
 	atomic_bool quiescing; /* SIGTERM seen: responses close connections */
 	atomic_int active; /* requests begun and not completed */
 	int kick_fd; /* eventfd: the HTTP thread used the transport */
+	pthread_mutex_t conns;
+	struct ingress_conn *conn_list; /* under conns */
+	uint64_t nconns; /* under conns: open */
+	uint64_t cut_total; /* under conns: closed at request_deadline */
+	uint64_t cut_since_log; /* under conns: closed, not yet logged */
+	int64_t cut_logged_ms; /* under conns */
+	_Atomic int64_t upload_bytes; /* reserved by uploads in progress */
+	_Atomic int uploads; /* uploads holding a reservation */
 };
 
 /* Milliseconds on CLOCK_MONOTONIC. */
@@ -113,6 +136,13 @@ void ingress_http_expire(struct ingress *in, int64_t now, bool all);
  */
 int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen);
 
+/*
+ * Shuts down the connections whose request began arriving more than
+ * [ingress] request_deadline before now (libmicrohttpd then closes them)
+ * and logs how many, at most one line per interval. Takes conns.
+ */
+void ingress_http_sweep(struct ingress *in, int64_t now);
+
 /* ---- one request (ingress_http.c and ingress_submit.c) ---- */
 
 enum ingress_route {
@@ -136,6 +166,7 @@ enum ingress_phase {
 struct request {
 	struct ingress *in;
 	struct MHD_Connection *conn;
+	struct ingress_conn *cn; /* its connection's entry, or NULL */
 	enum ingress_route route;
 	enum ingress_phase phase;
 	char method[12];
@@ -158,10 +189,11 @@ struct request {
 	char client[QUOTA_CLIENT_MAX];
 	/* POST /v1/jobs */
 	struct MHD_PostProcessor *pp;
-	bool multipart, too_big, bad_form;
+	bool multipart, too_big, bad_form, over_budget;
 	const char *form_why; /* why bad_form: for the 400's detail */
 	char *body;
 	size_t len, cap;
+	size_t reserved; /* of in->upload_bytes, for body */
 	EVP_MD_CTX *sha; /* the image's SHA-256, hashed as it arrives */
 	uint64_t received;
 	char *form_pipeline;
@@ -196,6 +228,9 @@ enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited);
 /* Suspends r until its job's reply or the end of its wait, or answers
  * from the record now if the job is already over. */
 enum MHD_Result ingress_wait(struct request *r);
+
+/* Gives back r's share of the upload memory and frees its body. */
+void ingress_upload_release(struct request *r);
 
 /* POST /v1/jobs: the first call (before the body), each piece of the
  * body, and the last call. */

@@ -1,6 +1,6 @@
 /*
  * The HTTP API of the ingress (docs/design.md §3, §4), on libmicrohttpd with
- * one internal polling thread that runs every request:
+ * a pool of [ingress] threads polling the connections:
  *
  *   POST /v1/jobs?pipeline=P | ?preset=NAME [&wait=SECONDS]
  *        [&keyid=ID&expires=UNIX[&sha256=HEX]&sig=HEX]  (auth.c)
@@ -16,6 +16,12 @@
  * cache hit: the job is done at once. With ?wait= the request is suspended
  * (the thread goes on serving others) until the job's reply comes or the
  * wait ends, and then answers from the record, which is the truth.
+ *
+ * A result is sent from storage a piece at a time as the client takes it,
+ * never read whole. Connections are bounded in number (in all and per
+ * client address) and each request must have arrived whole within
+ * [ingress] request_deadline, which the main thread enforces (libmicrohttpd
+ * has only an idle timeout).
  *
  * Errors are {"error": "...", "detail": "..."}, with the detail in ASCII
  * (and "limit", the config key, on a 429). Framing that could smuggle a
@@ -34,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "../config.h"
@@ -48,6 +55,10 @@
 #define RETRY_AFTER "5" /* seconds, on 503 and 429 */
 #define RESULT_MAX ((size_t)1 << 32)
 #define JSON_TYPE "application/json"
+#define LOG_INTERVAL_MS 10000 /* lines about refused connections: */
+#define LOG_BURST 5 /* ... at most this many per interval */
+#define STREAM_BLOCK (128 * 1024) /* a result is sent in pieces of this */
+#define FD_SPARE 128 /* descriptors beside connections: plugins, logs */
 
 /* Replaces what is not printable ASCII (JSON strings must be UTF-8). */
 static void ascii_only(char *s)
@@ -55,6 +66,98 @@ static void ascii_only(char *s)
 	for (; *s; s++)
 		if (*s < 0x20 || *s > 0x7e)
 			*s = '?';
+}
+
+/* ---- connections and their deadline ---- */
+
+static bool mhd_quota_take(int64_t now, bool take);
+
+/* The request is read: the deadline no longer applies to its connection
+ * (a wait has wait_max, an answer the idle timeout). */
+static void conn_answering(struct request *r)
+{
+	if (!r->cn)
+		return;
+	pthread_mutex_lock(&r->in->conns);
+	r->cn->since_ms = -1;
+	pthread_mutex_unlock(&r->in->conns);
+}
+
+/* libmicrohttpd's notice of a connection accepted or closed (it calls
+ * CLOSED before it closes the socket, so fd stays ours to shut down). */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct ingress *in = cls;
+	struct ingress_conn *cn = *socket_ctx;
+	const union MHD_ConnectionInfo *info;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(
+		        conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		cn = info ? calloc(1, sizeof(*cn)) : NULL;
+		if (!cn)
+			return; /* not swept; the idle timeout still applies */
+		cn->fd = info->connect_fd;
+		cn->since_ms = ingress_now_ms();
+		pthread_mutex_lock(&in->conns);
+		cn->next = in->conn_list;
+		if (in->conn_list)
+			in->conn_list->prev = cn;
+		in->conn_list = cn;
+		in->nconns++;
+		pthread_mutex_unlock(&in->conns);
+		*socket_ctx = cn;
+		return;
+	}
+	if (!cn)
+		return;
+	pthread_mutex_lock(&in->conns);
+	if (cn->prev)
+		cn->prev->next = cn->next;
+	else
+		in->conn_list = cn->next;
+	if (cn->next)
+		cn->next->prev = cn->prev;
+	in->nconns--;
+	pthread_mutex_unlock(&in->conns);
+	free(cn);
+	*socket_ctx = NULL;
+}
+
+void ingress_http_sweep(struct ingress *in, int64_t now)
+{
+	int64_t deadline = in->conf->ingress.request_deadline;
+	uint64_t n;
+
+	pthread_mutex_lock(&in->conns);
+	for (struct ingress_conn *cn = in->conn_list; cn; cn = cn->next) {
+		if (cn->cut || cn->since_ms < 0 ||
+		    now - cn->since_ms <= deadline)
+			continue;
+		/* the connection's thread sees the end of its input and
+		 * closes it */
+		shutdown(cn->fd, SHUT_RDWR);
+		cn->cut = true;
+		in->cut_since_log++;
+		in->cut_total++;
+	}
+	n = in->cut_since_log;
+	if (n && now - in->cut_logged_ms >= LOG_INTERVAL_MS) {
+		in->cut_since_log = 0;
+		in->cut_logged_ms = now;
+	} else {
+		n = 0;
+	}
+	pthread_mutex_unlock(&in->conns);
+	mhd_quota_take(now, false);
+	if (n)
+		log_warn(
+		        COMPONENT,
+		        "closed connections=%llu whose request had not arrived within request_deadline (%llds); at most one such line every %ds",
+		        (unsigned long long)n, (long long)(deadline / 1000),
+		        LOG_INTERVAL_MS / 1000);
 }
 
 /* ---- answers ---- */
@@ -99,6 +202,7 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 	if (atomic_load(&r->in->quiescing))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 		                        "close");
+	conn_answering(r);
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	r->status = status;
@@ -193,17 +297,107 @@ enum MHD_Result ingress_answer_accepted(struct request *r, const char *status)
 	return ingress_respond(r, MHD_HTTP_ACCEPTED, resp, len);
 }
 
-/* Reads the result of a done job rec into a 200 response, or NULL with
+/* A result sent a piece at a time, straight from storage. */
+struct result_stream {
+	struct ingress *in;
+	uint64_t size;
+	char key[IMGNODE_KEY_MAX + 1];
+};
+
+/*
+ * libmicrohttpd asks for the next piece (on the connection's thread, when
+ * the client has taken the last one): at most max bytes at pos, read under
+ * io. A store that fails or an object that shrank ends the answer early:
+ * the client sees a connection closed short of Content-Length.
+ */
+static ssize_t read_result(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct result_stream *rs = cls;
+	struct ingress *in = rs->in;
+	size_t got = 0;
+	int ret;
+
+	if (pos >= rs->size)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (max > rs->size - pos)
+		max = (size_t)(rs->size - pos);
+	pthread_mutex_lock(&in->io);
+	ret = storage_ops(&in->set)->read(in->set.storage->state, rs->key, pos,
+	                                  buf, max, &got);
+	pthread_mutex_unlock(&in->io);
+	if (ret || !got) {
+		log_warn(COMPONENT,
+		         "result %s cut short at byte %llu of %llu: %s",
+		         rs->key, (unsigned long long)pos,
+		         (unsigned long long)rs->size,
+		         ret ? strerror(-ret) : "it shrank");
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	return (ssize_t)got;
+}
+
+/*
+ * A response that reads the object at key as the client takes it, never
+ * whole (STREAM_BLOCK bytes at a time), or, from a storage plugin older
+ * than ABI 1.2, one read whole. NULL with *ret = -errno.
+ */
+static struct MHD_Response *object_response(struct ingress *in, const char *key,
+                                            size_t *len, int *ret)
+{
+	const struct imgnode_storage_ops *st = storage_ops(&in->set);
+	struct MHD_Response *resp;
+	struct imgnode_stat sb;
+	struct result_stream *rs;
+	void *buf = NULL;
+
+	if (!storage_reads_ranges(&in->set)) {
+		pthread_mutex_lock(&in->io);
+		*ret = st->get(in->set.storage->state, key, RESULT_MAX, &buf,
+		               len);
+		pthread_mutex_unlock(&in->io);
+		if (*ret)
+			return NULL;
+		resp = MHD_create_response_from_buffer(*len, buf,
+		                                       MHD_RESPMEM_MUST_FREE);
+		if (!resp) {
+			free(buf);
+			*ret = -ENOMEM;
+		}
+		return resp;
+	}
+	pthread_mutex_lock(&in->io);
+	*ret = st->stat(in->set.storage->state, key, &sb);
+	pthread_mutex_unlock(&in->io);
+	if (*ret)
+		return NULL;
+	rs = calloc(1, sizeof(*rs));
+	if (!rs) {
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	rs->in = in;
+	rs->size = sb.size;
+	snprintf(rs->key, sizeof(rs->key), "%s", key);
+	resp = MHD_create_response_from_callback(sb.size, STREAM_BLOCK,
+	                                         read_result, rs, free);
+	if (!resp) {
+		free(rs);
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	*len = (size_t)sb.size;
+	return resp;
+}
+
+/* The result of a done job rec as a 200 response, or NULL with
  * *ret = -errno. */
 static struct MHD_Response *result_response(struct request *r, json_t *rec,
                                             size_t *len, int *ret)
 {
-	const struct imgnode_storage_ops *st = storage_ops(&r->in->set);
 	json_t *output = json_object_get(rec, "output");
 	const char *key = json_string_value(json_object_get(rec, "result"));
 	const char *mime = json_string_value(json_object_get(output, "mime"));
 	struct MHD_Response *resp;
-	void *buf = NULL;
 
 	if (!key)
 		key = json_string_value(json_object_get(output, "key"));
@@ -211,18 +405,9 @@ static struct MHD_Response *result_response(struct request *r, json_t *rec,
 		*ret = -EBADMSG;
 		return NULL;
 	}
-	pthread_mutex_lock(&r->in->io);
-	*ret = st->get(r->in->set.storage->state, key, RESULT_MAX, &buf, len);
-	pthread_mutex_unlock(&r->in->io);
-	if (*ret)
+	resp = object_response(r->in, key, len, ret);
+	if (!resp)
 		return NULL;
-	resp = MHD_create_response_from_buffer(*len, buf,
-	                                       MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(buf);
-		*ret = -ENOMEM;
-		return NULL;
-	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	                        mime ? mime : "application/octet-stream");
 	job_headers(resp, r->id, false);
@@ -356,6 +541,51 @@ static enum MHD_Result get_text(struct request *r, unsigned status, char *text,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 		                        type);
 	return ingress_respond(r, status, resp, len);
+}
+
+/*
+ * /metrics: the node's counters, then this ingress's connections and
+ * uploads. Returns text to free, or NULL.
+ */
+static char *render_metrics(struct ingress *in)
+{
+	char *base = metrics_render(in->metrics), *text;
+	uint64_t open, cut;
+	size_t n;
+	int len;
+
+	if (!base)
+		return NULL;
+	pthread_mutex_lock(&in->conns);
+	open = in->nconns;
+	cut = in->cut_total;
+	pthread_mutex_unlock(&in->conns);
+	n = strlen(base);
+	text = realloc(base, n + 1024);
+	if (!text) {
+		free(base);
+		return NULL;
+	}
+	len = snprintf(
+	        text + n, 1024,
+	        "# HELP imgnode_http_connections Connections open on this ingress.\n"
+	        "# TYPE imgnode_http_connections gauge\n"
+	        "imgnode_http_connections %llu\n"
+	        "# HELP imgnode_http_deadline_closed_total Connections closed because their request had not arrived within request_deadline.\n"
+	        "# TYPE imgnode_http_deadline_closed_total counter\n"
+	        "imgnode_http_deadline_closed_total %llu\n"
+	        "# HELP imgnode_uploads Uploads in progress holding memory.\n"
+	        "# TYPE imgnode_uploads gauge\n"
+	        "imgnode_uploads %d\n"
+	        "# HELP imgnode_upload_memory_bytes Memory reserved by uploads in progress (at most upload_memory).\n"
+	        "# TYPE imgnode_upload_memory_bytes gauge\n"
+	        "imgnode_upload_memory_bytes %lld\n",
+	        (unsigned long long)open, (unsigned long long)cut,
+	        atomic_load(&in->uploads),
+	        (long long)atomic_load(&in->upload_bytes));
+	if (len < 0 || len >= 1024)
+		text[n] = '\0';
+	return text;
 }
 
 static enum MHD_Result get_readyz(struct request *r)
@@ -576,7 +806,7 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 		                "text/plain");
 	case ROUTE_READYZ: return get_readyz(r);
 	case ROUTE_METRICS:
-		return get_text(r, MHD_HTTP_OK, metrics_render(r->in->metrics),
+		return get_text(r, MHD_HTTP_OK, render_metrics(r->in),
 		                MHD_RESPMEM_MUST_FREE,
 		                "text/plain; version=0.0.4; charset=utf-8");
 	}
@@ -592,12 +822,16 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
 	const char *problem;
 
 	if (!r) {
+		const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+		        conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return MHD_NO;
 		r->in = in;
 		r->conn = conn;
 		r->admin = admin;
+		r->cn = info ? info->socket_context : NULL;
 		r->start_ms = ingress_now_ms();
 		r->phase = PHASE_ANSWERED;
 		snprintf(r->method, sizeof(r->method), "%s", method);
@@ -671,10 +905,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 	        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
+	if (r->cn) { /* a kept-alive connection: the next request begins */
+		pthread_mutex_lock(&in->conns);
+		r->cn->since_ms = ingress_now_ms();
+		pthread_mutex_unlock(&in->conns);
+	}
+	ingress_upload_release(r);
 	pipeline_free(r->pl);
 	EVP_MD_CTX_free(r->sha);
 	free(r->form_pipeline);
-	free(r->body);
 	free(r);
 	*ctx = NULL;
 	atomic_fetch_sub(&in->active, 1);
@@ -737,24 +976,98 @@ enum MHD_Result ingress_wait(struct request *r)
 			in->waiters->wprev = r;
 		in->waiters = r;
 		r->phase = PHASE_WAITING;
+		conn_answering(r);
 		MHD_suspend_connection(r->conn);
 	}
 	pthread_mutex_unlock(&in->jobs);
 	return p ? MHD_YES : answer_from_record(r);
 }
 
-/* libmicrohttpd's own messages, one log line each. */
+/*
+ * libmicrohttpd's lines: at most LOG_BURST per LOG_INTERVAL_MS, so that a
+ * flood of connections refused at the limits is not a flood of lines; one
+ * line counts those left out once their interval is over.
+ */
+static struct {
+	pthread_mutex_t lock;
+	int64_t window_ms; /* the interval began */
+	unsigned long shown, dropped; /* in it */
+} mhd_quota = {PTHREAD_MUTEX_INITIALIZER, -LOG_INTERVAL_MS, 0, 0};
+
+/*
+ * Counts a line at now when take is set, and logs how many the last
+ * interval left out, if it is over. True if the line may be shown.
+ */
+static bool mhd_quota_take(int64_t now, bool take)
+{
+	unsigned long left_out = 0;
+	bool show = false;
+
+	pthread_mutex_lock(&mhd_quota.lock);
+	if (now - mhd_quota.window_ms >= LOG_INTERVAL_MS) {
+		left_out = mhd_quota.dropped;
+		mhd_quota.window_ms = now;
+		mhd_quota.shown = mhd_quota.dropped = 0;
+	}
+	if (take) {
+		show = mhd_quota.shown < LOG_BURST;
+		if (show)
+			mhd_quota.shown++;
+		else
+			mhd_quota.dropped++;
+	}
+	pthread_mutex_unlock(&mhd_quota.lock);
+	if (left_out)
+		log_warn(
+		        COMPONENT,
+		        "libmicrohttpd: messages=%lu not shown (at most %d every %ds)",
+		        left_out, LOG_BURST, LOG_INTERVAL_MS / 1000);
+	return show;
+}
+
+/* libmicrohttpd's own messages, one log line each, within mhd_quota. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
 	size_t n;
 
 	(void)cls;
+	if (!mhd_quota_take(ingress_now_ms(), true))
+		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
 	log_warn(COMPONENT, "libmicrohttpd: %s", line);
+}
+
+/*
+ * The most connections this process can hold: [ingress] max_connections,
+ * after raising the soft open-file limit towards it, or less (logged) if
+ * the hard limit is lower.
+ */
+static unsigned connection_limit(const struct ingress_conf *ic)
+{
+	rlim_t want = (rlim_t)ic->max_connections + FD_SPARE;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return (unsigned)ic->max_connections;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want
+	                      ? want
+	                      : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) || getrlimit(RLIMIT_NOFILE, &rl))
+		return (unsigned)ic->max_connections;
+	if (rl.rlim_cur >= want)
+		return (unsigned)ic->max_connections;
+	want = rl.rlim_cur > 2 * FD_SPARE ? rl.rlim_cur - FD_SPARE
+	                                  : rl.rlim_cur / 2;
+	log_warn(
+	        COMPONENT,
+	        "taking connections=%llu, not max_connections=%lld: the open-file limit is %llu",
+	        (unsigned long long)want, (long long)ic->max_connections,
+	        (unsigned long long)rl.rlim_cur);
+	return (unsigned)want;
 }
 
 int ingress_http_start(struct ingress *in, char *err, size_t errlen)
@@ -795,6 +1108,11 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 	        sa, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 	        MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+	        MHD_OPTION_CONNECTION_LIMIT, connection_limit(ic),
+	        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	        (unsigned)ic->max_connections_per_ip,
+	        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)ic->threads,
+	        MHD_OPTION_NOTIFY_CONNECTION, on_connection, in,
 	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_END);
 	if (!in->daemon) {
 		snprintf(
@@ -803,8 +1121,10 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 		        ic->listen, (long long)ic->port);
 		return -EADDRINUSE;
 	}
-	log_info(COMPONENT, "listening on %s port %lld reply_to=%s", ic->listen,
-	         (long long)ic->port, in->reply_to);
+	log_info(COMPONENT,
+	         "listening on %s port %lld threads=%lld reply_to=%s",
+	         ic->listen, (long long)ic->port, (long long)ic->threads,
+	         in->reply_to);
 	return 0;
 }
 
@@ -838,6 +1158,7 @@ int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen)
 	        (unsigned)1, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
 	        MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
 	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+	        MHD_OPTION_NOTIFY_CONNECTION, on_connection, in,
 	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_END);
 	if (!in->admin) {
 		snprintf(

@@ -118,18 +118,58 @@ static enum MHD_Result bad_form(struct request *r, const char *why)
 	return MHD_YES;
 }
 
-/* Keeps n more bytes of the image, up to [ingress] max_body. */
+/*
+ * Reserves n more bytes of [ingress] upload_memory for r's body: false if
+ * they do not fit beside the other uploads in progress. An upload that
+ * holds all there is reserved may always grow (up to max_body), so one
+ * upload of any allowed size goes through.
+ */
+static bool reserve(struct request *r, size_t n)
+{
+	struct ingress *in = r->in;
+	int64_t budget = in->conf->ingress.upload_memory;
+	int64_t was = atomic_fetch_add(&in->upload_bytes, (int64_t)n);
+
+	if (was + (int64_t)n > budget && was != (int64_t)r->reserved) {
+		atomic_fetch_sub(&in->upload_bytes, (int64_t)n);
+		return false;
+	}
+	if (!r->reserved)
+		atomic_fetch_add(&in->uploads, 1);
+	r->reserved += n;
+	return true;
+}
+
+void ingress_upload_release(struct request *r)
+{
+	if (r->reserved) {
+		atomic_fetch_sub(&r->in->upload_bytes, (int64_t)r->reserved);
+		atomic_fetch_sub(&r->in->uploads, 1);
+	}
+	r->reserved = 0;
+	free(r->body);
+	r->body = NULL;
+	r->cap = 0;
+}
+
+/* Stops keeping the body: it is refused anyway (too big, no memory). */
+static void drop_body(struct request *r)
+{
+	ingress_upload_release(r);
+	r->len = 0;
+}
+
+/* Keeps n more bytes of the image, up to [ingress] max_body and within
+ * the memory reserved for it. */
 static void take(struct request *r, const char *data, size_t n)
 {
 	size_t max = (size_t)r->in->conf->ingress.max_body;
 
-	if (r->too_big || !n)
+	if (r->too_big || r->over_budget || !n)
 		return;
 	if (n > max - r->len) {
 		r->too_big = true;
-		free(r->body);
-		r->body = NULL;
-		r->len = r->cap = 0;
+		drop_body(r);
 		return;
 	}
 	if (r->len + n > r->cap) {
@@ -140,6 +180,17 @@ static void take(struct request *r, const char *data, size_t n)
 			cap *= 2;
 		if (cap > max)
 			cap = max;
+		/* within what is reserved already, or reserve what is due */
+		if (cap > r->reserved && r->reserved >= r->len + n)
+			cap = r->reserved;
+		if (cap > r->reserved && !reserve(r, cap - r->reserved) &&
+		    !reserve(r, r->len + n - r->reserved)) {
+			r->over_budget = true;
+			drop_body(r);
+			return;
+		}
+		if (cap > r->reserved)
+			cap = r->reserved;
 		grown = realloc(r->body, cap);
 		if (!grown) { /* answered as a 400; logged */
 			bad_form(r, "out of memory for the upload");
@@ -194,6 +245,23 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind,
 	return MHD_YES;
 }
 
+/* 503: the uploads in progress hold all of [ingress] upload_memory. */
+static int over_budget(struct request *r)
+{
+	return ingress_fail(
+	        r, MHD_HTTP_SERVICE_UNAVAILABLE, "busy",
+	        "uploads in progress=%d hold %lld bytes of upload_memory=%lld; try again later",
+	        atomic_load(&r->in->uploads),
+	        (long long)atomic_load(&r->in->upload_bytes),
+	        (long long)r->in->conf->ingress.upload_memory);
+}
+
+static enum MHD_Result over_budget_now(struct request *r)
+{
+	over_budget(r);
+	return ingress_answer_fail(r);
+}
+
 /* A query parameter must be UTF-8 text (it may end up in a record and in
  * JSON answers): notes a 400 naming it and stops at the first that isn't. */
 static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind,
@@ -225,6 +293,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	const char *pipeline = arg(r, "pipeline"), *preset = arg(r, "preset");
 	const char *wait = arg(r, "wait"), *cl = header(r, "Content-Length");
 	const char *type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	unsigned long long declared = 0;
 	uint64_t limit;
 
 	r->multipart =
@@ -243,11 +312,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 			        r, 413, "body too large",
 			        "Content-Length %llu is over the limit of %lld bytes",
 			        n, (long long)ic->max_body);
-		if (!r->multipart && n) {
-			r->cap = n < PREALLOC_MAX ? n : PREALLOC_MAX;
-			r->body = malloc(r->cap);
-			r->cap = r->body ? r->cap : 0;
-		}
+		declared = n;
 	}
 	if (wait) {
 		char *end;
@@ -282,6 +347,15 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 			        r, 400, "bad request",
 			        "unreadable multipart/form-data header");
 	}
+	/* a request refused for what it is, not for the node being busy */
+	if (declared && !reserve(r, (size_t)declared))
+		return over_budget_now(r);
+	if (!r->multipart && declared) {
+		r->cap = declared < PREALLOC_MAX ? (size_t)declared
+		                                 : PREALLOC_MAX;
+		r->body = malloc(r->cap);
+		r->cap = r->body ? r->cap : 0;
+	}
 	r->sha = EVP_MD_CTX_new();
 	if (r->sha && !EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL)) {
 		EVP_MD_CTX_free(r->sha);
@@ -300,21 +374,20 @@ enum MHD_Result ingress_submit_body(struct request *r, const char *data,
 	r->received += *size;
 	if (r->received > limit && !r->too_big) {
 		r->too_big = true;
-		free(r->body);
-		r->body = NULL;
-		r->len = r->cap = 0;
+		drop_body(r);
 	}
-	if (r->pp && !r->too_big && !r->bad_form &&
+	if (r->pp && !r->too_big && !r->over_budget && !r->bad_form &&
 	    MHD_post_process(r->pp, data, *size) != MHD_YES)
 		bad_form(r, "a malformed part, or part headers over 64 KiB");
 	else if (!r->pp)
 		take(r, data, *size);
 	*size = 0;
 	/*
-	 * A body refused anyway (a chunked one over max_body) is read to its
-	 * end and thrown away, then answered: libmicrohttpd cannot answer in
-	 * the middle of a body, and cutting the connection would leave the
-	 * client without its 413. The request's deadline bounds the time.
+	 * A body refused anyway (a chunked one over max_body, or one that
+	 * outgrew upload_memory) is read to its end and thrown away, then
+	 * answered: libmicrohttpd cannot answer in the middle of a body, and
+	 * cutting the connection would leave the client without its 413 or
+	 * 503. [ingress] request_deadline bounds the time.
 	 */
 	return MHD_YES;
 }
@@ -532,6 +605,7 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 {
 	const struct conf *conf = r->in->conf;
 	struct image_info info;
+	enum MHD_Result res;
 	char err[512], why[128];
 	int ret;
 
@@ -542,6 +616,8 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		return ingress_fail_now(r, 413, "body too large",
 		                        "the limit is %lld bytes",
 		                        (long long)conf->ingress.max_body);
+	if (r->over_budget)
+		return over_budget_now(r);
 	if (r->bad_form)
 		return ingress_fail_now(
 		        r, 400, "bad request",
@@ -581,5 +657,8 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		                 sizeof(err));
 	if (ret)
 		return ingress_fail_now(r, 422, "image rejected", "%s", err);
-	return accept_job(r, &info);
+	res = accept_job(r, &info);
+	/* stored or refused: a waiting request holds no upload memory */
+	ingress_upload_release(r);
+	return res;
 }

@@ -30,7 +30,7 @@ extern "C" {
 
 #define IMGNODE_PLUGIN_MAGIC 0x4e474d49u /* "IMGN" read as little-endian */
 #define IMGNODE_ABI_MAJOR 1
-#define IMGNODE_ABI_MINOR 1
+#define IMGNODE_ABI_MINOR 2
 #define IMGNODE_PLUGIN_SYMBOL "imgnode_plugin"
 
 #if defined(__GNUC__)
@@ -221,6 +221,15 @@ struct imgnode_storage_ops {
 	            int (*fn)(const char *key, void *arg), void *arg);
 	/* Checks the backend is reachable (for /readyz); 0 or -errno. */
 	int (*ping)(void *state);
+	/* ABI 1.0 ends here; append only. A table of a plugin built before
+	 * ABI 1.2 stops before the next member: the host reads it only from
+	 * plugins of ABI 1.2 or later, and only if it is not NULL. */
+	/* ABI 1.2: reads up to len bytes of the object at key, from byte
+	 * off, into buf (the caller's); *got gets how many, fewer than len
+	 * only at the object's end (0 at or past it). -ENOENT if absent. For
+	 * sending large objects a piece at a time, never whole. */
+	int (*read)(void *state, const char *key, uint64_t off, void *buf,
+	            size_t len, size_t *got);
 };
 
 /* The queues a transport serves. */

@@ -436,6 +436,56 @@ out_close:
 	return ret;
 }
 
+/* Reads a piece of key at off; a short count only at the end. Absence
+ * is not logged (see fs_get). */
+static int fs_read(void *state, const char *key, uint64_t off, void *buf,
+                   size_t len, size_t *got)
+{
+	struct fs *fs = state;
+	struct stat sb;
+	size_t done = 0;
+	int fd, ret = 0;
+
+	*got = 0;
+	if (!fs_key_ok(fs, "read", key))
+		return -EINVAL;
+	if (off > INT64_MAX)
+		return -EINVAL;
+	fd = openat(fs->rootfd, key,
+	            O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		if (absent(errno))
+			return -ENOENT;
+		return fs_fail(fs, "read", key, errno);
+	}
+	if (fstat(fd, &sb)) {
+		ret = fs_fail(fs, "read", key, errno);
+		goto out_close;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		ret = -ENOENT;
+		goto out_close;
+	}
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done,
+		                  (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = fs_fail(fs, "read", key, errno);
+			goto out_close;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	*got = done;
+out_close:
+	close(fd);
+	return ret;
+}
+
 static int fs_stat(void *state, const char *key, struct imgnode_stat *st)
 {
 	struct fs *fs = state;
@@ -744,6 +794,7 @@ static const struct imgnode_storage_ops fs_ops = {
         .del = fs_del,
         .list = fs_list,
         .ping = fs_ping,
+        .read = fs_read,
 };
 
 IMGNODE_PLUGIN = {

@@ -74,6 +74,8 @@ struct rstore {
 #define GET_HEAD (64 * 1024)
 /* How often get starts over when the object changes size between its ops. */
 #define GET_ATTEMPTS 8
+/* The most one librados read asks for. */
+#define READ_MAX ((size_t)1 << 30)
 /* A name ping stats: not a valid key ('~'), so never an object of ours. */
 #define PING_OBJECT "imgnode~ping"
 
@@ -286,6 +288,37 @@ static int rs_stat(void *state, const char *key, struct imgnode_stat *st)
 		return rs_fail(rs, "stat", key, -ret);
 	st->size = size;
 	st->mtime_ms = (int64_t)mtime * 1000;
+	return 0;
+}
+
+/*
+ * Reads a piece of key at off, in reads of at most READ_MAX bytes (a
+ * librados count is an int); a short one means the end. Absence is not
+ * logged (see rs_get).
+ */
+static int rs_read(void *state, const char *key, uint64_t off, void *buf,
+                   size_t len, size_t *got)
+{
+	struct rstore *rs = state;
+	size_t done = 0;
+
+	*got = 0;
+	if (!rs_key_ok(rs, "read", key))
+		return -EINVAL;
+	while (done < len) {
+		size_t want = len - done < READ_MAX ? len - done : READ_MAX;
+		int n = rados_read(rs->io, key, (char *)buf + done, want,
+		                   off + done);
+
+		if (n == -ENOENT)
+			return n;
+		if (n < 0)
+			return rs_fail(rs, "read", key, -n);
+		done += (size_t)n;
+		if ((size_t)n < want)
+			break;
+	}
+	*got = done;
 	return 0;
 }
 
@@ -666,6 +699,7 @@ static const struct imgnode_storage_ops rs_ops = {
         .del = rs_del,
         .list = rs_list,
         .ping = rs_ping,
+        .read = rs_read,
 };
 
 IMGNODE_PLUGIN = {

@@ -136,6 +136,12 @@ static int s_ping(void *s)
 	(void)s;
 	return 0;
 }
+static int s_read(void *s, const char *k, uint64_t o, void *b, size_t n,
+                  size_t *got)
+{
+	(void)s, (void)k, (void)o, (void)b, (void)n, (void)got;
+	return -ENOSYS;
+}
 
 static const struct imgnode_storage_ops storage_ops = {
         .put = s_put,
@@ -147,6 +153,9 @@ static const struct imgnode_storage_ops storage_ops = {
         .del = s_key,
         .list = s_list,
         .ping = s_ping,
+        /* an ABI 1.1 plugin's table ends before read: whatever follows
+         * it must not be taken for one */
+        .read = s_read,
 };
 
 static int t_publish(void *s, const void *b, size_t n, const char *r, int64_t t)
@@ -203,7 +212,8 @@ static const struct imgnode_transport_ops transport_ops = {
 #define KIND IMGNODE_KIND_TRANSPORT
 #define NAME "fixture_t"
 #define OPS &transport_ops
-#elif defined(FIXTURE_storage) || defined(FIXTURE_missing_op)
+#elif defined(FIXTURE_storage) || defined(FIXTURE_missing_op) ||               \
+        defined(FIXTURE_old_storage)
 #define KIND IMGNODE_KIND_STORAGE
 #define NAME "fixture_s"
 #define OPS &storage_ops
@@ -249,6 +259,8 @@ IMGNODE_PLUGIN = {
         .abi_minor = IMGNODE_ABI_MINOR + 1,
 #elif defined(FIXTURE_bad_major)
         .abi_minor = 0,
+#elif defined(FIXTURE_old_storage)
+        .abi_minor = IMGNODE_ABI_MINOR - 1, /* before storage's read */
 #else
         .abi_minor = IMGNODE_ABI_MINOR,
 #endif

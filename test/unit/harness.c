@@ -151,6 +151,68 @@ void harness_check_stat(const struct imgnode_storage_ops *ops, void *st)
 	free(data);
 }
 
+void harness_check_read(const struct imgnode_storage_ops *ops, void *st)
+{
+	static const size_t pieces[] = {1, 7, 4096, 65536 + 3, 131072};
+	const size_t size = 300000;
+	void *data = harness_random(size, 3);
+	char *back = malloc(size), buf[16];
+	size_t got;
+
+	assert_non_null(back);
+	assert_non_null(ops->read);
+	assert_int_equal(ops->put(st, "r/big", data, size), 0);
+	/* whole, in pieces of each size: every piece full but the last */
+	for (size_t p = 0; p < sizeof(pieces) / sizeof(pieces[0]); p++) {
+		size_t off = 0;
+
+		memset(back, 0, size);
+		for (int n = 0; off < size; n++) {
+			assert_true(n < 400000);
+			got = 12345;
+			assert_int_equal(ops->read(st, "r/big", off, back + off,
+			                           pieces[p] < size - off
+			                                   ? pieces[p]
+			                                   : size - off,
+			                           &got),
+			                 0);
+			assert_true(got > 0);
+			assert_true(got == pieces[p] || off + got == size);
+			off += got;
+		}
+		assert_int_equal(off, size);
+		assert_memory_equal(back, data, size);
+	}
+	/* across the end: short; at and past it: nothing */
+	assert_int_equal(
+	        ops->read(st, "r/big", size - 5, buf, sizeof(buf), &got), 0);
+	assert_int_equal(got, 5);
+	assert_memory_equal(buf, (char *)data + size - 5, 5);
+	assert_int_equal(ops->read(st, "r/big", size, buf, sizeof(buf), &got),
+	                 0);
+	assert_int_equal(got, 0);
+	assert_int_equal(
+	        ops->read(st, "r/big", size + 100000, buf, sizeof(buf), &got),
+	        0);
+	assert_int_equal(got, 0);
+	/* an empty object, a missing one, a mere prefix */
+	assert_int_equal(ops->put(st, "r/empty", "", 0), 0);
+	assert_int_equal(ops->read(st, "r/empty", 0, buf, sizeof(buf), &got),
+	                 0);
+	assert_int_equal(got, 0);
+	assert_int_equal(ops->read(st, "r/none", 0, buf, sizeof(buf), &got),
+	                 -ENOENT);
+	assert_int_equal(ops->read(st, "r", 0, buf, sizeof(buf), &got),
+	                 -ENOENT);
+	/* a replaced object reads as the new one */
+	assert_int_equal(ops->put(st, "r/big", "short", 5), 0);
+	assert_int_equal(ops->read(st, "r/big", 0, buf, sizeof(buf), &got), 0);
+	assert_int_equal(got, 5);
+	assert_memory_equal(buf, "short", 5);
+	free(back);
+	free(data);
+}
+
 int harness_collect(const char *key, void *arg)
 {
 	struct harness_seen *s = arg;
@@ -235,6 +297,7 @@ void harness_check_invalid_keys(const struct imgnode_storage_ops *ops, void *st,
 	char long_key[IMGNODE_KEY_MAX + 2];
 	struct imgnode_stat sb;
 	void *got = NULL;
+	char buf[8];
 	size_t len;
 
 	memset(long_key, 'k', sizeof(long_key) - 1);
@@ -249,6 +312,8 @@ void harness_check_invalid_keys(const struct imgnode_storage_ops *ops, void *st,
 		assert_int_equal(ops->get(st, key, 100, &got, &len), -EINVAL);
 		assert_int_equal(ops->stat(st, key, &sb), -EINVAL);
 		assert_int_equal(ops->del(st, key), -EINVAL);
+		assert_int_equal(ops->read(st, key, 0, buf, sizeof(buf), &len),
+		                 -EINVAL);
 	}
 	harness_capture_end();
 	assert_null(got);

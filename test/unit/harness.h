@@ -71,6 +71,14 @@ int harness_collect(const char *key, void *arg);
  */
 void harness_check_stat(const struct imgnode_storage_ops *ops, void *st);
 
+/*
+ * read (ABI 1.2): an object read back in pieces of several sizes is the
+ * one stored; a read across the end is short, one at or past it empty;
+ * an empty object reads as nothing; -ENOENT for a missing key and a mere
+ * prefix; a replaced object reads as the new one. Writes keys under r/.
+ */
+void harness_check_read(const struct imgnode_storage_ops *ops, void *st);
+
 /* Lists prefix through ops on st; asserts the keys are want
  * (NULL-terminated, sorted). */
 void harness_assert_list(const struct imgnode_storage_ops *ops, void *st,

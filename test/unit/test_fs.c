@@ -383,6 +383,14 @@ static void test_stat(void **state)
 	harness_check_stat(ops, f->st);
 }
 
+static void test_read(void **state)
+{
+	struct fx *f = *state;
+
+	open_ok(state, NULL);
+	harness_check_read(ops, f->st);
+}
+
 static void test_del(void **state)
 {
 	struct fx *f = *state;
@@ -670,6 +678,7 @@ int main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_get, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_read, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_del, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_invalid_keys, setup,

@@ -131,10 +131,28 @@ static void test_loads_good_plugins(void **state)
 	assert_string_equal(p->desc->version, "1.0");
 	assert_non_null(
 	        plugin_find(&e->set, IMGNODE_KIND_TRANSPORT, "fixture_t"));
-	assert_non_null(
-	        plugin_find(&e->set, IMGNODE_KIND_STORAGE, "fixture_s"));
+	p = plugin_find(&e->set, IMGNODE_KIND_STORAGE, "fixture_s");
+	assert_non_null(p);
+	assert_true(plugin_storage_reads_ranges(p));
 	/* a name of one kind is not found under another */
 	assert_null(plugin_find(&e->set, IMGNODE_KIND_STORAGE, "fixture"));
+}
+
+/* The ranged read (ABI 1.2) is used from a 1.2 plugin, never from one
+ * built for 1.1, whose ops table ends before it. */
+static void test_storage_read_needs_abi_1_2(void **state)
+{
+	struct env *e = *state;
+	struct plugin *p;
+
+	add(e, "old_storage", NULL);
+	assert_int_equal(
+	        plugin_set_load(&e->set, e->plugins, e->err, sizeof(e->err)),
+	        0);
+	p = plugin_find(&e->set, IMGNODE_KIND_STORAGE, "fixture_s");
+	assert_non_null(p);
+	assert_int_equal(p->desc->abi_minor, IMGNODE_ABI_MINOR - 1);
+	assert_false(plugin_storage_reads_ranges(p));
 }
 
 static void test_refuses_each_bad_descriptor(void **state)
@@ -146,9 +164,9 @@ static void test_refuses_each_bad_descriptor(void **state)
 	         "not an imgnode plugin (no symbol imgnode_plugin)"},
 	        {"bad_magic", "not an imgnode plugin (bad magic 0x464c457f"},
 	        {"bad_major",
-	         "built for plugin ABI 2.0; this imgnode speaks ABI 1.1"},
+	         "built for plugin ABI 2.0; this imgnode speaks ABI 1.2"},
 	        {"new_minor",
-	         "needs plugin ABI 1.2 but this imgnode speaks only 1.1"},
+	         "needs plugin ABI 1.3 but this imgnode speaks only 1.2"},
 	        {"bad_kind", "unknown plugin kind 7"},
 	        {"no_name", "plugin name missing is not"},
 	        {"bad_name", "plugin name \"Bad-Name\" is not 1-32 characters"},
@@ -392,6 +410,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_loads_good_plugins, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_storage_read_needs_abi_1_2,
+	                                        setup, teardown),
 	        cmocka_unit_test(test_refuses_each_bad_descriptor),
 	        cmocka_unit_test_setup_teardown(test_refuses_non_elf, setup,
 	                                        teardown),

@@ -635,6 +635,15 @@ static void test_stat(void **state)
 	clear_prefix(f, "s/");
 }
 
+static void test_read(void **state)
+{
+	struct fx *f = *state;
+
+	open_ok(f, STD_KEYS);
+	harness_check_read(ops, f->st);
+	clear_prefix(f, "r/");
+}
+
 static void test_del(void **state)
 {
 	struct fx *f = *state;
@@ -1128,6 +1137,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_records, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_get, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_stat, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_read, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_del, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_invalid_keys, setup,
