@@ -144,8 +144,10 @@ def test_workers_code_refuses_bombs_before_decoding(tmp_path):
         code, err, rss = run_measured(ini, path, pipeline, tmp_path / "out")
         assert code == 1, (pipeline, code, err)
         assert f"{path}: {step}" in err and why in err, err
-        # libvips initialised, plugins loaded, nothing decoded
-        assert rss < 120 * MB, (pipeline, rss)
+        # libvips initialised, plugins loaded, nothing decoded: 45 MB on
+        # a quiet machine, up to 180 MB seen on a busy one; a decode of
+        # these bombs takes 800 MB to 1.8 GB
+        assert rss < 400 * MB, (pipeline, rss)
         assert not (tmp_path / "out").exists()
 
 
