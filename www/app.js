@@ -33,7 +33,8 @@ async function call(url, options) {
 
 function why(r) {
   if (r.body && r.body.error) {
-    return r.body.error + (r.body.detail ? ": " + r.body.detail : "");
+    const d = r.body.detail || "";
+    return d.startsWith(r.body.error) ? d : r.body.error + (d ? ": " + d : "");
   }
   return "HTTP " + r.resp.status;
 }
@@ -169,14 +170,19 @@ pipelineField.addEventListener("input", pipelineTyped);
 
 /* ---- jobs ---- */
 
-function card(file) {
+/* A job's card, inserted before anchor (null: at the end). */
+function card(file, anchor) {
   const li = $("job-template").content.firstElementChild.cloneNode(true);
   const q = (sel) => li.querySelector(sel);
   li.querySelector(".name").textContent = file.name;
-  const orig = URL.createObjectURL(file);
-  q(".original img").src = orig;
+  const img = q(".original img");
+  img.addEventListener("error", () => {
+    img.removeAttribute("src");
+    q(".original figcaption").textContent = bytes(file.size) + ", which this browser cannot show";
+  }, { once: true });
+  img.src = URL.createObjectURL(file);
   q(".original figcaption").textContent = bytes(file.size);
-  $("jobs").prepend(li);
+  $("jobs").insertBefore(li, anchor);
   return {
     li,
     state(s, reason) {
@@ -185,6 +191,7 @@ function card(file) {
       el.className = "state " + s;
       li.dataset.state = s;
       q(".reason").textContent = reason || "";
+      if (s === "failed" || s === "refused") q(".result figcaption").textContent = "no result";
     },
     id(id) { q(".id").textContent = id; li.dataset.id = id; },
     record(rec) {
@@ -242,8 +249,7 @@ async function follow(c, file, id) {
   c.state("unknown", "Still not done; stopped asking. Job " + id);
 }
 
-async function upload(file) {
-  const c = card(file);
+async function upload(file, c) {
   if (!pipelineOk) {
     c.state("refused", "The pipeline is not valid: fix it above, then upload again.");
     return;
@@ -270,9 +276,13 @@ async function upload(file) {
   follow(c, file, r.body.id); /* the next upload need not wait for it */
 }
 
+/* Uploads files one after the other, their cards above the earlier
+ * ones, in the order chosen. */
 async function uploadAll(files) {
-  const images = Array.from(files);
-  for (const f of images) await upload(f);
+  const anchor = $("jobs").firstChild;
+  const cards = Array.from(files, (f) => [f, card(f, anchor)]);
+  for (const [, c] of cards) c.state("waiting");
+  for (const [f, c] of cards) await upload(f, c);
 }
 
 const drop = $("drop");

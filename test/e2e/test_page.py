@@ -2,9 +2,11 @@
 and their headers, what it refuses to serve (traversal, symlinks, hidden
 files, listings), the two calls it makes (GET /v1/presets and GET
 /v1/pipeline/check), and the page itself driven in a real headless
-Chromium through the shipped nginx site, with an API key: a corpus photo
-uploaded with a typed pipeline, its job followed to the result shown
-beside the original, and a bad pipeline's error under the field."""
+Chromium through the shipped nginx site, with an API key: corpus files
+uploaded at once with a typed pipeline, each job followed to its end (the
+photo's result shown beside the original, a truncated JPEG's failure and a
+text file's refusal with their reasons), and a bad pipeline's error under
+the field at its column."""
 import os
 import re
 import shutil
@@ -184,16 +186,16 @@ def test_page_through_nginx_headers(behind_nginx):
     assert r.status_code == 200 and r.json()["presets"]
 
 
-def photo():
+def corpus_file(category, name):
     corpus = os.environ.get("IMGNODE_CORPUS")
-    path = os.path.join(corpus, "photos", "fossa.jpg") if corpus else None
+    path = os.path.join(corpus, category, name) if corpus else None
     if not path or not os.path.exists(path):
         from test_ingress_api import corpus as build
-        path = build("photos")["fossa.jpg"]
-    return path  # 4096x2304
+        path = build(category)[name]
+    return path
 
 
-def test_upload_in_chromium(browser, behind_nginx):
+def test_upload_in_chromium(browser, behind_nginx, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -227,10 +229,28 @@ def test_upload_in_chromium(browser, behind_nginx):
     wait.until(lambda d: "ok" in by_id("pipeline-msg").get_attribute(
         "class") and "width=320" in by_id("pipeline-msg").text)
 
-    by_id("files").send_keys(photo())
-    job = wait.until(lambda d: d.find_elements(
-        By.CSS_SELECTOR, "li.job[data-state=done], li.job[data-state=failed]"
-        ", li.job[data-state=refused]"))[0]
+    # several at once: a photo (4096x2304), a truncated JPEG whose job
+    # fails in the worker, and a file that is no image at all
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image\n")
+    by_id("files").send_keys("\n".join([
+        corpus_file("photos", "fossa.jpg"),
+        corpus_file("corrupt", "premature-end.jpg"), str(notes)]))
+    over = "li.job[data-state=done], li.job[data-state=failed], " \
+        "li.job[data-state=refused]"
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, over)) == 3)
+    cards = {c.find_element(By.CLASS_NAME, "name").text: c
+             for c in browser.find_elements(By.CSS_SELECTOR, "li.job")}
+    # in the order chosen
+    assert list(cards) == ["fossa.jpg", "premature-end.jpg", "notes.txt"]
+    bad = cards["premature-end.jpg"]
+    assert bad.get_attribute("data-state") == "failed", bad.text
+    assert "Premature end" in bad.find_element(By.CLASS_NAME, "reason").text
+    refused = cards["notes.txt"]
+    assert refused.get_attribute("data-state") == "refused", refused.text
+    assert refused.find_element(By.CLASS_NAME, "reason").text.startswith(
+        "unsupported format: "), refused.text
+    job = cards["fossa.jpg"]
     text = job.text
     assert job.get_attribute("data-state") == "done", text
     job_id = job.get_attribute("data-id")
@@ -251,6 +271,7 @@ def test_upload_in_chromium(browser, behind_nginx):
     link = job.find_element(By.CSS_SELECTOR, "a.download")
     assert link.is_displayed() and link.get_attribute(
         "download") == "fossa-imgnode.webp"
+    browser.execute_script("arguments[0].scrollIntoView()", job)
     browser.save_screenshot(str(BUILD / "page.png"))
     # the key stayed in the tab's sessionStorage, nowhere else
     assert browser.execute_script(
