@@ -2,7 +2,8 @@
  * The ingress child's insides, shared by its files and by nothing else:
  * ingress.c is the process (set-up, the reply loop, the table of jobs it
  * published, shutdown), ingress_http.c the HTTP daemon, routing, answers
- * and reading jobs, ingress_submit.c POST /v1/jobs.
+ * and reading jobs, ingress_submit.c POST /v1/jobs, ingress_page.c the
+ * upload page's files and the calls only it makes.
  *
  * Threads: libmicrohttpd's pool of [ingress] threads runs the requests
  * (each connection stays on one of them), and the main thread waits for
