@@ -281,3 +281,34 @@ def test_upload_in_chromium(browser, behind_nginx, tmp_path):
     logs = [e for e in browser.get_log("browser")
             if e["level"] == "SEVERE" and e["source"] != "network"]
     assert not logs, logs
+
+
+def test_preset_in_chromium(browser, behind_nginx):
+    """A preset chosen from the node's list: the pipeline field shows its
+    canonical pipeline, read-only, and the upload names the preset."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    s, front = behind_nginx
+    wait = WebDriverWait(browser, 60, poll_frequency=0.1)
+    by_id = lambda i: browser.find_element(By.ID, i)  # noqa: E731
+    browser.get(front + "/")
+    by_id("key").send_keys(KEY.split(":", 1)[1] + Keys.TAB)
+    wait.until(lambda d: len(by_id("preset").find_elements(
+        By.TAG_NAME, "option")) == 3)
+    Select(by_id("preset")).select_by_value("thumb")
+    field = by_id("pipeline")
+    assert not field.is_enabled()
+    assert field.get_attribute("value").startswith("thumbnail(") and \
+        "width=64" in field.get_attribute("value")
+    assert by_id("pipeline-msg").text == "Preset thumb."
+    by_id("files").send_keys(corpus_file("photos", "fossa.jpg"))
+    job = wait.until(lambda d: d.find_elements(
+        By.CSS_SELECTOR, "li.job[data-state=done], li.job[data-state=failed]"
+        ", li.job[data-state=refused]"))[0]
+    assert job.get_attribute("data-state") == "done", job.text
+    assert "webp · 64×36 · " in job.text, job.text
+    rec = s.record(job.get_attribute("data-id"),
+                   headers={"X-Api-Key": KEY.split(":", 1)[1]})
+    assert rec["pipeline"] == field.get_attribute("value")
