@@ -18,6 +18,9 @@ PREFIX ?= /usr/local
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null)
 PLUGINDIR ?= $(PREFIX)/lib/$(MULTIARCH)/imgnode/plugins
+WWWDIR ?= $(PREFIX)/share/imgnode/www
+# The upload page: static files, no build step ([ingress] www_dir).
+WWW_FILES := $(wildcard www/*.html www/*.css www/*.js www/*.svg)
 VERSION := $(shell cat VERSION)
 
 WARN := -Wall -Wextra
@@ -41,6 +44,7 @@ VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
 VIPS_LIBS := $(shell pkg-config --libs vips 2>/dev/null)
 DEFS := -DIMGNODE_VERSION='"$(VERSION)"' \
 	-DIMGNODE_PLUGIN_DIR='"$(PLUGINDIR)"' \
+	-DIMGNODE_WWW_DIR='"$(WWWDIR)"' \
 	-DIMGNODE_SYSCONFDIR='"$(SYSCONFDIR)"'
 
 # The supervision runtime and config: no libvips, librados or librabbitmq.
@@ -203,24 +207,28 @@ bench: deps
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PLUGINDIR) \
 		$(DESTDIR)$(PREFIX)/include/imgnode \
-		$(DESTDIR)$(SYSCONFDIR)/imgnode/conf.d
+		$(DESTDIR)$(SYSCONFDIR)/imgnode/conf.d $(DESTDIR)$(WWWDIR)
 	install -m 0755 $(BUILD)/imgnode $(DESTDIR)$(PREFIX)/sbin/imgnode
 	install -m 0755 $(BUILD)/imgnodectl $(DESTDIR)$(PREFIX)/sbin/imgnodectl
 	$(if $(PLUGINS),install -m 0644 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/)
 	install -m 0644 include/imgnode/plugin.h \
 		$(DESTDIR)$(PREFIX)/include/imgnode/plugin.h
-	sed 's|^;plugin_dir = .*|;plugin_dir = $(PLUGINDIR)|' \
+	install -m 0644 $(WWW_FILES) $(DESTDIR)$(WWWDIR)/
+	sed -e 's|^;plugin_dir = .*|;plugin_dir = $(PLUGINDIR)|' \
+		-e 's|^;www_dir = .*|;www_dir = $(WWWDIR)|' \
 		etc/imgnode/imgnode.ini >$(DESTDIR)$(SYSCONFDIR)/imgnode/imgnode.ini
 	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/imgnode/imgnode.ini
 
 # Regenerates the shipped config from the key tables (core and plugins); it
-# shows the Debian package's plugin dir, and install rewrites that line.
+# shows the Debian package's plugin and page dirs, and install rewrites
+# those lines.
 ini: $(BUILD)/imgnode $(PLUGINS)
 	$(Q)mkdir -p $(BUILD)/ini
 	$(Q)printf '[node]\nplugin_dir = %s\n' "$(abspath $(BUILD))/plugins" \
 		>$(BUILD)/ini/imgnode.ini
 	$(Q)$(BUILD)/imgnode -c $(BUILD)/ini/imgnode.ini --print-defaults | \
-		sed 's|^;plugin_dir = .*|;plugin_dir = /usr/lib/$(MULTIARCH)/imgnode/plugins|' \
+		sed -e 's|^;plugin_dir = .*|;plugin_dir = /usr/lib/$(MULTIARCH)/imgnode/plugins|' \
+		-e 's|^;www_dir = .*|;www_dir = /usr/share/imgnode/www|' \
 		>etc/imgnode/imgnode.ini
 
 LINT_SRC = $(sort $(wildcard core/*.[ch] core/*/*.[ch] include/imgnode/*.h \

@@ -16,6 +16,9 @@
 #ifndef IMGNODE_PLUGIN_DIR
 #define IMGNODE_PLUGIN_DIR "/usr/lib/imgnode/plugins"
 #endif
+#ifndef IMGNODE_WWW_DIR
+#define IMGNODE_WWW_DIR "/usr/share/imgnode/www"
+#endif
 
 #define NODE(f) offsetof(struct node_conf, f)
 #define SUP(f) offsetof(struct supervisor_conf, f)
@@ -175,6 +178,9 @@ static const struct imgnode_conf_key ingress_keys[] = {
         {"presets_only", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
          "Accept only ?preset=NAME, never a pipeline in the request.",
          ING(presets_only)},
+        {"www_dir", IMGNODE_CONF_PATH, IMGNODE_WWW_DIR, 0, 0, NULL,
+         "Directory of the upload page's files, served at / without an API key (.html, .css, .js, .svg, .png, .ico, .txt; no listing, no symlinks, no hidden files). Empty: no page, / is 404.",
+         ING(www_dir)},
         {"admin_listen", IMGNODE_CONF_STRING, "127.0.0.1", 0, 0, NULL,
          "Address of the admin listener (IPv4 or IPv6 literal), if admin_port is set.",
          ING(admin_listen)},

@@ -94,6 +94,7 @@ struct ingress_conf {
 	bool presets_only;
 	char *admin_listen;
 	int64_t admin_port; /* 0: /readyz and /metrics on the public port */
+	char *www_dir; /* the upload page; empty: none */
 };
 
 struct limits_conf {

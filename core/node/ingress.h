@@ -2,7 +2,8 @@
  * The ingress child's insides, shared by its files and by nothing else:
  * ingress.c is the process (set-up, the reply loop, the table of jobs it
  * published, shutdown), ingress_http.c the HTTP daemon, routing, answers
- * and reading jobs, ingress_submit.c POST /v1/jobs.
+ * and reading jobs, ingress_submit.c POST /v1/jobs, ingress_page.c the
+ * upload page's files and the calls only it makes.
  *
  * Threads: libmicrohttpd's pool of [ingress] threads runs the requests
  * (each connection stays on one of them), and the main thread waits for
@@ -152,6 +153,9 @@ enum ingress_route {
 	ROUTE_HEALTHZ,
 	ROUTE_READYZ,
 	ROUTE_METRICS,
+	ROUTE_PRESETS, /* ingress_page.c: GET /v1/presets */
+	ROUTE_CHECK, /* GET /v1/pipeline/check */
+	ROUTE_PAGE, /* any other path outside /v1/: the page's files */
 };
 
 enum ingress_phase {
@@ -216,6 +220,10 @@ enum MHD_Result ingress_answer_fail(struct request *r);
 #define ingress_fail_now(r, ...)                                               \
 	(ingress_fail((r), __VA_ARGS__), ingress_answer_fail(r))
 
+/* Answers j (stolen; NULL: a 500) as JSON with status. */
+enum MHD_Result ingress_answer_json(struct request *r, unsigned status,
+                                    json_t *j);
+
 /* 202 {"id", "status"} with Location: the job is accepted. */
 enum MHD_Result ingress_answer_accepted(struct request *r, const char *status);
 
@@ -238,6 +246,19 @@ enum MHD_Result ingress_submit_begin(struct request *r);
 enum MHD_Result ingress_submit_body(struct request *r, const char *data,
                                     size_t *size);
 enum MHD_Result ingress_submit_finish(struct request *r);
+
+/* ---- the upload page (ingress_page.c) ---- */
+
+/* GET of a static file of [ingress] www_dir (url "/": index.html); 404
+ * for anything not served. */
+enum MHD_Result ingress_page_file(struct request *r, const char *url);
+
+/* GET /v1/presets: the presets' names and canonical pipelines. */
+enum MHD_Result ingress_page_presets(struct request *r);
+
+/* GET /v1/pipeline/check?pipeline=P: {"canonical"} or 400 with the
+ * parser's reason and its "column". */
+enum MHD_Result ingress_page_check(struct request *r);
 
 /* ---- authentication (auth.c, docs/signing.md) ---- */
 

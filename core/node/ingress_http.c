@@ -8,6 +8,8 @@
  *   GET  /v1/jobs/ID/result   the result image
  *   GET  /healthz, /readyz, /metrics  (the last two on [ingress] admin_port
  *                                      instead, when it is set)
+ *   GET  /v1/presets, /v1/pipeline/check, and the page's files at any
+ *        other path outside /v1/ (ingress_page.c)
  *
  * A submission is answered 202 only after the original and the record are
  * stored and the publish is confirmed; a storage or transport failure
@@ -244,6 +246,15 @@ static struct MHD_Response *json_response(json_t *j, size_t *len)
 static json_t *error_json(const char *error, const char *detail)
 {
 	return json_pack("{s:s, s:s}", "error", error, "detail", detail);
+}
+
+enum MHD_Result ingress_answer_json(struct request *r, unsigned status,
+                                    json_t *j)
+{
+	size_t len = 0;
+	struct MHD_Response *resp = json_response(j, &len);
+
+	return ingress_respond(r, status, resp, len);
 }
 
 /* Notes a failure to answer (see ingress.h). */
@@ -727,7 +738,9 @@ static bool route(struct request *r, const char *url)
 	} fixed[] = {{"/v1/jobs", ROUTE_SUBMIT},
 	             {"/healthz", ROUTE_HEALTHZ},
 	             {"/readyz", ROUTE_READYZ},
-	             {"/metrics", ROUTE_METRICS}};
+	             {"/metrics", ROUTE_METRICS},
+	             {"/v1/presets", ROUTE_PRESETS},
+	             {"/v1/pipeline/check", ROUTE_CHECK}};
 	const char *id, *slash;
 	size_t idlen;
 
@@ -736,6 +749,10 @@ static bool route(struct request *r, const char *url)
 			r->route = fixed[i].route;
 			return true;
 		}
+	if (strncmp(url, "/v1/", 4) != 0 && strcmp(url, "/v1") != 0) {
+		r->route = ROUTE_PAGE;
+		return true;
+	}
 	if (strncmp(url, "/v1/jobs/", 9) != 0)
 		return false;
 	id = url + 9;
@@ -763,7 +780,7 @@ static bool route_here(const struct request *r)
 {
 	bool admin_only = r->route == ROUTE_READYZ || r->route == ROUTE_METRICS;
 
-	if (r->admin)
+	if (r->admin) /* the page and its calls: the public port only */
 		return admin_only || r->route == ROUTE_HEALTHZ;
 	return !admin_only || !r->in->conf->ingress.admin_port;
 }
@@ -791,7 +808,8 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 			                        post ? "POST" : "GET, HEAD");
 		return ingress_respond(r, 405, resp, len);
 	}
-	if (post && !auth_api_key(r))
+	if ((post || r->route == ROUTE_PRESETS || r->route == ROUTE_CHECK) &&
+	    !auth_api_key(r))
 		return ingress_fail_now(r, 401, "unauthorized",
 		                        "missing or unknown X-Api-Key");
 	if ((r->route == ROUTE_JOB || r->route == ROUTE_RESULT) &&
@@ -805,6 +823,9 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 		return get_text(r, MHD_HTTP_OK, "ok\n", MHD_RESPMEM_PERSISTENT,
 		                "text/plain");
 	case ROUTE_READYZ: return get_readyz(r);
+	case ROUTE_PRESETS: return ingress_page_presets(r);
+	case ROUTE_CHECK: return ingress_page_check(r);
+	case ROUTE_PAGE: return ingress_page_file(r, url);
 	case ROUTE_METRICS:
 		return get_text(r, MHD_HTTP_OK, render_metrics(r->in),
 		                MHD_RESPMEM_MUST_FREE,
