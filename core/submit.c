@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +43,7 @@
 #define EXIT_FAILED 1
 #define EXIT_USAGE 100
 #define EXIT_UNREACHABLE 111
+#define EXIT_INTERRUPTED 130 /* 128 + SIGINT, as shells say */
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 #define API_KEY_ENV "IMGNODE_API_KEY"
@@ -121,6 +123,13 @@ struct run {
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
 static void submit_usage(FILE *out)
 {
 	fprintf(out,
@@ -145,7 +154,8 @@ static void submit_usage(FILE *out)
 	        "  -h, --help           this help\n"
 	        "Progress goes to stderr: a bar on a terminal, else a line per input.\n"
 	        "exit: 0 all done or skipped, 1 some failed (reasons in the summary),\n"
-	        "      100 usage error, 111 the node cannot be reached\n",
+	        "      100 usage error, 111 the node cannot be reached, 130 interrupted\n"
+	        "      (Ctrl-C or SIGTERM: no half file is left; run it again to resume)\n",
 	        JOBS_MAX, DEFAULT_URL, API_KEY_ENV);
 }
 
@@ -1004,11 +1014,17 @@ static void run_all(struct run *run)
 				ended(run, t, m->data.result);
 		}
 		draw(run, false);
-		if (run->active)
+		if (run->active && !interrupted)
 			curl_multi_poll(run->multi, NULL, 0,
 			                delay > 200 ? 200 : (int)delay, NULL);
-	} while (run->active ||
-	         run->done + run->failed + run->skipped < run->ntasks);
+	} while (!interrupted &&
+	         (run->active ||
+	          run->done + run->failed + run->skipped < run->ntasks));
+	/* Ctrl-C: no half file left; accepted jobs go on on the node */
+	for (size_t i = 0; interrupted && i < run->ntasks; i++) {
+		end_transfer(run, &run->tasks[i]);
+		reset_answer(&run->tasks[i]);
+	}
 }
 
 /* The URL of [ingress] listen and port of config. */
@@ -1098,6 +1114,10 @@ static void summary(struct run *run)
 	        "imgnodectl: submit: %zu done, %zu failed, %zu skipped (output already in %s) of %zu, in %.1f s\n",
 	        run->done, run->failed, run->skipped, run->outdir, run->ntasks,
 	        secs);
+	if (interrupted)
+		fprintf(stderr,
+		        "imgnodectl: submit: interrupted with %zu not done; run the same command again to resume\n",
+		        run->ntasks - run->done - run->failed - run->skipped);
 	for (size_t i = 0; i < run->ntasks; i++) {
 		const struct task *t = &run->tasks[i];
 
@@ -1323,6 +1343,11 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 			ret = EXIT_UNREACHABLE;
 			goto out_cleanup;
 		}
+		struct sigaction sa = {.sa_handler = on_signal};
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
 		run.multi = curl_multi_init();
 		if (!run.multi)
 			oom();
@@ -1331,7 +1356,7 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 		curl_multi_cleanup(run.multi);
 	}
 	summary(&run);
-	ret = run.failed ? EXIT_FAILED : 0;
+	ret = interrupted ? EXIT_INTERRUPTED : run.failed ? EXIT_FAILED : 0;
 out_cleanup:
 	curl_global_cleanup();
 out_free:

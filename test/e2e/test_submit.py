@@ -8,6 +8,7 @@ import pty
 import re
 import select
 import shutil
+import signal
 import subprocess
 import time
 
@@ -296,3 +297,26 @@ def test_progress_bar_on_a_terminal(node, folder, tmp_path):
     assert "\ndone " not in text
     assert f"{n} done, 0 failed" in text
     assert proc.stdout.read() == b""
+
+
+def test_interrupted_leaves_no_half_file_and_resumes(node, folder, tmp_path):
+    out = tmp_path / "out"
+    args = ["-p", "thumbnail(1000)|sharpen|avif", "-j", "2", "-o", str(out),
+            str(folder)]
+    proc = subprocess.Popen([str(CTL), "submit", "--url", node.url, *args],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stderr.readline()  # the first input done: others in flight
+    assert first.startswith("done "), first
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "interrupted with" in rest and "not done" in rest, rest
+    made = outputs(out)
+    assert all(not os.path.basename(p).startswith(".") for p in made), made
+    assert 1 <= len(made) < len(PHOTOS), made
+    r = submit(node, *args)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(PHOTOS) - len(made)} done, 0 failed, {len(made)} skipped" \
+        in r.stderr
+    assert len(outputs(out)) == len(PHOTOS)
