@@ -21,6 +21,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -47,6 +49,8 @@
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 #define API_KEY_ENV "IMGNODE_API_KEY"
+#define HMAC_KEY_ENV "IMGNODE_HMAC_KEY"
+#define SIGN_TTL 60 /* s: a signature's life (re-signed on each retry) */
 #define ERR_BODY_MAX (64 * 1024) /* of an error answer kept */
 #define RETRY_AFTER_MAX 300 /* s: a longer Retry-After is cut to this */
 #define POLL_MIN_MS 500
@@ -107,6 +111,7 @@ struct task {
 
 struct run {
 	const char *url, *api_key, *outdir;
+	char *hmac_id, *hmac_secret; /* --hmac-key ID:SECRET, split */
 	struct pipe *pipes;
 	size_t npipes;
 	struct task *tasks;
@@ -148,6 +153,8 @@ static void submit_usage(FILE *out)
 	        "                       else %s)\n"
 	        "      --api-key KEY    sent as X-Api-Key (default: $%s, which\n"
 	        "                       keeps it out of ps)\n"
+	        "      --hmac-key ID:SECRET  sign each request (docs/signing.md, v2) for\n"
+	        "                       %d s (default: $%s)\n"
 	        "      --wait SECONDS   how long a request waits for its job (default 30)\n"
 	        "      --retries N      retries of a 429, 503 or lost connection (default 5)\n"
 	        "      --json           one JSON object per input and pipeline on stdout\n"
@@ -156,7 +163,7 @@ static void submit_usage(FILE *out)
 	        "exit: 0 all done or skipped, 1 some failed (reasons in the summary),\n"
 	        "      100 usage error, 111 the node cannot be reached, 130 interrupted\n"
 	        "      (Ctrl-C or SIGTERM: no half file is left; run it again to resume)\n",
-	        JOBS_MAX, DEFAULT_URL, API_KEY_ENV);
+	        JOBS_MAX, DEFAULT_URL, API_KEY_ENV, SIGN_TTL, HMAC_KEY_ENV);
 }
 
 static int usage_error(const char *fmt, ...) IMGNODE_PRINTF(1, 2);
@@ -738,6 +745,44 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
 	return len;
 }
 
+/*
+ * The query arguments signing METHOD path (docs/signing.md, v2) for SIGN_TTL
+ * seconds: "keyid=ID&expires=UNIX&sig=HEX", "" without --hmac-key, NULL
+ * without memory. The caller frees.
+ */
+static char *sign(struct run *run, CURL *e, const char *method,
+                  const char *path, const struct pipe *p)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	long long expires = (long long)time(NULL) + SIGN_TTL;
+	char hex[2 * EVP_MAX_MD_SIZE + 1], *text, *id, *q;
+
+	if (!run->hmac_id)
+		return strdup("");
+	text = str_printf("IMGNODE-HMAC-V2\n%s\n%lld\n%s\n%s\n%s%s\n",
+	                  run->hmac_id, expires, method, path,
+	                  !p          ? ""
+	                  : p->preset ? "preset="
+	                              : "pipeline=",
+	                  !p ? "" : pipe_name(p));
+	if (!text)
+		return NULL;
+	if (!HMAC(EVP_sha256(), run->hmac_secret, (int)strlen(run->hmac_secret),
+	          (unsigned char *)text, strlen(text), mac, &len))
+		len = 0;
+	free(text);
+	for (unsigned int i = 0; i < len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	hex[2 * len] = '\0';
+	id = curl_easy_escape(e, run->hmac_id, 0);
+	if (!id)
+		return NULL;
+	q = str_printf("keyid=%s&expires=%lld&sig=%s", id, expires, hex);
+	curl_free(id);
+	return q;
+}
+
 /* Starts t's next request (its POST, or a GET of its result); 0 or the
  * task failed. */
 static int start(struct run *run, struct task *t)
@@ -757,17 +802,27 @@ static int start(struct run *run, struct task *t)
 	if (!e)
 		oom();
 	if (t->polling) {
-		url = str_printf("%s/v1/jobs/%s/result", run->url, t->job);
+		char *path = str_printf("/v1/jobs/%s/result", t->job);
+		char *sig = path ? sign(run, e, "GET", path, NULL) : NULL;
+
+		if (!sig)
+			oom();
+		url = str_printf("%s%s%s%s", run->url, path, *sig ? "?" : "",
+		                 sig);
+		free(path);
+		free(sig);
 	} else {
 		const char *v = pipe_name(t->pipe);
 		char *esc = curl_easy_escape(e, v, 0);
+		char *sig = sign(run, e, "POST", "/v1/jobs", t->pipe);
 
-		if (!esc)
+		if (!esc || !sig)
 			oom();
-		url = str_printf("%s/v1/jobs?%s=%s&wait=%ld", run->url,
+		url = str_printf("%s/v1/jobs?%s=%s&wait=%ld%s%s", run->url,
 		                 t->pipe->preset ? "preset" : "pipeline", esc,
-		                 run->wait);
+		                 run->wait, *sig ? "&" : "", sig);
 		curl_free(esc);
+		free(sig);
 		curl_easy_setopt(e, CURLOPT_POST, 1L);
 		curl_easy_setopt(e, CURLOPT_READDATA, t->in);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -1144,6 +1199,9 @@ static void free_run(struct run *run)
 	}
 	free(run->tasks);
 	free(run->pipes);
+	if (run->hmac_secret) /* a secret: not left in freed memory */
+		explicit_bzero(run->hmac_secret, strlen(run->hmac_secret));
+	free(run->hmac_id);
 }
 
 /* See submit.h. */
@@ -1154,6 +1212,7 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 		OPT_PRESET = 256,
 		OPT_URL,
 		OPT_KEY,
+		OPT_HMAC,
 		OPT_WAIT,
 		OPT_RETRIES,
 		OPT_JSON
@@ -1165,6 +1224,7 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 	        {"jobs", required_argument, NULL, 'j'},
 	        {"url", required_argument, NULL, OPT_URL},
 	        {"api-key", required_argument, NULL, OPT_KEY},
+	        {"hmac-key", required_argument, NULL, OPT_HMAC},
 	        {"wait", required_argument, NULL, OPT_WAIT},
 	        {"retries", required_argument, NULL, OPT_RETRIES},
 	        {"json", no_argument, NULL, OPT_JSON},
@@ -1174,6 +1234,7 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 	struct run run = {
 	        .jobs = 4, .retries = 5, .wait = 30, .json = json_out};
 	char *url_buf = NULL, err[CURL_ERROR_SIZE];
+	const char *hmac = NULL;
 	bool from_stdin = false;
 	int opt, ret = 0;
 	long v;
@@ -1181,7 +1242,7 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 	run.pipes = calloc((size_t)argc + 1, sizeof(*run.pipes));
 	if (!run.pipes)
 		oom();
-	optind = 1;
+	optind = 0; /* GNU getopt: start afresh, options after inputs too */
 	while ((opt = getopt_long(argc, argv, "p:o:j:h", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
@@ -1213,6 +1274,7 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 			break;
 		case OPT_URL: run.url = optarg; break;
 		case OPT_KEY: run.api_key = optarg; break;
+		case OPT_HMAC: hmac = optarg; break;
 		case OPT_WAIT:
 			if (!parse_long(optarg, 0, 3600, &v))
 				return usage_error(
@@ -1253,6 +1315,20 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 				        pipe_name(&run.pipes[k]),
 				        pipe_name(&run.pipes[i]),
 				        run.pipes[i].tag);
+	}
+	if (!hmac)
+		hmac = getenv(HMAC_KEY_ENV);
+	if (hmac) {
+		char *colon;
+
+		run.hmac_id = xstrdup(hmac);
+		colon = strchr(run.hmac_id, ':');
+		if (!colon || colon == run.hmac_id || !colon[1]) {
+			free(run.hmac_id);
+			return usage_error("the signing key wants ID:SECRET");
+		}
+		*colon = '\0';
+		run.hmac_secret = colon + 1;
 	}
 	if (!run.api_key)
 		run.api_key = getenv(API_KEY_ENV);

@@ -320,3 +320,26 @@ def test_interrupted_leaves_no_half_file_and_resumes(node, folder, tmp_path):
     assert f"{len(PHOTOS) - len(made)} done, 0 failed, {len(made)} skipped" \
         in r.stderr
     assert len(outputs(out)) == len(PHOTOS)
+
+
+def test_signed_requests(own, photos, tmp_path):
+    """With hmac_keys every upload is signed (v2, docs/signing.md); with
+    --wait 0 the result is fetched by signed GETs too."""
+    s = own(hmac_keys="k1:0123456789abcdef-secret", api_keys="alice:key-a",
+            max_body="16M")
+    p = photos["fossa.jpg"]
+    env = dict(os.environ, IMGNODE_API_KEY="key-a")
+    r = submit(s, "-p", "thumbnail(24)|png", "-o", str(tmp_path / "a"), p,
+               env=env)
+    assert r.returncode == 1
+    assert "HTTP 403 bad signature" in r.stderr, r.stderr
+    env["IMGNODE_HMAC_KEY"] = "k1:0123456789abcdef-secret"
+    r = submit(s, "--json", "--wait", "0", "-p", "thumbnail(24)|png",
+               "--preset", "tiny", "-o", str(tmp_path / "b"), p, env=env)
+    assert r.returncode == 0, r.stderr
+    assert outputs(tmp_path / "b") == ["fossa.thumbnail24-png.png",
+                                       "fossa.tiny.png"]
+    assert "secret" not in r.stderr + r.stdout
+    r = submit(s, "-p", "thumbnail(25)|png", "-o", str(tmp_path / "c"), p,
+               "--hmac-key", "k1:not-the-secret-at-all", env=env)
+    assert r.returncode == 1 and "HTTP 403 bad signature" in r.stderr
