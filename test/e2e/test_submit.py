@@ -343,3 +343,13 @@ def test_signed_requests(own, photos, tmp_path):
     r = submit(s, "-p", "thumbnail(25)|png", "-o", str(tmp_path / "c"), p,
                "--hmac-key", "k1:not-the-secret-at-all", env=env)
     assert r.returncode == 1 and "HTTP 403 bad signature" in r.stderr
+
+
+def test_the_url_from_the_config(node, photos, tmp_path):
+    r = subprocess.run([str(CTL), "-c", str(node.node.ini), "submit",
+                        "--preset", "tiny", "-o", str(tmp_path),
+                        photos["wine.jpg"]],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert image_size((tmp_path / "wine.png").read_bytes())[:2] \
+        == ("png", 16)
