@@ -53,7 +53,8 @@ MAIN_OBJ := $(BUILD)/core/main.o
 # imgnodectl reads the config (for the socket path), speaks JSON, and runs
 # pipelines locally (process) with the workers' code.
 # submit speaks HTTP to a node with libcurl.
-CTL_OBJ := $(BUILD)/core/imgnodectl.o $(BUILD)/core/submit.o
+CTL_OBJ := $(BUILD)/core/imgnodectl.o $(BUILD)/core/submit.o \
+	$(BUILD)/core/submit_http.o
 CTL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 # The image node above the runtime (pipelines, jobs, ingress, workers).
 NODE_SRC := $(sort $(wildcard core/node/*.c))

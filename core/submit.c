@@ -13,7 +13,8 @@
  * renamed, so an output that exists is whole: inputs whose output exists
  * are skipped, which makes a run resumable.
  *
- * One libcurl multi handle runs every transfer from one thread.
+ * This file is the command: options, inputs, output names, progress and
+ * the summary; submit_http.c runs the transfers.
  */
 #include <curl/curl.h>
 #include <dirent.h>
@@ -21,8 +22,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -37,6 +36,7 @@
 
 #include "config.h"
 #include "submit.h"
+#include "submit_run.h"
 
 #ifndef IMGNODE_VERSION
 #define IMGNODE_VERSION "0.0.0"
@@ -44,18 +44,11 @@
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 100
-#define EXIT_UNREACHABLE 111
 #define EXIT_INTERRUPTED 130 /* 128 + SIGINT, as shells say */
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 #define API_KEY_ENV "IMGNODE_API_KEY"
 #define HMAC_KEY_ENV "IMGNODE_HMAC_KEY"
-#define SIGN_TTL 60 /* s: a signature's life (re-signed on each retry) */
-#define ERR_BODY_MAX (64 * 1024) /* of an error answer kept */
-#define RETRY_AFTER_MAX 300 /* s: a longer Retry-After is cut to this */
-#define POLL_MIN_MS 500
-#define POLL_MAX_MS 5000
-#define POLL_TOTAL_MS (3600 * 1000) /* a job not done after this fails */
 #define JOBS_MAX 64
 
 /* The extensions a folder's images have, and that outputs are given. */
@@ -64,75 +57,11 @@ static const char *const image_exts[] = {
         "heic", "heif", "jxl", "jp2",  "bmp",  "svg", "pdf", NULL,
 };
 
-static const struct {
-	const char *mime, *ext;
-} mime_exts[] = {
-        {"image/jpeg", "jpg"},  {"image/png", "png"}, {"image/webp", "webp"},
-        {"image/avif", "avif"}, {"image/gif", "gif"}, {"image/tiff", "tif"},
-        {"image/heif", "heic"}, {"image/jxl", "jxl"}, {NULL, NULL},
-};
-
-/* A pipeline or preset to run each input through. */
-struct pipe {
-	const char *pipeline; /* one of the two */
-	const char *preset;
-	char tag[48]; /* in output names when there are several */
-};
-
-enum state { T_NEW, T_WAIT, T_RUN, T_DONE, T_FAILED, T_SKIPPED };
-
-/* One input through one pipe. */
-struct task {
-	char *input; /* the file read */
-	char *rel; /* output path under -o, no extension */
-	const struct pipe *pipe;
-	enum state state;
-	bool polling; /* the job is accepted: GET its result */
-	int attempts; /* retries used */
-	int64_t not_before; /* T_WAIT: when to go again (ms, monotonic) */
-	int64_t poll_ms, poll_until;
-	char job[64];
-	CURL *easy;
-	FILE *in;
-	struct curl_slist *headers;
-	/* the answer being read */
-	bool decided; /* its status is known (first byte of the body) */
-	long code;
-	int fd; /* a 200's body goes to tmp */
-	char *tmp;
-	char *body; /* any other body, up to ERR_BODY_MAX */
-	size_t len;
-	long retry_after; /* -1: none */
-	char mime[64];
-	uint64_t bytes;
-	char *output; /* T_DONE: the file written */
-	char *error; /* T_FAILED: why */
-};
-
-struct run {
-	const char *url, *api_key, *outdir;
-	char *hmac_id, *hmac_secret; /* --hmac-key ID:SECRET, split */
-	struct pipe *pipes;
-	size_t npipes;
-	struct task *tasks;
-	size_t ntasks, cap;
-	int jobs, retries;
-	long wait;
-	bool json, tty;
-	struct stat out_st;
-	bool out_exists;
-	CURLM *multi;
-	size_t active; /* tasks out on the node */
-	size_t done, failed, skipped;
-	int64_t started, last_draw;
-	char errbuf[CURL_ERROR_SIZE];
-};
-
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t submit_interrupted;
 
 static void on_signal(int sig)
 {
-	interrupted = sig;
+	submit_interrupted = sig;
 }
 
 static void submit_usage(FILE *out)
@@ -153,7 +82,7 @@ static void submit_usage(FILE *out)
 	        "                       else %s)\n"
 	        "      --api-key KEY    sent as X-Api-Key (default: $%s, which\n"
 	        "                       keeps it out of ps)\n"
-	        "      --hmac-key ID:SECRET  sign each request (docs/signing.md, v2) for\n"
+	        "      --hmac-key ID:SECRET  submit_sign each request (docs/signing.md, v2) for\n"
 	        "                       %d s (default: $%s)\n"
 	        "      --wait SECONDS   how long a request waits for its job (default 30)\n"
 	        "      --retries N      retries of a 429, 503 or lost connection (default 5)\n"
@@ -161,7 +90,7 @@ static void submit_usage(FILE *out)
 	        "  -h, --help           this help\n"
 	        "Progress goes to stderr: a bar on a terminal, else a line per input.\n"
 	        "exit: 0 all done or skipped, 1 some failed (reasons in the summary),\n"
-	        "      100 usage error, 111 the node cannot be reached, 130 interrupted\n"
+	        "      100 usage error, 111 the node cannot be reached, 130 submit_interrupted\n"
 	        "      (Ctrl-C or SIGTERM: no half file is left; run it again to resume)\n",
 	        JOBS_MAX, DEFAULT_URL, API_KEY_ENV, SIGN_TTL, HMAC_KEY_ENV);
 }
@@ -180,7 +109,8 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-static int64_t now_ms(void)
+/* See submit_run.h. */
+int64_t submit_now_ms(void)
 {
 	struct timespec ts;
 
@@ -188,10 +118,8 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A formatted string the caller frees; NULL only without memory. */
-static char *str_printf(const char *fmt, ...) IMGNODE_PRINTF(1, 2);
-
-static char *str_printf(const char *fmt, ...)
+/* See submit_run.h. */
+char *submit_printf(const char *fmt, ...)
 {
 	va_list ap;
 	char *s;
@@ -203,7 +131,8 @@ static char *str_printf(const char *fmt, ...)
 	return n < 0 ? NULL : s;
 }
 
-static void oom(void)
+/* See submit_run.h. */
+_Noreturn void submit_oom(void)
 {
 	fprintf(stderr, "imgnodectl: submit: %s\n", strerror(ENOMEM));
 	exit(EXIT_UNREACHABLE);
@@ -214,7 +143,7 @@ static char *xstrdup(const char *s)
 	char *p = strdup(s);
 
 	if (!p)
-		oom();
+		submit_oom();
 	return p;
 }
 
@@ -261,18 +190,18 @@ static void add_input(struct run *run, const char *input, const char *rel)
 			        realloc(run->tasks, cap * sizeof(*run->tasks));
 
 			if (!p)
-				oom();
+				submit_oom();
 			run->tasks = p;
 			run->cap = cap;
 		}
 		t = &run->tasks[run->ntasks++];
 		memset(t, 0, sizeof(*t));
 		t->input = xstrdup(input);
-		t->rel = run->npipes > 1
-		                 ? str_printf("%s.%s", rel, run->pipes[i].tag)
-		                 : xstrdup(rel);
+		t->rel = run->npipes > 1 ? submit_printf("%s.%s", rel,
+		                                         run->pipes[i].tag)
+		                         : xstrdup(rel);
 		if (!t->rel)
-			oom();
+			submit_oom();
 		t->pipe = &run->pipes[i];
 		t->fd = -1;
 		t->retry_after = -1;
@@ -290,7 +219,7 @@ static char *strip_ext(const char *path)
 		return xstrdup(path);
 	s = strndup(path, (size_t)(dot - path));
 	if (!s)
-		oom();
+		submit_oom();
 	return s;
 }
 
@@ -314,10 +243,10 @@ static int walk(struct run *run, const char *dir, const char *rel)
 
 		if (name[0] == '.' || ret) /* ., .., hidden and temp files */
 			goto next;
-		path = str_printf("%s/%s", dir, name);
-		sub = *rel ? str_printf("%s/%s", rel, name) : xstrdup(name);
+		path = submit_printf("%s/%s", dir, name);
+		sub = *rel ? submit_printf("%s/%s", rel, name) : xstrdup(name);
 		if (!path || !sub)
-			oom();
+			submit_oom();
 		if (stat(path, &st) < 0) {
 			fprintf(stderr,
 			        "imgnodectl: submit: warning: skipping %s: %s\n",
@@ -387,7 +316,7 @@ static int check_collisions(struct run *run)
 	int ret = 0;
 
 	if (!by)
-		oom();
+		submit_oom();
 	for (size_t i = 0; i < run->ntasks; i++)
 		by[i] = &run->tasks[i];
 	qsort(by, run->ntasks, sizeof(*by), cmp_rel);
@@ -408,11 +337,11 @@ static int check_collisions(struct run *run)
 static char *existing_output(struct run *run, const struct task *t)
 {
 	for (int i = 0; image_exts[i]; i++) {
-		char *p = str_printf("%s/%s.%s", run->outdir, t->rel,
-		                     image_exts[i]);
+		char *p = submit_printf("%s/%s.%s", run->outdir, t->rel,
+		                        image_exts[i]);
 
 		if (!p)
-			oom();
+			submit_oom();
 		if (access(p, F_OK) == 0)
 			return p;
 		free(p);
@@ -420,8 +349,8 @@ static char *existing_output(struct run *run, const struct task *t)
 	return NULL;
 }
 
-/* mkdir -p of path's parent folder; 0 or -errno. */
-static int make_parents(const char *path)
+/* See submit_run.h. */
+int submit_make_parents(const char *path)
 {
 	char *p = xstrdup(path), *s;
 	int ret = 0;
@@ -451,19 +380,20 @@ static void fmt_eta(double s, char *buf, size_t len)
 		snprintf(buf, len, "%ld:%02ld", v / 60, v % 60);
 }
 
-static void draw(struct run *run, bool force)
+/* See submit_run.h. */
+void submit_draw(struct run *run, bool force)
 {
 	size_t finished = run->done + run->failed + run->skipped;
 	size_t worked = run->done + run->failed;
-	double secs = (double)(now_ms() - run->started) / 1000;
+	double secs = (double)(submit_now_ms() - run->started) / 1000;
 	double rate = secs > 0.2 ? worked / secs : 0;
 	struct winsize ws;
 	char eta[32] = "--:--", text[160];
 	int cols = 80, barw, pct, fill;
 
-	if (!run->tty || (!force && now_ms() - run->last_draw < 200))
+	if (!run->tty || (!force && submit_now_ms() - run->last_draw < 200))
 		return;
-	run->last_draw = now_ms();
+	run->last_draw = submit_now_ms();
 	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
 		cols = ws.ws_col;
 	if (rate > 0 && finished < run->ntasks)
@@ -506,7 +436,7 @@ static void say(struct run *run, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	draw(run, true);
+	submit_draw(run, true);
 }
 
 static void json_line(struct run *run, const struct task *t)
@@ -530,556 +460,25 @@ static void json_line(struct run *run, const struct task *t)
 		json_object_set_new(j, "retries", json_integer(t->attempts));
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	if (!s)
-		oom();
+		submit_oom();
 	printf("%s\n", s);
 	fflush(stdout);
 	free(s);
 	json_decref(j);
 }
 
-static const char *pipe_name(const struct pipe *p)
+/* See submit_run.h. */
+void submit_report(struct run *run, const struct task *t)
 {
-	return p->preset ? p->preset : p->pipeline;
-}
-
-/* ---- transfers ---- */
-
-static void reset_answer(struct task *t)
-{
-	if (t->fd >= 0) {
-		close(t->fd);
-		t->fd = -1;
-	}
-	if (t->tmp) {
-		unlink(t->tmp);
-		free(t->tmp);
-		t->tmp = NULL;
-	}
-	free(t->body);
-	t->body = NULL;
-	t->len = 0;
-	t->decided = false;
-	t->code = 0;
-	t->retry_after = -1;
-	t->mime[0] = '\0';
-	t->bytes = 0;
-}
-
-static void end_transfer(struct run *run, struct task *t)
-{
-	if (t->easy) {
-		curl_multi_remove_handle(run->multi, t->easy);
-		curl_easy_cleanup(t->easy);
-		t->easy = NULL;
-	}
-	curl_slist_free_all(t->headers);
-	t->headers = NULL;
-	if (t->in) {
-		fclose(t->in);
-		t->in = NULL;
-	}
-}
-
-static void finish(struct run *run, struct task *t, enum state state)
-{
-	long code = t->code;
-
-	end_transfer(run, t);
-	if (state != T_DONE) {
-		reset_answer(t);
-	} else if (t->fd >= 0) {
-		close(t->fd);
-		t->fd = -1;
-	}
-	t->code = code; /* for --json */
-	t->state = state;
-	run->active--;
-	if (state == T_DONE) {
-		run->done++;
-		if (!run->tty && !run->json)
-			say(run, "done %s [%s] -> %s (%llu bytes)", t->input,
-			    pipe_name(t->pipe), t->output,
-			    (unsigned long long)t->bytes);
-	} else {
-		run->failed++;
-		if (!run->json || run->tty)
-			say(run, "failed %s [%s]: %s", t->input,
-			    pipe_name(t->pipe), t->error);
-	}
+	if (t->state == T_DONE && !run->tty && !run->json)
+		say(run, "done %s [%s] -> %s (%llu bytes)", t->input,
+		    pipe_name(t->pipe), t->output,
+		    (unsigned long long)t->bytes);
+	else if (t->state == T_FAILED && (!run->json || run->tty))
+		say(run, "failed %s [%s]: %s", t->input, pipe_name(t->pipe),
+		    t->error);
 	json_line(run, t);
-	draw(run, false);
-}
-
-static void fail(struct run *run, struct task *t, const char *fmt, ...)
-        IMGNODE_PRINTF(3, 4);
-
-static void fail(struct run *run, struct task *t, const char *fmt, ...)
-{
-	va_list ap;
-
-	free(t->error);
-	va_start(ap, fmt);
-	if (vasprintf(&t->error, fmt, ap) < 0)
-		oom();
-	va_end(ap);
-	finish(run, t, T_FAILED);
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *data)
-{
-	struct task *t = data;
-	size_t len = size * n;
-	char line[256];
-
-	if (len >= sizeof(line))
-		return len;
-	memcpy(line, p, len);
-	line[len] = '\0';
-	line[strcspn(line, "\r\n")] = '\0';
-	if (strncmp(line, "HTTP/", 5) == 0) { /* a new answer (after 100) */
-		t->retry_after = -1;
-		t->mime[0] = '\0';
-	} else if (strncasecmp(line, "Retry-After:", 12) == 0) {
-		char *end;
-		long v = strtol(line + 12, &end, 10);
-
-		if (end != line + 12 && v >= 0)
-			t->retry_after =
-			        v > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : v;
-	} else if (strncasecmp(line, "X-Imgnode-Job:", 14) == 0) {
-		const char *v = line + 14;
-
-		v += strspn(v, " \t");
-		snprintf(t->job, sizeof(t->job), "%.*s", (int)strcspn(v, " \t"),
-		         v);
-	} else if (strncasecmp(line, "Content-Type:", 13) == 0) {
-		const char *v = line + 13;
-
-		v += strspn(v, " \t");
-		snprintf(t->mime, sizeof(t->mime), "%.*s",
-		         (int)strcspn(v, "; \t"), v);
-	}
-	return len;
-}
-
-/* A 200's body goes to a hidden temp file beside the output. */
-static int open_tmp(struct run *run, struct task *t)
-{
-	char *slash;
-
-	t->tmp = str_printf("%s/%s", run->outdir, t->rel);
-	if (!t->tmp)
-		oom();
-	slash = strrchr(t->tmp, '/');
-	{
-		char *p = str_printf("%.*s/.%s.XXXXXX.part",
-		                     (int)(slash - t->tmp), t->tmp, slash + 1);
-
-		free(t->tmp);
-		t->tmp = p;
-	}
-	if (!t->tmp)
-		oom();
-	if (make_parents(t->tmp) < 0)
-		return -errno;
-	t->fd = mkstemps(t->tmp, 5);
-	if (t->fd < 0) {
-		int ret = -errno;
-
-		free(t->tmp);
-		t->tmp = NULL;
-		return ret;
-	}
-	return 0;
-}
-
-static size_t on_body(char *p, size_t size, size_t n, void *data)
-{
-	struct task *t = data;
-	struct run *run = NULL;
-	size_t len = size * n;
-
-	curl_easy_getinfo(t->easy, CURLINFO_PRIVATE, (char **)&run);
-	if (!t->decided) {
-		t->decided = true;
-		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->code);
-		if (t->code == 200 && open_tmp(run, t) < 0) {
-			free(t->error);
-			t->error = str_printf("unable to write in %s: %s",
-			                      run->outdir, strerror(errno));
-			return 0;
-		}
-	}
-	if (t->fd >= 0) {
-		size_t off = 0;
-
-		while (off < len) {
-			ssize_t w = write(t->fd, p + off, len - off);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				free(t->error);
-				t->error = str_printf("unable to write %s: %s",
-				                      t->tmp, strerror(errno));
-				return 0;
-			}
-			off += (size_t)w;
-		}
-		t->bytes += len;
-		return len;
-	}
-	if (t->len < ERR_BODY_MAX) {
-		size_t take = len < ERR_BODY_MAX - t->len
-		                      ? len
-		                      : ERR_BODY_MAX - t->len;
-		char *b = realloc(t->body, t->len + take + 1);
-
-		if (!b)
-			return 0;
-		memcpy(b + t->len, p, take);
-		t->len += take;
-		b[t->len] = '\0';
-		t->body = b;
-	}
-	return len;
-}
-
-/*
- * The query arguments signing METHOD path (docs/signing.md, v2) for SIGN_TTL
- * seconds: "keyid=ID&expires=UNIX&sig=HEX", "" without --hmac-key, NULL
- * without memory. The caller frees.
- */
-static char *sign(struct run *run, CURL *e, const char *method,
-                  const char *path, const struct pipe *p)
-{
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	long long expires = (long long)time(NULL) + SIGN_TTL;
-	char hex[2 * EVP_MAX_MD_SIZE + 1], *text, *id, *q;
-
-	if (!run->hmac_id)
-		return strdup("");
-	text = str_printf("IMGNODE-HMAC-V2\n%s\n%lld\n%s\n%s\n%s%s\n",
-	                  run->hmac_id, expires, method, path,
-	                  !p          ? ""
-	                  : p->preset ? "preset="
-	                              : "pipeline=",
-	                  !p ? "" : pipe_name(p));
-	if (!text)
-		return NULL;
-	if (!HMAC(EVP_sha256(), run->hmac_secret, (int)strlen(run->hmac_secret),
-	          (unsigned char *)text, strlen(text), mac, &len))
-		len = 0;
-	free(text);
-	for (unsigned int i = 0; i < len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-	hex[2 * len] = '\0';
-	id = curl_easy_escape(e, run->hmac_id, 0);
-	if (!id)
-		return NULL;
-	q = str_printf("keyid=%s&expires=%lld&sig=%s", id, expires, hex);
-	curl_free(id);
-	return q;
-}
-
-/* Starts t's next request (its POST, or a GET of its result); 0 or the
- * task failed. */
-static int start(struct run *run, struct task *t)
-{
-	char *url = NULL;
-	struct stat st;
-	CURL *e;
-
-	if (!t->polling) {
-		t->in = fopen(t->input, "rb");
-		if (!t->in || fstat(fileno(t->in), &st) < 0) {
-			fail(run, t, "unable to read it: %s", strerror(errno));
-			return -1;
-		}
-	}
-	e = t->easy = curl_easy_init();
-	if (!e)
-		oom();
-	if (t->polling) {
-		char *path = str_printf("/v1/jobs/%s/result", t->job);
-		char *sig = path ? sign(run, e, "GET", path, NULL) : NULL;
-
-		if (!sig)
-			oom();
-		url = str_printf("%s%s%s%s", run->url, path, *sig ? "?" : "",
-		                 sig);
-		free(path);
-		free(sig);
-	} else {
-		const char *v = pipe_name(t->pipe);
-		char *esc = curl_easy_escape(e, v, 0);
-		char *sig = sign(run, e, "POST", "/v1/jobs", t->pipe);
-
-		if (!esc || !sig)
-			oom();
-		url = str_printf("%s/v1/jobs?%s=%s&wait=%ld%s%s", run->url,
-		                 t->pipe->preset ? "preset" : "pipeline", esc,
-		                 run->wait, *sig ? "&" : "", sig);
-		curl_free(esc);
-		free(sig);
-		curl_easy_setopt(e, CURLOPT_POST, 1L);
-		curl_easy_setopt(e, CURLOPT_READDATA, t->in);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-		                 (curl_off_t)st.st_size);
-		t->headers = curl_slist_append(
-		        t->headers, "Content-Type: application/octet-stream");
-		if (!t->headers)
-			oom();
-	}
-	if (!url)
-		oom();
-	if (run->api_key) {
-		char *h = str_printf("X-Api-Key: %s", run->api_key);
-		struct curl_slist *l =
-		        h ? curl_slist_append(t->headers, h) : NULL;
-
-		free(h);
-		if (!l)
-			oom();
-		t->headers = l;
-	}
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	free(url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "imgnodectl/" IMGNODE_VERSION);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 10L);
-	/* the node answers a wait within its wait_max; more is a hang */
-	curl_easy_setopt(e, CURLOPT_TIMEOUT, run->wait + 300L);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, run);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, run->errbuf);
-	curl_multi_add_handle(run->multi, e);
-	t->state = T_RUN;
-	return 0;
-}
-
-/* Goes again after delay_ms; false when out of retries. */
-static bool retry(struct run *run, struct task *t, int64_t delay_ms)
-{
-	if (t->attempts >= run->retries)
-		return false;
-	t->attempts++;
-	end_transfer(run, t);
-	reset_answer(t);
-	t->state = T_WAIT;
-	t->not_before = now_ms() + delay_ms;
-	return true;
-}
-
-static void poll_later(struct run *run, struct task *t)
-{
-	end_transfer(run, t);
-	reset_answer(t);
-	if (!t->polling) {
-		t->polling = true;
-		t->poll_ms = POLL_MIN_MS;
-		t->poll_until = now_ms() + POLL_TOTAL_MS;
-	} else if (t->poll_ms < POLL_MAX_MS) {
-		t->poll_ms = t->poll_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS
-		                                          : t->poll_ms * 2;
-	}
-	t->state = T_WAIT;
-	t->not_before = now_ms() + t->poll_ms;
-}
-
-/* The node's reason from an error answer: "error: detail". */
-static char *reason(const struct task *t)
-{
-	json_t *j = t->body ? json_loadb(t->body, t->len, 0, NULL) : NULL;
-	const char *e = json_string_value(json_object_get(j, "error"));
-	const char *d = json_string_value(json_object_get(j, "detail"));
-	char *s;
-
-	if (e)
-		s = d ? str_printf("HTTP %ld %s: %s", t->code, e, d)
-		      : str_printf("HTTP %ld %s", t->code, e);
-	else
-		s = str_printf("HTTP %ld (%s)", t->code,
-		               t->len ? "not a JSON error" : "no body");
-	json_decref(j);
-	if (!s)
-		oom();
-	return s;
-}
-
-static const char *ext_of(const char *mime)
-{
-	for (int i = 0; mime_exts[i].mime; i++)
-		if (strcasecmp(mime, mime_exts[i].mime) == 0)
-			return mime_exts[i].ext;
-	return NULL;
-}
-
-/* A 200: the temp file becomes the output. */
-static void complete(struct run *run, struct task *t)
-{
-	const char *ext = ext_of(t->mime);
-
-	if (!t->tmp && open_tmp(run, t) < 0) { /* an empty body */
-		fail(run, t, "unable to write in %s: %s", run->outdir,
-		     strerror(errno));
-		return;
-	}
-	if (!ext) {
-		fail(run, t, "the node answered %s, not an image type I know",
-		     t->mime[0] ? t->mime : "no Content-Type");
-		return;
-	}
-	free(t->output);
-	t->output = str_printf("%s/%s.%s", run->outdir, t->rel, ext);
-	if (!t->output)
-		oom();
-	if (fsync(t->fd) < 0 || rename(t->tmp, t->output) < 0) {
-		fail(run, t, "unable to write %s: %s", t->output,
-		     strerror(errno));
-		return;
-	}
-	free(t->tmp);
-	t->tmp = NULL;
-	finish(run, t, T_DONE);
-}
-
-/* A transfer of t ended with res. */
-static void ended(struct run *run, struct task *t, CURLcode res)
-{
-	char *why;
-
-	if (res == CURLE_WRITE_ERROR && t->error) {
-		why = t->error;
-		t->error = NULL;
-		fail(run, t, "%s", why);
-		free(why);
-		return;
-	}
-	if (res != CURLE_OK) {
-		if (retry(run, t, 1000L << (t->attempts < 5 ? t->attempts : 5)))
-			return;
-		fail(run, t, "%s (after %d retries)",
-		     run->errbuf[0] ? run->errbuf : curl_easy_strerror(res),
-		     t->attempts);
-		return;
-	}
-	if (!t->decided)
-		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->code);
-	switch (t->code) {
-	case 200: complete(run, t); return;
-	case 202:
-	case 409: {
-		json_t *j = json_loadb(t->body ? t->body : "", t->len, 0, NULL);
-		const char *id = json_string_value(json_object_get(j, "id"));
-
-		if (id && !t->polling)
-			snprintf(t->job, sizeof(t->job), "%s", id);
-		json_decref(j);
-		if (!t->job[0]) {
-			why = reason(t);
-			fail(run, t, "%s without a job id", why);
-			free(why);
-			return;
-		}
-		if (t->polling && now_ms() > t->poll_until) {
-			fail(run, t, "job %s still not done after %d s", t->job,
-			     POLL_TOTAL_MS / 1000);
-			return;
-		}
-		poll_later(run, t);
-		return;
-	}
-	case 429:
-	case 503: {
-		long after =
-		        t->retry_after >= 0
-		                ? t->retry_after
-		                : 1L << (t->attempts < 5 ? t->attempts : 5);
-
-		why = reason(t);
-		if (retry(run, t, after * 1000)) {
-			free(why);
-			return;
-		}
-		fail(run, t, "%s (after %d retries)", why, t->attempts);
-		free(why);
-		return;
-	}
-	default:
-		why = reason(t);
-		fail(run, t, "%s", why);
-		free(why);
-	}
-}
-
-/* Starts what may start; the delay until the next one may (ms). */
-static long schedule(struct run *run)
-{
-	int64_t now = now_ms(), next = INT64_MAX;
-
-	for (size_t i = 0; i < run->ntasks; i++) {
-		struct task *t = &run->tasks[i];
-
-		if (t->state == T_WAIT) {
-			if (t->not_before <= now)
-				start(run, t);
-			else if (t->not_before < next)
-				next = t->not_before;
-		}
-	}
-	for (size_t i = 0; i < run->ntasks && run->active < (size_t)run->jobs;
-	     i++) {
-		struct task *t = &run->tasks[i];
-
-		if (t->state == T_NEW) {
-			run->active++;
-			start(run, t);
-		}
-	}
-	if (next == INT64_MAX)
-		return 1000;
-	return next - now < 1 ? 1 : next - now > 1000 ? 1000 : next - now;
-}
-
-static void run_all(struct run *run)
-{
-	int running = 0;
-
-	do {
-		long delay = schedule(run);
-		CURLMsg *m;
-		int left;
-
-		curl_multi_perform(run->multi, &running);
-		while ((m = curl_multi_info_read(run->multi, &left))) {
-			struct task *t = NULL;
-
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			for (size_t i = 0; i < run->ntasks && !t; i++)
-				if (run->tasks[i].easy == m->easy_handle)
-					t = &run->tasks[i];
-			if (t)
-				ended(run, t, m->data.result);
-		}
-		draw(run, false);
-		if (run->active && !interrupted)
-			curl_multi_poll(run->multi, NULL, 0,
-			                delay > 200 ? 200 : (int)delay, NULL);
-	} while (!interrupted &&
-	         (run->active ||
-	          run->done + run->failed + run->skipped < run->ntasks));
-	/* Ctrl-C: no half file left; accepted jobs go on on the node */
-	for (size_t i = 0; interrupted && i < run->ntasks; i++) {
-		end_transfer(run, &run->tasks[i]);
-		reset_answer(&run->tasks[i]);
-	}
+	submit_draw(run, false);
 }
 
 /* The URL of [ingress] listen and port of config. */
@@ -1100,34 +499,11 @@ static char *config_url(const char *config)
 		host = "127.0.0.1";
 	else if (strcmp(host, "::") == 0)
 		host = "::1";
-	url = str_printf(strchr(host, ':') ? "http://[%s]:%lld"
-	                                   : "http://%s:%lld",
-	                 host, (long long)conf->ingress.port);
+	url = submit_printf(strchr(host, ':') ? "http://[%s]:%lld"
+	                                      : "http://%s:%lld",
+	                    host, (long long)conf->ingress.port);
 	conf_free(conf);
 	return url;
-}
-
-/* Whether the node answers HTTP at all (any status); err gets why not. */
-static bool reachable(const char *url, char *err)
-{
-	CURL *e = curl_easy_init();
-	char *u = str_printf("%s/healthz", url);
-	CURLcode res;
-
-	if (!e || !u)
-		oom();
-	err[0] = '\0';
-	curl_easy_setopt(e, CURLOPT_URL, u);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
-	curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, err);
-	res = curl_easy_perform(e);
-	if (res != CURLE_OK && !err[0])
-		snprintf(err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(res));
-	curl_easy_cleanup(e);
-	free(u);
-	return res == CURLE_OK;
 }
 
 static bool parse_long(const char *s, long min, long max, long *v)
@@ -1158,20 +534,20 @@ static int read_list(struct run *run)
 
 static void summary(struct run *run)
 {
-	double secs = (double)(now_ms() - run->started) / 1000;
+	double secs = (double)(submit_now_ms() - run->started) / 1000;
 	size_t shown = 0;
 
 	if (run->tty) {
-		draw(run, true);
+		submit_draw(run, true);
 		fputc('\n', stderr);
 	}
 	fprintf(stderr,
 	        "imgnodectl: submit: %zu done, %zu failed, %zu skipped (output already in %s) of %zu, in %.1f s\n",
 	        run->done, run->failed, run->skipped, run->outdir, run->ntasks,
 	        secs);
-	if (interrupted)
+	if (submit_interrupted)
 		fprintf(stderr,
-		        "imgnodectl: submit: interrupted with %zu not done; run the same command again to resume\n",
+		        "imgnodectl: submit: submit_interrupted with %zu not done; run the same command again to resume\n",
 		        run->ntasks - run->done - run->failed - run->skipped);
 	for (size_t i = 0; i < run->ntasks; i++) {
 		const struct task *t = &run->tasks[i];
@@ -1190,8 +566,8 @@ static void free_run(struct run *run)
 	for (size_t i = 0; i < run->ntasks; i++) {
 		struct task *t = &run->tasks[i];
 
-		end_transfer(run, t);
-		reset_answer(t);
+		submit_end_transfer(run, t);
+		submit_reset(t);
 		free(t->input);
 		free(t->rel);
 		free(t->output);
@@ -1241,7 +617,7 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 
 	run.pipes = calloc((size_t)argc + 1, sizeof(*run.pipes));
 	if (!run.pipes)
-		oom();
+		submit_oom();
 	optind = 0; /* GNU getopt: start afresh, options after inputs too */
 	while ((opt = getopt_long(argc, argv, "p:o:j:h", longopts, NULL)) !=
 	       -1) {
@@ -1410,9 +786,9 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 		}
 	}
 	run.tty = isatty(STDERR_FILENO);
-	run.started = now_ms();
+	run.started = submit_now_ms();
 	if (run.skipped < run.ntasks) {
-		if (!reachable(run.url, err)) {
+		if (!submit_reachable(run.url, err)) {
 			fprintf(stderr,
 			        "imgnodectl: submit: cannot reach the node at %s: %s (is imgnode running? --url names another)\n",
 			        run.url, err);
@@ -1426,13 +802,15 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 		sigaction(SIGTERM, &sa, NULL);
 		run.multi = curl_multi_init();
 		if (!run.multi)
-			oom();
-		draw(&run, true);
-		run_all(&run);
+			submit_oom();
+		submit_draw(&run, true);
+		submit_run_all(&run);
 		curl_multi_cleanup(run.multi);
 	}
 	summary(&run);
-	ret = interrupted ? EXIT_INTERRUPTED : run.failed ? EXIT_FAILED : 0;
+	ret = submit_interrupted ? EXIT_INTERRUPTED
+	      : run.failed       ? EXIT_FAILED
+	                         : 0;
 out_cleanup:
 	curl_global_cleanup();
 out_free:
