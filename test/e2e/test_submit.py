@@ -219,20 +219,22 @@ def test_usage_and_unreachable(tmp_path, photos):
 
 def test_429_is_retried_after_retry_after(own, photos, tmp_path):
     """A node that takes one job at a time: -j 3 gets 429s, waits as told,
-    and every input is done in the end."""
+    and every input is done in the end. (The jobs take a while, avif, so
+    that the three uploads, sent at once, meet one in flight.)"""
     s = own(max_inflight=1, max_body="16M")
     out = tmp_path / "out"
     names = PHOTOS[:3]
-    r = submit(s, "--json", "-j", "3", "--wait", "20", "-p",
-               "thumbnail(40)|png", "-o", str(out),
+    r = submit(s, "--json", "-j", "3", "--wait", "20", "--retries", "20",
+               "-p", "thumbnail(600)|sharpen|avif", "-o", str(out),
                *(photos[n] for n in names))
     assert r.returncode == 0, r.stderr
-    assert outputs(out) == sorted(stem(n) + ".png" for n in names)
+    assert outputs(out) == sorted(stem(n) + ".avif" for n in names)
     lines = [json.loads(ln) for ln in r.stdout.splitlines()]
     assert [j["status"] for j in lines] == ["done"] * 3
     assert sum(j["retries"] for j in lines) >= 1, lines
     # and with no retries allowed, the 429 is the failure's reason
-    r = submit(s, "-j", "3", "--retries", "0", "-p", "thumbnail(41)|png",
+    r = submit(s, "-j", "3", "--retries", "0", "-p",
+               "thumbnail(601)|sharpen|avif",
                "-o", str(tmp_path / "o2"), *(photos[n] for n in names))
     assert r.returncode == 1, r.stderr
     assert "HTTP 429 too many jobs" in r.stderr
