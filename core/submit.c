@@ -240,6 +240,7 @@ static int walk(struct run *run, const char *dir, const char *rel)
 		const char *name = names[i]->d_name;
 		char *path, *sub;
 		struct stat st;
+		bool link;
 
 		if (name[0] == '.' || ret) /* ., .., hidden and temp files */
 			goto next;
@@ -247,10 +248,16 @@ static int walk(struct run *run, const char *dir, const char *rel)
 		sub = *rel ? submit_printf("%s/%s", rel, name) : xstrdup(name);
 		if (!path || !sub)
 			submit_oom();
-		if (stat(path, &st) < 0) {
+		link = lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+		if ((link ? stat(path, &st) : lstat(path, &st)) < 0) {
 			fprintf(stderr,
 			        "imgnodectl: submit: warning: skipping %s: %s\n",
 			        path, strerror(errno));
+		} else if (S_ISDIR(st.st_mode) && link) {
+			/* a link to a folder may loop: name the target */
+			fprintf(stderr,
+			        "imgnodectl: submit: warning: not following %s, a link to a folder (give the folder itself)\n",
+			        path);
 		} else if (S_ISDIR(st.st_mode)) {
 			/* not the results of an earlier run */
 			if (!(run->out_exists &&

@@ -355,3 +355,18 @@ def test_the_url_from_the_config(node, photos, tmp_path):
     assert r.returncode == 0, r.stderr
     assert image_size((tmp_path / "wine.png").read_bytes())[:2] \
         == ("png", 16)
+
+
+def test_folder_walk_skips_links_to_folders_and_the_output(node, folder):
+    (folder / "loop").symlink_to(folder)  # would loop for ever
+    (folder / "linked.jpg").symlink_to(folder / "wine.jpg")  # a file: sent
+    out = folder / "out"  # the results inside the folder given
+    args = ("-p", "thumbnail(32)|png", "-o", str(out), str(folder))
+    r = submit(node, *args)
+    assert r.returncode == 0, r.stderr
+    assert f"not following {folder}/loop, a link to a folder" in r.stderr
+    assert len(outputs(out)) == len(PHOTOS) + 1
+    assert (out / "linked.png").exists()
+    r = submit(node, *args)  # out/*.png are not inputs now
+    assert r.returncode == 0, r.stderr
+    assert f"0 done, 0 failed, {len(PHOTOS) + 1} skipped" in r.stderr
