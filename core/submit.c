@@ -82,7 +82,7 @@ static void submit_usage(FILE *out)
 	        "                       else %s)\n"
 	        "      --api-key KEY    sent as X-Api-Key (default: $%s, which\n"
 	        "                       keeps it out of ps)\n"
-	        "      --hmac-key ID:SECRET  submit_sign each request (docs/signing.md, v2) for\n"
+	        "      --hmac-key ID:SECRET  sign each request (docs/signing.md, v2) for\n"
 	        "                       %d s (default: $%s)\n"
 	        "      --wait SECONDS   how long a request waits for its job (default 30)\n"
 	        "      --retries N      retries of a 429, 503 or lost connection (default 5)\n"
@@ -90,7 +90,7 @@ static void submit_usage(FILE *out)
 	        "  -h, --help           this help\n"
 	        "Progress goes to stderr: a bar on a terminal, else a line per input.\n"
 	        "exit: 0 all done or skipped, 1 some failed (reasons in the summary),\n"
-	        "      100 usage error, 111 the node cannot be reached, 130 submit_interrupted\n"
+	        "      100 usage error, 111 the node cannot be reached, 130 interrupted\n"
 	        "      (Ctrl-C or SIGTERM: no half file is left; run it again to resume)\n",
 	        JOBS_MAX, DEFAULT_URL, API_KEY_ENV, SIGN_TTL, HMAC_KEY_ENV);
 }
@@ -554,7 +554,7 @@ static void summary(struct run *run)
 	        secs);
 	if (submit_interrupted)
 		fprintf(stderr,
-		        "imgnodectl: submit: submit_interrupted with %zu not done; run the same command again to resume\n",
+		        "imgnodectl: submit: interrupted with %zu not done; run the same command again to resume\n",
 		        run->ntasks - run->done - run->failed - run->skipped);
 	for (size_t i = 0; i < run->ntasks; i++) {
 		const struct task *t = &run->tasks[i];

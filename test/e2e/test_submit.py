@@ -313,7 +313,9 @@ def test_interrupted_leaves_no_half_file_and_resumes(node, folder, tmp_path):
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 130, rest
-    assert "interrupted with" in rest and "not done" in rest, rest
+    assert re.search(r"^imgnodectl: submit: interrupted with [1-9]\d* not "
+                     r"done; run the same command again to resume$",
+                     rest, re.M), rest
     made = outputs(out)
     assert all(not os.path.basename(p).startswith(".") for p in made), made
     assert 1 <= len(made) < len(PHOTOS), made
