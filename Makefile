@@ -56,7 +56,10 @@ CORE_LIBS := -linih -ldl -ljansson
 MAIN_OBJ := $(BUILD)/core/main.o
 # imgnodectl reads the config (for the socket path), speaks JSON, and runs
 # pipelines locally (process) with the workers' code.
-CTL_OBJ := $(BUILD)/core/imgnodectl.o
+# submit speaks HTTP to a node with libcurl.
+CTL_OBJ := $(BUILD)/core/imgnodectl.o $(BUILD)/core/submit.o \
+	$(BUILD)/core/submit_http.o
+CTL_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
 # The image node above the runtime (pipelines, jobs, ingress, workers).
 NODE_SRC := $(sort $(wildcard core/node/*.c))
 NODE_OBJ := $(NODE_SRC:%.c=$(BUILD)/%.o)
@@ -114,7 +117,7 @@ $(BUILD)/imgnode: $(MAIN_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 
 $(BUILD)/imgnodectl: $(CTL_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS) $(CTL_LIBS)
 
 define plugin_rule
 $(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1)

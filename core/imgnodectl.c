@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "node/process.h"
+#include "submit.h"
 
 #ifndef IMGNODE_VERSION
 #define IMGNODE_VERSION "0.0.0"
@@ -58,6 +59,9 @@ static const struct command {
         {"process", "IN PIPELINE OUT",
          "\n                run PIPELINE on the file IN (- for stdin) into OUT (- for stdout),\n"
          "                here, with the workers' code and the config's plugins; no node needed"},
+        {"submit", "INPUT...",
+         "\n                send files, folders or a list on stdin (-) through pipelines to a\n"
+         "                node's HTTP API, results into a folder (imgnodectl submit -h)"},
         {NULL, NULL, NULL},
 };
 
@@ -73,7 +77,8 @@ static void usage(FILE *out)
 	        "options:\n"
 	        "  -s, --socket SOCKET   the node's control socket (default: [supervisor]\n"
 	        "                        control_socket of the config, else %s)\n"
-	        "  -c, --config FILE     the config naming the socket (default %s)\n"
+	        "  -c, --config FILE     the config naming the socket, and submit's URL\n"
+	        "                        (default %s)\n"
 	        "  -j, --json            print the node's JSON answer as it is\n"
 	        "  -t, --timeout SECONDS give up waiting after SECONDS (default 30)\n"
 	        "  -V, --version         print the version\n"
@@ -615,6 +620,9 @@ int main(int argc, char **argv)
 		return node_process(config, explicit_config, argv[optind + 1],
 		                    argv[optind + 2], argv[optind + 3]);
 	}
+	if (strcmp(cmd->name, "submit") == 0)
+		return ctl_submit(argc - optind, argv + optind, config,
+		                  explicit_config, json_out);
 	if (cmd->arg && argc - optind != 2)
 		die_usage("%s takes one argument, %s", cmd->name, cmd->arg);
 	if (!cmd->arg && argc - optind != 1)
