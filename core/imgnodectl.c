@@ -55,6 +55,11 @@ static const struct command {
          "re-read the config and plugins, then roll the workers onto them;\n"
          "                if refused, print why and exit 1 (the old ones keep running)"},
         {"stop", NULL, "stop the node: children in reverse start order"},
+        {"drain", NULL,
+         "take no new uploads (503, /readyz 503), wait until every job in\n"
+         "                flight has finished (-t bounds the wait; status shows the count)"},
+        {"undrain", NULL, "take uploads again (after drain)"},
+        {"resume", NULL, "the same as undrain"},
         {"process", "IN PIPELINE OUT",
          "\n                run PIPELINE on the file IN (- for stdin) into OUT (- for stdout),\n"
          "                here, with the workers' code and the config's plugins; no node needed"},

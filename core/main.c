@@ -226,6 +226,7 @@ int main(int argc, char **argv)
 		return EXIT_PERMANENT;
 	}
 	log_set_level(conf->node.log_level + verbosity);
+	log_set_format(conf->node.log_format);
 	switch (mode) {
 	case MODE_TEST:
 		ret = plugin_validate_in_child(conf, check_and_report, &mode,

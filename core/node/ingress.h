@@ -173,6 +173,7 @@ struct request {
 	char path[128]; /* printable ASCII, for logs and messages */
 	char id[JOB_ID_LEN + 1];
 	bool admin; /* came to the admin listener */
+	bool submitting; /* counted in metrics->submitting */
 	char key_id[72]; /* the X-Api-Key's ID; "" without api_keys */
 	bool signed_read; /* a signed GET: reads without an API key */
 	bool want_sha; /* a signed sha256= the upload must match */

@@ -6,8 +6,8 @@
  *        [&keyid=ID&expires=UNIX[&sha256=HEX]&sig=HEX]  (auth.c)
  *   GET  /v1/jobs/ID          the job's record
  *   GET  /v1/jobs/ID/result   the result image
- *   GET  /healthz, /readyz, /metrics  (the last two on [ingress] admin_port
- *                                      instead, when it is set)
+ *   GET  /healthz, /livez, /readyz, /metrics  (the last two on [ingress]
+ *                                      admin_port instead, when it is set)
  *
  * A submission is answered 202 only after the original and the record are
  * stored and the publish is confirmed; a storage or transport failure
@@ -46,12 +46,16 @@
 #include "../config.h"
 #include "../log.h"
 #include "child.h"
+#include "image.h"
 #include "ingress.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "request_check.h"
 
 #define COMPONENT "ingress"
+#ifndef IMGNODE_VERSION
+#define IMGNODE_VERSION "0.0.0"
+#endif
 #define RETRY_AFTER "5" /* seconds, on 503 and 429 */
 #define RESULT_MAX ((size_t)1 << 32)
 #define JSON_TYPE "application/json"
@@ -561,13 +565,16 @@ static char *render_metrics(struct ingress *in)
 	cut = in->cut_total;
 	pthread_mutex_unlock(&in->conns);
 	n = strlen(base);
-	text = realloc(base, n + 1024);
+	text = realloc(base, n + 1536);
 	if (!text) {
 		free(base);
 		return NULL;
 	}
 	len = snprintf(
-	        text + n, 1024,
+	        text + n, 1536,
+	        "# HELP imgnode_build_info The node's version and libvips's.\n"
+	        "# TYPE imgnode_build_info gauge\n"
+	        "imgnode_build_info{version=\"%s\",libvips=\"%s\"} 1\n"
 	        "# HELP imgnode_http_connections Connections open on this ingress.\n"
 	        "# TYPE imgnode_http_connections gauge\n"
 	        "imgnode_http_connections %llu\n"
@@ -580,10 +587,10 @@ static char *render_metrics(struct ingress *in)
 	        "# HELP imgnode_upload_memory_bytes Memory reserved by uploads in progress (at most upload_memory).\n"
 	        "# TYPE imgnode_upload_memory_bytes gauge\n"
 	        "imgnode_upload_memory_bytes %lld\n",
-	        (unsigned long long)open, (unsigned long long)cut,
-	        atomic_load(&in->uploads),
+	        IMGNODE_VERSION, image_vips_version(), (unsigned long long)open,
+	        (unsigned long long)cut, atomic_load(&in->uploads),
 	        (long long)atomic_load(&in->upload_bytes));
-	if (len < 0 || len >= 1024)
+	if (len < 0 || len >= 1536)
 		text[n] = '\0';
 	return text;
 }
@@ -599,6 +606,8 @@ static enum MHD_Result get_readyz(struct request *r)
 
 	if (atomic_load(&in->quiescing))
 		return ingress_fail_now(r, 503, "not ready", "stopping");
+	if (atomic_load(&in->metrics->draining))
+		return ingress_fail_now(r, 503, "not ready", "draining");
 	pthread_mutex_lock(&in->io);
 	t = transport_ops(&in->set)->ping(in->set.transport->state);
 	s = storage_ops(&in->set)->ping(in->set.storage->state);
@@ -726,6 +735,7 @@ static bool route(struct request *r, const char *url)
 		enum ingress_route route;
 	} fixed[] = {{"/v1/jobs", ROUTE_SUBMIT},
 	             {"/healthz", ROUTE_HEALTHZ},
+	             {"/livez", ROUTE_HEALTHZ},
 	             {"/readyz", ROUTE_READYZ},
 	             {"/metrics", ROUTE_METRICS}};
 	const char *id, *slash;
@@ -794,6 +804,14 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 	if (post && !auth_api_key(r))
 		return ingress_fail_now(r, 401, "unauthorized",
 		                        "missing or unknown X-Api-Key");
+	if (post && atomic_load(&r->in->metrics->draining))
+		return ingress_fail_now(
+		        r, 503, "draining",
+		        "this node takes no new jobs (imgnodectl drain); try another");
+	if (post) { /* counted until completed: a drain waits for it */
+		r->submitting = true;
+		atomic_fetch_add(&r->in->metrics->submitting, 1);
+	}
 	if ((r->route == ROUTE_JOB || r->route == ROUTE_RESULT) &&
 	    auth_read(r, url))
 		return ingress_answer_fail(r);
@@ -910,6 +928,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 		r->cn->since_ms = ingress_now_ms();
 		pthread_mutex_unlock(&in->conns);
 	}
+	if (r->submitting)
+		atomic_fetch_sub(&in->metrics->submitting, 1);
 	ingress_upload_release(r);
 	pipeline_free(r->pl);
 	EVP_MD_CTX_free(r->sha);

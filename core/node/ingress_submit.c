@@ -528,6 +528,7 @@ static enum MHD_Result accept_job(struct request *r,
 		pthread_mutex_unlock(&in->io);
 		atomic_fetch_add(&in->metrics->accepted, 1);
 		atomic_fetch_add(&in->metrics->outcome[OUTCOME_CACHED], 1);
+		atomic_fetch_add(&in->metrics->cache_hits, 1);
 		atomic_fetch_add(&in->metrics->bytes_in, r->len);
 		log_debug(COMPONENT, "result cache hit id=%s result=%s", r->id,
 		          result);
@@ -540,6 +541,7 @@ static enum MHD_Result accept_job(struct request *r,
 	what = "unable to look up the result cache";
 	if (ret != -ENOENT)
 		goto out_unlock;
+	atomic_fetch_add(&in->metrics->cache_misses, 1);
 	/* the original on the storer's instance, the record on ours, at once */
 	storer_put(in->storer, orig, r->body, r->len);
 	ret = job_record_put(in->set.storage, rec);
