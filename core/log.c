@@ -17,6 +17,7 @@ static const char *log_process = "imgnode";
 static int log_timestamps = -1; /* -1: decide on first use */
 static int log_journal = -1; /* stderr is the journal's: -1 unknown */
 static int log_format = LOG_FORMAT_TEXT;
+static char log_context[200]; /* key=value pairs added to every line */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -37,6 +38,11 @@ int log_get_level(void)
 void log_set_process(const char *name)
 {
 	log_process = name;
+}
+
+void log_set_context(const char *pairs)
+{
+	snprintf(log_context, sizeof(log_context), "%s", pairs ? pairs : "");
 }
 
 void log_set_format(int format)
@@ -266,6 +272,10 @@ void log_vmsg(int level, const char *component, const char *fmt, va_list ap)
 	}
 	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
 		msg[0] = '\0';
+	if (log_context[0]) {
+		size_t n = strlen(msg);
+		snprintf(msg + n, sizeof(msg) - n, " %s", log_context);
+	}
 	if (log_journal)
 		addf(&l, "<%c>", prio[level < 0 ? 0 : level > 3 ? 3 : level]);
 	if (log_format == LOG_FORMAT_JSON) {

@@ -24,6 +24,12 @@ int log_get_level(void);
 /* Sets the process name printed on each line (e.g. "worker.2"); borrowed. */
 void log_set_process(const char *name);
 
+/*
+ * key=value pairs put at the end of every line of this process until
+ * cleared with NULL (a worker's request_id while it runs a job); copied.
+ */
+void log_set_context(const char *pairs);
+
 #define LOG_FORMAT_TEXT 0
 #define LOG_FORMAT_JSON 1
 

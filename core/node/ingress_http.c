@@ -206,6 +206,7 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 	if (atomic_load(&r->in->quiescing))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 		                        "close");
+	MHD_add_response_header(resp, "X-Request-ID", r->request_id);
 	conn_answering(r);
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
@@ -725,6 +726,120 @@ static void client_of(struct request *r)
 
 /* ---- routing and the request's life ---- */
 
+/*
+ * r->request_id: the client's X-Request-ID if it is 1 to REQUEST_ID_MAX
+ * printable ASCII characters without spaces, quotes or backslashes (it
+ * goes into logs and records as it is), else a new random one.
+ */
+static void request_id_of(struct request *r)
+{
+	const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	                                            "X-Request-ID");
+
+	if (job_request_id_valid(v)) {
+		snprintf(r->request_id, sizeof(r->request_id), "%s", v);
+		return;
+	}
+	if (job_new_id(r->request_id))
+		snprintf(r->request_id, sizeof(r->request_id), "-");
+}
+
+/* Query parameters whose values are secrets: masked in the access log. */
+static bool secret_arg(const char *key)
+{
+	static const char *const secret[] = {
+	        "sig",   "signature", "key",      "api_key", "apikey",
+	        "token", "secret",    "password", "auth",    NULL};
+
+	for (int i = 0; secret[i]; i++)
+		if (strcasecmp(key, secret[i]) == 0)
+			return true;
+	return strcasestr(key, "token") || strcasestr(key, "secret") ||
+	       strcasestr(key, "passw");
+}
+
+struct query_text {
+	char buf[512];
+	size_t len;
+};
+
+/* Appends s to q, %-escaping what would break a log line or look odd. */
+static void query_put(struct query_text *q, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; s && *s && q->len + 4 < sizeof(q->buf); s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '%' &&
+		    c != '&' && c != '=') {
+			q->buf[q->len++] = (char)c;
+		} else {
+			q->buf[q->len++] = '%';
+			q->buf[q->len++] = hex[c >> 4];
+			q->buf[q->len++] = hex[c & 15];
+		}
+	}
+	q->buf[q->len] = '\0';
+}
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, const char *value)
+{
+	struct query_text *q = cls;
+
+	(void)kind;
+	if (q->len && q->len + 1 < sizeof(q->buf))
+		q->buf[q->len++] = '&';
+	query_put(q, key);
+	if (value && q->len + 1 < sizeof(q->buf)) {
+		q->buf[q->len++] = '=';
+		query_put(q, secret_arg(key) ? "***" : value);
+	}
+	return MHD_YES;
+}
+
+/* The client's address as text (the connection's peer, not a proxy's
+ * X-Forwarded-For, which r->client weighs for quotas). */
+static void peer_text(struct request *r, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+	        r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(buf, len, "-");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		          buf, (socklen_t)len);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		          &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+		          (socklen_t)len);
+}
+
+/* The access log's line for r ([ingress] access_log; else at debug). */
+static void access_line(struct request *r, bool aborted)
+{
+	struct query_text q = {.len = 0};
+	char peer[INET6_ADDRSTRLEN] = "-";
+	int level = r->in->conf->ingress.access_log ? LOG_INFO : LOG_DEBUG;
+
+	if (level > log_get_level())
+		return;
+	q.buf[0] = '\0';
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_arg,
+	                          &q);
+	peer_text(r, peer, sizeof(peer));
+	log_msg(level, "access",
+	        "%s %s status=%u bytes=%zu in=%llu ms=%lld client=%s request_id=%s%s%s%s%s%s%s",
+	        r->method, r->path, r->status, r->out_bytes,
+	        (unsigned long long)r->received,
+	        (long long)(ingress_now_ms() - r->start_ms), peer,
+	        r->request_id, q.len ? " query=\"" : "", q.buf,
+	        q.len ? "\"" : "", r->id[0] ? " id=" : "", r->id,
+	        aborted ? " aborted=yes" : "");
+}
+
 static void unlink_waiter(struct ingress *in, struct request *r);
 
 /* Finds the route of url; false for an unknown path. */
@@ -856,6 +971,7 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
 		snprintf(r->path, sizeof(r->path), "%s", url);
 		ascii_only(r->method);
 		ascii_only(r->path);
+		request_id_of(r);
 		atomic_fetch_add(&in->active, 1);
 		*ctx = r;
 		problem = framing_problem(r, version);
@@ -914,13 +1030,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 		unlink_waiter(in, r);
 		pthread_mutex_unlock(&in->jobs);
 	}
-	log_debug(
-	        COMPONENT,
-	        "request method=%s path=%s status=%u in=%llu out=%zu ms=%lld%s%s%s",
-	        r->method, r->path, r->status, (unsigned long long)r->received,
-	        r->out_bytes, (long long)(ingress_now_ms() - r->start_ms),
-	        r->id[0] ? " id=" : "", r->id,
-	        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+	access_line(r, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
 	if (r->cn) { /* a kept-alive connection: the next request begins */
