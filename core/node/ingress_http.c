@@ -922,7 +922,7 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 	if (post && atomic_load(&r->in->metrics->draining))
 		return ingress_fail_now(
 		        r, 503, "draining",
-		        "this node takes no new jobs (imgnodectl drain); try another");
+		        "this node is draining (imgnodectl drain): no new jobs; try another");
 	if (post) { /* counted until completed: a drain waits for it */
 		r->submitting = true;
 		atomic_fetch_add(&r->in->metrics->submitting, 1);
