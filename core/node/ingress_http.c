@@ -549,6 +549,46 @@ static enum MHD_Result get_text(struct request *r, unsigned status, char *text,
 }
 
 /*
+ * text (to free, or NULL) with the transport's queue depths appended, if
+ * it can count them (ABI 1.3); a queue it fails to count is left out.
+ */
+static char *queue_depths(struct ingress *in, char *text)
+{
+	static const char *const names[] = {"jobs", "dead"};
+	const struct imgnode_transport_ops *ops = transport_ops(&in->set);
+	uint64_t depth[2];
+	int ret[2];
+	size_t n;
+	char *more;
+
+	if (!text || !plugin_transport_has_depth(in->set.transport))
+		return text;
+	pthread_mutex_lock(&in->io);
+	for (int q = 0; q < 2; q++)
+		ret[q] = ops->depth(in->set.transport->state,
+		                    q ? IMGNODE_QUEUE_DEAD : IMGNODE_QUEUE_JOBS,
+		                    &depth[q]);
+	pthread_mutex_unlock(&in->io);
+	n = strlen(text);
+	more = realloc(text, n + 512);
+	if (!more)
+		return text;
+	snprintf(
+	        more + n, 512,
+	        "# HELP imgnode_queue_depth Messages waiting in the transport's queue (held ones not counted).\n"
+	        "# TYPE imgnode_queue_depth gauge\n");
+	for (int q = 0; q < 2; q++) {
+		size_t at = strlen(more);
+
+		if (!ret[q])
+			snprintf(more + at, n + 512 - at,
+			         "imgnode_queue_depth{queue=\"%s\"} %llu\n",
+			         names[q], (unsigned long long)depth[q]);
+	}
+	return more;
+}
+
+/*
  * /metrics: the node's counters, then this ingress's connections and
  * uploads. Returns text to free, or NULL.
  */
@@ -593,7 +633,7 @@ static char *render_metrics(struct ingress *in)
 	        (long long)atomic_load(&in->upload_bytes));
 	if (len < 0 || len >= 1536)
 		text[n] = '\0';
-	return text;
+	return queue_depths(in, text);
 }
 
 static enum MHD_Result get_readyz(struct request *r)

@@ -359,3 +359,16 @@ def test_metrics_build_info_and_cache_counts(tmp_path, servers, images):
         assert r.status_code == 200, r.text
     assert s.metric("imgnode_result_cache_hits_total") == hits + 3
     assert s.metric("imgnode_result_cache_misses_total") == misses + 3
+
+
+def test_metrics_queue_depth_from_the_spool(tmp_path, servers, images):
+    tmp_path.chmod(0o755)
+    s = make(tmp_path / "n", workers=0)
+    servers.append(s)
+    depth = 'imgnode_queue_depth{queue="jobs"}'
+    assert s.metric(depth) == 0
+    assert s.metric('imgnode_queue_depth{queue="dead"}') == 0
+    for size in (10, 11, 12):
+        r = s.submit(images("tiny.png"), pipeline=f"thumbnail({size})|png")
+        assert r.status_code == 202, r.text
+    assert s.metric(depth) == 3
