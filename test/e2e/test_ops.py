@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from conftest import BUILD, IMGNODE, PLUGINS, Node
+from test_amqp_node import broker  # noqa: F401 (fixture)
 from test_ingress_api import (MAX_BODY, PRESETS, Server, error_of,
                               free_port, images)  # noqa: F401 (fixture)
 
@@ -361,9 +362,17 @@ def test_metrics_build_info_and_cache_counts(tmp_path, servers, images):
     assert s.metric("imgnode_result_cache_misses_total") == misses + 3
 
 
-def test_metrics_queue_depth_from_the_spool(tmp_path, servers, images):
+@pytest.mark.parametrize("transport", ["spool", "amqp"])
+def test_metrics_queue_depth(tmp_path, servers, images, request, transport):
     tmp_path.chmod(0o755)
-    s = make(tmp_path / "n", workers=0)
+    extra = ""
+    if transport == "amqp":
+        url = request.getfixturevalue("broker")[1]
+        extra = (f"[transport]\nplugin = amqp\nurl = {url}\n"
+                 f"queue = {tmp_path.name}.jobs\n"
+                 f"dead_queue = {tmp_path.name}.dead\n"
+                 "heartbeat = 2s\nconnect_timeout = 2s\n")
+    s = make(tmp_path / "n", workers=0, extra=extra)
     servers.append(s)
     depth = 'imgnode_queue_depth{queue="jobs"}'
     assert s.metric(depth) == 0
