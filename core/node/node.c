@@ -67,6 +67,7 @@ struct node_run {
 	struct control_conn *stop_conn;
 	struct control_conn *drain_conn; /* answered once drained */
 	int64_t drain_started;
+	bool drained_logged;
 	unsigned restarts_seen;
 };
 
@@ -251,8 +252,10 @@ static void drain_check(struct loop *loop, void *arg)
 		loop_timer_add(loop, 100, drain_check, r);
 		return;
 	}
-	log_info("node", "drained ms=%lld",
-	         (long long)(loop_now() - r->drain_started));
+	if (!r->drained_logged)
+		log_info("node", "drained ms=%lld",
+		         (long long)(loop_now() - r->drain_started));
+	r->drained_logged = true;
 	control_reply(r->drain_conn,
 	              json_pack("{s:b, s:s, s:I}", "ok", 1, "message",
 	                        "drained: no job in flight", "ms",
@@ -262,22 +265,36 @@ static void drain_check(struct loop *loop, void *arg)
 
 /*
  * drain: uploads get 503 and /readyz 503 (a balancer sends work elsewhere);
- * answered once what is in flight has finished. The workers go on.
+ * answered once what is in flight has finished, or at once with the count
+ * left if the request says "wait": false (imgnodectl asks so, repeatedly,
+ * to show progress). The workers go on.
  */
 static void cmd_drain(struct control_conn *conn, json_t *req, void *arg)
 {
 	struct node_run *r = arg;
+	json_t *wait = json_object_get(req, "wait");
 
-	(void)req;
-	if (r->drain_conn) {
-		control_reply_error(conn, "a drain is already waiting");
-		return;
-	}
 	if (!atomic_exchange(&r->node.metrics->draining, true)) {
 		r->drain_started = loop_now();
+		r->drained_logged = false;
 		log_info("node", "draining inflight=%lld",
 		         (long long)drain_left(r));
 		notify_send("STATUS=draining");
+	}
+	if (json_is_false(wait)) {
+		int64_t left = drain_left(r);
+
+		if (!left && !r->drained_logged)
+			log_info("node", "drained ms=%lld",
+			         (long long)(loop_now() - r->drain_started));
+		r->drained_logged |= !left;
+		control_reply(conn, json_pack("{s:b, s:I}", "ok", 1, "inflight",
+		                              (json_int_t)left));
+		return;
+	}
+	if (r->drain_conn) {
+		control_reply_error(conn, "a drain is already waiting");
+		return;
 	}
 	r->drain_conn = conn;
 	drain_check(r->loop, r);
