@@ -249,6 +249,26 @@ def test_request_id_round_trip_into_record_and_worker_log(
     assert r.headers["X-Request-ID"] == "refused-1"
 
 
+def test_request_id_in_the_reapers_line_for_a_poison_job(
+        tmp_path, servers, images):
+    tmp_path.chmod(0o755)
+    plugins = with_slow(tmp_path)
+    shutil.copy(BUILD / "test" / "fixtures" / "segv.so", plugins / "segv.so")
+    s = make(tmp_path / "n", plugins=plugins,
+             extra="[transport]\ndelivery_limit = 2\n")
+    servers.append(s)
+    r = s.submit(images("tiny.png"), pipeline="segv|png",
+                 headers={"X-Request-ID": "poison-7"})
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    assert s.wait_status(job, ("failed",), timeout=60)["request_id"] == \
+        "poison-7"
+    wait_for("the reaper's line", lambda: any(
+        "reaper" in line and f"job failed id={job}" in line
+        and line.rstrip().endswith("request_id=poison-7")
+        for line in s.lines))
+
+
 # ---- log lines: JSON, journald ----
 
 def test_json_log_lines_parse(tmp_path, servers, images):
