@@ -27,6 +27,8 @@
 static const char *const log_levels[] = {"error", "warn", "info", "debug",
                                          NULL};
 
+static const char *const log_formats[] = {"text", "json", NULL};
+
 static const struct imgnode_conf_key node_keys[] = {
         {"state_dir", IMGNODE_CONF_PATH, "/var/lib/imgnode", 0, 0, NULL,
          "Directory for the embedded defaults' queue and store; created if missing.",
@@ -40,6 +42,9 @@ static const struct imgnode_conf_key node_keys[] = {
         {"log_level", IMGNODE_CONF_ENUM, "info", 0, 0, log_levels,
          "Most verbose level logged: error, warn, info or debug (-v and -q on the command line override it).",
          NODE(log_level)},
+        {"log_format", IMGNODE_CONF_ENUM, "text", 0, 0, log_formats,
+         "text: one line per event, level and key=value pairs; json: one JSON object per line (ts, level, process, pid, component, msg and the key=value pairs as fields). Under systemd (JOURNAL_STREAM) lines start with a <N> priority either way.",
+         NODE(log_format)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
@@ -187,6 +192,9 @@ static const struct imgnode_conf_key ingress_keys[] = {
         {"admin_port", IMGNODE_CONF_INT, "0", 0, 65535, NULL,
          "If set, /healthz, /readyz and /metrics are served on admin_listen:admin_port, and the public port answers /readyz and /metrics 404 (0 = all on the public port).",
          ING(admin_port)},
+        {"access_log", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
+         "One info line per request: method, path, query (values of sig, keys, tokens and secrets masked), status, bytes, ms, client address, request_id (X-Request-ID, or one made up).",
+         ING(access_log)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 

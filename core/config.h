@@ -43,6 +43,7 @@ struct node_conf {
 	char *runtime_dir;
 	char *plugin_dir;
 	int log_level;
+	int log_format; /* LOG_FORMAT_TEXT or LOG_FORMAT_JSON */
 };
 
 struct supervisor_conf {
@@ -95,6 +96,7 @@ struct ingress_conf {
 	char *admin_listen;
 	int64_t admin_port; /* 0: /readyz and /metrics on the public port */
 	char *www_dir; /* the upload page; empty: none */
+	bool access_log; /* a line per request */
 };
 
 struct limits_conf {

@@ -56,6 +56,11 @@ static const struct command {
          "re-read the config and plugins, then roll the workers onto them;\n"
          "                if refused, print why and exit 1 (the old ones keep running)"},
         {"stop", NULL, "stop the node: children in reverse start order"},
+        {"drain", NULL,
+         "take no new uploads (503, /readyz 503), wait until every job in\n"
+         "                flight has finished, printing how many are left (-t bounds the wait)"},
+        {"undrain", NULL, "take uploads again (after drain)"},
+        {"resume", NULL, "the same as undrain"},
         {"process", "IN PIPELINE OUT",
          "\n                run PIPELINE on the file IN (- for stdin) into OUT (- for stdout),\n"
          "                here, with the workers' code and the config's plugins; no node needed"},
@@ -524,6 +529,60 @@ static void print_status(FILE *out, json_t *reply)
 }
 
 /*
+ * drain: asks the node to drain (answered at once), then asks again every
+ * half second, printing the jobs left in flight when the count changes,
+ * until none is left or timeout_ms has passed. Returns the exit code.
+ */
+static int drain(const char *path, int64_t timeout_ms, bool json_out)
+{
+	static const char line[] = "{\"cmd\":\"drain\",\"wait\":false}\n";
+	int64_t deadline = now_ms() + timeout_ms, shown = -1, left = -1;
+	char err[1024], *answer;
+	json_t *reply;
+
+	for (;;) {
+		int64_t now = now_ms();
+
+		if (ctl_call(path, line, deadline > now ? deadline - now : 1,
+		             &answer, err, sizeof(err))) {
+			fprintf(stderr, "imgnodectl: %s\n", err);
+			return EXIT_UNREACHABLE;
+		}
+		reply = json_loads(answer, 0, NULL);
+		free(answer);
+		if (!json_is_true(json_object_get(reply, "ok"))) {
+			const char *e = json_string_value(
+			        json_object_get(reply, "error"));
+
+			fprintf(stderr, "imgnodectl: %s\n",
+			        e ? e : "drain refused (no reason given)");
+			json_decref(reply);
+			return EXIT_REFUSED;
+		}
+		left = json_integer_value(json_object_get(reply, "inflight"));
+		json_decref(reply);
+		if (left <= 0)
+			break;
+		if (left != shown && !json_out)
+			printf("draining: %lld in flight\n", (long long)left);
+		fflush(stdout);
+		shown = left;
+		if (now_ms() + 500 > deadline) {
+			fprintf(stderr,
+			        "imgnodectl: %lld still in flight after %.3g s; the node stays draining (-t to wait longer)\n",
+			        (long long)left, (double)timeout_ms / 1000);
+			return EXIT_UNREACHABLE;
+		}
+		usleep(500 * 1000);
+	}
+	if (json_out)
+		printf("{\"ok\":true,\"inflight\":0}\n");
+	else
+		printf("drained: no job in flight\n");
+	return 0;
+}
+
+/*
  * The socket path: -s, else [supervisor] control_socket of the config,
  * else the default. A config named with -c must load; the default one may
  * be missing (then the default socket is used).
@@ -656,6 +715,12 @@ int main(int argc, char **argv)
 		free(line);
 		fprintf(stderr, "imgnodectl: %s\n", strerror(ENOMEM));
 		return EXIT_UNREACHABLE;
+	}
+	if (strcmp(cmd->name, "drain") == 0) {
+		ret = drain(path, (int64_t)(timeout * 1000 + 0.5), json_out);
+		free(line);
+		free(path);
+		return ret;
 	}
 	ret = ctl_call(path, line, (int64_t)(timeout * 1000 + 0.5), &answer,
 	               err, sizeof(err));

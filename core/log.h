@@ -24,6 +24,18 @@ int log_get_level(void);
 /* Sets the process name printed on each line (e.g. "worker.2"); borrowed. */
 void log_set_process(const char *name);
 
+/*
+ * key=value pairs put at the end of every line of this process until
+ * cleared with NULL (a worker's request_id while it runs a job); copied.
+ */
+void log_set_context(const char *pairs);
+
+#define LOG_FORMAT_TEXT 0
+#define LOG_FORMAT_JSON 1
+
+/* Lines as text (default) or one JSON object each ([node] log_format). */
+void log_set_format(int format);
+
 /* Prefix lines with a UTC timestamp (default: on unless under journald). */
 void log_set_timestamps(bool on);
 

@@ -16,6 +16,7 @@
 #include "conf_keys.h"
 #include "config.h"
 #include "log.h"
+#include "node/image.h"
 #include "node/node.h"
 #include "node/pipeline.h"
 #include "plugin.h"
@@ -31,7 +32,7 @@
 #define EXIT_PERMANENT 100
 #define EXIT_TEMPORARY 111
 
-enum mode { MODE_RUN, MODE_TEST, MODE_DUMP, MODE_DEFAULTS };
+enum mode { MODE_RUN, MODE_TEST, MODE_DUMP, MODE_DEFAULTS, MODE_VERSION };
 
 static void usage(FILE *out)
 {
@@ -44,6 +45,7 @@ static void usage(FILE *out)
 	        "  --print-defaults  print every key with its default and help, commented out\n"
 	        "  -v, -q            more or less logging (repeatable; overrides [node] log_level)\n"
 	        "  -V                print the version and the plugin ABI\n"
+	        "  --version         that, libvips's version, and every plugin's name and version\n"
 	        "  -h                this help\n",
 	        IMGNODE_SYSCONFDIR);
 }
@@ -181,12 +183,50 @@ static int check_and_report(struct plugin_set *set, struct conf *conf,
 	return 0;
 }
 
+/* Runs in the validation child of --version: each plugin's descriptor. */
+static int list_plugins(struct plugin_set *set, struct conf *conf, void *arg,
+                        char *err, size_t errlen)
+{
+	(void)conf, (void)arg, (void)err, (void)errlen;
+	for (const struct plugin *p = set->head; p; p = p->next)
+		printf("plugin %s %s %s ABI %u.%u %s\n", p->desc->name,
+		       p->desc->version ? p->desc->version : "?",
+		       plugin_kind_name(p->desc->kind),
+		       (unsigned)p->desc->abi_major,
+		       (unsigned)p->desc->abi_minor, p->path);
+	return 0;
+}
+
+/*
+ * --version: imgnode's, libvips's, then every plugin of the config's
+ * plugin_dir, read in a throwaway child (the supervisor never maps plugin
+ * code). conf may be NULL (err says why): the plugins are then not listed.
+ */
+static int print_versions(struct conf *conf, const char *err)
+{
+	char why[CONF_ERR_MAX];
+	int ret;
+
+	printf("imgnode %s (plugin ABI %d.%d)\nlibvips %s\n", IMGNODE_VERSION,
+	       IMGNODE_ABI_MAJOR, IMGNODE_ABI_MINOR, image_vips_version());
+	if (!conf) {
+		printf("plugins not listed: %s\n", err);
+		return 0;
+	}
+	ret = plugin_validate_in_child(conf, list_plugins, NULL, why,
+	                               sizeof(why));
+	if (ret)
+		printf("plugins not listed: %s\n", why);
+	conf_free(conf);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	        {"print-defaults", no_argument, NULL, 'D'},
 	        {"help", no_argument, NULL, 'h'},
-	        {"version", no_argument, NULL, 'V'},
+	        {"version", no_argument, NULL, 'W'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *path = IMGNODE_SYSCONFDIR "/imgnode/imgnode.ini";
@@ -209,6 +249,7 @@ int main(int argc, char **argv)
 			       IMGNODE_VERSION, IMGNODE_ABI_MAJOR,
 			       IMGNODE_ABI_MINOR);
 			return 0;
+		case 'W': mode = MODE_VERSION; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_PERMANENT;
 		}
@@ -221,11 +262,14 @@ int main(int argc, char **argv)
 	}
 
 	conf = conf_load(path, err, sizeof(err));
+	if (mode == MODE_VERSION)
+		return print_versions(conf, err);
 	if (!conf) {
 		fprintf(stderr, "imgnode: %s\n", err);
 		return EXIT_PERMANENT;
 	}
 	log_set_level(conf->node.log_level + verbosity);
+	log_set_format(conf->node.log_format);
 	switch (mode) {
 	case MODE_TEST:
 		ret = plugin_validate_in_child(conf, check_and_report, &mode,

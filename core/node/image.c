@@ -48,6 +48,11 @@ static void vips_reason(char *err, size_t errlen, const char *fallback)
 	vips_error_clear();
 }
 
+const char *image_vips_version(void)
+{
+	return vips_version_string();
+}
+
 int image_init(int concurrency, char *err, size_t errlen)
 {
 	/* Bounds glibc's per-thread arenas (measured: peak RSS 440 -> 260 MB

@@ -23,6 +23,9 @@ struct plugin_set;
  */
 int image_init(int concurrency, char *err, size_t errlen);
 
+/* The libvips this was built against and runs with ("8.16.0"); static. */
+const char *image_vips_version(void);
+
 struct image_info {
 	char format[16]; /* jpeg, png, gif, webp, tiff, heif */
 	int width;

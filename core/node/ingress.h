@@ -176,7 +176,9 @@ struct request {
 	char method[12];
 	char path[128]; /* printable ASCII, for logs and messages */
 	char id[JOB_ID_LEN + 1];
+	char request_id[JOB_REQUEST_ID_MAX + 1]; /* X-Request-ID, or made up */
 	bool admin; /* came to the admin listener */
+	bool submitting; /* counted in metrics->submitting */
 	char key_id[72]; /* the X-Api-Key's ID; "" without api_keys */
 	bool signed_read; /* a signed GET: reads without an API key */
 	bool want_sha; /* a signed sha256= the upload must match */

@@ -6,8 +6,8 @@
  *        [&keyid=ID&expires=UNIX[&sha256=HEX]&sig=HEX]  (auth.c)
  *   GET  /v1/jobs/ID          the job's record
  *   GET  /v1/jobs/ID/result   the result image
- *   GET  /healthz, /readyz, /metrics  (the last two on [ingress] admin_port
- *                                      instead, when it is set)
+ *   GET  /healthz, /livez, /readyz, /metrics  (the last two on [ingress]
+ *                                      admin_port instead, when it is set)
  *   GET  /v1/presets, /v1/pipeline/check, and the page's files at any
  *        other path outside /v1/ (ingress_page.c)
  *
@@ -48,12 +48,16 @@
 #include "../config.h"
 #include "../log.h"
 #include "child.h"
+#include "image.h"
 #include "ingress.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "request_check.h"
 
 #define COMPONENT "ingress"
+#ifndef IMGNODE_VERSION
+#define IMGNODE_VERSION "0.0.0"
+#endif
 #define RETRY_AFTER "5" /* seconds, on 503 and 429 */
 #define RESULT_MAX ((size_t)1 << 32)
 #define JSON_TYPE "application/json"
@@ -204,6 +208,7 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 	if (atomic_load(&r->in->quiescing))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 		                        "close");
+	MHD_add_response_header(resp, "X-Request-ID", r->request_id);
 	conn_answering(r);
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
@@ -555,6 +560,46 @@ static enum MHD_Result get_text(struct request *r, unsigned status, char *text,
 }
 
 /*
+ * text (to free, or NULL) with the transport's queue depths appended, if
+ * it can count them (ABI 1.3); a queue it fails to count is left out.
+ */
+static char *queue_depths(struct ingress *in, char *text)
+{
+	static const char *const names[] = {"jobs", "dead"};
+	const struct imgnode_transport_ops *ops = transport_ops(&in->set);
+	uint64_t depth[2];
+	int ret[2];
+	size_t n;
+	char *more;
+
+	if (!text || !plugin_transport_has_depth(in->set.transport))
+		return text;
+	pthread_mutex_lock(&in->io);
+	for (int q = 0; q < 2; q++)
+		ret[q] = ops->depth(in->set.transport->state,
+		                    q ? IMGNODE_QUEUE_DEAD : IMGNODE_QUEUE_JOBS,
+		                    &depth[q]);
+	pthread_mutex_unlock(&in->io);
+	n = strlen(text);
+	more = realloc(text, n + 512);
+	if (!more)
+		return text;
+	snprintf(
+	        more + n, 512,
+	        "# HELP imgnode_queue_depth Messages waiting in the transport's queue (held ones not counted).\n"
+	        "# TYPE imgnode_queue_depth gauge\n");
+	for (int q = 0; q < 2; q++) {
+		size_t at = strlen(more);
+
+		if (!ret[q])
+			snprintf(more + at, n + 512 - at,
+			         "imgnode_queue_depth{queue=\"%s\"} %llu\n",
+			         names[q], (unsigned long long)depth[q]);
+	}
+	return more;
+}
+
+/*
  * /metrics: the node's counters, then this ingress's connections and
  * uploads. Returns text to free, or NULL.
  */
@@ -572,13 +617,16 @@ static char *render_metrics(struct ingress *in)
 	cut = in->cut_total;
 	pthread_mutex_unlock(&in->conns);
 	n = strlen(base);
-	text = realloc(base, n + 1024);
+	text = realloc(base, n + 1536);
 	if (!text) {
 		free(base);
 		return NULL;
 	}
 	len = snprintf(
-	        text + n, 1024,
+	        text + n, 1536,
+	        "# HELP imgnode_build_info The node's version and libvips's.\n"
+	        "# TYPE imgnode_build_info gauge\n"
+	        "imgnode_build_info{version=\"%s\",libvips=\"%s\"} 1\n"
 	        "# HELP imgnode_http_connections Connections open on this ingress.\n"
 	        "# TYPE imgnode_http_connections gauge\n"
 	        "imgnode_http_connections %llu\n"
@@ -591,12 +639,12 @@ static char *render_metrics(struct ingress *in)
 	        "# HELP imgnode_upload_memory_bytes Memory reserved by uploads in progress (at most upload_memory).\n"
 	        "# TYPE imgnode_upload_memory_bytes gauge\n"
 	        "imgnode_upload_memory_bytes %lld\n",
-	        (unsigned long long)open, (unsigned long long)cut,
-	        atomic_load(&in->uploads),
+	        IMGNODE_VERSION, image_vips_version(), (unsigned long long)open,
+	        (unsigned long long)cut, atomic_load(&in->uploads),
 	        (long long)atomic_load(&in->upload_bytes));
-	if (len < 0 || len >= 1024)
+	if (len < 0 || len >= 1536)
 		text[n] = '\0';
-	return text;
+	return queue_depths(in, text);
 }
 
 static enum MHD_Result get_readyz(struct request *r)
@@ -610,6 +658,8 @@ static enum MHD_Result get_readyz(struct request *r)
 
 	if (atomic_load(&in->quiescing))
 		return ingress_fail_now(r, 503, "not ready", "stopping");
+	if (atomic_load(&in->metrics->draining))
+		return ingress_fail_now(r, 503, "not ready", "draining");
 	pthread_mutex_lock(&in->io);
 	t = transport_ops(&in->set)->ping(in->set.transport->state);
 	s = storage_ops(&in->set)->ping(in->set.storage->state);
@@ -727,6 +777,120 @@ static void client_of(struct request *r)
 
 /* ---- routing and the request's life ---- */
 
+/*
+ * r->request_id: the client's X-Request-ID if it is 1 to REQUEST_ID_MAX
+ * printable ASCII characters without spaces, quotes or backslashes (it
+ * goes into logs and records as it is), else a new random one.
+ */
+static void request_id_of(struct request *r)
+{
+	const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	                                            "X-Request-ID");
+
+	if (job_request_id_valid(v)) {
+		snprintf(r->request_id, sizeof(r->request_id), "%s", v);
+		return;
+	}
+	if (job_new_id(r->request_id))
+		snprintf(r->request_id, sizeof(r->request_id), "-");
+}
+
+/* Query parameters whose values are secrets: masked in the access log. */
+static bool secret_arg(const char *key)
+{
+	static const char *const secret[] = {
+	        "sig",   "signature", "key",      "api_key", "apikey",
+	        "token", "secret",    "password", "auth",    NULL};
+
+	for (int i = 0; secret[i]; i++)
+		if (strcasecmp(key, secret[i]) == 0)
+			return true;
+	return strcasestr(key, "token") || strcasestr(key, "secret") ||
+	       strcasestr(key, "passw");
+}
+
+struct query_text {
+	char buf[512];
+	size_t len;
+};
+
+/* Appends s to q, %-escaping what would break a log line or look odd. */
+static void query_put(struct query_text *q, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; s && *s && q->len + 4 < sizeof(q->buf); s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '%' &&
+		    c != '&' && c != '=') {
+			q->buf[q->len++] = (char)c;
+		} else {
+			q->buf[q->len++] = '%';
+			q->buf[q->len++] = hex[c >> 4];
+			q->buf[q->len++] = hex[c & 15];
+		}
+	}
+	q->buf[q->len] = '\0';
+}
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, const char *value)
+{
+	struct query_text *q = cls;
+
+	(void)kind;
+	if (q->len && q->len + 1 < sizeof(q->buf))
+		q->buf[q->len++] = '&';
+	query_put(q, key);
+	if (value && q->len + 1 < sizeof(q->buf)) {
+		q->buf[q->len++] = '=';
+		query_put(q, secret_arg(key) ? "***" : value);
+	}
+	return MHD_YES;
+}
+
+/* The client's address as text (the connection's peer, not a proxy's
+ * X-Forwarded-For, which r->client weighs for quotas). */
+static void peer_text(struct request *r, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+	        r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(buf, len, "-");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		          buf, (socklen_t)len);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		          &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+		          (socklen_t)len);
+}
+
+/* The access log's line for r ([ingress] access_log; else at debug). */
+static void access_line(struct request *r, bool aborted)
+{
+	struct query_text q = {.len = 0};
+	char peer[INET6_ADDRSTRLEN] = "-";
+	int level = r->in->conf->ingress.access_log ? LOG_INFO : LOG_DEBUG;
+
+	if (level > log_get_level())
+		return;
+	q.buf[0] = '\0';
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_arg,
+	                          &q);
+	peer_text(r, peer, sizeof(peer));
+	log_msg(level, "access",
+	        "%s %s status=%u bytes=%zu in=%llu ms=%lld client=%s request_id=%s%s%s%s%s%s%s",
+	        r->method, r->path, r->status, r->out_bytes,
+	        (unsigned long long)r->received,
+	        (long long)(ingress_now_ms() - r->start_ms), peer,
+	        r->request_id, q.len ? " query=\"" : "", q.buf,
+	        q.len ? "\"" : "", r->id[0] ? " id=" : "", r->id,
+	        aborted ? " aborted=yes" : "");
+}
+
 static void unlink_waiter(struct ingress *in, struct request *r);
 
 /* Finds the route of url; false for an unknown path. */
@@ -737,6 +901,7 @@ static bool route(struct request *r, const char *url)
 		enum ingress_route route;
 	} fixed[] = {{"/v1/jobs", ROUTE_SUBMIT},
 	             {"/healthz", ROUTE_HEALTHZ},
+	             {"/livez", ROUTE_HEALTHZ},
 	             {"/readyz", ROUTE_READYZ},
 	             {"/metrics", ROUTE_METRICS},
 	             {"/v1/presets", ROUTE_PRESETS},
@@ -812,6 +977,14 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 	    !auth_api_key(r))
 		return ingress_fail_now(r, 401, "unauthorized",
 		                        "missing or unknown X-Api-Key");
+	if (post && atomic_load(&r->in->metrics->draining))
+		return ingress_fail_now(
+		        r, 503, "draining",
+		        "this node is draining (imgnodectl drain): no new jobs; try another");
+	if (post) { /* counted until completed: a drain waits for it */
+		r->submitting = true;
+		atomic_fetch_add(&r->in->metrics->submitting, 1);
+	}
 	if ((r->route == ROUTE_JOB || r->route == ROUTE_RESULT) &&
 	    auth_read(r, url))
 		return ingress_answer_fail(r);
@@ -859,6 +1032,7 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
 		snprintf(r->path, sizeof(r->path), "%s", url);
 		ascii_only(r->method);
 		ascii_only(r->path);
+		request_id_of(r);
 		atomic_fetch_add(&in->active, 1);
 		*ctx = r;
 		problem = framing_problem(r, version);
@@ -917,13 +1091,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 		unlink_waiter(in, r);
 		pthread_mutex_unlock(&in->jobs);
 	}
-	log_debug(
-	        COMPONENT,
-	        "request method=%s path=%s status=%u in=%llu out=%zu ms=%lld%s%s%s",
-	        r->method, r->path, r->status, (unsigned long long)r->received,
-	        r->out_bytes, (long long)(ingress_now_ms() - r->start_ms),
-	        r->id[0] ? " id=" : "", r->id,
-	        toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
+	access_line(r, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
 	if (r->cn) { /* a kept-alive connection: the next request begins */
@@ -931,6 +1099,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 		r->cn->since_ms = ingress_now_ms();
 		pthread_mutex_unlock(&in->conns);
 	}
+	if (r->submitting)
+		atomic_fetch_sub(&in->metrics->submitting, 1);
 	ingress_upload_release(r);
 	pipeline_free(r->pl);
 	EVP_MD_CTX_free(r->sha);

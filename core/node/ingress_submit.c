@@ -419,6 +419,9 @@ static json_t *new_record(struct request *r, const unsigned char sha[32],
 	                "attempts", 0, "plugins", plugins, "generation",
 	                (json_int_t)r->in->node->generation, "result", result,
 	                "cached", 0);
+	if (rec)
+		json_object_set_new(rec, "request_id",
+		                    json_string(r->request_id));
 	if (rec && r->key_id[0]) /* its ID, never the key */
 		json_object_set_new(rec, "api_key_id", json_string(r->key_id));
 	return rec;
@@ -462,7 +465,8 @@ static int publish(struct request *r, const char *result)
 {
 	struct ingress *in = r->in;
 	struct job_msg m = {.pipeline = r->pl->canonical,
-	                    .result = (char *)result};
+	                    .result = (char *)result,
+	                    .request_id = r->request_id};
 	size_t len = 0;
 	char *body;
 	int ret;
@@ -528,6 +532,7 @@ static enum MHD_Result accept_job(struct request *r,
 		pthread_mutex_unlock(&in->io);
 		atomic_fetch_add(&in->metrics->accepted, 1);
 		atomic_fetch_add(&in->metrics->outcome[OUTCOME_CACHED], 1);
+		atomic_fetch_add(&in->metrics->cache_hits, 1);
 		atomic_fetch_add(&in->metrics->bytes_in, r->len);
 		log_debug(COMPONENT, "result cache hit id=%s result=%s", r->id,
 		          result);
@@ -540,6 +545,7 @@ static enum MHD_Result accept_job(struct request *r,
 	what = "unable to look up the result cache";
 	if (ret != -ENOENT)
 		goto out_unlock;
+	atomic_fetch_add(&in->metrics->cache_misses, 1);
 	/* the original on the storer's instance, the record on ours, at once */
 	storer_put(in->storer, orig, r->body, r->len);
 	ret = job_record_put(in->set.storage, rec);

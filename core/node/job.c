@@ -105,11 +105,28 @@ int job_result_key_hex(const char *sha256_hex, const char *canonical,
 	return 0;
 }
 
+bool job_request_id_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > JOB_REQUEST_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= 0x20 || s[i] >= 0x7f || s[i] == '"' || s[i] == '\\')
+			return false;
+	return true;
+}
+
 char *job_msg_encode(const struct job_msg *m, size_t *len)
 {
 	json_t *j = json_pack("{s:s, s:s, s:s}", "id", m->id, "pipeline",
 	                      m->pipeline, "result", m->result);
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	char *s;
+
+	if (j && m->request_id)
+		json_object_set_new(j, "request_id",
+		                    json_string(m->request_id));
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	json_decref(j);
 	if (s)
@@ -122,7 +139,7 @@ int job_msg_decode(const void *body, size_t len, struct job_msg *m, char *err,
 {
 	json_error_t jerr;
 	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	const char *id, *pipeline, *result;
+	const char *id, *pipeline, *result, *rid;
 
 	memset(m, 0, sizeof(*m));
 	if (!j) {
@@ -140,8 +157,13 @@ int job_msg_decode(const void *body, size_t len, struct job_msg *m, char *err,
 	memcpy(m->id, id, JOB_ID_LEN + 1);
 	m->pipeline = strdup(pipeline);
 	m->result = strdup(result);
+	/* optional (newer ingresses); one unfit for logs is left out */
+	rid = json_string_value(json_object_get(j, "request_id"));
+	if (job_request_id_valid(rid))
+		m->request_id = strdup(rid);
 	json_decref(j);
-	if (!m->pipeline || !m->result) {
+	if (!m->pipeline || !m->result ||
+	    (rid && job_request_id_valid(rid) && !m->request_id)) {
 		job_msg_clear(m);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -153,7 +175,8 @@ void job_msg_clear(struct job_msg *m)
 {
 	free(m->pipeline);
 	free(m->result);
-	m->pipeline = m->result = NULL;
+	free(m->request_id);
+	m->pipeline = m->result = m->request_id = NULL;
 }
 
 void job_timestamp(char *buf, size_t len)

@@ -15,6 +15,7 @@
 #define IMGNODE_JOB_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,7 +31,14 @@ struct job_msg {
 	char id[JOB_ID_LEN + 1];
 	char *pipeline; /* canonical */
 	char *result; /* out/KEY */
+	char *request_id; /* the upload's X-Request-ID; NULL if none */
 };
+
+#define JOB_REQUEST_ID_MAX 128
+
+/* True for a request id fit for logs and records as it is: 1 to
+ * JOB_REQUEST_ID_MAX printable ASCII, no space, quote or backslash. */
+bool job_request_id_valid(const char *s);
 
 /* A new random id (128 bits, hex). 0 or -errno. */
 int job_new_id(char id[JOB_ID_LEN + 1]);

@@ -182,6 +182,12 @@ char *metrics_render(struct metrics *m)
 	counter(&o, "imgnode_redeliveries_total",
 	        "Job deliveries after the first (crashes, timeouts).",
 	        atomic_load(&m->redelivered));
+	counter(&o, "imgnode_result_cache_hits_total",
+	        "Uploads whose result was in storage already (done at once).",
+	        atomic_load(&m->cache_hits));
+	counter(&o, "imgnode_result_cache_misses_total",
+	        "Uploads whose result was not in storage (a job was queued).",
+	        atomic_load(&m->cache_misses));
 	counter(&o, "imgnode_bytes_in_total", "Bytes of originals uploaded.",
 	        atomic_load(&m->bytes_in));
 	counter(&o, "imgnode_bytes_out_total", "Bytes of results produced.",
@@ -194,6 +200,11 @@ char *metrics_render(struct metrics *m)
 	    "have not finished.\n# TYPE imgnode_jobs_inflight gauge\n"
 	    "imgnode_jobs_inflight %lld\n",
 	    (long long)metrics_inflight(m));
+	put(&o,
+	    "# HELP imgnode_draining 1 while the node is drained "
+	    "(imgnodectl drain): uploads get 503.\n"
+	    "# TYPE imgnode_draining gauge\nimgnode_draining %d\n",
+	    atomic_load(&m->draining) ? 1 : 0);
 	put(&o, "# HELP imgnode_http_responses_total HTTP responses by "
 	        "class.\n# TYPE imgnode_http_responses_total counter\n");
 	for (int i = 1; i < 6; i++)

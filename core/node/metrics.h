@@ -8,6 +8,7 @@
 #define IMGNODE_METRICS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,10 @@ struct metrics {
 	_Atomic uint64_t bytes_in; /* originals uploaded */
 	_Atomic uint64_t bytes_out; /* results produced */
 	_Atomic uint64_t restarts; /* children restarted */
+	_Atomic uint64_t cache_hits, cache_misses; /* result cache lookups */
+	/* set by the supervisor (imgnodectl drain): uploads get 503 */
+	atomic_bool draining;
+	_Atomic int64_t submitting; /* uploads being taken, on all ingresses */
 	/* this node's jobs not finished, one slot per ingress process, so a
 	 * slot of an ingress that died (and never heard of its jobs' ends) is
 	 * taken over and zeroed instead of counting forever */

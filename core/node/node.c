@@ -65,6 +65,9 @@ struct node_run {
 	struct reload *waiters;
 	bool reload_again; /* asked for while one was under way */
 	struct control_conn *stop_conn;
+	struct control_conn *drain_conn; /* answered once drained */
+	int64_t drain_started;
+	bool drained_logged;
 	unsigned restarts_seen;
 };
 
@@ -163,19 +166,28 @@ static void send_status(struct node_run *r)
 
 /* ---- the control socket ---- */
 
+/* Jobs this node accepted and has not finished, plus uploads being taken. */
+static int64_t drain_left(struct node_run *r)
+{
+	return metrics_inflight(r->node.metrics) +
+	       atomic_load(&r->node.metrics->submitting);
+}
+
 static void cmd_status(struct control_conn *conn, json_t *req, void *arg)
 {
 	struct node_run *r = arg;
 	json_t *reply;
 
 	(void)req;
-	reply = json_pack("{s:b, s:o, s:{s:s, s:s, s:i, s:I, s:I, s:b}}", "ok",
-	                  1, "tree", sup_status(r->root), "node", "version",
-	                  IMGNODE_VERSION, "config", r->path, "pid",
-	                  (int)getpid(), "generation",
-	                  (json_int_t)r->node.generation, "uptime_ms",
-	                  (json_int_t)(loop_now() - r->started), "reloading",
-	                  r->check_pid > 0);
+	reply = json_pack(
+	        "{s:b, s:o, s:{s:s, s:s, s:i, s:I, s:I, s:b, s:b, s:I}}", "ok",
+	        1, "tree", sup_status(r->root), "node", "version",
+	        IMGNODE_VERSION, "config", r->path, "pid", (int)getpid(),
+	        "generation", (json_int_t)r->node.generation, "uptime_ms",
+	        (json_int_t)(loop_now() - r->started), "reloading",
+	        r->check_pid > 0, "draining",
+	        atomic_load(&r->node.metrics->draining), "inflight",
+	        (json_int_t)drain_left(r));
 	control_reply(conn, reply);
 }
 
@@ -220,10 +232,92 @@ static void cmd_stop(struct control_conn *conn, json_t *req, void *arg)
 	sup_shutdown(r->root);
 }
 
+/*
+ * Every 100 ms while a drain waits: answered once nothing is in flight
+ * (each upload taken has become a job and each job has finished).
+ */
+static void drain_check(struct loop *loop, void *arg)
+{
+	struct node_run *r = arg;
+	int64_t left = drain_left(r);
+
+	if (!r->drain_conn)
+		return;
+	if (!atomic_load(&r->node.metrics->draining)) {
+		control_reply_error(r->drain_conn, "undrained before the end");
+		r->drain_conn = NULL;
+		return;
+	}
+	if (left > 0) {
+		loop_timer_add(loop, 100, drain_check, r);
+		return;
+	}
+	if (!r->drained_logged)
+		log_info("node", "drained ms=%lld",
+		         (long long)(loop_now() - r->drain_started));
+	r->drained_logged = true;
+	control_reply(r->drain_conn,
+	              json_pack("{s:b, s:s, s:I}", "ok", 1, "message",
+	                        "drained: no job in flight", "ms",
+	                        (json_int_t)(loop_now() - r->drain_started)));
+	r->drain_conn = NULL;
+}
+
+/*
+ * drain: uploads get 503 and /readyz 503 (a balancer sends work elsewhere);
+ * answered once what is in flight has finished, or at once with the count
+ * left if the request says "wait": false (imgnodectl asks so, repeatedly,
+ * to show progress). The workers go on.
+ */
+static void cmd_drain(struct control_conn *conn, json_t *req, void *arg)
+{
+	struct node_run *r = arg;
+	json_t *wait = json_object_get(req, "wait");
+
+	if (!atomic_exchange(&r->node.metrics->draining, true)) {
+		r->drain_started = loop_now();
+		r->drained_logged = false;
+		log_info("node", "draining inflight=%lld",
+		         (long long)drain_left(r));
+		notify_send("STATUS=draining");
+	}
+	if (json_is_false(wait)) {
+		int64_t left = drain_left(r);
+
+		if (!left && !r->drained_logged)
+			log_info("node", "drained ms=%lld",
+			         (long long)(loop_now() - r->drain_started));
+		r->drained_logged |= !left;
+		control_reply(conn, json_pack("{s:b, s:I}", "ok", 1, "inflight",
+		                              (json_int_t)left));
+		return;
+	}
+	if (r->drain_conn) {
+		control_reply_error(conn, "a drain is already waiting");
+		return;
+	}
+	r->drain_conn = conn;
+	drain_check(r->loop, r);
+}
+
+static void cmd_undrain(struct control_conn *conn, json_t *req, void *arg)
+{
+	struct node_run *r = arg;
+
+	(void)req;
+	if (atomic_exchange(&r->node.metrics->draining, false))
+		log_info("node", "taking work again");
+	drain_check(r->loop, r); /* a drain still waiting is answered */
+	send_status(r);
+	control_reply(conn, json_pack("{s:b, s:s}", "ok", 1, "message",
+	                              "taking work"));
+}
+
 static const struct control_cmd commands[] = {
-        {"status", cmd_status}, {"restart", cmd_restart},
-        {"reload", cmd_reload}, {"stop", cmd_stop},
-        {NULL, NULL},
+        {"status", cmd_status},  {"restart", cmd_restart},
+        {"reload", cmd_reload},  {"stop", cmd_stop},
+        {"drain", cmd_drain},    {"undrain", cmd_undrain},
+        {"resume", cmd_undrain}, {NULL, NULL},
 };
 
 /* ---- reload ---- */
@@ -306,6 +400,7 @@ static void on_check_exit(pid_t pid, int status, void *arg)
 		sup_set_generation(r->root, r->node.generation);
 		conf_free(old);
 		log_set_level(r->node.conf->node.log_level);
+		log_set_format(r->node.conf->node.log_format);
 		build_specs(r);
 		count = (size_t)r->node.conf->workers.count;
 		log_info("node", "reloaded config=%s generation=%u", r->path,
@@ -446,6 +541,10 @@ static void on_exit_tree(struct sup *root, int code, void *arg)
 
 	(void)root;
 	r->exit_code = code;
+	if (r->drain_conn) {
+		control_reply_error(r->drain_conn, "imgnode stopped");
+		r->drain_conn = NULL;
+	}
 	if (r->stop_conn) {
 		control_reply_ok(r->stop_conn);
 		r->stop_conn = NULL;

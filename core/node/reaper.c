@@ -67,8 +67,10 @@ static int reap(struct plugin_set *set, struct metrics *m,
 		job_record_set_status(rec, "failed", reason);
 		ret = job_record_put(set->storage, rec);
 		if (!ret) {
-			log_warn("reaper", "job failed id=%s reason=\"%s\"",
-			         msg.id, reason);
+			log_warn("reaper", "job failed id=%s reason=\"%s\"%s%s",
+			         msg.id, reason,
+			         msg.request_id ? " request_id=" : "",
+			         msg.request_id ? msg.request_id : "");
 			if (m)
 				atomic_fetch_add(&m->outcome[OUTCOME_FAILED],
 				                 1);

@@ -384,6 +384,11 @@ static void handle(struct worker *w, const struct imgnode_delivery *d)
 		tr->reject(ts, d, why);
 		return;
 	}
+	if (msg.request_id) { /* every line about this job names it */
+		char ctx[JOB_REQUEST_ID_MAX + 16];
+		snprintf(ctx, sizeof(ctx), "request_id=%s", msg.request_id);
+		log_set_context(ctx);
+	}
 	if (d->attempt > 1 && w->node->metrics)
 		atomic_fetch_add(&w->node->metrics->redelivered, 1);
 	while ((ret = attempt(w, d, &msg)) != 0) {
@@ -403,6 +408,7 @@ static void handle(struct worker *w, const struct imgnode_delivery *d)
 		waited += backoff;
 		backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
 	}
+	log_set_context(NULL);
 	job_msg_clear(&msg);
 }
 

@@ -30,7 +30,7 @@ extern "C" {
 
 #define IMGNODE_PLUGIN_MAGIC 0x4e474d49u /* "IMGN" read as little-endian */
 #define IMGNODE_ABI_MAJOR 1
-#define IMGNODE_ABI_MINOR 2
+#define IMGNODE_ABI_MINOR 3
 #define IMGNODE_PLUGIN_SYMBOL "imgnode_plugin"
 
 #if defined(__GNUC__)
@@ -288,6 +288,12 @@ struct imgnode_transport_ops {
 	int (*tick)(void *state);
 	/* Checks the broker is reachable (for /readyz). */
 	int (*ping)(void *state);
+	/* ABI 1.0 ends here; append only. A table of a plugin built before
+	 * ABI 1.3 stops before the next member: the host reads it only from
+	 * plugins of ABI 1.3 or later, and only if it is not NULL. */
+	/* ABI 1.3, optional: messages waiting in q (jobs or dead letters;
+	 * not those a consumer holds) into *n, for /metrics. 0 or -errno. */
+	int (*depth)(void *state, enum imgnode_queue q, uint64_t *n);
 };
 
 /* ---- filters ---- */

@@ -1134,6 +1134,26 @@ static int spool_ping(void *state)
 	return 0;
 }
 
+static void count_entry(struct spool *s, int dirfd, const char *name, void *arg)
+{
+	(void)s, (void)dirfd, (void)name;
+	++*(uint64_t *)arg;
+}
+
+/* The files in ready/ (jobs) or dead/: messages no one holds. */
+static int spool_depth(void *state, enum imgnode_queue q, uint64_t *n)
+{
+	struct spool *s = state;
+	int d = q == IMGNODE_QUEUE_JOBS   ? D_READY
+	        : q == IMGNODE_QUEUE_DEAD ? D_DEAD
+	                                  : -1;
+
+	*n = 0;
+	if (d < 0)
+		return -EINVAL;
+	return dir_scan(s, s->dfd[d], dir_name[d], count_entry, n);
+}
+
 static void spool_free(struct spool *s)
 {
 	for (int i = 0; i < D_N; i++)
@@ -1265,6 +1285,7 @@ static const struct imgnode_transport_ops spool_ops = {
         .pollfd = spool_pollfd,
         .tick = spool_tick,
         .ping = spool_ping,
+        .depth = spool_depth,
 };
 
 IMGNODE_PLUGIN = {

@@ -260,7 +260,7 @@ IMGNODE_PLUGIN = {
 #elif defined(FIXTURE_bad_major)
         .abi_minor = 0,
 #elif defined(FIXTURE_old_storage)
-        .abi_minor = IMGNODE_ABI_MINOR - 1, /* before storage's read */
+        .abi_minor = 1, /* before storage's read (1.2) */
 #else
         .abi_minor = IMGNODE_ABI_MINOR,
 #endif

@@ -249,6 +249,29 @@ static void test_reject(void **state)
 	assert_int_equal(count_files(e, "dead.claimed"), 0);
 }
 
+/* depth (ABI 1.3): waiting messages, not held ones, per queue. */
+static void test_depth(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	uint64_t n = 99;
+
+	env_start(e, "");
+	assert_int_equal(ops->depth(e->st, JOBS, &n), 0);
+	assert_int_equal(n, 0);
+	harness_publish(&e->tr, "one", NULL);
+	harness_publish(&e->tr, "two", NULL);
+	assert_int_equal(ops->depth(e->st, JOBS, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+	assert_int_equal(ops->depth(e->st, JOBS, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ops->reject(e->st, &d, "no"), 0);
+	assert_int_equal(ops->depth(e->st, DEAD, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ops->depth(e->st, IMGNODE_QUEUE_REPLY, &n), -EINVAL);
+}
+
 /* Tags this process does not hold are refused and touch nothing. */
 static void test_bogus_tag(void **state)
 {
@@ -516,6 +539,7 @@ int main(void)
 	        T(harness_test_release),
 	        T(test_limit_lowered),
 	        T(test_reject),
+	        T(test_depth),
 	        T(test_bogus_tag),
 	        T(test_max_message),
 	        T(test_reply),

@@ -632,6 +632,37 @@ static int amqp_ping_(void *state)
 	return r;
 }
 
+/* Messages ready in the job or dead-letter queue: a passive declare
+ * answers with the count (RabbitMQ counts ready messages, not unacked). */
+static int amqp_depth_(void *state, enum imgnode_queue q, uint64_t *n)
+{
+	struct amqp *s = state;
+	amqp_queue_declare_ok_t *ok;
+	const char *name;
+	char what[300];
+	int r = -ENOTCONN;
+
+	*n = 0;
+	if (q != IMGNODE_QUEUE_JOBS && q != IMGNODE_QUEUE_DEAD)
+		return -EINVAL;
+	name = q == IMGNODE_QUEUE_JOBS ? s->conf->queue : s->conf->dead_queue;
+	pthread_mutex_lock(&s->lock);
+	if (usable(s)) {
+		ok = amqp_queue_declare(s->conn, CH_REPLY,
+		                        amqp_cstring_bytes(name), 1, 0, 0, 0,
+		                        amqp_empty_table);
+		snprintf(what, sizeof(what), "count queue %s on %s", name,
+		         s->urls[s->url_cur].shown);
+		r = mq_rpc_check(s, what);
+		if (!r && ok)
+			*n = ok->message_count;
+		else if (!r)
+			r = -EPROTO;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 /* ---- life ---- */
 
 static void amqp_free(struct amqp *s)
@@ -831,6 +862,7 @@ static const struct imgnode_transport_ops amqp_ops = {
         .pollfd = amqp_pollfd_,
         .tick = amqp_tick_,
         .ping = amqp_ping_,
+        .depth = amqp_depth_,
 };
 
 IMGNODE_PLUGIN = {
