@@ -26,13 +26,34 @@ ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
 override BUILD := $(BUILD)/san
 endif
+# FUZZ=1: the libFuzzer harnesses (test/fuzz) and everything they link, in
+# $(BUILD)/fuzz with clang, ASan and UBSan (an undefined behaviour aborts).
+ifeq ($(FUZZ),1)
+override CC := clang
+SANFLAGS := -fsanitize=address,undefined,fuzzer-no-link \
+	-fno-sanitize-recover=all -fno-omit-frame-pointer
+override BUILD := $(BUILD)/fuzz
+endif
 ifneq ($(V),1)
 Q := @
 endif
 
-override CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SANFLAGS) \
-	-Iinclude -MMD -MP $(CFLAGS)
-override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+# Hardening: stack protector, stack clash and control-flow protection where
+# the compiler has them, PIE executables, full RELRO. _FORTIFY_SOURCE needs
+# -O2 and is left out under the sanitizers (ASan intercepts the same calls)
+# and when the user's flags set it already (dpkg-buildflags does).
+cc-option = $(shell $(CC) -Werror $(1) -E -x c /dev/null >/dev/null 2>&1 && echo $(1))
+HARDEN := -fstack-protector-strong $(call cc-option,-fstack-clash-protection) \
+	$(call cc-option,-fcf-protection) -fPIE
+ifeq ($(SANFLAGS)$(findstring _FORTIFY_SOURCE,$(CPPFLAGS) $(CFLAGS)),)
+HARDEN += -D_FORTIFY_SOURCE=2
+endif
+# Executables are PIE; plugins (-shared) get -fPIC after -fPIE.
+EXE_LDFLAGS := -pie
+
+override CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(HARDEN) \
+	$(SANFLAGS) -Iinclude -MMD -MP $(CFLAGS)
+override LDFLAGS := $(SANFLAGS) -Wl,-z,relro -Wl,-z,now $(LDFLAGS)
 PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
 # Filter plugins (plugins/filter/) work on libvips images.
 VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
@@ -103,11 +124,11 @@ $(NODE_OBJ): override CFLAGS += $(VIPS_CFLAGS)
 
 $(BUILD)/imgnode: $(MAIN_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $(EXE_LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS)
 
 $(BUILD)/imgnodectl: $(CTL_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $(EXE_LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS)
 
 define plugin_rule
 $(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1)
@@ -137,13 +158,13 @@ $(BUILD)/test/%: test/unit/%.c $(HARNESS_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore \
-		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(CORE_LIBS) $(NODE_LIBS) \
-		-lcmocka
+		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(EXE_LDFLAGS) $(CORE_LIBS) \
+		$(NODE_LIBS) -lcmocka
 
 $(BUILD)/test/supdriver: test/e2e/supdriver.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ \
-		$(LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
+		$(LDFLAGS) $(EXE_LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
 
 $(BUILD)/test/plugins-v2/watermark.so: plugins/filter/watermark.c
 	@mkdir -p $(dir $@)
@@ -178,7 +199,8 @@ $(BUILD)/bench/%: test/bench/%.c $(NODE_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BENCH   $@")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore \
-		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
+		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(EXE_LDFLAGS) $(CORE_LIBS) \
+		$(NODE_LIBS)
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
