@@ -8,8 +8,10 @@
 #   lint     clang-format check, cppcheck, banned functions
 #   deb      the Debian packages (pkg/deb/Makefile.inc); check runs check-deb
 #   format   rewrites the sources with clang-format
+#   fuzz     runs each libFuzzer harness (test/fuzz) for FUZZ_SECONDS
 # Our flags come first; the user's CPPFLAGS/CFLAGS/LDFLAGS are appended, so
-# dpkg-buildflags works. WERROR=1 adds -Werror, SAN=1 builds with ASan+UBSan.
+# dpkg-buildflags works. WERROR=1 adds -Werror, SAN=1 builds with ASan+UBSan,
+# FUZZ=1 with clang, libFuzzer, ASan and UBSan (in $(BUILD)/fuzz).
 BUILD ?= build
 CC ?= cc
 PREFIX ?= /usr/local
@@ -89,6 +91,9 @@ PLUGINS := $(foreach s,$(PLUGIN_SRC),$(BUILD)/plugins/$(basename $(notdir $(s)))
 # One unit test per module: test/unit/test_X.c, linked with the core.
 TEST_SRC := $(wildcard test/unit/test_*.c)
 TESTS := $(TEST_SRC:test/unit/%.c=$(BUILD)/test/%)
+# libFuzzer harnesses (make FUZZ=1 fuzzers, make fuzz): test/fuzz/fuzz_X.c.
+FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
+FUZZERS := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/test/%)
 # What the plugin tests share: loading and configuring a plugin.
 HARNESS_OBJ := $(BUILD)/test/harness.o
 # Small plugins, good and bad, that the loader's tests load.
@@ -98,7 +103,7 @@ FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name 
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:
-.PHONY: all deps run check bench install clean lint format ini
+.PHONY: all deps run check bench install clean lint format ini fuzz fuzzers
 
 # Programs and plugins the end-to-end tests drive: a second watermark.so
 # (another version, other text) for the hot-swap tests.
@@ -178,7 +183,7 @@ $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
 		$< -o $@ $(LDFLAGS)
 
 -include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(HARNESS_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CTL_OBJ:.o=.d) \
-	$(BENCH_BIN:=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
+	$(BENCH_BIN:=.d) $(TESTS:=.d) $(E2E_BIN:=.d) $(FUZZERS:=.d) \
 	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
 
 deps:
@@ -194,6 +199,26 @@ check: deps
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) test/run-checks
 
 BENCH_BIN := $(BUILD)/bench/bench_pipeline
+
+# libFuzzer harnesses, one per parser of outside input: test/fuzz/fuzz_X.c
+# -> $(BUILD)/fuzz/test/fuzz_X (make FUZZ=1 fuzzers builds them; the
+# pipeline and config harnesses read the fuzz build's plugins). `make fuzz`
+# runs each for FUZZ_SECONDS on its corpus (seeded from test/fuzz/corpus);
+# make check runs each for a fixed number of inputs (test/fuzz/run).
+FUZZ_SECONDS ?= 600
+
+$(BUILD)/test/fuzz_%: test/fuzz/fuzz_%.c $(NODE_OBJ) $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZER  $@")
+	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore \
+		-fsanitize=fuzzer $(filter %.c %.o,$^) -o $@ $(LDFLAGS) \
+		$(EXE_LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
+
+fuzzers: $(FUZZERS) $(PLUGINS)
+
+fuzz:
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzzers
+	$(Q)test/fuzz/run --seconds $(FUZZ_SECONDS) $(BUILD)/fuzz
 
 $(BUILD)/bench/%: test/bench/%.c $(NODE_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
@@ -231,7 +256,7 @@ ini: $(BUILD)/imgnode $(PLUGINS)
 
 LINT_SRC = $(sort $(wildcard core/*.[ch] core/*/*.[ch] include/imgnode/*.h \
 	plugins/*/*.[ch] plugins/*/*/*.[ch] test/unit/*.c test/e2e/*.c \
-	test/bench/*.c pkg/deb/example/*.c))
+	test/bench/*.c test/fuzz/*.[ch] pkg/deb/example/*.c))
 
 lint:
 	$(Q)test/lib/lint $(LINT_SRC)
