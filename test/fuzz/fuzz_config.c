@@ -5,7 +5,7 @@
  * first NUL byte: FILE, then conf.d/50-fuzz.ini).
  *
  * Beyond not crashing: a refused config has one line of error that names
- * one of the files; in an accepted one every core value formats to text
+ * one of the files; a file with a NUL byte is refused; in an accepted one every core value formats to text
  * that parses back to the same value (imgnode -T prints that text, and
  * the shipped imgnode.ini is made of it).
  */
@@ -142,6 +142,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	conf = conf_load(ini, err, sizeof(err));
+	/* a NUL byte in the drop-in (the first one splits the files) */
+	if (nul && memchr(nul + 1, '\0', size - main_len - 1))
+		FUZZ_CHECK(!conf, "a file with a NUL byte is accepted");
 	if (!conf) {
 		FUZZ_CHECK(err[0] && !strchr(err, '\n'), "refused with \"%s\"",
 		           err);
