@@ -183,6 +183,10 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind,
 	} else if (strcmp(key, "pipeline") == 0 && size) {
 		char *grown;
 
+		if (off == 0 && r->form_len) { /* a second pipeline part */
+			r->bad_form = true;
+			return MHD_YES;
+		}
 		if (r->form_len + size > PIPELINE_MAX_LEN) {
 			r->bad_form = true;
 			return MHD_YES;
