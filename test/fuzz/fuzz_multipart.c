@@ -1,9 +1,10 @@
 /*
  * libFuzzer harness: uploads, POST /v1/jobs, through the ingress's real
  * HTTP daemon (ingress_http_start: libmicrohttpd, its post processor, and
- * ingress_submit.c's part handler, body accounting and checks). Each input
- * is one request on a socket pair handed to the daemon: the input's first
- * line is the Content-Type, the rest the body.
+ * ingress_submit.c's query checks, part handler, body accounting). Each
+ * input is one request on a socket pair handed to the daemon: the input's
+ * first line is "QUERY<TAB>CONTENT-TYPE" (or just the Content-Type), the
+ * rest the body.
  *
  * The node has no filters here, so no pipeline resolves and nothing is
  * stored: every upload must be refused, and (the project's rule for bad
@@ -32,6 +33,7 @@
 #include "node/metrics.h"
 
 #define CONTENT_TYPE_MAX 256
+#define QUERY_MAX 2048
 #define ANSWER_MAX (64 * 1024)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -146,25 +148,38 @@ static void check_answer(const char *answer, size_t len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char answer[ANSWER_MAX];
-	const uint8_t *nl = memchr(data, '\n', size);
-	size_t tlen = nl ? (size_t)(nl - data) : 0, blen, hlen, alen;
+	const uint8_t *nl = memchr(data, '\n', size), *type = data;
+	const uint8_t *tab =
+	        nl ? memchr(data, '\t', (size_t)(nl - data)) : NULL;
+	size_t qlen = tab ? (size_t)(tab - data) : 0;
+	size_t tlen, blen, hlen, alen;
 	struct sockaddr_in peer = {.sin_family = AF_INET,
 	                           .sin_port = htons(40000)};
-	char head[CONTENT_TYPE_MAX + 256];
+	char head[QUERY_MAX + CONTENT_TYPE_MAX + 256];
 	char *req;
 	int sv[2];
 
-	if (!nl || tlen > CONTENT_TYPE_MAX)
+	if (!nl)
 		return 0;
+	if (tab)
+		type = tab + 1;
+	tlen = (size_t)(nl - type);
+	if (qlen > QUERY_MAX || tlen > CONTENT_TYPE_MAX)
+		return 0;
+	/* what libmicrohttpd refuses itself, before any of our code runs */
+	for (size_t i = 0; i < qlen; i++)
+		if (data[i] <= 0x20 || data[i] >= 0x7f || data[i] == '#')
+			return 0;
 	for (size_t i = 0; i < tlen; i++)
-		if (data[i] < 0x20 || data[i] == 0x7f)
-			return 0; /* a header libmicrohttpd refuses itself */
-	blen = size - tlen - 1;
+		if (type[i] < 0x20 || type[i] == 0x7f)
+			return 0;
+	blen = size - (size_t)(nl + 1 - data);
 	hlen = (size_t)snprintf(head, sizeof(head),
-	                        "POST /v1/jobs HTTP/1.1\r\nHost: fuzz\r\n"
+	                        "POST /v1/jobs%s%.*s HTTP/1.1\r\nHost: fuzz\r\n"
 	                        "Connection: close\r\nContent-Type: %.*s\r\n"
 	                        "Content-Length: %zu\r\n\r\n",
-	                        (int)tlen, (const char *)data, blen);
+	                        qlen ? "?" : "", (int)qlen, (const char *)data,
+	                        (int)tlen, (const char *)type, blen);
 	req = malloc(hlen + blen);
 	if (!req)
 		return 0;
