@@ -216,7 +216,7 @@ $(BUILD)/test/fuzz_%: test/fuzz/fuzz_%.c $(NODE_OBJ) $(CORE_OBJ)
 
 fuzzers: $(FUZZERS) $(PLUGINS)
 
-fuzz:
+fuzz: deps
 	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzzers
 	$(Q)test/fuzz/run --seconds $(FUZZ_SECONDS) $(BUILD)/fuzz
 
