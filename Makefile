@@ -7,6 +7,8 @@
 #   install  DESTDIR, PREFIX honoured
 #   lint     clang-format check, cppcheck, banned functions
 #   deb      the Debian packages (pkg/deb/Makefile.inc); check runs check-deb
+#   check-fresh  make run and make deps from a clean clone in a fresh
+#            container (test/fresh/run); check runs it
 #   format   rewrites the sources with clang-format
 #   fuzz     runs each libFuzzer harness (test/fuzz) for FUZZ_SECONDS
 # Our flags come first; the user's CPPFLAGS/CFLAGS/LDFLAGS are appended, so
@@ -16,7 +18,7 @@ BUILD ?= build
 CC ?= cc
 PREFIX ?= /usr/local
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
-MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+MULTIARCH := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null)
 PLUGINDIR ?= $(PREFIX)/lib/$(MULTIARCH)/imgnode/plugins
 VERSION := $(shell cat VERSION)
 
@@ -99,11 +101,12 @@ HARNESS_OBJ := $(BUILD)/test/harness.o
 # Small plugins, good and bad, that the loader's tests load.
 FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name \
 	bad_name no_symbol no_ops missing_op dup_a dup_b crash \
-	crash_selftest bad_selftest segv
+	crash_selftest bad_selftest segv slow
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:
-.PHONY: all deps run check bench install clean lint format ini fuzz fuzzers
+.PHONY: all deps run check check-fresh bench install clean lint format ini \
+	fuzz fuzzers
 
 # Programs and plugins the end-to-end tests drive: a second watermark.so
 # (another version, other text) for the hot-swap tests.
@@ -122,9 +125,10 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -c $< -o $@
 
-# The node's children use libvips, libmicrohttpd and libcrypto; the
-# supervisor links them but never initialises them.
-NODE_LIBS := $(VIPS_LIBS) -lmicrohttpd -lcrypto
+# The node's children use libvips, libmicrohttpd, libcrypto and libseccomp
+# (the workers' sandbox); the supervisor links them but never initialises
+# them.
+NODE_LIBS := $(VIPS_LIBS) -lmicrohttpd -lcrypto -lseccomp
 $(NODE_OBJ): override CFLAGS += $(VIPS_CFLAGS)
 
 $(BUILD)/imgnode: $(MAIN_OBJ) $(NODE_OBJ) $(CORE_OBJ)
@@ -186,17 +190,30 @@ $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
 	$(BENCH_BIN:=.d) $(TESTS:=.d) $(E2E_BIN:=.d) $(FUZZERS:=.d) \
 	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
 
+# The packages make check needs (test/lib/deps check), as root.
 deps:
-	$(Q)test/lib/deps
+	$(Q)test/lib/deps check
 
-# A node on the shipped config, its state and runtime dirs under build/run/.
-run: deps
-	$(Q)$(MAKE) --no-print-directory all
+# A node on the shipped config, its state and runtime dirs under build/run/:
+# only the packages that build and run it, then the build (a sub-make, which
+# sees the libraries just installed), then the node. Each step says so.
+run:
+	@echo "make run: 1/3 packages (test/lib/deps run)"
+	$(Q)test/lib/deps run
+	@echo "make run: 2/3 building (make all, on every CPU unless -j says)"
+	$(Q)$(MAKE) --no-print-directory \
+		$(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc 2>/dev/null || echo 1)) all
+	@echo "make run: 3/3 starting a node (test/lib/run-node)"
 	$(Q)test/lib/run-node $(BUILD)
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) test/run-checks
+
+# The README's make run and make deps on a fresh machine: a clean clone of
+# HEAD in a booted bookworm container (as root, a few minutes; check runs it).
+check-fresh: deps
+	$(Q)test/fresh/run $(BUILD)
 
 BENCH_BIN := $(BUILD)/bench/bench_pipeline
 

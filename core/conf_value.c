@@ -160,10 +160,18 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
+void conf_value_wipe(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+}
+
 static void list_free(struct imgnode_list *l)
 {
-	for (size_t i = 0; i < l->n; i++)
+	for (size_t i = 0; i < l->n; i++) {
+		conf_value_wipe(l->items[i]);
 		free(l->items[i]);
+	}
 	free(l->items);
 	l->items = NULL;
 	l->n = 0;
@@ -260,7 +268,9 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 	int ret;
 	char choices[512];
 
-	switch (key->type) {
+	if (key->type & ~(0xff | IMGNODE_CONF_SECRET))
+		goto out_unknown;
+	switch (IMGNODE_CONF_TYPE(key)) {
 	case IMGNODE_CONF_PATH:
 		/* empty: unset; the key's help says what that means */
 		if (text[0] && text[0] != '/') {
@@ -290,17 +300,17 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 	case IMGNODE_CONF_SIZE:
 	case IMGNODE_CONF_DURATION:
 		/* an INT's words: the first is stored as -1, the next -2... */
-		for (int i = 0; key->type == IMGNODE_CONF_INT && key->choices &&
-		                key->choices[i];
+		for (int i = 0; IMGNODE_CONF_TYPE(key) == IMGNODE_CONF_INT &&
+		                key->choices && key->choices[i];
 		     i++) {
 			if (strcmp(text, key->choices[i]) == 0) {
 				*(int64_t *)dst = -1 - i;
 				return 0;
 			}
 		}
-		if (key->type == IMGNODE_CONF_INT)
+		if (IMGNODE_CONF_TYPE(key) == IMGNODE_CONF_INT)
 			ret = parse_int(text, &v);
-		else if (key->type == IMGNODE_CONF_SIZE)
+		else if (IMGNODE_CONF_TYPE(key) == IMGNODE_CONF_SIZE)
 			ret = parse_size(text, &v);
 		else
 			ret = parse_duration(text, &v);
@@ -311,7 +321,7 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 		if (ret) {
 			format_choices(key, choices, sizeof(choices));
 			conf_set_err(err, errlen, "\"%s\" is not %s%s%s", text,
-			             what[key->type],
+			             what[IMGNODE_CONF_TYPE(key)],
 			             key->choices ? " or " : "",
 			             key->choices ? choices : "");
 			return ret;
@@ -334,15 +344,17 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
 		return -EINVAL;
 	case IMGNODE_CONF_LIST: return parse_list(text, dst, err, errlen);
 	}
+out_unknown:
 	conf_set_err(err, errlen, "key has unknown type %d", (int)key->type);
 	return -EINVAL;
 }
 
 void conf_value_free(const struct imgnode_conf_key *key, void *dst)
 {
-	switch (key->type) {
+	switch (IMGNODE_CONF_TYPE(key)) {
 	case IMGNODE_CONF_STRING:
 	case IMGNODE_CONF_PATH:
+		conf_value_wipe(*(char **)dst);
 		free(*(char **)dst);
 		*(char **)dst = NULL;
 		break;
@@ -377,7 +389,7 @@ void conf_value_format(const struct imgnode_conf_key *key, const void *src,
 	size_t used = 0;
 
 	buf[0] = '\0';
-	switch (key->type) {
+	switch (IMGNODE_CONF_TYPE(key)) {
 	case IMGNODE_CONF_STRING:
 	case IMGNODE_CONF_PATH:
 		snprintf(buf, len, "%s",

@@ -8,11 +8,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "conf_keys.h"
 
@@ -35,13 +38,16 @@ struct load_ctx {
 
 /*
  * fgets that counts lines and notices lines longer than inih's buffer, and
- * NUL bytes, which would silently cut a line short (or drop it whole).
+ * NUL bytes, which would silently cut a line short (or drop it whole). It
+ * wipes inih's line buffer before each line and at the end, so no value
+ * read (api_keys, hmac_key) is left on the stack for a forked child.
  */
 static char *reader_gets(char *str, int num, void *stream)
 {
 	struct reader *rd = stream;
 	int c = EOF, n = 0;
 
+	explicit_bzero(str, (size_t)num);
 	while (n < num - 1 && (c = getc(rd->fp)) != EOF) {
 		if (c == '\0' && !rd->nul_line)
 			rd->nul_line = rd->line + 1;
@@ -130,6 +136,7 @@ static int load_handler(void *user, const char *section, const char *key,
 			free(f);
 			goto out_nomem;
 		}
+		conf_value_wipe(e->value);
 		free(e->value);
 		free(e->file);
 		e->value = v;
@@ -160,9 +167,33 @@ out_err:
 	return 0;
 }
 
+/*
+ * A config holds secrets and names the code the node loads: a file (or the
+ * conf.d directory) that others than its owner may write is refused.
+ */
+static int check_mode(struct load_ctx *ctx, const char *path, int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st)) {
+		conf_set_err(ctx->err, ctx->errlen, "cannot stat %s: %s", path,
+		             strerror(errno));
+		return -EIO;
+	}
+	if (!(st.st_mode & (S_IWGRP | S_IWOTH)))
+		return 0;
+	conf_set_err(
+	        ctx->err, ctx->errlen,
+	        "%s: writable by %s (mode %04o): a config holds secrets, so only its owner may write it (chmod go-w %s)",
+	        path, st.st_mode & S_IWOTH ? "others" : "its group",
+	        (unsigned)(st.st_mode & 07777), path);
+	return -EPERM;
+}
+
 static int load_file(struct load_ctx *ctx, const char *path)
 {
 	struct reader rd = {.file = path};
+	char iobuf[BUFSIZ]; /* stdio's buffer, wiped (not left in the heap) */
 	int ret;
 
 	rd.fp = fopen(path, "r");
@@ -172,10 +203,17 @@ static int load_file(struct load_ctx *ctx, const char *path)
 		             strerror(errno));
 		return ret;
 	}
+	ret = check_mode(ctx, path, fileno(rd.fp));
+	if (ret) {
+		fclose(rd.fp);
+		return ret;
+	}
+	setvbuf(rd.fp, iobuf, _IOFBF, sizeof(iobuf));
 	ctx->rd = &rd;
 	ret = ini_parse_stream(reader_gets, &rd, load_handler, ctx);
 	ctx->rd = NULL; /* rd dies with this frame */
 	fclose(rd.fp);
+	explicit_bzero(iobuf, sizeof(iobuf));
 	if (ctx->ret)
 		return ctx->ret;
 	if (ret > 0) {
@@ -204,7 +242,7 @@ static int load_dropins(struct load_ctx *ctx, const char *path)
 {
 	char *copy = strdup(path), dir[4096], file[4096 + 256];
 	struct dirent **names;
-	int n, ret = 0;
+	int n, dfd, ret = 0;
 
 	if (!copy)
 		return -ENOMEM;
@@ -219,6 +257,10 @@ static int load_dropins(struct load_ctx *ctx, const char *path)
 		             strerror(errno));
 		return ret;
 	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ret = dfd < 0 ? 0 : check_mode(ctx, dir, dfd);
+	if (dfd >= 0)
+		close(dfd);
 	for (int i = 0; i < n; i++) {
 		snprintf(file, sizeof(file), "%s/%s", dir, names[i]->d_name);
 		if (!ret)
@@ -263,6 +305,7 @@ void conf_free(struct conf *conf)
 		next = e->next;
 		free(e->section);
 		free(e->key);
+		conf_value_wipe(e->value);
 		free(e->value);
 		free(e->file);
 		free(e);
@@ -400,6 +443,8 @@ void conf_print_keys(FILE *out, const struct conf *conf, const char *section,
 		e = find_entry(conf->entries, section, k->name);
 		conf_value_format(k, (const char *)base + k->offset, value,
 		                  sizeof(value));
+		if ((k->type & IMGNODE_CONF_SECRET) && value[0])
+			snprintf(value, sizeof(value), "<redacted>");
 		fprintf(out, "%s =%s%s", k->name, value[0] ? " " : "", value);
 		if (e)
 			fprintf(out, "  ; %s:%d", e->file, e->line);

@@ -64,6 +64,8 @@ struct workers_conf {
 	int64_t intensity;
 	int64_t max_jobs;
 	int64_t max_rss; /* bytes */
+	int64_t max_memory; /* bytes of address space (RLIMIT_AS); 0: none */
+	bool seccomp; /* the system call allow-list */
 	int64_t job_timeout; /* ms */
 	int64_t heartbeat; /* ms */
 	int64_t concurrency; /* libvips threads per job */
@@ -77,9 +79,16 @@ struct ingress_conf {
 	int64_t wait_max; /* ms */
 	int64_t request_timeout; /* ms */
 	int64_t max_inflight;
-	struct imgnode_list api_keys;
-	char *hmac_key;
+	int64_t max_inflight_per_client; /* 0: no limit per client */
+	struct imgnode_list trusted_proxies;
+	struct imgnode_list api_keys; /* KEY or ID:KEY */
+	char *hmac_key; /* signatures v1, only with hmac_v1 */
+	bool hmac_v1;
+	struct imgnode_list hmac_keys; /* ID:SECRET: signatures v2 */
+	int64_t hmac_max_ttl; /* ms */
 	bool presets_only;
+	char *admin_listen;
+	int64_t admin_port; /* 0: /readyz and /metrics on the public port */
 };
 
 struct limits_conf {
@@ -87,8 +96,10 @@ struct limits_conf {
 	int64_t max_pixels_interlaced;
 	int64_t max_dimension;
 	int64_t max_frames;
+	int64_t max_output; /* bytes */
 	int fail_on; /* enum: none, truncated, error, warning */
 	struct imgnode_list formats;
+	bool keep_metadata; /* no: outputs carry only their ICC profile */
 };
 
 /* A [preset.NAME] section: a named pipeline. */
@@ -128,6 +139,13 @@ int conf_value_parse(const struct imgnode_conf_key *key, const char *text,
                      void *dst, char *err, size_t errlen);
 void conf_value_free(const struct imgnode_conf_key *key, void *dst);
 
+/*
+ * Zeroes the string s (NULL is fine) before it is freed: some values are
+ * secrets, and the supervisor's freed memory is copied into every child it
+ * forks.
+ */
+void conf_value_wipe(char *s);
+
 /* Writes the value at src in the INI form parse accepts. */
 void conf_value_format(const struct imgnode_conf_key *key, const void *src,
                        char *buf, size_t len);
@@ -154,7 +172,8 @@ const struct conf_entry *conf_find(const struct conf *conf, const char *section,
                                    const char *key);
 
 enum conf_print_mode {
-	/* "key = value", with "; FILE:LINE" after values set in a file. */
+	/* "key = value", with "; FILE:LINE" after values set in a file;
+	 * a secret key's value is <redacted>. */
 	CONF_PRINT_EFFECTIVE,
 	/* "; help" then ";key = default": the shipped, commented config. */
 	CONF_PRINT_TEMPLATE,

@@ -437,6 +437,57 @@ static void check_filter_section(const char *section, void *arg)
 	fs->ret = -EINVAL;
 }
 
+/*
+ * A transport key "lease" (a DURATION: spool's) is how long a delivery
+ * stays with its consumer between tick()s. Workers tick while a job runs,
+ * but a lease shorter than [workers] job_timeout would still hand a job
+ * that is within its deadline to a second worker whenever the ticks stop
+ * (a stopped or starved process): refused, naming both keys.
+ */
+static int check_lease(const struct plugin *t, const struct conf *conf,
+                       char *err, size_t errlen)
+{
+	static const struct imgnode_conf_key ms = {
+	        .name = "job_timeout", .type = IMGNODE_CONF_DURATION};
+	const struct imgnode_conf_key *k = t->desc->conf_keys;
+	const struct conf_entry *je;
+	char lease_s[32], job_s[32], pos[CONF_ERR_MAX / 2],
+	        jpos[CONF_ERR_MAX / 2];
+	int64_t lease;
+
+	for (; k && k->name; k++)
+		if (!strcmp(k->name, "lease") &&
+		    k->type == IMGNODE_CONF_DURATION)
+			break;
+	if (!k || !k->name || !t->conf)
+		return 0;
+	lease = *(const int64_t *)((const char *)t->conf + k->offset);
+	if (lease >= conf->workers.job_timeout)
+		return 0;
+	conf_value_format(&ms, &lease, lease_s, sizeof(lease_s));
+	conf_value_format(&ms, &conf->workers.job_timeout, job_s,
+	                  sizeof(job_s));
+	je = conf_find(conf, "workers", "job_timeout");
+	if (je)
+		snprintf(jpos, sizeof(jpos), ", %s:%d", je->file, je->line);
+	else
+		snprintf(jpos, sizeof(jpos), ", the default");
+	if (conf_find(conf, "transport", "lease")) {
+		where(conf, "transport", "lease", pos, sizeof(pos));
+		conf_set_err(
+		        err, errlen,
+		        "%s: [transport] lease: %s is shorter than [workers] job_timeout (%s%s): a job still running when its lease ends would run again on another worker; make lease at least job_timeout",
+		        pos, lease_s, job_s, jpos);
+	} else {
+		where(conf, "workers", "job_timeout", pos, sizeof(pos));
+		conf_set_err(
+		        err, errlen,
+		        "%s: [workers] job_timeout: %s is longer than [transport] lease (%s, the %s plugin's default): a job still running when its lease ends would run again on another worker; set lease to at least job_timeout",
+		        pos, job_s, lease_s, t->desc->name);
+	}
+	return -EINVAL;
+}
+
 int plugin_set_configure(struct plugin_set *set, struct conf *conf, char *err,
                          size_t errlen)
 {
@@ -446,6 +497,8 @@ int plugin_set_configure(struct plugin_set *set, struct conf *conf, char *err,
 
 	ret = pick(set, conf, IMGNODE_KIND_TRANSPORT, "transport",
 	           conf->transport.plugin, &set->transport, err, errlen);
+	if (!ret)
+		ret = check_lease(set->transport, conf, err, errlen);
 	if (ret)
 		return ret;
 	ret = pick(set, conf, IMGNODE_KIND_STORAGE, "storage",

@@ -47,6 +47,9 @@ pid_t proc_spawn(proc_main_fn *fn, void *arg, int *status_fd)
 	}
 	if (pid == 0) {
 		util_reset_signals();
+		/* Ctrl-C reaches the terminal's whole process group: only the
+		 * root acts on it, stopping its children in order (SIGTERM) */
+		signal(SIGINT, SIG_IGN);
 		/* a supervisor that dies (even by SIGKILL) takes its children
 		 * with it; their jobs are redelivered */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);

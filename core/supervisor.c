@@ -52,6 +52,7 @@ struct ch {
 	struct sup *sub; /* SUP_SUPERVISOR, while running */
 	int64_t started;
 	int64_t deadline; /* heartbeat or busy deadline; 0: none */
+	int64_t busy_until; /* the busy deadline alone, kept while stopping */
 	int64_t stop_deadline; /* SIGKILL after; 0: none */
 	int64_t not_before; /* restart backoff */
 	int64_t backoff;
@@ -292,13 +293,16 @@ static void on_line(struct ch *c, const char *line)
 		if (c->state == CH_STARTING)
 			child_ready(c);
 	} else if (strcmp(line, "alive") == 0 || strcmp(line, "idle") == 0) {
+		c->busy_until = 0;
 		if (c->spec->heartbeat_ms && c->state == CH_RUNNING)
 			c->deadline = now + c->spec->heartbeat_ms;
 	} else if (strncmp(line, "busy ", 5) == 0) {
 		char *end;
 		long long ms = strtoll(line + 5, &end, 10);
 		if (*end == '\0' && ms > 0 && c->state == CH_RUNNING)
-			c->deadline = now + ms;
+			c->deadline = c->busy_until = now + ms;
+		else if (*end == '\0' && ms > 0 && c->state == CH_STOPPING)
+			c->busy_until = now + ms;
 	} else if (strcmp(line, "recycle") == 0) {
 		c->recycling = true;
 	} else {
@@ -436,7 +440,7 @@ static void child_down(struct ch *c, const char *how, bool normal,
 	close_status(c);
 	c->state = CH_IDLE;
 	c->pid = 0;
-	c->deadline = c->stop_deadline = 0;
+	c->deadline = c->stop_deadline = c->busy_until = 0;
 	if (c->kill_reason)
 		snprintf(c->last_exit, sizeof(c->last_exit), "%s (%s)", how,
 		         c->kill_reason);
@@ -743,6 +747,11 @@ static void check_deadlines(struct sup *s, int64_t now, bool rss)
 		else if (c->state == CH_STOPPING && c->stop_deadline &&
 		         now > c->stop_deadline)
 			child_kill(c, "shutdown timeout");
+		/* a child asked to stop (recycled over max_rss, rolled)
+		 * while busy finishes its work, but within its deadline */
+		else if (c->state == CH_STOPPING && c->busy_until &&
+		         now > c->busy_until)
+			child_kill(c, "busy past its deadline while stopping");
 		else if (rss && c->state == CH_RUNNING && c->spec->max_rss &&
 		         !c->recycling) {
 			int64_t bytes = proc_rss(c->pid);

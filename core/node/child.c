@@ -33,7 +33,8 @@ int child_open(struct plugin_set *set, struct conf *conf, bool filters,
 }
 
 void child_versions(const struct pipeline *pl, const struct plugin_set *set,
-                    const char *format, char *buf, size_t len)
+                    const char *format, bool keep_metadata, char *buf,
+                    size_t len)
 {
 	const struct plugin *enc = NULL;
 	size_t off = 0;
@@ -50,10 +51,18 @@ void child_versions(const struct pipeline *pl, const struct plugin_set *set,
 	}
 	if (set && format && !pipeline_has_encoder(pl))
 		enc = image_default_encoder(set, format);
-	if (enc && off < len)
-		snprintf(buf + off, len - off, "%s%s=%s", off ? "," : "",
-		         enc->desc->name,
-		         enc->desc->version ? enc->desc->version : "?");
+	if (enc && off < len) {
+		int n = snprintf(buf + off, len - off, "%s%s=%s",
+		                 off ? "," : "", enc->desc->name,
+		                 enc->desc->version ? enc->desc->version : "?");
+		if (n < 0)
+			return;
+		off += (size_t)n;
+	}
+	/* results made before metadata was stripped keep their keys */
+	if (!keep_metadata && off < len)
+		snprintf(buf + off, len - off, "%smetadata=stripped",
+		         off ? "," : "");
 }
 
 int child_exit_code(int ret)

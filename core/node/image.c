@@ -1,6 +1,6 @@
 /*
  * The image side of a job (see image.h), following the measured facts in
- * ../shared/notes/libvips.md: libvips is initialised in each child, the
+ * docs/design.md (section 8): libvips is initialised in each child, the
  * operation cache is off, only the allow-listed loaders can run, an input
  * is judged from its header before any pixel is decoded, damaged inputs
  * fail (fail_on), and a pipeline is built lazily and run once, by the
@@ -17,6 +17,7 @@
 
 #include "../config.h"
 #include "../plugin.h"
+#include "cost.h"
 #include "pipeline.h"
 
 /* The formats a config may accept, and the libvips loader class of each. */
@@ -183,6 +184,9 @@ int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
 	info->width = vips_image_get_width(im);
 	info->height = vips_image_get_height(im);
 	info->pages = vips_image_get_n_pages(im);
+	info->bands = im->Bands;
+	info->band_bytes = (int)vips_format_sizeof(im->BandFmt);
+	info->orientation = vips_image_get_orientation(im);
 	if (vips_image_get_typeof(im, "interlaced")) {
 		int v = 0;
 		vips_image_get_int(im, "interlaced", &v);
@@ -234,9 +238,8 @@ const struct plugin *image_default_encoder(const struct plugin_set *set,
 	return NULL;
 }
 
-/* Default values of an argument table, for an encoder not in the pipeline. */
-static int default_args(const struct imgnode_arg *args, union imgnode_value *v,
-                        size_t max)
+int image_default_args(const struct imgnode_arg *args, union imgnode_value *v,
+                       size_t max)
 {
 	for (size_t i = 0; args[i].name; i++) {
 		const char *d = args[i].def;
@@ -263,6 +266,63 @@ static int default_args(const struct imgnode_arg *args, union imgnode_value *v,
 	return 0;
 }
 
+/* Fields that are not metadata: what the pixels and animations need. */
+static bool layout_field(const char *field)
+{
+	static const char *const keep[] = {
+	        "page-height", "n-pages",  "delay", "loop",
+	        "gif-delay",   "gif-loop", NULL};
+
+	if (!strncmp(field, "vips-", 5))
+		return true;
+	for (int i = 0; keep[i]; i++)
+		if (!strcmp(field, keep[i]))
+			return true;
+	return false;
+}
+
+/*
+ * The default privacy step before the encoder ([limits] keep_metadata =
+ * no): *out is in turned upright from its EXIF orientation, with every
+ * metadata field removed but the ICC profile (EXIF, GPS, XMP, IPTC,
+ * comments, camera makes and maker notes), and marked for the encoders
+ * with IMGNODE_META_ICC_ONLY. A new reference, or -errno with a reason.
+ */
+static int clean_metadata(VipsImage *in, VipsImage **out, char *err,
+                          size_t errlen)
+{
+	int page = vips_image_get_page_height(in);
+	VipsImage *upright;
+	gchar **fields;
+	int r;
+
+	if (vips_image_get_orientation(in) > 1 && page < in->Ysize) {
+		snprintf(
+		        err, errlen,
+		        "cannot turn an animation (%d frames) upright from its EXIF orientation %d; set [limits] keep_metadata = yes to keep the tag instead",
+		        in->Ysize / page, vips_image_get_orientation(in));
+		return -ENOTSUP;
+	}
+	if (vips_autorot(in, &upright, NULL)) {
+		vips_reason(err, errlen, "unable to turn the image upright");
+		return -EINVAL;
+	}
+	r = vips_copy(upright, out, NULL);
+	g_object_unref(upright);
+	if (r) {
+		vips_reason(err, errlen, "unable to copy the image");
+		return -EINVAL;
+	}
+	fields = vips_image_get_fields(*out);
+	for (int i = 0; fields[i]; i++)
+		if (!layout_field(fields[i]) &&
+		    strcmp(fields[i], VIPS_META_ICC_NAME) != 0)
+			vips_image_remove(*out, fields[i]);
+	g_strfreev(fields);
+	vips_image_set_int(*out, IMGNODE_META_ICC_ONLY, 1);
+	return 0;
+}
+
 int image_run(const struct pipeline *pl, const struct plugin_set *set,
               const void *buf, size_t len, const struct image_info *info,
               const struct limits_conf *lim, struct image_out *out, char *err,
@@ -279,6 +339,10 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 	int ret;
 
 	memset(out, 0, sizeof(*out));
+	/* nothing is decoded before every step is known to fit */
+	ret = cost_check(pl, set, info, lim, err, errlen);
+	if (ret)
+		return ret;
 	vips_error_clear();
 	snprintf(options, sizeof(options), "fail_on=%s",
 	         fail_on_names[lim->fail_on]);
@@ -291,6 +355,12 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			return ret;
 		}
 		first = 1;
+		ret = cost_check_built(pl, 0, img->Xsize, img->Ysize, lim, err,
+		                       errlen);
+		if (ret) {
+			g_object_unref(img);
+			return ret;
+		}
 	} else {
 		img = vips_image_new_from_buffer(buf, len, options, NULL);
 		if (!img) {
@@ -321,7 +391,7 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 		enc_ops = p->desc->ops;
 		enc_state = p->state;
 		enc_name = p->desc->name;
-		if (default_args(enc_ops->args, defaults, 16)) {
+		if (image_default_args(enc_ops->args, defaults, 16)) {
 			g_object_unref(img);
 			snprintf(err, errlen,
 			         "encoder %s has a required argument",
@@ -340,21 +410,25 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			return ret;
 		}
 		img = next;
+		/* built, not computed: its size is known, its pixels not */
+		ret = cost_check_built(pl, i, img->Xsize, img->Ysize, lim, err,
+		                       errlen);
+		if (ret) {
+			g_object_unref(img);
+			return ret;
+		}
+	}
+	if (!lim->keep_metadata) {
+		ret = clean_metadata(img, &next, why, sizeof(why));
+		g_object_unref(img);
+		if (ret) {
+			snprintf(err, errlen, "%s", why);
+			return ret;
+		}
+		img = next;
 	}
 	out->width = vips_image_get_width(img);
 	out->height = vips_image_get_height(img);
-	/* resize and thumbnail(size=up) can enlarge: the same limits apply */
-	if (out->width > lim->max_dimension ||
-	    out->height > lim->max_dimension ||
-	    (int64_t)out->width * out->height > lim->max_pixels) {
-		g_object_unref(img);
-		snprintf(
-		        err, errlen,
-		        "the result would be %dx%d, over the limits (%lld a side, %lld pixels)",
-		        out->width, out->height, (long long)lim->max_dimension,
-		        (long long)lim->max_pixels);
-		return -E2BIG;
-	}
 	ret = enc_ops->encode(enc_state, img, enc_args, &out->buf, &out->len,
 	                      why, sizeof(why));
 	g_object_unref(img);
@@ -367,6 +441,11 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			         why);
 		else
 			snprintf(err, errlen, "%s: %s", enc_name, why);
+		return ret;
+	}
+	ret = cost_check_output(enc_name, out->len, lim, err, errlen);
+	if (ret) {
+		image_out_free(out);
 		return ret;
 	}
 	out->mime = enc_ops->mime;

@@ -29,6 +29,9 @@ struct image_info {
 	int height;
 	int pages;
 	bool interlaced; /* progressive JPEG, interlaced PNG */
+	int bands; /* as libvips loads it (a palette PNG as RGB) */
+	int band_bytes; /* 1, 2 (16-bit) or 4 */
+	int orientation; /* EXIF, 1..8 */
 };
 
 /*
@@ -50,11 +53,16 @@ struct image_out {
 };
 
 /*
- * Runs pl on buf (already probed as info): decode with shrink-on-load when
- * the first step can, apply every step lazily, encode once with the last
- * step or, without one, the encoder for the input's format. Returns 0,
- * -EINVAL for an input or pipeline libvips rejects (the job fails: 422), or
- * another -errno, with a reason in err.
+ * Runs pl on buf (already probed as info): first the cost check (every
+ * step predicted from the header, cost.h), then decode with
+ * shrink-on-load when the first step can, apply every step lazily
+ * (checking each step's real size as it is built), encode once with the
+ * last step or, without one, the encoder for the input's format, and check
+ * the encoded size against max_output. Unless lim->keep_metadata, the
+ * image is turned upright and loses every metadata field but its ICC
+ * profile before the encoder runs. Returns 0, -EINVAL for an input or
+ * pipeline libvips rejects (the job fails: 422), -E2BIG or -EFBIG over a
+ * limit (422 too), or another -errno, with a reason in err.
  */
 int image_run(const struct pipeline *pl, const struct plugin_set *set,
               const void *buf, size_t len, const struct image_info *info,
@@ -66,5 +74,15 @@ void image_out_free(struct image_out *out);
 struct plugin;
 const struct plugin *image_default_encoder(const struct plugin_set *set,
                                            const char *format);
+
+/*
+ * Fills v (max entries) with the default values of an argument table, for
+ * an encoder not named in the pipeline. 0, or -EINVAL if an argument has
+ * no default or the table is too long.
+ */
+union imgnode_value;
+struct imgnode_arg;
+int image_default_args(const struct imgnode_arg *args, union imgnode_value *v,
+                       size_t max);
 
 #endif

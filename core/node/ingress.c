@@ -5,10 +5,12 @@
  * connections and lets the requests in progress finish before it exits.
  *
  * It also keeps the table of jobs this process published and has not heard
- * back about, which is what the node's in-flight count (and so its 429s)
- * rests on. Replies only wake; the record in storage is the truth, and
- * jobs whose reply never comes (a lost reply queue, a job reaped without
- * one) are found finished by reading their records now and then.
+ * back about, which is what the node's in-flight count and each client's
+ * (quota.h), and so the 429s, rest on. Replies only wake; the record in
+ * storage is the truth, and jobs whose reply never comes (a lost reply
+ * queue, a job reaped without one) are found finished by reading their
+ * records now and then. Each ingress process counts its own jobs: during
+ * a roll a client may hold its share in the old one and the new one.
  */
 #include "ingress.h"
 
@@ -71,16 +73,26 @@ static size_t bucket_of(const struct ingress *in, const char *id)
 	return h & (in->nbuckets - 1);
 }
 
-int ingress_pending_add(struct ingress *in, const char *id)
+int ingress_pending_add(struct ingress *in, const char *id, const char *client)
 {
+	int64_t max = in->conf->ingress.max_inflight_per_client, held;
 	struct pending *p = calloc(1, sizeof(*p));
 	size_t b;
+	int ret;
 
 	if (!p)
 		return -ENOMEM;
 	snprintf(p->id, sizeof(p->id), "%s", id);
+	snprintf(p->client, sizeof(p->client), "%s", client);
 	p->since_ms = p->checked_ms = ingress_now_ms();
 	pthread_mutex_lock(&in->jobs);
+	/* checked again here, where it is counted: requests in parallel */
+	ret = quota_take(in->quota, client, max ? max : INT64_MAX, &held);
+	if (ret) {
+		pthread_mutex_unlock(&in->jobs);
+		free(p);
+		return ret;
+	}
 	b = bucket_of(in, id);
 	p->next = in->buckets[b];
 	in->buckets[b] = p;
@@ -113,6 +125,7 @@ void ingress_pending_finish(struct ingress *in, const char *id)
 	}
 	*pp = p->next;
 	in->npending--;
+	quota_release(in->quota, p->client);
 	if (p->waiter)
 		ingress_http_wake(in, p->waiter);
 	pthread_mutex_unlock(&in->jobs);
@@ -144,6 +157,16 @@ static void pending_clear(struct ingress *in)
 		        COMPONENT,
 		        "leaving jobs=%zu unfinished (they complete without this process; no longer counted in flight)",
 		        n);
+}
+
+int64_t ingress_client_inflight(struct ingress *in, const char *client)
+{
+	int64_t n;
+
+	pthread_mutex_lock(&in->jobs);
+	n = quota_held(in->quota, client);
+	pthread_mutex_unlock(&in->jobs);
+	return n;
 }
 
 /* ---- replies ---- */
@@ -260,6 +283,11 @@ static void begin_stop(struct ingress *in)
 
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
+	if (in->admin) {
+		fd = MHD_quiesce_daemon(in->admin);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	}
 	atomic_store(&in->quiescing, true);
 	log_info(COMPONENT, "stopping: no new connections requests=%d",
 	         atomic_load(&in->active));
@@ -271,7 +299,7 @@ static bool read_signal(int sfd)
 	struct signalfd_siginfo si;
 
 	while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+		if (si.ssi_signo == SIGTERM)
 			return true;
 		log_info(COMPONENT,
 		         "ignoring signal=%s (a reload starts a new ingress)",
@@ -368,7 +396,6 @@ int ingress_main(void *arg, const char *id)
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -412,7 +439,10 @@ int ingress_main(void *arg, const char *id)
 	     in.nbuckets *= 2)
 		;
 	in.buckets = calloc(in.nbuckets, sizeof(*in.buckets));
-	if (!in.buckets) {
+	in.quota = quota_new(in.nbuckets);
+	if (!in.buckets || !in.quota) {
+		free(in.buckets);
+		quota_free(in.quota);
 		log_error(COMPONENT, "out of memory");
 		code = EXIT_TEMPORARY;
 		goto out_free_set;
@@ -425,8 +455,17 @@ int ingress_main(void *arg, const char *id)
 		code = child_exit_code(ret);
 		goto out_free_buckets;
 	}
+	ret = ingress_http_start_admin(&in, err, sizeof(err));
+	if (ret) {
+		log_error(COMPONENT, "cannot start: %s", err);
+		code = child_exit_code(ret);
+		MHD_stop_daemon(in.daemon);
+		goto out_free_buckets;
+	}
 	proc_notify_ready();
 	run(&in, sfd);
+	if (in.admin)
+		MHD_stop_daemon(in.admin);
 	MHD_stop_daemon(in.daemon);
 	log_info(COMPONENT, "stopped");
 	code = 0;
@@ -435,6 +474,7 @@ out_free_buckets:
 	pthread_mutex_destroy(&in.jobs);
 	pthread_mutex_destroy(&in.io);
 	free(in.buckets);
+	quota_free(in.quota);
 out_free_set:
 	storer_stop(in.storer);
 	plugin_set_free(&in.set);

@@ -24,6 +24,7 @@
 
 #include "../plugin.h"
 #include "job.h"
+#include "quota.h"
 
 struct conf;
 struct metrics;
@@ -38,6 +39,7 @@ struct pending {
 	int64_t since_ms; /* accepted; monotonic */
 	int64_t checked_ms; /* last look at its record; monotonic */
 	struct request *waiter; /* a suspended POST ?wait=, or NULL */
+	char client[QUOTA_CLIENT_MAX]; /* who it counts against */
 	struct pending *next;
 };
 
@@ -50,11 +52,13 @@ struct ingress {
 	struct storer *storer; /* stores originals beside set's storage */
 	char reply_to[128]; /* this process's reply queue */
 	struct MHD_Daemon *daemon;
+	struct MHD_Daemon *admin; /* [ingress] admin_port, or NULL */
 	pthread_mutex_t io;
 	pthread_mutex_t jobs;
 	struct pending **buckets; /* under jobs */
 	size_t nbuckets;
 	size_t npending;
+	struct quota *quota; /* under jobs: jobs in flight per client */
 	struct request *waiters; /* under jobs */
 	bool stopping; /* under jobs: waiters answer now, none suspend */
 	atomic_bool quiescing; /* SIGTERM seen: responses close connections */
@@ -70,10 +74,14 @@ int64_t ingress_now_ms(void);
 void ingress_kick(struct ingress *in);
 
 /*
- * Records a job about to be published and counts it in flight. 0 or
- * -ENOMEM. Takes jobs.
+ * Records a job about to be published and counts it in flight, for the
+ * node and for client. 0, -EDQUOT (client has [ingress]
+ * max_inflight_per_client jobs in flight already) or -ENOMEM. Takes jobs.
  */
-int ingress_pending_add(struct ingress *in, const char *id);
+int ingress_pending_add(struct ingress *in, const char *id, const char *client);
+
+/* The jobs in flight of client on this process. Takes jobs. */
+int64_t ingress_client_inflight(struct ingress *in, const char *client);
 
 /*
  * Forgets a job: its reply came, its record says it finished, or its
@@ -97,6 +105,13 @@ void ingress_http_wake(struct ingress *in, struct request *r);
 /* Wakes the waiters whose wait is over at now, or all of them. Takes
  * jobs. */
 void ingress_http_expire(struct ingress *in, int64_t now, bool all);
+
+/*
+ * Starts the admin listener on [ingress] admin_listen:admin_port (if
+ * set): /healthz, /readyz and /metrics only. 0 or -errno with a reason in
+ * err.
+ */
+int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen);
 
 /* ---- one request (ingress_http.c and ingress_submit.c) ---- */
 
@@ -126,16 +141,25 @@ struct request {
 	char method[12];
 	char path[128]; /* printable ASCII, for logs and messages */
 	char id[JOB_ID_LEN + 1];
+	bool admin; /* came to the admin listener */
+	char key_id[72]; /* the X-Api-Key's ID; "" without api_keys */
+	bool signed_read; /* a signed GET: reads without an API key */
+	bool want_sha; /* a signed sha256= the upload must match */
+	unsigned char signed_sha[32];
 	int64_t start_ms;
 	unsigned status;
 	size_t out_bytes;
 	/* a failure found before it can be answered */
 	unsigned fail_status;
 	const char *fail_error;
+	const char *fail_limit; /* the config key of a 429, or NULL */
 	char fail_detail[512];
+	/* who the request counts against: "key:ID" or an address */
+	char client[QUOTA_CLIENT_MAX];
 	/* POST /v1/jobs */
 	struct MHD_PostProcessor *pp;
 	bool multipart, too_big, bad_form;
+	const char *form_why; /* why bad_form: for the 400's detail */
 	char *body;
 	size_t len, cap;
 	EVP_MD_CTX *sha; /* the image's SHA-256, hashed as it arrives */
@@ -179,5 +203,34 @@ enum MHD_Result ingress_submit_begin(struct request *r);
 enum MHD_Result ingress_submit_body(struct request *r, const char *data,
                                     size_t *size);
 enum MHD_Result ingress_submit_finish(struct request *r);
+
+/* ---- authentication (auth.c, docs/signing.md) ---- */
+
+/*
+ * X-Api-Key is one of [ingress] api_keys (or none are set); fills
+ * r->key_id with its ID.
+ */
+bool auth_api_key(struct request *r);
+
+/*
+ * The first call of POST /v1/jobs: the query's pipeline or preset signed
+ * as [ingress] hmac_keys (v2) or hmac_key (v1) require. 0, or -1 with the
+ * failure noted. The API key is checked before, by auth_api_key.
+ */
+int auth_submit(struct request *r, const char *path, const char *pipeline,
+                const char *preset);
+
+/* A pipeline from a form part, after the body (v1 only). 0 or -1. */
+int auth_form(struct request *r, const char *pipeline);
+
+/* GET /v1/jobs/...: a signed URL or an API key. 0 or -1. */
+int auth_read(struct request *r, const char *path);
+
+/* True if r may read the job of record rec (its key submitted it, or r
+ * is signed); others are answered as if there were no such job. */
+bool auth_may_read(const struct request *r, json_t *rec);
+
+/* True unless the request signed a sha256= other than sha. */
+bool auth_sha_ok(const struct request *r, const unsigned char sha[32]);
 
 #endif

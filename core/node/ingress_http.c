@@ -1,11 +1,13 @@
 /*
- * The HTTP API of the ingress (DESIGN.md §3 and §4), on libmicrohttpd with
+ * The HTTP API of the ingress (docs/design.md §3, §4), on libmicrohttpd with
  * one internal polling thread that runs every request:
  *
- *   POST /v1/jobs?pipeline=P | ?preset=NAME [&wait=SECONDS] [&sig=HEX]
+ *   POST /v1/jobs?pipeline=P | ?preset=NAME [&wait=SECONDS]
+ *        [&keyid=ID&expires=UNIX[&sha256=HEX]&sig=HEX]  (auth.c)
  *   GET  /v1/jobs/ID          the job's record
  *   GET  /v1/jobs/ID/result   the result image
- *   GET  /healthz, /readyz, /metrics
+ *   GET  /healthz, /readyz, /metrics  (the last two on [ingress] admin_port
+ *                                      instead, when it is set)
  *
  * A submission is answered 202 only after the original and the record are
  * stored and the publish is confirmed; a storage or transport failure
@@ -15,7 +17,10 @@
  * (the thread goes on serving others) until the job's reply comes or the
  * wait ends, and then answers from the record, which is the truth.
  *
- * Errors are {"error": "...", "detail": "..."}, with the detail in ASCII.
+ * Errors are {"error": "...", "detail": "..."}, with the detail in ASCII
+ * (and "limit", the config key, on a 429). Framing that could smuggle a
+ * request (request_check.h) is refused before routing, and the connection
+ * closed.
  * This file is the daemon, the routing, the answers and reading jobs;
  * ingress_submit.c takes uploads.
  */
@@ -24,11 +29,12 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include "../config.h"
 #include "../log.h"
@@ -36,6 +42,7 @@
 #include "ingress.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "request_check.h"
 
 #define COMPONENT "ingress"
 #define RETRY_AFTER "5" /* seconds, on 503 and 429 */
@@ -50,19 +57,39 @@ static void ascii_only(char *s)
 			*s = '?';
 }
 
-static const char *header(struct request *r, const char *name)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
 /* ---- answers ---- */
 
-/* Queues resp (len body bytes) and counts it; destroys resp. */
+/* The answer when no other could be made (out of memory, or a JSON
+ * value jansson refused): still an answer, never a dropped connection. */
+static struct MHD_Response *fallback_response(unsigned *status, size_t *len)
+{
+	static const char body[] =
+	        "{\"error\":\"internal error\",\"detail\":\"unable to make the answer\"}\n";
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	        sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        JSON_TYPE);
+	*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	*len = sizeof(body) - 1;
+	return resp;
+}
+
+/* Queues resp (len body bytes) and counts it; destroys resp. A NULL resp
+ * (it could not be made) is answered 500. */
 enum MHD_Result ingress_respond(struct request *r, unsigned status,
                                 struct MHD_Response *resp, size_t len)
 {
 	enum MHD_Result ret;
 
+	if (!resp) {
+		log_error(
+		        COMPONENT,
+		        "unable to make the answer method=%s path=%s status=%u",
+		        r->method, r->path, status);
+		resp = fallback_response(&status, &len);
+	}
 	if (!resp)
 		return MHD_NO;
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE ||
@@ -132,10 +159,13 @@ int ingress_fail(struct request *r, unsigned status, const char *error,
 
 enum MHD_Result ingress_answer_fail(struct request *r)
 {
+	json_t *j = error_json(r->fail_error, r->fail_detail);
+	struct MHD_Response *resp;
 	size_t len = 0;
-	struct MHD_Response *resp =
-	        json_response(error_json(r->fail_error, r->fail_detail), &len);
 
+	if (j && r->fail_limit)
+		json_object_set_new(j, "limit", json_string(r->fail_limit));
+	resp = json_response(j, &len);
 	return ingress_respond(r, r->fail_status, resp, len);
 }
 
@@ -296,6 +326,11 @@ static enum MHD_Result get_job(struct request *r)
 		return ingress_fail_now(r, 503, "storage unavailable",
 		                        "unable to read the record: %s",
 		                        strerror(-ret));
+	if (!auth_may_read(r, rec)) { /* as if there were no such job */
+		json_decref(rec);
+		return ingress_fail_now(r, 404, "unknown job", "no job %s",
+		                        r->id);
+	}
 	if (r->route == ROUTE_RESULT) {
 		res = ingress_answer_job(r, rec, false);
 		json_decref(rec);
@@ -355,23 +390,98 @@ static enum MHD_Result get_readyz(struct request *r)
 	return ingress_respond(r, MHD_HTTP_SERVICE_UNAVAILABLE, resp, len);
 }
 
-/* X-Api-Key must be one of [ingress] api_keys, if any are set. */
-static bool api_key_ok(struct request *r)
-{
-	const struct imgnode_list *keys = &r->in->conf->ingress.api_keys;
-	const char *key = header(r, "X-Api-Key");
-	bool ok = false;
-	size_t n;
+/* ---- framing and who the client is ---- */
 
-	if (!keys->n)
-		return true;
-	if (!key)
-		return false;
-	n = strlen(key);
-	for (size_t i = 0; i < keys->n; i++)
-		ok |= strlen(keys->items[i]) == n &&
-		      CRYPTO_memcmp(keys->items[i], key, n) == 0;
-	return ok;
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind,
+                                     const char *key, const char *value)
+{
+	struct request_framing *f = cls;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->host++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_length++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 &&
+	         !f->transfer_encoding++)
+		f->te = value;
+	return MHD_YES;
+}
+
+/* What is wrong with r's framing headers (request_check.h), or NULL. */
+static const char *framing_problem(struct request *r, const char *version)
+{
+	struct request_framing f = {
+	        .http11 = strcmp(version, MHD_HTTP_VERSION_1_0) != 0};
+
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_framing, &f);
+	return request_framing_problem(&f);
+}
+
+/*
+ * Framing libmicrohttpd would read one way and a proxy in front another
+ * (RFC 9112 §6.3): answered 400 at once, and the connection closed, as
+ * what follows on it cannot be trusted. libmicrohttpd refuses a
+ * Content-Length that is not a number itself, before this.
+ */
+static enum MHD_Result refuse_framing(struct request *r, const char *problem)
+{
+	struct MHD_Response *resp;
+	size_t len = 0;
+
+	ingress_fail(r, 400, "bad request", "%s", problem);
+	resp = json_response(error_json(r->fail_error, r->fail_detail), &len);
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
+		                        "close");
+	return ingress_respond(r, 400, resp, len);
+}
+
+/* Keeps the last X-Forwarded-For header: each proxy on the way may add
+ * its own, after the client's. */
+static enum MHD_Result last_forwarded(void *cls, enum MHD_ValueKind kind,
+                                      const char *key, const char *value)
+{
+	const char **last = cls;
+
+	(void)kind;
+	if (strcasecmp(key, "X-Forwarded-For") == 0)
+		*last = value;
+	return MHD_YES;
+}
+
+/*
+ * Names who r counts against for [ingress] max_inflight_per_client, in
+ * r->client: its API key's ID when keys are set ("key:ID"), else its
+ * address (request_client_name). Called once the API key is known good.
+ */
+static void client_of(struct request *r)
+{
+	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const union MHD_ConnectionInfo *ci;
+	const char *xff = NULL;
+	const struct sockaddr *sa;
+	struct in6_addr peer;
+
+	if (r->key_id[0]) {
+		snprintf(r->client, sizeof(r->client), "key:%s", r->key_id);
+		return;
+	}
+	ci = MHD_get_connection_info(r->conn,
+	                             MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	sa = ci ? ci->client_addr : NULL;
+	memset(&peer, 0, sizeof(peer));
+	if (sa && sa->sa_family == AF_INET6) {
+		peer = ((const struct sockaddr_in6 *)sa)->sin6_addr;
+	} else if (sa && sa->sa_family == AF_INET) {
+		peer.s6_addr[10] = peer.s6_addr[11] = 0xff;
+		memcpy(&peer.s6_addr[12],
+		       &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	}
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, last_forwarded,
+	                          &xff);
+	request_client_name(&peer, xff, &ic->trusted_proxies, r->client,
+	                    sizeof(r->client));
 }
 
 /* ---- routing and the request's life ---- */
@@ -415,6 +525,19 @@ static bool route(struct request *r, const char *url)
 	return true;
 }
 
+/*
+ * The admin listener serves health, readiness and metrics only; when there
+ * is one, the public port no longer serves readiness and metrics.
+ */
+static bool route_here(const struct request *r)
+{
+	bool admin_only = r->route == ROUTE_READYZ || r->route == ROUTE_METRICS;
+
+	if (r->admin)
+		return admin_only || r->route == ROUTE_HEALTHZ;
+	return !admin_only || !r->in->conf->ingress.admin_port;
+}
+
 static enum MHD_Result first_call(struct request *r, const char *url,
                                   const char *method)
 {
@@ -422,7 +545,7 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 	size_t len = 0;
 	bool post;
 
-	if (!route(r, url))
+	if (!route(r, url) || !route_here(r))
 		return ingress_fail_now(r, 404, "not found", "no such path: %s",
 		                        r->path);
 	post = r->route == ROUTE_SUBMIT;
@@ -438,11 +561,14 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 			                        post ? "POST" : "GET, HEAD");
 		return ingress_respond(r, 405, resp, len);
 	}
-	if (strncmp(url, "/v1/", 4) == 0 && !api_key_ok(r))
+	if (post && !auth_api_key(r))
 		return ingress_fail_now(r, 401, "unauthorized",
 		                        "missing or unknown X-Api-Key");
+	if ((r->route == ROUTE_JOB || r->route == ROUTE_RESULT) &&
+	    auth_read(r, url))
+		return ingress_answer_fail(r);
 	switch (r->route) {
-	case ROUTE_SUBMIT: return ingress_submit_begin(r);
+	case ROUTE_SUBMIT: client_of(r); return ingress_submit_begin(r);
 	case ROUTE_JOB:
 	case ROUTE_RESULT: return get_job(r);
 	case ROUTE_HEALTHZ:
@@ -457,21 +583,21 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 	return MHD_NO;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  const char *version, const char *data,
-                                  size_t *size, void **ctx)
+static enum MHD_Result serve(struct ingress *in, bool admin,
+                             struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *version,
+                             const char *data, size_t *size, void **ctx)
 {
-	struct ingress *in = cls;
 	struct request *r = *ctx;
+	const char *problem;
 
-	(void)version;
 	if (!r) {
 		r = calloc(1, sizeof(*r));
 		if (!r)
 			return MHD_NO;
 		r->in = in;
 		r->conn = conn;
+		r->admin = admin;
 		r->start_ms = ingress_now_ms();
 		r->phase = PHASE_ANSWERED;
 		snprintf(r->method, sizeof(r->method), "%s", method);
@@ -480,6 +606,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		ascii_only(r->path);
 		atomic_fetch_add(&in->active, 1);
 		*ctx = r;
+		problem = framing_problem(r, version);
+		if (problem)
+			return refuse_framing(r, problem);
 		/* an answer queued in this first call closes the connection:
 		 * only for uploads refused before their body is read */
 		if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
@@ -501,6 +630,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	case PHASE_RESUMED: return answer_from_record(r);
 	default: *size = 0; return MHD_YES;
 	}
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *data,
+                                  size_t *size, void **ctx)
+{
+	return serve(cls, false, conn, url, method, version, data, size, ctx);
+}
+
+static enum MHD_Result on_admin_request(void *cls, struct MHD_Connection *conn,
+                                        const char *url, const char *method,
+                                        const char *version, const char *data,
+                                        size_t *size, void **ctx)
+{
+	return serve(cls, true, conn, url, method, version, data, size, ctx);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
@@ -633,6 +778,17 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 		        ic->listen);
 		return -EINVAL;
 	}
+	for (size_t i = 0; i < ic->trusted_proxies.n; i++) {
+		struct in6_addr a;
+
+		if (request_addr_parse(ic->trusted_proxies.items[i], &a))
+			continue;
+		snprintf(
+		        err, errlen,
+		        "[ingress] trusted_proxies: \"%s\" is not an IPv4 or IPv6 address",
+		        ic->trusted_proxies.items[i]);
+		return -EINVAL;
+	}
 	in->daemon = MHD_start_daemon(
 	        flags, (uint16_t)ic->port, NULL, NULL, on_request, in,
 	        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
@@ -649,5 +805,48 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 	}
 	log_info(COMPONENT, "listening on %s port %lld reply_to=%s", ic->listen,
 	         (long long)ic->port, in->reply_to);
+	return 0;
+}
+
+int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen)
+{
+	const struct ingress_conf *ic = &in->conf->ingress;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+	                 MHD_USE_ITC;
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
+	struct sockaddr_in a4 = {.sin_family = AF_INET};
+	const struct sockaddr *sa = (const struct sockaddr *)&a4;
+
+	if (!ic->admin_port)
+		return 0;
+	a4.sin_port = a6.sin6_port = htons((uint16_t)ic->admin_port);
+	if (inet_pton(AF_INET6, ic->admin_listen, &a6.sin6_addr) == 1) {
+		sa = (const struct sockaddr *)&a6;
+		flags |= MHD_USE_DUAL_STACK;
+	} else if (inet_pton(AF_INET, ic->admin_listen, &a4.sin_addr) != 1) {
+		snprintf(
+		        err, errlen,
+		        "[ingress] admin_listen: \"%s\" is not an IPv4 or IPv6 address",
+		        ic->admin_listen);
+		return -EINVAL;
+	}
+	/* a few operators' scrapes: small and bounded */
+	in->admin = MHD_start_daemon(
+	        flags, (uint16_t)ic->admin_port, NULL, NULL, on_admin_request,
+	        in, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+	        MHD_OPTION_SOCK_ADDR, sa, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+	        (unsigned)1, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+	        MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_END);
+	if (!in->admin) {
+		snprintf(
+		        err, errlen,
+		        "unable to listen on %s port %lld for [ingress] admin_port (the reason is logged above)",
+		        ic->admin_listen, (long long)ic->admin_port);
+		return -EADDRINUSE;
+	}
+	log_info(COMPONENT, "admin listener on %s port %lld", ic->admin_listen,
+	         (long long)ic->admin_port);
 	return 0;
 }

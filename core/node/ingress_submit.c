@@ -1,8 +1,8 @@
 /*
  * POST /v1/jobs (see ingress_http.c for the rest of the API): the upload,
  * raw or multipart/form-data, read up to [ingress] max_body; the pipeline
- * or preset, checked against the loaded filters (and its signature, if
- * [ingress] hmac_key is set); the image's header; then the job. It is
+ * or preset, checked against the loaded filters (and signed, if [ingress]
+ * hmac_keys is set: auth.c); the image's header; then the job. It is
  * accepted only once the original and the record are stored and the
  * publish is confirmed; whatever fails before that is a 503 and undone.
  * An identical earlier job (same original, pipeline and filter versions)
@@ -11,9 +11,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +20,17 @@
 #include "../config.h"
 #include "../log.h"
 #include "child.h"
+#include "cost.h"
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "request_check.h"
 #include "storer.h"
 
 #define COMPONENT "ingress"
 #define PUBLISH_TIMEOUT_MS 5000
 #define MULTIPART_SLACK (64 * 1024) /* boundaries and part headers */
-#define DISCARD_MAX (16 * 1024 * 1024) /* read past max_body, then close */
 #define PREALLOC_MAX (8 * 1024 * 1024)
 
 static const char *arg(struct request *r, const char *name)
@@ -45,68 +44,55 @@ static const char *header(struct request *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+/* Notes a 429 for r's client, which has n jobs in flight. */
+static void fail_client_quota(struct request *r, int64_t n)
+{
+	bool key = strncmp(r->client, "key:", 4) == 0;
+
+	ingress_fail(
+	        r, MHD_HTTP_TOO_MANY_REQUESTS, "too many jobs",
+	        "%s %s has %lld jobs in flight on this node; the limit per client is %lld ([ingress] max_inflight_per_client)",
+	        key ? "API key" : "client", key ? r->client + 4 : r->client,
+	        (long long)n,
+	        (long long)r->in->conf->ingress.max_inflight_per_client);
+	r->fail_limit = "max_inflight_per_client";
+}
+
+/* True (with a 429 noted) when r's client, or the node, has as many jobs
+ * in flight as it may. */
 static bool over_inflight(struct request *r)
 {
-	int64_t n = metrics_inflight(r->in->metrics);
-	int64_t max = r->in->conf->ingress.max_inflight;
+	const struct ingress_conf *ic = &r->in->conf->ingress;
+	int64_t n;
 
-	if (n < max)
-		return false;
-	ingress_fail(r, MHD_HTTP_TOO_MANY_REQUESTS, "too many jobs",
-	             "%lld jobs in flight on this node; the limit is %lld",
-	             (long long)n, (long long)max);
-	return true;
-}
-
-static bool hex_decode(const char *hex, unsigned char *out, size_t n)
-{
-	for (size_t i = 0; i < 2 * n; i++) {
-		char c = hex[i];
-		int v = c >= '0' && c <= '9'   ? c - '0'
-		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-		                               : -1;
-
-		if (v < 0)
-			return false;
-		out[i / 2] = (unsigned char)(i % 2 ? out[i / 2] << 4 | v : v);
+	if (ic->max_inflight_per_client) {
+		n = ingress_client_inflight(r->in, r->client);
+		if (n >= ic->max_inflight_per_client) {
+			fail_client_quota(r, n);
+			return true;
+		}
 	}
-	return hex[2 * n] == '\0';
-}
-
-/* ?sig= is hex(HMAC-SHA256(hmac_key, text)); compared in constant time. */
-static bool signature_ok(struct request *r, const char *text)
-{
-	const char *key = r->in->conf->ingress.hmac_key;
-	const char *sig = arg(r, "sig");
-	unsigned char want[EVP_MAX_MD_SIZE], got[32];
-	unsigned int wlen = 0;
-
-	if (!sig || strlen(sig) != 64 || !hex_decode(sig, got, sizeof(got)))
+	n = metrics_inflight(r->in->metrics);
+	if (n < ic->max_inflight)
 		return false;
-	if (!HMAC(EVP_sha256(), key, (int)strlen(key),
-	          (const unsigned char *)text, strlen(text), want, &wlen) ||
-	    wlen != sizeof(got))
-		return false;
-	return CRYPTO_memcmp(want, got, sizeof(got)) == 0;
+	ingress_fail(
+	        r, MHD_HTTP_TOO_MANY_REQUESTS, "too many jobs",
+	        "%lld jobs in flight on this node; the limit is %lld ([ingress] max_inflight)",
+	        (long long)n, (long long)ic->max_inflight);
+	r->fail_limit = "max_inflight";
+	return true;
 }
 
 /* Checks and parses the pipeline (or the preset named by text). */
 static int resolve(struct request *r, const char *text, bool preset)
 {
 	const struct conf *conf = r->in->conf;
-	const char *hmac_key = conf->ingress.hmac_key;
 	const char *pipeline = text;
 	char err[512];
 
 	if (!preset && conf->ingress.presets_only)
 		return ingress_fail(r, 400, "bad pipeline",
 		                    "this node accepts only ?preset=NAME");
-	if (hmac_key && hmac_key[0] && !signature_ok(r, text))
-		return ingress_fail(
-		        r, 403, "bad signature",
-		        "sig must be hex(HMAC-SHA256(key, %s text))",
-		        preset ? "preset" : "pipeline");
 	if (preset) {
 		const struct preset *p = conf->presets;
 
@@ -121,6 +107,15 @@ static int resolve(struct request *r, const char *text, bool preset)
 	if (!r->pl)
 		return ingress_fail(r, 400, "bad pipeline", "%s", err);
 	return 0;
+}
+
+/* Notes why a multipart/form-data body is refused (the first reason). */
+static enum MHD_Result bad_form(struct request *r, const char *why)
+{
+	if (!r->bad_form)
+		r->form_why = why;
+	r->bad_form = true;
+	return MHD_YES;
 }
 
 /* Keeps n more bytes of the image, up to [ingress] max_body. */
@@ -146,8 +141,8 @@ static void take(struct request *r, const char *data, size_t n)
 		if (cap > max)
 			cap = max;
 		grown = realloc(r->body, cap);
-		if (!grown) {
-			r->bad_form = true; /* answered as a 400; logged */
+		if (!grown) { /* answered as a 400; logged */
+			bad_form(r, "out of memory for the upload");
 			log_error(COMPONENT, "out of memory for an upload");
 			return;
 		}
@@ -172,36 +167,55 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind,
 	struct request *r = cls;
 
 	(void)kind, (void)filename, (void)type, (void)encoding;
-	if (!key) { /* a part without Content-Disposition or name= */
-		r->bad_form = true;
-		return MHD_YES;
-	}
+	if (!key) /* a part without Content-Disposition or name= */
+		return bad_form(r, "a part without a name");
+	/* a part's first piece comes at offset 0 (an empty one may come
+	 * first): one at 0 with data after data is another part */
 	if (strcmp(key, "file") == 0) {
 		if (off == 0 && size && r->len)
-			r->bad_form = true; /* a second file part */
+			return bad_form(r, "a second file part");
 		take(r, data, size);
 	} else if (strcmp(key, "pipeline") == 0 && size) {
 		char *grown;
 
-		if (off == 0 && r->form_len) { /* a second pipeline part */
-			r->bad_form = true;
-			return MHD_YES;
-		}
-		if (r->form_len + size > PIPELINE_MAX_LEN) {
-			r->bad_form = true;
-			return MHD_YES;
-		}
+		if (off == 0 && r->form_len)
+			return bad_form(r, "a second pipeline part");
+		if (r->form_len + size > PIPELINE_MAX_LEN)
+			return bad_form(r, "the pipeline part is too long");
 		grown = realloc(r->form_pipeline, r->form_len + size + 1);
-		if (!grown) {
-			r->bad_form = true;
-			return MHD_YES;
-		}
+		if (!grown)
+			return bad_form(r,
+			                "out of memory for the pipeline part");
 		memcpy(grown + r->form_len, data, size);
 		r->form_len += size;
 		grown[r->form_len] = '\0';
 		r->form_pipeline = grown;
 	}
 	return MHD_YES;
+}
+
+/* A query parameter must be UTF-8 text (it may end up in a record and in
+ * JSON answers): notes a 400 naming it and stops at the first that isn't. */
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, size_t key_size,
+                                 const char *value, size_t value_size)
+{
+	struct request *r = cls;
+	bool pipeline;
+	char why[128];
+
+	(void)kind;
+	if (!request_text_ok(key, key_size, why, sizeof(why))) {
+		ingress_fail(r, 400, "bad request",
+		             "the name of a query parameter: %s", why);
+		return MHD_NO;
+	}
+	if (!value || request_text_ok(value, value_size, why, sizeof(why)))
+		return MHD_YES;
+	pipeline = strcmp(key, "pipeline") == 0 || strcmp(key, "preset") == 0;
+	ingress_fail(r, 400, pipeline ? "bad pipeline" : "bad request",
+	             "query parameter %s: %s", key, why);
+	return MHD_NO;
 }
 
 /* The first call: what can be refused before the body is read. */
@@ -216,7 +230,9 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	r->multipart =
 	        type && strncasecmp(type, "multipart/form-data", 19) == 0;
 	limit = (uint64_t)ic->max_body + (r->multipart ? MULTIPART_SLACK : 0);
-	if (over_inflight(r))
+	MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, check_arg,
+	                            r);
+	if (r->fail_status || over_inflight(r))
 		return ingress_answer_fail(r);
 	if (cl) {
 		char *end;
@@ -248,6 +264,9 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	if (pipeline && preset)
 		return ingress_fail_now(r, 400, "bad pipeline",
 		                        "give pipeline or preset, not both");
+	if ((pipeline || preset || r->multipart) &&
+	    auth_submit(r, "/v1/jobs", pipeline, preset))
+		return ingress_answer_fail(r);
 	if ((pipeline || preset) &&
 	    resolve(r, pipeline ? pipeline : preset, preset != NULL))
 		return ingress_answer_fail(r);
@@ -287,19 +306,24 @@ enum MHD_Result ingress_submit_body(struct request *r, const char *data,
 	}
 	if (r->pp && !r->too_big && !r->bad_form &&
 	    MHD_post_process(r->pp, data, *size) != MHD_YES)
-		r->bad_form = true;
+		bad_form(r, "a malformed part, or part headers over 64 KiB");
 	else if (!r->pp)
 		take(r, data, *size);
 	*size = 0;
-	/* a body that is refused anyway is read only so far */
-	return r->received > limit + DISCARD_MAX ? MHD_NO : MHD_YES;
+	/*
+	 * A body refused anyway (a chunked one over max_body) is read to its
+	 * end and thrown away, then answered: libmicrohttpd cannot answer in
+	 * the middle of a body, and cutting the connection would leave the
+	 * client without its 413. The request's deadline bounds the time.
+	 */
+	return MHD_YES;
 }
 
 /* The job's record as it starts: queued, nothing done yet. */
 static json_t *new_record(struct request *r, const unsigned char sha[32],
                           const char *result, const struct image_info *info)
 {
-	json_t *plugins = json_object();
+	json_t *plugins = json_object(), *rec;
 	char now[40], hex[65];
 
 	for (size_t i = 0; i < r->pl->n; i++) {
@@ -311,17 +335,20 @@ static json_t *new_record(struct request *r, const unsigned char sha[32],
 	for (size_t i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
 	job_timestamp(now, sizeof(now));
-	return json_pack("{s:s, s:s, s:s, s:n, s:n, s:s, "
-	                 "s:{s:I, s:s, s:s, s:i, s:i, s:i}, "
-	                 "s:n, s:n, s:i, s:o, s:I, s:s, s:b}",
-	                 "id", r->id, "status", "queued", "created", now,
-	                 "started", "finished", "pipeline", r->pl->canonical,
-	                 "input", "bytes", (json_int_t)r->len, "sha256", hex,
-	                 "format", info->format, "width", info->width, "height",
-	                 info->height, "pages", info->pages, "output", "error",
-	                 "attempts", 0, "plugins", plugins, "generation",
-	                 (json_int_t)r->in->node->generation, "result", result,
-	                 "cached", 0);
+	rec = json_pack("{s:s, s:s, s:s, s:n, s:n, s:s, "
+	                "s:{s:I, s:s, s:s, s:i, s:i, s:i}, "
+	                "s:n, s:n, s:i, s:o, s:I, s:s, s:b}",
+	                "id", r->id, "status", "queued", "created", now,
+	                "started", "finished", "pipeline", r->pl->canonical,
+	                "input", "bytes", (json_int_t)r->len, "sha256", hex,
+	                "format", info->format, "width", info->width, "height",
+	                info->height, "pages", info->pages, "output", "error",
+	                "attempts", 0, "plugins", plugins, "generation",
+	                (json_int_t)r->in->node->generation, "result", result,
+	                "cached", 0);
+	if (rec && r->key_id[0]) /* its ID, never the key */
+		json_object_set_new(rec, "api_key_id", json_string(r->key_id));
+	return rec;
 }
 
 /*
@@ -406,16 +433,21 @@ static enum MHD_Result accept_job(struct request *r,
 		return ingress_fail_now(
 		        r, 500, "internal error",
 		        "unable to hash the image or make an id");
-	child_versions(r->pl, &in->set, info->format, versions,
+	if (!auth_sha_ok(r, sha))
+		return ingress_fail_now(
+		        r, 403, "bad signature",
+		        "the upload's SHA-256 is not the signed sha256=");
+	child_versions(r->pl, &in->set, info->format,
+	               in->conf->limits.keep_metadata, versions,
 	               sizeof(versions));
 	job_result_key(sha, r->pl->canonical, versions, result, sizeof(result));
 	snprintf(meta, sizeof(meta), "%s.meta", result);
 	job_orig_key(r->id, orig, sizeof(orig));
 	job_record_key(r->id, record, sizeof(record));
 	rec = new_record(r, sha, result, info);
-	if (!rec)
+	if (!rec) /* out of memory, or text jansson refused (not UTF-8) */
 		return ingress_fail_now(r, 500, "internal error",
-		                        "out of memory");
+		                        "unable to make the job record");
 
 	pthread_mutex_lock(&in->io);
 	ret = cache_hit(r, rec, meta);
@@ -449,7 +481,16 @@ static enum MHD_Result accept_job(struct request *r,
 	what = "unable to store the job record";
 	if (ret)
 		goto out_del_orig;
-	ret = ingress_pending_add(in, r->id);
+	what = "unable to count the job";
+	ret = ingress_pending_add(in, r->id, r->client);
+	if (ret == -EDQUOT) { /* requests in parallel took the last place */
+		st->del(st_state, record);
+		st->del(st_state, orig);
+		pthread_mutex_unlock(&in->io);
+		json_decref(rec);
+		fail_client_quota(r, ingress_client_inflight(in, r->client));
+		return ingress_answer_fail(r);
+	}
 	if (ret)
 		goto out_del_record;
 	what = "unable to queue the job";
@@ -491,11 +532,11 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 {
 	const struct conf *conf = r->in->conf;
 	struct image_info info;
-	char err[512];
+	char err[512], why[128];
 	int ret;
 
 	if (r->pp && MHD_destroy_post_processor(r->pp) != MHD_YES)
-		r->bad_form = true;
+		bad_form(r, "the body ends before its closing boundary");
 	r->pp = NULL;
 	if (r->too_big)
 		return ingress_fail_now(r, 413, "body too large",
@@ -504,13 +545,19 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	if (r->bad_form)
 		return ingress_fail_now(
 		        r, 400, "bad request",
-		        "unreadable multipart/form-data body (one file part, a pipeline part up to %d characters)",
+		        "unreadable multipart/form-data body: %s (one file part, a pipeline part up to %d characters)",
+		        r->form_why ? r->form_why : "malformed",
 		        PIPELINE_MAX_LEN);
 	if (r->form_pipeline && r->pl)
 		return ingress_fail_now(
 		        r, 400, "bad pipeline",
 		        "give the pipeline once, in the query or the form");
-	if (r->form_pipeline && resolve(r, r->form_pipeline, false))
+	if (r->form_pipeline &&
+	    !request_text_ok(r->form_pipeline, r->form_len, why, sizeof(why)))
+		return ingress_fail_now(r, 400, "bad pipeline",
+		                        "the pipeline part: %s", why);
+	if (r->form_pipeline && (auth_form(r, r->form_pipeline) ||
+	                         resolve(r, r->form_pipeline, false)))
 		return ingress_answer_fail(r);
 	if (!r->pl)
 		return ingress_fail_now(
@@ -528,6 +575,10 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	if (ret == -EPROTONOSUPPORT)
 		return ingress_fail_now(r, 415, "unsupported format", "%s",
 		                        err);
+	/* every step's size, predicted from the header: no bomb is queued */
+	if (!ret)
+		ret = cost_check(r->pl, &r->in->set, &info, &conf->limits, err,
+		                 sizeof(err));
 	if (ret)
 		return ingress_fail_now(r, 422, "image rejected", "%s", err);
 	return accept_job(r, &info);

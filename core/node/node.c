@@ -1,5 +1,5 @@
 /*
- * The node's process tree, run by the supervisor (DESIGN.md §1):
+ * The node's process tree, run by the supervisor (docs/design.md §1):
  *
  *   imgnode        root, one_for_one
  *   ├── ingress    a pool of one: the HTTP API

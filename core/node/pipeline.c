@@ -399,6 +399,7 @@ static int resolve(struct parser *p, struct pipeline *pl,
 	out->version = plug->desc->version;
 	out->ops = plug->desc->ops;
 	out->state = plug->state;
+	out->predict = plug->desc->abi_minor >= 1 ? out->ops->predict : NULL;
 	args = out->ops->args;
 	nargs = count_args(args);
 	if (nargs > ARGS_MAX)
@@ -550,7 +551,7 @@ static bool append_value(char **buf, size_t *len, size_t *cap,
 }
 
 /* thumbnail(crop=none,height=0,width=800)|sharpen(sigma=1)|webp(q=75) */
-static char *canonical(const struct pipeline *pl)
+static char *canonical(struct pipeline *pl)
 {
 	size_t len = 0, cap = 128;
 	char *buf = malloc(cap);
@@ -559,7 +560,7 @@ static char *canonical(const struct pipeline *pl)
 		return NULL;
 	buf[0] = '\0';
 	for (size_t i = 0; i < pl->n; i++) {
-		const struct pipeline_step *st = &pl->steps[i];
+		struct pipeline_step *st = &pl->steps[i];
 		const struct imgnode_arg *args = st->ops->args;
 		size_t nargs = count_args(args), order[ARGS_MAX];
 
@@ -567,7 +568,10 @@ static char *canonical(const struct pipeline *pl)
 			order[k] = k;
 		qsort_r(order, nargs, sizeof(order[0]), cmp_arg_index,
 		        (void *)args);
-		if (!append(&buf, &len, &cap, "%s%s%s", i ? "|" : "", st->name,
+		if (i && !append(&buf, &len, &cap, "|"))
+			goto out_free;
+		st->at = len;
+		if (!append(&buf, &len, &cap, "%s%s", st->name,
 		            nargs ? "(" : ""))
 			goto out_free;
 		for (size_t k = 0; k < nargs; k++) {
@@ -580,6 +584,7 @@ static char *canonical(const struct pipeline *pl)
 		}
 		if (nargs && !append(&buf, &len, &cap, ")"))
 			goto out_free;
+		st->len = len - st->at;
 	}
 	return buf;
 

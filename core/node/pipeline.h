@@ -24,12 +24,22 @@
 
 struct plugin_set;
 
+/* The predict hook of struct imgnode_filter_ops (ABI 1.1). */
+typedef int (*pipeline_predict_fn)(void *state,
+                                   const struct imgnode_geometry *in,
+                                   const union imgnode_value *args,
+                                   struct imgnode_geometry *out, char *err,
+                                   size_t errlen);
+
 struct pipeline_step {
 	const char *name; /* the filter's name (borrowed from its plugin) */
 	const char *version;
 	const struct imgnode_filter_ops *ops;
 	void *state; /* the plugin's state, for its ops */
 	union imgnode_value *args; /* one per entry of ops->args */
+	/* ops->predict if the plugin has it (ABI 1.1), else NULL */
+	pipeline_predict_fn predict;
+	size_t at, len; /* where this step is in the canonical text */
 };
 
 struct pipeline {

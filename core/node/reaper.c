@@ -50,12 +50,20 @@ static int reap(struct plugin_set *set, struct metrics *m,
 	if (status && (!strcmp(status, "done") || !strcmp(status, "failed"))) {
 		ret = 0; /* it finished after all */
 	} else {
-		snprintf(
-		        reason, sizeof(reason),
-		        "gave up after %u deliveries: %s (the input may crash or hang the worker)",
-		        (unsigned)json_integer_value(
-		                json_object_get(rec, "attempts")),
-		        d->reason ? d->reason : "dead-lettered");
+		json_int_t overruns =
+		        json_integer_value(json_object_get(rec, "overruns"));
+		char why[128] = "the input may crash or hang the worker";
+
+		/* the worker's watchdog counted deadline kills (watchdog.h) */
+		if (overruns > 0)
+			snprintf(why, sizeof(why),
+			         "killed after job_timeout %lld time%s",
+			         (long long)overruns, overruns > 1 ? "s" : "");
+		snprintf(reason, sizeof(reason),
+		         "gave up after %u deliveries: %s (%s)",
+		         (unsigned)json_integer_value(
+		                 json_object_get(rec, "attempts")),
+		         d->reason ? d->reason : "dead-lettered", why);
 		job_record_set_status(rec, "failed", reason);
 		ret = job_record_put(set->storage, rec);
 		if (!ret) {

@@ -3,14 +3,17 @@
  * result under its content-derived key, update the record, notify the
  * ingress that waits, ack. One job at a time, in a process of its own.
  *
- * What happens on each outcome (DESIGN.md §3, §4):
+ * What happens on each outcome (docs/design.md §3, §4):
  *   - the result already exists (redelivery, duplicate): record done, ack;
  *   - the input or pipeline is bad (libvips says so): record failed with
  *     the reason, ack - a clean failure is not retried;
  *   - storage or transport trouble: release (redelivered later);
- *   - a crash or a deadline overrun: the supervisor kills the worker, the
- *     transport redelivers, and past the delivery limit dead-letters the
- *     job for the reaper.
+ *   - a crash: the supervisor restarts the worker, the transport
+ *     redelivers, and past the delivery limit dead-letters the job for the
+ *     reaper;
+ *   - a deadline overrun: the same kill and redelivery, but the watchdog
+ *     (watchdog.h) records it first, so the job fails for good after at
+ *     most one retry.
  * SIGTERM drains: the job under way finishes, then the worker exits 0.
  */
 #include <errno.h>
@@ -30,8 +33,14 @@
 #include "job.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "sandbox.h"
+#include "ticker.h"
+#include "watchdog.h"
 
 #define META_MAX JOB_META_MAX
+/* How often the transport's tick() runs while a job does (the ABI asks
+ * for at least once a second). */
+#define TICK_MS 250
 
 static volatile sig_atomic_t draining;
 
@@ -46,7 +55,16 @@ struct worker {
 	struct conf *conf;
 	struct plugin_set set;
 	const char *id;
+	struct watchdog *wd; /* NULL if it could not start */
+	int64_t deadline_ms; /* the supervisor's, CLOCK_MONOTONIC */
 };
+
+/* Tells the supervisor the job may take job_timeout from now. */
+static void notify_busy(struct worker *w)
+{
+	proc_notify_busy(w->conf->workers.job_timeout);
+	w->deadline_ms = watchdog_now_ms() + w->conf->workers.job_timeout;
+}
 
 static int64_t now_us(void)
 {
@@ -154,7 +172,8 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	child_versions(pl, &w->set,
 	               json_string_value(json_object_get(
 	                       json_object_get(rec, "input"), "format")),
-	               versions, sizeof(versions));
+	               w->conf->limits.keep_metadata, versions,
+	               sizeof(versions));
 	if (job_result_key_hex(
 	            json_string_value(json_object_get(
 	                    json_object_get(rec, "input"), "sha256")),
@@ -203,10 +222,13 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		pipeline_free(pl);
 		return ret;
 	}
+	/* the part that can cost more than job_timeout: watched */
+	watchdog_arm(w->wd, rec, w->deadline_ms);
 	ret = image_probe(orig, len, &w->conf->limits, &info, why, sizeof(why));
 	if (!ret)
 		ret = image_run(pl, &w->set, orig, len, &info, &w->conf->limits,
 		                &out, why, sizeof(why));
+	watchdog_disarm(w->wd);
 	free(orig);
 	if (ret) {
 		pipeline_free(pl);
@@ -266,6 +288,31 @@ static bool transient(int ret)
 	}
 }
 
+/*
+ * run_job with the transport ticking meanwhile, from a thread (run_job
+ * never uses the transport): the spool renews the job's lease, so a job
+ * that runs longer than the lease is not handed to a second worker. If no
+ * thread can be made, the job runs anyway: a lease at least job_timeout
+ * long (checked with the config) still covers it.
+ */
+static int run_job_ticking(struct worker *w, const struct imgnode_delivery *d,
+                           struct job_msg *msg, json_t *rec)
+{
+	struct ticker t;
+	int ret, tr;
+
+	tr = ticker_start(&t, transport_ops(&w->set), w->set.transport->state,
+	                  TICK_MS);
+	if (tr)
+		log_warn("worker",
+		         "job id=%s runs without lease renewal: no thread: %s",
+		         msg->id, strerror(-tr));
+	ret = run_job(w, d, msg, rec);
+	if (!tr)
+		ticker_stop(&t);
+	return ret;
+}
+
 /* Sleeps ms while heartbeating; the transport keeps its connection. */
 static void pause_busy(struct worker *w, int64_t ms)
 {
@@ -273,7 +320,7 @@ static void pause_busy(struct worker *w, int64_t ms)
 
 	for (int64_t t = 0; t < ms && !draining; t += 200) {
 		transport_ops(&w->set)->tick(w->set.transport->state);
-		proc_notify_busy(w->conf->workers.job_timeout);
+		notify_busy(w);
 		nanosleep(&step, NULL);
 	}
 }
@@ -306,7 +353,7 @@ static int attempt(struct worker *w, const struct imgnode_delivery *d,
 		reply(w, d, msg->id,
 		      status); /* a duplicate of a finished job */
 		tr->ack(ts, d);
-	} else if ((ret = run_job(w, d, msg, rec)) == 0) {
+	} else if ((ret = run_job_ticking(w, d, msg, rec)) == 0) {
 		status = json_string_value(json_object_get(rec, "status"));
 		log_debug("worker", "job %s id=%s attempt=%u", status, msg->id,
 		          d->attempt);
@@ -392,14 +439,42 @@ int worker_main(void *arg, const char *id)
 	log_set_process(id);
 	sigaction(SIGTERM, &sa, NULL); /* no SA_RESTART: consume wakes up */
 	signal(SIGPIPE, SIG_IGN);
+	/* the sandbox: secrets gone at once, memory bounded before libvips,
+	 * system calls once everything is started and connected */
+	sandbox_forget_secrets(w.conf);
+	sandbox_oom_first();
 	lower_priority(w.conf->workers.nice);
-	ret = image_init((int)w.conf->workers.concurrency, err, sizeof(err));
+	ret = sandbox_limit_memory(w.conf->workers.max_memory, err,
+	                           sizeof(err));
+	if (!ret)
+		ret = image_init((int)w.conf->workers.concurrency, err,
+		                 sizeof(err));
 	if (!ret)
 		ret = child_open(&w.set, w.conf, true, err, sizeof(err));
 	if (ret) {
-		log_error("worker", "cannot start: %s", err);
+		log_error("worker", "cannot start%s: %s",
+		          w.conf->workers.max_memory
+		                  ? " (within [workers] max_memory)"
+		                  : "",
+		          err);
 		plugin_set_free(&w.set);
 		return child_exit_code(ret);
+	}
+	ret = watchdog_start(&w.wd, w.set.storage, w.conf->workers.job_timeout,
+	                     node->metrics, err, sizeof(err));
+	if (ret)
+		log_warn(
+		        "worker",
+		        "no deadline watchdog (%s): a job killed at job_timeout is retried up to the delivery limit",
+		        err);
+	/* after the watchdog's thread and storage instance: all covered */
+	ret = sandbox_enter(w.conf->workers.seccomp, err, sizeof(err));
+	if (ret) {
+		log_error("worker", "cannot start: %s ([workers] seccomp)",
+		          err);
+		watchdog_stop(w.wd);
+		plugin_set_free(&w.set);
+		return 100;
 	}
 	tr = transport_ops(&w.set);
 	proc_notify_ready();
@@ -423,7 +498,7 @@ int worker_main(void *arg, const char *id)
 			continue;
 		}
 		failures = 0;
-		proc_notify_busy(w.conf->workers.job_timeout);
+		notify_busy(&w);
 		handle(&w, &d);
 		proc_notify_idle();
 		if (w.conf->workers.max_jobs &&
@@ -434,6 +509,7 @@ int worker_main(void *arg, const char *id)
 			break;
 		}
 	}
+	watchdog_stop(w.wd);
 	plugin_set_free(&w.set);
 	return 0;
 }

@@ -30,7 +30,7 @@ extern "C" {
 
 #define IMGNODE_PLUGIN_MAGIC 0x4e474d49u /* "IMGN" read as little-endian */
 #define IMGNODE_ABI_MAJOR 1
-#define IMGNODE_ABI_MINOR 0
+#define IMGNODE_ABI_MINOR 1
 #define IMGNODE_PLUGIN_SYMBOL "imgnode_plugin"
 
 #if defined(__GNUC__)
@@ -74,6 +74,14 @@ enum imgnode_conf_type {
 	IMGNODE_CONF_ENUM, /* int: index into choices */
 	IMGNODE_CONF_LIST, /* struct imgnode_list: comma-separated */
 };
+
+/*
+ * Or'ed into a key's type: the value is a secret (a password, a key), which
+ * imgnode -T prints as <redacted>. A host older than this flag refuses
+ * such a key ("unknown type") when it checks the config; nothing worse.
+ */
+#define IMGNODE_CONF_SECRET 0x100
+#define IMGNODE_CONF_TYPE(key) ((enum imgnode_conf_type)((key)->type & 0xff))
 
 /* A LIST value. Items are host-owned and NUL-terminated. */
 struct imgnode_list {
@@ -237,7 +245,9 @@ struct imgnode_delivery {
  * Transport: at-least-once delivery of small messages (keys, never images).
  * Every operation returns 0 or -errno; -ETIMEDOUT when a deadline passes,
  * -ENOTCONN while the broker is unreachable (the plugin reconnects by
- * itself on later calls).
+ * itself on later calls). A transport that gives deliveries a lease names
+ * it with a DURATION key "lease" in its table: the host refuses a config
+ * whose lease is shorter than [workers] job_timeout.
  */
 struct imgnode_transport_ops {
 	/* Publishes a job durably; returns once the broker confirmed it.
@@ -263,7 +273,9 @@ struct imgnode_transport_ops {
 	 * poll loop, or -1. */
 	int (*pollfd)(void *state);
 	/* Housekeeping (heartbeats, lease renewal); call at least once a
-	 * second, also while busy with a long job. */
+	 * second, also while busy with a long job. A worker calls it from a
+	 * thread of its own while a job runs, never at the same time as
+	 * another operation on the same state. */
 	int (*tick)(void *state);
 	/* Checks the broker is reachable (for /readyz). */
 	int (*ping)(void *state);
@@ -316,6 +328,35 @@ struct imgnode_arg {
 #define IMGNODE_FILTER_LOADS 0x2u
 
 /*
+ * An int field (1) the host sets on the image it hands an encoder when the
+ * node strips metadata ([limits] keep_metadata = no, the default): the host
+ * has turned the image upright and removed every metadata field but the
+ * ICC profile ("icc-profile-data"). An encoder that sees it writes the
+ * profile (or converts to sRGB if its format cannot carry one alone) and
+ * nothing else: not even the EXIF block libvips builds from the header.
+ * Encoders built before this mark existed still get images without
+ * personal metadata, only that header block.
+ */
+#define IMGNODE_META_ICC_ONLY "imgnode-icc-only"
+
+/*
+ * The shape of the image a step takes or makes, predicted from the input's
+ * header before any pixel is decoded (ABI 1.1; see predict below).
+ */
+struct imgnode_geometry {
+	int64_t width; /* pixels */
+	int64_t height; /* pixels */
+	int bands; /* 1 grey, 2 grey + alpha, 3 colour, 4 colour + alpha */
+	int band_bytes; /* 1 (8-bit), 2 (16-bit) or 4 (float) per band */
+	int orientation; /* EXIF 1..8: 1 upright, 5..8 turned a quarter */
+	/* Set by predict on its output only: */
+	int64_t work_width; /* the largest image the step makes on its way */
+	int64_t work_height; /* (a text, an enlargement it then crops); 0: none */
+	int64_t min_bytes; /* encoders: the fewest bytes the output can take;
+	                    * 0 if that cannot be known before encoding */
+};
+
+/*
  * A filter: one step of a job's lazy libvips pipeline. args holds one value
  * per entry of the args table, in table order. Steps return 0 or -errno and,
  * on failure, a one-line reason in err. Images follow libvips' reference
@@ -347,6 +388,25 @@ struct imgnode_filter_ops {
 	/* Optional: a quick check run before a new generation of plugins is
 	 * used (hot swap); 0 or -errno with a reason. */
 	int (*selftest)(void *state, char *err, size_t errlen);
+	/* ABI 1.0 ends here; append only. */
+	/*
+	 * ABI 1.1, optional: predicts this step's output from its input
+	 * without touching pixels, so that the host can refuse a job whose
+	 * any step would pass [limits] before it decodes anything. out comes
+	 * in as a copy of in (work_* and min_bytes zero): a step changes
+	 * what it changes. For the first step of a LOADS filter, in is the
+	 * input's header. Must be cheap and must not call libvips on images.
+	 * 0, or -errno with a reason (the job is refused).
+	 *
+	 * The host reads it only from plugins that declare ABI 1.1 or later
+	 * (a 1.0 table ends before it). A filter without it is taken to keep
+	 * its input's shape when predicting; the host then checks the size
+	 * of its step's real output as soon as the step is built, still
+	 * before the encoder computes any pixel.
+	 */
+	int (*predict)(void *state, const struct imgnode_geometry *in,
+	               const union imgnode_value *args,
+	               struct imgnode_geometry *out, char *err, size_t errlen);
 };
 
 #ifdef __cplusplus

@@ -27,6 +27,16 @@ static int autorotate_apply(void *state, VipsImage *in,
 	return 0;
 }
 
+static int autorotate_predict(void *state, const struct imgnode_geometry *in,
+                              const union imgnode_value *args,
+                              struct imgnode_geometry *out, char *err,
+                              size_t errlen)
+{
+	(void)state, (void)args, (void)err, (void)errlen;
+	filter_predict_upright(in, out);
+	return 0;
+}
+
 static int autorotate_selftest(void *state, char *err, size_t errlen)
 {
 	(void)state;
@@ -38,6 +48,7 @@ static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = autorotate_apply,
         .selftest = autorotate_selftest,
+        .predict = autorotate_predict,
 };
 
 IMGNODE_PLUGIN = {

@@ -1,7 +1,11 @@
 /*
  * avif([q]): the AVIF encoder, last in a pipeline. It runs the pipeline
  * once into one buffer (vips_heifsave_buffer with AV1 compression), keeping
- * alpha. Metadata (EXIF, XMP, ICC) is kept unless strip ran.
+ * alpha. It writes what metadata the image still has (EXIF, XMP, ICC), and
+ * none if strip ran. When the host stripped all but the ICC profile (the
+ * default), the image is converted to sRGB and saved without metadata:
+ * libvips 8.14 would otherwise add an EXIF item it builds from the header,
+ * and without a profile libheif describes the colours as sRGB (nclx).
  *
  * Whether libvips can write AVIF depends on how it was built: it needs
  * libheif, and libheif an AV1 encoder (aom, rav1e or svt). init refuses the
@@ -40,12 +44,22 @@ static int avif_encode(void *state, VipsImage *in,
                        const union imgnode_value *args, void **buf, size_t *len,
                        char *err, size_t errlen)
 {
+	bool icc_only = filter_icc_only(in);
+	VipsImage *img;
+	int r;
+
 	(void)state;
 	filter_start();
-	if (vips_heifsave_buffer(in, buf, len, "compression",
+	if (icc_only)
+		filter_to_srgb(in, &img);
+	else
+		img = g_object_ref(in);
+	r = vips_heifsave_buffer(img, buf, len, "compression",
 	                         VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "Q",
 	                         (int)args[ARG_Q].i, "strip",
-	                         filter_stripped(in), NULL))
+	                         icc_only || filter_stripped(in), NULL);
+	g_object_unref(img);
+	if (r)
 		return filter_fail(err, errlen, "unable to encode");
 	return 0;
 }

@@ -47,6 +47,17 @@ static int crop_apply(void *state, VipsImage *in,
 	return 0;
 }
 
+/* The rectangle asked for; whether it fits is checked when applied. */
+static int crop_predict(void *state, const struct imgnode_geometry *in,
+                        const union imgnode_value *args,
+                        struct imgnode_geometry *out, char *err, size_t errlen)
+{
+	(void)state, (void)in, (void)err, (void)errlen;
+	out->width = args[ARG_WIDTH].i;
+	out->height = args[ARG_HEIGHT].i;
+	return 0;
+}
+
 static int crop_selftest(void *state, char *err, size_t errlen)
 {
 	const union imgnode_value a[] = {
@@ -60,6 +71,7 @@ static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = crop_apply,
         .selftest = crop_selftest,
+        .predict = crop_predict,
 };
 
 IMGNODE_PLUGIN = {

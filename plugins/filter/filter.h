@@ -1,8 +1,9 @@
 /*
  * What the filter plugins (plugins/filter/NAME.c) share: a one-line reason
- * from libvips' error buffer, the mark strip leaves for the encoders, the
- * premultiplied-alpha wrapper that resampling filters need, and the small
- * self-tests run before a new generation of plugins is used. Everything is
+ * from libvips' error buffer, the marks strip and the host leave for the
+ * encoders, conversion to sRGB, the premultiplied-alpha wrapper that
+ * resampling filters need, and the small self-tests run before a new
+ * generation of plugins is used. Everything is
  * static inline, so each plugin still exports only its descriptor, and
  * nothing here links against the daemon.
  *
@@ -109,10 +110,59 @@ static inline int filter_one_page(struct _VipsImage *in, char *err,
 	return -ENOTSUP;
 }
 
+/* True if an EXIF orientation turns the image a quarter (5..8), so that
+ * turning it upright swaps its width and height. */
+static inline bool filter_quarter_turn(int orientation)
+{
+	return orientation >= 5 && orientation <= 8;
+}
+
+/* The predict hook for steps that turn the image upright (autorotate,
+ * strip): width and height swap for a quarter turn; upright after. */
+static inline void filter_predict_upright(const struct imgnode_geometry *in,
+                                          struct imgnode_geometry *out)
+{
+	if (filter_quarter_turn(in->orientation)) {
+		out->width = in->height;
+		out->height = in->width;
+	}
+	out->orientation = 1;
+}
+
 /* True if strip ran on (an ancestor of) image. */
 static inline bool filter_stripped(struct _VipsImage *image)
 {
 	return vips_image_get_typeof(image, FILTER_STRIPPED) != 0;
+}
+
+/*
+ * True if the host stripped image's metadata but its ICC profile
+ * (IMGNODE_META_ICC_ONLY): an encoder then writes the profile and nothing
+ * libvips would add (the EXIF block it builds from the header).
+ */
+static inline bool filter_icc_only(struct _VipsImage *image)
+{
+	return vips_image_get_typeof(image, IMGNODE_META_ICC_ONLY) != 0;
+}
+
+/*
+ * Sets *out to in converted to sRGB if in has a usable ICC profile, else to
+ * in itself: a new reference either way (the caller unrefs). A profile
+ * lcms cannot use is left as it is: viewers could not have used it either.
+ */
+static inline void filter_to_srgb(VipsImage *in, VipsImage **out)
+{
+	if (vips_image_get_typeof(in, VIPS_META_ICC_NAME) &&
+	    in->Type != VIPS_INTERPRETATION_B_W &&
+	    in->Type != VIPS_INTERPRETATION_GREY16) {
+		int depth = in->BandFmt == VIPS_FORMAT_USHORT ? 16 : 8;
+		if (!vips_icc_transform(in, out, "srgb", "embedded", TRUE,
+		                        "depth", depth, NULL))
+			return;
+		vips_error_clear(); /* an unusable profile */
+	}
+	g_object_ref(in);
+	*out = in;
 }
 
 /* An operation for filter_premultiplied; 0 or -1 as libvips. */

@@ -2,7 +2,8 @@
  * gif: the GIF encoder, last in a pipeline. It runs the pipeline once into
  * one buffer (vips_gifsave_buffer, which quantises to a 256-colour
  * palette with libimagequant), keeping animation (an image loaded with all
- * its pages) and one-bit transparency.
+ * its pages) and one-bit transparency. libvips 8.14 writes no metadata to
+ * a GIF, not even an ICC profile.
  */
 #include <vips/vips.h>
 

@@ -27,6 +27,17 @@ static int grayscale_apply(void *state, VipsImage *in,
 	return 0;
 }
 
+/* One band of luminance, plus alpha if there was one. */
+static int grayscale_predict(void *state, const struct imgnode_geometry *in,
+                             const union imgnode_value *args,
+                             struct imgnode_geometry *out, char *err,
+                             size_t errlen)
+{
+	(void)state, (void)args, (void)err, (void)errlen;
+	out->bands = in->bands == 2 || in->bands == 4 ? 2 : 1;
+	return 0;
+}
+
 static int grayscale_selftest(void *state, char *err, size_t errlen)
 {
 	(void)state;
@@ -38,6 +49,7 @@ static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = grayscale_apply,
         .selftest = grayscale_selftest,
+        .predict = grayscale_predict,
 };
 
 IMGNODE_PLUGIN = {

@@ -1,10 +1,15 @@
 /*
  * jpeg([q][, progressive]): the JPEG encoder, last in a pipeline. It runs
- * the pipeline once into one buffer (vips_jpegsave_buffer). Metadata (EXIF,
- * XMP, IPTC, ICC) is kept unless strip ran. JPEG has no alpha: an alpha
- * band is flattened onto white, as transparent pixels usually show on web
- * pages, rather than libvips' default black.
+ * the pipeline once into one buffer (vips_jpegsave_buffer). It writes what
+ * metadata the image still has (EXIF, XMP, IPTC, ICC), none if strip ran,
+ * and only the ICC profile if the host stripped the rest (the default):
+ * libvips 8.14 then still writes an EXIF block it builds from the header
+ * (resolution, orientation 1), which this plugin cuts out of the file.
+ * JPEG has no alpha: an alpha band is flattened onto white, as transparent
+ * pixels usually show on web pages, rather than libvips' default black.
  */
+#include <string.h>
+
 #include <vips/vips.h>
 
 #include "filter.h"
@@ -18,6 +23,45 @@ static const struct imgnode_arg args[] = {
          "Progressive (interlaced) JPEG."},
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
+
+/*
+ * Removes the EXIF segments (APP1 "Exif\0\0") before the first scan of the
+ * JPEG file in buf, in place; *len shrinks. A malformed file is left as far
+ * as it can be parsed.
+ */
+static void drop_exif(unsigned char *buf, size_t *len)
+{
+	size_t pos = 2, end = *len;
+
+	if (end < 4 || buf[0] != 0xff || buf[1] != 0xd8)
+		return;
+	while (pos + 4 <= end && buf[pos] == 0xff) {
+		unsigned char marker = buf[pos + 1];
+		size_t seg;
+
+		if (marker == 0xff) { /* fill byte */
+			pos++;
+			continue;
+		}
+		if (marker == 0xda || marker == 0xd9) /* SOS, EOI */
+			return;
+		if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+			pos += 2; /* no length */
+			continue;
+		}
+		seg = 2 + ((size_t)buf[pos + 2] << 8 | buf[pos + 3]);
+		if (seg < 4 || seg > end - pos)
+			return;
+		if (marker == 0xe1 && seg >= 10 &&
+		    !memcmp(buf + pos + 4, "Exif\0\0", 6)) {
+			memmove(buf + pos, buf + pos + seg, end - pos - seg);
+			end -= seg;
+			*len = end;
+			continue;
+		}
+		pos += seg;
+	}
+}
 
 static int jpeg_encode(void *state, VipsImage *in,
                        const union imgnode_value *args, void **buf, size_t *len,
@@ -36,6 +80,8 @@ static int jpeg_encode(void *state, VipsImage *in,
 	vips_area_unref(VIPS_AREA(background));
 	if (r)
 		return filter_fail(err, errlen, "unable to encode");
+	if (filter_icc_only(in))
+		drop_exif(*buf, len);
 	return 0;
 }
 

@@ -1,8 +1,11 @@
 /*
  * png([compression]): the PNG encoder, last in a pipeline. It runs the
  * pipeline once into one buffer (vips_pngsave_buffer), lossless, keeping
- * alpha and 16-bit depth. Metadata (ICC, XMP, text) is kept unless strip
- * ran. compression trades encoding time for size, never quality.
+ * alpha and 16-bit depth. It writes what metadata the image still has
+ * (ICC, XMP, EXIF, text), none if strip ran; when the host stripped all but
+ * the ICC profile (the default) that is the profile alone, as libvips adds
+ * nothing of its own to a PNG. compression trades encoding time for size,
+ * never quality.
  */
 #include <vips/vips.h>
 
@@ -29,6 +32,24 @@ static int png_encode(void *state, VipsImage *in,
 	return 0;
 }
 
+/*
+ * Uncompressed (compression=0), a PNG holds every pixel: one filter byte a
+ * row, then the row at 8 or 16 bits a band. Compressed, the least output
+ * is not known before encoding.
+ */
+static int png_predict(void *state, const struct imgnode_geometry *in,
+                       const union imgnode_value *args,
+                       struct imgnode_geometry *out, char *err, size_t errlen)
+{
+	int64_t depth = in->band_bytes >= 2 ? 2 : 1;
+
+	(void)state, (void)err, (void)errlen;
+	if (args[ARG_COMPRESSION].i == 0)
+		out->min_bytes =
+		        in->height * (1 + in->width * in->bands * depth);
+	return 0;
+}
+
 static int png_selftest(void *state, char *err, size_t errlen)
 {
 	const union imgnode_value a[] = {{.i = 6}};
@@ -44,6 +65,7 @@ static const struct imgnode_filter_ops ops = {
         .mime = "image/png",
         .format = "png",
         .selftest = png_selftest,
+        .predict = png_predict,
 };
 
 IMGNODE_PLUGIN = {

@@ -35,6 +35,20 @@ static int resize_apply(void *state, VipsImage *in,
 	return 0;
 }
 
+/* vips_resize rounds the scaled size to the nearest pixel, at least 1. */
+static int resize_predict(void *state, const struct imgnode_geometry *in,
+                          const union imgnode_value *args,
+                          struct imgnode_geometry *out, char *err,
+                          size_t errlen)
+{
+	double scale = args[ARG_SCALE].n;
+
+	(void)state, (void)err, (void)errlen;
+	out->width = VIPS_MAX(1, (int64_t)VIPS_RINT(in->width * scale));
+	out->height = VIPS_MAX(1, (int64_t)VIPS_RINT(in->height * scale));
+	return 0;
+}
+
 static int resize_selftest(void *state, char *err, size_t errlen)
 {
 	const union imgnode_value a[] = {{.n = 0.5}};
@@ -47,6 +61,7 @@ static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = resize_apply,
         .selftest = resize_selftest,
+        .predict = resize_predict,
 };
 
 IMGNODE_PLUGIN = {

@@ -33,6 +33,19 @@ static int rotate_apply(void *state, VipsImage *in,
 	return 0;
 }
 
+static int rotate_predict(void *state, const struct imgnode_geometry *in,
+                          const union imgnode_value *args,
+                          struct imgnode_geometry *out, char *err,
+                          size_t errlen)
+{
+	(void)state, (void)err, (void)errlen;
+	if (angle_values[args[ARG_ANGLE].e] != VIPS_ANGLE_D180) {
+		out->width = in->height;
+		out->height = in->width;
+	}
+	return 0;
+}
+
 static int rotate_selftest(void *state, char *err, size_t errlen)
 {
 	const union imgnode_value a[] = {{.e = 0}};
@@ -45,6 +58,7 @@ static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = rotate_apply,
         .selftest = rotate_selftest,
+        .predict = rotate_predict,
 };
 
 IMGNODE_PLUGIN = {

@@ -81,6 +81,17 @@ static int sepia_apply(void *state, VipsImage *in,
 	return ret;
 }
 
+/* 8-bit sRGB, plus alpha if there was one. */
+static int sepia_predict(void *state, const struct imgnode_geometry *in,
+                         const union imgnode_value *args,
+                         struct imgnode_geometry *out, char *err, size_t errlen)
+{
+	(void)state, (void)args, (void)err, (void)errlen;
+	out->bands = in->bands == 2 || in->bands == 4 ? 4 : 3;
+	out->band_bytes = 1;
+	return 0;
+}
+
 static int sepia_selftest(void *state, char *err, size_t errlen)
 {
 	static const union imgnode_value half[] = {{.n = 0.5}};
@@ -93,6 +104,7 @@ static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = sepia_apply,
         .selftest = sepia_selftest,
+        .predict = sepia_predict,
 };
 
 IMGNODE_PLUGIN = {

@@ -45,6 +45,17 @@ static int smartcrop_apply(void *state, VipsImage *in,
 	return 0;
 }
 
+static int smartcrop_predict(void *state, const struct imgnode_geometry *in,
+                             const union imgnode_value *args,
+                             struct imgnode_geometry *out, char *err,
+                             size_t errlen)
+{
+	(void)state, (void)err, (void)errlen;
+	out->width = VIPS_MIN(args[ARG_WIDTH].i, in->width);
+	out->height = VIPS_MIN(args[ARG_HEIGHT].i, in->height);
+	return 0;
+}
+
 static int smartcrop_selftest(void *state, char *err, size_t errlen)
 {
 	const union imgnode_value a[] = {{.i = 20}, {.i = 100}, {.e = 0}};
@@ -57,6 +68,7 @@ static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = smartcrop_apply,
         .selftest = smartcrop_selftest,
+        .predict = smartcrop_predict,
 };
 
 IMGNODE_PLUGIN = {

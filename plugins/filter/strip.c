@@ -37,25 +37,6 @@ static bool kept(const char *field)
 	return false;
 }
 
-/*
- * Sets *out to in converted to sRGB if in has a usable ICC profile, else to
- * in itself: a new reference either way.
- */
-static void to_srgb(VipsImage *in, VipsImage **out)
-{
-	if (vips_image_get_typeof(in, VIPS_META_ICC_NAME) &&
-	    in->Type != VIPS_INTERPRETATION_B_W &&
-	    in->Type != VIPS_INTERPRETATION_GREY16) {
-		int depth = in->BandFmt == VIPS_FORMAT_USHORT ? 16 : 8;
-		if (!vips_icc_transform(in, out, "srgb", "embedded", TRUE,
-		                        "depth", depth, NULL))
-			return;
-		vips_error_clear(); /* an unusable profile: just drop it */
-	}
-	g_object_ref(in);
-	*out = in;
-}
-
 static int strip_apply(void *state, VipsImage *in,
                        const union imgnode_value *args, VipsImage **out,
                        char *err, size_t errlen)
@@ -71,7 +52,7 @@ static int strip_apply(void *state, VipsImage *in,
 		return -ENOTSUP;
 	if (vips_autorot(in, &upright, NULL))
 		return filter_fail(err, errlen, NULL);
-	to_srgb(upright, &srgb);
+	filter_to_srgb(upright, &srgb);
 	r = vips_copy(srgb, out, NULL);
 	g_object_unref(srgb);
 	g_object_unref(upright);
@@ -86,6 +67,15 @@ static int strip_apply(void *state, VipsImage *in,
 	return 0;
 }
 
+static int strip_predict(void *state, const struct imgnode_geometry *in,
+                         const union imgnode_value *args,
+                         struct imgnode_geometry *out, char *err, size_t errlen)
+{
+	(void)state, (void)args, (void)err, (void)errlen;
+	filter_predict_upright(in, out);
+	return 0;
+}
+
 static int strip_selftest(void *state, char *err, size_t errlen)
 {
 	(void)state;
@@ -96,6 +86,7 @@ static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = strip_apply,
         .selftest = strip_selftest,
+        .predict = strip_predict,
 };
 
 IMGNODE_PLUGIN = {

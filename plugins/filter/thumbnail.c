@@ -85,6 +85,51 @@ static int thumbnail_apply(void *state, VipsImage *in,
 	return 0;
 }
 
+/*
+ * The size vips_thumbnail makes, computed as it does (libvips 8.14,
+ * thumbnail.c): turned upright first, one shrink factor for both axes
+ * (the larger, to fit the box; the smaller with a crop, to fill it),
+ * limited by size=down|up, then a resize rounding to whole pixels; a crop
+ * then cuts the resized image down to the box. The resized image before
+ * the crop is the step's work: crop=attention looks at all of it.
+ */
+static int thumbnail_predict(void *state, const struct imgnode_geometry *in,
+                             const union imgnode_value *args,
+                             struct imgnode_geometry *out, char *err,
+                             size_t errlen)
+{
+	bool turn = filter_quarter_turn(in->orientation);
+	double w = (double)(turn ? in->height : in->width);
+	double h = (double)(turn ? in->width : in->height);
+	double box_w = (double)args[ARG_WIDTH].i, box_h = box_height(args);
+	double hshrink = w / box_w, vshrink = h / box_h, shrink;
+	int64_t rw, rh;
+
+	(void)state, (void)err, (void)errlen;
+	if (args[ARG_CROP].e != 0)
+		shrink = VIPS_MIN(hshrink, vshrink);
+	else
+		shrink = VIPS_MAX(hshrink, vshrink);
+	if (size_values[args[ARG_SIZE].e] == VIPS_SIZE_UP)
+		shrink = VIPS_MIN(1, shrink);
+	else if (size_values[args[ARG_SIZE].e] == VIPS_SIZE_DOWN)
+		shrink = VIPS_MAX(1, shrink);
+	hshrink = VIPS_MIN(shrink, w); /* never an axis down to 0 */
+	vshrink = VIPS_MIN(shrink, h);
+	rw = VIPS_MAX(1, (int64_t)VIPS_RINT(w / hshrink));
+	rh = VIPS_MAX(1, (int64_t)VIPS_RINT(h / vshrink));
+	out->width = rw;
+	out->height = rh;
+	out->orientation = 1;
+	if (args[ARG_CROP].e != 0) {
+		out->width = VIPS_MIN(rw, (int64_t)box_w);
+		out->height = VIPS_MIN(rh, (int64_t)box_h);
+		out->work_width = rw;
+		out->work_height = rh;
+	}
+	return 0;
+}
+
 /* Loads a 64x48 PNG to 16 wide (16x12: the aspect kept), then applies. */
 static int thumbnail_selftest(void *state, char *err, size_t errlen)
 {
@@ -125,6 +170,7 @@ static const struct imgnode_filter_ops ops = {
         .apply = thumbnail_apply,
         .load = thumbnail_load,
         .selftest = thumbnail_selftest,
+        .predict = thumbnail_predict,
 };
 
 IMGNODE_PLUGIN = {

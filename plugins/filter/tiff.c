@@ -2,8 +2,10 @@
  * tiff: the TIFF encoder, last in a pipeline. It runs the pipeline once
  * into one buffer (vips_tiffsave_buffer), lossless with deflate and a
  * horizontal predictor, which every TIFF reader handles and which is far
- * smaller than libvips' uncompressed default. Metadata (ICC, XMP, IPTC) is
- * kept unless strip ran.
+ * smaller than libvips' uncompressed default. It writes what metadata the
+ * image still has (ICC, XMP, IPTC), none if strip ran; when the host
+ * stripped all but the ICC profile (the default) that is the profile
+ * alone.
  */
 #include <vips/vips.h>
 

@@ -55,16 +55,23 @@ static const struct imgnode_arg args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+/* The text's font size in pixels: the argument, or 1/16 of the shorter side. */
+static int64_t text_size(int64_t width, int64_t height,
+                         const union imgnode_value *args)
+{
+	if (args[ARG_SIZE].i)
+		return args[ARG_SIZE].i;
+	return VIPS_MAX(8, VIPS_MIN(width, height) / 16);
+}
+
 /* A one-band mask of the text at opacity, placed on an in-sized canvas. */
 static int text_mask(VipsImage *in, const union imgnode_value *args,
                      VipsImage **out)
 {
-	int size = (int)args[ARG_SIZE].i, margin, r;
+	int size = (int)text_size(in->Xsize, in->Ysize, args), margin, r;
 	VipsImage *t[3] = {NULL, NULL, NULL};
 	gchar *text, *markup, *font;
 
-	if (size == 0)
-		size = VIPS_MAX(8, VIPS_MIN(in->Xsize, in->Ysize) / 16);
 	margin = size / 2;
 	text = g_strconcat(WATERMARK_PREFIX, args[ARG_TEXT].s, NULL);
 	markup = g_markup_escape_text(text, -1);
@@ -84,6 +91,73 @@ static int text_mask(VipsImage *in, const union imgnode_value *args,
 	g_free(font);
 	g_free(markup);
 	return r ? -1 : 0;
+}
+
+/* Lines a paragraph of width pixels takes when wrapped at wrap pixels. */
+static int64_t para_lines(int64_t width, int64_t wrap)
+{
+	if (width <= wrap)
+		return 1;
+	return (width + wrap - 1) / wrap + 1; /* one more: words wrap whole */
+}
+
+/*
+ * How big vips_text draws text wrapped at wrap pixels, estimated without
+ * drawing: every character taken as 1 em wide (wider than most Latin
+ * glyphs), lines 1.5 em apart (DejaVu: 1.17; CJK fallbacks more), a word wider
+ * than wrap widening the block. text is valid UTF-8.
+ */
+static void text_extent(const char *text, int64_t size, int64_t wrap,
+                        int64_t *width, int64_t *height)
+{
+	int64_t lines = 0, para = 0, word = 0, longest = 0;
+
+	for (const char *p = text;; p = g_utf8_next_char(p)) {
+		gunichar c = *p ? g_utf8_get_char(p) : '\n';
+
+		if (c == '\n') {
+			lines += para_lines(para * size, wrap);
+			para = word = 0;
+			if (!*p)
+				break;
+			continue;
+		}
+		para++;
+		word = c == ' ' || c == '\t' ? 0 : word + 1;
+		longest = VIPS_MAX(longest, word);
+	}
+	*width = VIPS_MAX(wrap, longest * size);
+	*height = lines * size * 3 / 2;
+}
+
+/*
+ * The output keeps the image's shape; the work is the text block, drawn
+ * whole (cairo, 4 bytes a pixel) before it is cut to the image.
+ */
+static int watermark_predict(void *state, const struct imgnode_geometry *in,
+                             const union imgnode_value *args,
+                             struct imgnode_geometry *out, char *err,
+                             size_t errlen)
+{
+	const char *text = args[ARG_TEXT].s;
+	int64_t size, margin, w, h;
+	gchar *all;
+
+	(void)state;
+	if (!*text || strlen(text) > TEXT_MAX ||
+	    !g_utf8_validate(text, -1, NULL)) {
+		snprintf(err, errlen, "the text must be 1 to %d bytes of UTF-8",
+		         TEXT_MAX);
+		return -EINVAL;
+	}
+	size = text_size(in->width, in->height, args);
+	margin = size / 2;
+	all = g_strconcat(WATERMARK_PREFIX, text, NULL);
+	text_extent(all, size, VIPS_MAX(1, in->width - 2 * margin), &w, &h);
+	g_free(all);
+	out->work_width = w + 2 * margin;
+	out->work_height = h + 2 * margin;
+	return 0;
 }
 
 static int watermark_apply(void *state, VipsImage *in,
@@ -132,6 +206,7 @@ static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = watermark_apply,
         .selftest = watermark_selftest,
+        .predict = watermark_predict,
 };
 
 IMGNODE_PLUGIN = {

@@ -1,13 +1,15 @@
 /*
  * webp([q][, lossless]): the WebP encoder, last in a pipeline. It runs the
  * pipeline once into one buffer (vips_webpsave_buffer), keeping alpha and
- * animation (an image loaded with all its pages). Metadata (EXIF, XMP,
- * ICC) is kept unless strip ran.
+ * animation (an image loaded with all its pages). It writes what metadata
+ * the image still has (EXIF, XMP, ICC), none if strip ran, and only the
+ * ICC profile if the host stripped the rest (the default).
  *
  * libvips 8.14.1 (Debian 12) ignores strip=TRUE in webpsave (fixed in
  * 8.14.2) and writes an EXIF block it builds from the image header even
- * when the image has no metadata left, so after strip this plugin removes
- * the EXIF and XMP chunks from the file itself.
+ * when the image has no metadata left, so after strip, or when the host
+ * stripped the image, this plugin removes the EXIF and XMP chunks from the
+ * file itself.
  */
 #include <stdint.h>
 #include <string.h>
@@ -82,7 +84,7 @@ static int webp_encode(void *state, VipsImage *in,
 	                         "lossless", args[ARG_LOSSLESS].b, "strip",
 	                         filter_stripped(in), NULL))
 		return filter_fail(err, errlen, "unable to encode");
-	if (filter_stripped(in))
+	if (filter_stripped(in) || filter_icc_only(in))
 		drop_metadata_chunks(*buf, len);
 	return 0;
 }

@@ -17,7 +17,9 @@
  * handed back keeps its ID, so it returns near the head, as in RabbitMQ). N
  * counts the deliveries so far: from ready/ for jobs, from dead/ for dead
  * letters. PID is the holder and MS the claim time (ms since the epoch); the
- * lease runs from the later of MS and the file's mtime, which tick() renews.
+ * lease runs from the later of MS and the file's mtime, which tick() renews
+ * (a worker ticks from a thread while its job runs). The host refuses a
+ * lease shorter than [workers] job_timeout.
  *
  * A message file is a small text header, then the body:
  *   imgnode-spool 1\n
@@ -106,8 +108,8 @@ static const struct imgnode_conf_key spool_keys[] = {
         {"delivery_limit", IMGNODE_CONF_INT, "5", 1, 1000, NULL,
          "Most deliveries of a job: one that comes back after this many is dead-lettered with \"delivery limit (N) exceeded\" (RabbitMQ's x-delivery-limit is this minus one).",
          OFF(delivery_limit)},
-        {"lease", IMGNODE_CONF_DURATION, "30s", 100, 24 * 3600 * 1000, NULL,
-         "How long a claimed job stays claimed without tick() renewing it; a job held by a process that died returns within a second.",
+        {"lease", IMGNODE_CONF_DURATION, "2m", 100, 24 * 3600 * 1000, NULL,
+         "How long a claimed job stays claimed without tick() renewing it (workers renew it while a job runs); at least [workers] job_timeout. A job held by a process that died returns within a second.",
          OFF(lease)},
         {"max_message", IMGNODE_CONF_SIZE, "64K", 1, MESSAGE_MAX, NULL,
          "Largest message body that publish and reply accept (messages carry keys, never images).",

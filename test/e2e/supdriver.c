@@ -3,7 +3,7 @@
  * supervisor (core/supervisor.c), for the end-to-end supervision tests.
  * Children are real processes whose behaviour the spec sets: when to report
  * ready, when to exit and how, whether to heartbeat, to ignore SIGTERM, to
- * grow their memory or to ask for recycling.
+ * grow their memory, to work silently ("busy MS") or to ask for recycling.
  *
  *   supdriver SPEC.json
  *
@@ -38,6 +38,7 @@ struct behaviour {
 	bool ignore_term;
 	int64_t grow_rss; /* bytes to allocate and touch once ready */
 	int64_t recycle_after; /* say "recycle" and exit 0 after ms */
+	int64_t busy; /* once ready, say "busy MS" and go silent; 0: no */
 };
 
 static void sleep_ms(int64_t ms)
@@ -94,6 +95,8 @@ static int child_run(void *arg, const char *id)
 			memset(ballast, 1, (size_t)b->grow_rss);
 	}
 	proc_notify_ready();
+	if (b->busy > 0)
+		proc_notify_busy(b->busy);
 	for (;; t += step) {
 		if (b->exit_after >= 0 && t >= b->exit_after)
 			return b->exit_code;
@@ -179,6 +182,7 @@ static struct sup_spec *build(json_t *j)
 		        json_is_true(json_object_get(bj, "ignore_term"));
 		b->grow_rss = get_int(bj, "grow_rss", 0);
 		b->recycle_after = get_int(bj, "recycle_after", -1);
+		b->busy = get_int(bj, "busy", 0);
 		cs[i].type = SUP_WORKER;
 		cs[i].start = child_run;
 		cs[i].arg = b;

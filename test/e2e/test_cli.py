@@ -18,7 +18,7 @@ from conftest import IMGNODE, PLUGINS, ROOT
 def test_version_and_help():
     out = subprocess.run([str(IMGNODE), "-V"], capture_output=True,
                          text=True, check=True).stdout
-    assert re.fullmatch(r"imgnode \d+\.\d+\.\d+ \(plugin ABI 1\.0\)\n", out)
+    assert re.fullmatch(r"imgnode \d+\.\d+\.\d+ \(plugin ABI 1\.1\)\n", out)
     out = subprocess.run([str(IMGNODE), "-h"], capture_output=True,
                          text=True, check=True).stdout
     assert "-t " in out and "-T " in out and "--print-defaults" in out

@@ -80,42 +80,87 @@ def test_api_on_amqp_and_rados(cluster_node):
     assert request(port, "GET", "/readyz")[0] == 200
 
 
+def wait_ready(port, want, timeout):
+    """Polls /readyz until it answers WANT (bounded: a liveness check,
+    not a measure of speed)."""
+    deadline = time.monotonic() + timeout
+    while request(port, "GET", "/readyz")[0] != want:
+        assert time.monotonic() < deadline, f"/readyz never answered {want}"
+        time.sleep(0.2)
+
+
+# uploads each client makes before the OSD is stopped; uploads checked one
+# by one once it is back
+BEFORE, BACK = 3, 3
+
+
 def test_osd_stopped_under_load(cluster_node):
+    """Three clients upload while the OSD is stopped and started again.
+    Counted over a fixed number of uploads, never over a time window: the
+    OSD stops once each client has made BEFORE uploads; the clients go on
+    until one of their uploads is answered 503 with Retry-After (any
+    refusal must be that) and /readyz says 503; once the OSD is back BACK
+    uploads are accepted. Every accepted job ends done."""
     r, port, ceph_dir = cluster_node
     body = small_jpeg()
     accepted, unavailable = [], []
     stop = threading.Event()
     widths = iter(range(100, 100000))
-    lock = threading.Lock()
+    lock = threading.Condition()
+    made = [0]
+    clients = 3
 
-    def load():
-        while not stop.is_set():
-            with lock:
-                w = next(widths) % 500 + 20
-            status, headers, data = request(
-                port, "POST", f"/v1/jobs?pipeline=thumbnail({w})|jpeg", body)
+    def upload():
+        with lock:
+            w = next(widths) % 500 + 20
+        status, headers, data = request(
+            port, "POST", f"/v1/jobs?pipeline=thumbnail({w})|jpeg", body)
+        with lock:
             if status == 202:
                 accepted.append(json.loads(data)["id"])
             else:
                 assert status == 503, (status, data)
                 assert "Retry-After" in headers
                 unavailable.append(status)
+                lock.notify_all()
+        return status
+
+    def load():
+        for _ in range(BEFORE):
+            upload()
+            with lock:
+                made[0] += 1
+                lock.notify_all()
+        while not stop.is_set():
+            upload()
             time.sleep(0.05)
 
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        futures = [pool.submit(load) for _ in range(3)]
-        time.sleep(2)
-        subprocess.run([str(CEPH), "stop-osd", str(ceph_dir)], check=True,
-                       capture_output=True, timeout=120)
-        time.sleep(6)
-        assert request(port, "GET", "/readyz")[0] == 503
-        subprocess.run([str(CEPH), "start-osd", str(ceph_dir)], check=True,
-                       capture_output=True, timeout=300)
-        time.sleep(6)
-        stop.set()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(load) for _ in range(clients)]
+        try:
+            with lock:
+                assert lock.wait_for(lambda: made[0] == clients * BEFORE,
+                                     timeout=300)
+            subprocess.run([str(CEPH), "stop-osd", str(ceph_dir)],
+                           check=True, capture_output=True, timeout=120)
+            # the clients' uploads meet the outage: the first 503. No
+            # upload of ours on top: requests wait for osd_op_timeout in
+            # turn, under one lock that the ingress's main thread takes
+            # too, and with a few more it misses its heartbeat and is
+            # killed (docs/design.md §7: the I/O pool is not built yet)
+            with lock:
+                assert lock.wait_for(lambda: unavailable, timeout=120), \
+                    "no 503 while the OSD was away"
+            assert request(port, "GET", "/readyz")[0] == 503
+            subprocess.run([str(CEPH), "start-osd", str(ceph_dir)],
+                           check=True, capture_output=True, timeout=300)
+            wait_ready(port, 200, 120)
+            for _ in range(BACK):
+                assert upload() == 202, "an upload refused after the OSD came back"
+        finally:
+            stop.set()
         for f in futures:
             f.result()
-    assert unavailable, "no 503 while the OSD was away"
     recs = wait_all(port, accepted, timeout=300)
     assert all(recs[j]["status"] == "done" for j in accepted), \
         [recs[j] for j in accepted if recs[j]["status"] != "done"][:3]

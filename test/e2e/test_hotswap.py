@@ -69,70 +69,101 @@ def swap_node(node, tmp_path):
     r.close()
 
 
+# jobs each client uploads before the swap, and again after the roll
+BEFORE, AFTER = 5, 5
+
+
 def test_swap_watermark_under_load(swap_node):
+    """Four clients upload without pause while watermark.so is replaced
+    and the workers roll. Counted over a fixed number of jobs, never over
+    a time window: each client uploads BEFORE jobs, then goes on until the
+    roll is over (however many that is), then uploads AFTER more. Every
+    one is answered 200; those after the roll are made by the new
+    plugin."""
     r, port, plugins = swap_node
     body = open(corpus_photo(), "rb").read()
     mark = "watermark(text=imgnode,opacity=1)|jpeg"
-    results = []          # (submitted_at, status, job id)
-    stop = threading.Event()
+    results = []          # (phase, status, job id)
     counter = iter(range(100000))
+    lock = threading.Lock()
+    clients = 4
+    ready = threading.Barrier(clients + 1)
+    rolled = threading.Event()
+
+    def one(phase):
+        with lock:
+            n = next(counter)
+        # every job distinct, so none is served from the result cache
+        status, headers, _ = post(port, f"thumbnail({200 + n})|{mark}", body)
+        job = headers.get("X-Imgnode-Job")
+        if status == 202:
+            job = None
+        results.append((phase, status, job))
+        time.sleep(0.05)
 
     def load():
-        while not stop.is_set():
-            # every job distinct, so none is served from the result cache
-            pipeline = f"thumbnail({200 + next(counter)})|{mark}"
-            t = time.monotonic()
-            status, headers, _ = post(port, pipeline, body)
-            job = headers.get("X-Imgnode-Job")
-            if status == 202:
-                job = None
-            results.append((t, status, job))
-            time.sleep(0.05)
+        try:
+            for _ in range(BEFORE):
+                one("before")
+            ready.wait(timeout=300)
+            while not rolled.is_set():
+                one("during")
+            for _ in range(AFTER):
+                one("after")
+        except BaseException:
+            ready.abort()
+            raise
 
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(load) for _ in range(4)]
-        time.sleep(2)
-        install(V2, plugins, "watermark.so")
-        swapped_at = time.monotonic()
-        r.ctl("reload")
-        r.wait(lambda: r.tree()["node"]["generation"] == 2, "generation 2")
-        # during the roll, status shows both generations side by side
-        gens = set()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            kids = r.children()
-            gens |= {k.get("generation") for c, k in kids.items()
-                     if c.startswith("worker.") and k.get("pid")}
-            if {c for c in kids if c.startswith("worker.")} <= \
-                    {"worker.3", "worker.4"}:
-                break
-            time.sleep(0.05)
-        assert {1, 2} <= gens, gens
-        assert "GEN" in r.ctl("status").stdout
-        r.wait(lambda: not any(c.startswith("worker.")
-                               and c in ("worker.1", "worker.2")
-                               for c in r.children()), "the roll")
-        rolled_at = time.monotonic()
-        time.sleep(2)
-        stop.set()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(load) for _ in range(clients)]
+        try:
+            # every client has had BEFORE jobs answered by generation 1
+            ready.wait(timeout=300)
+            install(V2, plugins, "watermark.so")
+            r.ctl("reload")
+            r.wait(lambda: r.tree()["node"]["generation"] == 2,
+                   "generation 2")
+            # during the roll, status shows both generations side by side
+            gens = set()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                kids = r.children()
+                gens |= {k.get("generation") for c, k in kids.items()
+                         if c.startswith("worker.") and k.get("pid")}
+                if {c for c in kids if c.startswith("worker.")} <= \
+                        {"worker.3", "worker.4"}:
+                    break
+                time.sleep(0.05)
+            assert {1, 2} <= gens, gens
+            assert "GEN" in r.ctl("status").stdout
+            r.wait(lambda: not any(c.startswith("worker.")
+                                   and c in ("worker.1", "worker.2")
+                                   for c in r.children()), "the roll")
+        finally:
+            rolled.set()
         for f in futures:
             f.result()
 
+    count = {p: sum(1 for q, _, _ in results if q == p)
+             for p in ("before", "during", "after")}
+    print("jobs:", count)
+    assert count["before"] == clients * BEFORE
+    assert count["after"] == clients * AFTER
     statuses = [s for _, s, _ in results]
-    assert len(results) > 40, len(results)
     assert all(s == 200 for s in statuses), \
         {s: statuses.count(s) for s in set(statuses)}
     # jobs submitted after the roll were made by the new watermark.so
-    late = [j for t, _, j in results if t > rolled_at + 0.5]
-    assert late
+    late = [j for p, _, j in results if p == "after"]
     for job in late:
         _, rec = get_json(port, f"/v1/jobs/{job}")
         assert rec["status"] == "done"
         assert rec["processed"]["plugins"]["watermark"] == "2.0-test", rec
         assert rec["processed"]["generation"] == 2
-    early = [j for t, _, j in results if t < swapped_at]
+    early = [j for p, _, j in results if p == "before"]
+    for job in early:
+        _, rec = get_json(port, f"/v1/jobs/{job}")
+        assert rec["processed"]["plugins"]["watermark"] == "1.0", rec
     _, rec = get_json(port, f"/v1/jobs/{early[0]}")
-    assert rec["processed"]["plugins"]["watermark"] == "1.0"
     # the same request again is made anew by v2 (the result key names the
     # filter versions), and the picture differs: v2 writes other text
     status, headers, again = post(port, rec["pipeline"], body)

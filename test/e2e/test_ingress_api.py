@@ -615,7 +615,7 @@ def test_slow_client_is_cut_off(queued):
 @pytest.fixture(scope="module")
 def secure(tmp_path_factory):
     s = start(tmp_path_factory.mktemp("secure"),
-              api_keys="key-one, key-two", hmac_key="s3cret")
+              api_keys="key-one, key-two", hmac_key="s3cret", hmac_v1="yes")
     yield s
     s.stop()
 
@@ -638,7 +638,10 @@ def test_api_key_is_required(secure, images):
     assert r.status_code == 200, r.text
     job = r.headers["X-Imgnode-Job"]
     assert secure.get(f"/v1/jobs/{job}",
-                      headers={"X-Api-Key": "key-one"}).status_code == 200
+                      headers={"X-Api-Key": "key-two"}).status_code == 200
+    # another key's job is none of this key's business
+    error_of(secure.get(f"/v1/jobs/{job}", headers={"X-Api-Key": "key-one"}),
+             404, "unknown job")
     # health, readiness and metrics stay open
     for path in ("/healthz", "/readyz", "/metrics"):
         assert secure.get(path).status_code == 200

@@ -68,11 +68,12 @@ def loaded(node, tmp_path):
     plugins = tmp_path / "plugins"
     shutil.copytree(PLUGINS, plugins)
     shutil.copy(FIXTURES / "segv.so", plugins / "segv.so")
-    # room for all 500 jobs in flight at once: submitting outpaces the
-    # workers (which yield the CPU), and past the limit the node says 429
+    # room for all 500 jobs in flight at once, from this one client:
+    # submitting outpaces the workers (which yield the CPU), and past the
+    # limits the node says 429
     port = config(node, plugins=plugins,
-                  extra="[transport]\nlease = 2s\n[ingress]\n"
-                        "max_inflight = 1000\n")
+                  extra="[ingress]\nmax_inflight = 1000\n"
+                        "max_inflight_per_client = 1000\n")
     r = Running(node)
     r.wait_line(r"node: ready")
     yield r, port
@@ -108,23 +109,43 @@ def worker_pids(r):
             if c.startswith("worker.") and k.get("pid")]
 
 
+def jobs_done(port):
+    """The node's count of jobs finished done (/metrics)."""
+    _, _, data = request(port, "GET", "/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith('imgnode_jobs_total{outcome="done"} '):
+            return int(line.split()[1])
+    return 0
+
+
+# workers the killer SIGKILLs, one after each job finished since the last
+KILLS = 10
+
+
 def test_killing_workers_under_load_loses_nothing(loaded):
+    """200 jobs while a killer SIGKILLs a worker KILLS times, each time
+    after one more job has been done: the kills are counted and spread
+    over the work, not over a time window. Every job ends done, some on a
+    second delivery."""
     r, port = loaded
     body = small_jpeg()
-    stop = threading.Event()
     kills = []
+    stop = threading.Event()
 
     def killer():
-        while not stop.is_set():
+        last = jobs_done(port)
+        while len(kills) < KILLS and not stop.is_set():
+            done = jobs_done(port)
             pids = worker_pids(r)
-            if pids:
+            if done > last and pids:
                 pid = random.choice(pids)
                 try:
                     os.kill(pid, signal.SIGKILL)
                     kills.append(pid)
+                    last = done
                 except ProcessLookupError:
                     pass
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     t = threading.Thread(target=killer)
     t.start()
@@ -133,15 +154,14 @@ def test_killing_workers_under_load_loses_nothing(loaded):
             ids = list(pool.map(
                 lambda w: submit(port, f"thumbnail({w})|sharpen|jpeg", body),
                 range(100, 300)))
-        time.sleep(2)
+        recs = wait_all(port, ids)
     finally:
         stop.set()
         t.join()
-    recs = wait_all(port, ids)
     statuses = [recs[j]["status"] for j in ids]
     assert statuses.count("done") == len(ids), \
         [recs[j]["error"] for j in ids if recs[j]["status"] != "done"][:5]
-    assert len(kills) >= 10
+    assert len(kills) == KILLS, kills
     assert r.proc.poll() is None  # the node itself never went down
     assert any(recs[j]["attempts"] > 1 for j in ids)
 

@@ -25,8 +25,7 @@ def start_node(base, shared, name):
     port = free_port()
     node.write(f"[node]\nstate_dir = {shared}\nruntime_dir = {d}/run\n"
                f"plugin_dir = {PLUGINS}\n"
-               f"[ingress]\nport = {port}\n[workers]\ncount = 1\n"
-               f"[transport]\nlease = 2s\n")
+               f"[ingress]\nport = {port}\n[workers]\ncount = 1\n")
     r = Running(node)
     r.wait_line(r"node: ready")
     return r, port
@@ -58,39 +57,64 @@ def post(port, pipeline, body):
     return r.status, data, job
 
 
+# uploads each client makes before the kill, and again after it
+BEFORE, AFTER = 5, 5
+
+
 def test_one_node_killed_behind_nginx(cluster):
+    """Four clients upload through nginx; once BEFORE uploads each are
+    answered, node a is SIGKILLed while they go on, and each then makes
+    AFTER more. Counted over a fixed number of uploads, never over a time
+    window: all are accepted, the AFTER ones through node b."""
     a, b, front = cluster
     body = small_jpeg()
     accepted, refused = [], []
-    stop = threading.Event()
+    phases = []
     counter = iter(range(10, 10000))
-    lock = threading.Lock()
+    lock = threading.Condition()
+    killed = threading.Event()
+    clients = 4
 
-    def load():
-        while not stop.is_set():
-            with lock:
-                w = next(counter)
-            status, data, job = post(
-                front, f"thumbnail({w % 590 + 10})|jpeg", body)
+    def one(phase):
+        with lock:
+            w = next(counter)
+        status, data, job = post(front, f"thumbnail({w % 590 + 10})|jpeg",
+                                 body)
+        with lock:
             if status == 200:
                 accepted.append(job)
             elif status == 202:
                 accepted.append(json.loads(data)["id"])
             else:
                 refused.append((status, data[:200]))
+            phases.append(phase)
+            lock.notify_all()
 
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(load) for _ in range(4)]
-        time.sleep(2)
-        before = len(accepted)
-        a.proc.send_signal(signal.SIGKILL)  # the whole node, no goodbye
-        a.proc.wait()
-        time.sleep(3)
-        stop.set()
+    def load():
+        for _ in range(BEFORE):
+            one("before")
+        while not killed.is_set():
+            one("during")
+        for _ in range(AFTER):
+            one("after")
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(load) for _ in range(clients)]
+        try:
+            with lock:
+                assert lock.wait_for(
+                    lambda: phases.count("before") == clients * BEFORE,
+                    timeout=300), "the clients' first uploads never ended"
+            a.proc.send_signal(signal.SIGKILL)  # the whole node, no goodbye
+            a.proc.wait()
+        finally:
+            killed.set()
         for f in futures:
             f.result()
     assert not refused, refused[:10]
-    assert len(accepted) > before + 10  # uploads went on via node b
+    # uploads went on via node b
+    assert phases.count("after") == clients * AFTER
+    assert len(accepted) == len(phases)
     # every job accepted by either node ends done, node a's included
     recs = wait_all(front, accepted)
     bad = [j for j in accepted if recs[j]["status"] != "done"]

@@ -27,12 +27,12 @@ def free_port():
 class Running:
     """An imgnode started from a config tree, with its stderr collected."""
 
-    def __init__(self, node, env=None):
+    def __init__(self, node, env=None, session=False):
         self.node = node
         self.sock = node.runtime / "control.sock"
         self.proc = subprocess.Popen([str(IMGNODE), "-c", str(node.ini)],
                                      stderr=subprocess.PIPE, text=True,
-                                     env=env)
+                                     env=env, start_new_session=session)
         self.lines = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -104,8 +104,9 @@ def running(node):
 
     def start(**kw):
         env = kw.pop("env", None)
+        session = kw.pop("session", False)
         config(node, **kw)
-        r = Running(node, env)
+        r = Running(node, env, session)
         made.append(r)
         r.wait_line(r"node: ready")
         return r
@@ -217,6 +218,20 @@ def test_stop_command_stops_everything(running):
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}")
     assert not r.sock.exists()
+
+
+def test_ctrl_c_stops_the_tree_once(running):
+    """Ctrl-C in a terminal (make run) sends SIGINT to the whole process
+    group: the root stops the tree in order (a worker finishes its job);
+    no child dies of it or takes it as its own stop and gets restarted."""
+    r = running(session=True)
+    os.killpg(r.proc.pid, signal.SIGINT)
+    assert r.proc.wait(timeout=30) == 0
+    time.sleep(0.2)  # the last lines of stderr
+    log = "".join(r.lines)
+    assert "child exited" not in log, log
+    assert "signal SIGINT" not in log, log  # each stopped in order
+    assert len([line for line in r.lines if "child started" in line]) == 4
 
 
 def test_sigterm_and_notify_socket(running, tmp_path):

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf_keys.h"
@@ -42,6 +43,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 
 	(void)argc;
+	umask(077); /* a config writable by others is refused, whatever it says */
 	fuzz_plugin_dir((*argv)[0], plugins, sizeof(plugins));
 	snprintf(dir, sizeof(dir), "%s/imgnode-fuzz-config-XXXXXX", tmp);
 	if (!mkdtemp(dir)) {

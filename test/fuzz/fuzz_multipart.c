@@ -31,6 +31,7 @@
 #include "log.h"
 #include "node/ingress.h"
 #include "node/metrics.h"
+#include "node/quota.h"
 
 #define CONTENT_TYPE_MAX 256
 #define QUERY_MAX 2048
@@ -57,12 +58,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	conf->ingress.port =
 	        0; /* any free port; requests come by socket pair */
 	conf->ingress.max_body = 1024;
+	/* what ingress.c sets up before the daemon, without the plugins */
 	in.conf = conf;
 	in.metrics = metrics_create();
 	in.kick_fd = -1;
+	in.nbuckets = 64;
+	in.buckets = calloc(in.nbuckets, sizeof(*in.buckets));
+	in.quota = quota_new(in.nbuckets);
 	pthread_mutex_init(&in.io, NULL);
 	pthread_mutex_init(&in.jobs, NULL);
-	if (!in.metrics || ingress_http_start(&in, err, sizeof(err))) {
+	if (!in.metrics || !in.buckets || !in.quota) {
+		fprintf(stderr, "fuzz_multipart: out of memory\n");
+		exit(1);
+	}
+	if (ingress_http_start(&in, err, sizeof(err))) {
 		fprintf(stderr, "fuzz_multipart: %s\n", err);
 		exit(1);
 	}

@@ -1,7 +1,7 @@
 /*
  * Small plugins for the loader's tests, one per -DFIXTURE_x: a good filter,
  * transport and storage, and one of each way a file can fail to be a plugin
- * this host accepts.
+ * this host accepts; and filters for the node's tests (segv, slow).
  */
 #include <errno.h>
 #include <imgnode/plugin.h>
@@ -31,7 +31,7 @@ static const struct imgnode_arg filter_args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-#if !defined(FIXTURE_segv)
+#if !defined(FIXTURE_segv) && !defined(FIXTURE_slow)
 static int f_apply(void *s, struct _VipsImage *in,
                    const union imgnode_value *args, struct _VipsImage **out,
                    char *err, size_t errlen)
@@ -54,6 +54,29 @@ static int f_segv(void *s, struct _VipsImage *in,
 }
 #define f_apply f_segv
 #define NAME "segv"
+#endif
+
+#if defined(FIXTURE_slow)
+#include <time.h>
+/* libvips' reference counting, resolved in the worker that loads this. */
+void *g_object_ref(void *object);
+/* A long job for the node's tests: sleeps amount seconds, then passes the
+ * image on unchanged. */
+static int f_slow(void *s, struct _VipsImage *in,
+                  const union imgnode_value *args, struct _VipsImage **out,
+                  char *err, size_t errlen)
+{
+	struct timespec t = {(time_t)args[0].n,
+	                     (long)((args[0].n - (time_t)args[0].n) * 1e9)};
+
+	(void)s, (void)err, (void)errlen;
+	while (nanosleep(&t, &t) != 0)
+		;
+	*out = g_object_ref(in);
+	return 0;
+}
+#define f_apply f_slow
+#define NAME "slow"
 #endif
 
 #if defined(FIXTURE_crash_selftest)
@@ -224,6 +247,8 @@ IMGNODE_PLUGIN = {
 #endif
 #if defined(FIXTURE_new_minor)
         .abi_minor = IMGNODE_ABI_MINOR + 1,
+#elif defined(FIXTURE_bad_major)
+        .abi_minor = 0,
 #else
         .abi_minor = IMGNODE_ABI_MINOR,
 #endif

@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "conf_keys.h"
 #include "config.h"
 
 static const char *const colours[] = {"red", "green", NULL};
@@ -175,6 +177,118 @@ static void test_defaults(void **state)
 	free(path);
 }
 
+/* A config that others may write is refused, naming the file. */
+static void test_writable_refused(void **state)
+{
+	static const struct {
+		mode_t mode;
+		const char *why;
+	} cases[] = {{0664, "writable by its group (mode 0664)"},
+	             {0606, "writable by others (mode 0606)"},
+	             {0622, "writable by others (mode 0622)"}};
+	char err[CONF_ERR_MAX] = "";
+	char *path = write_file("[node]\nlog_level = warn\n");
+	struct conf *c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(chmod(path, cases[i].mode), 0);
+		assert_null(conf_load(path, err, sizeof(err)));
+		if (!strstr(err, cases[i].why) ||
+		    strncmp(err, path, strlen(path)))
+			fail_msg("error \"%s\" lacks %s: %s", err, path,
+			         cases[i].why);
+	}
+	assert_int_equal(chmod(path, 0644), 0);
+	c = conf_load(path, err, sizeof(err));
+	assert_non_null(c);
+	conf_free(c);
+	unlink(path);
+	free(path);
+}
+
+/* imgnode -T prints a secret key's value as <redacted>, an empty one as
+ * it is. */
+static void test_secrets_redacted(void **state)
+{
+	char err[CONF_ERR_MAX] = "";
+	char *path = write_file(
+	        "[ingress]\napi_keys = alice:alice-key, bare-key\n"
+	        "hmac_keys = k1:0123456789abcdef-secret\nport = 8081\n");
+	const struct conf_section *sec = conf_core_section("ingress");
+	struct conf *c = conf_load(path, err, sizeof(err));
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	(void)state;
+	assert_non_null(c);
+	assert_non_null(sec);
+	out = open_memstream(&text, &len);
+	assert_non_null(out);
+	conf_print_keys(out, c, "ingress", sec->keys,
+	                (const char *)c + sec->offset, CONF_PRINT_EFFECTIVE);
+	fclose(out);
+	assert_null(strstr(text, "alice-key"));
+	assert_null(strstr(text, "bare-key"));
+	assert_null(strstr(text, "0123456789abcdef-secret"));
+	assert_non_null(strstr(text, "\napi_keys = <redacted>  ; "));
+	assert_non_null(strstr(text, "\nhmac_keys = <redacted>  ; "));
+	assert_non_null(strstr(text, "\nhmac_key =\n"));
+	assert_non_null(strstr(text, "\nport = 8081  ; "));
+	free(text);
+	/* the parsed values are the secrets themselves */
+	assert_int_equal(c->ingress.api_keys.n, 2);
+	assert_string_equal(c->ingress.api_keys.items[1], "bare-key");
+	conf_free(c);
+	unlink(path);
+	free(path);
+}
+
+/* The secret flag is or'ed into a type; other high bits are refused. */
+static void test_secret_flag(void **state)
+{
+	static const struct imgnode_conf_key k_secret = {
+	        "p", IMGNODE_CONF_STRING | IMGNODE_CONF_SECRET,
+	        "",  0,
+	        0,   NULL,
+	        "",  0};
+	static const struct imgnode_conf_key k_bad = {
+	        "b", IMGNODE_CONF_STRING | 0x400, "", 0, 0, NULL, "", 0};
+	char err[256], *v = NULL;
+
+	(void)state;
+	assert_int_equal(
+	        conf_value_parse(&k_secret, "pw", &v, err, sizeof(err)), 0);
+	assert_string_equal(v, "pw");
+	conf_value_free(&k_secret, &v);
+	assert_null(v);
+	assert_int_not_equal(
+	        conf_value_parse(&k_bad, "pw", &v, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "unknown type"));
+}
+
+/* Keys of signed requests and API keys: well formed, IDs distinct, v1
+ * only when asked for. */
+static void test_auth_keys(void **state)
+{
+	(void)state;
+	expect_error("[ingress]\nhmac_key = old\n",
+	             ":2: [ingress] hmac_key: v1 signatures");
+	expect_error("[ingress]\nhmac_v1 = yes\n", "hmac_key is empty");
+	expect_error("[ingress]\nhmac_keys = 0123456789abcdef\n",
+	             ":2: [ingress] hmac_keys: item 1 is not ID:SECRET");
+	expect_error("[ingress]\nhmac_keys = k:0123456789abcdef, k:short\n",
+	             "item 2: the secret is shorter than 16");
+	expect_error("[ingress]\nhmac_keys = a:0123456789abcdef, "
+	             "a:0123456789abcdefg\n",
+	             "ID \"a\" is given twice");
+	expect_error("[ingress]\napi_keys = x y:key\n", "an ID is 1-64");
+	expect_error("[ingress]\napi_keys = :key\n", "an ID is 1-64");
+	expect_error("[ingress]\nport = 9000\nadmin_port = 9000\n",
+	             "admin_port: the same address and port");
+}
+
 /* Loads len bytes of text (NULs included); returns the config or NULL
  * with the reason in err. */
 static struct conf *load_bytes(const char *text, size_t len, char *err,
@@ -214,19 +328,20 @@ static void test_nul_bytes_and_line_lengths(void **state)
 	assert_null(load_bytes(last, sizeof(last) - 1, err, sizeof(err)));
 	assert_non_null(strstr(err, ":2: NUL byte in the line"));
 
-	n = snprintf(text, sizeof(text), "[ingress]\nhmac_key = %.188s\n", key);
+	/* "state_dir = /" and 186 more: 199 characters */
+	n = snprintf(text, sizeof(text), "[node]\nstate_dir = /%.186s\n", key);
 	n += snprintf(text + n, sizeof(text) - (size_t)n,
-	              "port = 81\nport = 82\n");
+	              "[ingress]\nport = 81\nport = 82\n");
 	assert_null(load_bytes(text, (size_t)n, err, sizeof(err)));
 	assert_non_null(strstr(
 	        err,
-	        ":4: [ingress] port: duplicate key (first set at line 3)"));
-	n = snprintf(text, sizeof(text), "[ingress]\nhmac_key = %.188s\n", key);
+	        ":5: [ingress] port: duplicate key (first set at line 4)"));
+	n = snprintf(text, sizeof(text), "[node]\nstate_dir = /%.186s\n", key);
 	c = load_bytes(text, (size_t)n, err, sizeof(err));
 	assert_non_null(c);
-	assert_int_equal(strlen(c->ingress.hmac_key), 188);
+	assert_int_equal(strlen(c->node.state_dir), 187);
 	conf_free(c);
-	n = snprintf(text, sizeof(text), "[ingress]\nhmac_key = %.189s\n", key);
+	n = snprintf(text, sizeof(text), "[node]\nstate_dir = /%.187s\n", key);
 	assert_null(load_bytes(text, (size_t)n, err, sizeof(err)));
 	assert_non_null(strstr(err, ":2: line is longer than 199 characters"));
 }
@@ -239,6 +354,10 @@ int main(void)
 	        cmocka_unit_test(test_defaults),
 	        cmocka_unit_test(test_int_words),
 	        cmocka_unit_test(test_workers_auto),
+	        cmocka_unit_test(test_writable_refused),
+	        cmocka_unit_test(test_secrets_redacted),
+	        cmocka_unit_test(test_secret_flag),
+	        cmocka_unit_test(test_auth_keys),
 	        cmocka_unit_test(test_nul_bytes_and_line_lengths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -330,6 +330,127 @@ static double deviation(VipsImage *img)
 	return d;
 }
 
+/* ---- predictions (the predict hook, ABI 1.1) */
+
+/*
+ * How far a prediction may be off, in pixels a side: none, except for
+ * thumbnail, where shrink-on-load (JPEG DCT scaling by 2, 4 or 8) rounds
+ * the image before libvips works out the rest of the shrink.
+ */
+static long slack(const char *name)
+{
+	return strcmp(name, "thumbnail") ? 0 : 1;
+}
+
+/* What the host hands predict for img: its header's shape. */
+static struct imgnode_geometry geometry_of(VipsImage *img)
+{
+	struct imgnode_geometry g = {
+	        .width = img->Xsize,
+	        .height = img->Ysize,
+	        .bands = img->Bands,
+	        .band_bytes = (int)vips_format_sizeof(img->BandFmt),
+	        .orientation = vips_image_get_orientation(img),
+	};
+	return g;
+}
+
+/* Runs name's predict on in with values v, as the host does. */
+static struct imgnode_geometry predict_with(struct filter *f,
+                                            const struct imgnode_geometry *in,
+                                            const union imgnode_value *v)
+{
+	struct imgnode_geometry out = *in;
+	char err[512] = "";
+
+	out.work_width = out.work_height = out.min_bytes = 0;
+	assert_non_null(f->ops->predict);
+	if (f->ops->predict(f->state, in, v, &out, err, sizeof(err)))
+		fail_msg("%s: predict failed: %s", f->plugin->name, err);
+	return out;
+}
+
+/*
+ * Applies filter name to in with "name=value" arguments (ending with END)
+ * and checks that its predict said the size and bands libvips built
+ * (before computing anything). Returns the predicted shape.
+ */
+static struct imgnode_geometry predicted_apply(const char *name, VipsImage *in,
+                                               ...)
+{
+	union imgnode_value v[MAX_ARGS];
+	struct filter *f = filter_of(name);
+	struct imgnode_geometry g = geometry_of(in), p;
+	VipsImage *out = NULL;
+	char err[512] = "";
+	va_list ap;
+
+	va_start(ap, in);
+	make_args(f->ops, v, ap);
+	va_end(ap);
+	p = predict_with(f, &g, v);
+	if (f->ops->apply(f->state, in, v, &out, err, sizeof(err)))
+		fail_msg("%s failed: %s", name, err);
+	if (labs((long)(p.width - out->Xsize)) > slack(name) ||
+	    labs((long)(p.height - out->Ysize)) > slack(name) ||
+	    p.bands != out->Bands)
+		fail_msg(
+		        "%s on %dx%d: predicted %lldx%lld, %d bands; libvips made %dx%d, %d bands",
+		        name, in->Xsize, in->Ysize, (long long)p.width,
+		        (long long)p.height, p.bands, out->Xsize, out->Ysize,
+		        out->Bands);
+	g_object_unref(out);
+	return p;
+}
+
+/* thumbnail as the first step on corpus file rel: predicted == loaded. */
+static void predicted_load(const char *rel, int width, int height,
+                           const char *crop, const char *size)
+{
+	union imgnode_value v[MAX_ARGS];
+	struct filter *f = filter_of("thumbnail");
+	struct imgnode_geometry g, p;
+	char a[4][64], err[512] = "";
+	VipsImage *head, *out;
+	size_t len;
+	char *buf = read_corpus(rel, &len);
+
+	snprintf(a[0], sizeof(a[0]), "width=%d", width);
+	snprintf(a[1], sizeof(a[1]), "height=%d", height);
+	snprintf(a[2], sizeof(a[2]), "crop=%s", crop);
+	snprintf(a[3], sizeof(a[3]), "size=%s", size);
+	/* make_args takes a va_list: go through try_load's path */
+	{
+		const char *kv[] = {a[0], a[1], a[2], a[3]};
+		for (size_t k = 0; f->ops->args[k].name; k++) {
+			const char *text = f->ops->args[k].def;
+			for (size_t j = 0; j < 4; j++)
+				if (!strncmp(kv[j], f->ops->args[k].name,
+				             strlen(f->ops->args[k].name)) &&
+				    kv[j][strlen(f->ops->args[k].name)] == '=')
+					text = strchr(kv[j], '=') + 1;
+			assert_true(parse_value(&f->ops->args[k], text, &v[k]));
+		}
+	}
+	head = vips_image_new_from_buffer(buf, len, "", NULL);
+	assert_non_null(head);
+	g = geometry_of(head);
+	g_object_unref(head);
+	p = predict_with(f, &g, v);
+	if (f->ops->load(f->state, buf, len, "fail_on=none", v, &out, err,
+	                 sizeof(err)))
+		fail_msg("%s: load failed: %s", rel, err);
+	if (labs((long)(p.width - out->Xsize)) > slack("thumbnail") ||
+	    labs((long)(p.height - out->Ysize)) > slack("thumbnail"))
+		fail_msg(
+		        "%s thumbnail(%d,%d,%s,%s): predicted %lldx%lld, libvips made %dx%d",
+		        rel, width, height, crop, size, (long long)p.width,
+		        (long long)p.height, out->Xsize, out->Ysize);
+	assert_int_equal(p.orientation, 1);
+	g_object_unref(out);
+	g_free(buf);
+}
+
 /* ---- setup */
 
 static int setup(void **state)
@@ -901,6 +1022,61 @@ static void test_strip(void **state)
 	g_object_unref(in);
 }
 
+/*
+ * The contract of IMGNODE_META_ICC_ONLY (plugin.h): given an image the host
+ * left with its ICC profile alone, every encoder writes no EXIF (not even
+ * the block libvips builds from the header), XMP or IPTC; JPEG, PNG, WebP
+ * and TIFF keep the profile, AVIF and GIF are sRGB without one. Without the
+ * mark the same image keeps what it carries.
+ */
+static void test_icc_only(void **state)
+{
+	VipsImage *photo =
+	        open_image("formats/jpeg-exif-orient6.jpg", "shrink=4");
+	VipsImage *icc = open_image("formats/jpeg-icc.jpg", NULL);
+	VipsImage *in, *back;
+	const void *profile;
+	size_t plen;
+	gchar **fields;
+
+	(void)state;
+	assert_int_equal(
+	        vips_image_get_blob(icc, VIPS_META_ICC_NAME, &profile, &plen),
+	        0);
+	assert_int_equal(vips_copy(photo, &in, NULL), 0);
+	fields = vips_image_get_fields(in);
+	for (int i = 0; fields[i]; i++)
+		if (strncmp(fields[i], "vips-", 5))
+			vips_image_remove(in, fields[i]);
+	g_strfreev(fields);
+	vips_image_set_blob_copy(in, VIPS_META_ICC_NAME, profile, plen);
+	vips_image_set_int(in, IMGNODE_META_ICC_ONLY, 1);
+	for (int i = 0; encoders[i]; i++) {
+		bool keeps = strcmp(encoders[i], "avif") != 0 &&
+		             strcmp(encoders[i], "gif") != 0;
+		back = roundtrip(encoders[i], in, "");
+		if (vips_image_get_typeof(back, VIPS_META_EXIF_NAME) ||
+		    vips_image_get_typeof(back, VIPS_META_XMP_NAME) ||
+		    vips_image_get_typeof(back, VIPS_META_IPTC_NAME))
+			fail_msg("%s wrote EXIF, XMP or IPTC", encoders[i]);
+		if ((vips_image_get_typeof(back, VIPS_META_ICC_NAME) != 0) !=
+		    keeps)
+			fail_msg("%s: ICC profile %s", encoders[i],
+			         keeps ? "lost" : "kept");
+		assert_int_equal(back->Xsize, in->Xsize);
+		g_object_unref(back);
+	}
+	g_object_unref(in);
+
+	/* Unmarked, the metadata the image carries is written. */
+	back = roundtrip("jpeg", photo, "");
+	assert_true(vips_image_get_typeof(back, VIPS_META_EXIF_NAME));
+	assert_int_equal(vips_image_get_orientation(back), 6);
+	g_object_unref(back);
+	g_object_unref(icc);
+	g_object_unref(photo);
+}
+
 static void test_watermark(void **state)
 {
 	VipsImage *in = open_image("photos/bridge.jpg", "shrink=4");
@@ -1128,6 +1304,169 @@ static void test_resize_blur_sharpen(void **state)
 	g_object_unref(rgba);
 }
 
+/* thumbnail's predict says the size libvips makes, loading or later. */
+static void test_predict_thumbnail(void **state)
+{
+	static const char *const files[] = {"photos/bridge.jpg",
+	                                    "formats/jpeg-exif-orient6.jpg",
+	                                    "formats/png-rgba-3840x2160.png",
+	                                    "formats/tiny.png",
+	                                    "formats/webp-lossy.webp",
+	                                    "formats/tiff-deflate.tiff"};
+	static const int widths[] = {1, 33, 200, 801};
+	static const int heights[] = {0, 1, 150};
+	static const char *const crops[] = {"none", "centre"};
+	static const char *const sizes[] = {"down", "up", "both"};
+	VipsImage *in;
+
+	(void)state;
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++)
+		for (size_t w = 0; w < 4; w++)
+			for (size_t h = 0; h < 3; h++)
+				for (size_t c = 0; c < 2; c++)
+					for (size_t z = 0; z < 3; z++)
+						predicted_load(
+						        files[f], widths[w],
+						        heights[h], crops[c],
+						        sizes[z]);
+	/* attention crops are computed while loading: a few */
+	predicted_load("formats/tiny.png", 300, 0, "attention", "up");
+	predicted_load("formats/jpeg-exif-orient6.jpg", 64, 40, "attention",
+	               "both");
+	/* later in a pipeline, on an image that still carries its EXIF
+	 * orientation */
+	in = open_image("formats/jpeg-exif-orient6.jpg", NULL);
+	predicted_apply("thumbnail", in, "width=50", END);
+	predicted_apply("thumbnail", in, "width=500", "size=up", END);
+	predicted_apply("thumbnail", in, "width=70", "height=20", END);
+	predicted_apply("thumbnail", in, "width=70", "crop=centre", "size=both",
+	                END);
+	g_object_unref(in);
+}
+
+/* The other filters' predict hooks against what libvips builds. */
+static void test_predict_filters(void **state)
+{
+	VipsImage *photo = open_image("photos/bridge.jpg", "shrink=8");
+	VipsImage *turned = open_image("formats/jpeg-exif-orient6.jpg", NULL);
+	VipsImage *rgba = open_image("formats/pngsuite-basn6a08.png", NULL);
+	struct imgnode_geometry p;
+
+	(void)state;
+	predicted_apply("resize", photo, "scale=0.37", END);
+	predicted_apply("resize", photo, "scale=2.5", END);
+	predicted_apply("resize", rgba, "scale=3.3", END);
+	predicted_apply("resize", rgba, "scale=0.001", END);
+	predicted_apply("crop", photo, "left=3", "top=4", "width=50",
+	                "height=20", END);
+	predicted_apply("smartcrop", photo, "width=100", "height=5000", END);
+	predicted_apply("rotate", photo, "angle=90", END);
+	predicted_apply("rotate", photo, "angle=180", END);
+	p = predicted_apply("autorotate", turned, END);
+	assert_int_equal(p.orientation, 1);
+	assert_int_equal(p.width, turned->Ysize);
+	predicted_apply("strip", turned, END);
+	predicted_apply("grayscale", photo, END);
+	predicted_apply("grayscale", rgba, END);
+	predicted_apply("watermark", photo, "text=hi", END);
+	/* filters without the hook keep the shape, which the host assumes */
+	assert_null(ops_of("blur")->predict);
+	assert_null(ops_of("sharpen")->predict);
+	assert_null(ops_of("flip")->predict);
+	g_object_unref(rgba);
+	g_object_unref(turned);
+	g_object_unref(photo);
+}
+
+/*
+ * watermark's work is the text block vips_text draws (before it is cut to
+ * the image): the estimate is never smaller than the real block.
+ */
+static void test_predict_watermark_text(void **state)
+{
+	static const char *const texts[] = {
+	        "hi",
+	        "imgnode © 2026",
+	        "WW WW WW WW WW WW WW WW WW WW WW WW",
+	        "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii",
+	        "MMMMMMMMMMMMMMMMMMMMMMMMMMMMMM",
+	        "one\ntwo\nthree\nfour",
+	        "æ¼¢å­æ¼¢å­æ¼¢"
+	        "å­æ¼¢å­æ¼¢å­",
+	        "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed "
+	        "do eiusmod tempor incididunt ut labore et dolore magna"};
+	static const int sizes[] = {12, 40, 100};
+	struct filter *f = filter_of("watermark");
+
+	(void)state;
+	for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++)
+		for (size_t z = 0; z < 3; z++) {
+			struct imgnode_geometry in = {600, 400, 3, 1,
+			                              1,   0,   0, 0};
+			union imgnode_value v[4] = {{.s = texts[t]},
+			                            {.n = 0.5},
+			                            {.e = 0},
+			                            {.i = sizes[z]}};
+			struct imgnode_geometry p = predict_with(f, &in, v);
+			int margin = sizes[z] / 2;
+			char *markup = g_markup_escape_text(texts[t], -1);
+			char font[64];
+			VipsImage *text;
+
+			snprintf(font, sizeof(font), "sans bold %d", sizes[z]);
+			assert_int_equal(vips_text(&text, markup, "font", font,
+			                           "dpi", 72, "width",
+			                           600 - 2 * margin, NULL),
+			                 0);
+			if (p.work_width < text->Xsize + 2 * margin ||
+			    p.work_height < text->Ysize + 2 * margin)
+				fail_msg(
+				        "\"%s\" at %d: predicted %lldx%lld, drawn %dx%d",
+				        texts[t], sizes[z],
+				        (long long)p.work_width,
+				        (long long)p.work_height,
+				        text->Xsize + 2 * margin,
+				        text->Ysize + 2 * margin);
+			assert_int_equal(p.width, 600);
+			g_object_unref(text);
+			g_free(markup);
+		}
+}
+
+/* png(compression=0) holds every pixel: its least size is known. */
+static void test_predict_png_bytes(void **state)
+{
+	VipsImage *photo = open_image("photos/bridge.jpg", "shrink=8");
+	VipsImage *rgba16 = open_image("formats/pngsuite-basn6a16.png", NULL);
+	VipsImage *imgs[] = {photo, rgba16};
+	struct filter *f = filter_of("png");
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct imgnode_geometry g = geometry_of(imgs[i]), p;
+		union imgnode_value v[1] = {{.i = 0}};
+		char err[512];
+		void *buf;
+		size_t len;
+
+		p = predict_with(f, &g, v);
+		assert_int_equal(f->ops->encode(f->state, imgs[i], v, &buf,
+		                                &len, err, sizeof(err)),
+		                 0);
+		if (p.min_bytes > (int64_t)len ||
+		    (int64_t)len > p.min_bytes + p.min_bytes / 50 + 4096)
+			fail_msg(
+			        "png(compression=0) of %dx%d: predicted %lld bytes, made %zu",
+			        imgs[i]->Xsize, imgs[i]->Ysize,
+			        (long long)p.min_bytes, len);
+		g_free(buf);
+		v[0].i = 6;
+		assert_int_equal(predict_with(f, &g, v).min_bytes, 0);
+	}
+	g_object_unref(rgba16);
+	g_object_unref(photo);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1142,10 +1481,16 @@ int main(void)
 	        cmocka_unit_test_teardown(test_autorotate, no_leaks),
 	        cmocka_unit_test_teardown(test_grayscale, no_leaks),
 	        cmocka_unit_test_teardown(test_strip, no_leaks),
+	        cmocka_unit_test_teardown(test_icc_only, no_leaks),
 	        cmocka_unit_test_teardown(test_watermark, no_leaks),
 	        cmocka_unit_test_teardown(test_encoders, no_leaks),
 	        cmocka_unit_test_teardown(test_smartcrop, no_leaks),
 	        cmocka_unit_test_teardown(test_resize_blur_sharpen, no_leaks),
+	        cmocka_unit_test_teardown(test_predict_thumbnail, no_leaks),
+	        cmocka_unit_test_teardown(test_predict_filters, no_leaks),
+	        cmocka_unit_test_teardown(test_predict_watermark_text,
+	                                  no_leaks),
+	        cmocka_unit_test_teardown(test_predict_png_bytes, no_leaks),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -3,6 +3,7 @@
  * its column. The filters are descriptors declared here (no libvips
  * involved: parsing only reads argument tables).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,10 @@
 
 #include <cmocka.h>
 
+#include "config.h"
+#include "node/child.h"
+#include "node/cost.h"
+#include "node/image.h"
 #include "node/pipeline.h"
 #include "plugin.h"
 
@@ -48,20 +53,86 @@ static const struct imgnode_filter_ops gray_ops = {.args = none_args};
 static const struct imgnode_filter_ops webp_ops = {
         .args = webp_args, .flags = IMGNODE_FILTER_ENCODER};
 
+/* For the cost check: a filter that enlarges by factor (ABI 1.1)... */
+static const struct imgnode_arg enlarge_args[] = {
+        {"factor", IMGNODE_ARG_INT, NULL, 1, 100, NULL, "Factor."},
+        {"work", IMGNODE_ARG_INT, "1", 1, 100, NULL, "Work factor."},
+        {NULL, 0, NULL, 0, 0, NULL, NULL},
+};
+
+static int enlarge_predict(void *state, const struct imgnode_geometry *in,
+                           const union imgnode_value *args,
+                           struct imgnode_geometry *out, char *err,
+                           size_t errlen)
+{
+	(void)state;
+	if (args[0].i == 7) {
+		snprintf(err, errlen, "seven is unlucky");
+		return -EDOM;
+	}
+	out->width = in->width * args[0].i;
+	out->height = in->height * args[0].i;
+	if (args[1].i > 1) {
+		out->work_width = out->width * args[1].i;
+		out->work_height = out->height;
+	}
+	return 0;
+}
+
+static const struct imgnode_filter_ops enlarge_ops = {
+        .args = enlarge_args, .predict = enlarge_predict};
+
+/* ... one built for ABI 1.0, whose table the host must not read past ... */
+static int never_predict(void *state, const struct imgnode_geometry *in,
+                         const union imgnode_value *args,
+                         struct imgnode_geometry *out, char *err, size_t errlen)
+{
+	(void)state, (void)in, (void)args, (void)out, (void)err, (void)errlen;
+	fail_msg("predict of an ABI 1.0 filter was called");
+	return 0;
+}
+
+static const struct imgnode_filter_ops old_ops = {.args = none_args,
+                                                  .predict = never_predict};
+
+/* ... and an encoder that writes every pixel, 8 bits a band. */
+static int raw_predict(void *state, const struct imgnode_geometry *in,
+                       const union imgnode_value *args,
+                       struct imgnode_geometry *out, char *err, size_t errlen)
+{
+	(void)state, (void)args, (void)err, (void)errlen;
+	out->min_bytes = in->width * in->height * in->bands;
+	return 0;
+}
+
+static const struct imgnode_filter_ops raw_ops = {
+        .args = none_args,
+        .flags = IMGNODE_FILTER_ENCODER,
+        .format = "png",
+        .predict = raw_predict};
+
 #define FILTER(n, o)                                                           \
 	{                                                                      \
 		.magic = IMGNODE_PLUGIN_MAGIC, .abi_major = IMGNODE_ABI_MAJOR, \
 		.kind = IMGNODE_KIND_FILTER, .name = n, .version = "1.0",      \
 		.ops = &o                                                      \
 	}
+#define FILTER_1_1(n, o)                                                       \
+	{                                                                      \
+		.magic = IMGNODE_PLUGIN_MAGIC, .abi_major = IMGNODE_ABI_MAJOR, \
+		.abi_minor = 1, .kind = IMGNODE_KIND_FILTER, .name = n,        \
+		.version = "1.1", .ops = &o                                    \
+	}
+#define NPLUGINS (sizeof(descs) / sizeof(descs[0]))
 
 static const struct imgnode_plugin descs[] = {
         FILTER("thumbnail", thumb_ops), FILTER("sharpen", sharpen_ops),
         FILTER("watermark", mark_ops),  FILTER("grayscale", gray_ops),
-        FILTER("webp", webp_ops),
+        FILTER("webp", webp_ops),       FILTER_1_1("enlarge", enlarge_ops),
+        FILTER("old", old_ops),         FILTER_1_1("raw", raw_ops),
 };
 
-static struct plugin plugins[5];
+static struct plugin plugins[NPLUGINS];
 static struct plugin_set set;
 
 static void assert_canonical(const char *text, const char *want)
@@ -196,6 +267,90 @@ static void test_limits(void **state)
 	assert_error(text, "column 2049: pipeline longer than 2048 characters");
 }
 
+/*
+ * What goes into a result's key: the filter versions and the metadata
+ * policy, so that a result made with the upload's metadata is never served
+ * by a node that strips it (nor the other way round).
+ */
+static void test_versions_name_the_metadata_policy(void **state)
+{
+	char err[256], buf[256];
+	struct pipeline *pl =
+	        pipeline_parse("thumbnail(320)|webp", &set, err, sizeof(err));
+
+	(void)state;
+	assert_non_null(pl);
+	child_versions(pl, &set, "jpeg", true, buf, sizeof(buf));
+	assert_string_equal(buf, "thumbnail=1.0,webp=1.0");
+	child_versions(pl, &set, "jpeg", false, buf, sizeof(buf));
+	assert_string_equal(buf, "thumbnail=1.0,webp=1.0,metadata=stripped");
+	pipeline_free(pl);
+	pl = pipeline_parse("grayscale", &set, err, sizeof(err));
+	assert_non_null(pl);
+	child_versions(pl, NULL, NULL, false, buf, sizeof(buf));
+	assert_string_equal(buf, "grayscale=1.0,metadata=stripped");
+	pipeline_free(pl);
+}
+
+/* The cost check of text on a 100x80 RGB PNG: 0 or err == want. */
+static void assert_cost(const char *text, int ret, const char *want)
+{
+	static const struct limits_conf lim = {
+	        .max_pixels = 1000000,
+	        .max_dimension = 5000,
+	        .max_output = 1024 * 1024,
+	};
+	struct image_info info = {.format = "png",
+	                          .width = 100,
+	                          .height = 80,
+	                          .bands = 3,
+	                          .band_bytes = 1,
+	                          .orientation = 1};
+	char err[512] = "";
+	struct pipeline *pl = pipeline_parse(text, &set, err, sizeof(err));
+
+	if (!pl)
+		fail_msg("\"%s\" refused: %s", text, err);
+	if (cost_check(pl, &set, &info, &lim, err, sizeof(err)) != ret ||
+	    strcmp(err, want) != 0)
+		fail_msg("\"%s\": got \"%s\", want %d \"%s\"", text, err, ret,
+		         want);
+	pipeline_free(pl);
+}
+
+/* Every step is predicted; the first over a limit is named. */
+static void test_cost_names_the_step(void **state)
+{
+	(void)state;
+	assert_cost("enlarge(10)|grayscale|webp", 0, "");
+	assert_cost(
+	        "enlarge(10)|enlarge(2)|enlarge(1)", -E2BIG,
+	        "step 2 enlarge(factor=2,work=1): output 2000x1600 (3.2 Mpx) is over max_pixels (1 Mpx)");
+	assert_cost(
+	        "grayscale|enlarge(60)", -E2BIG,
+	        "step 2 enlarge(factor=60,work=1): output 6000x4800 is over max_dimension (5000 pixels a side)");
+	/* what a step makes on its way counts too */
+	assert_cost(
+	        "enlarge(10, work=3)", -E2BIG,
+	        "step 1 enlarge(factor=10,work=3): intermediate image 3000x800 (2.4 Mpx) is over max_pixels (1 Mpx)");
+	/* the output's least bytes, with the encoder named or by default */
+	assert_cost("enlarge(5)|raw", 0, "");
+	assert_cost(
+	        "enlarge(8)|raw", -EFBIG,
+	        "step 2 raw: output of at least 1.465 MiB is over max_output (1 MiB)");
+	assert_cost(
+	        "enlarge(8)", -EFBIG,
+	        "step 2 raw: output of at least 1.465 MiB is over max_output (1 MiB)");
+	/* a filter's own refusal, named */
+	assert_cost("enlarge(7)", -EDOM,
+	            "step 1 enlarge(factor=7,work=1): seven is unlucky");
+	/* an ABI 1.0 filter keeps the shape; its table is not read past 1.0 */
+	assert_cost("old|enlarge(10)|old|webp", 0, "");
+	assert_cost(
+	        "old|enlarge(13)|old", -E2BIG,
+	        "step 2 enlarge(factor=13,work=1): output 1300x1040 (1.352 Mpx) is over max_pixels (1 Mpx)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -203,13 +358,15 @@ int main(void)
 	        cmocka_unit_test(test_steps_and_values),
 	        cmocka_unit_test(test_errors_name_the_column),
 	        cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_versions_name_the_metadata_policy),
+	        cmocka_unit_test(test_cost_names_the_step),
 	};
 
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < NPLUGINS; i++) {
 		plugins[i].desc = &descs[i];
-		plugins[i].next = i + 1 < 5 ? &plugins[i + 1] : NULL;
+		plugins[i].next = i + 1 < NPLUGINS ? &plugins[i + 1] : NULL;
 	}
 	set.head = &plugins[0];
-	set.n = 5;
+	set.n = NPLUGINS;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

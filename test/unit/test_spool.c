@@ -28,6 +28,8 @@
 #include "config.h"
 #include "harness.h"
 #include "host.h"
+#include "node/ticker.h"
+#include "plugin.h"
 
 #define JOBS IMGNODE_QUEUE_JOBS
 #define DEAD IMGNODE_QUEUE_DEAD
@@ -406,6 +408,83 @@ static void test_lease(void **state)
 	plugin->fini(st2);
 }
 
+/*
+ * A worker busy with a job calls no transport op; its ticker thread
+ * renews the lease meanwhile, so the job is not delivered again long past
+ * the lease's original expiry, and the worker can still ack it. Without
+ * the ticker the same wait loses the job (test_lease).
+ */
+static void test_lease_renewed_while_busy(void **state)
+{
+	struct env *e = *state;
+	struct imgnode_delivery d, d2;
+	struct ticker t;
+	void *st2;
+
+	env_start(e, "lease = 300ms\n");
+	assert_int_equal(plugin->init(host_table(), e->cfg, &st2), 0);
+	harness_publish(&e->tr, "long job", NULL);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), 0);
+	assert_int_equal(ticker_start(&t, ops, e->st, 50), 0);
+	/* 1.5 s, five leases: the other consumer keeps looking */
+	for (int i = 0; i < 15; i++)
+		assert_int_equal(ops->consume(st2, JOBS, &d2, 100), -ETIMEDOUT);
+	assert_true(ticker_stop(&t) >= 5);
+	assert_int_equal(d.attempt, 1);
+	assert_int_equal(ops->ack(e->st, &d), 0);
+	assert_int_equal(ops->consume(st2, JOBS, &d2, 500), -ETIMEDOUT);
+	plugin->fini(st2);
+}
+
+/*
+ * The host refuses a lease shorter than [workers] job_timeout when it
+ * configures the plugins (imgnode -t, start-up, reload), naming both keys
+ * and where they were set.
+ */
+static void test_lease_shorter_than_job_timeout(void **state)
+{
+	struct env *e = *state;
+	const char *build = getenv("BUILD");
+	struct plugin_set set = {0};
+	char path[128], dir[256], err[CONF_ERR_MAX] = "", want[400];
+	struct conf *conf;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s/plugins",
+	         build && *build ? build : "build");
+	snprintf(path, sizeof(path), "%s/imgnode.ini", e->dir);
+	for (int ok = 0; ok < 2; ok++) {
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fprintf(f,
+		        "[node]\nstate_dir = %s\n[workers]\njob_timeout = 90s\n"
+		        "[transport]\nplugin = spool\nlease = %s\n",
+		        e->dir, ok ? "90s" : "1m");
+		fclose(f);
+		conf = conf_load(path, err, sizeof(err));
+		assert_non_null(conf);
+		assert_int_equal(plugin_set_load(&set, dir, err, sizeof(err)),
+		                 0);
+		if (ok) {
+			assert_int_equal(plugin_set_configure(&set, conf, err,
+			                                      sizeof(err)),
+			                 0);
+		} else {
+			assert_int_equal(plugin_set_configure(&set, conf, err,
+			                                      sizeof(err)),
+			                 -EINVAL);
+			snprintf(
+			        want, sizeof(want),
+			        "%s:7: [transport] lease: 1m is shorter than [workers] job_timeout (90s, %s:4)",
+			        path, path);
+			if (strncmp(err, want, strlen(want)))
+				fail_msg("got \"%s\"", err);
+		}
+		plugin_set_free(&set);
+		conf_free(conf);
+	}
+}
+
 /* Without dir, the queue lives in <state_dir>/spool. */
 static void test_default_dir(void **state)
 {
@@ -441,6 +520,8 @@ int main(void)
 	        T(test_max_message),
 	        T(test_reply),
 	        T(test_lease),
+	        T(test_lease_renewed_while_busy),
+	        T(test_lease_shorter_than_job_timeout),
 	        T(test_default_dir),
 	};
 

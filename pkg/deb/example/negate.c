@@ -130,6 +130,12 @@ static int negate_selftest(void *state, char *err, size_t errlen)
 	return ret;
 }
 
+/*
+ * No predict hook: negate keeps the image's size and bands, which is what
+ * the host assumes of a filter without one. A filter that changes the
+ * size (or draws something large on the way) sets predict, so that jobs
+ * over [limits] are refused before anything is decoded.
+ */
 static const struct imgnode_filter_ops ops = {
         .args = args,
         .apply = negate_apply,
