@@ -10,8 +10,10 @@
 #   check-fresh  make run and make deps from a clean clone in a fresh
 #            container (test/fresh/run); check runs it
 #   format   rewrites the sources with clang-format
+#   fuzz     runs each libFuzzer harness (test/fuzz) for FUZZ_SECONDS
 # Our flags come first; the user's CPPFLAGS/CFLAGS/LDFLAGS are appended, so
-# dpkg-buildflags works. WERROR=1 adds -Werror, SAN=1 builds with ASan+UBSan.
+# dpkg-buildflags works. WERROR=1 adds -Werror, SAN=1 builds with ASan+UBSan,
+# FUZZ=1 with clang, libFuzzer, ASan and UBSan (in $(BUILD)/fuzz).
 BUILD ?= build
 CC ?= cc
 PREFIX ?= /usr/local
@@ -31,13 +33,34 @@ ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
 override BUILD := $(BUILD)/san
 endif
+# FUZZ=1: the libFuzzer harnesses (test/fuzz) and everything they link, in
+# $(BUILD)/fuzz with clang, ASan and UBSan (an undefined behaviour aborts).
+ifeq ($(FUZZ),1)
+override CC := clang
+SANFLAGS := -fsanitize=address,undefined,fuzzer-no-link \
+	-fno-sanitize-recover=all -fno-omit-frame-pointer
+override BUILD := $(BUILD)/fuzz
+endif
 ifneq ($(V),1)
 Q := @
 endif
 
-override CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(SANFLAGS) \
-	-Iinclude -MMD -MP $(CFLAGS)
-override LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+# Hardening: stack protector, stack clash and control-flow protection where
+# the compiler has them, PIE executables, full RELRO. _FORTIFY_SOURCE needs
+# -O2 and is left out under the sanitizers (ASan intercepts the same calls)
+# and when the user's flags set it already (dpkg-buildflags does).
+cc-option = $(shell $(CC) -Werror $(1) -E -x c /dev/null >/dev/null 2>&1 && echo $(1))
+HARDEN := -fstack-protector-strong $(call cc-option,-fstack-clash-protection) \
+	$(call cc-option,-fcf-protection) -fPIE
+ifeq ($(SANFLAGS)$(findstring _FORTIFY_SOURCE,$(CPPFLAGS) $(CFLAGS)),)
+HARDEN += -D_FORTIFY_SOURCE=2
+endif
+# Executables are PIE; plugins (-shared) get -fPIC after -fPIE.
+EXE_LDFLAGS := -pie
+
+override CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(HARDEN) \
+	$(SANFLAGS) -Iinclude -MMD -MP $(CFLAGS)
+override LDFLAGS := $(SANFLAGS) -Wl,-z,relro -Wl,-z,now $(LDFLAGS)
 PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
 # Filter plugins (plugins/filter/) work on libvips images.
 VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
@@ -77,6 +100,9 @@ PLUGINS := $(foreach s,$(PLUGIN_SRC),$(BUILD)/plugins/$(basename $(notdir $(s)))
 # One unit test per module: test/unit/test_X.c, linked with the core.
 TEST_SRC := $(wildcard test/unit/test_*.c)
 TESTS := $(TEST_SRC:test/unit/%.c=$(BUILD)/test/%)
+# libFuzzer harnesses (make FUZZ=1 fuzzers, make fuzz): test/fuzz/fuzz_X.c.
+FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
+FUZZERS := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/test/%)
 # What the plugin tests share: loading and configuring a plugin.
 HARNESS_OBJ := $(BUILD)/test/harness.o
 # Small plugins, good and bad, that the loader's tests load.
@@ -86,7 +112,8 @@ FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name 
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:
-.PHONY: all deps run check check-fresh bench install clean lint format ini
+.PHONY: all deps run check check-fresh bench install clean lint format ini \
+	fuzz fuzzers
 
 # Programs and plugins the end-to-end tests drive: a second watermark.so
 # (another version, other text) for the hot-swap tests.
@@ -113,11 +140,11 @@ $(NODE_OBJ): override CFLAGS += $(VIPS_CFLAGS)
 
 $(BUILD)/imgnode: $(MAIN_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $(EXE_LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS)
 
 $(BUILD)/imgnodectl: $(CTL_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS) $(CTL_LIBS)
+	$(Q)$(CC) $(LDFLAGS) $(EXE_LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS) $(CTL_LIBS)
 
 define plugin_rule
 $(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1)
@@ -147,13 +174,13 @@ $(BUILD)/test/%: test/unit/%.c $(HARNESS_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore \
-		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(CORE_LIBS) $(NODE_LIBS) \
-		-lcmocka
+		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(EXE_LDFLAGS) $(CORE_LIBS) \
+		$(NODE_LIBS) -lcmocka
 
 $(BUILD)/test/supdriver: test/e2e/supdriver.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ \
-		$(LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
+		$(LDFLAGS) $(EXE_LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
 
 $(BUILD)/test/plugins-v2/watermark.so: plugins/filter/watermark.c
 	@mkdir -p $(dir $@)
@@ -167,7 +194,7 @@ $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
 		$< -o $@ $(LDFLAGS)
 
 -include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(HARNESS_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CTL_OBJ:.o=.d) \
-	$(BENCH_BIN:=.d) $(TESTS:=.d) $(E2E_BIN:=.d) \
+	$(BENCH_BIN:=.d) $(TESTS:=.d) $(E2E_BIN:=.d) $(FUZZERS:=.d) \
 	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
 
 # The packages make check needs (test/lib/deps check), as root.
@@ -197,11 +224,32 @@ check-fresh: deps
 
 BENCH_BIN := $(BUILD)/bench/bench_pipeline
 
+# libFuzzer harnesses, one per parser of outside input: test/fuzz/fuzz_X.c
+# -> $(BUILD)/fuzz/test/fuzz_X (make FUZZ=1 fuzzers builds them; the
+# pipeline and config harnesses read the fuzz build's plugins). `make fuzz`
+# runs each for FUZZ_SECONDS on its corpus (seeded from test/fuzz/corpus);
+# make check runs each for a fixed number of inputs (test/fuzz/run).
+FUZZ_SECONDS ?= 600
+
+$(BUILD)/test/fuzz_%: test/fuzz/fuzz_%.c $(NODE_OBJ) $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZER  $@")
+	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore \
+		-fsanitize=fuzzer $(filter %.c %.o,$^) -o $@ $(LDFLAGS) \
+		$(EXE_LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
+
+fuzzers: $(FUZZERS) $(PLUGINS)
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory FUZZ=1 fuzzers
+	$(Q)test/fuzz/run --seconds $(FUZZ_SECONDS) $(BUILD)/fuzz
+
 $(BUILD)/bench/%: test/bench/%.c $(NODE_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BENCH   $@")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore \
-		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
+		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(EXE_LDFLAGS) $(CORE_LIBS) \
+		$(NODE_LIBS)
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
@@ -236,7 +284,7 @@ ini: $(BUILD)/imgnode $(PLUGINS)
 
 LINT_SRC = $(sort $(wildcard core/*.[ch] core/*/*.[ch] include/imgnode/*.h \
 	plugins/*/*.[ch] plugins/*/*/*.[ch] test/unit/*.c test/e2e/*.c \
-	test/bench/*.c pkg/deb/example/*.c))
+	test/bench/*.c test/fuzz/*.[ch] pkg/deb/example/*.c))
 
 lint:
 	$(Q)test/lib/lint $(LINT_SRC)

@@ -24,6 +24,7 @@ struct reader {
 	const char *file;
 	int line;
 	bool too_long;
+	int nul_line; /* the first line with a NUL byte, or 0 */
 };
 
 struct load_ctx {
@@ -36,25 +37,53 @@ struct load_ctx {
 };
 
 /*
- * fgets that counts lines and notices lines longer than inih's buffer. It
+ * fgets that counts lines and notices lines longer than inih's buffer, and
+ * NUL bytes, which would silently cut a line short (or drop it whole). It
  * wipes inih's line buffer before each line and at the end, so no value
  * read (api_keys, hmac_key) is left on the stack for a forked child.
  */
 static char *reader_gets(char *str, int num, void *stream)
 {
 	struct reader *rd = stream;
-	char *s;
-	size_t len;
+	int c = EOF, n = 0;
 
 	explicit_bzero(str, (size_t)num);
-	s = fgets(str, num, rd->fp);
-	if (!s)
+	while (n < num - 1 && (c = getc(rd->fp)) != EOF) {
+		if (c == '\0' && !rd->nul_line)
+			rd->nul_line = rd->line + 1;
+		str[n++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	if (n == 0)
 		return NULL;
+	str[n] = '\0';
 	rd->line++;
-	len = strlen(s);
-	if (len > 0 && s[len - 1] != '\n' && !feof(rd->fp) && !rd->too_long)
-		rd->too_long = true;
-	return s;
+	if (c != '\n' && n == num - 1 && !rd->too_long) {
+		c = getc(rd->fp); /* a newline right after still fits */
+		if (c != EOF && c != '\n') {
+			rd->too_long = true;
+			ungetc(c, rd->fp);
+		}
+	}
+	return str;
+}
+
+/* A line refused whatever it holds; 0 or -EINVAL with the reason. */
+static int bad_line(const struct reader *rd, char *err, size_t errlen)
+{
+	if (rd->nul_line) {
+		conf_set_err(err, errlen, "%s:%d: NUL byte in the line",
+		             rd->file, rd->nul_line);
+		return -EINVAL;
+	}
+	if (rd->too_long) {
+		conf_set_err(err, errlen,
+		             "%s:%d: line is longer than %d characters",
+		             rd->file, rd->line, INI_MAX_LINE - 1);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static struct conf_entry *find_entry(struct conf_entry *e, const char *section,
@@ -77,12 +106,8 @@ static int load_handler(void *user, const char *section, const char *key,
 
 	if (ctx->ret)
 		return 1; /* report the first error only */
-	if (ctx->rd->too_long) {
-		conf_set_err(ctx->err, ctx->errlen,
-		             "%s:%d: line is longer than %d characters", file,
-		             line, INI_MAX_LINE - 1);
+	if (bad_line(ctx->rd, ctx->err, ctx->errlen))
 		goto out_err;
-	}
 	if (!section[0]) {
 		conf_set_err(ctx->err, ctx->errlen,
 		             "%s:%d: %s: key outside any [section]", file, line,
@@ -202,13 +227,7 @@ static int load_file(struct load_ctx *ctx, const char *path)
 		conf_set_err(ctx->err, ctx->errlen, "cannot read %s", path);
 		return -EIO;
 	}
-	if (rd.too_long) {
-		conf_set_err(ctx->err, ctx->errlen,
-		             "%s:%d: line is longer than %d characters", path,
-		             rd.line, INI_MAX_LINE - 1);
-		return -EINVAL;
-	}
-	return 0;
+	return bad_line(&rd, ctx->err, ctx->errlen);
 }
 
 static int ini_filter(const struct dirent *d)

@@ -195,11 +195,18 @@ int64_t job_stamp_us(json_t *rec, const char *field)
 {
 	const char *s = json_string_value(json_object_get(rec, field));
 	struct tm tm = {0};
-	int ms = 0;
+	int ms = 0, end = 0;
 
+	/* widths keep sscanf from overflowing; a record from storage may be
+	 * anything, and out-of-range fields would overflow below */
 	if (!s ||
-	    sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
-	           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon,
+	           &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms,
+	           &end) != 7 ||
+	    !end || s[end] || tm.tm_year < 1970 || tm.tm_mon < 1 ||
+	    tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 ||
+	    tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60 || ms < 0)
 		return 0;
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;

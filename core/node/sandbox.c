@@ -304,11 +304,18 @@ static int allow(scmp_filter_ctx ctx, const char *name, unsigned n,
 	return ret == -EDOM && nr < 0 ? 0 : ret;
 }
 
+/* Argument arg equal to v (SCMP_CMP leaves datum_b to the compiler). */
+static struct scmp_arg_cmp arg_eq(unsigned arg, scmp_datum_t v)
+{
+	return (struct scmp_arg_cmp){
+	        .arg = arg, .op = SCMP_CMP_EQ, .datum_a = v, .datum_b = 0};
+}
+
 /* Allowed with one argument equal to a value. */
 static int allow_if(scmp_filter_ctx ctx, const char *name, unsigned arg,
                     scmp_datum_t value)
 {
-	struct scmp_arg_cmp cmp = SCMP_CMP(arg, SCMP_CMP_EQ, value);
+	struct scmp_arg_cmp cmp = arg_eq(arg, value);
 
 	return allow(ctx, name, 1, &cmp);
 }
@@ -326,7 +333,10 @@ static int add_rules(scmp_filter_ctx ctx)
 	for (size_t i = 0; !ret && i < sizeof(allowed) / sizeof(*allowed); i++)
 		ret = allow(ctx, allowed[i], 0, NULL);
 	/* threads, not processes (clone3: see load_clone3) */
-	cmp[0] = SCMP_CMP(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD);
+	cmp[0] = (struct scmp_arg_cmp){.arg = 0,
+	                               .op = SCMP_CMP_MASKED_EQ,
+	                               .datum_a = CLONE_THREAD,
+	                               .datum_b = CLONE_THREAD};
 	if (!ret)
 		ret = allow(ctx, "clone", 1, cmp);
 	if (!ret)
@@ -336,8 +346,8 @@ static int add_rules(scmp_filter_ctx ctx)
 		ret = allow_if(ctx, "socket", 0, AF_INET);
 	if (!ret)
 		ret = allow_if(ctx, "socket", 0, AF_INET6);
-	cmp[0] = SCMP_CMP(0, SCMP_CMP_EQ, AF_NETLINK);
-	cmp[1] = SCMP_CMP(2, SCMP_CMP_EQ, NETLINK_ROUTE);
+	cmp[0] = arg_eq(0, AF_NETLINK);
+	cmp[1] = arg_eq(2, NETLINK_ROUTE);
 	if (!ret)
 		ret = allow(ctx, "socket", 2, cmp);
 	/* signals only to itself (abort, libraries' thread wake-ups); signal
@@ -351,8 +361,8 @@ static int add_rules(scmp_filter_ctx ctx)
 	if (!ret)
 		ret = allow_if(ctx, "rt_tgsigqueueinfo", 0, self);
 	/* reading its limits, never setting them */
-	cmp[0] = SCMP_CMP(0, SCMP_CMP_EQ, 0);
-	cmp[1] = SCMP_CMP(2, SCMP_CMP_EQ, 0);
+	cmp[0] = arg_eq(0, 0);
+	cmp[1] = arg_eq(2, 0);
 	if (!ret)
 		ret = allow(ctx, "prlimit64", 2, cmp);
 	for (size_t i = 0; !ret && i < sizeof(ioctls) / sizeof(*ioctls); i++)

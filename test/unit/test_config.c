@@ -289,6 +289,63 @@ static void test_auth_keys(void **state)
 	             "admin_port: the same address and port");
 }
 
+/* Loads len bytes of text (NULs included); returns the config or NULL
+ * with the reason in err. */
+static struct conf *load_bytes(const char *text, size_t len, char *err,
+                               size_t errlen)
+{
+	char path[] = "/tmp/imgnode-test-XXXXXX";
+	int fd = mkstemp(path);
+	struct conf *c;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	c = conf_load(path, err, errlen);
+	unlink(path);
+	return c;
+}
+
+/* A NUL byte cut its line short without a word (or dropped it whole):
+ * seen while writing test/fuzz/fuzz_config. A line of exactly 199
+ * characters fits (it was taken for a longer one). */
+static void test_nul_bytes_and_line_lengths(void **state)
+{
+	static const char mid[] = "[ingress]\nport = 80\0 81\n";
+	static const char first[] = "[ingress]\n\0port = 81\nmax_body = 1K\n";
+	static const char last[] = "[ingress]\nport = 80\0";
+	char err[CONF_ERR_MAX] = "", text[512], key[190];
+	struct conf *c;
+	int n;
+
+	(void)state;
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	assert_null(load_bytes(mid, sizeof(mid) - 1, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: NUL byte in the line"));
+	assert_null(load_bytes(first, sizeof(first) - 1, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: NUL byte in the line"));
+	assert_null(load_bytes(last, sizeof(last) - 1, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: NUL byte in the line"));
+
+	/* "state_dir = /" and 186 more: 199 characters */
+	n = snprintf(text, sizeof(text), "[node]\nstate_dir = /%.186s\n", key);
+	n += snprintf(text + n, sizeof(text) - (size_t)n,
+	              "[ingress]\nport = 81\nport = 82\n");
+	assert_null(load_bytes(text, (size_t)n, err, sizeof(err)));
+	assert_non_null(strstr(
+	        err,
+	        ":5: [ingress] port: duplicate key (first set at line 4)"));
+	n = snprintf(text, sizeof(text), "[node]\nstate_dir = /%.186s\n", key);
+	c = load_bytes(text, (size_t)n, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(strlen(c->node.state_dir), 187);
+	conf_free(c);
+	n = snprintf(text, sizeof(text), "[node]\nstate_dir = /%.187s\n", key);
+	assert_null(load_bytes(text, (size_t)n, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: line is longer than 199 characters"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +358,7 @@ int main(void)
 	        cmocka_unit_test(test_secrets_redacted),
 	        cmocka_unit_test(test_secret_flag),
 	        cmocka_unit_test(test_auth_keys),
+	        cmocka_unit_test(test_nul_bytes_and_line_lengths),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
