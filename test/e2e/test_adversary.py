@@ -12,10 +12,13 @@ time to answer; /healthz percentiles; peak RSS per process) are printed
 (pytest -s) and written to build/adversary-figures.md."""
 import concurrent.futures
 import hashlib
+import json
+import os
 import re
 import secrets
 import select
 import socket
+import subprocess
 import threading
 import time
 
@@ -27,9 +30,10 @@ from test_amqp_node import broker  # noqa: F401 (fixture)
 from test_attack_auth import signed
 from test_attack_conn import SAN_SLACK, connect, read_response
 from test_attack_cost import BOMBS, bomb_input, noise_png, vm_hwm
-from test_attack_http import FILE, PIPE, exchange, json_error, multipart
+from test_attack_http import FILE, exchange, json_error, multipart
 from test_attack_meta import SECRETS as PHOTO_SECRETS, hostile_jpeg
-from test_attack_procs import memory_holds, pieces
+from test_attack_procs import (SAN, address_space_limit, control_socket_inode,
+                               field, memory_holds, pieces, socket_inodes)
 from test_cluster_node import ceph  # noqa: F401 (fixture)
 from test_ingress_api import images, start  # noqa: F401 (fixture)
 from test_node import IMGNODECTL
@@ -155,8 +159,6 @@ class Watch:
 
 def tree_pids(server):
     """(id, pid) of every live process of the tree, from imgnodectl."""
-    import json
-    import subprocess
     out = subprocess.run(
         [str(IMGNODECTL), "-s", str(server.node.runtime / "control.sock"),
          "--json", "status"], capture_output=True, text=True, timeout=30,
@@ -272,8 +274,9 @@ class Campaign:
                  "Content-Length given more than once"),
                 (b"Transfer-Encoding: gzip, chunked\r\n\r\n"
                  b"5\r\nhello\r\n0\r\n\r\n", "must be chunked")):
-            got = exchange(self.s.port, b"POST /v1/jobs?pipeline=png "
-                           b"HTTP/1.1\r\nHost: x\r\nX-Api-Key: " +
+            # signed and keyed: only the framing is wrong
+            got = exchange(self.s.port, b"POST /v1/jobs?" + raw_query("png") +
+                           b" HTTP/1.1\r\nHost: x\r\nX-Api-Key: " +
                            ALICE.encode() + b"\r\n" + req)
             body = json_error(got, 400, "bad request")
             assert why in body["detail"], body
@@ -329,7 +332,7 @@ class Campaign:
     def cpu_heavy(self):
         r = submit(self.s, noise_png(), SLOW, who=AS_BOB)
         assert r.status_code == 202, r.text
-        self.kept["slow"] = r.json()["id"]
+        self.kept["slow"] = (r.json()["id"], time.monotonic())
         return "202 (its end is checked below)"
 
     def flood(self):
@@ -488,13 +491,37 @@ class Campaign:
         return "404 unknown job (record and result)"
 
     def slow_job_end(self):
-        rec = wait_done(self.s, self.kept["slow"], ["failed", "done"],
-                        who=AS_BOB, timeout=120)
+        job, submitted = self.kept["slow"]
+        rec = wait_done(self.s, job, ["failed", "done"], who=AS_BOB,
+                        timeout=120)
+        took = time.monotonic() - submitted
         assert rec["status"] == "failed", rec
         assert rec["error"].startswith(
             f"killed after job_timeout ({JOB_TIMEOUT} s) on 2 attempts"), rec
         assert rec["overruns"] == 2, rec
-        return f"failed after 2 attempts: {rec['error'][:60]}"
+        return f"failed {took:.1f} s after its submit: " \
+            f"{rec['error'].split(':')[0]}"
+
+    def sandbox(self, workers):
+        """Each worker: RLIMIT_AS at max_memory, no_new_privs and seccomp
+        on every thread, the OOM killer's first choice, without the
+        control socket, and no API or signing key in its memory."""
+        sock = control_socket_inode(self.s.node.runtime / "control.sock")
+        want = "unlimited" if SAN else str(MAX_MEMORY)
+        for pid in workers:
+            assert address_space_limit(pid) == (want, want), pid
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                path = f"task/{tid}/status"
+                assert field(pid, "NoNewPrivs", path) == "1", (pid, tid)
+                assert field(pid, "Seccomp", path) == "2", (pid, tid)
+            with open(f"/proc/{pid}/oom_score_adj") as f:
+                assert int(f.read()) == 500, pid
+            assert sock not in socket_inodes(pid), pid
+            found = memory_holds(pid, pieces([ALICE, BOB, CAROL, S1]))
+            assert not found, found
+        return f"{len(workers)} worker(s): RLIMIT_AS {want}, seccomp + " \
+            "no_new_privs on every thread, oom_score_adj 500, no control " \
+            "socket, no key in memory"
 
 
 def percentile(values, p):
@@ -558,13 +585,8 @@ def test_adversary_campaign(adv, images):
         c.run("after the campaign: a normal job", after)
         live = tree_pids(s)
         workers = [p for i, p in live if kind(i) == "worker"]
-
-        def no_secrets():
-            for pid in workers:
-                found = memory_holds(pid, pieces([ALICE, BOB, S1]))
-                assert not found, found
-            return f"none of the keys in {len(workers)} worker(s)' memory"
-        c.run("worker memory searched for the secrets", no_secrets)
+        c.run("the workers after it all (sandbox, secrets)",
+              lambda: c.sandbox(workers))
     finally:
         watch.stop()
     lat, failures = watch.latencies, watch.failures
