@@ -25,9 +25,9 @@ import time
 import pytest
 import requests
 
-from conftest import BUILD
+from conftest import BUILD, Node
 from test_amqp_node import broker  # noqa: F401 (fixture)
-from test_attack_auth import signed
+from test_attack_auth import AdminServer, signed
 from test_attack_conn import SAN_SLACK, connect, read_response
 from test_attack_cost import BOMBS, bomb_input, noise_png, vm_hwm
 from test_attack_http import FILE, exchange, json_error, multipart
@@ -35,7 +35,7 @@ from test_attack_meta import SECRETS as PHOTO_SECRETS, hostile_jpeg
 from test_attack_procs import (SAN, address_space_limit, control_socket_inode,
                                field, memory_holds, pieces, socket_inodes)
 from test_cluster_node import ceph  # noqa: F401 (fixture)
-from test_ingress_api import images, start  # noqa: F401 (fixture)
+from test_ingress_api import free_port, images  # noqa: F401 (fixture)
 from test_node import IMGNODECTL
 
 MB = 1024 * 1024
@@ -71,6 +71,17 @@ READERS = 5
 _figures = {}
 
 
+class Adversary(AdminServer):
+    """The node under attack: its /readyz and /metrics are on the admin
+    port, its API on the public one."""
+
+    def metric(self, name):
+        text = requests.get(self.admin_url + "/metrics", timeout=30).text
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        assert m, f"no {name} in /metrics"
+        return float(m.group(1))
+
+
 @pytest.fixture(scope="module", params=["spool+fs", "amqp+rados"])
 def adv(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("adv")
@@ -83,14 +94,22 @@ def adv(request, tmp_path_factory):
                  "heartbeat = 2s\nconnect_timeout = 2s\n"
                  f"[storage]\nplugin = rados\nconf = {conf}\n"
                  "osd_op_timeout = 5s\nmon_op_timeout = 5s\n")
-    s = start(path, workers=1, max_body="45M", wait_max="60s",
-              upload_memory=f"{UPLOAD_MEMORY // MB}M",
-              request_deadline=f"{DEADLINE}s",
-              max_inflight_per_client=PER_CLIENT,
-              api_keys=f"alice:{ALICE}, bob:{BOB}, carol:{CAROL}",
-              hmac_keys=f"{K1}:{S1}", hmac_max_ttl="1h",
-              extra=extra + f"[workers]\njob_timeout = {JOB_TIMEOUT}s\n"
-              f"max_memory = {MAX_MEMORY // MB}M\nmax_rss = 512M\n")
+    path.chmod(0o755)
+    node = Node(path)
+    port, admin = free_port(), free_port()
+    ingress = {"port": port, "admin_port": admin, "max_body": "45M",
+               "wait_max": "60s", "upload_memory": f"{UPLOAD_MEMORY // MB}M",
+               "request_deadline": f"{DEADLINE}s",
+               "max_inflight_per_client": PER_CLIENT,
+               "api_keys": f"alice:{ALICE}, bob:{BOB}, carol:{CAROL}",
+               "hmac_keys": f"{K1}:{S1}", "hmac_max_ttl": "1h"}
+    node.write(node.base() +
+               f"[supervisor]\ncontrol_socket = {node.runtime}/control.sock\n"
+               "shutdown_timeout = 4s\n[ingress]\n" +
+               "".join(f"{k} = {v}\n" for k, v in ingress.items()) +
+               f"[workers]\ncount = 1\njob_timeout = {JOB_TIMEOUT}s\n"
+               f"max_memory = {MAX_MEMORY // MB}M\nmax_rss = 512M\n" + extra)
+    s = Adversary(node, port, admin)
     s.setup = request.param
     yield s
     s.stop()
@@ -480,6 +499,28 @@ class Campaign:
         assert r.status_code == 403 and "expired" in r.json()["detail"]
         return "403 bad signature (expired) x2"
 
+    def admin_paths(self):
+        admin = self.s.admin_url
+        for path in ("/readyz", "/metrics"):
+            r = self.s.get(path)
+            assert r.status_code == 404 and \
+                r.json()["error"] == "not found", (path, r.text)
+            assert requests.get(admin + path, timeout=10).status_code == 200
+        r = requests.post(admin + "/v1/jobs?" + raw_query("png").decode(),
+                          data=self.images("tiny.png"), headers=AS_ALICE,
+                          timeout=10)
+        assert r.status_code == 404 and r.json()["error"] == "not found", \
+            r.text
+        return "public port: 404 for /readyz and /metrics; admin port: " \
+            "200, and 404 for the API"
+
+    def print_config(self):
+        r = self.s.node.run("-T")
+        assert r.returncode == 0, r.stderr
+        shown = [x for x in (ALICE, BOB, CAROL, S1) if x in r.stdout]
+        assert not shown and "<redacted>" in r.stdout, shown
+        return "imgnode -T: api_keys and hmac_keys <redacted>"
+
     def other_key(self):
         job = self.kept["alice_job"]
         for path in (f"/v1/jobs/{job}", f"/v1/jobs/{job}/result"):
@@ -572,6 +613,9 @@ def test_adversary_campaign(adv, images):
         c.run(f"{READERS} slow readers of the large result", c.slow_readers)
         c.run("replayed signed URL after expiry", c.replay)
         c.run("another API key reads a job", c.other_key)
+        c.run("/readyz, /metrics from the public port; the API from the "
+              "admin port", c.admin_paths)
+        c.run("the config printed (secrets in it)", c.print_config)
         c.run("  ... the CPU-heavy job's end", c.slow_job_end)
 
         def after():
