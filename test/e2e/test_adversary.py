@@ -1,15 +1,19 @@
 """The adversary suite (issue "Hostile traffic", point 12): one node per
 setup (spool + fs, and amqp + rados on a real RabbitMQ and a real Ceph
 started by the project's scripts) takes one campaign with every class of
-attack of the other test_attack_* files, each once and bounded in count,
-while a thread asks /healthz every ~100 ms and another samples the peak
-resident memory (VmHWM) of every process of the tree. Then: each attack got
-its specific answer, /healthz never failed nor took a second, no process
-was restarted but the workers killed at job_timeout for the one CPU-heavy
-job, every legit job accepted was done and new ones still are, and each
-process stayed under a stated memory bound. The figures (attack, answer,
-time to answer; /healthz percentiles; peak RSS per process) are printed
-(pytest -s) and written to build/adversary-figures.md."""
+attack of the other test_attack_* files, each once and bounded in count
+(framing, UTF-8, multipart, fair shares of jobs in flight; slow and paused
+connections, slow readers; pixel and output bombs, a deadline overrun;
+metadata; the workers' sandbox; signatures, key ownership, the admin
+listener, secrets), while a thread asks /healthz every ~100 ms and another
+samples the peak resident memory (VmHWM) of every process of the tree.
+Then: each attack got its specific answer, /healthz never failed nor took
+a second, no process was restarted but the workers killed at job_timeout
+for the one CPU-heavy job, every legit job accepted was done and new ones
+still are, and each process stayed under a stated memory bound. The
+figures (attack, answer, time to answer; /healthz percentiles; peak RSS per
+process) are printed (pytest -s) and written to
+build/adversary-figures.md."""
 import concurrent.futures
 import hashlib
 import json
@@ -48,7 +52,6 @@ CAROL = f"carol-{secrets.token_hex(16)}"
 K1, S1 = "k1", f"hmac-{secrets.token_hex(16)}"
 AS_ALICE = {"X-Api-Key": ALICE}
 AS_BOB = {"X-Api-Key": BOB}
-AS_CAROL = {"X-Api-Key": CAROL}
 
 # The node's limits that the attacks and the bounds below refer to.
 UPLOAD_MEMORY = 64 * MB
@@ -578,7 +581,9 @@ def percentile(values, p):
 def write_figures(setup, rows, lat, failures, peaks):
     out = [f"### {setup}", "",
            "| attack | answer | time to answer |", "| --- | --- | --- |"]
-    out += [f"| {a} | {b} | {t:.2f} s |" for a, b, t in rows]
+    out += [f"| {a} | {b} | {t:.2f} s |".replace("\n", " ")
+            for a, b, t in ((a, b.replace("|", "\\|"), t)
+                            for a, b, t in rows)]
     out += ["", f"/healthz: {len(lat)} probes, {len(failures)} failed, "
             f"p50 {percentile(lat, 50) * 1000:.1f} ms, "
             f"p99 {percentile(lat, 99) * 1000:.1f} ms, "
@@ -603,7 +608,8 @@ def test_adversary_campaign(adv, images):
     c = Campaign(s, images)
     try:
         c.run("legit warm-up (and a signed URL, ttl 3 s)", c.warm_up)
-        c.run("large result (legit, 3000x3000 uncompressed PNG)", c.large_result)
+        c.run("large result (legit, 3000x3000 uncompressed PNG)",
+              c.large_result)
         c.run("smuggling framing (CL+TE, two CL, gzip,chunked)", c.framing)
         c.run("invalid UTF-8 in the pipeline", c.bad_utf8)
         c.run("crash-attempt multipart", c.bad_multipart)
