@@ -494,6 +494,13 @@ class Campaign:
         return f"{READERS} readers paused {DEADLINE + 1} s, each then got " \
             f"all {size / MB:.1f} MiB"
 
+    def storm(self):
+        """The slow attacks again, all at once."""
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            runs = [pool.submit(f) for f in (self.trickle, self.paused_uploads,
+                                             self.slow_readers)]
+            return "at once: " + "; ".join(r.result() for r in runs)
+
     def replay(self):
         data, q, expires = self.kept["replay"]
         while time.time() <= expires + 1:
@@ -618,6 +625,8 @@ def test_adversary_campaign(adv, images):
         c.run(f"CPU-heavy job past job_timeout ({JOB_TIMEOUT} s)",
               c.cpu_heavy)
         c.run("one client floods in-flight jobs (10 at once)", c.flood)
+        c.run("trickling, paused uploads and slow readers (as below) "
+              "together, beside the CPU-heavy job", c.storm)
         c.run(f"{sum(n for _, n in TRICKLERS)} header-trickling "
               f"connections from {len(TRICKLERS)} addresses", c.trickle)
         c.run(f"{PAUSED} paused 40 MB uploads", c.paused_uploads)
