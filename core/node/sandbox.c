@@ -313,7 +313,7 @@ static int allow_if(scmp_filter_ctx ctx, const char *name, unsigned arg,
 	return allow(ctx, name, 1, &cmp);
 }
 
-static int add_rules(scmp_filter_ctx ctx)
+static int add_rules(scmp_filter_ctx ctx, bool network)
 {
 	static const unsigned long ioctls[] = {TCGETS, FIONREAD, FIONBIO,
 	                                       FIOCLEX, FIONCLEX};
@@ -331,14 +331,15 @@ static int add_rules(scmp_filter_ctx ctx)
 		ret = allow(ctx, "clone", 1, cmp);
 	if (!ret)
 		ret = allow(ctx, "clone3", 0, NULL);
-	/* IPv4, IPv6, and routing netlink for getaddrinfo */
-	if (!ret)
+	/* IPv4, IPv6, and routing netlink for getaddrinfo; no new socket
+	 * at all without network (the prober) */
+	if (!ret && network)
 		ret = allow_if(ctx, "socket", 0, AF_INET);
-	if (!ret)
+	if (!ret && network)
 		ret = allow_if(ctx, "socket", 0, AF_INET6);
 	cmp[0] = SCMP_CMP(0, SCMP_CMP_EQ, AF_NETLINK);
 	cmp[1] = SCMP_CMP(2, SCMP_CMP_EQ, NETLINK_ROUTE);
-	if (!ret)
+	if (!ret && network)
 		ret = allow(ctx, "socket", 2, cmp);
 	/* signals only to itself (abort, libraries' thread wake-ups); signal
 	 * 0 to anyone: the spool's test that a message's holder is alive */
@@ -384,7 +385,7 @@ static int load_clone3(void)
 	return ret;
 }
 
-int sandbox_enter(bool filter, char *err, size_t errlen)
+static int enter(bool filter, bool network, char *err, size_t errlen)
 {
 	scmp_filter_ctx ctx;
 	int ret;
@@ -408,7 +409,7 @@ int sandbox_enter(bool filter, char *err, size_t errlen)
 	if (!ret && seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1))
 		log_debug("sandbox", "denied system calls will not be logged");
 	if (!ret)
-		ret = add_rules(ctx);
+		ret = add_rules(ctx, network);
 	if (ret) {
 		snprintf(err, errlen,
 		         "unable to build the system call filter: %s",
@@ -426,4 +427,14 @@ int sandbox_enter(bool filter, char *err, size_t errlen)
 out_release:
 	seccomp_release(ctx);
 	return ret;
+}
+
+int sandbox_enter(bool filter, char *err, size_t errlen)
+{
+	return enter(filter, true, err, errlen);
+}
+
+int sandbox_enter_offline(bool filter, char *err, size_t errlen)
+{
+	return enter(filter, false, err, errlen);
 }

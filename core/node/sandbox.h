@@ -44,4 +44,11 @@ void sandbox_forget_secrets(struct conf *conf);
  */
 int sandbox_enter(bool filter, char *err, size_t errlen);
 
+/*
+ * The same without network: socket(2) is refused too, so the process can
+ * use only the descriptors it has (the prober, which has its socket to
+ * the ingress and nothing else).
+ */
+int sandbox_enter_offline(bool filter, char *err, size_t errlen);
+
 #endif
