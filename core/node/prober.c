@@ -48,6 +48,7 @@
 #define MAGIC_REQ 0x696d6770u /* "imgp" */
 #define MAGIC_REPLY 0x696d6772u
 #define MAGIC_READY 0x696d6779u
+#define MAGIC_ACK 0x696d6761u
 #define FORMATS_MAX 1024
 #define REASON_MAX 512
 
@@ -285,7 +286,11 @@ static bool alive(const struct prober *p)
 	return p->pid > 0 && p->fd >= 0 && poll(&pfd, 1, 0) == 0;
 }
 
-/* One probe on a running p: 0 with the reply, or -errno of the exchange. */
+/*
+ * One probe on a running p: 0 with the reply, -EAGAIN if p ended before it
+ * had read the request (not this upload's doing: it acknowledges a whole
+ * request before it probes), or another -errno of the exchange.
+ */
 static int exchange(struct prober *p, const void *buf, size_t len,
                     const struct limits_conf *lim, int64_t timeout,
                     struct probe_reply *reply)
@@ -300,6 +305,7 @@ static int exchange(struct prober *p, const void *buf, size_t len,
 	};
 	char formats[FORMATS_MAX];
 	int64_t deadline = now_ms() + timeout;
+	uint32_t ack = 0;
 	size_t off = 0;
 	int ret;
 
@@ -318,6 +324,12 @@ static int exchange(struct prober *p, const void *buf, size_t len,
 	if (!ret)
 		ret = transfer(p->fd, (void *)buf, len, true, deadline);
 	if (!ret)
+		ret = transfer(p->fd, &ack, sizeof(ack), false, deadline);
+	if (ret == -EPIPE) /* gone before it had read this upload */
+		return -EAGAIN;
+	if (!ret && ack != MAGIC_ACK)
+		ret = -EPROTO;
+	if (!ret)
 		ret = transfer(p->fd, reply, sizeof(*reply), false, deadline);
 	if (!ret && reply->magic != MAGIC_REPLY)
 		ret = -EPROTO;
@@ -335,18 +347,24 @@ int prober_probe(struct prober_pool *pool, const void *buf, size_t len,
 	int ret = 0;
 
 	memset(info, 0, sizeof(*info));
-	if (!alive(p)) {
-		if (p->pid > 0) {
-			stop(p, how, sizeof(how));
-			log_warn(
-			        COMPONENT,
-			        "a prober ended between probes (%s); starting another",
-			        how);
+	/* one found dead (or dying as it is given the upload) is replaced */
+	for (int tries = 0; tries < 2; tries++) {
+		ret = 0;
+		if (tries || !alive(p)) {
+			if (p->pid > 0) {
+				stop(p, how, sizeof(how));
+				log_warn(
+				        COMPONENT,
+				        "a prober ended between probes (%s); starting another",
+				        how);
+			}
+			ret = start(pool, p, err, errlen);
 		}
-		ret = start(pool, p, err, errlen);
+		if (!ret)
+			ret = exchange(p, buf, len, lim, timeout, &reply);
+		if (ret != -EAGAIN)
+			break;
 	}
-	if (!ret)
-		ret = exchange(p, buf, len, lim, timeout, &reply);
 	if (!ret) {
 		reply.err[sizeof(reply.err) - 1] = '\0';
 		*info = reply.info;
@@ -422,6 +440,7 @@ static void split_formats(char *formats, char **items, size_t max,
 /* Answers requests on fd 0 until the ingress closes it. */
 static int serve(uint64_t max_body)
 {
+	const uint32_t ack = MAGIC_ACK;
 	struct probe_req req;
 
 	while (read_all(0, &req, sizeof(req))) {
@@ -439,6 +458,10 @@ static int serve(uint64_t max_body)
 		if (!buf || !read_all(0, buf, req.len)) {
 			free(buf);
 			return buf ? 0 : 111;
+		}
+		if (!write_all(0, &ack, sizeof(ack))) {
+			free(buf);
+			return 0;
 		}
 		lim.max_pixels = req.max_pixels;
 		lim.max_pixels_interlaced = req.max_pixels_interlaced;
