@@ -430,8 +430,8 @@ int ingress_main(void *arg, const char *id)
 		code = EXIT_TEMPORARY;
 		goto out_close;
 	}
-	/* no libvips here: uploads' headers are read by the probers, started
-	 * first so that they inherit nothing from the plugins */
+	/* no libvips here: uploads' headers are read by the probers (one
+	 * that cannot start stops the ingress at once, with the reason) */
 	in.probers = prober_pool_new(node->conf, err, sizeof(err));
 	if (!in.probers) {
 		log_error(COMPONENT, "cannot start: %s", err);
