@@ -144,7 +144,7 @@ static const struct imgnode_conf_key ingress_keys[] = {
          "HTTP threads of the ingress: a slow client or a slow storage read holds one, the others go on answering.",
          ING(threads)},
         {"probers", IMGNODE_CONF_INT, "2", 1, 64, NULL,
-         "Prober processes of the ingress: an upload's header is read by one of these (a separate program under the workers' sandbox: [workers] max_memory, seccomp without network, no secrets), never by the ingress itself; an upload waits for a free one. One that crashes or overruns probe_timeout is replaced and that upload gets 422.",
+         "Prober processes of the ingress: an upload's header is read by one of these (a separate program under the workers' sandbox, [workers] max_memory and seccomp, narrowed: no sockets, no files opened by name, no secrets), never by the ingress itself; an upload waits for a free one. One that crashes or overruns probe_timeout is replaced and that upload gets 422.",
          ING(probers)},
         {"probe_timeout", IMGNODE_CONF_DURATION, "5s", 100, HOUR, NULL,
          "Longest a prober may take to read an upload's header (and to start); past it the prober is killed and the upload gets 422.",

@@ -8,7 +8,8 @@
  * the file) with a clean environment, fd 0 its socket to the ingress and
  * fd 1 /dev/null; it closes every other descriptor it inherited, limits
  * its address space, starts libvips and enters the workers' system call
- * allow-list without network before it says it is ready. It never reads
+ * allow-list less sockets and opening files (sandbox_enter_prober) before
+ * it says it is ready. It never reads
  * the config: the limits come with each request.
  *
  * A pool of [ingress] probers: a request takes a free one (or waits), and
@@ -501,8 +502,8 @@ int prober_main(int argc, char **argv)
 	if (!ret)
 		ret = image_init(1, ready.err, sizeof(ready.err));
 	if (!ret)
-		ret = sandbox_enter_offline(seccomp != 0, ready.err,
-		                            sizeof(ready.err));
+		ret = sandbox_enter_prober(seccomp != 0, ready.err,
+		                           sizeof(ready.err));
 	ready.ret = ret;
 	if (!write_all(0, &ready, sizeof(ready)) || ret)
 		return 100;
