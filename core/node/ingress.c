@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <signal.h>
@@ -430,6 +431,9 @@ int ingress_main(void *arg, const char *id)
 		code = EXIT_TEMPORARY;
 		goto out_close;
 	}
+	/* as image_init did when the ingress started libvips: at most two
+	 * malloc arenas, or each HTTP thread's uploads grow one of its own */
+	mallopt(M_ARENA_MAX, 2);
 	/* no libvips here: uploads' headers are read by the probers (one
 	 * that cannot start stops the ingress at once, with the reason) */
 	in.probers = prober_pool_new(node->conf, err, sizeof(err));
