@@ -83,6 +83,8 @@ struct ingress_conf {
 	int64_t max_connections;
 	int64_t max_connections_per_ip; /* 0: no limit */
 	int64_t threads;
+	int64_t probers;
+	int64_t probe_timeout; /* ms */
 	int64_t upload_memory; /* bytes */
 	int64_t max_inflight;
 	int64_t max_inflight_per_client; /* 0: no limit per client */

@@ -19,6 +19,7 @@
 #include "node/image.h"
 #include "node/node.h"
 #include "node/pipeline.h"
+#include "node/prober.h"
 #include "plugin.h"
 #include "util.h"
 
@@ -235,6 +236,9 @@ int main(int argc, char **argv)
 	struct conf *conf;
 	int verbosity = 0, opt, ret;
 
+	/* not an option a user gives: the ingress's prober (prober.h) */
+	if (argc > 1 && strcmp(argv[1], "--probe-helper") == 0)
+		return prober_main(argc, argv);
 	while ((opt = getopt_long(argc, argv, "c:tTvqVh", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {

@@ -1,8 +1,8 @@
 /*
- * The image side of a job, in processes that may use libvips (ingress and
- * workers, never the supervisor): initialising libvips safely, checking an
- * input from its header before anything is decoded, and running a pipeline
- * into one encoded buffer.
+ * The image side of a job, in processes that may use libvips (workers and
+ * the ingress's probers, never the supervisor nor the ingress itself):
+ * initialising libvips safely, checking an input from its header before
+ * anything is decoded, and running a pipeline into one encoded buffer.
  */
 #ifndef IMGNODE_IMAGE_H
 #define IMGNODE_IMAGE_H

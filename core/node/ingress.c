@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <signal.h>
@@ -34,6 +35,7 @@
 #include "child.h"
 #include "image.h"
 #include "metrics.h"
+#include "prober.h"
 #include "storer.h"
 
 #define COMPONENT "ingress"
@@ -379,6 +381,28 @@ static void run(struct ingress *in, int sfd)
 	ingress_http_expire(in, 0, true);
 }
 
+/*
+ * Starts the filters the cost check calls (a predict hook gets the
+ * filter's state); the others run only in workers, where libvips is
+ * started (avif's start asks libvips what it can encode).
+ */
+static int start_predicting_filters(struct plugin_set *set, char *err,
+                                    size_t errlen)
+{
+	for (struct plugin *p = set->head; p; p = p->next) {
+		const struct imgnode_filter_ops *ops = p->desc->ops;
+		int ret;
+
+		if (p->desc->kind != IMGNODE_KIND_FILTER ||
+		    p->desc->abi_minor < 1 || !ops->predict)
+			continue;
+		ret = plugin_start(p, err, errlen);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int ingress_main(void *arg, const char *id)
 {
 	static struct metrics unshared; /* when run without a supervisor */
@@ -407,13 +431,20 @@ int ingress_main(void *arg, const char *id)
 		code = EXIT_TEMPORARY;
 		goto out_close;
 	}
-	ret = image_init(1, err, sizeof(err));
-	if (ret) {
+	/* as image_init did when the ingress started libvips: at most two
+	 * malloc arenas, or each HTTP thread's uploads grow one of its own */
+	mallopt(M_ARENA_MAX, 2);
+	/* no libvips here: uploads' headers are read by the probers (one
+	 * that cannot start stops the ingress at once, with the reason) */
+	in.probers = prober_pool_new(node->conf, err, sizeof(err));
+	if (!in.probers) {
 		log_error(COMPONENT, "cannot start: %s", err);
-		code = child_exit_code(ret);
+		code = EXIT_TEMPORARY;
 		goto out_close;
 	}
-	ret = child_open(&in.set, node->conf, true, err, sizeof(err));
+	ret = child_open(&in.set, node->conf, false, err, sizeof(err));
+	if (!ret)
+		ret = start_predicting_filters(&in.set, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
 		code = child_exit_code(ret);
@@ -482,6 +513,7 @@ out_free_set:
 	storer_stop(in.storer);
 	plugin_set_free(&in.set);
 out_close:
+	prober_pool_free(in.probers);
 	if (in.kick_fd >= 0)
 		close(in.kick_fd);
 	if (sfd >= 0)

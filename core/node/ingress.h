@@ -66,6 +66,7 @@ struct ingress {
 	_Atomic int64_t *inflight; /* this process's slot in metrics */
 	struct plugin_set set;
 	struct storer *storer; /* stores originals beside set's storage */
+	struct prober_pool *probers; /* read uploads' headers (prober.h) */
 	char reply_to[128]; /* this process's reply queue */
 	struct MHD_Daemon *daemon;
 	struct MHD_Daemon *admin; /* [ingress] admin_port, or NULL */

@@ -25,6 +25,7 @@
 #include "ingress.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "prober.h"
 #include "request_check.h"
 #include "storer.h"
 
@@ -652,11 +653,15 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		                     : "empty body");
 	if (over_inflight(r))
 		return ingress_answer_fail(r);
-	ret = image_probe(r->body, r->len, &conf->limits, &info, err,
-	                  sizeof(err));
+	/* in a prober: libvips never sees untrusted bytes in the ingress */
+	ret = prober_probe(r->in->probers, r->body, r->len, &conf->limits,
+	                   &info, err, sizeof(err));
 	if (ret == -EPROTONOSUPPORT)
 		return ingress_fail_now(r, 415, "unsupported format", "%s",
 		                        err);
+	if (ret && ret != -E2BIG && ret != -EINVAL && ret != -ECHILD &&
+	    ret != -ETIMEDOUT)
+		return ingress_fail_now(r, 503, "probe unavailable", "%s", err);
 	/* every step's size, predicted from the header: no bomb is queued */
 	if (!ret)
 		ret = cost_check(r->pl, &r->in->set, &info, &conf->limits, err,

@@ -44,4 +44,12 @@ void sandbox_forget_secrets(struct conf *conf);
  */
 int sandbox_enter(bool filter, char *err, size_t errlen);
 
+/*
+ * The same for a prober (prober.h), narrower: no new socket (no network,
+ * no Unix socket), and no file opened or changed by its name, so the
+ * process can use only the descriptors it has: its socket to the ingress
+ * and stdio.
+ */
+int sandbox_enter_prober(bool filter, char *err, size_t errlen);
+
 #endif

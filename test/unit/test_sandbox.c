@@ -1,7 +1,8 @@
 /*
- * Unit tests for the workers' sandbox: what the system call filter keeps
- * out and what it lets through (each case in a forked child, since a filter
- * cannot be removed), the address-space limit, and the secrets forgotten.
+ * Unit tests for the workers' (and probers') sandbox: what the system call
+ * filter keeps out and what it lets through (each case in a forked child,
+ * since a filter cannot be removed), the address-space limit, and the
+ * secrets forgotten.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -138,6 +139,47 @@ static void test_filter(void **state)
 	assert_int_equal(run_forked(filtered_child), 0);
 }
 
+/* A prober's filter: the workers' less sockets and files opened by name;
+ * what it already holds (a socket, its own memory) still works. */
+static int prober_child(void)
+{
+	char err[256], buf[16];
+	struct stat st;
+	int sv[2], fd, ok;
+
+	fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+		return BAD_ENTER;
+	if (sandbox_enter_prober(true, err, sizeof(err)))
+		return BAD_ENTER;
+	if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		return BAD_NNP;
+	if (!denied(socket(AF_UNIX, SOCK_STREAM, 0)))
+		return BAD_UNIX;
+	if (!denied(socket(AF_INET, SOCK_STREAM, 0)))
+		return BAD_INET;
+	if (!denied(socket(AF_NETLINK, SOCK_RAW, 0)))
+		return BAD_NETLINK;
+	if (!denied(open("/proc/self/status", O_RDONLY | O_CLOEXEC)) ||
+	    !denied(openat(AT_FDCWD, "/proc/self/status", O_RDONLY)) ||
+	    !denied(access("/proc/self/status", R_OK)) ||
+	    !denied(unlink("/tmp/imgnode-test-no-such-file")) ||
+	    !denied(mkdir("/tmp/imgnode-test-no-such-dir", 0700)))
+		return BAD_FILES;
+	if (!denied(execl("/bin/sh", "sh", "-c", "exit 77", (char *)NULL)))
+		return BAD_EXEC;
+	/* what it held before: a file, its socket, fstat */
+	ok = read(fd, buf, sizeof(buf)) > 0 && fstat(fd, &st) == 0 &&
+	     write(sv[0], "x", 1) == 1 && read(sv[1], buf, 1) == 1;
+	return ok ? 0 : BAD_THREAD;
+}
+
+static void test_filter_prober(void **state)
+{
+	(void)state;
+	assert_int_equal(run_forked(prober_child), 0);
+}
+
 static int unfiltered_child(void)
 {
 	char err[256];
@@ -259,6 +301,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_filter),
+	        cmocka_unit_test(test_filter_prober),
 	        cmocka_unit_test(test_filter_off),
 	        cmocka_unit_test(test_memory_limit),
 	        cmocka_unit_test(test_forget_secrets),
