@@ -362,6 +362,35 @@ static bool absent(int err)
 }
 
 /*
+ * Opens key's object for reading: its fd (the caller closes it) and its
+ * stat in sb, -ENOENT for none (or not a regular file; not logged), or
+ * another -errno.
+ */
+static int open_object(struct fs *fs, const char *key, struct stat *sb)
+{
+	int fd, err;
+
+	if (!fs_key_ok(fs, "read", key))
+		return -EINVAL;
+	/* O_NONBLOCK: a FIFO planted in the store must not hang us. */
+	fd = openat(fs->rootfd, key,
+	            O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return absent(errno) ? -ENOENT
+		                     : fs_fail(fs, "read", key, errno);
+	if (fstat(fd, sb)) {
+		err = errno;
+		close(fd);
+		return fs_fail(fs, "read", key, err);
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		close(fd);
+		return -ENOENT;
+	}
+	return fd;
+}
+
+/*
  * Reads key into a buffer from the host's alloc (the caller frees it with
  * the host's free). Absence is an answer, not a failure: it is not logged.
  */
@@ -374,24 +403,9 @@ static int fs_get(void *state, const char *key, size_t max, void **data,
 	char *buf;
 	int fd, ret;
 
-	if (!fs_key_ok(fs, "read", key))
-		return -EINVAL;
-	/* O_NONBLOCK: a FIFO planted in the store must not hang us. */
-	fd = openat(fs->rootfd, key,
-	            O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0) {
-		if (absent(errno))
-			return -ENOENT;
-		return fs_fail(fs, "read", key, errno);
-	}
-	if (fstat(fd, &sb)) {
-		ret = fs_fail(fs, "read", key, errno);
-		goto out_close;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		ret = -ENOENT;
-		goto out_close;
-	}
+	fd = open_object(fs, key, &sb);
+	if (fd < 0)
+		return fd;
 	if ((uint64_t)sb.st_size > max) {
 		fs_log(fs, IMGNODE_LOG_ERROR,
 		       "unable to read %s: %" PRId64
@@ -447,25 +461,11 @@ static int fs_read(void *state, const char *key, uint64_t off, void *buf,
 	int fd, ret = 0;
 
 	*got = 0;
-	if (!fs_key_ok(fs, "read", key))
-		return -EINVAL;
 	if (off > INT64_MAX)
 		return -EINVAL;
-	fd = openat(fs->rootfd, key,
-	            O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0) {
-		if (absent(errno))
-			return -ENOENT;
-		return fs_fail(fs, "read", key, errno);
-	}
-	if (fstat(fd, &sb)) {
-		ret = fs_fail(fs, "read", key, errno);
-		goto out_close;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		ret = -ENOENT;
-		goto out_close;
-	}
+	fd = open_object(fs, key, &sb);
+	if (fd < 0)
+		return fd;
 	while (done < len) {
 		ssize_t n = pread(fd, (char *)buf + done, len - done,
 		                  (off_t)(off + done));
