@@ -40,7 +40,7 @@ from test_attack_meta import SECRETS as PHOTO_SECRETS, hostile_jpeg
 from test_attack_procs import (SAN, address_space_limit, control_socket_inode,
                                field, memory_holds, pieces, socket_inodes)
 from test_cluster_node import ceph  # noqa: F401 (fixture)
-from test_ingress_api import free_port, images  # noqa: F401 (fixture)
+from test_ingress_api import free_port, images, setup_extra  # noqa: F401
 from test_node import IMGNODECTL
 
 MB = 1024 * 1024
@@ -89,15 +89,7 @@ class Adversary(AdminServer):
 @pytest.fixture(scope="module", params=["spool+fs", "amqp+rados"])
 def adv(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("adv")
-    extra = ""
-    if request.param == "amqp+rados":
-        url = request.getfixturevalue("broker")[1]
-        conf = request.getfixturevalue("ceph")[1]
-        extra = (f"[transport]\nplugin = amqp\nurl = {url}\n"
-                 f"queue = {path.name}.jobs\ndead_queue = {path.name}.dead\n"
-                 "heartbeat = 2s\nconnect_timeout = 2s\n"
-                 f"[storage]\nplugin = rados\nconf = {conf}\n"
-                 "osd_op_timeout = 5s\nmon_op_timeout = 5s\n")
+    extra = setup_extra(request, path)
     path.chmod(0o755)
     node = Node(path)
     port, admin = free_port(), free_port()

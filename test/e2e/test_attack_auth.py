@@ -236,23 +236,7 @@ class AdminServer(Server):
 
     def __init__(self, node, port, admin):
         self.admin_url = f"http://127.0.0.1:{admin}"
-        super().__init__(node, port)
-
-    def wait_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"imgnode exited {self.proc.returncode}:\n"
-                            + self.log())
-            try:
-                if any(" node: ready " in line for line in self.lines) \
-                        and requests.get(self.admin_url + "/readyz",
-                                         timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        pytest.fail("the node never got ready:\n" + self.log())
+        super().__init__(node, port, ready_port=admin)
 
 
 def test_admin_listener_serves_readyz_and_metrics_alone(tmp_path, images):

@@ -17,7 +17,8 @@ import pytest
 
 from test_amqp_node import broker  # noqa: F401 (fixture)
 from test_cluster_node import ceph  # noqa: F401 (fixture)
-from test_ingress_api import image_size, images, own, start  # noqa: F401
+from test_ingress_api import (image_size, images, own,  # noqa: F401
+                              setup_extra, start)
 from test_supervisor import driver  # noqa: F401 (fixture)
 
 # ASan reserves terabytes of address space: the node ignores max_memory
@@ -142,15 +143,7 @@ def submit(server, data, pipeline, **kw):
 def procs(request, tmp_path_factory):
     """A node with secrets in its config, on the default max_memory."""
     path = tmp_path_factory.mktemp("procs")
-    extra = ""
-    if request.param == "amqp+rados":
-        url = request.getfixturevalue("broker")[1]
-        conf = request.getfixturevalue("ceph")[1]
-        extra = (f"[transport]\nplugin = amqp\nurl = {url}\n"
-                 f"queue = {path.name}.jobs\ndead_queue = {path.name}.dead\n"
-                 "heartbeat = 2s\nconnect_timeout = 2s\n"
-                 f"[storage]\nplugin = rados\nconf = {conf}\n"
-                 "osd_op_timeout = 5s\nmon_op_timeout = 5s\n")
+    extra = setup_extra(request, path)
     s = start(path, extra=extra, max_body=50 << 20, **KEYS)
     yield s
     s.stop()

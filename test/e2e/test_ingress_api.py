@@ -91,10 +91,12 @@ def image_size(data):
 class Server:
     """imgnode running a config tree, its stderr kept for failures."""
 
-    def __init__(self, node, port):
+    def __init__(self, node, port, ready_port=None):
         self.node = node
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        # where /readyz answers: the admin port, when the node has one
+        self.ready_url = f"http://127.0.0.1:{ready_port or port}"
         self.lines = []
         self.proc = subprocess.Popen([str(IMGNODE), "-c", str(node.ini)],
                                      stderr=subprocess.PIPE, text=True)
@@ -118,7 +120,7 @@ class Server:
                             + self.log())
             try:
                 if any(" node: ready " in line for line in self.lines) \
-                        and requests.get(self.url + "/readyz",
+                        and requests.get(self.ready_url + "/readyz",
                                          timeout=2).status_code == 200:
                     return
             except requests.ConnectionError:
@@ -185,19 +187,25 @@ def start(path, workers=2, extra="", port=None, **ingress):
     return Server(node, port)
 
 
+def setup_extra(request, path):
+    """The config lines of a module fixture's setup (request.param):
+    none for spool+fs; for amqp+rados, the real broker and Ceph (started
+    once per session) with queues named after path."""
+    if request.param != "amqp+rados":
+        return ""
+    url = request.getfixturevalue("broker")[1]
+    conf = request.getfixturevalue("ceph")[1]
+    return (f"[transport]\nplugin = amqp\nurl = {url}\n"
+            f"queue = {path.name}.jobs\ndead_queue = {path.name}.dead\n"
+            "heartbeat = 2s\nconnect_timeout = 2s\n"
+            f"[storage]\nplugin = rados\nconf = {conf}\n"
+            "osd_op_timeout = 5s\nmon_op_timeout = 5s\n")
+
+
 @pytest.fixture(scope="module", params=["spool+fs", "amqp+rados"])
 def api(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("api")
-    extra = ""
-    if request.param == "amqp+rados":
-        url = request.getfixturevalue("broker")[1]
-        conf = request.getfixturevalue("ceph")[1]
-        extra = (f"[transport]\nplugin = amqp\nurl = {url}\n"
-                 f"queue = {path.name}.jobs\ndead_queue = {path.name}.dead\n"
-                 "heartbeat = 2s\nconnect_timeout = 2s\n"
-                 f"[storage]\nplugin = rados\nconf = {conf}\n"
-                 "osd_op_timeout = 5s\nmon_op_timeout = 5s\n")
-    s = start(path, extra=extra)
+    s = start(path, extra=setup_extra(request, path))
     yield s
     s.stop()
 
