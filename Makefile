@@ -147,7 +147,7 @@ $(BUILD)/imgnodectl: $(CTL_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	$(Q)$(CC) $(LDFLAGS) $(EXE_LDFLAGS) $^ -o $@ $(CORE_LIBS) $(NODE_LIBS) $(CTL_LIBS)
 
 define plugin_rule
-$(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1)
+$(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1) $(FLAGS_STAMP)
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  PLUGIN  $$@")
 	$$(Q)$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(PLUGIN_CFLAGS) \
@@ -158,7 +158,8 @@ endef
 $(foreach s,$(PLUGIN_SRC),$(eval $(call plugin_rule,$(s))))
 
 define plugin_dir_rule
-$(BUILD)/plugins/$(notdir $(1)).so: $(wildcard $(1)/*.c) $(wildcard $(1)/*.h)
+$(BUILD)/plugins/$(notdir $(1)).so: $(wildcard $(1)/*.c) $(wildcard $(1)/*.h) \
+		$(FLAGS_STAMP)
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  PLUGIN  $$@")
 	$$(Q)$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(PLUGIN_CFLAGS) -I$(1) -shared \
@@ -182,13 +183,13 @@ $(BUILD)/test/supdriver: test/e2e/supdriver.c $(CORE_OBJ)
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ \
 		$(LDFLAGS) $(EXE_LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
 
-$(BUILD)/test/plugins-v2/watermark.so: plugins/filter/watermark.c
+$(BUILD)/test/plugins-v2/watermark.so: plugins/filter/watermark.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(PLUGIN_CFLAGS) $(VIPS_CFLAGS) \
 		-DWATERMARK_VERSION='"2.0-test"' -DWATERMARK_PREFIX='"v2 "' \
 		-shared $< -o $@ $(LDFLAGS) $(VIPS_LIBS)
 
-$(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c
+$(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(PLUGIN_CFLAGS) -DFIXTURE_$* -shared \
 		$< -o $@ $(LDFLAGS)
