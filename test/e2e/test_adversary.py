@@ -33,7 +33,7 @@ import requests
 from conftest import BUILD, Node
 from test_amqp_node import broker  # noqa: F401 (fixture)
 from test_attack_auth import AdminServer, signed
-from test_attack_conn import SAN_SLACK, connect, read_response
+from test_attack_conn import SAN_SLACK, connect, read_response, trickle
 from test_attack_cost import BOMBS, bomb_input, noise_png, vm_hwm
 from test_attack_http import FILE, exchange, json_error, multipart
 from test_attack_meta import SECRETS as PHOTO_SECRETS, hostile_jpeg
@@ -393,30 +393,8 @@ class Campaign:
                     c.sendall(b"POST /v1/jobs?pipeline=png HTTP/1.1\r\n"
                               b"Host: x\r\n")
                     conns.append(c)
-            open_ = set(range(len(conns)))
-            by_fd = {c.fileno(): i for i, c in enumerate(conns)}
-            for line in range(DEADLINE + 20):
-                for i in list(open_):
-                    try:
-                        conns[i].sendall(b"X-Slow-%d: yes\r\n" % line)
-                    except OSError:
-                        open_.discard(i)
-                poller = select.poll()
-                for i in open_:
-                    poller.register(conns[i], select.POLLIN)
-                for fd, _ in poller.poll(1000):
-                    i = by_fd[fd]
-                    try:
-                        got = conns[i].recv(65536)
-                    except OSError:
-                        got = b""
-                    assert not got.startswith(b"HTTP/1.1 2"), got
-                    if not got:
-                        open_.discard(i)
-                if not open_:
-                    break
-            assert not open_, f"{len(open_)} still open"
-            assert line >= DEADLINE - 2, "closed before request_deadline"
+            lines = trickle(conns, DEADLINE + 20)
+            assert lines >= DEADLINE - 2, "closed before request_deadline"
         finally:
             for c in conns:
                 c.close()
