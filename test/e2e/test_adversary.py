@@ -33,7 +33,8 @@ import requests
 from conftest import BUILD, Node
 from test_amqp_node import broker  # noqa: F401 (fixture)
 from test_attack_auth import AdminServer, signed
-from test_attack_conn import SAN_SLACK, connect, read_response, trickle
+from test_attack_conn import (SAN_SLACK, connect, read_response,
+                              read_rest, trickle)
 from test_attack_cost import BOMBS, bomb_input, noise_png, vm_hwm
 from test_attack_http import FILE, exchange, json_error, multipart
 from test_attack_meta import SECRETS as PHOTO_SECRETS, hostile_jpeg
@@ -456,16 +457,7 @@ class Campaign:
                 readers.append((c, got))
             time.sleep(DEADLINE + 1)  # paused past request_deadline
             for c, got in readers:
-                c.settimeout(30)
-                body = got.split(b"\r\n\r\n", 1)[1]
-                h = hashlib.sha256(body)
-                n = len(body)
-                while n < size:
-                    chunk = c.recv(1 << 20)
-                    assert chunk, f"cut off at {n} of {size}"
-                    h.update(chunk)
-                    n += len(chunk)
-                assert n == size and h.hexdigest() == want
+                read_rest(c, got, size, want)
         finally:
             for c, _ in readers:
                 c.close()

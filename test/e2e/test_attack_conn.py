@@ -115,6 +115,21 @@ def new_lines(server, since):
             if " info access: " not in line]
 
 
+def read_rest(c, got, size, want):
+    """Reads the rest of a response whose start (headers included) is in
+    got: its body must be size bytes whose SHA-256 is want."""
+    c.settimeout(30)
+    body = got.split(b"\r\n\r\n", 1)[1]
+    h = hashlib.sha256(body)
+    n = len(body)
+    while n < size:
+        chunk = c.recv(1 << 20)
+        assert chunk, f"cut off at {n} of {size}"
+        h.update(chunk)
+        n += len(chunk)
+    assert n == size and h.hexdigest() == want
+
+
 # ---- many slow connections ----
 
 def trickle(conns, most, each=None):
@@ -456,16 +471,7 @@ def test_slow_readers_of_a_large_result(own, images):
         assert grown < 40 * MB + SAN_SLACK, \
             f"the ingress grew {grown >> 20} MB"
         for c, got in readers:
-            c.settimeout(30)
-            head, body = got.split(b"\r\n\r\n", 1)
-            h = hashlib.sha256(body)
-            n = len(body)
-            while n < size:
-                chunk = c.recv(1 << 20)
-                assert chunk, f"cut off at {n} of {size}"
-                h.update(chunk)
-                n += len(chunk)
-            assert n == size and h.hexdigest() == want
+            read_rest(c, got, size, want)
     finally:
         for c, _ in readers:
             c.close()
