@@ -1,5 +1,6 @@
 # imgnode: a boring Makefile. `make V=1` shows the commands.
-#   all      the daemon, imgnodectl (later), the plugins and the unit tests
+#   all      the daemon, imgnodectl, the plugins, the unit tests and the
+#            e2e test programs
 #   run      installs missing packages, builds, runs a node on the shipped
 #            config with its state under build/run/
 #   check    installs what the tests need, builds, runs every test layer
@@ -72,7 +73,7 @@ DEFS := -DIMGNODE_VERSION='"$(VERSION)"' \
 
 # The supervision runtime and config: no libvips, librados or librabbitmq.
 CORE_SRC := core/log.c core/conf_value.c core/config.c core/conf_keys.c \
-	core/host.c core/plugin.c core/util.c core/loop.c core/proc.c \
+	core/host.c core/plugin.c core/util.c core/loop.c core/spawn.c \
 	core/supervisor.c core/control.c core/notify.c
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_LIBS := -linih -ldl -ljansson

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "node/process.h"
+#include "node/ctl_process.h"
 #include "submit.h"
 
 #ifndef IMGNODE_VERSION

@@ -206,11 +206,6 @@ int loop_on_signal(struct loop *loop, int sig, loop_signal_fn *fn, void *arg)
 	return 0;
 }
 
-int loop_signal_fd(const struct loop *loop)
-{
-	return loop->sigfd;
-}
-
 /* Runs the timers that are due; returns ms to the next one, or -1. */
 static int run_timers(struct loop *loop)
 {

@@ -51,7 +51,4 @@ int loop_on_signal(struct loop *loop, int sig, loop_signal_fn *fn, void *arg);
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop, int code);
 
-/* The signalfd, so a forked child can close it. -1 if none. */
-int loop_signal_fd(const struct loop *loop);
-
 #endif

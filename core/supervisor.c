@@ -27,7 +27,7 @@
 
 #include "log.h"
 #include "loop.h"
-#include "proc.h"
+#include "spawn.h"
 
 #define TICK_MS 20
 #define RSS_EVERY_MS 1000

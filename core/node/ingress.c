@@ -30,7 +30,7 @@
 
 #include "../config.h"
 #include "../log.h"
-#include "../proc.h"
+#include "../spawn.h"
 #include "../supervisor.h"
 #include "child.h"
 #include "image.h"

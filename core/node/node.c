@@ -30,7 +30,7 @@
 #include "../log.h"
 #include "../loop.h"
 #include "../notify.h"
-#include "../proc.h"
+#include "../spawn.h"
 #include "../supervisor.h"
 #include "../util.h"
 #include "child.h"

@@ -41,7 +41,7 @@
 
 #include "../config.h"
 #include "../log.h"
-#include "../proc.h"
+#include "../spawn.h"
 #include "image.h"
 #include "sandbox.h"
 

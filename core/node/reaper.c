@@ -11,7 +11,7 @@
 
 #include "../config.h"
 #include "../log.h"
-#include "../proc.h"
+#include "../spawn.h"
 #include "child.h"
 #include "job.h"
 #include "metrics.h"

@@ -27,7 +27,7 @@
 
 #include "../config.h"
 #include "../log.h"
-#include "../proc.h"
+#include "../spawn.h"
 #include "child.h"
 #include "image.h"
 #include "job.h"

@@ -26,7 +26,7 @@
 
 #include "log.h"
 #include "loop.h"
-#include "proc.h"
+#include "spawn.h"
 #include "supervisor.h"
 
 struct behaviour {

@@ -1,8 +1,8 @@
 /*
- * imgnodectl process: a pipeline on one file, no daemon (see process.c).
+ * imgnodectl process: a pipeline on one file, no daemon (see ctl_process.c).
  */
-#ifndef IMGNODE_PROCESS_H
-#define IMGNODE_PROCESS_H
+#ifndef IMGNODE_CTL_PROCESS_H
+#define IMGNODE_CTL_PROCESS_H
 
 #include <stdbool.h>
 

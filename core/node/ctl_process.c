@@ -4,7 +4,7 @@
  * daemon, a transport or a storage. For users trying a pipeline and for the
  * benchmarks.
  */
-#include "process.h"
+#include "ctl_process.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,6 @@
 /*
+ * Spawning supervised children (their functions keep the proc_ prefix).
+ *
  * Child processes: fork with a clean slate (default signals, no inherited
  * descriptors but stdio and the status pipe), and the child's side of the
  * status protocol.
@@ -9,8 +11,8 @@
  * up to MS milliseconds (a libvips call), "idle" after it, and "recycle"
  * before exiting on purpose to be replaced (max_jobs).
  */
-#ifndef IMGNODE_PROC_H
-#define IMGNODE_PROC_H
+#ifndef IMGNODE_SPAWN_H
+#define IMGNODE_SPAWN_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,9 +1,9 @@
 /*
- * Child processes and the status protocol (see proc.h). Children are forked,
+ * Child processes and the status protocol (see spawn.h). Children are forked,
  * not exec'd: they initialise libvips, librados and plugins themselves, after
  * the fork, from a parent that never touched them.
  */
-#include "proc.h"
+#include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
