@@ -74,7 +74,8 @@ DEFS := -DIMGNODE_VERSION='"$(VERSION)"' \
 # The supervision runtime and config: no libvips, librados or librabbitmq.
 CORE_SRC := core/log.c core/conf_value.c core/config.c core/conf_keys.c \
 	core/host.c core/plugin.c core/util.c core/loop.c core/spawn.c \
-	core/supervisor.c core/control.c core/notify.c
+	core/supervisor.c core/sup_machine.c core/sup_deadline.c \
+	core/sup_status.c core/control.c core/notify.c
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_LIBS := -linih -ldl -ljansson
 MAIN_OBJ := $(BUILD)/core/main.o

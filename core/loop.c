@@ -30,6 +30,12 @@ struct loop_timer {
 	struct loop_timer *next;
 };
 
+struct loop_prepare {
+	loop_prepare_fn *fn;
+	void *arg;
+	struct loop_prepare *next;
+};
+
 struct sig_handler {
 	loop_signal_fn *fn;
 	void *arg;
@@ -40,6 +46,7 @@ struct loop {
 	size_t nwatches, cap;
 	struct pollfd *pfds;
 	struct loop_timer *timers; /* unsorted */
+	struct loop_prepare *hooks;
 	int sigfd;
 	sigset_t sigs;
 	struct sig_handler handlers[NSIG];
@@ -76,6 +83,8 @@ void loop_free(struct loop *loop)
 		next = t->next;
 		free(t);
 	}
+	while (loop->hooks)
+		loop_prepare_del(loop, loop->hooks);
 	if (loop->sigfd >= 0) {
 		close(loop->sigfd);
 		sigprocmask(SIG_UNBLOCK, &loop->sigs, NULL);
@@ -171,6 +180,31 @@ void loop_timer_cancel(struct loop *loop, struct loop_timer *timer)
 	}
 }
 
+struct loop_prepare *loop_prepare_add(struct loop *loop, loop_prepare_fn *fn,
+                                      void *arg)
+{
+	struct loop_prepare *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->fn = fn;
+	h->arg = arg;
+	h->next = loop->hooks;
+	loop->hooks = h;
+	return h;
+}
+
+void loop_prepare_del(struct loop *loop, struct loop_prepare *hook)
+{
+	for (struct loop_prepare **p = &loop->hooks; *p; p = &(*p)->next) {
+		if (*p == hook) {
+			*p = hook->next;
+			free(hook);
+			return;
+		}
+	}
+}
+
 static void on_signalfd(struct loop *loop, int fd, short revents, void *arg)
 {
 	struct signalfd_siginfo si;
@@ -206,10 +240,10 @@ int loop_on_signal(struct loop *loop, int sig, loop_signal_fn *fn, void *arg)
 	return 0;
 }
 
-/* Runs the timers that are due; returns ms to the next one, or -1. */
-static int run_timers(struct loop *loop)
+/* Runs the timers that are due. */
+static void run_timers(struct loop *loop)
 {
-	int64_t now = loop_now(), next = -1;
+	int64_t now = loop_now();
 	struct loop_timer *t;
 
 again:
@@ -221,25 +255,49 @@ again:
 			loop_timer_cancel(loop, t);
 			fn(loop, arg);
 			if (loop->stopped)
-				return 0;
+				return;
 			goto again; /* the list may have changed */
 		}
 	}
-	for (t = loop->timers; t; t = t->next)
-		if (next < 0 || t->due - now < next)
+}
+
+/* Runs the prepare hooks (one may delete another, or itself). */
+static void run_hooks(struct loop *loop)
+{
+	struct loop_prepare *h, *next;
+
+	for (h = loop->hooks; h && !loop->stopped; h = next) {
+		next = h->next;
+		h->fn(loop, h->arg);
+	}
+}
+
+/* Milliseconds to the next timer (0 if one is due), or -1: poll's timeout. */
+static int next_timeout(struct loop *loop)
+{
+	int64_t now = loop_now(), next = INT32_MAX;
+
+	if (!loop->timers)
+		return -1;
+	for (struct loop_timer *t = loop->timers; t; t = t->next)
+		if (t->due - now < next)
 			next = t->due - now;
-	return next > INT32_MAX ? INT32_MAX : (int)next;
+	return next < 0 ? 0 : (int)next;
 }
 
 int loop_run(struct loop *loop)
 {
 	loop->stopped = false;
 	while (!loop->stopped) {
-		int timeout = run_timers(loop), n;
+		int timeout, n;
 		size_t count;
 
+		run_timers(loop);
+		if (!loop->stopped)
+			run_hooks(loop);
 		if (loop->stopped)
 			break;
+		timeout = next_timeout(loop);
 		sweep(loop);
 		count = loop->nwatches;
 		for (size_t i = 0; i < count; i++)

@@ -1,7 +1,9 @@
 /*
  * The event loop: one thread, one poll(2), file descriptors, one-shot
- * timers on the monotonic clock, and signals turned into events through a
- * signalfd. Callbacks run one at a time and must not block.
+ * timers on the monotonic clock, signals turned into events through a
+ * signalfd, and hooks run before each sleep. Callbacks run one at a time
+ * and must not block. There is no tick: the loop sleeps until a descriptor
+ * is ready or the earliest timer is due.
  */
 #ifndef IMGNODE_LOOP_H
 #define IMGNODE_LOOP_H
@@ -15,6 +17,8 @@ struct loop_timer;
 typedef void loop_fd_fn(struct loop *loop, int fd, short revents, void *arg);
 typedef void loop_timer_fn(struct loop *loop, void *arg);
 typedef void loop_signal_fn(struct loop *loop, int sig, void *arg);
+typedef void loop_prepare_fn(struct loop *loop, void *arg);
+struct loop_prepare;
 
 /* Milliseconds on the monotonic clock. */
 int64_t loop_now(void);
@@ -46,6 +50,16 @@ void loop_timer_cancel(struct loop *loop, struct loop_timer *timer);
  * it). Returns 0 or -errno.
  */
 int loop_on_signal(struct loop *loop, int sig, loop_signal_fn *fn, void *arg);
+
+/*
+ * Calls fn before each sleep, after the due timers and the ready
+ * descriptors of the last turn were handled: where a user of the loop arms
+ * its timers by deadlines that any callback may have moved. The handle is
+ * valid until loop_prepare_del (which frees it). NULL on ENOMEM.
+ */
+struct loop_prepare *loop_prepare_add(struct loop *loop, loop_prepare_fn *fn,
+                                      void *arg);
+void loop_prepare_del(struct loop *loop, struct loop_prepare *hook);
 
 /* Runs until loop_stop; returns the code given to it. */
 int loop_run(struct loop *loop);

@@ -124,6 +124,16 @@ void sup_on_foreign_exit(struct sup *root, sup_foreign_fn *fn, void *arg);
  * (e.g. a roll has finished). */
 bool sup_settled(struct sup *root, const char *id);
 
+/*
+ * Calls fn once, when the supervisor with id is settled (as sup_settled):
+ * checked before the loop next sleeps, after any event, so fn runs outside
+ * the supervisor's own calls. One waiter per root; a second replaces the
+ * first. id is borrowed until fn runs.
+ */
+typedef void sup_settled_fn(struct sup *root, void *arg);
+void sup_when_settled(struct sup *root, const char *id, sup_settled_fn *fn,
+                      void *arg);
+
 /* Resizes the simple_one_for_one supervisor with id. 0, -ENOENT, -EINVAL. */
 int sup_resize(struct sup *root, const char *id, size_t count);
 

@@ -360,15 +360,11 @@ static void answer_waiters(struct node_run *r, const char *error)
 	r->waiters = NULL;
 }
 
-static void roll_ingress_when_ready(struct loop *loop, void *arg)
+/* The workers have rolled (sup_when_settled): the ingress follows. */
+static void roll_ingress(struct sup *root, void *arg)
 {
-	struct node_run *r = arg;
-
-	if (!sup_settled(r->root, "workers")) {
-		loop_timer_add(loop, 50, roll_ingress_when_ready, r);
-		return;
-	}
-	sup_roll(r->root, "ingress");
+	(void)arg;
+	sup_roll(root, "ingress");
 }
 
 static void on_check_exit(pid_t pid, int status, void *arg)
@@ -413,7 +409,7 @@ static void on_check_exit(pid_t pid, int status, void *arg)
 		sup_restart_child(r->root, "reaper");
 		sup_roll(r->root, "workers");
 		sup_resize(r->root, "workers", count);
-		loop_timer_add(r->loop, 50, roll_ingress_when_ready, r);
+		sup_when_settled(r->root, "workers", roll_ingress, r);
 		answer_waiters(r, NULL);
 		send_status(r);
 	}
@@ -562,18 +558,21 @@ static void on_watchdog(struct loop *loop, void *arg)
 		loop_timer_add(loop, ms / 2, on_watchdog, r);
 }
 
-/* Once a second: restarts into the shared metrics, STATUS if it changed. */
-static void on_second(struct loop *loop, void *arg)
+/*
+ * Before the loop sleeps, after any event: restarts into the shared
+ * metrics, STATUS if they changed.
+ */
+static void publish_restarts(struct loop *loop, void *arg)
 {
 	struct node_run *r = arg;
 	unsigned restarts = sup_restarts(r->root);
 
+	(void)loop;
 	atomic_store(&r->node.metrics->restarts, restarts);
 	if (restarts != r->restarts_seen) {
 		r->restarts_seen = restarts;
 		send_status(r);
 	}
-	loop_timer_add(loop, 1000, on_second, r);
 }
 
 int node_run(const char *path, struct conf **confp)
@@ -624,7 +623,7 @@ int node_run(const char *path, struct conf **confp)
 	}
 	sup_on_foreign_exit(r.root, on_check_exit, &r);
 	sup_set_generation(r.root, r.node.generation);
-	loop_timer_add(r.loop, 1000, on_second, &r);
+	loop_prepare_add(r.loop, publish_restarts, &r);
 	if (notify_watchdog_ms() > 0)
 		loop_timer_add(r.loop, notify_watchdog_ms() / 2, on_watchdog,
 		               &r);
