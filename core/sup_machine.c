@@ -375,10 +375,12 @@ enum down_action {
 	DO_ESCALATE, /* its supervisor stops every child and fails with 100 */
 };
 
-/* A recycled exit is only classified so when the child is wanted back, so
- * that column is uniform. */
+/*
+ * Rows: what the child was doing; columns: recycled, exit 0, crashed,
+ * exit 100. An exit counts as recycled only when the child is wanted back
+ * (down_event), so that column is the same in every row.
+ */
 static const enum down_action down_table[ROWS][EVENTS] = {
-        /*               recycled    exit 0       crashed      exit 100 */
         [ROW_STOPPING] = {DO_REPLACE, DO_STOPPED, DO_STOPPED, DO_STOPPED},
         [ROW_REMOVING] = {DO_REPLACE, DO_REMOVE, DO_REMOVE, DO_REMOVE},
         [ROW_SHUTDOWN] = {DO_REPLACE, DO_NOTHING, DO_NOTHING, DO_NOTHING},

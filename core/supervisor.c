@@ -79,11 +79,6 @@ void sup_on_foreign_exit(struct sup *root, sup_foreign_fn *fn, void *arg)
 	root->foreign_arg = arg;
 }
 
-bool sup_settled(struct sup *root, const char *id)
-{
-	return sup_tree_settled(root, id);
-}
-
 void sup_when_settled(struct sup *root, const char *id, sup_settled_fn *fn,
                       void *arg)
 {

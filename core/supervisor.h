@@ -120,15 +120,12 @@ int sup_roll(struct sup *root, const char *id);
 typedef void sup_foreign_fn(pid_t pid, int status, void *arg);
 void sup_on_foreign_exit(struct sup *root, sup_foreign_fn *fn, void *arg);
 
-/* True when the supervisor with id has no operation queued or under way
- * (e.g. a roll has finished). */
-bool sup_settled(struct sup *root, const char *id);
-
 /*
- * Calls fn once, when the supervisor with id is settled (as sup_settled):
- * checked before the loop next sleeps, after any event, so fn runs outside
- * the supervisor's own calls. One waiter per root; a second replaces the
- * first. id is borrowed until fn runs.
+ * Calls fn once, when the supervisor with id is settled: it has no
+ * operation queued or under way (e.g. a roll has finished), or there is no
+ * such supervisor. Checked before the loop next sleeps, after any event, so
+ * fn runs outside the supervisor's own calls. One waiter per root; a
+ * second replaces the first. id is borrowed until fn runs.
  */
 typedef void sup_settled_fn(struct sup *root, void *arg);
 void sup_when_settled(struct sup *root, const char *id, sup_settled_fn *fn,
