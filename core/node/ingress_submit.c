@@ -92,7 +92,7 @@ static int resolve(struct request *r, const char *text, bool preset)
 	char err[512];
 
 	if (!preset && conf->ingress.presets_only)
-		return ingress_fail(r, 400, "bad pipeline",
+		return ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                    "this node accepts only ?preset=NAME");
 	if (preset) {
 		const struct preset *p = conf->presets;
@@ -100,13 +100,15 @@ static int resolve(struct request *r, const char *text, bool preset)
 		while (p && strcmp(p->name, text) != 0)
 			p = p->next;
 		if (!p)
-			return ingress_fail(r, 400, "bad pipeline",
-			                    "no preset \"%s\"", text);
+			return ingress_fail(r, MHD_HTTP_BAD_REQUEST,
+			                    "bad pipeline", "no preset \"%s\"",
+			                    text);
 		pipeline = p->pipeline;
 	}
 	r->pl = pipeline_parse(pipeline, &r->in->set, err, sizeof(err));
 	if (!r->pl)
-		return ingress_fail(r, 400, "bad pipeline", "%s", err);
+		return ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
+		                    "%s", err);
 	return 0;
 }
 
@@ -275,14 +277,15 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind,
 
 	(void)kind;
 	if (!request_text_ok(key, key_size, why, sizeof(why))) {
-		ingress_fail(r, 400, "bad request",
+		ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad request",
 		             "the name of a query parameter: %s", why);
 		return MHD_NO;
 	}
 	if (!value || request_text_ok(value, value_size, why, sizeof(why)))
 		return MHD_YES;
 	pipeline = strcmp(key, "pipeline") == 0 || strcmp(key, "preset") == 0;
-	ingress_fail(r, 400, pipeline ? "bad pipeline" : "bad request",
+	ingress_fail(r, MHD_HTTP_BAD_REQUEST,
+	             pipeline ? "bad pipeline" : "bad request",
 	             "query parameter %s: %s", key, why);
 	return MHD_NO;
 }
@@ -310,7 +313,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 
 		if (n > limit)
 			return ingress_fail_now(
-			        r, 413, "body too large",
+			        r, MHD_HTTP_CONTENT_TOO_LARGE, "body too large",
 			        "Content-Length %llu is over the limit of %lld bytes",
 			        n, (long long)ic->max_body);
 		declared = n;
@@ -321,14 +324,14 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 
 		if (end == wait || *end || !(s >= 0) || s > 1e9)
 			return ingress_fail_now(
-			        r, 400, "bad request",
+			        r, MHD_HTTP_BAD_REQUEST, "bad request",
 			        "wait=%s is not a number of seconds", wait);
 		r->wait_ms = (int64_t)(s * 1000);
 		if (r->wait_ms > ic->wait_max)
 			r->wait_ms = ic->wait_max;
 	}
 	if (pipeline && preset)
-		return ingress_fail_now(r, 400, "bad pipeline",
+		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "give pipeline or preset, not both");
 	if ((pipeline || preset || r->multipart) &&
 	    auth_submit(r, "/v1/jobs", pipeline, preset))
@@ -338,14 +341,14 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 		return ingress_answer_fail(r);
 	if (!pipeline && !preset && !r->multipart)
 		return ingress_fail_now(
-		        r, 400, "bad pipeline",
+		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		        "no pipeline: give ?pipeline=... or ?preset=NAME");
 	if (r->multipart) {
 		r->pp = MHD_create_post_processor(r->conn, 64 * 1024, on_part,
 		                                  r);
 		if (!r->pp)
 			return ingress_fail_now(
-			        r, 400, "bad request",
+			        r, MHD_HTTP_BAD_REQUEST, "bad request",
 			        "unreadable multipart/form-data header");
 	}
 	/* a request refused for what it is, not for the node being busy */
@@ -509,11 +512,11 @@ static enum MHD_Result accept_job(struct request *r,
 	                          NULL)) ||
 	    shalen != 32 || job_new_id(r->id))
 		return ingress_fail_now(
-		        r, 500, "internal error",
+		        r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error",
 		        "unable to hash the image or make an id");
 	if (!auth_sha_ok(r, sha))
 		return ingress_fail_now(
-		        r, 403, "bad signature",
+		        r, MHD_HTTP_FORBIDDEN, "bad signature",
 		        "the upload's SHA-256 is not the signed sha256=");
 	child_versions(r->pl, &in->set, info->format,
 	               in->conf->limits.keep_metadata, versions,
@@ -524,7 +527,8 @@ static enum MHD_Result accept_job(struct request *r,
 	job_record_key(r->id, record, sizeof(record));
 	rec = new_record(r, sha, result, info);
 	if (!rec) /* out of memory, or text jansson refused (not UTF-8) */
-		return ingress_fail_now(r, 500, "internal error",
+		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                        "internal error",
 		                        "unable to make the job record");
 
 	pthread_mutex_lock(&in->io);
@@ -585,8 +589,10 @@ static enum MHD_Result accept_job(struct request *r,
 	atomic_fetch_add(&in->metrics->bytes_in, r->len);
 	log_debug(COMPONENT, "accepted id=%s pipeline=%s format=%s bytes=%zu",
 	          r->id, r->pl->canonical, info->format, r->len);
-	return r->wait_ms > 0 ? ingress_wait(r)
-	                      : ingress_answer_accepted(r, "queued");
+	if (r->wait_ms <= 0)
+		return ingress_answer_accepted(r, "queued");
+	return ingress_wait_suspend(r) ? MHD_YES
+	                               : ingress_answer_from_record(r);
 
 out_forget:
 	ingress_pending_finish(in, r->id);
@@ -601,7 +607,7 @@ out_unlock:
 	pthread_mutex_unlock(&in->io);
 	json_decref(rec);
 	log_warn(COMPONENT, "refusing a job: %s: %s", what, strerror(-ret));
-	return ingress_fail_now(r, 503,
+	return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 	                        transport ? "transport unavailable"
 	                                  : "storage unavailable",
 	                        "%s: %s", what, strerror(-ret));
@@ -620,35 +626,36 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		bad_form(r, "the body ends before its closing boundary");
 	r->pp = NULL;
 	if (r->too_big)
-		return ingress_fail_now(r, 413, "body too large",
+		return ingress_fail_now(r, MHD_HTTP_CONTENT_TOO_LARGE,
+		                        "body too large",
 		                        "the limit is %lld bytes",
 		                        (long long)conf->ingress.max_body);
 	if (r->over_budget)
 		return over_budget_now(r);
 	if (r->bad_form)
 		return ingress_fail_now(
-		        r, 400, "bad request",
+		        r, MHD_HTTP_BAD_REQUEST, "bad request",
 		        "unreadable multipart/form-data body: %s (one file part, a pipeline part up to %d characters)",
 		        r->form_why ? r->form_why : "malformed",
 		        PIPELINE_MAX_LEN);
 	if (r->form_pipeline && r->pl)
 		return ingress_fail_now(
-		        r, 400, "bad pipeline",
+		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		        "give the pipeline once, in the query or the form");
 	if (r->form_pipeline &&
 	    !request_text_ok(r->form_pipeline, r->form_len, why, sizeof(why)))
-		return ingress_fail_now(r, 400, "bad pipeline",
+		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "the pipeline part: %s", why);
 	if (r->form_pipeline && (auth_form(r, r->form_pipeline) ||
 	                         resolve(r, r->form_pipeline, false)))
 		return ingress_answer_fail(r);
 	if (!r->pl)
 		return ingress_fail_now(
-		        r, 400, "bad pipeline",
+		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		        "no pipeline: give ?pipeline=..., ?preset=NAME or a pipeline part");
 	if (!r->len)
 		return ingress_fail_now(
-		        r, 400, "bad request", "%s",
+		        r, MHD_HTTP_BAD_REQUEST, "bad request", "%s",
 		        r->multipart ? "no file part, or an empty one"
 		                     : "empty body");
 	if (over_inflight(r))
@@ -657,17 +664,19 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	ret = prober_probe(r->in->probers, r->body, r->len, &conf->limits,
 	                   &info, err, sizeof(err));
 	if (ret == -EPROTONOSUPPORT)
-		return ingress_fail_now(r, 415, "unsupported format", "%s",
-		                        err);
+		return ingress_fail_now(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		                        "unsupported format", "%s", err);
 	if (ret && ret != -E2BIG && ret != -EINVAL && ret != -ECHILD &&
 	    ret != -ETIMEDOUT)
-		return ingress_fail_now(r, 503, "probe unavailable", "%s", err);
+		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                        "probe unavailable", "%s", err);
 	/* every step's size, predicted from the header: no bomb is queued */
 	if (!ret)
 		ret = cost_check(r->pl, &r->in->set, &info, &conf->limits, err,
 		                 sizeof(err));
 	if (ret)
-		return ingress_fail_now(r, 422, "image rejected", "%s", err);
+		return ingress_fail_now(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
+		                        "image rejected", "%s", err);
 	res = accept_job(r, &info);
 	/* stored or refused: a waiting request holds no upload memory */
 	ingress_upload_release(r);
