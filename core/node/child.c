@@ -10,8 +10,6 @@
 
 #include "../config.h"
 #include "../host.h"
-#include "image.h"
-#include "pipeline.h"
 
 int child_open(struct plugin_set *set, struct conf *conf, bool filters,
                char *err, size_t errlen)
@@ -30,39 +28,6 @@ int child_open(struct plugin_set *set, struct conf *conf, bool filters,
 		if (p->desc->kind == IMGNODE_KIND_FILTER)
 			ret = plugin_start(p, err, errlen);
 	return ret;
-}
-
-void child_versions(const struct pipeline *pl, const struct plugin_set *set,
-                    const char *format, bool keep_metadata, char *buf,
-                    size_t len)
-{
-	const struct plugin *enc = NULL;
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < pl->n && off < len; i++) {
-		int n = snprintf(buf + off, len - off, "%s%s=%s", i ? "," : "",
-		                 pl->steps[i].name,
-		                 pl->steps[i].version ? pl->steps[i].version
-		                                      : "?");
-		if (n < 0)
-			return;
-		off += (size_t)n;
-	}
-	if (set && format && !pipeline_has_encoder(pl))
-		enc = image_default_encoder(set, format);
-	if (enc && off < len) {
-		int n = snprintf(buf + off, len - off, "%s%s=%s",
-		                 off ? "," : "", enc->desc->name,
-		                 enc->desc->version ? enc->desc->version : "?");
-		if (n < 0)
-			return;
-		off += (size_t)n;
-	}
-	/* results made before metadata was stripped keep their keys */
-	if (!keep_metadata && off < len)
-		snprintf(buf + off, len - off, "%smetadata=stripped",
-		         off ? "," : "");
 }
 
 int child_exit_code(int ret)

@@ -42,18 +42,6 @@ int child_open(struct plugin_set *set, struct conf *conf, bool filters,
  */
 int child_exit_code(int ret);
 
-/*
- * The versions of the filters pl uses: "thumbnail=1.0,webp=1.0", with the
- * encoder an input of format gets when pl names none (set and format may
- * be NULL to leave it out), and ",metadata=stripped" unless keep_metadata:
- * what goes into a result's key, so that a result made under one metadata
- * policy is never served under the other.
- */
-struct pipeline;
-void child_versions(const struct pipeline *pl, const struct plugin_set *set,
-                    const char *format, bool keep_metadata, char *buf,
-                    size_t len);
-
 /* Shorthands for the ops tables of the chosen plugins. */
 static inline const struct imgnode_storage_ops *
 storage_ops(const struct plugin_set *set)

@@ -46,20 +46,18 @@
 
 /* ---- replies ---- */
 
-/* The id of a reply ({"id": "...", "status": "..."}), or false. */
+/* The id of a reply (job_reply_decode), or false. */
 static bool reply_id(const void *body, size_t len, char id[JOB_ID_LEN + 1])
 {
-	json_t *j = json_loadb(body, len, 0, NULL);
-	const char *s = j ? json_string_value(json_object_get(j, "id")) : NULL;
-	bool ok = s && job_id_valid(s);
+	struct job_reply reply;
 
-	if (ok)
-		memcpy(id, s, JOB_ID_LEN + 1);
-	else
+	if (job_reply_decode(body, len, &reply)) {
 		log_warn(COMPONENT, "ignoring a reply without a job id len=%zu",
 		         len);
-	json_decref(j);
-	return ok;
+		return false;
+	}
+	memcpy(id, reply.id, JOB_ID_LEN + 1);
+	return true;
 }
 
 /*
@@ -126,8 +124,7 @@ static void sweep(struct ingress *in, int64_t now)
 		pthread_mutex_unlock(&in->io);
 		status = json_string_value(json_object_get(rec, "status"));
 		if (ret == -ENOENT ||
-		    (status && (strcmp(status, "done") == 0 ||
-		                strcmp(status, "failed") == 0))) {
+		    job_status_final(job_status_parse(status))) {
 			log_debug(
 			        COMPONENT,
 			        "job finished without a reply id=%s status=%s",

@@ -305,6 +305,7 @@ static struct MHD_Response *result_response(struct request *r, json_t *rec,
 enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited)
 {
 	const char *status = json_string_value(json_object_get(rec, "status"));
+	enum job_status st = job_status_parse(status);
 	struct MHD_Response *resp;
 	size_t len = 0;
 	json_t *j;
@@ -314,7 +315,7 @@ enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited)
 		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                        "bad record", "job %s has no status",
 		                        r->id);
-	if (strcmp(status, "done") == 0) {
+	if (st == JOB_DONE) {
 		resp = result_response(r, rec, &len, &ret);
 		if (resp)
 			return ingress_respond(r, MHD_HTTP_OK, resp, len);
@@ -329,7 +330,7 @@ enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited)
 		        r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage unavailable",
 		        "unable to read the result: %s", strerror(-ret));
 	}
-	if (strcmp(status, "failed") == 0) {
+	if (st == JOB_FAILED) {
 		const char *why =
 		        json_string_value(json_object_get(rec, "error"));
 		j = ingress_error_json("job failed", why ? why : "unknown");
@@ -343,8 +344,8 @@ enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited)
 	if (waited)
 		return ingress_answer_accepted(r, status);
 	j = json_pack("{s:s, s:s, s:s, s:s}", "error", "not done", "detail",
-	              strcmp(status, "running") == 0 ? "the job is running"
-	                                             : "the job is queued",
+	              st == JOB_RUNNING ? "the job is running"
+	                                : "the job is queued",
 	              "id", r->id, "status", status);
 	resp = ingress_json_response(j, &len);
 	if (resp)
@@ -362,7 +363,7 @@ enum MHD_Result ingress_answer_from_record(struct request *r)
 	rec = job_record_get(r->in->set.storage, r->id, &ret);
 	pthread_mutex_unlock(&r->in->io);
 	if (!rec)
-		return ingress_answer_accepted(r, "queued");
+		return ingress_answer_accepted(r, job_status_name(JOB_QUEUED));
 	res = ingress_answer_job(r, rec, true);
 	json_decref(rec);
 	return res;

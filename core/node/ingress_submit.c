@@ -409,18 +409,18 @@ static json_t *new_record(struct request *r, const unsigned char sha[32],
 		json_object_set_new(plugins, r->pl->steps[i].name,
 		                    json_string(v ? v : "?"));
 	}
-	for (size_t i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+	job_sha256_hex(sha, hex);
 	job_timestamp(now, sizeof(now));
 	rec = json_pack("{s:s, s:s, s:s, s:n, s:n, s:s, "
 	                "s:{s:I, s:s, s:s, s:i, s:i, s:i}, "
 	                "s:n, s:n, s:i, s:o, s:I, s:s, s:b}",
-	                "id", r->id, "status", "queued", "created", now,
-	                "started", "finished", "pipeline", r->pl->canonical,
-	                "input", "bytes", (json_int_t)r->len, "sha256", hex,
-	                "format", info->format, "width", info->width, "height",
-	                info->height, "pages", info->pages, "output", "error",
-	                "attempts", 0, "plugins", plugins, "generation",
+	                "id", r->id, "status", job_status_name(JOB_QUEUED),
+	                "created", now, "started", "finished", "pipeline",
+	                r->pl->canonical, "input", "bytes", (json_int_t)r->len,
+	                "sha256", hex, "format", info->format, "width",
+	                info->width, "height", info->height, "pages",
+	                info->pages, "output", "error", "attempts", 0,
+	                "plugins", plugins, "generation",
 	                (json_int_t)r->in->node->generation, "result", result,
 	                "cached", 0);
 	if (rec)
@@ -461,7 +461,7 @@ static int cache_hit(struct request *r, json_t *rec, const char *meta_key)
 	json_object_set_new(rec, "output", out);
 	json_object_set_new(rec, "cached", json_true());
 	json_object_set(rec, "started", json_object_get(rec, "created"));
-	job_record_set_status(rec, "done", NULL);
+	job_record_set_status(rec, JOB_DONE, NULL);
 	return job_record_put(r->in->set.storage, rec);
 }
 
@@ -498,7 +498,7 @@ static enum MHD_Result accept_job(struct request *r,
 	struct ingress *in = r->in;
 	const struct imgnode_storage_ops *st = storage_ops(&in->set);
 	void *st_state = in->set.storage->state;
-	char versions[4096], result[JOB_KEY_MAX], meta[JOB_KEY_MAX + 8];
+	char result[JOB_KEY_MAX], meta[JOB_KEY_MAX + 8], hex[65];
 	char orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
 	unsigned char sha[EVP_MAX_MD_SIZE];
 	const char *what;
@@ -518,10 +518,13 @@ static enum MHD_Result accept_job(struct request *r,
 		return ingress_fail_now(
 		        r, MHD_HTTP_FORBIDDEN, "bad signature",
 		        "the upload's SHA-256 is not the signed sha256=");
-	child_versions(r->pl, &in->set, info->format,
-	               in->conf->limits.keep_metadata, versions,
-	               sizeof(versions));
-	job_result_key(sha, r->pl->canonical, versions, result, sizeof(result));
+	job_sha256_hex(sha, hex);
+	if (job_result_key_of(hex, r->pl, &in->set, info->format,
+	                      in->conf->limits.keep_metadata, result,
+	                      sizeof(result)))
+		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                        "internal error",
+		                        "unable to make the result's key");
 	snprintf(meta, sizeof(meta), "%s.meta", result);
 	job_orig_key(r->id, orig, sizeof(orig));
 	job_record_key(r->id, record, sizeof(record));
@@ -543,7 +546,8 @@ static enum MHD_Result accept_job(struct request *r,
 		          result);
 		enum MHD_Result res =
 		        r->wait_ms > 0 ? ingress_answer_job(r, rec, true)
-		                       : ingress_answer_accepted(r, "done");
+		                       : ingress_answer_accepted(
+		                                 r, job_status_name(JOB_DONE));
 		json_decref(rec);
 		return res;
 	}
@@ -590,7 +594,7 @@ static enum MHD_Result accept_job(struct request *r,
 	log_debug(COMPONENT, "accepted id=%s pipeline=%s format=%s bytes=%zu",
 	          r->id, r->pl->canonical, info->format, r->len);
 	if (r->wait_ms <= 0)
-		return ingress_answer_accepted(r, "queued");
+		return ingress_answer_accepted(r, job_status_name(JOB_QUEUED));
 	return ingress_wait_suspend(r) ? MHD_YES
 	                               : ingress_answer_from_record(r);
 
