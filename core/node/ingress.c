@@ -30,10 +30,10 @@
 #include "../log.h"
 #include "../proc.h"
 #include "../supervisor.h"
-#include "child.h"
 #include "image.h"
 #include "metrics.h"
 #include "prober.h"
+#include "startup.h"
 #include "storer.h"
 
 #define COMPONENT "ingress"
@@ -302,18 +302,18 @@ int ingress_main(void *arg, const char *id)
 		code = EXIT_TEMPORARY;
 		goto out_close;
 	}
-	ret = child_open(&in.set, node->conf, false, err, sizeof(err));
+	ret = startup_plugins(&in.set, node->conf, false, err, sizeof(err));
 	if (!ret)
 		ret = start_predicting_filters(&in.set, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
-		code = child_exit_code(ret);
+		code = startup_exit_code(ret);
 		goto out_free_set;
 	}
 	ret = storer_start(&in.storer, in.set.storage, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
-		code = child_exit_code(ret);
+		code = startup_exit_code(ret);
 		goto out_free_set;
 	}
 	ret = transport_ops(&in.set)->reply_open(
@@ -321,7 +321,7 @@ int ingress_main(void *arg, const char *id)
 	if (ret) {
 		log_error(COMPONENT, "cannot start: no reply queue: %s",
 		          strerror(-ret));
-		code = child_exit_code(ret);
+		code = startup_exit_code(ret);
 		goto out_free_set;
 	}
 	if (ingress_pending_init(&in)) {
@@ -335,13 +335,13 @@ int ingress_main(void *arg, const char *id)
 	ret = ingress_http_start(&in, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
-		code = child_exit_code(ret);
+		code = startup_exit_code(ret);
 		goto out_free_buckets;
 	}
 	ret = ingress_http_start_admin(&in, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
-		code = child_exit_code(ret);
+		code = startup_exit_code(ret);
 		MHD_stop_daemon(in.daemon);
 		goto out_free_buckets;
 	}

@@ -18,9 +18,9 @@
 #include <string.h>
 
 #include "../log.h"
-#include "child.h"
 #include "ingress.h"
 #include "metrics.h"
+#include "startup.h"
 
 #define COMPONENT "ingress"
 #define RETRY_AFTER "5" /* seconds, on 503 and 429 */

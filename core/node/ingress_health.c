@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "child.h"
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
+#include "startup.h"
 
 #ifndef IMGNODE_VERSION
 #define IMGNODE_VERSION "0.0.0"

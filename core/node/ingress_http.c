@@ -51,12 +51,12 @@
 
 #include "../config.h"
 #include "../log.h"
-#include "child.h"
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "request_check.h"
+#include "startup.h"
 
 #define COMPONENT "ingress"
 #define FD_SPARE 128 /* descriptors beside connections: plugins, logs */

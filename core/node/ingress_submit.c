@@ -19,7 +19,6 @@
 
 #include "../config.h"
 #include "../log.h"
-#include "child.h"
 #include "cost.h"
 #include "image.h"
 #include "ingress.h"
@@ -27,6 +26,7 @@
 #include "pipeline.h"
 #include "prober.h"
 #include "request_check.h"
+#include "startup.h"
 #include "storer.h"
 
 #define COMPONENT "ingress"

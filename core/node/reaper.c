@@ -12,9 +12,9 @@
 #include "../config.h"
 #include "../log.h"
 #include "../proc.h"
-#include "child.h"
 #include "job.h"
 #include "metrics.h"
+#include "startup.h"
 
 static volatile sig_atomic_t stopping;
 
@@ -100,11 +100,11 @@ int reaper_main(void *arg, const char *id)
 	log_set_process(id);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	ret = child_open(&set, node->conf, false, err, sizeof(err));
+	ret = startup_plugins(&set, node->conf, false, err, sizeof(err));
 	if (ret) {
 		log_error("reaper", "cannot start: %s", err);
 		plugin_set_free(&set);
-		return child_exit_code(ret);
+		return startup_exit_code(ret);
 	}
 	tr = transport_ops(&set);
 	proc_notify_ready();

@@ -28,12 +28,12 @@
 #include "../config.h"
 #include "../log.h"
 #include "../proc.h"
-#include "child.h"
 #include "image.h"
 #include "job.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "sandbox.h"
+#include "startup.h"
 #include "ticker.h"
 #include "watchdog.h"
 
@@ -454,7 +454,7 @@ int worker_main(void *arg, const char *id)
 		ret = image_init((int)w.conf->workers.concurrency, err,
 		                 sizeof(err));
 	if (!ret)
-		ret = child_open(&w.set, w.conf, true, err, sizeof(err));
+		ret = startup_plugins(&w.set, w.conf, true, err, sizeof(err));
 	if (ret) {
 		log_error("worker", "cannot start%s: %s",
 		          w.conf->workers.max_memory
@@ -462,7 +462,7 @@ int worker_main(void *arg, const char *id)
 		                  : "",
 		          err);
 		plugin_set_free(&w.set);
-		return child_exit_code(ret);
+		return startup_exit_code(ret);
 	}
 	ret = watchdog_start(&w.wd, w.set.storage, w.conf->workers.job_timeout,
 	                     node->metrics, err, sizeof(err));

@@ -13,7 +13,6 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "node/child.h"
 #include "node/cost.h"
 #include "node/image.h"
 #include "node/job.h"

@@ -1,8 +1,9 @@
 /*
- * The start of every node child: its own copy of the plugin generation,
- * loaded and started after the fork (never in the supervisor).
+ * A node process's start-up (startup.h): its own copy of the plugin
+ * generation, loaded and started after the fork (never in the
+ * supervisor), and the exit code if that fails.
  */
-#include "child.h"
+#include "startup.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -11,8 +12,8 @@
 #include "../config.h"
 #include "../host.h"
 
-int child_open(struct plugin_set *set, struct conf *conf, bool filters,
-               char *err, size_t errlen)
+int startup_plugins(struct plugin_set *set, struct conf *conf, bool filters,
+                    char *err, size_t errlen)
 {
 	int ret;
 
@@ -30,7 +31,7 @@ int child_open(struct plugin_set *set, struct conf *conf, bool filters,
 	return ret;
 }
 
-int child_exit_code(int ret)
+int startup_exit_code(int ret)
 {
 	switch (-ret) {
 	case ETIMEDOUT:
