@@ -38,10 +38,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,12 +49,10 @@
 
 #include "../config.h"
 #include "../log.h"
-#include "image.h"
 #include "ingress.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "request_check.h"
-#include "startup.h"
 
 #define COMPONENT "ingress"
 #define FD_SPARE 128 /* descriptors beside connections: plugins, logs */
