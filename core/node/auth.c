@@ -71,7 +71,7 @@ static int args_clean(struct request *r)
 		for (size_t k = 0; k < len; k++)
 			if ((unsigned char)v[k] < 0x20 || v[k] == 0x7f)
 				return ingress_fail(
-				        r, 400, "bad request",
+				        r, MHD_HTTP_BAD_REQUEST, "bad request",
 				        "%s= has a control character (byte 0x%02x at %zu): only text is accepted",
 				        names[i], (unsigned char)v[k], k);
 	}
@@ -141,43 +141,44 @@ static int check_v2(struct request *r, const char *method, const char *path,
 
 	if (!keyid || !expires || !sig)
 		return ingress_fail(
-		        r, 403, SIG_BAD,
+		        r, MHD_HTTP_FORBIDDEN, SIG_BAD,
 		        "a signed request carries keyid=, expires= and sig= (docs/signing.md); missing: %s%s%s",
 		        keyid ? "" : "keyid ", expires ? "" : "expires ",
 		        sig ? "" : "sig");
 	secret = find_secret(&ic->hmac_keys, keyid);
 	if (!secret)
-		return ingress_fail(r, 403, SIG_BAD, "unknown keyid \"%.64s\"",
-		                    keyid);
+		return ingress_fail(r, MHD_HTTP_FORBIDDEN, SIG_BAD,
+		                    "unknown keyid \"%.64s\"", keyid);
 	errno = 0;
 	exp = strtoll(expires, &end, 10);
 	if (end == expires || *end || errno || exp < 0 || expires[0] < '0' ||
 	    expires[0] > '9')
 		return ingress_fail(
-		        r, 400, "bad request",
+		        r, MHD_HTTP_BAD_REQUEST, "bad request",
 		        "expires=%.32s is not a UNIX time in seconds", expires);
 	if (exp < now)
-		return ingress_fail(r, 403, SIG_BAD,
+		return ingress_fail(r, MHD_HTTP_FORBIDDEN, SIG_BAD,
 		                    "the signature expired %lld s ago",
 		                    now - exp);
 	if (exp - now > ic->hmac_max_ttl / 1000)
 		return ingress_fail(
-		        r, 403, SIG_BAD,
+		        r, MHD_HTTP_FORBIDDEN, SIG_BAD,
 		        "expires= is %lld s ahead; [ingress] hmac_max_ttl allows %lld s",
 		        exp - now, (long long)(ic->hmac_max_ttl / 1000));
 	if (sha && (strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64))
 		return ingress_fail(
-		        r, 400, "bad request",
+		        r, MHD_HTTP_BAD_REQUEST, "bad request",
 		        "sha256= is the upload's SHA-256 in 64 lowercase hex digits");
 	len = asprintf(&text, "IMGNODE-HMAC-V2\n%s\n%s\n%s\n%s\n%s\n%s", keyid,
 	               expires, method, path, what, sha ? sha : "");
 	if (len < 0)
-		return ingress_fail(r, 500, "internal error", "out of memory");
+		return ingress_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                    "internal error", "out of memory");
 	ok = hmac_ok(secret, strlen(secret), text, (size_t)len, sig);
 	free(text);
 	if (!ok)
 		return ingress_fail(
-		        r, 403, SIG_BAD,
+		        r, MHD_HTTP_FORBIDDEN, SIG_BAD,
 		        "sig is not hex(HMAC-SHA256(secret of keyid %.64s, canonical string of %s %s)); see docs/signing.md",
 		        keyid, method, path);
 	if (sha) {
@@ -195,7 +196,7 @@ static int check_v1(struct request *r, const char *text, bool preset)
 	if (hmac_ok(key, strlen(key), text, strlen(text), arg(r, "sig")))
 		return 0;
 	return ingress_fail(
-	        r, 403, SIG_BAD,
+	        r, MHD_HTTP_FORBIDDEN, SIG_BAD,
 	        "sig must be hex(HMAC-SHA256(key, %s text)) (v1), or sign the request v2 with keyid=, expires= and sig= (docs/signing.md)",
 	        preset ? "preset" : "pipeline");
 }
@@ -213,17 +214,17 @@ int auth_submit(struct request *r, const char *path, const char *pipeline,
 		return -1;
 	if (keyid && !v2)
 		return ingress_fail(
-		        r, 403, SIG_BAD,
+		        r, MHD_HTTP_FORBIDDEN, SIG_BAD,
 		        "keyid= given, but this node has no [ingress] hmac_keys to check it with");
 	if (v2 && (keyid || !v1)) {
 		if (!pipeline && !preset)
 			return ingress_fail(
-			        r, 403, SIG_BAD,
+			        r, MHD_HTTP_FORBIDDEN, SIG_BAD,
 			        "a signed request carries its pipeline (or preset) in the query, where the signature covers it: a pipeline in a form part cannot be checked before the upload is read");
 		if (asprintf(&what, "%s=%s", pipeline ? "pipeline" : "preset",
 		             pipeline ? pipeline : preset) < 0)
-			return ingress_fail(r, 500, "internal error",
-			                    "out of memory");
+			return ingress_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			                    "internal error", "out of memory");
 		ret = check_v2(r, "POST", path, what);
 		free(what);
 		return ret;
@@ -241,7 +242,7 @@ int auth_form(struct request *r, const char *pipeline)
 		return check_v1(r, pipeline, false);
 	if (ic->hmac_keys.n) /* refused by auth_submit already */
 		return ingress_fail(
-		        r, 403, SIG_BAD,
+		        r, MHD_HTTP_FORBIDDEN, SIG_BAD,
 		        "a pipeline in a form part cannot be signed");
 	return 0;
 }
@@ -302,7 +303,7 @@ int auth_read(struct request *r, const char *path)
 		return 0;
 	}
 	if (!auth_api_key(r))
-		return ingress_fail(r, 401, "unauthorized",
+		return ingress_fail(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		                    "missing or unknown X-Api-Key");
 	return 0;
 }

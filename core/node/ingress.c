@@ -1,16 +1,14 @@
 /*
- * The ingress child: the node's HTTP API (ingress_http.c) and, on the main
- * thread, the loop that turns workers' replies into answers for waiting
- * requests, heartbeats the supervisor and, on SIGTERM, stops taking
- * connections and lets the requests in progress finish before it exits.
+ * The ingress child, the process: set-up, the HTTP daemons (ingress_http.c)
+ * and, on the main thread, the loop that turns workers' replies into
+ * answers for waiting requests (ingress_wait.c), closes connections past
+ * their deadline (ingress_conn.c), heartbeats the supervisor and, on
+ * SIGTERM, stops taking connections and lets the requests in progress
+ * finish before it exits.
  *
- * It also keeps the table of jobs this process published and has not heard
- * back about, which is what the node's in-flight count and each client's
- * (quota.h), and so the 429s, rest on. Replies only wake; the record in
- * storage is the truth, and jobs whose reply never comes (a lost reply
- * queue, a job reaped without one) are found finished by reading their
- * records now and then. Each ingress process counts its own jobs: during
- * a roll a client may hold its share in the old one and the new one.
+ * Replies only wake; the record in storage is the truth, and jobs whose
+ * reply never comes (a lost reply queue, a job reaped without one) are
+ * found finished by reading their records now and then (the sweep).
  */
 #include "ingress.h"
 
@@ -32,10 +30,10 @@
 #include "../log.h"
 #include "../spawn.h"
 #include "../supervisor.h"
-#include "child.h"
 #include "image.h"
 #include "metrics.h"
 #include "prober.h"
+#include "startup.h"
 #include "storer.h"
 
 #define COMPONENT "ingress"
@@ -46,147 +44,20 @@
 #define SWEEP_AGE_MS 10000 /* ... among those older than this */
 #define SWEEP_BATCH 16
 
-int64_t ingress_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void ingress_kick(struct ingress *in)
-{
-	uint64_t one = 1;
-	ssize_t n = write(in->kick_fd, &one, sizeof(one));
-
-	(void)n; /* a full counter already wakes the loop */
-}
-
-/* ---- the jobs this process published ---- */
-
-static size_t bucket_of(const struct ingress *in, const char *id)
-{
-	uint32_t h = 0;
-
-	/* ids are random hex: their first eight digits spread well */
-	for (int i = 0; i < 8 && id[i]; i++)
-		h = h << 4 |
-		    (uint32_t)(id[i] <= '9' ? id[i] - '0' : id[i] - 'a' + 10);
-	return h & (in->nbuckets - 1);
-}
-
-int ingress_pending_add(struct ingress *in, const char *id, const char *client)
-{
-	int64_t max = in->conf->ingress.max_inflight_per_client, held;
-	struct pending *p = calloc(1, sizeof(*p));
-	size_t b;
-	int ret;
-
-	if (!p)
-		return -ENOMEM;
-	snprintf(p->id, sizeof(p->id), "%s", id);
-	snprintf(p->client, sizeof(p->client), "%s", client);
-	p->since_ms = p->checked_ms = ingress_now_ms();
-	pthread_mutex_lock(&in->jobs);
-	/* checked again here, where it is counted: requests in parallel */
-	ret = quota_take(in->quota, client, max ? max : INT64_MAX, &held);
-	if (ret) {
-		pthread_mutex_unlock(&in->jobs);
-		free(p);
-		return ret;
-	}
-	b = bucket_of(in, id);
-	p->next = in->buckets[b];
-	in->buckets[b] = p;
-	in->npending++;
-	pthread_mutex_unlock(&in->jobs);
-	atomic_fetch_add(in->inflight, 1);
-	return 0;
-}
-
-struct pending *ingress_pending_find(struct ingress *in, const char *id)
-{
-	struct pending *p = in->buckets[bucket_of(in, id)];
-
-	while (p && strcmp(p->id, id) != 0)
-		p = p->next;
-	return p;
-}
-
-void ingress_pending_finish(struct ingress *in, const char *id)
-{
-	struct pending **pp, *p;
-
-	pthread_mutex_lock(&in->jobs);
-	for (pp = &in->buckets[bucket_of(in, id)]; (p = *pp); pp = &p->next)
-		if (strcmp(p->id, id) == 0)
-			break;
-	if (!p) {
-		pthread_mutex_unlock(&in->jobs);
-		return; /* a duplicate reply, or a job of another process */
-	}
-	*pp = p->next;
-	in->npending--;
-	quota_release(in->quota, p->client);
-	if (p->waiter)
-		ingress_http_wake(in, p->waiter);
-	pthread_mutex_unlock(&in->jobs);
-	free(p);
-	atomic_fetch_sub(in->inflight, 1);
-}
-
-/* At exit: nobody will hear about these, so they no longer count. */
-static void pending_clear(struct ingress *in)
-{
-	size_t n = 0;
-
-	pthread_mutex_lock(&in->jobs);
-	for (size_t b = 0; b < in->nbuckets; b++) {
-		struct pending *p = in->buckets[b], *next;
-
-		for (; p; p = next) {
-			next = p->next;
-			free(p);
-			n++;
-		}
-		in->buckets[b] = NULL;
-	}
-	in->npending = 0;
-	pthread_mutex_unlock(&in->jobs);
-	atomic_fetch_sub(in->inflight, (int64_t)n);
-	if (n)
-		log_info(
-		        COMPONENT,
-		        "leaving jobs=%zu unfinished (they complete without this process; no longer counted in flight)",
-		        n);
-}
-
-int64_t ingress_client_inflight(struct ingress *in, const char *client)
-{
-	int64_t n;
-
-	pthread_mutex_lock(&in->jobs);
-	n = quota_held(in->quota, client);
-	pthread_mutex_unlock(&in->jobs);
-	return n;
-}
-
 /* ---- replies ---- */
 
-/* The id of a reply ({"id": "...", "status": "..."}), or false. */
+/* The id of a reply (job_reply_decode), or false. */
 static bool reply_id(const void *body, size_t len, char id[JOB_ID_LEN + 1])
 {
-	json_t *j = json_loadb(body, len, 0, NULL);
-	const char *s = j ? json_string_value(json_object_get(j, "id")) : NULL;
-	bool ok = s && job_id_valid(s);
+	struct job_reply reply;
 
-	if (ok)
-		memcpy(id, s, JOB_ID_LEN + 1);
-	else
+	if (job_reply_decode(body, len, &reply)) {
 		log_warn(COMPONENT, "ignoring a reply without a job id len=%zu",
 		         len);
-	json_decref(j);
-	return ok;
+		return false;
+	}
+	memcpy(id, reply.id, JOB_ID_LEN + 1);
+	return true;
 }
 
 /*
@@ -240,19 +111,9 @@ static size_t drain_replies(struct ingress *in, int *last_err)
 static void sweep(struct ingress *in, int64_t now)
 {
 	char ids[SWEEP_BATCH][JOB_ID_LEN + 1];
-	size_t n = 0;
+	size_t n =
+	        ingress_pending_stale(in, now, SWEEP_AGE_MS, ids, SWEEP_BATCH);
 
-	pthread_mutex_lock(&in->jobs);
-	for (size_t b = 0; b < in->nbuckets && n < SWEEP_BATCH; b++)
-		for (struct pending *p = in->buckets[b]; p && n < SWEEP_BATCH;
-		     p = p->next) {
-			if (now - p->since_ms < SWEEP_AGE_MS ||
-			    now - p->checked_ms < SWEEP_AGE_MS)
-				continue;
-			p->checked_ms = now;
-			memcpy(ids[n++], p->id, JOB_ID_LEN + 1);
-		}
-	pthread_mutex_unlock(&in->jobs);
 	for (size_t i = 0; i < n; i++) {
 		const char *status;
 		json_t *rec;
@@ -263,8 +124,7 @@ static void sweep(struct ingress *in, int64_t now)
 		pthread_mutex_unlock(&in->io);
 		status = json_string_value(json_object_get(rec, "status"));
 		if (ret == -ENOENT ||
-		    (status && (strcmp(status, "done") == 0 ||
-		                strcmp(status, "failed") == 0))) {
+		    job_status_final(job_status_parse(status))) {
 			log_debug(
 			        COMPONENT,
 			        "job finished without a reply id=%s status=%s",
@@ -343,8 +203,8 @@ static void run(struct ingress *in, int sfd)
 		/* a transport fd that woke us for nothing must not spin the
 		 * loop: leave it out for one turn */
 		nfds = tfd >= 0 && !(tfd_fired && got == 0) ? 3 : 2;
-		ingress_http_expire(in, now, false);
-		ingress_http_sweep(in, now);
+		ingress_waiters_expire(in, now, false);
+		ingress_conn_sweep(in, now);
 		if (now >= next_sweep) {
 			sweep(in, now);
 			next_sweep = now + SWEEP_EVERY_MS;
@@ -353,7 +213,7 @@ static void run(struct ingress *in, int sfd)
 			if (atomic_load(&in->active) == 0)
 				break;
 			if (!released && now >= stop_at - budget * 3 / 10) {
-				ingress_http_expire(in, now, true);
+				ingress_waiters_expire(in, now, true);
 				released = true;
 			}
 			if (now >= stop_at) {
@@ -378,7 +238,7 @@ static void run(struct ingress *in, int sfd)
 			stop_at = ingress_now_ms() + budget * 4 / 5;
 		}
 	}
-	ingress_http_expire(in, 0, true);
+	ingress_waiters_expire(in, 0, true);
 }
 
 /*
@@ -442,18 +302,18 @@ int ingress_main(void *arg, const char *id)
 		code = EXIT_TEMPORARY;
 		goto out_close;
 	}
-	ret = child_open(&in.set, node->conf, false, err, sizeof(err));
+	ret = startup_plugins(&in.set, node->conf, false, err, sizeof(err));
 	if (!ret)
 		ret = start_predicting_filters(&in.set, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
-		code = child_exit_code(ret);
+		code = startup_exit_code(ret);
 		goto out_free_set;
 	}
 	ret = storer_start(&in.storer, in.set.storage, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
-		code = child_exit_code(ret);
+		code = startup_exit_code(ret);
 		goto out_free_set;
 	}
 	ret = transport_ops(&in.set)->reply_open(
@@ -461,20 +321,10 @@ int ingress_main(void *arg, const char *id)
 	if (ret) {
 		log_error(COMPONENT, "cannot start: no reply queue: %s",
 		          strerror(-ret));
-		code = child_exit_code(ret);
+		code = startup_exit_code(ret);
 		goto out_free_set;
 	}
-	/* a power of two, about a quarter of the most jobs in flight */
-	for (in.nbuckets = 64;
-	     in.nbuckets < 65536 &&
-	     (int64_t)in.nbuckets * 4 < node->conf->ingress.max_inflight;
-	     in.nbuckets *= 2)
-		;
-	in.buckets = calloc(in.nbuckets, sizeof(*in.buckets));
-	in.quota = quota_new(in.nbuckets);
-	if (!in.buckets || !in.quota) {
-		free(in.buckets);
-		quota_free(in.quota);
+	if (ingress_pending_init(&in)) {
 		log_error(COMPONENT, "out of memory");
 		code = EXIT_TEMPORARY;
 		goto out_free_set;
@@ -485,13 +335,13 @@ int ingress_main(void *arg, const char *id)
 	ret = ingress_http_start(&in, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
-		code = child_exit_code(ret);
+		code = startup_exit_code(ret);
 		goto out_free_buckets;
 	}
 	ret = ingress_http_start_admin(&in, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
-		code = child_exit_code(ret);
+		code = startup_exit_code(ret);
 		MHD_stop_daemon(in.daemon);
 		goto out_free_buckets;
 	}
@@ -502,13 +352,12 @@ int ingress_main(void *arg, const char *id)
 	MHD_stop_daemon(in.daemon);
 	log_info(COMPONENT, "stopped");
 	code = 0;
-	pending_clear(&in);
+	ingress_pending_clear(&in);
 out_free_buckets:
 	pthread_mutex_destroy(&in.conns);
 	pthread_mutex_destroy(&in.jobs);
 	pthread_mutex_destroy(&in.io);
-	free(in.buckets);
-	quota_free(in.quota);
+	ingress_pending_free(&in);
 out_free_set:
 	storer_stop(in.storer);
 	plugin_set_free(&in.set);

@@ -1,9 +1,20 @@
 /*
- * The ingress child's insides, shared by its files and by nothing else:
- * ingress.c is the process (set-up, the reply loop, the table of jobs it
- * published, shutdown), ingress_http.c the HTTP daemon, routing, answers
- * and reading jobs, ingress_submit.c POST /v1/jobs, ingress_page.c the
- * upload page's files and the calls only it makes.
+ * The ingress child's insides, shared by its files and by nothing else.
+ * Top-down, each file calling only those below it:
+ *
+ *   ingress.c          the process: set-up, the loop that drains replies
+ *                      and sweeps, shutdown
+ *   ingress_http.c     the HTTP daemons, routing, each request's life
+ *   ingress_submit.c   POST /v1/jobs            } the routes' handlers
+ *   ingress_jobs.c     GET /v1/jobs/ID[/result] }
+ *   ingress_health.c   /healthz, /readyz, /metrics
+ *   ingress_page.c     the upload page's files and calls
+ *   auth.c             API keys and signed requests
+ *   ingress_wait.c     waiting: the jobs published, the requests
+ *                      suspended on them
+ *   ingress_answer.c   answers: JSON, errors, a job's record, results
+ *   ingress_conn.c     connections and their deadline; libmicrohttpd's
+ *                      log lines
  *
  * Threads: libmicrohttpd's pool of [ingress] threads runs the requests
  * (each connection stays on one of them), and the main thread waits for
@@ -22,10 +33,13 @@
 #include <microhttpd.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../plugin.h"
 #include "job.h"
@@ -91,61 +105,7 @@ struct ingress {
 	_Atomic int uploads; /* uploads holding a reservation */
 };
 
-/* Milliseconds on CLOCK_MONOTONIC. */
-int64_t ingress_now_ms(void);
-
-/* Tells the main thread to look for replies now (after a transport call
- * of the HTTP thread, which may have buffered one). */
-void ingress_kick(struct ingress *in);
-
-/*
- * Records a job about to be published and counts it in flight, for the
- * node and for client. 0, -EDQUOT (client has [ingress]
- * max_inflight_per_client jobs in flight already) or -ENOMEM. Takes jobs.
- */
-int ingress_pending_add(struct ingress *in, const char *id, const char *client);
-
-/* The jobs in flight of client on this process. Takes jobs. */
-int64_t ingress_client_inflight(struct ingress *in, const char *client);
-
-/*
- * Forgets a job: its reply came, its record says it finished, or its
- * publish failed. Uncounts it and wakes its waiter. Takes jobs.
- */
-void ingress_pending_finish(struct ingress *in, const char *id);
-
-/* The entry of id, or NULL. The caller holds jobs. */
-struct pending *ingress_pending_find(struct ingress *in, const char *id);
-
-/*
- * Starts the HTTP daemon on [ingress] listen:port. 0 or -errno with a
- * reason in err (-EINVAL: a bad address, which restarting won't fix).
- */
-int ingress_http_start(struct ingress *in, char *err, size_t errlen);
-
-/* Resumes a suspended request so it answers from the job's record. The
- * caller holds jobs. */
-void ingress_http_wake(struct ingress *in, struct request *r);
-
-/* Wakes the waiters whose wait is over at now, or all of them. Takes
- * jobs. */
-void ingress_http_expire(struct ingress *in, int64_t now, bool all);
-
-/*
- * Starts the admin listener on [ingress] admin_listen:admin_port (if
- * set): /healthz, /readyz and /metrics only. 0 or -errno with a reason in
- * err.
- */
-int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen);
-
-/*
- * Shuts down the connections whose request began arriving more than
- * [ingress] request_deadline before now (libmicrohttpd then closes them)
- * and logs how many, at most one line per interval. Takes conns.
- */
-void ingress_http_sweep(struct ingress *in, int64_t now);
-
-/* ---- one request (ingress_http.c and ingress_submit.c) ---- */
+/* ---- one request ---- */
 
 enum ingress_route {
 	ROUTE_SUBMIT,
@@ -212,43 +172,67 @@ struct request {
 	struct request *wprev, *wnext;
 };
 
-/* Queues resp (len body bytes) and counts it; destroys resp. */
-enum MHD_Result ingress_respond(struct request *r, unsigned status,
-                                struct MHD_Response *resp, size_t len);
+/* Milliseconds on CLOCK_MONOTONIC. */
+static inline int64_t ingress_now_ms(void)
+{
+	struct timespec ts;
 
-/* Notes a failure to answer later with ingress_answer_fail; -1. */
-int ingress_fail(struct request *r, unsigned status, const char *error,
-                 const char *fmt, ...) IMGNODE_PRINTF(4, 5);
-enum MHD_Result ingress_answer_fail(struct request *r);
-#define ingress_fail_now(r, ...)                                               \
-	(ingress_fail((r), __VA_ARGS__), ingress_answer_fail(r))
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
-/* Answers j (stolen; NULL: a 500) as JSON with status. */
-enum MHD_Result ingress_answer_json(struct request *r, unsigned status,
-                                    json_t *j);
+/* Tells the main thread to look for replies now (after a transport call
+ * of the HTTP thread, which may have buffered one). */
+static inline void ingress_kick(struct ingress *in)
+{
+	uint64_t one = 1;
+	ssize_t n = write(in->kick_fd, &one, sizeof(one));
 
-/* 202 {"id", "status"} with Location: the job is accepted. */
-enum MHD_Result ingress_answer_accepted(struct request *r, const char *status);
+	(void)n; /* a full counter already wakes the loop */
+}
+
+/* ---- the HTTP daemons (ingress_http.c) ---- */
 
 /*
- * Answers from the record rec: 200 with the result when done, 422 when
- * failed; otherwise 202 after a wait (waited), 409 for GET .../result.
+ * Starts the HTTP daemon on [ingress] listen:port. 0 or -errno with a
+ * reason in err (-EINVAL: a bad address, which restarting won't fix).
  */
-enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited);
+int ingress_http_start(struct ingress *in, char *err, size_t errlen);
 
-/* Suspends r until its job's reply or the end of its wait, or answers
- * from the record now if the job is already over. */
-enum MHD_Result ingress_wait(struct request *r);
+/*
+ * Starts the admin listener on [ingress] admin_listen:admin_port (if
+ * set): /healthz, /readyz and /metrics only. 0 or -errno with a reason in
+ * err.
+ */
+int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen);
 
-/* Gives back r's share of the upload memory and frees its body. */
-void ingress_upload_release(struct request *r);
+/* ---- POST /v1/jobs (ingress_submit.c) ---- */
 
-/* POST /v1/jobs: the first call (before the body), each piece of the
- * body, and the last call. */
+/* The first call (before the body), each piece of the body, and the last
+ * call. */
 enum MHD_Result ingress_submit_begin(struct request *r);
 enum MHD_Result ingress_submit_body(struct request *r, const char *data,
                                     size_t *size);
 enum MHD_Result ingress_submit_finish(struct request *r);
+
+/* Gives back r's share of the upload memory and frees its body. */
+void ingress_upload_release(struct request *r);
+
+/* ---- GET /v1/jobs/ID[/result] (ingress_jobs.c) ---- */
+
+/* The record of r->id, or with ROUTE_RESULT its result. */
+enum MHD_Result ingress_jobs_get(struct request *r);
+
+/* ---- health (ingress_health.c) ---- */
+
+/* GET /healthz, /livez: 200 "ok". */
+enum MHD_Result ingress_health_live(struct request *r);
+
+/* GET /readyz: 200 when the transport and the storage answer, else 503. */
+enum MHD_Result ingress_health_readyz(struct request *r);
+
+/* GET /metrics: the Prometheus text. */
+enum MHD_Result ingress_health_metrics(struct request *r);
 
 /* ---- the upload page (ingress_page.c) ---- */
 
@@ -291,5 +275,133 @@ bool auth_may_read(const struct request *r, json_t *rec);
 
 /* True unless the request signed a sha256= other than sha. */
 bool auth_sha_ok(const struct request *r, const unsigned char sha[32]);
+
+/* ---- waiting (ingress_wait.c) ---- */
+
+/* Sizes and allocates the table of jobs and the quota. 0 or -ENOMEM
+ * (then nothing is left allocated). */
+int ingress_pending_init(struct ingress *in);
+
+/* Frees what ingress_pending_init allocated (the entries: ..._clear). */
+void ingress_pending_free(struct ingress *in);
+
+/*
+ * Records a job about to be published and counts it in flight, for the
+ * node and for client. 0, -EDQUOT (client has [ingress]
+ * max_inflight_per_client jobs in flight already) or -ENOMEM. Takes jobs.
+ */
+int ingress_pending_add(struct ingress *in, const char *id, const char *client);
+
+/* The jobs in flight of client on this process. Takes jobs. */
+int64_t ingress_client_inflight(struct ingress *in, const char *client);
+
+/*
+ * Forgets a job: its reply came, its record says it finished, or its
+ * publish failed. Uncounts it and wakes its waiter. Takes jobs.
+ */
+void ingress_pending_finish(struct ingress *in, const char *id);
+
+/*
+ * Copies into ids at most max ids of jobs accepted and last looked at at
+ * least age ms before now, and notes them looked at now. Returns how many.
+ * Takes jobs.
+ */
+size_t ingress_pending_stale(struct ingress *in, int64_t now, int64_t age,
+                             char (*ids)[JOB_ID_LEN + 1], size_t max);
+
+/* At exit: nobody will hear about the jobs left, so they no longer
+ * count. Takes jobs. */
+void ingress_pending_clear(struct ingress *in);
+
+/*
+ * Suspends r until its job's reply or the end of its wait (r->wait_ms):
+ * true. False if its job is over already or the ingress is stopping: the
+ * caller answers from the record. Takes jobs.
+ */
+bool ingress_wait_suspend(struct request *r);
+
+/* Takes r off the waiters if it is one (its connection closed). Takes
+ * jobs. */
+void ingress_waiter_cancel(struct ingress *in, struct request *r);
+
+/* Wakes the waiters whose wait is over at now, or all of them (and none
+ * suspends after). Takes jobs. */
+void ingress_waiters_expire(struct ingress *in, int64_t now, bool all);
+
+/* ---- answers (ingress_answer.c) ---- */
+
+/* Queues resp (len body bytes) and counts it; destroys resp. A NULL resp
+ * (it could not be made) is answered 500. */
+enum MHD_Result ingress_respond(struct request *r, unsigned status,
+                                struct MHD_Response *resp, size_t len);
+
+/* Notes a failure to answer later with ingress_answer_fail; -1. */
+int ingress_fail(struct request *r, unsigned status, const char *error,
+                 const char *fmt, ...) IMGNODE_PRINTF(4, 5);
+enum MHD_Result ingress_answer_fail(struct request *r);
+#define ingress_fail_now(r, ...)                                               \
+	(ingress_fail((r), __VA_ARGS__), ingress_answer_fail(r))
+
+/* ingress_answer_fail with one more header (NULL: none). */
+enum MHD_Result ingress_answer_fail_with(struct request *r, const char *header,
+                                         const char *value);
+
+/* Answers j (stolen; NULL: a 500) as JSON with status. */
+enum MHD_Result ingress_answer_json(struct request *r, unsigned status,
+                                    json_t *j);
+
+/* 202 {"id", "status"} with Location: the job is accepted. */
+enum MHD_Result ingress_answer_accepted(struct request *r, const char *status);
+
+/*
+ * Answers from the record rec: 200 with the result when done, 422 when
+ * failed; otherwise 202 after a wait (waited), 409 for GET .../result.
+ */
+enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited);
+
+/* After a wait: whatever the record of r->id says now. */
+enum MHD_Result ingress_answer_from_record(struct request *r);
+
+/* A response for j (stolen), with a newline after it for terminals;
+ * NULL if it could not be made. *len: its length. */
+struct MHD_Response *ingress_json_response(json_t *j, size_t *len);
+
+/* {"error": error, "detail": detail}, new, or NULL. */
+json_t *ingress_error_json(const char *error, const char *detail);
+
+/* X-Imgnode-Job: id, and Location: /v1/jobs/ID if location. */
+void ingress_job_headers(struct MHD_Response *resp, const char *id,
+                         bool location);
+
+/* Replaces what is not printable ASCII in s (JSON strings must be
+ * UTF-8). */
+void ingress_ascii_only(char *s);
+
+/* ---- connections (ingress_conn.c) ---- */
+
+/* libmicrohttpd's notice of a connection accepted or closed
+ * (MHD_OPTION_NOTIFY_CONNECTION; cls is the ingress). */
+void ingress_conn_notify(void *cls, struct MHD_Connection *conn,
+                         void **socket_ctx,
+                         enum MHD_ConnectionNotificationCode code);
+
+/* r is read: the deadline no longer applies to its connection (a wait
+ * has wait_max, an answer the idle timeout). Takes conns. */
+void ingress_conn_answering(struct request *r);
+
+/* r completed on a kept-alive connection: the next request's deadline
+ * begins now. Takes conns. */
+void ingress_conn_next_request(struct request *r);
+
+/*
+ * Shuts down the connections whose request began arriving more than
+ * [ingress] request_deadline before now (libmicrohttpd then closes them)
+ * and logs how many, at most one line per interval. Takes conns.
+ */
+void ingress_conn_sweep(struct ingress *in, int64_t now);
+
+/* libmicrohttpd's own messages (MHD_OPTION_EXTERNAL_LOGGER), one log
+ * line each, a few per interval at most. */
+void ingress_conn_mhd_log(void *cls, const char *fmt, va_list ap);
 
 #endif

@@ -143,16 +143,16 @@ enum MHD_Result ingress_page_file(struct request *r, const char *url)
 	int fd;
 
 	if (!dir || !dir[0] || !type)
-		return ingress_fail_now(r, 404, "not found", "no such path: %s",
-		                        r->path);
+		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "not found",
+		                        "no such path: %s", r->path);
 	fd = open_below(dir, url, &size);
 	if (fd == -ENOENT || fd == -EACCES || fd == -EISDIR)
-		return ingress_fail_now(r, 404, "not found", "no such path: %s",
-		                        r->path);
+		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "not found",
+		                        "no such path: %s", r->path);
 	if (fd < 0)
-		return ingress_fail_now(r, 500, "internal error",
-		                        "unable to read the page: %s",
-		                        strerror(-fd));
+		return ingress_fail_now(
+		        r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error",
+		        "unable to read the page: %s", strerror(-fd));
 	resp = MHD_create_response_from_fd((uint64_t)size, fd);
 	if (!resp) {
 		close(fd);
@@ -200,16 +200,16 @@ enum MHD_Result ingress_page_check(struct request *r)
 	                                  "pipeline", strlen("pipeline"), &text,
 	                                  &len) != MHD_YES ||
 	    !text)
-		return ingress_fail_now(r, 400, "bad request",
+		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad request",
 		                        "give ?pipeline=...");
 	for (size_t k = 0; k < len; k++)
 		if ((unsigned char)text[k] < 0x20 || text[k] == 0x7f)
 			return ingress_fail_now(
-			        r, 400, "bad request",
+			        r, MHD_HTTP_BAD_REQUEST, "bad request",
 			        "pipeline= has a control character (byte 0x%02x at %zu): only text is accepted",
 			        (unsigned char)text[k], k);
 	if (r->in->conf->ingress.presets_only)
-		return ingress_fail_now(r, 400, "bad pipeline",
+		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "this node accepts only ?preset=NAME");
 	pl = pipeline_parse(text, &r->in->set, err, sizeof(err));
 	if (pl) {
@@ -218,10 +218,10 @@ enum MHD_Result ingress_page_check(struct request *r)
 		pipeline_free(pl);
 		return ingress_answer_json(r, MHD_HTTP_OK, j);
 	}
-	ingress_fail(r, 400, "bad pipeline", "%s", err);
+	ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad pipeline", "%s", err);
 	j = json_pack("{s:s, s:s}", "error", r->fail_error, "detail",
 	              r->fail_detail);
 	if (j && sscanf(err, "column %ld:", &col) == 1)
 		json_object_set_new(j, "column", json_integer(col));
-	return ingress_answer_json(r, 400, j);
+	return ingress_answer_json(r, MHD_HTTP_BAD_REQUEST, j);
 }

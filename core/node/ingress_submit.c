@@ -19,7 +19,6 @@
 
 #include "../config.h"
 #include "../log.h"
-#include "child.h"
 #include "cost.h"
 #include "image.h"
 #include "ingress.h"
@@ -27,6 +26,7 @@
 #include "pipeline.h"
 #include "prober.h"
 #include "request_check.h"
+#include "startup.h"
 #include "storer.h"
 
 #define COMPONENT "ingress"
@@ -92,7 +92,7 @@ static int resolve(struct request *r, const char *text, bool preset)
 	char err[512];
 
 	if (!preset && conf->ingress.presets_only)
-		return ingress_fail(r, 400, "bad pipeline",
+		return ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                    "this node accepts only ?preset=NAME");
 	if (preset) {
 		const struct preset *p = conf->presets;
@@ -100,13 +100,15 @@ static int resolve(struct request *r, const char *text, bool preset)
 		while (p && strcmp(p->name, text) != 0)
 			p = p->next;
 		if (!p)
-			return ingress_fail(r, 400, "bad pipeline",
-			                    "no preset \"%s\"", text);
+			return ingress_fail(r, MHD_HTTP_BAD_REQUEST,
+			                    "bad pipeline", "no preset \"%s\"",
+			                    text);
 		pipeline = p->pipeline;
 	}
 	r->pl = pipeline_parse(pipeline, &r->in->set, err, sizeof(err));
 	if (!r->pl)
-		return ingress_fail(r, 400, "bad pipeline", "%s", err);
+		return ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
+		                    "%s", err);
 	return 0;
 }
 
@@ -275,14 +277,15 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind,
 
 	(void)kind;
 	if (!request_text_ok(key, key_size, why, sizeof(why))) {
-		ingress_fail(r, 400, "bad request",
+		ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad request",
 		             "the name of a query parameter: %s", why);
 		return MHD_NO;
 	}
 	if (!value || request_text_ok(value, value_size, why, sizeof(why)))
 		return MHD_YES;
 	pipeline = strcmp(key, "pipeline") == 0 || strcmp(key, "preset") == 0;
-	ingress_fail(r, 400, pipeline ? "bad pipeline" : "bad request",
+	ingress_fail(r, MHD_HTTP_BAD_REQUEST,
+	             pipeline ? "bad pipeline" : "bad request",
 	             "query parameter %s: %s", key, why);
 	return MHD_NO;
 }
@@ -310,7 +313,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 
 		if (n > limit)
 			return ingress_fail_now(
-			        r, 413, "body too large",
+			        r, MHD_HTTP_CONTENT_TOO_LARGE, "body too large",
 			        "Content-Length %llu is over the limit of %lld bytes",
 			        n, (long long)ic->max_body);
 		declared = n;
@@ -321,14 +324,14 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 
 		if (end == wait || *end || !(s >= 0) || s > 1e9)
 			return ingress_fail_now(
-			        r, 400, "bad request",
+			        r, MHD_HTTP_BAD_REQUEST, "bad request",
 			        "wait=%s is not a number of seconds", wait);
 		r->wait_ms = (int64_t)(s * 1000);
 		if (r->wait_ms > ic->wait_max)
 			r->wait_ms = ic->wait_max;
 	}
 	if (pipeline && preset)
-		return ingress_fail_now(r, 400, "bad pipeline",
+		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "give pipeline or preset, not both");
 	if ((pipeline || preset || r->multipart) &&
 	    auth_submit(r, "/v1/jobs", pipeline, preset))
@@ -338,14 +341,14 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 		return ingress_answer_fail(r);
 	if (!pipeline && !preset && !r->multipart)
 		return ingress_fail_now(
-		        r, 400, "bad pipeline",
+		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		        "no pipeline: give ?pipeline=... or ?preset=NAME");
 	if (r->multipart) {
 		r->pp = MHD_create_post_processor(r->conn, 64 * 1024, on_part,
 		                                  r);
 		if (!r->pp)
 			return ingress_fail_now(
-			        r, 400, "bad request",
+			        r, MHD_HTTP_BAD_REQUEST, "bad request",
 			        "unreadable multipart/form-data header");
 	}
 	/* a request refused for what it is, not for the node being busy */
@@ -406,18 +409,18 @@ static json_t *new_record(struct request *r, const unsigned char sha[32],
 		json_object_set_new(plugins, r->pl->steps[i].name,
 		                    json_string(v ? v : "?"));
 	}
-	for (size_t i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+	job_sha256_hex(sha, hex);
 	job_timestamp(now, sizeof(now));
 	rec = json_pack("{s:s, s:s, s:s, s:n, s:n, s:s, "
 	                "s:{s:I, s:s, s:s, s:i, s:i, s:i}, "
 	                "s:n, s:n, s:i, s:o, s:I, s:s, s:b}",
-	                "id", r->id, "status", "queued", "created", now,
-	                "started", "finished", "pipeline", r->pl->canonical,
-	                "input", "bytes", (json_int_t)r->len, "sha256", hex,
-	                "format", info->format, "width", info->width, "height",
-	                info->height, "pages", info->pages, "output", "error",
-	                "attempts", 0, "plugins", plugins, "generation",
+	                "id", r->id, "status", job_status_name(JOB_QUEUED),
+	                "created", now, "started", "finished", "pipeline",
+	                r->pl->canonical, "input", "bytes", (json_int_t)r->len,
+	                "sha256", hex, "format", info->format, "width",
+	                info->width, "height", info->height, "pages",
+	                info->pages, "output", "error", "attempts", 0,
+	                "plugins", plugins, "generation",
 	                (json_int_t)r->in->node->generation, "result", result,
 	                "cached", 0);
 	if (rec)
@@ -458,7 +461,7 @@ static int cache_hit(struct request *r, json_t *rec, const char *meta_key)
 	json_object_set_new(rec, "output", out);
 	json_object_set_new(rec, "cached", json_true());
 	json_object_set(rec, "started", json_object_get(rec, "created"));
-	job_record_set_status(rec, "done", NULL);
+	job_record_set_status(rec, JOB_DONE, NULL);
 	return job_record_put(r->in->set.storage, rec);
 }
 
@@ -495,7 +498,7 @@ static enum MHD_Result accept_job(struct request *r,
 	struct ingress *in = r->in;
 	const struct imgnode_storage_ops *st = storage_ops(&in->set);
 	void *st_state = in->set.storage->state;
-	char versions[4096], result[JOB_KEY_MAX], meta[JOB_KEY_MAX + 8];
+	char result[JOB_KEY_MAX], meta[JOB_KEY_MAX + 8], hex[65];
 	char orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
 	unsigned char sha[EVP_MAX_MD_SIZE];
 	const char *what;
@@ -509,22 +512,26 @@ static enum MHD_Result accept_job(struct request *r,
 	                          NULL)) ||
 	    shalen != 32 || job_new_id(r->id))
 		return ingress_fail_now(
-		        r, 500, "internal error",
+		        r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error",
 		        "unable to hash the image or make an id");
 	if (!auth_sha_ok(r, sha))
 		return ingress_fail_now(
-		        r, 403, "bad signature",
+		        r, MHD_HTTP_FORBIDDEN, "bad signature",
 		        "the upload's SHA-256 is not the signed sha256=");
-	child_versions(r->pl, &in->set, info->format,
-	               in->conf->limits.keep_metadata, versions,
-	               sizeof(versions));
-	job_result_key(sha, r->pl->canonical, versions, result, sizeof(result));
+	job_sha256_hex(sha, hex);
+	if (job_result_key_of(hex, r->pl, &in->set, info->format,
+	                      in->conf->limits.keep_metadata, result,
+	                      sizeof(result)))
+		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                        "internal error",
+		                        "unable to make the result's key");
 	snprintf(meta, sizeof(meta), "%s.meta", result);
 	job_orig_key(r->id, orig, sizeof(orig));
 	job_record_key(r->id, record, sizeof(record));
 	rec = new_record(r, sha, result, info);
 	if (!rec) /* out of memory, or text jansson refused (not UTF-8) */
-		return ingress_fail_now(r, 500, "internal error",
+		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                        "internal error",
 		                        "unable to make the job record");
 
 	pthread_mutex_lock(&in->io);
@@ -539,7 +546,8 @@ static enum MHD_Result accept_job(struct request *r,
 		          result);
 		enum MHD_Result res =
 		        r->wait_ms > 0 ? ingress_answer_job(r, rec, true)
-		                       : ingress_answer_accepted(r, "done");
+		                       : ingress_answer_accepted(
+		                                 r, job_status_name(JOB_DONE));
 		json_decref(rec);
 		return res;
 	}
@@ -585,8 +593,10 @@ static enum MHD_Result accept_job(struct request *r,
 	atomic_fetch_add(&in->metrics->bytes_in, r->len);
 	log_debug(COMPONENT, "accepted id=%s pipeline=%s format=%s bytes=%zu",
 	          r->id, r->pl->canonical, info->format, r->len);
-	return r->wait_ms > 0 ? ingress_wait(r)
-	                      : ingress_answer_accepted(r, "queued");
+	if (r->wait_ms <= 0)
+		return ingress_answer_accepted(r, job_status_name(JOB_QUEUED));
+	return ingress_wait_suspend(r) ? MHD_YES
+	                               : ingress_answer_from_record(r);
 
 out_forget:
 	ingress_pending_finish(in, r->id);
@@ -601,7 +611,7 @@ out_unlock:
 	pthread_mutex_unlock(&in->io);
 	json_decref(rec);
 	log_warn(COMPONENT, "refusing a job: %s: %s", what, strerror(-ret));
-	return ingress_fail_now(r, 503,
+	return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 	                        transport ? "transport unavailable"
 	                                  : "storage unavailable",
 	                        "%s: %s", what, strerror(-ret));
@@ -620,35 +630,36 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		bad_form(r, "the body ends before its closing boundary");
 	r->pp = NULL;
 	if (r->too_big)
-		return ingress_fail_now(r, 413, "body too large",
+		return ingress_fail_now(r, MHD_HTTP_CONTENT_TOO_LARGE,
+		                        "body too large",
 		                        "the limit is %lld bytes",
 		                        (long long)conf->ingress.max_body);
 	if (r->over_budget)
 		return over_budget_now(r);
 	if (r->bad_form)
 		return ingress_fail_now(
-		        r, 400, "bad request",
+		        r, MHD_HTTP_BAD_REQUEST, "bad request",
 		        "unreadable multipart/form-data body: %s (one file part, a pipeline part up to %d characters)",
 		        r->form_why ? r->form_why : "malformed",
 		        PIPELINE_MAX_LEN);
 	if (r->form_pipeline && r->pl)
 		return ingress_fail_now(
-		        r, 400, "bad pipeline",
+		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		        "give the pipeline once, in the query or the form");
 	if (r->form_pipeline &&
 	    !request_text_ok(r->form_pipeline, r->form_len, why, sizeof(why)))
-		return ingress_fail_now(r, 400, "bad pipeline",
+		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "the pipeline part: %s", why);
 	if (r->form_pipeline && (auth_form(r, r->form_pipeline) ||
 	                         resolve(r, r->form_pipeline, false)))
 		return ingress_answer_fail(r);
 	if (!r->pl)
 		return ingress_fail_now(
-		        r, 400, "bad pipeline",
+		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		        "no pipeline: give ?pipeline=..., ?preset=NAME or a pipeline part");
 	if (!r->len)
 		return ingress_fail_now(
-		        r, 400, "bad request", "%s",
+		        r, MHD_HTTP_BAD_REQUEST, "bad request", "%s",
 		        r->multipart ? "no file part, or an empty one"
 		                     : "empty body");
 	if (over_inflight(r))
@@ -657,17 +668,19 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	ret = prober_probe(r->in->probers, r->body, r->len, &conf->limits,
 	                   &info, err, sizeof(err));
 	if (ret == -EPROTONOSUPPORT)
-		return ingress_fail_now(r, 415, "unsupported format", "%s",
-		                        err);
+		return ingress_fail_now(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+		                        "unsupported format", "%s", err);
 	if (ret && ret != -E2BIG && ret != -EINVAL && ret != -ECHILD &&
 	    ret != -ETIMEDOUT)
-		return ingress_fail_now(r, 503, "probe unavailable", "%s", err);
+		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                        "probe unavailable", "%s", err);
 	/* every step's size, predicted from the header: no bomb is queued */
 	if (!ret)
 		ret = cost_check(r->pl, &r->in->set, &info, &conf->limits, err,
 		                 sizeof(err));
 	if (ret)
-		return ingress_fail_now(r, 422, "image rejected", "%s", err);
+		return ingress_fail_now(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
+		                        "image rejected", "%s", err);
 	res = accept_job(r, &info);
 	/* stored or refused: a waiting request holds no upload memory */
 	ingress_upload_release(r);

@@ -1,11 +1,12 @@
 /*
- * Jobs (see job.h): small JSON documents in storage and in messages,
- * handled with jansson.
+ * The job protocol (see job.h): statuses, small JSON documents in storage,
+ * in messages and in replies, handled with jansson, and result keys.
  */
 #include "job.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,38 @@
 #include <time.h>
 
 #include "../plugin.h"
+#include "image.h"
+#include "pipeline.h"
 
 static const char hex[] = "0123456789abcdef";
+
+static const char *const status_names[] = {
+        [JOB_QUEUED] = "queued",
+        [JOB_RUNNING] = "running",
+        [JOB_DONE] = "done",
+        [JOB_FAILED] = "failed",
+};
+
+const char *job_status_name(enum job_status status)
+{
+	return status <= JOB_FAILED ? status_names[status] : NULL;
+}
+
+enum job_status job_status_parse(const char *s)
+{
+	if (!s)
+		return JOB_STATUS_MISSING;
+	for (int i = JOB_QUEUED; i <= JOB_FAILED; i++)
+		if (strcmp(s, status_names[i]) == 0)
+			return (enum job_status)i;
+	return JOB_STATUS_UNKNOWN;
+}
+
+enum job_status job_record_status(json_t *rec)
+{
+	return job_status_parse(
+	        json_string_value(json_object_get(rec, "status")));
+}
 
 int job_new_id(char id[JOB_ID_LEN + 1])
 {
@@ -105,6 +136,74 @@ int job_result_key_hex(const char *sha256_hex, const char *canonical,
 	return 0;
 }
 
+/* Appends to buf what fits of the text and counts all of it in *off. */
+static void IMGNODE_PRINTF(4, 5)
+        put(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(*off < len ? buf + *off : NULL,
+	              *off < len ? len - *off : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*off += (size_t)n;
+}
+
+size_t job_versions(const struct pipeline *pl, const struct plugin_set *set,
+                    const char *format, bool keep_metadata, char *buf,
+                    size_t len)
+{
+	const struct plugin *enc = NULL;
+	size_t off = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < pl->n; i++)
+		put(buf, len, &off, "%s%s=%s", i ? "," : "", pl->steps[i].name,
+		    pl->steps[i].version ? pl->steps[i].version : "?");
+	if (set && format && !pipeline_has_encoder(pl))
+		enc = image_default_encoder(set, format);
+	if (enc)
+		put(buf, len, &off, "%s%s=%s", off ? "," : "", enc->desc->name,
+		    enc->desc->version ? enc->desc->version : "?");
+	/* results made before metadata was stripped keep their keys */
+	if (!keep_metadata)
+		put(buf, len, &off, "%smetadata=stripped", off ? "," : "");
+	return off;
+}
+
+int job_result_key_of(const char *sha256_hex, const struct pipeline *pl,
+                      const struct plugin_set *set, const char *format,
+                      bool keep_metadata, char *buf, size_t len)
+{
+	char versions[JOB_VERSIONS_MAX], *text = versions;
+	size_t need = job_versions(pl, set, format, keep_metadata, versions,
+	                           sizeof(versions));
+	int ret;
+
+	if (need >= sizeof(versions)) { /* never cut short: see job.h */
+		text = malloc(need + 1);
+		if (!text)
+			return -ENOMEM;
+		job_versions(pl, set, format, keep_metadata, text, need + 1);
+	}
+	ret = job_result_key_hex(sha256_hex, pl->canonical, text, buf, len);
+	if (text != versions)
+		free(text);
+	return ret;
+}
+
+void job_sha256_hex(const unsigned char sha256[32], char out[65])
+{
+	for (size_t i = 0; i < 32; i++) {
+		out[2 * i] = hex[sha256[i] >> 4];
+		out[2 * i + 1] = hex[sha256[i] & 15];
+	}
+	out[64] = '\0';
+}
+
 bool job_request_id_valid(const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
@@ -177,6 +276,32 @@ void job_msg_clear(struct job_msg *m)
 	free(m->result);
 	free(m->request_id);
 	m->pipeline = m->result = m->request_id = NULL;
+}
+
+int job_reply_encode(const char *id, enum job_status status, char *buf,
+                     size_t len)
+{
+	const char *name = job_status_name(status);
+	int n = snprintf(buf, len, "{\"id\":\"%s\",\"status\":\"%s\"}", id,
+	                 name ? name : "");
+
+	return n < 0 || (size_t)n >= len ? -ENOSPC : n;
+}
+
+int job_reply_decode(const void *body, size_t len, struct job_reply *r)
+{
+	json_t *j = json_loadb(body, len, 0, NULL);
+	const char *id = json_string_value(json_object_get(j, "id"));
+	int ret = -EINVAL;
+
+	if (id && job_id_valid(id)) {
+		memcpy(r->id, id, JOB_ID_LEN + 1);
+		r->status = job_status_parse(
+		        json_string_value(json_object_get(j, "status")));
+		ret = 0;
+	}
+	json_decref(j);
+	return ret;
 }
 
 void job_timestamp(char *buf, size_t len)
@@ -255,15 +380,19 @@ int job_record_put(const struct plugin *storage, json_t *rec)
 	return ret;
 }
 
-void job_record_set_status(json_t *rec, const char *status, const char *error)
+void job_record_set_status(json_t *rec, enum job_status status,
+                           const char *error)
 {
+	const char *name = job_status_name(status);
 	char now[40];
 
+	if (!name)
+		return; /* only the four statuses are ever written */
 	job_timestamp(now, sizeof(now));
-	json_object_set_new(rec, "status", json_string(status));
-	if (strcmp(status, "running") == 0)
+	json_object_set_new(rec, "status", json_string(name));
+	if (status == JOB_RUNNING)
 		json_object_set_new(rec, "started", json_string(now));
-	if (strcmp(status, "done") == 0 || strcmp(status, "failed") == 0)
+	if (job_status_final(status))
 		json_object_set_new(rec, "finished", json_string(now));
 	json_object_set_new(rec, "error",
 	                    error ? json_string(error) : json_null());

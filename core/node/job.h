@@ -1,15 +1,32 @@
 /*
- * Jobs: ids, the message a job travels as (keys, never images), the record
- * in storage that is the truth about a job, and the content-derived key of
- * its result.
+ * The job protocol, in one place: ids, the message a job travels as (keys,
+ * never images), the reply a worker sends back to the ingress that waits,
+ * the record in storage that is the truth about a job, its status, and the
+ * content-derived key of its result.
  *
  * Storage layout:
- *   orig/ID         the uploaded original
- *   jobs/ID         the record (JSON)
- *   out/KEY         the result; KEY = sha256(original's sha256, canonical
- *                   pipeline, filter versions), so a redelivered or repeated
- *   out/KEY.meta    job finds it; .meta (JSON: mime, format, size) is written
- *                   after the image and marks it complete
+ *   orig/ID       the uploaded original
+ *   jobs/ID       the record (JSON)
+ *   out/KEY       the result; KEY = sha256(original's sha256, canonical
+ *                 pipeline, filter versions), so a redelivered or
+ *                 repeated job finds it
+ *   out/KEY.meta  JSON (mime, format, size), written after the image: it
+ *                 marks the image complete
+ *
+ * Whose key counts: the worker's. The ingress derives the key when it
+ * accepts a job, to find a cached result and to put in the message; the
+ * worker derives it again, from the record's original and format with the
+ * filters it runs, and stores the result and writes the record's "result"
+ * under that key, which the ingress then answers from. A hot swap between
+ * submit and run can change a filter's version: the result is then made by
+ * the new filter, and filed under the message's key it would be served
+ * later as if the old one had made it (to an ingress still on the old
+ * version, during a roll). So the key always names the versions that made
+ * the result; the message's key is only the ingress's prediction, used by
+ * the worker when the record has no readable original hash. Both sides
+ * derive it with job_result_key_of, which builds the versions in one
+ * buffer of JOB_VERSIONS_MAX (larger ones on the heap, never cut short),
+ * so the same pipeline and filters always give the same key.
  */
 #ifndef IMGNODE_JOB_H
 #define IMGNODE_JOB_H
@@ -23,8 +40,37 @@
 #define JOB_KEY_MAX 128
 #define JOB_RECORD_MAX (256 * 1024)
 #define JOB_META_MAX (16 * 1024)
+#define JOB_VERSIONS_MAX 4096 /* the versions text of a key, usually */
+#define JOB_REPLY_MAX 128
 
+struct pipeline;
 struct plugin;
+struct plugin_set;
+
+/* A job's status, as its record and its reply name it. */
+enum job_status {
+	JOB_QUEUED,
+	JOB_RUNNING,
+	JOB_DONE,
+	JOB_FAILED,
+	JOB_STATUS_UNKNOWN, /* a status none of the above */
+	JOB_STATUS_MISSING, /* no status at all */
+};
+
+/* "queued", "running", "done", "failed"; NULL for the last two. */
+const char *job_status_name(enum job_status status);
+
+/* The status named s (NULL: JOB_STATUS_MISSING). */
+enum job_status job_status_parse(const char *s);
+
+/* The status of record rec. */
+enum job_status job_record_status(json_t *rec);
+
+/* True once a job is over: done or failed. */
+static inline bool job_status_final(enum job_status status)
+{
+	return status == JOB_DONE || status == JOB_FAILED;
+}
 
 /* A job as it travels through the transport. Strings are owned. */
 struct job_msg {
@@ -51,6 +97,28 @@ void job_orig_key(const char *id, char *buf, size_t len);
 void job_record_key(const char *id, char *buf, size_t len);
 
 /*
+ * The versions of the filters pl uses: "thumbnail=1.0,webp=1.0", with the
+ * encoder an input of format gets when pl names none (set and format may
+ * be NULL to leave it out), and ",metadata=stripped" unless keep_metadata:
+ * what goes into a result's key, so that a result made under one metadata
+ * policy is never served under the other. Writes at most len bytes to buf
+ * (as snprintf does) and returns the length of the whole text.
+ */
+size_t job_versions(const struct pipeline *pl, const struct plugin_set *set,
+                    const char *format, bool keep_metadata, char *buf,
+                    size_t len);
+
+/*
+ * The result key of a job, as both the ingress and the worker derive it:
+ * "out/HEX" from its original's SHA-256 (sha256_hex, as records keep it),
+ * its pipeline and job_versions(pl, set, format, keep_metadata). 0,
+ * -EINVAL (sha256_hex is not 64 hex digits) or -ENOMEM.
+ */
+int job_result_key_of(const char *sha256_hex, const struct pipeline *pl,
+                      const struct plugin_set *set, const char *format,
+                      bool keep_metadata, char *buf, size_t len);
+
+/*
  * The result key "out/HEX" for an original's SHA-256, a canonical pipeline
  * and the versions of the filters it names ("thumbnail=1.0,webp=1.0").
  */
@@ -61,12 +129,29 @@ void job_result_key(const unsigned char sha256[32], const char *canonical,
 int job_result_key_hex(const char *sha256_hex, const char *canonical,
                        const char *versions, char *buf, size_t len);
 
+/* sha256 as 64 lowercase hex digits (as records keep it). */
+void job_sha256_hex(const unsigned char sha256[32], char out[65]);
+
 /* The message body (JSON); caller frees with free(). NULL on ENOMEM. */
 char *job_msg_encode(const struct job_msg *m, size_t *len);
 /* Parses a body; 0 or -EINVAL with the reason. Free with job_msg_clear. */
 int job_msg_decode(const void *body, size_t len, struct job_msg *m, char *err,
                    size_t errlen);
 void job_msg_clear(struct job_msg *m);
+
+/* A reply (worker or reaper -> the ingress that waits): the job is over. */
+struct job_reply {
+	char id[JOB_ID_LEN + 1];
+	enum job_status status; /* JOB_STATUS_MISSING if it names none */
+};
+
+/* The reply body for id and status in buf (at least JOB_REPLY_MAX
+ * bytes); returns its length, or -ENOSPC. */
+int job_reply_encode(const char *id, enum job_status status, char *buf,
+                     size_t len);
+
+/* Parses a reply body: 0, or -EINVAL without a valid job id. */
+int job_reply_decode(const void *body, size_t len, struct job_reply *r);
 
 /* Now as "2026-11-24T20:30:00.123Z". */
 void job_timestamp(char *buf, size_t len);
@@ -86,6 +171,7 @@ int job_record_put(const struct plugin *storage, json_t *rec);
  * Sets status and its timestamp field (started for running, finished for
  * done/failed), and error for failed (may be NULL).
  */
-void job_record_set_status(json_t *rec, const char *status, const char *error);
+void job_record_set_status(json_t *rec, enum job_status status,
+                           const char *error);
 
 #endif

@@ -33,10 +33,10 @@
 #include "../spawn.h"
 #include "../supervisor.h"
 #include "../util.h"
-#include "child.h"
 #include "image.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "startup.h"
 
 #ifndef IMGNODE_VERSION
 #define IMGNODE_VERSION "0.0.0"

@@ -12,9 +12,9 @@
 #include "../config.h"
 #include "../log.h"
 #include "../spawn.h"
-#include "child.h"
 #include "job.h"
 #include "metrics.h"
+#include "startup.h"
 
 static volatile sig_atomic_t stopping;
 
@@ -30,7 +30,6 @@ static int reap(struct plugin_set *set, struct metrics *m,
 {
 	char why[512], reason[768];
 	struct job_msg msg;
-	const char *status;
 	json_t *rec;
 	int ret;
 
@@ -46,8 +45,7 @@ static int reap(struct plugin_set *set, struct metrics *m,
 		job_msg_clear(&msg);
 		return ret == -ENOENT ? 0 : ret;
 	}
-	status = json_string_value(json_object_get(rec, "status"));
-	if (status && (!strcmp(status, "done") || !strcmp(status, "failed"))) {
+	if (job_status_final(job_record_status(rec))) {
 		ret = 0; /* it finished after all */
 	} else {
 		json_int_t overruns =
@@ -64,7 +62,7 @@ static int reap(struct plugin_set *set, struct metrics *m,
 		         (unsigned)json_integer_value(
 		                 json_object_get(rec, "attempts")),
 		         d->reason ? d->reason : "dead-lettered", why);
-		job_record_set_status(rec, "failed", reason);
+		job_record_set_status(rec, JOB_FAILED, reason);
 		ret = job_record_put(set->storage, rec);
 		if (!ret) {
 			log_warn("reaper", "job failed id=%s reason=\"%s\"%s%s",
@@ -77,12 +75,13 @@ static int reap(struct plugin_set *set, struct metrics *m,
 		}
 	}
 	if (!ret && d->reply_to) {
-		char body[128];
-		int n = snprintf(body, sizeof(body),
-		                 "{\"id\":\"%s\",\"status\":\"failed\"}",
-		                 msg.id);
-		transport_ops(set)->reply(set->transport->state, d->reply_to,
-		                          body, (size_t)n);
+		char body[JOB_REPLY_MAX];
+		int n = job_reply_encode(msg.id, JOB_FAILED, body,
+		                         sizeof(body));
+
+		if (n > 0)
+			transport_ops(set)->reply(set->transport->state,
+			                          d->reply_to, body, (size_t)n);
 	}
 	json_decref(rec);
 	job_msg_clear(&msg);
@@ -101,11 +100,11 @@ int reaper_main(void *arg, const char *id)
 	log_set_process(id);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	ret = child_open(&set, node->conf, false, err, sizeof(err));
+	ret = startup_plugins(&set, node->conf, false, err, sizeof(err));
 	if (ret) {
 		log_error("reaper", "cannot start: %s", err);
 		plugin_set_free(&set);
-		return child_exit_code(ret);
+		return startup_exit_code(ret);
 	}
 	tr = transport_ops(&set);
 	proc_notify_ready();

@@ -60,7 +60,7 @@ static void mark(struct watchdog *w, json_t *rec)
 		        reason, sizeof(reason),
 		        "killed after job_timeout (%g s) on %lld attempts: the job costs more than a worker may spend on one",
 		        (double)w->timeout_ms / 1000, (long long)n);
-		job_record_set_status(rec, "failed", reason);
+		job_record_set_status(rec, JOB_FAILED, reason);
 	}
 	job_record_key(id, key, sizeof(key));
 	text = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);

@@ -28,12 +28,12 @@
 #include "../config.h"
 #include "../log.h"
 #include "../spawn.h"
-#include "child.h"
 #include "image.h"
 #include "job.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "sandbox.h"
+#include "startup.h"
 #include "ticker.h"
 #include "watchdog.h"
 
@@ -75,21 +75,21 @@ static int64_t now_us(void)
 }
 
 static void reply(struct worker *w, const struct imgnode_delivery *d,
-                  const char *id, const char *status)
+                  const char *id, enum job_status status)
 {
-	char body[128];
+	char body[JOB_REPLY_MAX];
 	int n;
 
 	if (!d->reply_to)
 		return;
-	n = snprintf(body, sizeof(body), "{\"id\":\"%s\",\"status\":\"%s\"}",
-	             id, status);
-	transport_ops(&w->set)->reply(w->set.transport->state, d->reply_to,
-	                              body, (size_t)n);
+	n = job_reply_encode(id, status, body, sizeof(body));
+	if (n > 0)
+		transport_ops(&w->set)->reply(w->set.transport->state,
+		                              d->reply_to, body, (size_t)n);
 }
 
 /* Records the outcome of a finished job and counts it. */
-static int finish(struct worker *w, json_t *rec, const char *status,
+static int finish(struct worker *w, json_t *rec, enum job_status status,
                   const char *error)
 {
 	struct metrics *m = w->node->metrics;
@@ -103,10 +103,10 @@ static int finish(struct worker *w, json_t *rec, const char *status,
 		return ret;
 	if (m) {
 		int64_t now = now_us();
-		atomic_fetch_add(&m->outcome[strcmp(status, "done") == 0
-		                                     ? OUTCOME_DONE
-		                                     : OUTCOME_FAILED],
-		                 1);
+		atomic_fetch_add(
+		        &m->outcome[status == JOB_DONE ? OUTCOME_DONE
+		                                       : OUTCOME_FAILED],
+		        1);
 		if (started)
 			metrics_observe(&m->processing, now - started);
 		if (created)
@@ -153,7 +153,8 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	struct pipeline *pl;
 	void *orig = NULL;
 	size_t len = 0;
-	char result[JOB_KEY_MAX], versions[1024];
+	char result[JOB_KEY_MAX];
+	json_t *input = json_object_get(rec, "input");
 	json_t *meta, *used;
 	char *text;
 	int ret;
@@ -163,21 +164,18 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		char reason[1100];
 		snprintf(reason, sizeof(reason),
 		         "pipeline no longer valid on this node: %s", why);
-		return finish(w, rec, "failed", reason);
+		return finish(w, rec, JOB_FAILED, reason);
 	}
 	/*
 	 * The result's key names the filter versions that make it: this
-	 * worker's, which after a hot swap may differ from the ingress's.
+	 * worker's, which after a hot swap may differ from the ingress's
+	 * (job.h: whose key counts).
 	 */
-	child_versions(pl, &w->set,
-	               json_string_value(json_object_get(
-	                       json_object_get(rec, "input"), "format")),
-	               w->conf->limits.keep_metadata, versions,
-	               sizeof(versions));
-	if (job_result_key_hex(
-	            json_string_value(json_object_get(
-	                    json_object_get(rec, "input"), "sha256")),
-	            pl->canonical, versions, result, sizeof(result)))
+	if (job_result_key_of(
+	            json_string_value(json_object_get(input, "sha256")), pl,
+	            &w->set,
+	            json_string_value(json_object_get(input, "format")),
+	            w->conf->limits.keep_metadata, result, sizeof(result)))
 		snprintf(result, sizeof(result), "%s", msg->result);
 	used = json_object();
 	for (size_t i = 0; i < pl->n; i++)
@@ -194,12 +192,12 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	/* a redelivery or a twin job: the result is there already */
 	if (output_from_meta(w, rec, result) == 0) {
 		pipeline_free(pl);
-		return finish(w, rec, "done", NULL);
+		return finish(w, rec, JOB_DONE, NULL);
 	}
 
 	json_object_set_new(rec, "attempts", json_integer(d->attempt));
 	json_object_set_new(rec, "worker", json_string(w->id));
-	job_record_set_status(rec, "running", NULL);
+	job_record_set_status(rec, JOB_RUNNING, NULL);
 	ret = job_record_put(w->set.storage, rec);
 	if (ret) {
 		pipeline_free(pl);
@@ -216,7 +214,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	ret = st->get(sst, key, (size_t)w->conf->ingress.max_body, &orig, &len);
 	if (ret == -ENOENT) {
 		pipeline_free(pl);
-		return finish(w, rec, "failed", "the original is gone");
+		return finish(w, rec, JOB_FAILED, "the original is gone");
 	}
 	if (ret) {
 		pipeline_free(pl);
@@ -234,7 +232,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		pipeline_free(pl);
 		log_info("worker", "job failed id=%s reason=\"%s\"", msg->id,
 		         why);
-		return finish(w, rec, "failed", why);
+		return finish(w, rec, JOB_FAILED, why);
 	}
 	for (size_t i = 0; w->node->metrics && i < pl->n; i++)
 		metrics_filter_used(w->node->metrics, pl->steps[i].name);
@@ -264,7 +262,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		return ret;
 	}
 	json_object_set_new(rec, "output", meta);
-	return finish(w, rec, "done", NULL);
+	return finish(w, rec, JOB_DONE, NULL);
 }
 
 /*
@@ -332,7 +330,7 @@ static int attempt(struct worker *w, const struct imgnode_delivery *d,
 	const struct imgnode_transport_ops *tr = transport_ops(&w->set);
 	void *ts = w->set.transport->state;
 	char why[512];
-	const char *status;
+	enum job_status status;
 	json_t *rec;
 	int ret;
 
@@ -346,17 +344,17 @@ static int attempt(struct worker *w, const struct imgnode_delivery *d,
 		tr->reject(ts, d, why);
 		return 0;
 	}
-	status = json_string_value(json_object_get(rec, "status"));
+	status = job_record_status(rec);
 	/* reply before ack: the delivery (and its reply_to) is the
 	 * plugin's until it is settled */
-	if (status && (!strcmp(status, "done") || !strcmp(status, "failed"))) {
+	if (job_status_final(status)) {
 		reply(w, d, msg->id,
 		      status); /* a duplicate of a finished job */
 		tr->ack(ts, d);
 	} else if ((ret = run_job_ticking(w, d, msg, rec)) == 0) {
-		status = json_string_value(json_object_get(rec, "status"));
-		log_debug("worker", "job %s id=%s attempt=%u", status, msg->id,
-		          d->attempt);
+		status = job_record_status(rec);
+		log_debug("worker", "job %s id=%s attempt=%u",
+		          job_status_name(status), msg->id, d->attempt);
 		reply(w, d, msg->id, status);
 		tr->ack(ts, d);
 	} else if (!transient(ret)) {
@@ -456,7 +454,7 @@ int worker_main(void *arg, const char *id)
 		ret = image_init((int)w.conf->workers.concurrency, err,
 		                 sizeof(err));
 	if (!ret)
-		ret = child_open(&w.set, w.conf, true, err, sizeof(err));
+		ret = startup_plugins(&w.set, w.conf, true, err, sizeof(err));
 	if (ret) {
 		log_error("worker", "cannot start%s: %s",
 		          w.conf->workers.max_memory
@@ -464,7 +462,7 @@ int worker_main(void *arg, const char *id)
 		                  : "",
 		          err);
 		plugin_set_free(&w.set);
-		return child_exit_code(ret);
+		return startup_exit_code(ret);
 	}
 	ret = watchdog_start(&w.wd, w.set.storage, w.conf->workers.job_timeout,
 	                     node->metrics, err, sizeof(err));

@@ -101,7 +101,7 @@ static void check_record(const uint8_t *data, size_t size)
 		           "result key %s", key);
 		FUZZ_CHECK(imgnode_key_valid(key), "result key %s", key);
 	}
-	job_record_set_status(rec, "failed", "fuzz");
+	job_record_set_status(rec, JOB_FAILED, "fuzz");
 	FUZZ_CHECK(job_stamp_us(rec, "finished") > 0,
 	           "a fresh finished stamp reads as 0");
 	json_decref(rec);

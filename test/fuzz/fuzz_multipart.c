@@ -62,12 +62,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	in.conf = conf;
 	in.metrics = metrics_create();
 	in.kick_fd = -1;
-	in.nbuckets = 64;
-	in.buckets = calloc(in.nbuckets, sizeof(*in.buckets));
-	in.quota = quota_new(in.nbuckets);
 	pthread_mutex_init(&in.io, NULL);
 	pthread_mutex_init(&in.jobs, NULL);
-	if (!in.metrics || !in.buckets || !in.quota) {
+	if (!in.metrics || ingress_pending_init(&in)) {
 		fprintf(stderr, "fuzz_multipart: out of memory\n");
 		exit(1);
 	}

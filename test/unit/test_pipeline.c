@@ -13,9 +13,9 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "node/child.h"
 #include "node/cost.h"
 #include "node/image.h"
+#include "node/job.h"
 #include "node/pipeline.h"
 #include "plugin.h"
 
@@ -280,14 +280,14 @@ static void test_versions_name_the_metadata_policy(void **state)
 
 	(void)state;
 	assert_non_null(pl);
-	child_versions(pl, &set, "jpeg", true, buf, sizeof(buf));
+	job_versions(pl, &set, "jpeg", true, buf, sizeof(buf));
 	assert_string_equal(buf, "thumbnail=1.0,webp=1.0");
-	child_versions(pl, &set, "jpeg", false, buf, sizeof(buf));
+	job_versions(pl, &set, "jpeg", false, buf, sizeof(buf));
 	assert_string_equal(buf, "thumbnail=1.0,webp=1.0,metadata=stripped");
 	pipeline_free(pl);
 	pl = pipeline_parse("grayscale", &set, err, sizeof(err));
 	assert_non_null(pl);
-	child_versions(pl, NULL, NULL, false, buf, sizeof(buf));
+	job_versions(pl, NULL, NULL, false, buf, sizeof(buf));
 	assert_string_equal(buf, "grayscale=1.0,metadata=stripped");
 	pipeline_free(pl);
 }

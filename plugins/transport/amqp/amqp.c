@@ -70,14 +70,14 @@
  * causes. A state belongs to the process that called init (no use across
  * fork); its functions may be called from several threads.
  *
- * Files: amqp.c (keys, operations, life), connect.c (opening a connection,
- * errors), io.c (the I/O thread), mq.h (what they share).
+ * Files, each calling only those after it: amqp.c (keys, operations,
+ * life), io.c (the I/O thread), connect.c (opening a connection, errors,
+ * shared helpers); mq.h (what they share).
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,58 +131,6 @@ static const struct imgnode_conf_key amqp_keys[] = {
          OFF(tls_verify)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
-
-/* The broker's name of queue q (reply: the reply queue named reply). */
-const char *mq_queue_name(const struct amqp *s, int q, const char *reply)
-{
-	return q == IMGNODE_QUEUE_JOBS   ? s->conf->queue
-	       : q == IMGNODE_QUEUE_DEAD ? s->conf->dead_queue
-	                                 : reply;
-}
-
-/* snprintf that may cut (error texts nest other error texts). */
-void mq_say(char *dst, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(dst, len, fmt, ap);
-	va_end(ap);
-}
-
-/*
- * Copies n bytes of src (or up to its NUL) to dst: control bytes become
- * spaces; cut to fit at a UTF-8 boundary.
- */
-void mq_sanitize(char *dst, size_t len, const char *src, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n && src[i] && i + 1 < len; i++)
-		dst[i] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f)
-		                 ? ' '
-		                 : src[i];
-	if (i < n && src[i])
-		while (i > 0 && ((unsigned char)src[i] & 0xc0) == 0x80)
-			i--;
-	dst[i] = '\0';
-}
-
-/* True for a reply queue name as reply_open makes them. */
-bool mq_reply_name_valid(const char *s)
-{
-	size_t n = s ? strlen(s) : 0, p = strlen(REPLY_PREFIX);
-
-	if (n <= p || n >= REPLY_MAX || strncmp(s, REPLY_PREFIX, p) != 0)
-		return false;
-	for (size_t i = p; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		      (s[i] >= 'A' && s[i] <= 'Z') ||
-		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
-		      s[i] == '-' || s[i] == '_'))
-			return false;
-	return true;
-}
 
 /* ---- operations ---- */
 

@@ -4,9 +4,14 @@
  * prefetch, then the reply queue and the consumers the process had. Runs
  * in the I/O thread (or init) on a connection nobody else sees yet, so
  * without the lock. Also the translation of librabbitmq's and the
- * broker's errors into -errno and one line of text.
+ * broker's errors into -errno and one line of text, and the small helpers
+ * the plugin's other files share (queue names, error texts). The files
+ * call one way: amqp.c (the operations) -> io.c (the I/O thread) ->
+ * connect.c, which calls neither.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +19,62 @@
 #include <amqp_tcp_socket.h>
 
 #include "mq.h"
+
+/* ---- helpers for every file ---- */
+
+/* The broker's name of queue q (reply: the reply queue named reply). */
+const char *mq_queue_name(const struct amqp *s, int q, const char *reply)
+{
+	return q == IMGNODE_QUEUE_JOBS   ? s->conf->queue
+	       : q == IMGNODE_QUEUE_DEAD ? s->conf->dead_queue
+	                                 : reply;
+}
+
+/* snprintf that may cut (error texts nest other error texts). */
+void mq_say(char *dst, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dst, len, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Copies n bytes of src (or up to its NUL) to dst: control bytes become
+ * spaces; cut to fit at a UTF-8 boundary.
+ */
+void mq_sanitize(char *dst, size_t len, const char *src, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && src[i] && i + 1 < len; i++)
+		dst[i] = ((unsigned char)src[i] < 0x20 || src[i] == 0x7f)
+		                 ? ' '
+		                 : src[i];
+	if (i < n && src[i])
+		while (i > 0 && ((unsigned char)src[i] & 0xc0) == 0x80)
+			i--;
+	dst[i] = '\0';
+}
+
+/* True for a reply queue name as reply_open makes them. */
+bool mq_reply_name_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0, p = strlen(REPLY_PREFIX);
+
+	if (n <= p || n >= REPLY_MAX || strncmp(s, REPLY_PREFIX, p) != 0)
+		return false;
+	for (size_t i = p; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+		      s[i] == '-' || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* ---- errors ---- */
 
 /* The -errno for a librabbitmq status. */
 int mq_status_errno(int st)

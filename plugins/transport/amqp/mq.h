@@ -1,8 +1,10 @@
 /*
  * The amqp plugin's internals, shared by its files (plugins/transport/amqp/):
  *   amqp.c     the configuration keys and the transport operations
- *   connect.c  opening a connection: login, channels, topology; errors
  *   io.c       the I/O thread: frames, confirms, deliveries, reconnects
+ *   connect.c  opening a connection: login, channels, topology; errors;
+ *              the small helpers all three share
+ * Each calls only those below it.
  * One mutex (struct amqp.lock) guards the connection and everything below
  * it; every function here expects it held unless it says otherwise.
  * Nothing here is exported from the .so (-fvisibility=hidden).
@@ -201,7 +203,7 @@ static inline void held_free(struct amqp *s, struct held *h)
 	s->h->free(h);
 }
 
-/* amqp.c */
+/* connect.c */
 
 /* The broker's name of queue q (reply: the reply queue named reply). */
 const char *mq_queue_name(const struct amqp *s, int q, const char *reply);
@@ -212,8 +214,6 @@ void mq_say(char *dst, size_t len, const char *fmt, ...) IMGNODE_PRINTF(3, 4);
 void mq_sanitize(char *dst, size_t len, const char *src, size_t n);
 /* True for a reply queue name as reply_open makes them. */
 bool mq_reply_name_valid(const char *s);
-
-/* connect.c */
 
 /* The -errno for a librabbitmq status. */
 int mq_status_errno(int st);

@@ -1,10 +1,13 @@
 /*
- * What every child of the node (ingress, worker, reaper) does first: load
- * the current generation of plugins, configure and start the transport, the
- * storage and the filters, in this process.
+ * A node process's start-up (the ingress, a worker, the reaper, each
+ * forked by the supervisor): the struct node it is handed, its entry
+ * point, loading and starting its own copy of the current plugin
+ * generation (transport, storage, filters), and the exit code when that
+ * fails. (The supervisor's side of these processes, its "children", is
+ * core/supervisor.c.)
  */
-#ifndef IMGNODE_CHILD_H
-#define IMGNODE_CHILD_H
+#ifndef IMGNODE_STARTUP_H
+#define IMGNODE_STARTUP_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,27 +35,15 @@ int reaper_main(void *arg, const char *id);
  * the transport and the storage always, the filters if filters is set.
  * Returns 0 or -errno with a reason in err; free with plugin_set_free.
  */
-int child_open(struct plugin_set *set, struct conf *conf, bool filters,
-               char *err, size_t errlen);
+int startup_plugins(struct plugin_set *set, struct conf *conf, bool filters,
+                    char *err, size_t errlen);
 
 /*
  * The exit code for a child that could not start with error ret: 100
  * (permanent: a config, plugin or permission problem; restarting will not
  * help) or 111 (temporary: a broker or cluster that may come back).
  */
-int child_exit_code(int ret);
-
-/*
- * The versions of the filters pl uses: "thumbnail=1.0,webp=1.0", with the
- * encoder an input of format gets when pl names none (set and format may
- * be NULL to leave it out), and ",metadata=stripped" unless keep_metadata:
- * what goes into a result's key, so that a result made under one metadata
- * policy is never served under the other.
- */
-struct pipeline;
-void child_versions(const struct pipeline *pl, const struct plugin_set *set,
-                    const char *format, bool keep_metadata, char *buf,
-                    size_t len);
+int startup_exit_code(int ret);
 
 /* Shorthands for the ops tables of the chosen plugins. */
 static inline const struct imgnode_storage_ops *

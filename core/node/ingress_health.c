@@ -1,0 +1,175 @@
+/*
+ * The ingress's health routes: GET /healthz and /livez (the process
+ * answers), /readyz (the transport and the storage answer a ping, and the
+ * node is neither stopping nor draining) and /metrics (the node's
+ * counters, this ingress's connections and uploads, and the transport's
+ * queue depths). /readyz and /metrics are on [ingress] admin_port instead
+ * when it is set; none of them takes a job or an API key.
+ */
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+#include "ingress.h"
+#include "metrics.h"
+#include "startup.h"
+
+#ifndef IMGNODE_VERSION
+#define IMGNODE_VERSION "0.0.0"
+#endif
+
+static enum MHD_Result get_text(struct request *r, unsigned status, char *text,
+                                enum MHD_ResponseMemoryMode mode,
+                                const char *type)
+{
+	size_t len = text ? strlen(text) : 0;
+	struct MHD_Response *resp =
+	        text ? MHD_create_response_from_buffer(len, text, mode) : NULL;
+
+	if (!resp && mode == MHD_RESPMEM_MUST_FREE)
+		free(text);
+	if (resp)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		                        type);
+	return ingress_respond(r, status, resp, len);
+}
+
+/*
+ * text (to free, or NULL) with the transport's queue depths appended, if
+ * it can count them (ABI 1.3); a queue it fails to count is left out.
+ */
+static char *queue_depths(struct ingress *in, char *text)
+{
+	static const char *const names[] = {"jobs", "dead"};
+	const struct imgnode_transport_ops *ops = transport_ops(&in->set);
+	uint64_t depth[2];
+	int ret[2];
+	size_t n;
+	char *more;
+
+	if (!text || !plugin_transport_has_depth(in->set.transport))
+		return text;
+	pthread_mutex_lock(&in->io);
+	for (int q = 0; q < 2; q++)
+		ret[q] = ops->depth(in->set.transport->state,
+		                    q ? IMGNODE_QUEUE_DEAD : IMGNODE_QUEUE_JOBS,
+		                    &depth[q]);
+	pthread_mutex_unlock(&in->io);
+	n = strlen(text);
+	more = realloc(text, n + 512);
+	if (!more)
+		return text;
+	snprintf(
+	        more + n, 512,
+	        "# HELP imgnode_queue_depth Messages waiting in the transport's queue (held ones not counted).\n"
+	        "# TYPE imgnode_queue_depth gauge\n");
+	for (int q = 0; q < 2; q++) {
+		size_t at = strlen(more);
+
+		if (!ret[q])
+			snprintf(more + at, n + 512 - at,
+			         "imgnode_queue_depth{queue=\"%s\"} %llu\n",
+			         names[q], (unsigned long long)depth[q]);
+	}
+	return more;
+}
+
+/*
+ * /metrics: the node's counters, then this ingress's connections and
+ * uploads. Returns text to free, or NULL.
+ */
+static char *render_metrics(struct ingress *in)
+{
+	char *base = metrics_render(in->metrics), *text;
+	uint64_t open, cut;
+	size_t n;
+	int len;
+
+	if (!base)
+		return NULL;
+	pthread_mutex_lock(&in->conns);
+	open = in->nconns;
+	cut = in->cut_total;
+	pthread_mutex_unlock(&in->conns);
+	n = strlen(base);
+	text = realloc(base, n + 1536);
+	if (!text) {
+		free(base);
+		return NULL;
+	}
+	len = snprintf(
+	        text + n, 1536,
+	        "# HELP imgnode_build_info The node's version and libvips's.\n"
+	        "# TYPE imgnode_build_info gauge\n"
+	        "imgnode_build_info{version=\"%s\",libvips=\"%s\"} 1\n"
+	        "# HELP imgnode_http_connections Connections open on this ingress.\n"
+	        "# TYPE imgnode_http_connections gauge\n"
+	        "imgnode_http_connections %llu\n"
+	        "# HELP imgnode_http_deadline_closed_total Connections closed because their request had not arrived within request_deadline.\n"
+	        "# TYPE imgnode_http_deadline_closed_total counter\n"
+	        "imgnode_http_deadline_closed_total %llu\n"
+	        "# HELP imgnode_uploads Uploads in progress holding memory.\n"
+	        "# TYPE imgnode_uploads gauge\n"
+	        "imgnode_uploads %d\n"
+	        "# HELP imgnode_upload_memory_bytes Memory reserved by uploads in progress (at most upload_memory).\n"
+	        "# TYPE imgnode_upload_memory_bytes gauge\n"
+	        "imgnode_upload_memory_bytes %lld\n",
+	        IMGNODE_VERSION, image_vips_version(), (unsigned long long)open,
+	        (unsigned long long)cut, atomic_load(&in->uploads),
+	        (long long)atomic_load(&in->upload_bytes));
+	if (len < 0 || len >= 1536)
+		text[n] = '\0';
+	return queue_depths(in, text);
+}
+
+enum MHD_Result ingress_health_readyz(struct request *r)
+{
+	struct ingress *in = r->in;
+	struct MHD_Response *resp;
+	char detail[256];
+	size_t len = 0;
+	json_t *j;
+	int t, s;
+
+	if (atomic_load(&in->quiescing))
+		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                        "not ready", "stopping");
+	if (atomic_load(&in->metrics->draining))
+		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                        "not ready", "draining");
+	pthread_mutex_lock(&in->io);
+	t = transport_ops(&in->set)->ping(in->set.transport->state);
+	s = storage_ops(&in->set)->ping(in->set.storage->state);
+	pthread_mutex_unlock(&in->io);
+	ingress_kick(in);
+	if (!t && !s) {
+		j = json_pack("{s:s, s:s}", "transport", "ok", "storage", "ok");
+		resp = ingress_json_response(j, &len);
+		return ingress_respond(r, MHD_HTTP_OK, resp, len);
+	}
+	snprintf(detail, sizeof(detail), "%s%s%s%s%s", t ? "transport: " : "",
+	         t ? strerror(-t) : "", t && s ? "; " : "",
+	         s ? "storage: " : "", s ? strerror(-s) : "");
+	j = ingress_error_json("not ready", detail);
+	json_object_set_new(j, "transport",
+	                    json_string(t ? strerror(-t) : "ok"));
+	json_object_set_new(j, "storage", json_string(s ? strerror(-s) : "ok"));
+	resp = ingress_json_response(j, &len);
+	return ingress_respond(r, MHD_HTTP_SERVICE_UNAVAILABLE, resp, len);
+}
+
+enum MHD_Result ingress_health_live(struct request *r)
+{
+	return get_text(r, MHD_HTTP_OK, "ok\n", MHD_RESPMEM_PERSISTENT,
+	                "text/plain");
+}
+
+enum MHD_Result ingress_health_metrics(struct request *r)
+{
+	return get_text(r, MHD_HTTP_OK, render_metrics(r->in),
+	                MHD_RESPMEM_MUST_FREE,
+	                "text/plain; version=0.0.4; charset=utf-8");
+}
