@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "node/node_conf.h"
 #include "node/process.h"
 #include "submit.h"
 
@@ -649,6 +650,7 @@ int main(int argc, char **argv)
 	json_error_t jerr;
 	int opt, ret;
 
+	node_conf_register(); /* the config it reads is a node's */
 	while ((opt = getopt_long(argc, argv, "+s:c:jt:hV", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "node/node_conf.h"
 #include "submit.h"
 #include "submit_run.h"
 
@@ -501,14 +502,14 @@ static char *config_url(const char *config)
 		        err);
 		return NULL;
 	}
-	host = conf->ingress.listen;
+	host = conf->app->ingress.listen;
 	if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
 		host = "127.0.0.1";
 	else if (strcmp(host, "::") == 0)
 		host = "::1";
 	url = submit_printf(strchr(host, ':') ? "http://[%s]:%lld"
 	                                      : "http://%s:%lld",
-	                    host, (long long)conf->ingress.port);
+	                    host, (long long)conf->app->ingress.port);
 	conf_free(conf);
 	return url;
 }

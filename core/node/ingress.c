@@ -28,13 +28,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../config.h"
 #include "../log.h"
 #include "../proc.h"
 #include "../supervisor.h"
 #include "child.h"
 #include "image.h"
 #include "metrics.h"
+#include "node_conf.h"
 #include "prober.h"
 #include "storer.h"
 
@@ -77,7 +77,7 @@ static size_t bucket_of(const struct ingress *in, const char *id)
 
 int ingress_pending_add(struct ingress *in, const char *id, const char *client)
 {
-	int64_t max = in->conf->ingress.max_inflight_per_client, held;
+	int64_t max = in->conf->app->ingress.max_inflight_per_client, held;
 	struct pending *p = calloc(1, sizeof(*p));
 	size_t b;
 	int ret;
@@ -467,7 +467,7 @@ int ingress_main(void *arg, const char *id)
 	/* a power of two, about a quarter of the most jobs in flight */
 	for (in.nbuckets = 64;
 	     in.nbuckets < 65536 &&
-	     (int64_t)in.nbuckets * 4 < node->conf->ingress.max_inflight;
+	     (int64_t)in.nbuckets * 4 < node->conf->app->ingress.max_inflight;
 	     in.nbuckets *= 2)
 		;
 	in.buckets = calloc(in.nbuckets, sizeof(*in.buckets));

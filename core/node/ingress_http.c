@@ -45,12 +45,12 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include "../config.h"
 #include "../log.h"
 #include "child.h"
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
+#include "node_conf.h"
 #include "pipeline.h"
 #include "request_check.h"
 
@@ -134,7 +134,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 
 void ingress_http_sweep(struct ingress *in, int64_t now)
 {
-	int64_t deadline = in->conf->ingress.request_deadline;
+	int64_t deadline = in->conf->app->ingress.request_deadline;
 	uint64_t n;
 
 	pthread_mutex_lock(&in->conns);
@@ -748,7 +748,7 @@ static enum MHD_Result last_forwarded(void *cls, enum MHD_ValueKind kind,
  */
 static void client_of(struct request *r)
 {
-	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const struct ingress_conf *ic = &r->in->conf->app->ingress;
 	const union MHD_ConnectionInfo *ci;
 	const char *xff = NULL;
 	const struct sockaddr *sa;
@@ -873,7 +873,7 @@ static void access_line(struct request *r, bool aborted)
 {
 	struct query_text q = {.len = 0};
 	char peer[INET6_ADDRSTRLEN] = "-";
-	int level = r->in->conf->ingress.access_log ? LOG_INFO : LOG_DEBUG;
+	int level = r->in->conf->app->ingress.access_log ? LOG_INFO : LOG_DEBUG;
 
 	if (level > log_get_level())
 		return;
@@ -947,7 +947,7 @@ static bool route_here(const struct request *r)
 
 	if (r->admin) /* the page and its calls: the public port only */
 		return admin_only || r->route == ROUTE_HEALTHZ;
-	return !admin_only || !r->in->conf->ingress.admin_port;
+	return !admin_only || !r->in->conf->app->ingress.admin_port;
 }
 
 static enum MHD_Result first_call(struct request *r, const char *url,
@@ -1263,7 +1263,7 @@ static unsigned connection_limit(const struct ingress_conf *ic)
 
 int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 {
-	const struct ingress_conf *ic = &in->conf->ingress;
+	const struct ingress_conf *ic = &in->conf->app->ingress;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
 	                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
@@ -1321,7 +1321,7 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 
 int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen)
 {
-	const struct ingress_conf *ic = &in->conf->ingress;
+	const struct ingress_conf *ic = &in->conf->app->ingress;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
 	                 MHD_USE_ITC;
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};

@@ -25,7 +25,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../config.h"
 #include "../control.h"
 #include "../log.h"
 #include "../loop.h"
@@ -36,6 +35,7 @@
 #include "child.h"
 #include "image.h"
 #include "metrics.h"
+#include "node_conf.h"
 #include "pipeline.h"
 
 #ifndef IMGNODE_VERSION
@@ -84,23 +84,24 @@ static void build_specs(struct node_run *r)
 	        .type = SUP_WORKER,
 	        .restart = SUP_PERMANENT,
 	        /* a draining worker finishes its job first */
-	        .shutdown_ms = c->workers.job_timeout + s->shutdown_timeout,
+	        .shutdown_ms =
+	                c->app->workers.job_timeout + s->shutdown_timeout,
 	        .start = worker_main,
 	        .arg = &r->node,
 	        .start_timeout_ms = s->start_timeout,
-	        .heartbeat_ms = c->workers.heartbeat,
-	        .max_rss = c->workers.max_rss,
+	        .heartbeat_ms = c->app->workers.heartbeat,
+	        .max_rss = c->app->workers.max_rss,
 	};
 	r->pool_spec = (struct sup_spec){
 	        .id = "workers",
 	        .strategy = SUP_SIMPLE_ONE_FOR_ONE,
-	        .intensity = c->workers.intensity,
+	        .intensity = c->app->workers.intensity,
 	        .period_ms = s->period,
 	        .backoff_min_ms = s->backoff_min,
 	        .backoff_max_ms = s->backoff_max,
 	        .children = &r->worker,
 	        .nchildren = 1,
-	        .count = (size_t)c->workers.count,
+	        .count = (size_t)c->app->workers.count,
 	};
 	/* the ingress is a pool of one, so a reload can roll it: the new one
 	 * listens (SO_REUSEPORT) before the old one stops accepting */
@@ -112,7 +113,7 @@ static void build_specs(struct node_run *r)
 	        .start = ingress_main,
 	        .arg = &r->node,
 	        .start_timeout_ms = s->start_timeout,
-	        .heartbeat_ms = c->workers.heartbeat,
+	        .heartbeat_ms = c->app->workers.heartbeat,
 	};
 	r->ingress_spec = r->pool_spec;
 	r->ingress_spec.id = "ingress";
@@ -138,7 +139,7 @@ static void build_specs(struct node_run *r)
 	        .start = reaper_main,
 	        .arg = &r->node,
 	        .start_timeout_ms = s->start_timeout,
-	        .heartbeat_ms = c->workers.heartbeat,
+	        .heartbeat_ms = c->app->workers.heartbeat,
 	};
 	r->root_spec = (struct sup_spec){
 	        .id = "imgnode",
@@ -402,7 +403,7 @@ static void on_check_exit(pid_t pid, int status, void *arg)
 		log_set_level(r->node.conf->node.log_level);
 		log_set_format(r->node.conf->node.log_format);
 		build_specs(r);
-		count = (size_t)r->node.conf->workers.count;
+		count = (size_t)r->node.conf->app->workers.count;
 		log_info("node", "reloaded config=%s generation=%u", r->path,
 		         r->node.generation);
 		/*
@@ -490,7 +491,7 @@ int node_check(struct plugin_set *set, struct conf *conf, void *arg, char *err,
 			return ret;
 		}
 	}
-	for (const struct preset *p = conf->presets; p; p = p->next) {
+	for (const struct preset *p = conf->app->presets; p; p = p->next) {
 		char why[512];
 		struct pipeline *pl =
 		        pipeline_parse(p->pipeline, set, why, sizeof(why));
@@ -528,9 +529,9 @@ static void on_ready(struct sup *root, void *arg)
 	(void)root;
 	r->ready = true;
 	log_info("node", "ready config=%s listen=%s:%lld workers=%lld", r->path,
-	         r->node.conf->ingress.listen,
-	         (long long)r->node.conf->ingress.port,
-	         (long long)r->node.conf->workers.count);
+	         r->node.conf->app->ingress.listen,
+	         (long long)r->node.conf->app->ingress.port,
+	         (long long)r->node.conf->app->workers.count);
 	notify_send("READY=1");
 	send_status(r);
 }

@@ -39,10 +39,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../config.h"
 #include "../log.h"
 #include "../proc.h"
 #include "image.h"
+#include "node_conf.h"
 #include "sandbox.h"
 
 #define COMPONENT "prober"
@@ -159,9 +159,11 @@ static int start(struct prober_pool *pool, struct prober *p, char *err,
 	sigset_t none, all;
 	int sv[2], ret;
 
-	snprintf(mem, sizeof(mem), "%lld", (long long)conf->workers.max_memory);
-	snprintf(seccomp, sizeof(seccomp), "%d", conf->workers.seccomp);
-	snprintf(body, sizeof(body), "%lld", (long long)conf->ingress.max_body);
+	snprintf(mem, sizeof(mem), "%lld",
+	         (long long)conf->app->workers.max_memory);
+	snprintf(seccomp, sizeof(seccomp), "%d", conf->app->workers.seccomp);
+	snprintf(body, sizeof(body), "%lld",
+	         (long long)conf->app->ingress.max_body);
 	snprintf(level, sizeof(level), "%d", log_get_level());
 	if (journal) { /* the prober logs as the ingress does */
 		snprintf(journal_env, sizeof(journal_env), "JOURNAL_STREAM=%s",
@@ -198,7 +200,7 @@ static int start(struct prober_pool *pool, struct prober *p, char *err,
 	p->fd = sv[0];
 	fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
 	ret = transfer(p->fd, &ready, sizeof(ready), false,
-	               now_ms() + conf->ingress.probe_timeout);
+	               now_ms() + conf->app->ingress.probe_timeout);
 	if (!ret && ready.magic == MAGIC_READY && ready.ret == 0) {
 		log_debug(COMPONENT, "prober pid=%d ready", (int)p->pid);
 		return 0;
@@ -220,7 +222,7 @@ static int start(struct prober_pool *pool, struct prober *p, char *err,
 struct prober_pool *prober_pool_new(const struct conf *conf, char *err,
                                     size_t errlen)
 {
-	size_t n = (size_t)conf->ingress.probers;
+	size_t n = (size_t)conf->app->ingress.probers;
 	struct prober_pool *pool =
 	        calloc(1, sizeof(*pool) + n * sizeof(pool->probers[0]));
 
@@ -341,7 +343,7 @@ int prober_probe(struct prober_pool *pool, const void *buf, size_t len,
                  const struct limits_conf *lim, struct image_info *info,
                  char *err, size_t errlen)
 {
-	int64_t timeout = pool->conf->ingress.probe_timeout;
+	int64_t timeout = pool->conf->app->ingress.probe_timeout;
 	struct prober *p = take(pool);
 	struct probe_reply reply = {0};
 	char how[64];

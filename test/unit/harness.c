@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "host.h"
+#include "node/node_conf.h"
 
 const struct imgnode_plugin *harness_load(const char *name, unsigned kind,
                                           void **dl)
@@ -54,6 +55,7 @@ void *harness_configure(const struct imgnode_plugin *p, const char *path,
 {
 	void *cfg;
 
+	node_conf_register();
 	*conf = conf_load(path, err, errlen);
 	if (!*conf)
 		return NULL;

@@ -14,6 +14,7 @@
 
 #include "conf_keys.h"
 #include "config.h"
+#include "node/node_conf.h"
 
 static const char *const colours[] = {"red", "green", NULL};
 static const struct imgnode_conf_key k_size = {
@@ -135,7 +136,7 @@ static void test_workers_auto(void **state)
 	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
 	c = conf_load(path, err, sizeof(err));
 	assert_non_null(c);
-	assert_int_equal(c->workers.count, CPU_COUNT(&all));
+	assert_int_equal(c->app->workers.count, CPU_COUNT(&all));
 	conf_free(c);
 	/* as under taskset -c N or a cpuset of one CPU */
 	CPU_ZERO(&one);
@@ -148,14 +149,14 @@ static void test_workers_auto(void **state)
 	c = conf_load(path, err, sizeof(err));
 	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
 	assert_non_null(c);
-	assert_int_equal(c->workers.count, 1);
+	assert_int_equal(c->app->workers.count, 1);
 	conf_free(c);
 	unlink(path);
 	free(path);
 	path = write_file("[workers]\ncount = 0\n");
 	c = conf_load(path, err, sizeof(err));
 	assert_non_null(c);
-	assert_int_equal(c->workers.count, 0);
+	assert_int_equal(c->app->workers.count, 0);
 	conf_free(c);
 	unlink(path);
 	free(path);
@@ -215,7 +216,6 @@ static void test_secrets_redacted(void **state)
 	char *path = write_file(
 	        "[ingress]\napi_keys = alice:alice-key, bare-key\n"
 	        "hmac_keys = k1:0123456789abcdef-secret\nport = 8081\n");
-	const struct conf_section *sec = conf_core_section("ingress");
 	struct conf *c = conf_load(path, err, sizeof(err));
 	char *text = NULL;
 	size_t len = 0;
@@ -223,11 +223,10 @@ static void test_secrets_redacted(void **state)
 
 	(void)state;
 	assert_non_null(c);
-	assert_non_null(sec);
 	out = open_memstream(&text, &len);
 	assert_non_null(out);
-	conf_print_keys(out, c, "ingress", sec->keys,
-	                (const char *)c + sec->offset, CONF_PRINT_EFFECTIVE);
+	conf_print_keys(out, c, "ingress", ingress_conf_keys, &c->app->ingress,
+	                CONF_PRINT_EFFECTIVE);
 	fclose(out);
 	assert_null(strstr(text, "alice-key"));
 	assert_null(strstr(text, "bare-key"));
@@ -238,8 +237,8 @@ static void test_secrets_redacted(void **state)
 	assert_non_null(strstr(text, "\nport = 8081  ; "));
 	free(text);
 	/* the parsed values are the secrets themselves */
-	assert_int_equal(c->ingress.api_keys.n, 2);
-	assert_string_equal(c->ingress.api_keys.items[1], "bare-key");
+	assert_int_equal(c->app->ingress.api_keys.n, 2);
+	assert_string_equal(c->app->ingress.api_keys.items[1], "bare-key");
 	conf_free(c);
 	unlink(path);
 	free(path);
@@ -360,5 +359,7 @@ int main(void)
 	        cmocka_unit_test(test_auth_keys),
 	        cmocka_unit_test(test_nul_bytes_and_line_lengths),
 	};
+
+	node_conf_register();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
