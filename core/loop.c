@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base.h"
+
 struct watch {
 	int fd;
 	short events;
@@ -152,7 +154,7 @@ struct loop_timer *loop_timer_add(struct loop *loop, int64_t ms,
 
 	if (!t)
 		return NULL;
-	t->due = loop_now() + (ms > 0 ? ms : 0);
+	t->due = now_ms() + (ms > 0 ? ms : 0);
 	t->fn = fn;
 	t->arg = arg;
 	t->next = loop->timers;
@@ -214,7 +216,7 @@ int loop_signal_fd(const struct loop *loop)
 /* Runs the timers that are due; returns ms to the next one, or -1. */
 static int run_timers(struct loop *loop)
 {
-	int64_t now = loop_now(), next = -1;
+	int64_t now = now_ms(), next = -1;
 	struct loop_timer *t;
 
 again:

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "conf_keys.h"
 #include "config.h"
 #include "log.h"
@@ -24,15 +25,9 @@
 #include "plugin.h"
 #include "util.h"
 
-#ifndef IMGNODE_VERSION
-#define IMGNODE_VERSION "0.0.0"
-#endif
 #ifndef IMGNODE_SYSCONFDIR
 #define IMGNODE_SYSCONFDIR "/etc"
 #endif
-
-#define EXIT_PERMANENT 100
-#define EXIT_TEMPORARY 111
 
 enum mode { MODE_RUN, MODE_TEST, MODE_DUMP, MODE_DEFAULTS, MODE_VERSION };
 

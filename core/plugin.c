@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "conf_keys.h"
 #include "config.h"
 #include "host.h"
@@ -661,7 +662,7 @@ int plugin_validate_in_child(struct conf *conf, plugin_check_fn *fn, void *arg,
 		fflush(NULL);
 		if (ret) {
 			util_write_all(pfd[1], why, strlen(why));
-			_exit(100);
+			_exit(EXIT_PERMANENT);
 		}
 		_exit(0);
 	}

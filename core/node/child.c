@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../base.h"
 #include "../config.h"
 #include "../host.h"
 #include "image.h"
@@ -77,7 +78,7 @@ int child_exit_code(int ret)
 	case EAGAIN:
 	case EINTR:
 	case ENOMEM:
-	case EIO: return 111;
-	default: return 100;
+	case EIO: return EXIT_TEMPORARY;
+	default: return EXIT_PERMANENT;
 	}
 }

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base.h"
 #include "../log.h"
 #include "../proc.h"
 #include "image.h"
@@ -83,14 +84,6 @@ struct prober_pool {
 	size_t n;
 	struct prober probers[];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * Moves len bytes from or to fd (non-blocking) by deadline (ms,
@@ -455,12 +448,12 @@ static int serve(uint64_t max_body)
 		if (req.magic != MAGIC_REQ || req.formats_len > FORMATS_MAX ||
 		    req.len > max_body ||
 		    !read_all(0, formats, req.formats_len))
-			return 100;
+			return EXIT_PERMANENT;
 		formats[req.formats_len] = '\0';
 		buf = malloc(req.len ? req.len : 1);
 		if (!buf || !read_all(0, buf, req.len)) {
 			free(buf);
-			return buf ? 0 : 111;
+			return buf ? 0 : EXIT_TEMPORARY;
 		}
 		if (!write_all(0, &ack, sizeof(ack))) {
 			free(buf);
@@ -493,7 +486,7 @@ int prober_main(int argc, char **argv)
 	    sscanf(argv[5], "%d", &level) != 1) {
 		fprintf(stderr,
 		        "imgnode: --probe-helper is run by the ingress, not by hand\n");
-		return 100;
+		return EXIT_PERMANENT;
 	}
 	/* nothing of the ingress but the socket (fd 0) and stdio */
 	close_range(3, ~0u, 0);
@@ -508,6 +501,6 @@ int prober_main(int argc, char **argv)
 		                           sizeof(ready.err));
 	ready.ret = ret;
 	if (!write_all(0, &ready, sizeof(ready)) || ret)
-		return 100;
+		return EXIT_PERMANENT;
 	return serve((uint64_t)max_body);
 }

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base.h"
 #include "../log.h"
 #include "../proc.h"
 #include "child.h"
@@ -63,7 +64,7 @@ struct worker {
 static void notify_busy(struct worker *w)
 {
 	proc_notify_busy(w->conf->app->workers.job_timeout);
-	w->deadline_ms = watchdog_now_ms() + w->conf->app->workers.job_timeout;
+	w->deadline_ms = now_ms() + w->conf->app->workers.job_timeout;
 }
 
 static int64_t now_us(void)
@@ -483,7 +484,7 @@ int worker_main(void *arg, const char *id)
 		          err);
 		watchdog_stop(w.wd);
 		plugin_set_free(&w.set);
-		return 100;
+		return EXIT_PERMANENT;
 	}
 	tr = transport_ops(&w.set);
 	proc_notify_ready();
