@@ -3,10 +3,13 @@
  *
  * A config is FILE plus conf.d/ *.ini next to it, in lexical order. Every
  * line read becomes a struct conf_entry (kept for imgnode -T, for error
- * positions and for plugin sections). Core sections are filled into struct
- * conf at load time; the keys of plugin sections ([transport], [storage] and
- * [filter.NAME]) are checked later against the plugin's own table, in a
- * process that may load plugin code (never the supervisor).
+ * positions and for plugin sections). This engine knows no section of its
+ * own: it is handed schemas (section tables and hooks), the runtime's
+ * (core/conf_keys.c) and the program's (the image node's,
+ * core/node/node_conf.c), and fills them at load time; the keys of plugin
+ * sections ([transport], [storage] and [filter.NAME]) are checked later
+ * against the plugin's own table, in a process that may load plugin code
+ * (never the supervisor).
  *
  * Errors are reported once, as "FILE:LINE: [section] key: reason", in the
  * caller's buffer; functions return 0 or -errno.
@@ -129,6 +132,7 @@ void *conf_schema_base(const struct conf *conf,
  * program's registered with conf_register_app.
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
+/* Frees conf and all it holds, wiping values first; NULL is fine. */
 void conf_free(struct conf *conf);
 
 /*

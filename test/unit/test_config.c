@@ -1,4 +1,5 @@
 /* Unit tests for typed config values and file:line errors of the loader. */
+#include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -158,6 +159,70 @@ static void test_workers_auto(void **state)
 	assert_non_null(c);
 	assert_int_equal(c->app->workers.count, 0);
 	conf_free(c);
+	unlink(path);
+	free(path);
+}
+
+/* The engine knows only the sections it is handed: a program's own, in a
+ * block of its own, and its fill hook after the tables. */
+struct app_block {
+	int64_t x;
+};
+
+static int app_fill(struct conf *conf, char *err, size_t errlen)
+{
+	const struct app_block *b = (const struct app_block *)conf->app;
+
+	if (b->x != 7)
+		return 0;
+	conf_set_err(err, errlen, "[app] x: not 7");
+	return -EINVAL;
+}
+
+static void test_engine_schemas(void **state)
+{
+	static const struct imgnode_conf_key app_keys[] = {
+	        {"x", IMGNODE_CONF_INT, "1", 0, 10, NULL, "x.",
+	         offsetof(struct app_block, x)},
+	        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+	};
+	static const struct conf_section app_sections[] = {
+	        {"app", app_keys, 0, 0},
+	        {NULL, NULL, 0, 0},
+	};
+	static const struct conf_schema app = {
+	        .sections = app_sections,
+	        .size = sizeof(struct app_block),
+	        .fill = app_fill,
+	};
+	char err[CONF_ERR_MAX] = "", *path = write_file("[app]\nx = 5\n");
+	struct conf *c;
+
+	(void)state;
+	c = conf_read(path, NULL, &app, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(((struct app_block *)c->app)->x, 5);
+	conf_free(c);
+	/* without the schema, [app] is no section at all */
+	assert_null(conf_read(path, NULL, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: [app] x: unknown section"));
+	unlink(path);
+	free(path);
+	/* the runtime's sections alone know nothing of the node's */
+	path = write_file("[ingress]\nport = 8081\n");
+	c = conf_load(path, err, sizeof(err));
+	assert_non_null(c);
+	conf_free(c);
+	conf_register_app(NULL);
+	assert_null(conf_load(path, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: [ingress] port: unknown section"));
+	node_conf_register();
+	unlink(path);
+	free(path);
+	/* the fill hook runs after the tables, its error is the load's */
+	path = write_file("[app]\nx = 7\n");
+	assert_null(conf_read(path, NULL, &app, err, sizeof(err)));
+	assert_string_equal(err, "[app] x: not 7");
 	unlink(path);
 	free(path);
 }
@@ -351,6 +416,7 @@ int main(void)
 	        cmocka_unit_test(test_values),
 	        cmocka_unit_test(test_errors),
 	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_engine_schemas),
 	        cmocka_unit_test(test_int_words),
 	        cmocka_unit_test(test_workers_auto),
 	        cmocka_unit_test(test_writable_refused),
