@@ -1,23 +1,21 @@
 /*
- * Every core configuration key, declared once. imgnode -T, the shipped
- * etc/imgnode/imgnode.ini and the documentation are all derived from these
- * tables, so a key cannot exist in one place and not another.
+ * The runtime's configuration sections ([node], [supervisor], [transport],
+ * [storage], [filter.NAME]), each key declared once, and the config the
+ * runtime loads: these sections plus those of the program built on it
+ * (conf_register_app). imgnode -T, the shipped etc/imgnode/imgnode.ini and
+ * the documentation are all derived from the tables, so a key cannot exist
+ * in one place and not another.
  */
 #include "conf_keys.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #ifndef IMGNODE_PLUGIN_DIR
 #define IMGNODE_PLUGIN_DIR "/usr/lib/imgnode/plugins"
-#endif
-#ifndef IMGNODE_WWW_DIR
-#define IMGNODE_WWW_DIR "/usr/share/imgnode/www"
 #endif
 
 #define NODE(f) offsetof(struct node_conf, f)
@@ -85,426 +83,113 @@ static const struct imgnode_conf_key storage_keys[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
-#define WRK(f) offsetof(struct workers_conf, f)
-#define ING(f) offsetof(struct ingress_conf, f)
-#define LIM(f) offsetof(struct limits_conf, f)
-#define GIB (INT64_C(1) << 30)
-#define MAX_MEMORY_MIN (INT64_C(256) << 20)
-
-static const char *const auto_word[] = {"auto", NULL};
-
-static const struct imgnode_conf_key workers_keys[] = {
-        {"count", IMGNODE_CONF_INT, "auto", 0, 256, auto_word,
-         "Worker processes; each runs one job at a time. auto: one per CPU core the node may run on (its CPU affinity), the measured best (libvips gains little from threads inside one image).",
-         WRK(count)},
-        {"intensity", IMGNODE_CONF_INT, "20", 0, 100000, NULL,
-         "Worker crashes allowed within [supervisor] period before the pool gives up; a poison job alone crashes up to the transport's delivery_limit workers.",
-         WRK(intensity)},
-        {"max_jobs", IMGNODE_CONF_INT, "1000", 0, INT64_C(1) << 40, NULL,
-         "A worker is replaced after this many jobs, which bounds allocator growth (0 = never).",
-         WRK(max_jobs)},
-        {"max_rss", IMGNODE_CONF_SIZE, "1G", 0, INT64_C(1) << 50, NULL,
-         "A worker whose resident memory passes this is replaced once its job is done (0 = no limit).",
-         WRK(max_rss)},
-        {"max_memory", IMGNODE_CONF_SIZE, "2G", 0, INT64_C(1) << 50, NULL,
-         "Address space a worker may reserve (RLIMIT_AS, set before libvips starts): an allocation past it fails, failing the job, or the worker dies and is replaced and the job is retried up to the transport's delivery limit. It counts reservations (thread stacks, malloc arenas, libraries), not resident memory: an idle worker reserves 300-500 MB (librados adds threads), so keep it well above max_rss (0 = no limit; else at least 256M).",
-         WRK(max_memory)},
-        {"seccomp", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
-         "Once started, workers run under no_new_privs and a seccomp allow-list of system calls: no exec, no fork, no Unix or raw sockets, no signals to other processes; a call outside it fails with EPERM. Turn it off only to debug a plugin that needs more.",
-         WRK(seccomp)},
-        {"job_timeout", IMGNODE_CONF_DURATION, "60s", 100, 24 * HOUR, NULL,
-         "A worker still busy with one job after this is killed; the job is retried once, and fails (\"killed after job_timeout\") if it overruns again.",
-         WRK(job_timeout)},
-        {"heartbeat", IMGNODE_CONF_DURATION, "10s", 100, HOUR, NULL,
-         "An idle worker that has not reported for this long is killed and replaced.",
-         WRK(heartbeat)},
-        {"concurrency", IMGNODE_CONF_INT, "1", 1, 64, NULL,
-         "libvips threads per job.", WRK(concurrency)},
-        {"nice", IMGNODE_CONF_INT, "10", 0, 19, NULL,
-         "Added to the node's niceness for the workers, which also run as SCHED_BATCH: when images keep every core busy, the ingress, the supervisor and heartbeats still get the CPU at once (0 = the node's priority).",
-         WRK(nice)},
-        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
-};
-
-static const struct imgnode_conf_key ingress_keys[] = {
-        {"listen", IMGNODE_CONF_STRING, "127.0.0.1", 0, 0, NULL,
-         "Address the HTTP API listens on (IPv4 or IPv6 literal).",
-         ING(listen)},
-        {"port", IMGNODE_CONF_INT, "8080", 1, 65535, NULL,
-         "TCP port of the HTTP API.", ING(port)},
-        {"max_body", IMGNODE_CONF_SIZE, "50M", 1, 4 * GIB, NULL,
-         "Largest upload accepted; bigger ones get 413.", ING(max_body)},
-        {"wait_max", IMGNODE_CONF_DURATION, "30s", 0, HOUR, NULL,
-         "Longest ?wait= a client may ask for.", ING(wait_max)},
-        {"request_timeout", IMGNODE_CONF_DURATION, "60s", 1000, HOUR, NULL,
-         "A connection idle for this long is closed (slow clients).",
-         ING(request_timeout)},
-        {"request_deadline", IMGNODE_CONF_DURATION, "2m", 1000, 24 * HOUR, NULL,
-         "A request whose headers and body have not all arrived this long after it began is closed, however steadily it trickles in (slow clients).",
-         ING(request_deadline)},
-        {"max_connections", IMGNODE_CONF_INT, "4096", 1, 1000000, NULL,
-         "Connections the HTTP API holds open at once; more are closed as they are accepted (the process's open-file limit is raised to fit).",
-         ING(max_connections)},
-        {"max_connections_per_ip", IMGNODE_CONF_INT, "256", 0, 1000000, NULL,
-         "Connections one client address may hold open at once; more are closed as they are accepted (0 = no limit). Behind a proxy every client has the proxy's address: keep it above the proxy's connections to this node (a ?wait= request holds one for its wait).",
-         ING(max_connections_per_ip)},
-        {"threads", IMGNODE_CONF_INT, "4", 1, 64, NULL,
-         "HTTP threads of the ingress: a slow client or a slow storage read holds one, the others go on answering.",
-         ING(threads)},
-        {"probers", IMGNODE_CONF_INT, "2", 1, 64, NULL,
-         "Prober processes of the ingress: an upload's header is read by one of these (a separate program under the workers' sandbox, [workers] max_memory and seccomp, narrowed: no sockets, no files opened by name, no secrets), never by the ingress itself; an upload waits for a free one. One that crashes or overruns probe_timeout is replaced and that upload gets 422.",
-         ING(probers)},
-        {"probe_timeout", IMGNODE_CONF_DURATION, "5s", 100, HOUR, NULL,
-         "Longest a prober may take to read an upload's header (and to start); past it the prober is killed and the upload gets 422.",
-         ING(probe_timeout)},
-        {"upload_memory", IMGNODE_CONF_SIZE, "256M", 1024 * 1024,
-         INT64_C(1) << 40, NULL,
-         "Memory all uploads in progress may hold together; an upload that does not fit gets 503 with Retry-After (one upload is always let through, up to max_body).",
-         ING(upload_memory)},
-        {"max_inflight", IMGNODE_CONF_INT, "256", 1, 1000000, NULL,
-         "Jobs accepted by this node and not yet finished; beyond it uploads get 429.",
-         ING(max_inflight)},
-        {"max_inflight_per_client", IMGNODE_CONF_INT, "64", 0, 1000000, NULL,
-         "Jobs in flight on this node for one client (its API key's ID when api_keys is set, else its address; an IPv6 address counts by its /64); beyond it that client's uploads get 429 while others go on. 0 = no limit per client.",
-         ING(max_inflight_per_client)},
-        {"trusted_proxies", IMGNODE_CONF_LIST, "127.0.0.1,::1", 0, 0, NULL,
-         "Addresses of proxies (nginx) whose X-Forwarded-For names the client: its last address is the client's for max_inflight_per_client.",
-         ING(trusted_proxies)},
-        {"api_keys", IMGNODE_CONF_LIST | IMGNODE_CONF_SECRET, "", 0, 0, NULL,
-         "If set, /v1/ requests must carry one of these in the X-Api-Key header, written ID:KEY (ID: 1-64 of [A-Za-z0-9_.-]) or KEY alone (its ID is then sha256- and 16 hex digits of its SHA-256). A job is readable only with the key that submitted it (or a signed URL); others get 404.",
-         ING(api_keys)},
-        {"hmac_keys", IMGNODE_CONF_LIST | IMGNODE_CONF_SECRET, "", 0, 0, NULL,
-         "If set, requests must be signed (docs/signing.md): ID:SECRET pairs (ID: 1-64 of [A-Za-z0-9_.-]; SECRET: at least 16 characters); every one is valid at once, so keys rotate by adding the new one, moving clients, removing the old. A POST signs its pipeline (or preset) in the query; a GET signed with one reads a job without an API key.",
-         ING(hmac_keys)},
-        {"hmac_max_ttl", IMGNODE_CONF_DURATION, "7d", 1000,
-         INT64_C(366) * 24 * HOUR, NULL,
-         "Longest life a signed request may ask for: expires= further ahead than this is refused.",
-         ING(hmac_max_ttl)},
-        {"hmac_key", IMGNODE_CONF_STRING | IMGNODE_CONF_SECRET, "", 0, 0, NULL,
-         "Signatures v1 (deprecated): ?sig=hex(HMAC-SHA256(key, pipeline)) with no expiry, replayable forever. Refused unless hmac_v1 = yes.",
-         ING(hmac_key)},
-        {"hmac_v1", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
-         "Accept v1 signatures made with hmac_key (besides v2 ones with hmac_keys), for clients not yet moved.",
-         ING(hmac_v1)},
-        {"presets_only", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
-         "Accept only ?preset=NAME, never a pipeline in the request.",
-         ING(presets_only)},
-        {"www_dir", IMGNODE_CONF_PATH, IMGNODE_WWW_DIR, 0, 0, NULL,
-         "Directory of the upload page's files, served at / without an API key (.html, .css, .js, .svg, .png, .ico, .txt; no listing, no symlinks, no hidden files). Empty: no page, / is 404.",
-         ING(www_dir)},
-        {"admin_listen", IMGNODE_CONF_STRING, "127.0.0.1", 0, 0, NULL,
-         "Address of the admin listener (IPv4 or IPv6 literal), if admin_port is set.",
-         ING(admin_listen)},
-        {"admin_port", IMGNODE_CONF_INT, "0", 0, 65535, NULL,
-         "If set, /healthz, /readyz and /metrics are served on admin_listen:admin_port, and the public port answers /readyz and /metrics 404 (0 = all on the public port).",
-         ING(admin_port)},
-        {"access_log", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
-         "One info line per request: method, path, query (values of sig, keys, tokens and secrets masked), status, bytes, ms, client address, request_id (X-Request-ID, or one made up).",
-         ING(access_log)},
-        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
-};
-
-static const char *const fail_on[] = {"none", "truncated", "error", "warning",
-                                      NULL};
-
-static const struct imgnode_conf_key limits_keys[] = {
-        {"max_pixels", IMGNODE_CONF_INT, "100000000", 1, INT64_C(1) << 40, NULL,
-         "Largest image in pixels (width x height x frames): the input, and every step's output as predicted from the header, checked before decoding.",
-         LIM(max_pixels)},
-        {"max_pixels_interlaced", IMGNODE_CONF_INT, "30000000", 1,
-         INT64_C(1) << 40, NULL,
-         "The same for progressive JPEG and interlaced PNG, which libvips must decode whole.",
-         LIM(max_pixels_interlaced)},
-        {"max_dimension", IMGNODE_CONF_INT, "30000", 1, 10000000, NULL,
-         "Largest width or height of the input and of every step's output.",
-         LIM(max_dimension)},
-        {"max_frames", IMGNODE_CONF_INT, "100", 1, 100000, NULL,
-         "Most frames (pages) of an animated input.", LIM(max_frames)},
-        {"max_output", IMGNODE_CONF_SIZE, "100M", 1, INT64_C(1) << 40, NULL,
-         "Largest encoded result: refused before decoding when the encoder's least output is known from the geometry (png compression=0), else after encoding, instead of storing it.",
-         LIM(max_output)},
-        {"fail_on", IMGNODE_CONF_ENUM, "truncated", 0, 0, fail_on,
-         "How damaged an input may be: none, truncated, error or warning (libvips' fail_on).",
-         LIM(fail_on)},
-        {"formats", IMGNODE_CONF_LIST, "jpeg,png,gif,webp,tiff,heif", 0, 0,
-         NULL, "Input formats accepted (sniffed from content). Others get 415.",
-         LIM(formats)},
-        {"keep_metadata", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
-         "Keep the input's EXIF (GPS included), XMP, IPTC and comments in the output. no: every output is turned upright from its EXIF orientation and keeps only its ICC colour profile (AVIF and GIF: converted to sRGB instead).",
-         LIM(keep_metadata)},
-        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
-};
-
-const struct conf_section conf_core_sections[] = {
+static const struct conf_section runtime_sections[] = {
         {"node", node_keys, offsetof(struct conf, node), 0},
         {"supervisor", supervisor_keys, offsetof(struct conf, supervisor), 0},
         {"transport", transport_keys, offsetof(struct conf, transport),
          CONF_SECTION_PLUGIN},
         {"storage", storage_keys, offsetof(struct conf, storage),
          CONF_SECTION_PLUGIN},
-        {"workers", workers_keys, offsetof(struct conf, workers), 0},
-        {"ingress", ingress_keys, offsetof(struct conf, ingress), 0},
-        {"limits", limits_keys, offsetof(struct conf, limits), 0},
         {"filter.", NULL, 0, CONF_SECTION_PLUGIN | CONF_SECTION_PREFIX},
-        {"preset.", NULL, 0, CONF_SECTION_PREFIX},
         {NULL, NULL, 0, 0},
 };
 
-static bool section_matches(const struct conf_section *s, const char *name)
+/* What the runtime derives: the control socket's default path. */
+static int fill_runtime(struct conf *conf, char *err, size_t errlen)
 {
-	if (s->flags & CONF_SECTION_PREFIX) {
-		size_t len = strlen(s->name);
-		return strncmp(name, s->name, len) == 0 && name[len];
+	char *path;
+
+	if (conf->supervisor.control_socket[0])
+		return 0;
+	if (asprintf(&path, "%s/control.sock", conf->node.runtime_dir) < 0) {
+		conf_set_err(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	return strcmp(name, s->name) == 0;
+	free(conf->supervisor.control_socket);
+	conf->supervisor.control_socket = path;
+	return 0;
 }
 
-bool conf_section_known(const char *section)
+static const struct conf_schema runtime_schema = {
+        .sections = runtime_sections,
+        .fill = fill_runtime,
+};
+
+static const struct conf_schema *app_schema;
+
+void conf_register_app(const struct conf_schema *schema)
 {
-	for (const struct conf_section *s = conf_core_sections; s->name; s++)
-		if (section_matches(s, section))
-			return true;
-	return false;
+	app_schema = schema;
 }
 
-/* [preset.NAME] pipeline = ...: one key, checked here; the pipeline itself
- * is checked where filters are loaded. */
-static int fill_presets(struct conf *conf, char *err, size_t errlen)
+struct conf *conf_load(const char *path, char *err, size_t errlen)
 {
-	struct preset **tail = &conf->presets;
+	return conf_read(path, &runtime_schema, app_schema, err, errlen);
+}
 
-	for (struct conf_entry *e = conf->entries; e; e = e->next) {
-		const char *name = e->section + strlen("preset.");
-		struct preset *p;
+int conf_fill_sections(struct conf *conf, char *err, size_t errlen)
+{
+	return conf_fill_schemas(conf, &runtime_schema, app_schema, err,
+	                         errlen);
+}
 
-		if (strncmp(e->section, "preset.", 7) != 0)
+const struct conf_section *conf_table(const struct conf *conf, size_t i,
+                                      void **base)
+{
+	const struct conf_schema *schemas[2] = {&runtime_schema, app_schema};
+
+	if (conf && conf->schemas[0]) { /* those it was read with */
+		schemas[0] = conf->schemas[0];
+		schemas[1] = conf->schemas[1];
+	}
+	for (int n = 0; n < 2; n++) {
+		if (!schemas[n])
 			continue;
-		if (strcmp(e->key, "pipeline") != 0) {
-			conf_set_err(
-			        err, errlen,
-			        "%s:%d: [%s] %s: unknown key (a preset has only pipeline)",
-			        e->file, e->line, e->section, e->key);
-			return -EINVAL;
-		}
-		if (strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
-		            strlen(name) ||
-		    strlen(name) > 64) {
-			conf_set_err(
-			        err, errlen,
-			        "%s:%d: [%s]: a preset name is 1-64 characters of [a-z0-9_-]",
-			        e->file, e->line, e->section);
-			return -EINVAL;
-		}
-		for (p = conf->presets; p; p = p->next)
-			if (strcmp(p->name, name) == 0)
-				break;
-		if (!p) {
-			p = calloc(1, sizeof(*p));
-			if (!p || !(p->name = strdup(name))) {
-				free(p);
-				conf_set_err(err, errlen, "out of memory");
-				return -ENOMEM;
-			}
-			*tail = p;
-			tail = &p->next;
-		}
-		free(p->pipeline); /* a later file overrides */
-		p->pipeline = strdup(e->value);
-		p->where = e;
-		e->used = true;
-		if (!p->pipeline) {
-			conf_set_err(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-	}
-	return 0;
-}
-
-/* Where [ingress] key was set, for errors: "FILE:LINE: " or "". */
-static void position(const struct conf *conf, const char *key, char *buf,
-                     size_t len)
-{
-	const struct conf_entry *e = conf_find(conf, "ingress", key);
-
-	buf[0] = '\0';
-	if (e)
-		snprintf(buf, len, "%s:%d: ", e->file, e->line);
-}
-
-/*
- * The items of an [ingress] list of ID:SECRET (or, where bare is allowed,
- * SECRET alone): IDs well formed and distinct, secrets at least min_len.
- */
-static int check_id_list(const struct conf *conf, const char *key,
-                         const struct imgnode_list *l, bool bare,
-                         size_t min_len, char *err, size_t errlen)
-{
-	static const char id_chars[] =
-	        "abcdefghijklmnopqrstuvwxyz"
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
-	char where[600];
-
-	position(conf, key, where, sizeof(where));
-	for (size_t i = 0; i < l->n; i++) {
-		const char *item = l->items[i], *colon = strchr(item, ':');
-		size_t idlen = colon ? (size_t)(colon - item) : 0;
-
-		if (!colon && !bare) {
-			conf_set_err(
-			        err, errlen,
-			        "%s[ingress] %s: item %zu is not ID:SECRET",
-			        where, key, i + 1);
-			return -EINVAL;
-		}
-		if (colon && (idlen < 1 || idlen > 64 ||
-		              strspn(item, id_chars) != idlen)) {
-			conf_set_err(
-			        err, errlen,
-			        "%s[ingress] %s: item %zu: an ID is 1-64 characters of [A-Za-z0-9_.-] before the colon",
-			        where, key, i + 1);
-			return -EINVAL;
-		}
-		if (strlen(colon ? colon + 1 : item) < min_len) {
-			conf_set_err(
-			        err, errlen,
-			        "%s[ingress] %s: item %zu: the secret is shorter than %zu characters",
-			        where, key, i + 1, min_len);
-			return -EINVAL;
-		}
-		for (size_t j = 0; colon && j < i; j++)
-			if (strncmp(l->items[j], item, idlen + 1) == 0) {
-				conf_set_err(
-				        err, errlen,
-				        "%s[ingress] %s: ID \"%.*s\" is given twice",
-				        where, key, (int)idlen, item);
-				return -EINVAL;
-			}
-	}
-	return 0;
-}
-
-/* The keys of requests' authentication (docs/signing.md). */
-static int check_auth(const struct conf *conf, char *err, size_t errlen)
-{
-	const struct ingress_conf *ic = &conf->ingress;
-	char where[600];
-
-	if (check_id_list(conf, "api_keys", &ic->api_keys, true, 1, err,
-	                  errlen) ||
-	    check_id_list(conf, "hmac_keys", &ic->hmac_keys, false, 16, err,
-	                  errlen))
-		return -EINVAL;
-	if (ic->hmac_key[0] && !ic->hmac_v1) {
-		position(conf, "hmac_key", where, sizeof(where));
-		conf_set_err(
-		        err, errlen,
-		        "%s[ingress] hmac_key: v1 signatures (the pipeline only, no expiry, replayable forever) are off; sign requests v2 with hmac_keys = ID:SECRET (docs/signing.md), or set hmac_v1 = yes for clients not yet moved",
-		        where);
-		return -EINVAL;
-	}
-	if (ic->hmac_v1 && !ic->hmac_key[0]) {
-		position(conf, "hmac_v1", where, sizeof(where));
-		conf_set_err(err, errlen,
-		             "%s[ingress] hmac_v1: set, but hmac_key is empty",
-		             where);
-		return -EINVAL;
-	}
-	if (ic->admin_port && ic->admin_port == ic->port &&
-	    strcmp(ic->admin_listen, ic->listen) == 0) {
-		position(conf, "admin_port", where, sizeof(where));
-		conf_set_err(
-		        err, errlen,
-		        "%s[ingress] admin_port: the same address and port as the public listener",
-		        where);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* The CPUs this process may run on (taskset, a cpuset, systemd's
- * CPUAffinity=), else those online. */
-static long usable_cpus(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		return CPU_COUNT(&set);
-	return sysconf(_SC_NPROCESSORS_ONLN);
-}
-
-int conf_fill_core(struct conf *conf, char *err, size_t errlen)
-{
-	for (const struct conf_section *s = conf_core_sections; s->name; s++) {
-		if (!s->keys)
-			continue;
-		if (conf_fill(conf, s->name, s->keys, (char *)conf + s->offset,
-		              !(s->flags & CONF_SECTION_PLUGIN), err, errlen))
-			return -EINVAL;
-	}
-	if (conf->workers.count < 0) { /* auto */
-		long n = usable_cpus();
-		conf->workers.count = n < 1 ? 1 : n > 256 ? 256 : n;
-	}
-	/* below this, libvips cannot even start (glib aborts): workers
-	 * would crash until the pool gives up */
-	if (conf->workers.max_memory &&
-	    conf->workers.max_memory < MAX_MEMORY_MIN) {
-		const struct conf_entry *e =
-		        conf_find(conf, "workers", "max_memory");
-		conf_set_err(
-		        err, errlen,
-		        "%s:%d: [workers] max_memory: %s is too small for a worker to start (at least 256M, or 0 for no limit)",
-		        e ? e->file : conf->path, e ? e->line : 0,
-		        e ? e->value : "?");
-		return -EINVAL;
-	}
-	if (!conf->supervisor.control_socket[0]) {
-		char *path;
-		if (asprintf(&path, "%s/control.sock", conf->node.runtime_dir) <
-		    0) {
-			conf_set_err(err, errlen, "out of memory");
-			return -ENOMEM;
-		}
-		free(conf->supervisor.control_socket);
-		conf->supervisor.control_socket = path;
-	}
-	if (check_auth(conf, err, errlen))
-		return -EINVAL;
-	return fill_presets(conf, err, errlen);
-}
-
-void conf_release_core(struct conf *conf)
-{
-	struct preset *p, *next;
-
-	for (const struct conf_section *s = conf_core_sections; s->name; s++)
-		if (s->keys)
-			conf_release(s->keys, (char *)conf + s->offset);
-	for (p = conf->presets; p; p = next) {
-		next = p->next;
-		free(p->name);
-		free(p->pipeline);
-		free(p);
-	}
-	conf->presets = NULL;
-}
-
-const struct conf_section *conf_core_section(const char *name)
-{
-	for (const struct conf_section *s = conf_core_sections; s->name; s++)
-		if (section_matches(s, name))
+		for (const struct conf_section *s = schemas[n]->sections;
+		     s->name; s++) {
+			if (!s->keys || i--)
+				continue;
+			if (base)
+				*base = conf && (conf->app || !schemas[n]->size)
+				                ? (char *)conf_schema_base(
+				                          conf, schemas[n]) +
+				                          s->offset
+				                : NULL;
 			return s;
+		}
+	}
 	return NULL;
 }
 
-const char *conf_core_default(const char *section, const char *key)
+/* The table of section.key among those conf_table lists, or NULL. */
+static const struct imgnode_conf_key *find_key(const struct conf *conf,
+                                               const char *section,
+                                               const char *key, void **base)
 {
-	for (const struct conf_section *s = conf_core_sections; s->name; s++) {
-		if (!s->keys || !section_matches(s, section))
+	const struct conf_section *s;
+
+	for (size_t i = 0; (s = conf_table(conf, i, base)); i++) {
+		if (strcmp(s->name, section) != 0)
 			continue;
 		for (const struct imgnode_conf_key *k = s->keys; k->name; k++)
 			if (strcmp(k->name, key) == 0)
-				return k->def;
+				return k;
 	}
 	return NULL;
+}
+
+const char *conf_default(const char *section, const char *key)
+{
+	const struct imgnode_conf_key *k = find_key(NULL, section, key, NULL);
+
+	return k ? k->def : NULL;
+}
+
+const void *conf_value_of(const struct conf *conf, const char *section,
+                          const char *key)
+{
+	void *base = NULL;
+	const struct imgnode_conf_key *k = find_key(conf, section, key, &base);
+
+	return k && base ? (const char *)base + k->offset : NULL;
 }

@@ -1,38 +1,43 @@
 /*
- * The core's configuration sections and their key tables: the one place a
- * core key is declared (name, type, default, bounds, help).
+ * The runtime's configuration sections and the config it loads: its own
+ * sections plus those the program built on it registers (the image node's,
+ * core/node/node_conf.h).
  */
 #ifndef IMGNODE_CONF_KEYS_H
 #define IMGNODE_CONF_KEYS_H
 
 #include "config.h"
 
-/* Section whose keys beyond the core's belong to a plugin. */
-#define CONF_SECTION_PLUGIN 0x1
-/* name is a prefix: "filter." matches [filter.thumbnail]. */
-#define CONF_SECTION_PREFIX 0x2
+/*
+ * The program's sections, read by conf_load after the runtime's; called
+ * once at start by whoever builds the program, before any conf_load.
+ * schema is borrowed for the life of the process.
+ */
+void conf_register_app(const struct conf_schema *schema);
 
-struct conf_section {
-	const char *name;
-	const struct imgnode_conf_key *keys;
-	size_t offset; /* of the section's struct in struct conf */
-	unsigned flags;
-};
+/*
+ * Fills the runtime's and the program's sections of conf, a zeroed struct
+ * conf with a path and no entries read: every key at its default. 0 or
+ * -errno with the reason in err; free with conf_free.
+ */
+int conf_fill_sections(struct conf *conf, char *err, size_t errlen);
 
-/* Ends with a NULL name. */
-extern const struct conf_section conf_core_sections[];
+/*
+ * The i-th section with a key table, the runtime's first then the
+ * program's, or NULL past the last. If base is given, *base is set to the
+ * struct the section fills in conf (NULL when conf is NULL).
+ */
+const struct conf_section *conf_table(const struct conf *conf, size_t i,
+                                      void **base);
 
-/* True for a section a config may contain. */
-bool conf_section_known(const char *section);
+/* The default text of a key of those tables, or NULL if there is none. */
+const char *conf_default(const char *section, const char *key);
 
-/* Fills the core sections of conf; 0 or -EINVAL with the reason in err. */
-int conf_fill_core(struct conf *conf, char *err, size_t errlen);
-void conf_release_core(struct conf *conf);
-
-/* The section of conf_core_sections called name, or NULL. */
-const struct conf_section *conf_core_section(const char *name);
-
-/* The default text of a core key, or NULL if there is no such key. */
-const char *conf_core_default(const char *section, const char *key);
+/*
+ * The filled value of a key of those tables (a pointer to its C type), or
+ * NULL if there is no such key.
+ */
+const void *conf_value_of(const struct conf *conf, const char *section,
+                          const char *key);
 
 #endif

@@ -17,8 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "conf_keys.h"
-
 struct reader {
 	FILE *fp;
 	const char *file;
@@ -29,6 +27,7 @@ struct reader {
 
 struct load_ctx {
 	struct conf *conf;
+	const struct conf_schema *schemas[2];
 	struct reader *rd;
 	struct conf_entry **tail;
 	char *err;
@@ -96,6 +95,28 @@ static struct conf_entry *find_entry(struct conf_entry *e, const char *section,
 	return NULL;
 }
 
+static bool section_matches(const struct conf_section *s, const char *name)
+{
+	if (s->flags & CONF_SECTION_PREFIX) {
+		size_t len = strlen(s->name);
+		return strncmp(name, s->name, len) == 0 && name[len];
+	}
+	return strcmp(name, s->name) == 0;
+}
+
+/* True for a section one of the schemas names. */
+static bool section_known(const struct conf_schema *const schemas[2],
+                          const char *section)
+{
+	for (int i = 0; i < 2; i++)
+		for (const struct conf_section *s =
+		             schemas[i] ? schemas[i]->sections : NULL;
+		     s && s->name; s++)
+			if (section_matches(s, section))
+				return true;
+	return false;
+}
+
 static int load_handler(void *user, const char *section, const char *key,
                         const char *value)
 {
@@ -114,7 +135,7 @@ static int load_handler(void *user, const char *section, const char *key,
 		             key);
 		goto out_err;
 	}
-	if (!conf_section_known(section)) {
+	if (!section_known(ctx->schemas, section)) {
 		conf_set_err(ctx->err, ctx->errlen,
 		             "%s:%d: [%s] %s: unknown section", file, line,
 		             section, key);
@@ -271,10 +292,52 @@ static int load_dropins(struct load_ctx *ctx, const char *path)
 	return ret;
 }
 
-struct conf *conf_load(const char *path, char *err, size_t errlen)
+void *conf_schema_base(const struct conf *conf,
+                       const struct conf_schema *schema)
+{
+	return schema->size ? (void *)conf->app : (void *)conf;
+}
+
+int conf_fill_schemas(struct conf *conf, const struct conf_schema *runtime,
+                      const struct conf_schema *app, char *err, size_t errlen)
+{
+	conf->schemas[0] = runtime;
+	conf->schemas[1] = app;
+	for (int i = 0; i < 2; i++) {
+		const struct conf_schema *sc = conf->schemas[i];
+		int ret;
+
+		if (!sc)
+			continue;
+		if (sc->size && !conf->app &&
+		    !(conf->app = calloc(1, sc->size))) {
+			conf_set_err(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		for (const struct conf_section *s = sc->sections; s->name;
+		     s++) {
+			if (!s->keys)
+				continue;
+			if (conf_fill(conf, s->name, s->keys,
+			              (char *)conf_schema_base(conf, sc) +
+			                      s->offset,
+			              !(s->flags & CONF_SECTION_PLUGIN), err,
+			              errlen))
+				return -EINVAL;
+		}
+		ret = sc->fill ? sc->fill(conf, err, errlen) : 0;
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+struct conf *conf_read(const char *path, const struct conf_schema *runtime,
+                       const struct conf_schema *app, char *err, size_t errlen)
 {
 	struct conf *conf = calloc(1, sizeof(*conf));
-	struct load_ctx ctx = {.err = err, .errlen = errlen};
+	struct load_ctx ctx = {
+	        .err = err, .errlen = errlen, .schemas = {runtime, app}};
 
 	if (!conf || !(conf->path = strdup(path))) {
 		conf_set_err(err, errlen, "out of memory");
@@ -285,7 +348,7 @@ struct conf *conf_load(const char *path, char *err, size_t errlen)
 	ctx.tail = &conf->entries;
 	if (load_file(&ctx, path) || load_dropins(&ctx, path))
 		goto out_free;
-	if (conf_fill_core(conf, err, errlen))
+	if (conf_fill_schemas(conf, runtime, app, err, errlen))
 		goto out_free;
 	return conf;
 
@@ -300,7 +363,20 @@ void conf_free(struct conf *conf)
 
 	if (!conf)
 		return;
-	conf_release_core(conf);
+	for (int i = 0; i < 2; i++) {
+		const struct conf_schema *sc = conf->schemas[i];
+
+		if (!sc || (sc->size && !conf->app))
+			continue;
+		for (const struct conf_section *s = sc->sections; s->name; s++)
+			if (s->keys)
+				conf_release(s->keys, (char *)conf_schema_base(
+				                              conf, sc) +
+				                              s->offset);
+		if (sc->release)
+			sc->release(conf);
+	}
+	free(conf->app);
 	for (e = conf->entries; e; e = next) {
 		next = e->next;
 		free(e->section);

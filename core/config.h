@@ -3,10 +3,13 @@
  *
  * A config is FILE plus conf.d/ *.ini next to it, in lexical order. Every
  * line read becomes a struct conf_entry (kept for imgnode -T, for error
- * positions and for plugin sections). Core sections are filled into struct
- * conf at load time; the keys of plugin sections ([transport], [storage] and
- * [filter.NAME]) are checked later against the plugin's own table, in a
- * process that may load plugin code (never the supervisor).
+ * positions and for plugin sections). This engine knows no section of its
+ * own: it is handed schemas (section tables and hooks), the runtime's
+ * (core/conf_keys.c) and the program's (the image node's,
+ * core/node/node_conf.c), and fills them at load time; the keys of plugin
+ * sections ([transport], [storage] and [filter.NAME]) are checked later
+ * against the plugin's own table, in a process that may load plugin code
+ * (never the supervisor).
  *
  * Errors are reported once, as "FILE:LINE: [section] key: reason", in the
  * caller's buffer; functions return 0 or -errno.
@@ -60,65 +63,11 @@ struct plugin_ref_conf {
 	char *plugin;
 };
 
-struct workers_conf {
-	int64_t count;
-	int64_t intensity;
-	int64_t max_jobs;
-	int64_t max_rss; /* bytes */
-	int64_t max_memory; /* bytes of address space (RLIMIT_AS); 0: none */
-	bool seccomp; /* the system call allow-list */
-	int64_t job_timeout; /* ms */
-	int64_t heartbeat; /* ms */
-	int64_t concurrency; /* libvips threads per job */
-	int64_t nice; /* added to the node's niceness; SCHED_BATCH */
-};
-
-struct ingress_conf {
-	char *listen;
-	int64_t port;
-	int64_t max_body; /* bytes */
-	int64_t wait_max; /* ms */
-	int64_t request_timeout; /* ms */
-	int64_t request_deadline; /* ms */
-	int64_t max_connections;
-	int64_t max_connections_per_ip; /* 0: no limit */
-	int64_t threads;
-	int64_t probers;
-	int64_t probe_timeout; /* ms */
-	int64_t upload_memory; /* bytes */
-	int64_t max_inflight;
-	int64_t max_inflight_per_client; /* 0: no limit per client */
-	struct imgnode_list trusted_proxies;
-	struct imgnode_list api_keys; /* KEY or ID:KEY */
-	char *hmac_key; /* signatures v1, only with hmac_v1 */
-	bool hmac_v1;
-	struct imgnode_list hmac_keys; /* ID:SECRET: signatures v2 */
-	int64_t hmac_max_ttl; /* ms */
-	bool presets_only;
-	char *admin_listen;
-	int64_t admin_port; /* 0: /readyz and /metrics on the public port */
-	char *www_dir; /* the upload page; empty: none */
-	bool access_log; /* a line per request */
-};
-
-struct limits_conf {
-	int64_t max_pixels;
-	int64_t max_pixels_interlaced;
-	int64_t max_dimension;
-	int64_t max_frames;
-	int64_t max_output; /* bytes */
-	int fail_on; /* enum: none, truncated, error, warning */
-	struct imgnode_list formats;
-	bool keep_metadata; /* no: outputs carry only their ICC profile */
-};
-
-/* A [preset.NAME] section: a named pipeline. */
-struct preset {
-	char *name;
-	char *pipeline;
-	const struct conf_entry *where;
-	struct preset *next;
-};
+/*
+ * The sections of the program built on the runtime (the image node's, in
+ * core/node/node_conf.h): the runtime only holds the pointer.
+ */
+struct conf_app;
 
 struct conf {
 	char *path;
@@ -126,18 +75,64 @@ struct conf {
 	struct supervisor_conf supervisor;
 	struct plugin_ref_conf transport;
 	struct plugin_ref_conf storage;
-	struct workers_conf workers;
-	struct ingress_conf ingress;
-	struct limits_conf limits;
-	struct preset *presets; /* in the order read */
+	struct conf_app *app; /* the program's sections, or NULL if none */
+	const struct conf_schema *schemas[2]; /* the runtime's, the program's */
 	struct conf_entry *entries; /* in the order read */
 };
 
+/* Section whose keys beyond the table's belong to a plugin. */
+#define CONF_SECTION_PLUGIN 0x1
+/* name is a prefix: "filter." matches [filter.thumbnail]. */
+#define CONF_SECTION_PREFIX 0x2
+
+/* A section a config may contain, and the table of its keys (or NULL). */
+struct conf_section {
+	const char *name;
+	const struct imgnode_conf_key *keys;
+	size_t offset; /* of the section's struct in its schema's block */
+	unsigned flags;
+};
+
 /*
- * Reads path and its conf.d/. Returns a new config (caller frees with
- * conf_free) or NULL with the reason in err.
+ * A set of sections the engine is handed: their tables, the block their
+ * values fill (struct conf itself when size is 0, else a zeroed block of
+ * size bytes at conf->app), and what is done after the tables are filled
+ * (derived values, checks across keys, sections without a table; 0 or
+ * -errno with the reason in err) and before the block is freed.
+ */
+struct conf_schema {
+	const struct conf_section *sections; /* ends with a NULL name */
+	size_t size;
+	int (*fill)(struct conf *conf, char *err, size_t errlen);
+	void (*release)(struct conf *conf);
+};
+
+/*
+ * Reads path and its conf.d/ against the schemas (the program's may be
+ * NULL): a section neither names is an error. Returns a new config (caller
+ * frees with conf_free) or NULL with the reason in err.
+ */
+struct conf *conf_read(const char *path, const struct conf_schema *runtime,
+                       const struct conf_schema *app, char *err, size_t errlen);
+
+/*
+ * Fills the schemas' sections of conf (entries read already, or none: the
+ * defaults): the tables, then each schema's fill. 0 or -errno with the
+ * reason in err.
+ */
+int conf_fill_schemas(struct conf *conf, const struct conf_schema *runtime,
+                      const struct conf_schema *app, char *err, size_t errlen);
+
+/* The block a section of schema fills in conf. */
+void *conf_schema_base(const struct conf *conf,
+                       const struct conf_schema *schema);
+
+/*
+ * conf_read with the runtime's sections (core/conf_keys.c) and the
+ * program's registered with conf_register_app.
  */
 struct conf *conf_load(const char *path, char *err, size_t errlen);
+/* Frees conf and all it holds, wiping values first; NULL is fine. */
 void conf_free(struct conf *conf);
 
 /*

@@ -38,7 +38,7 @@ static const char *host_config_get(const char *section, const char *key)
 	e = conf_find(host_conf, section, key);
 	if (e)
 		return e->value;
-	return conf_core_default(section, key);
+	return conf_default(section, key);
 }
 
 static const struct imgnode_host host = {

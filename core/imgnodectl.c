@@ -23,20 +23,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "config.h"
 #include "node/ctl_process.h"
+#include "node/node_conf.h"
 #include "submit.h"
 
-#ifndef IMGNODE_VERSION
-#define IMGNODE_VERSION "0.0.0"
-#endif
 #ifndef IMGNODE_SYSCONFDIR
 #define IMGNODE_SYSCONFDIR "/etc"
 #endif
 
 #define EXIT_REFUSED 1
-#define EXIT_USAGE 100
-#define EXIT_UNREACHABLE 111
 
 #define DEFAULT_SOCKET "/run/imgnode/control.sock"
 #define DEFAULT_CONFIG IMGNODE_SYSCONFDIR "/imgnode/imgnode.ini"
@@ -104,15 +101,7 @@ static void die_usage(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs(" (imgnodectl -h for help)\n", stderr);
-	exit(EXIT_USAGE);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	exit(EXIT_PERMANENT);
 }
 
 /* Waits for events on fd until deadline; 0, -ETIMEDOUT or -errno. */
@@ -407,7 +396,7 @@ static struct row *add_row(struct table *t)
 
 		if (!rows) {
 			fprintf(stderr, "imgnodectl: %s\n", strerror(ENOMEM));
-			exit(EXIT_UNREACHABLE);
+			exit(EXIT_TEMPORARY);
 		}
 		t->rows = rows;
 		t->cap = cap;
@@ -546,7 +535,7 @@ static int drain(const char *path, int64_t timeout_ms, bool json_out)
 		if (ctl_call(path, line, deadline > now ? deadline - now : 1,
 		             &answer, err, sizeof(err))) {
 			fprintf(stderr, "imgnodectl: %s\n", err);
-			return EXIT_UNREACHABLE;
+			return EXIT_TEMPORARY;
 		}
 		reply = json_loads(answer, 0, NULL);
 		free(answer);
@@ -571,7 +560,7 @@ static int drain(const char *path, int64_t timeout_ms, bool json_out)
 			fprintf(stderr,
 			        "imgnodectl: %lld still in flight after %.3g s; the node stays draining (-t to wait longer)\n",
 			        (long long)left, (double)timeout_ms / 1000);
-			return EXIT_UNREACHABLE;
+			return EXIT_TEMPORARY;
 		}
 		usleep(500 * 1000);
 	}
@@ -603,7 +592,7 @@ static char *socket_path(const char *sock, const char *config, bool explicit)
 			fprintf(stderr,
 			        "imgnodectl: %s (-s SOCKET skips the config)\n",
 			        err);
-			exit(EXIT_USAGE);
+			exit(EXIT_PERMANENT);
 		}
 		fprintf(stderr, "imgnodectl: warning: %s; trying %s\n", err,
 		        DEFAULT_SOCKET);
@@ -649,6 +638,7 @@ int main(int argc, char **argv)
 	json_error_t jerr;
 	int opt, ret;
 
+	node_conf_register(); /* the config it reads is a node's */
 	while ((opt = getopt_long(argc, argv, "+s:c:jt:hV", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
@@ -663,7 +653,7 @@ int main(int argc, char **argv)
 		case 'V': printf("imgnodectl %s\n", IMGNODE_VERSION); return 0;
 		default:
 			fprintf(stderr, "imgnodectl -h for help\n");
-			return EXIT_USAGE;
+			return EXIT_PERMANENT;
 		}
 	}
 	if (optind >= argc)
@@ -694,7 +684,7 @@ int main(int argc, char **argv)
 	json_decref(req);
 	if (!line) {
 		fprintf(stderr, "imgnodectl: unable to encode the request\n");
-		return EXIT_USAGE;
+		return EXIT_PERMANENT;
 	}
 	/* one line: json_dumps escapes newlines inside strings */
 	{
@@ -704,7 +694,7 @@ int main(int argc, char **argv)
 		if (!p) {
 			free(line);
 			fprintf(stderr, "imgnodectl: %s\n", strerror(ENOMEM));
-			return EXIT_UNREACHABLE;
+			return EXIT_TEMPORARY;
 		}
 		line = p;
 		memcpy(line + n, "\n", 2);
@@ -714,7 +704,7 @@ int main(int argc, char **argv)
 	if (!path) {
 		free(line);
 		fprintf(stderr, "imgnodectl: %s\n", strerror(ENOMEM));
-		return EXIT_UNREACHABLE;
+		return EXIT_TEMPORARY;
 	}
 	if (strcmp(cmd->name, "drain") == 0) {
 		ret = drain(path, (int64_t)(timeout * 1000 + 0.5), json_out);
@@ -728,7 +718,7 @@ int main(int argc, char **argv)
 	if (ret) {
 		fprintf(stderr, "imgnodectl: %s\n", err);
 		free(path);
-		return EXIT_UNREACHABLE;
+		return EXIT_TEMPORARY;
 	}
 	reply = json_loads(answer, 0, &jerr);
 	if (!json_is_object(reply)) {
@@ -737,7 +727,7 @@ int main(int argc, char **argv)
 		json_decref(reply);
 		free(answer);
 		free(path);
-		return EXIT_UNREACHABLE;
+		return EXIT_TEMPORARY;
 	}
 	free(path);
 
@@ -769,7 +759,7 @@ int main(int argc, char **argv)
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "imgnodectl: unable to write the output: %s\n",
 		        strerror(errno));
-		return EXIT_UNREACHABLE;
+		return EXIT_TEMPORARY;
 	}
 	return ret;
 }

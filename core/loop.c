@@ -5,6 +5,7 @@
  * so callbacks may add and remove freely.
  */
 #include "loop.h"
+#include "base.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -53,14 +54,6 @@ struct loop {
 	bool stopped;
 	int code;
 };
-
-int64_t loop_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 struct loop *loop_new(void)
 {
@@ -161,7 +154,7 @@ struct loop_timer *loop_timer_add(struct loop *loop, int64_t ms,
 
 	if (!t)
 		return NULL;
-	t->due = loop_now() + (ms > 0 ? ms : 0);
+	t->due = now_ms() + (ms > 0 ? ms : 0);
 	t->fn = fn;
 	t->arg = arg;
 	t->next = loop->timers;
@@ -243,7 +236,7 @@ int loop_on_signal(struct loop *loop, int sig, loop_signal_fn *fn, void *arg)
 /* Runs the timers that are due. */
 static void run_timers(struct loop *loop)
 {
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 	struct loop_timer *t;
 
 again:
@@ -275,7 +268,7 @@ static void run_hooks(struct loop *loop)
 /* Milliseconds to the next timer (0 if one is due), or -1: poll's timeout. */
 static int next_timeout(struct loop *loop)
 {
-	int64_t now = loop_now(), next = INT32_MAX;
+	int64_t now = now_ms(), next = INT32_MAX;
 
 	if (!loop->timers)
 		return -1;

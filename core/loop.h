@@ -20,9 +20,6 @@ typedef void loop_signal_fn(struct loop *loop, int sig, void *arg);
 typedef void loop_prepare_fn(struct loop *loop, void *arg);
 struct loop_prepare;
 
-/* Milliseconds on the monotonic clock. */
-int64_t loop_now(void);
-
 /* A new loop, or NULL (errno set). Free with loop_free. */
 struct loop *loop_new(void);
 void loop_free(struct loop *loop);

@@ -13,25 +13,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "conf_keys.h"
 #include "config.h"
 #include "log.h"
 #include "node/image.h"
 #include "node/node.h"
+#include "node/node_conf.h"
 #include "node/pipeline.h"
 #include "node/prober.h"
 #include "plugin.h"
 #include "util.h"
 
-#ifndef IMGNODE_VERSION
-#define IMGNODE_VERSION "0.0.0"
-#endif
 #ifndef IMGNODE_SYSCONFDIR
 #define IMGNODE_SYSCONFDIR "/etc"
 #endif
-
-#define EXIT_PERMANENT 100
-#define EXIT_TEMPORARY 111
 
 enum mode { MODE_RUN, MODE_TEST, MODE_DUMP, MODE_DEFAULTS, MODE_VERSION };
 
@@ -51,15 +47,16 @@ static void usage(FILE *out)
 	        IMGNODE_SYSCONFDIR);
 }
 
-/* Prints [section], the core's keys of it, then the plugin's, if any. */
+/* Prints [section], the core's keys of it (filling base), then the
+ * plugin's, if any. */
 static void print_section(FILE *out, struct conf *conf,
-                          const struct conf_section *cs, const char *section,
-                          const struct plugin *p, enum conf_print_mode mode)
+                          const struct conf_section *cs, const void *base,
+                          const char *section, const struct plugin *p,
+                          enum conf_print_mode mode)
 {
 	fprintf(out, "[%s]\n", section);
 	if (cs && cs->keys)
-		conf_print_keys(out, conf, section, cs->keys,
-		                conf ? (char *)conf + cs->offset : NULL, mode);
+		conf_print_keys(out, conf, section, cs->keys, base, mode);
 	if (p)
 		conf_print_keys(out, conf, section, p->desc->conf_keys, p->conf,
 		                mode);
@@ -99,9 +96,9 @@ static void print_filters_and_presets(struct plugin_set *set, struct conf *conf,
 			printf("; %s\n", p->desc->description
 			                         ? p->desc->description
 			                         : p->desc->name);
-		print_section(stdout, template ? NULL : conf, NULL, section, p,
-		              template ? CONF_PRINT_TEMPLATE
-		                       : CONF_PRINT_EFFECTIVE);
+		print_section(
+		        stdout, template ? NULL : conf, NULL, NULL, section, p,
+		        template ? CONF_PRINT_TEMPLATE : CONF_PRINT_EFFECTIVE);
 	}
 	if (template) {
 		printf("; Presets: named pipelines a request can use with "
@@ -111,7 +108,7 @@ static void print_filters_and_presets(struct plugin_set *set, struct conf *conf,
 		       "webp(q=80)\n");
 		return;
 	}
-	for (const struct preset *p = conf->presets; p; p = p->next)
+	for (const struct preset *p = conf->app->presets; p; p = p->next)
 		printf("[preset.%s]\npipeline = %s  ; %s:%d\n\n", p->name,
 		       p->pipeline, p->where->file, p->where->line);
 }
@@ -122,6 +119,8 @@ static int print_config(struct plugin_set *set, struct conf *conf, void *arg,
 {
 	enum mode mode = *(enum mode *)arg;
 	bool template = mode == MODE_DEFAULTS;
+	const struct conf_section *cs;
+	void *base;
 
 	if (!template && node_check(set, conf, NULL, err, errlen))
 		return -EINVAL;
@@ -136,13 +135,10 @@ static int print_config(struct plugin_set *set, struct conf *conf, void *arg,
 	else
 		printf("; effective configuration of %s (imgnode %s)\n\n",
 		       conf->path, IMGNODE_VERSION);
-	for (const struct conf_section *cs = conf_core_sections; cs->name;
-	     cs++) {
+	for (size_t i = 0; (cs = conf_table(conf, i, &base)); i++) {
 		struct plugin *chosen = NULL;
 		unsigned kind = 0;
 
-		if (!cs->keys)
-			continue;
 		if (strcmp(cs->name, "transport") == 0) {
 			kind = IMGNODE_KIND_TRANSPORT;
 			chosen = set->transport;
@@ -151,11 +147,11 @@ static int print_config(struct plugin_set *set, struct conf *conf, void *arg,
 			chosen = set->storage;
 		}
 		if (!template) {
-			print_section(stdout, conf, cs, cs->name, chosen,
+			print_section(stdout, conf, cs, base, cs->name, chosen,
 			              CONF_PRINT_EFFECTIVE);
 			continue;
 		}
-		print_section(stdout, NULL, cs, cs->name, NULL,
+		print_section(stdout, NULL, cs, NULL, cs->name, NULL,
 		              CONF_PRINT_TEMPLATE);
 		if (kind)
 			print_alternatives(stdout, set, kind,
@@ -236,6 +232,7 @@ int main(int argc, char **argv)
 	struct conf *conf;
 	int verbosity = 0, opt, ret;
 
+	node_conf_register();
 	/* not an option a user gives: the ingress's prober (prober.h) */
 	if (argc > 1 && strcmp(argv[1], "--probe-helper") == 0)
 		return prober_main(argc, argv);

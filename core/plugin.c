@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base.h"
+#include "conf_keys.h"
 #include "config.h"
 #include "host.h"
 #include "util.h"
@@ -458,7 +460,8 @@ static void check_filter_section(const char *section, void *arg)
  * stays with its consumer between tick()s. Workers tick while a job runs,
  * but a lease shorter than [workers] job_timeout would still hand a job
  * that is within its deadline to a second worker whenever the ticks stop
- * (a stopped or starved process): refused, naming both keys.
+ * (a stopped or starved process): refused, naming both keys. A program
+ * without a [workers] section (conf_register_app) has no job_timeout.
  */
 static int check_lease(const struct plugin *t, const struct conf *conf,
                        char *err, size_t errlen)
@@ -466,6 +469,8 @@ static int check_lease(const struct plugin *t, const struct conf *conf,
 	static const struct imgnode_conf_key ms = {
 	        .name = "job_timeout", .type = IMGNODE_CONF_DURATION};
 	const struct imgnode_conf_key *k = t->desc->conf_keys;
+	const int64_t *job_timeout =
+	        conf_value_of(conf, "workers", "job_timeout");
 	const struct conf_entry *je;
 	char lease_s[32], job_s[32], pos[CONF_ERR_MAX / 2],
 	        jpos[CONF_ERR_MAX / 2];
@@ -475,14 +480,13 @@ static int check_lease(const struct plugin *t, const struct conf *conf,
 		if (!strcmp(k->name, "lease") &&
 		    k->type == IMGNODE_CONF_DURATION)
 			break;
-	if (!k || !k->name || !t->conf)
+	if (!k || !k->name || !t->conf || !job_timeout)
 		return 0;
 	lease = *(const int64_t *)((const char *)t->conf + k->offset);
-	if (lease >= conf->workers.job_timeout)
+	if (lease >= *job_timeout)
 		return 0;
 	conf_value_format(&ms, &lease, lease_s, sizeof(lease_s));
-	conf_value_format(&ms, &conf->workers.job_timeout, job_s,
-	                  sizeof(job_s));
+	conf_value_format(&ms, job_timeout, job_s, sizeof(job_s));
 	je = conf_find(conf, "workers", "job_timeout");
 	if (je)
 		snprintf(jpos, sizeof(jpos), ", %s:%d", je->file, je->line);
@@ -658,7 +662,7 @@ int plugin_validate_in_child(struct conf *conf, plugin_check_fn *fn, void *arg,
 		fflush(NULL);
 		if (ret) {
 			util_write_all(pfd[1], why, strlen(why));
-			_exit(100);
+			_exit(EXIT_PERMANENT);
 		}
 		_exit(0);
 	}

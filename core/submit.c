@@ -34,16 +34,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "config.h"
+#include "node/node_conf.h"
 #include "submit.h"
 #include "submit_run.h"
 
-#ifndef IMGNODE_VERSION
-#define IMGNODE_VERSION "0.0.0"
-#endif
-
 #define EXIT_FAILED 1
-#define EXIT_USAGE 100
 #define EXIT_INTERRUPTED 130 /* 128 + SIGINT, as shells say */
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
@@ -106,16 +103,7 @@ static int usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputs(" (imgnodectl submit -h for help)\n", stderr);
-	return EXIT_USAGE;
-}
-
-/* See submit_run.h. */
-int64_t submit_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return EXIT_PERMANENT;
 }
 
 /* See submit_run.h. */
@@ -135,7 +123,7 @@ char *submit_printf(const char *fmt, ...)
 _Noreturn void submit_oom(void)
 {
 	fprintf(stderr, "imgnodectl: submit: %s\n", strerror(ENOMEM));
-	exit(EXIT_UNREACHABLE);
+	exit(EXIT_TEMPORARY);
 }
 
 static char *xstrdup(const char *s)
@@ -392,15 +380,15 @@ void submit_draw(struct run *run, bool force)
 {
 	size_t finished = run->done + run->failed + run->skipped;
 	size_t worked = run->done + run->failed;
-	double secs = (double)(submit_now_ms() - run->started) / 1000;
+	double secs = (double)(now_ms() - run->started) / 1000;
 	double rate = secs > 0.2 ? worked / secs : 0;
 	struct winsize ws;
 	char eta[32] = "--:--", text[160];
 	int cols = 80, barw, pct, fill;
 
-	if (!run->tty || (!force && submit_now_ms() - run->last_draw < 200))
+	if (!run->tty || (!force && now_ms() - run->last_draw < 200))
 		return;
-	run->last_draw = submit_now_ms();
+	run->last_draw = now_ms();
 	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
 		cols = ws.ws_col;
 	if (rate > 0 && finished < run->ntasks)
@@ -501,14 +489,14 @@ static char *config_url(const char *config)
 		        err);
 		return NULL;
 	}
-	host = conf->ingress.listen;
+	host = conf->app->ingress.listen;
 	if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
 		host = "127.0.0.1";
 	else if (strcmp(host, "::") == 0)
 		host = "::1";
 	url = submit_printf(strchr(host, ':') ? "http://[%s]:%lld"
 	                                      : "http://%s:%lld",
-	                    host, (long long)conf->ingress.port);
+	                    host, (long long)conf->app->ingress.port);
 	conf_free(conf);
 	return url;
 }
@@ -541,7 +529,7 @@ static int read_list(struct run *run)
 
 static void summary(struct run *run)
 {
-	double secs = (double)(submit_now_ms() - run->started) / 1000;
+	double secs = (double)(now_ms() - run->started) / 1000;
 	size_t shown = 0;
 
 	if (run->tty) {
@@ -676,7 +664,7 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 		case 'h': submit_usage(stdout); return 0;
 		default:
 			fprintf(stderr, "imgnodectl submit -h for help\n");
-			return EXIT_USAGE;
+			return EXIT_PERMANENT;
 		}
 	}
 	if (!run.npipes)
@@ -720,12 +708,12 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 	if (mkdir(run.outdir, 0777) < 0 && errno != EEXIST) {
 		fprintf(stderr, "imgnodectl: submit: unable to make %s: %s\n",
 		        run.outdir, strerror(errno));
-		return EXIT_USAGE;
+		return EXIT_PERMANENT;
 	}
 	if (stat(run.outdir, &run.out_st) < 0 || !S_ISDIR(run.out_st.st_mode)) {
 		fprintf(stderr, "imgnodectl: submit: %s is not a folder\n",
 		        run.outdir);
-		return EXIT_USAGE;
+		return EXIT_PERMANENT;
 	}
 	run.out_exists = true;
 
@@ -735,9 +723,9 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 				return usage_error("- is given twice");
 			from_stdin = true;
 			if (read_list(&run) < 0)
-				ret = EXIT_USAGE;
+				ret = EXIT_PERMANENT;
 		} else if (add_arg(&run, argv[i]) < 0) {
-			ret = EXIT_USAGE;
+			ret = EXIT_PERMANENT;
 		}
 	}
 	if (ret)
@@ -754,7 +742,7 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 	if (!run.url && explicit) {
 		run.url = url_buf = config_url(config);
 		if (!url_buf) {
-			ret = EXIT_USAGE;
+			ret = EXIT_PERMANENT;
 			goto out_free;
 		}
 	}
@@ -769,7 +757,7 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		fprintf(stderr,
 		        "imgnodectl: submit: unable to start libcurl\n");
-		ret = EXIT_UNREACHABLE;
+		ret = EXIT_TEMPORARY;
 		goto out_free;
 	}
 	/* a trailing slash would double in the paths */
@@ -793,13 +781,13 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 		}
 	}
 	run.tty = isatty(STDERR_FILENO);
-	run.started = submit_now_ms();
+	run.started = now_ms();
 	if (run.skipped < run.ntasks) {
 		if (!submit_reachable(run.url, err)) {
 			fprintf(stderr,
 			        "imgnodectl: submit: cannot reach the node at %s: %s (is imgnode running? --url names another)\n",
 			        run.url, err);
-			ret = EXIT_UNREACHABLE;
+			ret = EXIT_TEMPORARY;
 			goto out_cleanup;
 		}
 		struct sigaction sa = {.sa_handler = on_signal};

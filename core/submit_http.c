@@ -23,11 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "submit_run.h"
-
-#ifndef IMGNODE_VERSION
-#define IMGNODE_VERSION "0.0.0"
-#endif
 
 #define ERR_BODY_MAX (64 * 1024) /* of an error answer kept */
 #define RETRY_AFTER_MAX 300 /* s: a longer Retry-After is cut to this */
@@ -365,7 +362,7 @@ static bool retry(struct run *run, struct task *t, int64_t delay_ms)
 	submit_end_transfer(run, t);
 	submit_reset(t);
 	t->state = T_WAIT;
-	t->not_before = submit_now_ms() + delay_ms;
+	t->not_before = now_ms() + delay_ms;
 	return true;
 }
 
@@ -376,13 +373,13 @@ static void poll_later(struct run *run, struct task *t)
 	if (!t->polling) {
 		t->polling = true;
 		t->poll_ms = POLL_MIN_MS;
-		t->poll_until = submit_now_ms() + POLL_TOTAL_MS;
+		t->poll_until = now_ms() + POLL_TOTAL_MS;
 	} else if (t->poll_ms < POLL_MAX_MS) {
 		t->poll_ms = t->poll_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS
 		                                          : t->poll_ms * 2;
 	}
 	t->state = T_WAIT;
-	t->not_before = submit_now_ms() + t->poll_ms;
+	t->not_before = now_ms() + t->poll_ms;
 }
 
 /* The node's reason from an error answer: "error: detail". */
@@ -480,7 +477,7 @@ static void ended(struct run *run, struct task *t, CURLcode res)
 			free(why);
 			return;
 		}
-		if (t->polling && submit_now_ms() > t->poll_until) {
+		if (t->polling && now_ms() > t->poll_until) {
 			fail(run, t, "job %s still not done after %d s", t->job,
 			     POLL_TOTAL_MS / 1000);
 			return;
@@ -514,7 +511,7 @@ static void ended(struct run *run, struct task *t, CURLcode res)
 /* Starts what may start; the delay until the next one may (ms). */
 static long schedule(struct run *run)
 {
-	int64_t now = submit_now_ms(), next = INT64_MAX;
+	int64_t now = now_ms(), next = INT64_MAX;
 
 	for (size_t i = 0; i < run->ntasks; i++) {
 		struct task *t = &run->tasks[i];

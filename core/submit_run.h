@@ -11,9 +11,9 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "base.h"
 #include "config.h"
 
-#define EXIT_UNREACHABLE 111
 #define SIGN_TTL 60 /* s: a signature's life (re-signed on each retry) */
 
 /* A pipeline or preset to run each input through. */
@@ -80,8 +80,6 @@ static inline const char *pipe_name(const struct pipe *p)
 /* Set by SIGINT or SIGTERM: the run stops, leaving no half file. */
 extern volatile sig_atomic_t submit_interrupted;
 
-/* The monotonic clock in ms. */
-int64_t submit_now_ms(void);
 /* A formatted string the caller frees; NULL only without memory. */
 char *submit_printf(const char *fmt, ...) IMGNODE_PRINTF(1, 2);
 /* Out of memory: says so and exits 111. */

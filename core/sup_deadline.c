@@ -12,6 +12,7 @@
  * hook, so the loop never sleeps past one. An idle tree with no deadline
  * sleeps until a descriptor wakes it.
  */
+#include "base.h"
 #include "sup_tree.h"
 
 #include <errno.h>
@@ -47,8 +48,8 @@ static void on_sigchld(struct loop *loop, int sig, void *arg)
 		proc_describe_status(status, how, sizeof(how));
 		sup_child_down(c, how,
 		               WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		               WIFEXITED(status) && WEXITSTATUS(status) ==
-		                                            SUP_EXIT_PERMANENT);
+		               WIFEXITED(status) &&
+		                       WEXITSTATUS(status) == EXIT_PERMANENT);
 		if (root->freed_later)
 			return;
 	}
@@ -156,7 +157,7 @@ static void pump_all(struct sup *s)
 static void on_deadline(struct loop *loop, void *arg)
 {
 	struct sup *root = arg;
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 	bool rss = now - root->last_rss_check >= RSS_EVERY_MS;
 
 	(void)loop;
@@ -203,7 +204,7 @@ static void on_prepare(struct loop *loop, void *arg)
 	root->armed_at = NONE;
 	if (due == NONE)
 		return;
-	root->timer = loop_timer_add(loop, due - loop_now(), on_deadline, root);
+	root->timer = loop_timer_add(loop, due - now_ms(), on_deadline, root);
 	if (root->timer)
 		root->armed_at = due;
 	else

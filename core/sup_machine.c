@@ -14,6 +14,7 @@
  * stopping. What happens when it goes down is one table, down_table: what
  * the child was doing by how it ended (docs/supervision.md shows it).
  */
+#include "base.h"
 #include "sup_tree.h"
 
 #include <errno.h>
@@ -117,7 +118,7 @@ static void close_status(struct ch *c)
 
 static void child_ready(struct ch *c)
 {
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 
 	c->state = CH_RUNNING;
 	c->deadline = c->spec->heartbeat_ms ? now + c->spec->heartbeat_ms : 0;
@@ -132,7 +133,7 @@ static void child_start(struct ch *c)
 	struct sup *s = c->parent;
 	pid_t pid;
 
-	c->started = loop_now();
+	c->started = now_ms();
 	c->generation = sup_root_of(s)->generation;
 	c->kill_reason = NULL;
 	c->recycling = false;
@@ -186,7 +187,7 @@ void sup_child_stop(struct ch *c)
 		c->stop_deadline = 0;
 		kill(c->pid, SIGKILL);
 	} else {
-		c->stop_deadline = loop_now() + c->spec->shutdown_ms;
+		c->stop_deadline = now_ms() + c->spec->shutdown_ms;
 		kill(c->pid, SIGTERM);
 	}
 }
@@ -202,7 +203,7 @@ void sup_child_kill(struct ch *c, const char *reason)
 
 static void on_line(struct ch *c, const char *line)
 {
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 
 	if (strcmp(line, "ready") == 0) {
 		if (c->state == CH_STARTING)
@@ -259,7 +260,7 @@ static void on_status(struct loop *loop, int fd, short revents, void *arg)
 /* Restart bookkeeping: true if s may restart once more. */
 static bool count_restart(struct sup *s)
 {
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 	size_t j = 0;
 	int64_t *at;
 
@@ -279,7 +280,7 @@ static bool count_restart(struct sup *s)
 static void set_backoff(struct ch *c)
 {
 	const struct sup_spec *spec = c->parent->spec;
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 	bool quick = c->last_restart && now - c->last_restart < spec->period_ms;
 
 	if (!spec->backoff_min_ms || !quick)
@@ -361,7 +362,7 @@ enum down_event {
 	EV_RECYCLED, /* said "recycle" or passed max_rss, and is wanted back */
 	EV_EXIT_0, /* a normal exit */
 	EV_CRASHED, /* any other exit, a signal, a failed or timed-out start */
-	EV_EXIT_100, /* SUP_EXIT_PERMANENT: do not restart me */
+	EV_EXIT_100, /* EXIT_PERMANENT: do not restart me */
 	EVENTS
 };
 
@@ -433,7 +434,7 @@ static void do_restart(struct sup *s, struct ch *c)
 
 /*
  * c is no longer running: how says why ("exit 1", "signal SIGKILL"),
- * normal is a clean exit (0), permanent an exit with SUP_EXIT_PERMANENT.
+ * normal is a clean exit (0), permanent an exit with EXIT_PERMANENT.
  * What follows is down_table's cell for what c was doing and how it ended.
  */
 void sup_child_down(struct ch *c, const char *how, bool normal, bool permanent)
@@ -498,7 +499,7 @@ void sup_child_down(struct ch *c, const char *how, bool normal, bool permanent)
 			remove_child(s, c);
 		sup_pump(s);
 		break;
-	case DO_ESCALATE: sup_fail(s, SUP_EXIT_PERMANENT); break;
+	case DO_ESCALATE: sup_fail(s, EXIT_PERMANENT); break;
 	}
 }
 
@@ -615,7 +616,7 @@ static void sup_went_down(struct sup *s)
 	code = s->exit_code;
 	snprintf(how, sizeof(how), code ? "failed (exit %d)" : "stopped", code);
 	sup_destroy(s);
-	sup_child_down(self, how, code == 0, code == SUP_EXIT_PERMANENT);
+	sup_child_down(self, how, code == 0, code == EXIT_PERMANENT);
 }
 
 /*
@@ -634,7 +635,7 @@ void sup_pump(struct sup *s)
 				pop_op(s);
 				continue;
 			}
-			if (loop_now() < c->not_before)
+			if (now_ms() < c->not_before)
 				return; /* backing off: a deadline */
 			s->busy = true;
 			child_start(c);

@@ -3,6 +3,7 @@
  * imgnodectl status, a line for sd_notify, the count of restarts. Reads the
  * tree's structures (sup_tree.h) and nothing else.
  */
+#include "base.h"
 #include "sup_tree.h"
 
 #include <stdio.h>
@@ -17,7 +18,7 @@ static const char *const sup_state_names[] = {"starting", "running", "stopping",
 static json_t *status_of(struct sup *s, const char *id)
 {
 	json_t *children = json_array();
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 
 	for (size_t i = 0; i < s->nch; i++) {
 		struct ch *c = s->ch[i];

@@ -37,8 +37,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../config.h"
 #include "ingress.h"
+#include "node_conf.h"
 
 #define SIG_BAD "bad signature"
 
@@ -130,7 +130,7 @@ static const char *find_secret(const struct imgnode_list *keys, const char *id)
 static int check_v2(struct request *r, const char *method, const char *path,
                     const char *what)
 {
-	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const struct ingress_conf *ic = &r->in->conf->app->ingress;
 	const char *keyid = arg(r, "keyid"), *expires = arg(r, "expires");
 	const char *sig = arg(r, "sig"), *sha = arg(r, "sha256");
 	const char *secret;
@@ -191,7 +191,7 @@ static int check_v2(struct request *r, const char *method, const char *path,
 /* v1: sig=hex(HMAC-SHA256(hmac_key, text)). 0, or -1 with a 403 noted. */
 static int check_v1(struct request *r, const char *text, bool preset)
 {
-	const char *key = r->in->conf->ingress.hmac_key;
+	const char *key = r->in->conf->app->ingress.hmac_key;
 
 	if (hmac_ok(key, strlen(key), text, strlen(text), arg(r, "sig")))
 		return 0;
@@ -204,7 +204,7 @@ static int check_v1(struct request *r, const char *text, bool preset)
 int auth_submit(struct request *r, const char *path, const char *pipeline,
                 const char *preset)
 {
-	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const struct ingress_conf *ic = &r->in->conf->app->ingress;
 	bool v2 = ic->hmac_keys.n > 0, v1 = ic->hmac_v1 && ic->hmac_key[0];
 	bool keyid = arg(r, "keyid") != NULL;
 	char *what;
@@ -236,7 +236,7 @@ int auth_submit(struct request *r, const char *path, const char *pipeline,
 
 int auth_form(struct request *r, const char *pipeline)
 {
-	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const struct ingress_conf *ic = &r->in->conf->app->ingress;
 
 	if (ic->hmac_v1 && ic->hmac_key[0])
 		return check_v1(r, pipeline, false);
@@ -249,7 +249,7 @@ int auth_form(struct request *r, const char *pipeline)
 
 bool auth_api_key(struct request *r)
 {
-	const struct imgnode_list *keys = &r->in->conf->ingress.api_keys;
+	const struct imgnode_list *keys = &r->in->conf->app->ingress.api_keys;
 	const char *key = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 	                                              "X-Api-Key");
 	const char *match = NULL, *match_item = NULL;
@@ -292,7 +292,7 @@ bool auth_api_key(struct request *r)
 
 int auth_read(struct request *r, const char *path)
 {
-	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const struct ingress_conf *ic = &r->in->conf->app->ingress;
 
 	if (args_clean(r))
 		return -1;

@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../config.h"
 #include "../plugin.h"
 #include "image.h"
+#include "node_conf.h"
 #include "pipeline.h"
 
 #define MB 1e6

@@ -15,11 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../config.h"
 #include "../host.h"
 #include "../plugin.h"
 #include "../util.h"
 #include "image.h"
+#include "node_conf.h"
 #include "pipeline.h"
 
 #define READ_MAX (INT64_C(4) << 30)
@@ -124,7 +124,7 @@ int node_process(const char *config, bool explicit_config, const char *in,
 		return 100;
 	}
 	host_set_conf(conf);
-	ret = image_init((int)conf->workers.concurrency, err, sizeof(err));
+	ret = image_init((int)conf->app->workers.concurrency, err, sizeof(err));
 	if (!ret)
 		ret = plugin_set_load(&set, conf->node.plugin_dir, err,
 		                      sizeof(err));
@@ -150,10 +150,11 @@ int node_process(const char *config, bool explicit_config, const char *in,
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	ret = image_probe(buf, len, &conf->limits, &info, why, sizeof(why));
+	ret = image_probe(buf, len, &conf->app->limits, &info, why,
+	                  sizeof(why));
 	if (!ret)
-		ret = image_run(pl, &set, buf, len, &info, &conf->limits, &res,
-		                why, sizeof(why));
+		ret = image_run(pl, &set, buf, len, &info, &conf->app->limits,
+		                &res, why, sizeof(why));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (ret) {
 		fprintf(stderr, "imgnodectl: %s: %s\n", in, why);

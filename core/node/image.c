@@ -15,9 +15,9 @@
 #include <string.h>
 #include <vips/vips.h>
 
-#include "../config.h"
 #include "../plugin.h"
 #include "cost.h"
+#include "node_conf.h"
 #include "pipeline.h"
 
 /* The formats a config may accept, and the libvips loader class of each. */

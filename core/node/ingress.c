@@ -11,6 +11,7 @@
  * found finished by reading their records now and then (the sweep).
  */
 #include "ingress.h"
+#include "../base.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -26,18 +27,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../config.h"
 #include "../log.h"
 #include "../spawn.h"
 #include "../supervisor.h"
 #include "image.h"
 #include "metrics.h"
+#include "node_conf.h"
 #include "prober.h"
 #include "startup.h"
 #include "storer.h"
 
 #define COMPONENT "ingress"
-#define EXIT_TEMPORARY 111
 #define TURN_MS 200 /* longest sleep of the main loop */
 #define REPLY_BATCH 64 /* replies taken per hold of io */
 #define SWEEP_EVERY_MS 5000 /* look for jobs finished without a reply */
@@ -181,7 +181,7 @@ static void run(struct ingress *in, int sfd)
 {
 	const struct imgnode_transport_ops *t = transport_ops(&in->set);
 	int64_t budget = in->conf->supervisor.shutdown_timeout;
-	int64_t next_sweep = ingress_now_ms() + SWEEP_EVERY_MS;
+	int64_t next_sweep = now_ms() + SWEEP_EVERY_MS;
 	int64_t stop_at = -1;
 	int tfd, last_err = 0;
 	bool released = false, tfd_fired = false;
@@ -193,7 +193,7 @@ static void run(struct ingress *in, int sfd)
 		struct pollfd pfd[3] = {{.fd = sfd, .events = POLLIN},
 		                        {.fd = in->kick_fd, .events = POLLIN},
 		                        {.fd = tfd, .events = POLLIN}};
-		int64_t now = ingress_now_ms();
+		int64_t now = now_ms();
 		size_t got;
 		uint64_t kicks;
 		nfds_t nfds;
@@ -235,7 +235,7 @@ static void run(struct ingress *in, int sfd)
 		if ((pfd[0].revents & POLLIN) && read_signal(sfd) &&
 		    stop_at < 0) {
 			begin_stop(in);
-			stop_at = ingress_now_ms() + budget * 4 / 5;
+			stop_at = now_ms() + budget * 4 / 5;
 		}
 	}
 	ingress_waiters_expire(in, 0, true);
@@ -270,7 +270,7 @@ int ingress_main(void *arg, const char *id)
 	struct ingress in = {.node = node, .conf = node->conf, .kick_fd = -1};
 	char err[CONF_ERR_MAX];
 	sigset_t mask;
-	int sfd, ret, code = SUP_EXIT_PERMANENT;
+	int sfd, ret, code = EXIT_PERMANENT;
 
 	log_set_process(id);
 	in.metrics = node->metrics ? node->metrics : &unshared;

@@ -172,15 +172,6 @@ struct request {
 	struct request *wprev, *wnext;
 };
 
-/* Milliseconds on CLOCK_MONOTONIC. */
-static inline int64_t ingress_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Tells the main thread to look for replies now (after a transport call
  * of the HTTP thread, which may have buffered one). */
 static inline void ingress_kick(struct ingress *in)

@@ -17,9 +17,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../config.h"
+#include "../base.h"
 #include "../log.h"
 #include "ingress.h"
+#include "node_conf.h"
 
 #define COMPONENT "ingress"
 #define LOG_INTERVAL_MS 10000 /* lines about refused connections: */
@@ -39,7 +40,7 @@ void ingress_conn_next_request(struct request *r)
 	if (!r->cn)
 		return;
 	pthread_mutex_lock(&r->in->conns);
-	r->cn->since_ms = ingress_now_ms();
+	r->cn->since_ms = now_ms();
 	pthread_mutex_unlock(&r->in->conns);
 }
 
@@ -60,7 +61,7 @@ void ingress_conn_notify(void *cls, struct MHD_Connection *conn,
 		if (!cn)
 			return; /* not swept; the idle timeout still applies */
 		cn->fd = info->connect_fd;
-		cn->since_ms = ingress_now_ms();
+		cn->since_ms = now_ms();
 		pthread_mutex_lock(&in->conns);
 		cn->next = in->conn_list;
 		if (in->conn_list)
@@ -135,7 +136,7 @@ void ingress_conn_mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n;
 
 	(void)cls;
-	if (!mhd_quota_take(ingress_now_ms(), true))
+	if (!mhd_quota_take(now_ms(), true))
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);
@@ -146,7 +147,7 @@ void ingress_conn_mhd_log(void *cls, const char *fmt, va_list ap)
 
 void ingress_conn_sweep(struct ingress *in, int64_t now)
 {
-	int64_t deadline = in->conf->ingress.request_deadline;
+	int64_t deadline = in->conf->app->ingress.request_deadline;
 	uint64_t n;
 
 	pthread_mutex_lock(&in->conns);

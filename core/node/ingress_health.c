@@ -12,14 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base.h"
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
 #include "startup.h"
-
-#ifndef IMGNODE_VERSION
-#define IMGNODE_VERSION "0.0.0"
-#endif
 
 static enum MHD_Result get_text(struct request *r, unsigned status, char *text,
                                 enum MHD_ResponseMemoryMode mode,

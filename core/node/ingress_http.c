@@ -47,10 +47,11 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include "../config.h"
+#include "../base.h"
 #include "../log.h"
 #include "ingress.h"
 #include "metrics.h"
+#include "node_conf.h"
 #include "pipeline.h"
 #include "request_check.h"
 
@@ -117,7 +118,7 @@ static enum MHD_Result last_forwarded(void *cls, enum MHD_ValueKind kind,
  */
 static void client_of(struct request *r)
 {
-	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const struct ingress_conf *ic = &r->in->conf->app->ingress;
 	const union MHD_ConnectionInfo *ci;
 	const char *xff = NULL;
 	const struct sockaddr *sa;
@@ -242,7 +243,7 @@ static void access_line(struct request *r, bool aborted)
 {
 	struct query_text q = {.len = 0};
 	char peer[INET6_ADDRSTRLEN] = "-";
-	int level = r->in->conf->ingress.access_log ? LOG_INFO : LOG_DEBUG;
+	int level = r->in->conf->app->ingress.access_log ? LOG_INFO : LOG_DEBUG;
 
 	if (level > log_get_level())
 		return;
@@ -254,10 +255,9 @@ static void access_line(struct request *r, bool aborted)
 	        "%s %s status=%u bytes=%zu in=%llu ms=%lld client=%s request_id=%s%s%s%s%s%s%s",
 	        r->method, r->path, r->status, r->out_bytes,
 	        (unsigned long long)r->received,
-	        (long long)(ingress_now_ms() - r->start_ms), peer,
-	        r->request_id, q.len ? " query=\"" : "", q.buf,
-	        q.len ? "\"" : "", r->id[0] ? " id=" : "", r->id,
-	        aborted ? " aborted=yes" : "");
+	        (long long)(now_ms() - r->start_ms), peer, r->request_id,
+	        q.len ? " query=\"" : "", q.buf, q.len ? "\"" : "",
+	        r->id[0] ? " id=" : "", r->id, aborted ? " aborted=yes" : "");
 }
 
 /* Finds the route of url; false for an unknown path. */
@@ -314,7 +314,7 @@ static bool route_here(const struct request *r)
 
 	if (r->admin) /* the page and its calls: the public port only */
 		return admin_only || r->route == ROUTE_HEALTHZ;
-	return !admin_only || !r->in->conf->ingress.admin_port;
+	return !admin_only || !r->in->conf->app->ingress.admin_port;
 }
 
 static enum MHD_Result first_call(struct request *r, const char *url,
@@ -384,7 +384,7 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
 		r->conn = conn;
 		r->admin = admin;
 		r->cn = info ? info->socket_context : NULL;
-		r->start_ms = ingress_now_ms();
+		r->start_ms = now_ms();
 		r->phase = PHASE_ANSWERED;
 		snprintf(r->method, sizeof(r->method), "%s", method);
 		snprintf(r->path, sizeof(r->path), "%s", url);
@@ -491,7 +491,7 @@ static unsigned connection_limit(const struct ingress_conf *ic)
 
 int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 {
-	const struct ingress_conf *ic = &in->conf->ingress;
+	const struct ingress_conf *ic = &in->conf->app->ingress;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
 	                 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
@@ -549,7 +549,7 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 
 int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen)
 {
-	const struct ingress_conf *ic = &in->conf->ingress;
+	const struct ingress_conf *ic = &in->conf->app->ingress;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
 	                 MHD_USE_ITC;
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};

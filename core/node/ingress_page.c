@@ -29,8 +29,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../config.h"
 #include "ingress.h"
+#include "node_conf.h"
 #include "pipeline.h"
 
 #define PATH_MAX_LEN 255 /* longer request paths are 404 */
@@ -136,7 +136,7 @@ static int open_below(const char *dir, const char *url, off_t *size)
 
 enum MHD_Result ingress_page_file(struct request *r, const char *url)
 {
-	const char *dir = r->in->conf->ingress.www_dir;
+	const char *dir = r->in->conf->app->ingress.www_dir;
 	const char *type = type_of(strcmp(url, "/") == 0 ? "index.html" : url);
 	struct MHD_Response *resp;
 	off_t size = 0;
@@ -171,7 +171,8 @@ enum MHD_Result ingress_page_presets(struct request *r)
 	json_t *list = json_array();
 	char err[512];
 
-	for (const struct preset *p = conf->presets; p && list; p = p->next) {
+	for (const struct preset *p = conf->app->presets; p && list;
+	     p = p->next) {
 		struct pipeline *pl = pipeline_parse(p->pipeline, &r->in->set,
 		                                     err, sizeof(err));
 
@@ -184,7 +185,7 @@ enum MHD_Result ingress_page_presets(struct request *r)
 	return ingress_answer_json(r, MHD_HTTP_OK,
 	                           json_pack("{s:o*, s:b}", "presets", list,
 	                                     "presets_only",
-	                                     conf->ingress.presets_only));
+	                                     conf->app->ingress.presets_only));
 }
 
 enum MHD_Result ingress_page_check(struct request *r)
@@ -208,7 +209,7 @@ enum MHD_Result ingress_page_check(struct request *r)
 			        r, MHD_HTTP_BAD_REQUEST, "bad request",
 			        "pipeline= has a control character (byte 0x%02x at %zu): only text is accepted",
 			        (unsigned char)text[k], k);
-	if (r->in->conf->ingress.presets_only)
+	if (r->in->conf->app->ingress.presets_only)
 		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "this node accepts only ?preset=NAME");
 	pl = pipeline_parse(text, &r->in->set, err, sizeof(err));

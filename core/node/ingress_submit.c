@@ -17,12 +17,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../config.h"
 #include "../log.h"
 #include "cost.h"
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
+#include "node_conf.h"
 #include "pipeline.h"
 #include "prober.h"
 #include "request_check.h"
@@ -55,7 +55,7 @@ static void fail_client_quota(struct request *r, int64_t n)
 	        "%s %s has %lld jobs in flight on this node; the limit per client is %lld ([ingress] max_inflight_per_client)",
 	        key ? "API key" : "client", key ? r->client + 4 : r->client,
 	        (long long)n,
-	        (long long)r->in->conf->ingress.max_inflight_per_client);
+	        (long long)r->in->conf->app->ingress.max_inflight_per_client);
 	r->fail_limit = "max_inflight_per_client";
 }
 
@@ -63,7 +63,7 @@ static void fail_client_quota(struct request *r, int64_t n)
  * in flight as it may. */
 static bool over_inflight(struct request *r)
 {
-	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const struct ingress_conf *ic = &r->in->conf->app->ingress;
 	int64_t n;
 
 	if (ic->max_inflight_per_client) {
@@ -91,11 +91,11 @@ static int resolve(struct request *r, const char *text, bool preset)
 	const char *pipeline = text;
 	char err[512];
 
-	if (!preset && conf->ingress.presets_only)
+	if (!preset && conf->app->ingress.presets_only)
 		return ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                    "this node accepts only ?preset=NAME");
 	if (preset) {
-		const struct preset *p = conf->presets;
+		const struct preset *p = conf->app->presets;
 
 		while (p && strcmp(p->name, text) != 0)
 			p = p->next;
@@ -130,7 +130,7 @@ static enum MHD_Result bad_form(struct request *r, const char *why)
 static bool reserve(struct request *r, size_t n)
 {
 	struct ingress *in = r->in;
-	int64_t budget = in->conf->ingress.upload_memory;
+	int64_t budget = in->conf->app->ingress.upload_memory;
 	int64_t was = atomic_fetch_add(&in->upload_bytes, (int64_t)n);
 
 	if (was + (int64_t)n > budget && was != (int64_t)r->reserved) {
@@ -166,7 +166,7 @@ static void drop_body(struct request *r)
  * the memory reserved for it. */
 static void take(struct request *r, const char *data, size_t n)
 {
-	size_t max = (size_t)r->in->conf->ingress.max_body;
+	size_t max = (size_t)r->in->conf->app->ingress.max_body;
 
 	if (r->too_big || r->over_budget || !n)
 		return;
@@ -256,7 +256,7 @@ static int over_budget(struct request *r)
 	        "uploads in progress=%d hold %lld bytes of upload_memory=%lld; try again later",
 	        atomic_load(&r->in->uploads),
 	        (long long)atomic_load(&r->in->upload_bytes),
-	        (long long)r->in->conf->ingress.upload_memory);
+	        (long long)r->in->conf->app->ingress.upload_memory);
 }
 
 static enum MHD_Result over_budget_now(struct request *r)
@@ -293,7 +293,7 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind,
 /* The first call: what can be refused before the body is read. */
 enum MHD_Result ingress_submit_begin(struct request *r)
 {
-	const struct ingress_conf *ic = &r->in->conf->ingress;
+	const struct ingress_conf *ic = &r->in->conf->app->ingress;
 	const char *pipeline = arg(r, "pipeline"), *preset = arg(r, "preset");
 	const char *wait = arg(r, "wait"), *cl = header(r, "Content-Length");
 	const char *type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -372,7 +372,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 enum MHD_Result ingress_submit_body(struct request *r, const char *data,
                                     size_t *size)
 {
-	uint64_t limit = (uint64_t)r->in->conf->ingress.max_body +
+	uint64_t limit = (uint64_t)r->in->conf->app->ingress.max_body +
 	                 (r->multipart ? MULTIPART_SLACK : 0);
 
 	r->received += *size;
@@ -520,7 +520,7 @@ static enum MHD_Result accept_job(struct request *r,
 		        "the upload's SHA-256 is not the signed sha256=");
 	job_sha256_hex(sha, hex);
 	if (job_result_key_of(hex, r->pl, &in->set, info->format,
-	                      in->conf->limits.keep_metadata, result,
+	                      in->conf->app->limits.keep_metadata, result,
 	                      sizeof(result)))
 		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                        "internal error",
@@ -633,7 +633,7 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		return ingress_fail_now(r, MHD_HTTP_CONTENT_TOO_LARGE,
 		                        "body too large",
 		                        "the limit is %lld bytes",
-		                        (long long)conf->ingress.max_body);
+		                        (long long)conf->app->ingress.max_body);
 	if (r->over_budget)
 		return over_budget_now(r);
 	if (r->bad_form)
@@ -665,7 +665,7 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	if (over_inflight(r))
 		return ingress_answer_fail(r);
 	/* in a prober: libvips never sees untrusted bytes in the ingress */
-	ret = prober_probe(r->in->probers, r->body, r->len, &conf->limits,
+	ret = prober_probe(r->in->probers, r->body, r->len, &conf->app->limits,
 	                   &info, err, sizeof(err));
 	if (ret == -EPROTONOSUPPORT)
 		return ingress_fail_now(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
@@ -676,8 +676,8 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		                        "probe unavailable", "%s", err);
 	/* every step's size, predicted from the header: no bomb is queued */
 	if (!ret)
-		ret = cost_check(r->pl, &r->in->set, &info, &conf->limits, err,
-		                 sizeof(err));
+		ret = cost_check(r->pl, &r->in->set, &info, &conf->app->limits,
+		                 err, sizeof(err));
 	if (ret)
 		return ingress_fail_now(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
 		                        "image rejected", "%s", err);

@@ -18,9 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../config.h"
+#include "../base.h"
 #include "../log.h"
 #include "ingress.h"
+#include "node_conf.h"
 
 #define COMPONENT "ingress"
 
@@ -68,7 +69,7 @@ static size_t bucket_of(const struct ingress *in, const char *id)
 
 int ingress_pending_add(struct ingress *in, const char *id, const char *client)
 {
-	int64_t max = in->conf->ingress.max_inflight_per_client, held;
+	int64_t max = in->conf->app->ingress.max_inflight_per_client, held;
 	struct pending *p = calloc(1, sizeof(*p));
 	size_t b;
 	int ret;
@@ -77,7 +78,7 @@ int ingress_pending_add(struct ingress *in, const char *id, const char *client)
 		return -ENOMEM;
 	snprintf(p->id, sizeof(p->id), "%s", id);
 	snprintf(p->client, sizeof(p->client), "%s", client);
-	p->since_ms = p->checked_ms = ingress_now_ms();
+	p->since_ms = p->checked_ms = now_ms();
 	pthread_mutex_lock(&in->jobs);
 	/* checked again here, where it is counted: requests in parallel */
 	ret = quota_take(in->quota, client, max ? max : INT64_MAX, &held);
@@ -186,7 +187,7 @@ int ingress_pending_init(struct ingress *in)
 	/* a power of two, about a quarter of the most jobs in flight */
 	for (in->nbuckets = 64;
 	     in->nbuckets < 65536 &&
-	     (int64_t)in->nbuckets * 4 < in->conf->ingress.max_inflight;
+	     (int64_t)in->nbuckets * 4 < in->conf->app->ingress.max_inflight;
 	     in->nbuckets *= 2)
 		;
 	in->buckets = calloc(in->nbuckets, sizeof(*in->buckets));
@@ -231,7 +232,7 @@ bool ingress_wait_suspend(struct request *r)
 	if (p) {
 		p->waiter = r;
 		r->pend = p;
-		r->deadline_ms = ingress_now_ms() + r->wait_ms;
+		r->deadline_ms = now_ms() + r->wait_ms;
 		r->wnext = in->waiters;
 		if (in->waiters)
 			in->waiters->wprev = r;

@@ -16,6 +16,7 @@
  * an old one drains). A reload that fails changes nothing.
  */
 #include "node.h"
+#include "../base.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -25,7 +26,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../config.h"
 #include "../control.h"
 #include "../log.h"
 #include "../loop.h"
@@ -35,12 +35,9 @@
 #include "../util.h"
 #include "image.h"
 #include "metrics.h"
+#include "node_conf.h"
 #include "pipeline.h"
 #include "startup.h"
-
-#ifndef IMGNODE_VERSION
-#define IMGNODE_VERSION "0.0.0"
-#endif
 
 struct reload {
 	struct control_conn *conn; /* who asked (NULL: SIGHUP) */
@@ -84,23 +81,24 @@ static void build_specs(struct node_run *r)
 	        .type = SUP_WORKER,
 	        .restart = SUP_PERMANENT,
 	        /* a draining worker finishes its job first */
-	        .shutdown_ms = c->workers.job_timeout + s->shutdown_timeout,
+	        .shutdown_ms =
+	                c->app->workers.job_timeout + s->shutdown_timeout,
 	        .start = worker_main,
 	        .arg = &r->node,
 	        .start_timeout_ms = s->start_timeout,
-	        .heartbeat_ms = c->workers.heartbeat,
-	        .max_rss = c->workers.max_rss,
+	        .heartbeat_ms = c->app->workers.heartbeat,
+	        .max_rss = c->app->workers.max_rss,
 	};
 	r->pool_spec = (struct sup_spec){
 	        .id = "workers",
 	        .strategy = SUP_SIMPLE_ONE_FOR_ONE,
-	        .intensity = c->workers.intensity,
+	        .intensity = c->app->workers.intensity,
 	        .period_ms = s->period,
 	        .backoff_min_ms = s->backoff_min,
 	        .backoff_max_ms = s->backoff_max,
 	        .children = &r->worker,
 	        .nchildren = 1,
-	        .count = (size_t)c->workers.count,
+	        .count = (size_t)c->app->workers.count,
 	};
 	/* the ingress is a pool of one, so a reload can roll it: the new one
 	 * listens (SO_REUSEPORT) before the old one stops accepting */
@@ -112,7 +110,7 @@ static void build_specs(struct node_run *r)
 	        .start = ingress_main,
 	        .arg = &r->node,
 	        .start_timeout_ms = s->start_timeout,
-	        .heartbeat_ms = c->workers.heartbeat,
+	        .heartbeat_ms = c->app->workers.heartbeat,
 	};
 	r->ingress_spec = r->pool_spec;
 	r->ingress_spec.id = "ingress";
@@ -138,7 +136,7 @@ static void build_specs(struct node_run *r)
 	        .start = reaper_main,
 	        .arg = &r->node,
 	        .start_timeout_ms = s->start_timeout,
-	        .heartbeat_ms = c->workers.heartbeat,
+	        .heartbeat_ms = c->app->workers.heartbeat,
 	};
 	r->root_spec = (struct sup_spec){
 	        .id = "imgnode",
@@ -184,7 +182,7 @@ static void cmd_status(struct control_conn *conn, json_t *req, void *arg)
 	        1, "tree", sup_status(r->root), "node", "version",
 	        IMGNODE_VERSION, "config", r->path, "pid", (int)getpid(),
 	        "generation", (json_int_t)r->node.generation, "uptime_ms",
-	        (json_int_t)(loop_now() - r->started), "reloading",
+	        (json_int_t)(now_ms() - r->started), "reloading",
 	        r->check_pid > 0, "draining",
 	        atomic_load(&r->node.metrics->draining), "inflight",
 	        (json_int_t)drain_left(r));
@@ -254,12 +252,12 @@ static void drain_check(struct loop *loop, void *arg)
 	}
 	if (!r->drained_logged)
 		log_info("node", "drained ms=%lld",
-		         (long long)(loop_now() - r->drain_started));
+		         (long long)(now_ms() - r->drain_started));
 	r->drained_logged = true;
 	control_reply(r->drain_conn,
 	              json_pack("{s:b, s:s, s:I}", "ok", 1, "message",
 	                        "drained: no job in flight", "ms",
-	                        (json_int_t)(loop_now() - r->drain_started)));
+	                        (json_int_t)(now_ms() - r->drain_started)));
 	r->drain_conn = NULL;
 }
 
@@ -275,7 +273,7 @@ static void cmd_drain(struct control_conn *conn, json_t *req, void *arg)
 	json_t *wait = json_object_get(req, "wait");
 
 	if (!atomic_exchange(&r->node.metrics->draining, true)) {
-		r->drain_started = loop_now();
+		r->drain_started = now_ms();
 		r->drained_logged = false;
 		log_info("node", "draining inflight=%lld",
 		         (long long)drain_left(r));
@@ -286,7 +284,7 @@ static void cmd_drain(struct control_conn *conn, json_t *req, void *arg)
 
 		if (!left && !r->drained_logged)
 			log_info("node", "drained ms=%lld",
-			         (long long)(loop_now() - r->drain_started));
+			         (long long)(now_ms() - r->drain_started));
 		r->drained_logged |= !left;
 		control_reply(conn, json_pack("{s:b, s:I}", "ok", 1, "inflight",
 		                              (json_int_t)left));
@@ -398,7 +396,7 @@ static void on_check_exit(pid_t pid, int status, void *arg)
 		log_set_level(r->node.conf->node.log_level);
 		log_set_format(r->node.conf->node.log_format);
 		build_specs(r);
-		count = (size_t)r->node.conf->workers.count;
+		count = (size_t)r->node.conf->app->workers.count;
 		log_info("node", "reloaded config=%s generation=%u", r->path,
 		         r->node.generation);
 		/*
@@ -486,7 +484,7 @@ int node_check(struct plugin_set *set, struct conf *conf, void *arg, char *err,
 			return ret;
 		}
 	}
-	for (const struct preset *p = conf->presets; p; p = p->next) {
+	for (const struct preset *p = conf->app->presets; p; p = p->next) {
 		char why[512];
 		struct pipeline *pl =
 		        pipeline_parse(p->pipeline, set, why, sizeof(why));
@@ -524,9 +522,9 @@ static void on_ready(struct sup *root, void *arg)
 	(void)root;
 	r->ready = true;
 	log_info("node", "ready config=%s listen=%s:%lld workers=%lld", r->path,
-	         r->node.conf->ingress.listen,
-	         (long long)r->node.conf->ingress.port,
-	         (long long)r->node.conf->workers.count);
+	         r->node.conf->app->ingress.listen,
+	         (long long)r->node.conf->app->ingress.port,
+	         (long long)r->node.conf->app->workers.count);
 	notify_send("READY=1");
 	send_status(r);
 }
@@ -584,7 +582,7 @@ int node_run(const char *path, struct conf **confp)
 
 	r.node.conf = conf;
 	r.node.generation = 1;
-	r.started = loop_now();
+	r.started = now_ms();
 	for (int i = 0; i < 2; i++) {
 		const char *dir =
 		        i ? conf->node.runtime_dir : conf->node.state_dir;

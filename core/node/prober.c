@@ -39,10 +39,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../config.h"
+#include "../base.h"
 #include "../log.h"
 #include "../spawn.h"
 #include "image.h"
+#include "node_conf.h"
 #include "sandbox.h"
 
 #define COMPONENT "prober"
@@ -83,14 +84,6 @@ struct prober_pool {
 	size_t n;
 	struct prober probers[];
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * Moves len bytes from or to fd (non-blocking) by deadline (ms,
@@ -159,9 +152,11 @@ static int start(struct prober_pool *pool, struct prober *p, char *err,
 	sigset_t none, all;
 	int sv[2], ret;
 
-	snprintf(mem, sizeof(mem), "%lld", (long long)conf->workers.max_memory);
-	snprintf(seccomp, sizeof(seccomp), "%d", conf->workers.seccomp);
-	snprintf(body, sizeof(body), "%lld", (long long)conf->ingress.max_body);
+	snprintf(mem, sizeof(mem), "%lld",
+	         (long long)conf->app->workers.max_memory);
+	snprintf(seccomp, sizeof(seccomp), "%d", conf->app->workers.seccomp);
+	snprintf(body, sizeof(body), "%lld",
+	         (long long)conf->app->ingress.max_body);
 	snprintf(level, sizeof(level), "%d", log_get_level());
 	if (journal) { /* the prober logs as the ingress does */
 		snprintf(journal_env, sizeof(journal_env), "JOURNAL_STREAM=%s",
@@ -198,7 +193,7 @@ static int start(struct prober_pool *pool, struct prober *p, char *err,
 	p->fd = sv[0];
 	fcntl(p->fd, F_SETFL, fcntl(p->fd, F_GETFL) | O_NONBLOCK);
 	ret = transfer(p->fd, &ready, sizeof(ready), false,
-	               now_ms() + conf->ingress.probe_timeout);
+	               now_ms() + conf->app->ingress.probe_timeout);
 	if (!ret && ready.magic == MAGIC_READY && ready.ret == 0) {
 		log_debug(COMPONENT, "prober pid=%d ready", (int)p->pid);
 		return 0;
@@ -220,7 +215,7 @@ static int start(struct prober_pool *pool, struct prober *p, char *err,
 struct prober_pool *prober_pool_new(const struct conf *conf, char *err,
                                     size_t errlen)
 {
-	size_t n = (size_t)conf->ingress.probers;
+	size_t n = (size_t)conf->app->ingress.probers;
 	struct prober_pool *pool =
 	        calloc(1, sizeof(*pool) + n * sizeof(pool->probers[0]));
 
@@ -341,7 +336,7 @@ int prober_probe(struct prober_pool *pool, const void *buf, size_t len,
                  const struct limits_conf *lim, struct image_info *info,
                  char *err, size_t errlen)
 {
-	int64_t timeout = pool->conf->ingress.probe_timeout;
+	int64_t timeout = pool->conf->app->ingress.probe_timeout;
 	struct prober *p = take(pool);
 	struct probe_reply reply = {0};
 	char how[64];
@@ -453,12 +448,12 @@ static int serve(uint64_t max_body)
 		if (req.magic != MAGIC_REQ || req.formats_len > FORMATS_MAX ||
 		    req.len > max_body ||
 		    !read_all(0, formats, req.formats_len))
-			return 100;
+			return EXIT_PERMANENT;
 		formats[req.formats_len] = '\0';
 		buf = malloc(req.len ? req.len : 1);
 		if (!buf || !read_all(0, buf, req.len)) {
 			free(buf);
-			return buf ? 0 : 111;
+			return buf ? 0 : EXIT_TEMPORARY;
 		}
 		if (!write_all(0, &ack, sizeof(ack))) {
 			free(buf);
@@ -491,7 +486,7 @@ int prober_main(int argc, char **argv)
 	    sscanf(argv[5], "%d", &level) != 1) {
 		fprintf(stderr,
 		        "imgnode: --probe-helper is run by the ingress, not by hand\n");
-		return 100;
+		return EXIT_PERMANENT;
 	}
 	/* nothing of the ingress but the socket (fd 0) and stdio */
 	close_range(3, ~0u, 0);
@@ -506,6 +501,6 @@ int prober_main(int argc, char **argv)
 		                           sizeof(ready.err));
 	ready.ret = ret;
 	if (!write_all(0, &ready, sizeof(ready)) || ret)
-		return 100;
+		return EXIT_PERMANENT;
 	return serve((uint64_t)max_body);
 }

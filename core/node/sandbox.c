@@ -50,9 +50,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "../conf_keys.h"
-#include "../config.h"
 #include "../log.h"
+#include "node_conf.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -109,10 +108,9 @@ static void wipe(char *s)
 
 void sandbox_forget_secrets(struct conf *conf)
 {
-	const struct conf_section *s = conf_core_section("ingress");
-
-	for (const struct imgnode_conf_key *k = s->keys; k->name; k++) {
-		void *dst = (char *)conf + s->offset + k->offset;
+	for (const struct imgnode_conf_key *k = ingress_conf_keys; k->name;
+	     k++) {
+		void *dst = (char *)&conf->app->ingress + k->offset;
 
 		if (!(k->type & IMGNODE_CONF_SECRET))
 			continue;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../base.h"
 #include "../log.h"
 #include "../plugin.h"
 #include "job.h"
@@ -33,14 +34,6 @@ struct watchdog {
 	int64_t fire_ms; /* under mu: when to write it */
 	bool writing, quit;
 };
-
-int64_t watchdog_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Writes the overrun into rec (the watchdog's own copy) and stores it. */
 static void mark(struct watchdog *w, json_t *rec)
@@ -93,7 +86,7 @@ static void *run(void *arg)
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		int64_t now = watchdog_now_ms();
+		int64_t now = now_ms();
 		json_t *rec;
 
 		if (w->quit)

@@ -47,7 +47,4 @@ void watchdog_disarm(struct watchdog *w);
 /* Ends the thread and the instance. NULL is fine. */
 void watchdog_stop(struct watchdog *w);
 
-/* CLOCK_MONOTONIC now, in ms (the clock deadlines are given in). */
-int64_t watchdog_now_ms(void);
-
 #endif

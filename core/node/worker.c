@@ -25,12 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../config.h"
+#include "../base.h"
 #include "../log.h"
 #include "../spawn.h"
 #include "image.h"
 #include "job.h"
 #include "metrics.h"
+#include "node_conf.h"
 #include "pipeline.h"
 #include "sandbox.h"
 #include "startup.h"
@@ -62,8 +63,8 @@ struct worker {
 /* Tells the supervisor the job may take job_timeout from now. */
 static void notify_busy(struct worker *w)
 {
-	proc_notify_busy(w->conf->workers.job_timeout);
-	w->deadline_ms = watchdog_now_ms() + w->conf->workers.job_timeout;
+	proc_notify_busy(w->conf->app->workers.job_timeout);
+	w->deadline_ms = now_ms() + w->conf->app->workers.job_timeout;
 }
 
 static int64_t now_us(void)
@@ -175,7 +176,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	            json_string_value(json_object_get(input, "sha256")), pl,
 	            &w->set,
 	            json_string_value(json_object_get(input, "format")),
-	            w->conf->limits.keep_metadata, result, sizeof(result)))
+	            w->conf->app->limits.keep_metadata, result, sizeof(result)))
 		snprintf(result, sizeof(result), "%s", msg->result);
 	used = json_object();
 	for (size_t i = 0; i < pl->n; i++)
@@ -211,7 +212,8 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	}
 
 	job_orig_key(msg->id, key, sizeof(key));
-	ret = st->get(sst, key, (size_t)w->conf->ingress.max_body, &orig, &len);
+	ret = st->get(sst, key, (size_t)w->conf->app->ingress.max_body, &orig,
+	              &len);
 	if (ret == -ENOENT) {
 		pipeline_free(pl);
 		return finish(w, rec, JOB_FAILED, "the original is gone");
@@ -222,10 +224,11 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	}
 	/* the part that can cost more than job_timeout: watched */
 	watchdog_arm(w->wd, rec, w->deadline_ms);
-	ret = image_probe(orig, len, &w->conf->limits, &info, why, sizeof(why));
+	ret = image_probe(orig, len, &w->conf->app->limits, &info, why,
+	                  sizeof(why));
 	if (!ret)
-		ret = image_run(pl, &w->set, orig, len, &info, &w->conf->limits,
-		                &out, why, sizeof(why));
+		ret = image_run(pl, &w->set, orig, len, &info,
+		                &w->conf->app->limits, &out, why, sizeof(why));
 	watchdog_disarm(w->wd);
 	free(orig);
 	if (ret) {
@@ -390,7 +393,7 @@ static void handle(struct worker *w, const struct imgnode_delivery *d)
 	if (d->attempt > 1 && w->node->metrics)
 		atomic_fetch_add(&w->node->metrics->redelivered, 1);
 	while ((ret = attempt(w, d, &msg)) != 0) {
-		if (draining || waited >= w->conf->workers.job_timeout) {
+		if (draining || waited >= w->conf->app->workers.job_timeout) {
 			log_warn(
 			        "worker",
 			        "job id=%s released after %lld ms of storage or transport trouble: %s",
@@ -447,38 +450,39 @@ int worker_main(void *arg, const char *id)
 	 * system calls once everything is started and connected */
 	sandbox_forget_secrets(w.conf);
 	sandbox_oom_first();
-	lower_priority(w.conf->workers.nice);
-	ret = sandbox_limit_memory(w.conf->workers.max_memory, err,
+	lower_priority(w.conf->app->workers.nice);
+	ret = sandbox_limit_memory(w.conf->app->workers.max_memory, err,
 	                           sizeof(err));
 	if (!ret)
-		ret = image_init((int)w.conf->workers.concurrency, err,
+		ret = image_init((int)w.conf->app->workers.concurrency, err,
 		                 sizeof(err));
 	if (!ret)
 		ret = startup_plugins(&w.set, w.conf, true, err, sizeof(err));
 	if (ret) {
 		log_error("worker", "cannot start%s: %s",
-		          w.conf->workers.max_memory
+		          w.conf->app->workers.max_memory
 		                  ? " (within [workers] max_memory)"
 		                  : "",
 		          err);
 		plugin_set_free(&w.set);
 		return startup_exit_code(ret);
 	}
-	ret = watchdog_start(&w.wd, w.set.storage, w.conf->workers.job_timeout,
-	                     node->metrics, err, sizeof(err));
+	ret = watchdog_start(&w.wd, w.set.storage,
+	                     w.conf->app->workers.job_timeout, node->metrics,
+	                     err, sizeof(err));
 	if (ret)
 		log_warn(
 		        "worker",
 		        "no deadline watchdog (%s): a job killed at job_timeout is retried up to the delivery limit",
 		        err);
 	/* after the watchdog's thread and storage instance: all covered */
-	ret = sandbox_enter(w.conf->workers.seccomp, err, sizeof(err));
+	ret = sandbox_enter(w.conf->app->workers.seccomp, err, sizeof(err));
 	if (ret) {
 		log_error("worker", "cannot start: %s ([workers] seccomp)",
 		          err);
 		watchdog_stop(w.wd);
 		plugin_set_free(&w.set);
-		return 100;
+		return EXIT_PERMANENT;
 	}
 	tr = transport_ops(&w.set);
 	proc_notify_ready();
@@ -505,8 +509,8 @@ int worker_main(void *arg, const char *id)
 		notify_busy(&w);
 		handle(&w, &d);
 		proc_notify_idle();
-		if (w.conf->workers.max_jobs &&
-		    ++jobs >= w.conf->workers.max_jobs) {
+		if (w.conf->app->workers.max_jobs &&
+		    ++jobs >= w.conf->app->workers.max_jobs) {
 			log_info("worker", "recycling after %lld jobs",
 			         (long long)jobs);
 			proc_notify_recycle();

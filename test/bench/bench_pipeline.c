@@ -26,6 +26,7 @@
 #include "config.h"
 #include "host.h"
 #include "node/image.h"
+#include "node/node_conf.h"
 #include "node/pipeline.h"
 #include "plugin.h"
 
@@ -96,10 +97,10 @@ static int layered(const struct photo *ph, int n, struct plugin_set *set,
 		struct image_out out;
 
 		if (!pl ||
-		    image_probe(ph[i].buf, ph[i].len, &conf->limits, &info, why,
-		                sizeof(why)) ||
+		    image_probe(ph[i].buf, ph[i].len, &conf->app->limits, &info,
+		                why, sizeof(why)) ||
 		    image_run(pl, set, ph[i].buf, ph[i].len, &info,
-		              &conf->limits, &out, why, sizeof(why))) {
+		              &conf->app->limits, &out, why, sizeof(why))) {
 			fprintf(stderr, "bench_pipeline: %s\n", why);
 			pipeline_free(pl);
 			return -1;
@@ -179,6 +180,7 @@ int main(int argc, char **argv)
 	int n = argc - 2;
 	double ratio;
 
+	node_conf_register();
 	if (argc < 3) {
 		fprintf(stderr, "usage: bench_pipeline PLUGIN_DIR PHOTO...\n");
 		return 2;

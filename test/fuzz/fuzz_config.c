@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness: the config loader (core/config.c, conf_value.c,
- * conf_keys.c) and the plugins' key tables (plugin_set_configure), on an
+ * conf_keys.c, node/node_conf.c) and the plugins' key tables (plugin_set_configure), on an
  * imgnode.ini and a conf.d drop-in written from the input (split at its
  * first NUL byte: FILE, then conf.d/50-fuzz.ini).
  *
@@ -20,6 +20,7 @@
 #include "conf_keys.h"
 #include "config.h"
 #include "fuzz.h"
+#include "node/node_conf.h"
 #include "plugin.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -43,6 +44,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 
 	(void)argc;
+	node_conf_register();
 	umask(077); /* a config writable by others is refused, whatever it says */
 	fuzz_plugin_dir((*argv)[0], plugins, sizeof(plugins));
 	snprintf(dir, sizeof(dir), "%s/imgnode-fuzz-config-XXXXXX", tmp);
@@ -105,14 +107,12 @@ static void check_accepted(struct conf *conf)
 {
 	struct plugin_set set = {0};
 	char err[CONF_ERR_MAX];
+	const struct conf_section *s;
+	void *base;
 
-	for (const struct conf_section *s = conf_core_sections; s->name; s++) {
-		const char *base = (const char *)conf + s->offset;
-
-		if (!s->keys)
-			continue;
+	for (size_t i = 0; (s = conf_table(conf, i, &base)); i++) {
 		for (const struct imgnode_conf_key *k = s->keys; k->name; k++)
-			check_round_trip(s->name, k, base + k->offset);
+			check_round_trip(s->name, k, (char *)base + k->offset);
 		conf_print_keys(devnull, conf, s->name, s->keys, base,
 		                CONF_PRINT_EFFECTIVE);
 	}

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "node/ingress.h"
 #include "node/metrics.h"
+#include "node/node_conf.h"
 #include "node/quota.h"
 
 #define CONTENT_TYPE_MAX 256
@@ -48,16 +49,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct conf *conf = calloc(1, sizeof(*conf));
 
 	(void)argc, (void)argv;
+	node_conf_register();
 	signal(SIGPIPE, SIG_IGN); /* an early answer closes the socket */
 	log_set_level(LOG_ERROR);
 	if (!conf || !(conf->path = strdup("fuzz.ini")) ||
-	    conf_fill_core(conf, err, sizeof(err))) {
+	    conf_fill_sections(conf, err, sizeof(err))) {
 		fprintf(stderr, "fuzz_multipart: defaults: %s\n", err);
 		exit(1);
 	}
-	conf->ingress.port =
+	conf->app->ingress.port =
 	        0; /* any free port; requests come by socket pair */
-	conf->ingress.max_body = 1024;
+	conf->app->ingress.max_body = 1024;
 	/* what ingress.c sets up before the daemon, without the plugins */
 	in.conf = conf;
 	in.metrics = metrics_create();

@@ -22,8 +22,10 @@
 
 #include <cmocka.h>
 
+#include "base.h"
 #include "config.h"
 #include "host.h"
+#include "node/node_conf.h"
 
 const struct imgnode_plugin *harness_load(const char *name, unsigned kind,
                                           void **dl)
@@ -54,6 +56,7 @@ void *harness_configure(const struct imgnode_plugin *p, const char *path,
 {
 	void *cfg;
 
+	node_conf_register();
 	*conf = conf_load(path, err, errlen);
 	if (!*conf)
 		return NULL;
@@ -326,14 +329,6 @@ void harness_check_invalid_keys(const struct imgnode_storage_ops *ops, void *st,
 	harness_assert_logged("unable to write \"x?y\": invalid key");
 }
 
-int64_t harness_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void harness_sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
@@ -418,11 +413,11 @@ void harness_test_consume_timeout(void **state)
 	struct harness_transport tr = start_transport(state, ""), *t = &tr;
 	const struct imgnode_transport_ops *ops = t->plugin->ops;
 	struct imgnode_delivery d;
-	int64_t t0 = harness_mono_ms(), ms;
+	int64_t t0 = now_ms(), ms;
 
 	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 300),
 	                 -ETIMEDOUT);
-	ms = harness_mono_ms() - t0;
+	ms = now_ms() - t0;
 	assert_true(ms >= 300);
 	assert_true(ms < 3000);
 }
@@ -445,10 +440,10 @@ void harness_test_wakeup(void **state)
 		_exit(ops->publish(st, "wake", 4, NULL, t->wait_ms) == 0 ? 0
 		                                                         : 1);
 	}
-	t0 = harness_mono_ms();
+	t0 = now_ms();
 	/* without a wake-up this would wait the whole 10 s */
 	assert_int_equal(ops->consume(t->st, IMGNODE_QUEUE_JOBS, &d, 10000), 0);
-	ms = harness_mono_ms() - t0;
+	ms = now_ms() - t0;
 	harness_expect_body(&d, "wake");
 	assert_true(ms < 5000);
 	assert_int_equal(harness_reap(pid), 0);
@@ -608,7 +603,7 @@ static void consumer(const struct harness_transport *t, const char *dir, int n,
 	const struct imgnode_transport_ops *ops = t->plugin->ops;
 	void *st = harness_child_open(t);
 	struct imgnode_delivery d;
-	int64_t end = harness_mono_ms() + 60000;
+	int64_t end = now_ms() + 60000;
 	char path[4096];
 	FILE *f;
 
@@ -616,7 +611,7 @@ static void consumer(const struct harness_transport *t, const char *dir, int n,
 	f = fopen(path, "w");
 	if (!f)
 		_exit(3);
-	while (harness_mono_ms() < end) {
+	while (now_ms() < end) {
 		int r = ops->consume(st, IMGNODE_QUEUE_JOBS, &d, 1000);
 		bool stop;
 

@@ -17,6 +17,8 @@
 
 #include <imgnode/plugin.h>
 
+#include "base.h"
+
 struct conf;
 
 /*
@@ -113,8 +115,7 @@ struct harness_transport {
 	int wait_ms; /* for a publish or an expected delivery */
 };
 
-/* Milliseconds on CLOCK_MONOTONIC; a sleep that survives signals. */
-int64_t harness_mono_ms(void);
+/* A sleep that survives signals (the clock is base.h's now_ms). */
 void harness_sleep_ms(long ms);
 
 /* Waits for pid: its exit status, or 128 + the signal that ended it. */

@@ -552,7 +552,7 @@ static void test_refused(void **state)
 {
 	struct env *e = *state;
 	char keys[512], log[4096], port[16], cmd[512];
-	int64_t t0 = harness_mono_ms();
+	int64_t t0 = now_ms();
 
 	/* the port of the file's broker */
 	snprintf(port, sizeof(port), "%s", strrchr(broker_url, ':') + 1);
@@ -596,7 +596,7 @@ static void test_refused(void **state)
 	        -EINVAL);
 	assert_int_equal(count_lines(log), 1);
 	assert_non_null(strstr(log, "x-delivery-limit"));
-	assert_true(harness_mono_ms() - t0 < 10000);
+	assert_true(now_ms() - t0 < 10000);
 }
 
 /* A broker that is not there: init succeeds and retries in the background;
@@ -615,12 +615,12 @@ static void test_unreachable(void **state)
 	        0);
 	assert_int_equal(count_lines(log), 1);
 	assert_non_null(strstr(log, "127.0.0.1:1/"));
-	t0 = harness_mono_ms();
+	t0 = now_ms();
 	assert_int_equal(ops->publish(e->st, "x", 1, NULL, 300), -ENOTCONN);
 	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ENOTCONN);
 	assert_int_equal(ops->tick(e->st), -ENOTCONN);
 	assert_int_equal(ops->ping(e->st), -ENOTCONN);
-	assert_true(harness_mono_ms() - t0 < 2000);
+	assert_true(now_ms() - t0 < 2000);
 	env_stop(e);
 
 	snprintf(keys, sizeof(keys),
@@ -699,10 +699,10 @@ static int lines_in(const struct env *e, const char *name)
 /* Waits up to 60 s for dir/name to have n lines. */
 static void wait_lines(const struct env *e, const char *name, int n)
 {
-	int64_t end = harness_mono_ms() + 60000;
+	int64_t end = now_ms() + 60000;
 
 	while (lines_in(e, name) < n) {
-		assert_true(harness_mono_ms() < end);
+		assert_true(now_ms() < end);
 		harness_sleep_ms(50);
 	}
 }
@@ -728,7 +728,7 @@ static void test_broker_kill(void **state)
 	FILE *f;
 
 	env_start(e, "heartbeat = 2s\n");
-	born = harness_mono_ms();
+	born = now_ms();
 	memset(got, 0, sizeof(got));
 	harness_publish(&e->tr, "held", NULL);
 	assert_int_equal(ops->consume(e->st, JOBS, &old, 5000), 0);
@@ -739,13 +739,13 @@ static void test_broker_kill(void **state)
 	assert_true(con >= 0);
 	if (con == 0) {
 		void *st = harness_child_open(&e->tr);
-		int64_t end = harness_mono_ms() + 90000;
+		int64_t end = now_ms() + 90000;
 
 		snprintf(path, sizeof(path), "%s/got", e->dir);
 		f = fopen(path, "w");
 		if (!f)
 			_exit(3);
-		while (harness_mono_ms() < end) {
+		while (now_ms() < end) {
 			if (ops->consume(st, JOBS, &d, 1000) != 0)
 				continue;
 			if (d.len == 4 && memcmp(d.body, "stop", 4) == 0)
@@ -755,7 +755,7 @@ static void test_broker_kill(void **state)
 			ops->ack(st, &d); /* may be lost with the broker */
 		}
 		fclose(f);
-		_exit(harness_mono_ms() < end ? 0 : 6);
+		_exit(now_ms() < end ? 0 : 6);
 	}
 	/* publisher: logs each job, "-N" if not confirmed, until "halt" */
 	pub = fork();
@@ -778,12 +778,11 @@ static void test_broker_kill(void **state)
 		_exit(0);
 	}
 	wait_lines(e, "confirmed", 300);
-	if (harness_mono_ms() - born < QUEUE_AGE_MS)
-		harness_sleep_ms(
-		        (long)(QUEUE_AGE_MS - (harness_mono_ms() - born)));
+	if (now_ms() - born < QUEUE_AGE_MS)
+		harness_sleep_ms((long)(QUEUE_AGE_MS - (now_ms() - born)));
 	assert_int_equal(rabbitmq("kill"), 0);
-	for (int64_t end = harness_mono_ms() + 5000; ops->tick(e->st) == 0;) {
-		assert_true(harness_mono_ms() < end); /* the loss is noticed */
+	for (int64_t end = now_ms() + 5000; ops->tick(e->st) == 0;) {
+		assert_true(now_ms() < end); /* the loss is noticed */
 		harness_sleep_ms(20);
 	}
 	before = lines_in(e, "confirmed");

@@ -1,4 +1,5 @@
 /* Unit tests for typed config values and file:line errors of the loader. */
+#include <errno.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 
 #include "conf_keys.h"
 #include "config.h"
+#include "node/node_conf.h"
 
 static const char *const colours[] = {"red", "green", NULL};
 static const struct imgnode_conf_key k_size = {
@@ -135,7 +137,7 @@ static void test_workers_auto(void **state)
 	assert_int_equal(sched_getaffinity(0, sizeof(all), &all), 0);
 	c = conf_load(path, err, sizeof(err));
 	assert_non_null(c);
-	assert_int_equal(c->workers.count, CPU_COUNT(&all));
+	assert_int_equal(c->app->workers.count, CPU_COUNT(&all));
 	conf_free(c);
 	/* as under taskset -c N or a cpuset of one CPU */
 	CPU_ZERO(&one);
@@ -148,15 +150,79 @@ static void test_workers_auto(void **state)
 	c = conf_load(path, err, sizeof(err));
 	assert_int_equal(sched_setaffinity(0, sizeof(all), &all), 0);
 	assert_non_null(c);
-	assert_int_equal(c->workers.count, 1);
+	assert_int_equal(c->app->workers.count, 1);
 	conf_free(c);
 	unlink(path);
 	free(path);
 	path = write_file("[workers]\ncount = 0\n");
 	c = conf_load(path, err, sizeof(err));
 	assert_non_null(c);
-	assert_int_equal(c->workers.count, 0);
+	assert_int_equal(c->app->workers.count, 0);
 	conf_free(c);
+	unlink(path);
+	free(path);
+}
+
+/* The engine knows only the sections it is handed: a program's own, in a
+ * block of its own, and its fill hook after the tables. */
+struct app_block {
+	int64_t x;
+};
+
+static int app_fill(struct conf *conf, char *err, size_t errlen)
+{
+	const struct app_block *b = (const struct app_block *)conf->app;
+
+	if (b->x != 7)
+		return 0;
+	conf_set_err(err, errlen, "[app] x: not 7");
+	return -EINVAL;
+}
+
+static void test_engine_schemas(void **state)
+{
+	static const struct imgnode_conf_key app_keys[] = {
+	        {"x", IMGNODE_CONF_INT, "1", 0, 10, NULL, "x.",
+	         offsetof(struct app_block, x)},
+	        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+	};
+	static const struct conf_section app_sections[] = {
+	        {"app", app_keys, 0, 0},
+	        {NULL, NULL, 0, 0},
+	};
+	static const struct conf_schema app = {
+	        .sections = app_sections,
+	        .size = sizeof(struct app_block),
+	        .fill = app_fill,
+	};
+	char err[CONF_ERR_MAX] = "", *path = write_file("[app]\nx = 5\n");
+	struct conf *c;
+
+	(void)state;
+	c = conf_read(path, NULL, &app, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(((struct app_block *)c->app)->x, 5);
+	conf_free(c);
+	/* without the schema, [app] is no section at all */
+	assert_null(conf_read(path, NULL, NULL, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: [app] x: unknown section"));
+	unlink(path);
+	free(path);
+	/* the runtime's sections alone know nothing of the node's */
+	path = write_file("[ingress]\nport = 8081\n");
+	c = conf_load(path, err, sizeof(err));
+	assert_non_null(c);
+	conf_free(c);
+	conf_register_app(NULL);
+	assert_null(conf_load(path, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: [ingress] port: unknown section"));
+	node_conf_register();
+	unlink(path);
+	free(path);
+	/* the fill hook runs after the tables, its error is the load's */
+	path = write_file("[app]\nx = 7\n");
+	assert_null(conf_read(path, NULL, &app, err, sizeof(err)));
+	assert_string_equal(err, "[app] x: not 7");
 	unlink(path);
 	free(path);
 }
@@ -215,7 +281,6 @@ static void test_secrets_redacted(void **state)
 	char *path = write_file(
 	        "[ingress]\napi_keys = alice:alice-key, bare-key\n"
 	        "hmac_keys = k1:0123456789abcdef-secret\nport = 8081\n");
-	const struct conf_section *sec = conf_core_section("ingress");
 	struct conf *c = conf_load(path, err, sizeof(err));
 	char *text = NULL;
 	size_t len = 0;
@@ -223,11 +288,10 @@ static void test_secrets_redacted(void **state)
 
 	(void)state;
 	assert_non_null(c);
-	assert_non_null(sec);
 	out = open_memstream(&text, &len);
 	assert_non_null(out);
-	conf_print_keys(out, c, "ingress", sec->keys,
-	                (const char *)c + sec->offset, CONF_PRINT_EFFECTIVE);
+	conf_print_keys(out, c, "ingress", ingress_conf_keys, &c->app->ingress,
+	                CONF_PRINT_EFFECTIVE);
 	fclose(out);
 	assert_null(strstr(text, "alice-key"));
 	assert_null(strstr(text, "bare-key"));
@@ -238,8 +302,8 @@ static void test_secrets_redacted(void **state)
 	assert_non_null(strstr(text, "\nport = 8081  ; "));
 	free(text);
 	/* the parsed values are the secrets themselves */
-	assert_int_equal(c->ingress.api_keys.n, 2);
-	assert_string_equal(c->ingress.api_keys.items[1], "bare-key");
+	assert_int_equal(c->app->ingress.api_keys.n, 2);
+	assert_string_equal(c->app->ingress.api_keys.items[1], "bare-key");
 	conf_free(c);
 	unlink(path);
 	free(path);
@@ -352,6 +416,7 @@ int main(void)
 	        cmocka_unit_test(test_values),
 	        cmocka_unit_test(test_errors),
 	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_engine_schemas),
 	        cmocka_unit_test(test_int_words),
 	        cmocka_unit_test(test_workers_auto),
 	        cmocka_unit_test(test_writable_refused),
@@ -360,5 +425,7 @@ int main(void)
 	        cmocka_unit_test(test_auth_keys),
 	        cmocka_unit_test(test_nul_bytes_and_line_lengths),
 	};
+
+	node_conf_register();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

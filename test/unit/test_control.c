@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "control.h"
 #include "log.h"
 #include "loop.h"
@@ -328,7 +329,7 @@ static void test_reply_later(void **state)
 {
 	struct fixture *f = *state;
 	struct client a, b;
-	int64_t t0 = loop_now();
+	int64_t t0 = now_ms();
 	json_t *r;
 
 	client_start(f, &a, f->path,
@@ -336,7 +337,7 @@ static void test_reply_later(void **state)
 	client_start(f, &b, f->path,
 	             REQ("{\"cmd\":\"later\",\"ms\":10,\"tag\":\"b\"}\n"));
 	run_clients(f);
-	assert_true(loop_now() - t0 >= 80);
+	assert_true(now_ms() - t0 >= 80);
 	r = reply_of(&a);
 	assert_string_equal(json_string_value(json_object_get(r, "tag")), "a");
 	json_decref(r);
@@ -560,13 +561,13 @@ static void test_request_size_limit(void **state)
 static void test_slow_client_dropped(void **state)
 {
 	struct fixture *f = *state;
-	int64_t t0 = loop_now();
+	int64_t t0 = now_ms();
 	struct client cl;
 
 	control_set_timeout(f->ctl, 100);
 	client_start(f, &cl, f->path, REQ("{\"cmd\":"));
 	run_clients(f);
-	assert_true(loop_now() - t0 >= 100);
+	assert_true(now_ms() - t0 >= 100);
 	assert_int_equal(cl.inlen, 0);
 	assert_int_equal(cl.err, 0);
 	assert_int_equal(f->calls, 0);

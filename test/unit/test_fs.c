@@ -27,6 +27,7 @@
 #include "config.h"
 #include "harness.h"
 #include "host.h"
+#include "node/node_conf.h"
 #include "node/storer.h"
 #include "plugin.h"
 
@@ -698,6 +699,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
 	};
 
+	node_conf_register();
 	return cmocka_run_group_tests_name("fs", tests, group_setup,
 	                                   group_teardown);
 }

@@ -16,6 +16,7 @@
 #include "node/cost.h"
 #include "node/image.h"
 #include "node/job.h"
+#include "node/node_conf.h"
 #include "node/pipeline.h"
 #include "plugin.h"
 

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "node/node_conf.h"
 #include "plugin.h"
 
 static char fixtures[512];
@@ -434,6 +435,7 @@ int main(void)
 	};
 	const char *build = getenv("BUILD");
 
+	node_conf_register();
 	snprintf(fixtures, sizeof(fixtures), "%s/test/fixtures",
 	         build ? build : "build");
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -63,14 +63,6 @@ struct fx {
 	void *st; /* the plugin's state, NULL when not open */
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Runs a shell command line; its exit status, or -1. */
 static int sh(const char *fmt, ...) IMGNODE_PRINTF(1, 2);
 static int sh(const char *fmt, ...)

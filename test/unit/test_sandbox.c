@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "node/node_conf.h"
 #include "node/sandbox.h"
 
 /* What the child found: 0, or the number of the first check that failed,
@@ -254,12 +255,12 @@ static void test_forget_secrets(void **state)
 
 	(void)state;
 	assert_non_null(c);
-	assert_int_equal(c->ingress.api_keys.n, 2);
-	assert_int_equal(c->ingress.hmac_keys.n, 1);
+	assert_int_equal(c->app->ingress.api_keys.n, 2);
+	assert_int_equal(c->app->ingress.hmac_keys.n, 1);
 	sandbox_forget_secrets(c);
-	assert_int_equal(c->ingress.api_keys.n, 0);
-	assert_int_equal(c->ingress.hmac_keys.n, 0);
-	assert_string_equal(c->ingress.hmac_key, "");
+	assert_int_equal(c->app->ingress.api_keys.n, 0);
+	assert_int_equal(c->app->ingress.hmac_keys.n, 0);
+	assert_string_equal(c->app->ingress.hmac_key, "");
 	e = conf_find(c, "ingress", "api_keys");
 	assert_non_null(e);
 	assert_string_equal(e->value, "");
@@ -268,7 +269,7 @@ static void test_forget_secrets(void **state)
 	e = conf_find(c, "ingress", "hmac_key");
 	assert_string_equal(e->value, "");
 	/* the rest of the config is untouched */
-	assert_int_equal(c->ingress.port, 8081);
+	assert_int_equal(c->app->ingress.port, 8081);
 	assert_string_equal(conf_find(c, "ingress", "port")->value, "8081");
 	conf_free(c);
 	unlink(path);
@@ -290,8 +291,8 @@ static void test_max_memory_floor(void **state)
 	path = write_file("[workers]\nmax_memory = 0\n");
 	c = conf_load(path, err, sizeof(err));
 	assert_non_null(c);
-	assert_int_equal(c->workers.max_memory, 0);
-	assert_true(c->workers.seccomp);
+	assert_int_equal(c->app->workers.max_memory, 0);
+	assert_true(c->app->workers.seccomp);
 	conf_free(c);
 	unlink(path);
 	free(path);
@@ -308,5 +309,6 @@ int main(void)
 	        cmocka_unit_test(test_max_memory_floor),
 	};
 
+	node_conf_register();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

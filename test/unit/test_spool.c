@@ -28,6 +28,7 @@
 #include "config.h"
 #include "harness.h"
 #include "host.h"
+#include "node/node_conf.h"
 #include "node/ticker.h"
 #include "plugin.h"
 
@@ -549,6 +550,7 @@ int main(void)
 	        T(test_default_dir),
 	};
 
+	node_conf_register();
 	harness_transport_start = start;
 	return cmocka_run_group_tests(tests, load_plugin, unload_plugin);
 }

@@ -128,14 +128,14 @@ static void test_overruns_are_counted_then_fail(void **state)
 	struct fx *f = *state;
 	json_t *rec = running(ID_A), *got;
 
-	watchdog_arm(f->wd, rec, watchdog_now_ms());
+	watchdog_arm(f->wd, rec, now_ms());
 	got = wait_overruns(f, ID_A, 1);
 	watchdog_disarm(f->wd);
 	assert_string_equal(json_string_value(json_object_get(got, "status")),
 	                    "running");
 	assert_true(json_is_null(json_object_get(got, "error")));
 	/* the next attempt starts from the stored record */
-	watchdog_arm(f->wd, got, watchdog_now_ms());
+	watchdog_arm(f->wd, got, now_ms());
 	json_decref(got);
 	got = wait_overruns(f, ID_A, 2);
 	watchdog_disarm(f->wd);
@@ -157,15 +157,15 @@ static void test_disarmed_writes_nothing(void **state)
 	struct fx *f = *state;
 	json_t *a = running(ID_A), *b = running(ID_B), *got;
 
-	watchdog_arm(f->wd, a, watchdog_now_ms() + 60000);
+	watchdog_arm(f->wd, a, now_ms() + 60000);
 	watchdog_disarm(f->wd);
-	watchdog_arm(f->wd, b, watchdog_now_ms());
+	watchdog_arm(f->wd, b, now_ms());
 	got = wait_overruns(f, ID_B, 1);
 	watchdog_disarm(f->wd);
 	assert_null(stored(f, ID_A));
 	/* arming again replaces the job watched */
-	watchdog_arm(f->wd, a, watchdog_now_ms() + 60000);
-	watchdog_arm(f->wd, got, watchdog_now_ms());
+	watchdog_arm(f->wd, a, now_ms() + 60000);
+	watchdog_arm(f->wd, got, now_ms());
 	json_decref(got);
 	json_decref(wait_overruns(f, ID_B, 2));
 	watchdog_disarm(f->wd);
