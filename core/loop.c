@@ -49,14 +49,6 @@ struct loop {
 	int code;
 };
 
-int64_t loop_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct loop *loop_new(void)
 {
 	struct loop *loop = calloc(1, sizeof(*loop));

@@ -16,9 +16,6 @@ typedef void loop_fd_fn(struct loop *loop, int fd, short revents, void *arg);
 typedef void loop_timer_fn(struct loop *loop, void *arg);
 typedef void loop_signal_fn(struct loop *loop, int sig, void *arg);
 
-/* Milliseconds on the monotonic clock. */
-int64_t loop_now(void);
-
 /* A new loop, or NULL (errno set). Free with loop_free. */
 struct loop *loop_new(void);
 void loop_free(struct loop *loop);

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "log.h"
 #include "loop.h"
 #include "proc.h"
@@ -201,7 +202,7 @@ static void close_status(struct ch *c)
 
 static void child_ready(struct ch *c)
 {
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 
 	c->state = CH_RUNNING;
 	c->deadline = c->spec->heartbeat_ms ? now + c->spec->heartbeat_ms : 0;
@@ -216,7 +217,7 @@ static void child_start(struct ch *c)
 	struct sup *s = c->parent;
 	pid_t pid;
 
-	c->started = loop_now();
+	c->started = now_ms();
 	c->generation = root_of(s)->generation;
 	c->kill_reason = NULL;
 	c->recycling = false;
@@ -271,7 +272,7 @@ static void child_stop(struct ch *c)
 		c->stop_deadline = 0;
 		kill(c->pid, SIGKILL);
 	} else {
-		c->stop_deadline = loop_now() + c->spec->shutdown_ms;
+		c->stop_deadline = now_ms() + c->spec->shutdown_ms;
 		kill(c->pid, SIGTERM);
 	}
 }
@@ -287,7 +288,7 @@ static void child_kill(struct ch *c, const char *reason)
 
 static void on_line(struct ch *c, const char *line)
 {
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 
 	if (strcmp(line, "ready") == 0) {
 		if (c->state == CH_STARTING)
@@ -342,7 +343,7 @@ static void on_status(struct loop *loop, int fd, short revents, void *arg)
 /* Restart bookkeeping: true if s may restart once more. */
 static bool count_restart(struct sup *s)
 {
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 	size_t j = 0;
 	int64_t *at;
 
@@ -362,7 +363,7 @@ static bool count_restart(struct sup *s)
 static void set_backoff(struct ch *c)
 {
 	const struct sup_spec *spec = c->parent->spec;
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 	bool quick = c->last_restart && now - c->last_restart < spec->period_ms;
 
 	if (!spec->backoff_min_ms || !quick)
@@ -428,7 +429,7 @@ static void remove_child(struct sup *s, struct ch *c)
 
 /*
  * c is no longer running: how says why ("exit 1", "signal SIGKILL"),
- * normal is a clean exit (0), permanent an exit with SUP_EXIT_PERMANENT.
+ * normal is a clean exit (0), permanent an exit with EXIT_PERMANENT.
  */
 static void child_down(struct ch *c, const char *how, bool normal,
                        bool permanent)
@@ -488,7 +489,7 @@ static void child_down(struct ch *c, const char *how, bool normal,
 		        "child failed permanently id=%s status=\"%s\"; not restarting it",
 		        c->id, c->last_exit);
 		if (c->spec->restart != SUP_TEMPORARY) {
-			sup_fail(s, SUP_EXIT_PERMANENT);
+			sup_fail(s, EXIT_PERMANENT);
 			return;
 		}
 		restart = false;
@@ -630,7 +631,7 @@ static void sup_went_down(struct sup *s)
 	code = s->exit_code;
 	snprintf(how, sizeof(how), code ? "failed (exit %d)" : "stopped", code);
 	sup_destroy(s);
-	child_down(self, how, code == 0, code == SUP_EXIT_PERMANENT);
+	child_down(self, how, code == 0, code == EXIT_PERMANENT);
 }
 
 /* Runs queued operations until one has to wait. */
@@ -646,7 +647,7 @@ static void pump(struct sup *s)
 				pop_op(s);
 				continue;
 			}
-			if (loop_now() < c->not_before)
+			if (now_ms() < c->not_before)
 				return; /* the tick pumps again */
 			s->busy = true;
 			child_start(c);
@@ -721,7 +722,7 @@ static void on_sigchld(struct loop *loop, int sig, void *arg)
 		child_down(c, how,
 		           WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		           WIFEXITED(status) &&
-		                   WEXITSTATUS(status) == SUP_EXIT_PERMANENT);
+		                   WEXITSTATUS(status) == EXIT_PERMANENT);
 		if (root->freed_later)
 			return;
 	}
@@ -780,7 +781,7 @@ static void pump_all(struct sup *s)
 static void on_tick(struct loop *loop, void *arg)
 {
 	struct sup *root = arg;
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 	bool rss = now - root->last_rss_check >= RSS_EVERY_MS;
 
 	root->tick = NULL;
@@ -979,7 +980,7 @@ int sup_resize(struct sup *root, const char *id, size_t count)
 static json_t *status_of(struct sup *s, const char *id)
 {
 	json_t *children = json_array();
-	int64_t now = loop_now();
+	int64_t now = now_ms();
 
 	for (size_t i = 0; i < s->nch; i++) {
 		struct ch *c = s->ch[i];

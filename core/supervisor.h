@@ -40,9 +40,6 @@ enum sup_restart {
 
 enum sup_child_type { SUP_WORKER, SUP_SUPERVISOR };
 
-/* Exit code of a child (or of the node) that must not be restarted. */
-#define SUP_EXIT_PERMANENT 100
-
 /*
  * Runs in the forked child: id is the child's id ("worker.3" in a pool).
  * Returns the exit code.
@@ -78,7 +75,7 @@ struct sup_spec {
 
 /*
  * Called once when a root supervisor has gone down: code 0 after
- * sup_shutdown, 1 when restart intensity was exceeded, SUP_EXIT_PERMANENT
+ * sup_shutdown, 1 when restart intensity was exceeded, EXIT_PERMANENT
  * when a child failed permanently.
  */
 typedef void sup_exit_fn(struct sup *root, int code, void *arg);

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base.h"
 #include "../log.h"
 #include "../proc.h"
 #include "../supervisor.h"
@@ -39,20 +40,11 @@
 #include "storer.h"
 
 #define COMPONENT "ingress"
-#define EXIT_TEMPORARY 111
 #define TURN_MS 200 /* longest sleep of the main loop */
 #define REPLY_BATCH 64 /* replies taken per hold of io */
 #define SWEEP_EVERY_MS 5000 /* look for jobs finished without a reply */
 #define SWEEP_AGE_MS 10000 /* ... among those older than this */
 #define SWEEP_BATCH 16
-
-int64_t ingress_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void ingress_kick(struct ingress *in)
 {
@@ -86,7 +78,7 @@ int ingress_pending_add(struct ingress *in, const char *id, const char *client)
 		return -ENOMEM;
 	snprintf(p->id, sizeof(p->id), "%s", id);
 	snprintf(p->client, sizeof(p->client), "%s", client);
-	p->since_ms = p->checked_ms = ingress_now_ms();
+	p->since_ms = p->checked_ms = now_ms();
 	pthread_mutex_lock(&in->jobs);
 	/* checked again here, where it is counted: requests in parallel */
 	ret = quota_take(in->quota, client, max ? max : INT64_MAX, &held);
@@ -321,7 +313,7 @@ static void run(struct ingress *in, int sfd)
 {
 	const struct imgnode_transport_ops *t = transport_ops(&in->set);
 	int64_t budget = in->conf->supervisor.shutdown_timeout;
-	int64_t next_sweep = ingress_now_ms() + SWEEP_EVERY_MS;
+	int64_t next_sweep = now_ms() + SWEEP_EVERY_MS;
 	int64_t stop_at = -1;
 	int tfd, last_err = 0;
 	bool released = false, tfd_fired = false;
@@ -333,7 +325,7 @@ static void run(struct ingress *in, int sfd)
 		struct pollfd pfd[3] = {{.fd = sfd, .events = POLLIN},
 		                        {.fd = in->kick_fd, .events = POLLIN},
 		                        {.fd = tfd, .events = POLLIN}};
-		int64_t now = ingress_now_ms();
+		int64_t now = now_ms();
 		size_t got;
 		uint64_t kicks;
 		nfds_t nfds;
@@ -375,7 +367,7 @@ static void run(struct ingress *in, int sfd)
 		if ((pfd[0].revents & POLLIN) && read_signal(sfd) &&
 		    stop_at < 0) {
 			begin_stop(in);
-			stop_at = ingress_now_ms() + budget * 4 / 5;
+			stop_at = now_ms() + budget * 4 / 5;
 		}
 	}
 	ingress_http_expire(in, 0, true);
@@ -410,7 +402,7 @@ int ingress_main(void *arg, const char *id)
 	struct ingress in = {.node = node, .conf = node->conf, .kick_fd = -1};
 	char err[CONF_ERR_MAX];
 	sigset_t mask;
-	int sfd, ret, code = SUP_EXIT_PERMANENT;
+	int sfd, ret, code = EXIT_PERMANENT;
 
 	log_set_process(id);
 	in.metrics = node->metrics ? node->metrics : &unshared;

@@ -91,9 +91,6 @@ struct ingress {
 	_Atomic int uploads; /* uploads holding a reservation */
 };
 
-/* Milliseconds on CLOCK_MONOTONIC. */
-int64_t ingress_now_ms(void);
-
 /* Tells the main thread to look for replies now (after a transport call
  * of the HTTP thread, which may have buffered one). */
 void ingress_kick(struct ingress *in);

@@ -45,6 +45,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "../base.h"
 #include "../log.h"
 #include "child.h"
 #include "image.h"
@@ -55,9 +56,6 @@
 #include "request_check.h"
 
 #define COMPONENT "ingress"
-#ifndef IMGNODE_VERSION
-#define IMGNODE_VERSION "0.0.0"
-#endif
 #define RETRY_AFTER "5" /* seconds, on 503 and 429 */
 #define RESULT_MAX ((size_t)1 << 32)
 #define JSON_TYPE "application/json"
@@ -106,7 +104,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 		if (!cn)
 			return; /* not swept; the idle timeout still applies */
 		cn->fd = info->connect_fd;
-		cn->since_ms = ingress_now_ms();
+		cn->since_ms = now_ms();
 		pthread_mutex_lock(&in->conns);
 		cn->next = in->conn_list;
 		if (in->conn_list)
@@ -885,10 +883,9 @@ static void access_line(struct request *r, bool aborted)
 	        "%s %s status=%u bytes=%zu in=%llu ms=%lld client=%s request_id=%s%s%s%s%s%s%s",
 	        r->method, r->path, r->status, r->out_bytes,
 	        (unsigned long long)r->received,
-	        (long long)(ingress_now_ms() - r->start_ms), peer,
-	        r->request_id, q.len ? " query=\"" : "", q.buf,
-	        q.len ? "\"" : "", r->id[0] ? " id=" : "", r->id,
-	        aborted ? " aborted=yes" : "");
+	        (long long)(now_ms() - r->start_ms), peer, r->request_id,
+	        q.len ? " query=\"" : "", q.buf, q.len ? "\"" : "",
+	        r->id[0] ? " id=" : "", r->id, aborted ? " aborted=yes" : "");
 }
 
 static void unlink_waiter(struct ingress *in, struct request *r);
@@ -1026,7 +1023,7 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
 		r->conn = conn;
 		r->admin = admin;
 		r->cn = info ? info->socket_context : NULL;
-		r->start_ms = ingress_now_ms();
+		r->start_ms = now_ms();
 		r->phase = PHASE_ANSWERED;
 		snprintf(r->method, sizeof(r->method), "%s", method);
 		snprintf(r->path, sizeof(r->path), "%s", url);
@@ -1096,7 +1093,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 		MHD_destroy_post_processor(r->pp);
 	if (r->cn) { /* a kept-alive connection: the next request begins */
 		pthread_mutex_lock(&in->conns);
-		r->cn->since_ms = ingress_now_ms();
+		r->cn->since_ms = now_ms();
 		pthread_mutex_unlock(&in->conns);
 	}
 	if (r->submitting)
@@ -1161,7 +1158,7 @@ enum MHD_Result ingress_wait(struct request *r)
 	if (p) {
 		p->waiter = r;
 		r->pend = p;
-		r->deadline_ms = ingress_now_ms() + r->wait_ms;
+		r->deadline_ms = now_ms() + r->wait_ms;
 		r->wnext = in->waiters;
 		if (in->waiters)
 			in->waiters->wprev = r;
@@ -1223,7 +1220,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n;
 
 	(void)cls;
-	if (!mhd_quota_take(ingress_now_ms(), true))
+	if (!mhd_quota_take(now_ms(), true))
 		return;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	n = strlen(line);

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../base.h"
 #include "../control.h"
 #include "../log.h"
 #include "../loop.h"
@@ -37,10 +38,6 @@
 #include "metrics.h"
 #include "node_conf.h"
 #include "pipeline.h"
-
-#ifndef IMGNODE_VERSION
-#define IMGNODE_VERSION "0.0.0"
-#endif
 
 struct reload {
 	struct control_conn *conn; /* who asked (NULL: SIGHUP) */
@@ -185,7 +182,7 @@ static void cmd_status(struct control_conn *conn, json_t *req, void *arg)
 	        1, "tree", sup_status(r->root), "node", "version",
 	        IMGNODE_VERSION, "config", r->path, "pid", (int)getpid(),
 	        "generation", (json_int_t)r->node.generation, "uptime_ms",
-	        (json_int_t)(loop_now() - r->started), "reloading",
+	        (json_int_t)(now_ms() - r->started), "reloading",
 	        r->check_pid > 0, "draining",
 	        atomic_load(&r->node.metrics->draining), "inflight",
 	        (json_int_t)drain_left(r));
@@ -255,12 +252,12 @@ static void drain_check(struct loop *loop, void *arg)
 	}
 	if (!r->drained_logged)
 		log_info("node", "drained ms=%lld",
-		         (long long)(loop_now() - r->drain_started));
+		         (long long)(now_ms() - r->drain_started));
 	r->drained_logged = true;
 	control_reply(r->drain_conn,
 	              json_pack("{s:b, s:s, s:I}", "ok", 1, "message",
 	                        "drained: no job in flight", "ms",
-	                        (json_int_t)(loop_now() - r->drain_started)));
+	                        (json_int_t)(now_ms() - r->drain_started)));
 	r->drain_conn = NULL;
 }
 
@@ -276,7 +273,7 @@ static void cmd_drain(struct control_conn *conn, json_t *req, void *arg)
 	json_t *wait = json_object_get(req, "wait");
 
 	if (!atomic_exchange(&r->node.metrics->draining, true)) {
-		r->drain_started = loop_now();
+		r->drain_started = now_ms();
 		r->drained_logged = false;
 		log_info("node", "draining inflight=%lld",
 		         (long long)drain_left(r));
@@ -287,7 +284,7 @@ static void cmd_drain(struct control_conn *conn, json_t *req, void *arg)
 
 		if (!left && !r->drained_logged)
 			log_info("node", "drained ms=%lld",
-			         (long long)(loop_now() - r->drain_started));
+			         (long long)(now_ms() - r->drain_started));
 		r->drained_logged |= !left;
 		control_reply(conn, json_pack("{s:b, s:I}", "ok", 1, "inflight",
 		                              (json_int_t)left));
@@ -335,7 +332,7 @@ static int check_main(void *arg)
 	ret = plugin_validate(r->next_conf, node_check, NULL, err, sizeof(err));
 	if (ret) {
 		util_write_all(PROC_STATUS_FD, err, strlen(err));
-		return 100;
+		return EXIT_PERMANENT;
 	}
 	return 0;
 }
@@ -586,7 +583,7 @@ int node_run(const char *path, struct conf **confp)
 
 	r.node.conf = conf;
 	r.node.generation = 1;
-	r.started = loop_now();
+	r.started = now_ms();
 	for (int i = 0; i < 2; i++) {
 		const char *dir =
 		        i ? conf->node.runtime_dir : conf->node.state_dir;
@@ -594,14 +591,14 @@ int node_run(const char *path, struct conf **confp)
 		if (ret) {
 			log_error("node", "unable to create %s: %s", dir,
 			          strerror(-ret));
-			return 100;
+			return EXIT_PERMANENT;
 		}
 	}
 	r.node.metrics = metrics_create();
 	r.loop = loop_new();
 	if (!r.node.metrics || !r.loop) {
 		log_error("node", "out of memory");
-		return 111;
+		return EXIT_TEMPORARY;
 	}
 	build_specs(&r);
 	loop_on_signal(r.loop, SIGTERM, on_signal, &r);
@@ -613,7 +610,7 @@ int node_run(const char *path, struct conf **confp)
 	if (!r.control) {
 		log_error("node", "%s", err);
 		loop_free(r.loop);
-		return 100;
+		return EXIT_PERMANENT;
 	}
 	r.root = sup_start(r.loop, &r.root_spec, on_ready, on_exit_tree, &r);
 	if (!r.root) {
@@ -621,7 +618,7 @@ int node_run(const char *path, struct conf **confp)
 		          strerror(errno));
 		control_close(r.control);
 		loop_free(r.loop);
-		return 111;
+		return EXIT_TEMPORARY;
 	}
 	sup_on_foreign_exit(r.root, on_check_exit, &r);
 	sup_set_generation(r.root, r.node.generation);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base.h"
 #include "../host.h"
 #include "../plugin.h"
 #include "../util.h"
@@ -121,7 +122,7 @@ int node_process(const char *config, bool explicit_config, const char *in,
 	conf = conf_load(config, err, sizeof(err));
 	if (!conf) {
 		fprintf(stderr, "imgnodectl: %s\n", err);
-		return 100;
+		return EXIT_PERMANENT;
 	}
 	host_set_conf(conf);
 	ret = image_init((int)conf->app->workers.concurrency, err, sizeof(err));
@@ -135,7 +136,7 @@ int node_process(const char *config, bool explicit_config, const char *in,
 			ret = plugin_start(p, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "imgnodectl: %s\n", err);
-		code = 100;
+		code = EXIT_PERMANENT;
 		goto out;
 	}
 	pl = pipeline_parse(text, &set, why, sizeof(why));

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "log.h"
 #include "loop.h"
 #include "proc.h"
@@ -268,7 +269,7 @@ int main(int argc, char **argv)
 	root = sup_start(loop, build(j), on_ready_cb, on_exit_cb, loop);
 	if (!root) {
 		perror("supdriver: sup_start");
-		return 111;
+		return EXIT_TEMPORARY;
 	}
 	loop_run(loop);
 	sup_free(root);
