@@ -21,7 +21,7 @@ def running(node):
         env = kw.pop("env", None)
         session = kw.pop("session", False)
         config(node, **kw)
-        r = Imgnode(node, env, session)
+        r = Imgnode(node, env=env, session=session)
         made.append(r)
         r.wait_line(r"node: ready")
         return r
