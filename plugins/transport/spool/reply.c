@@ -2,8 +2,8 @@
  * The spool's reply queues: reply/PID.HEX/, one directory per process that
  * asks for one (reply_open), watched with inotify; a reply is a raw file
  * named by a message ID (no header, not fsynced: replies are transient, as
- * in amqp). Queues of processes that are gone are removed by the next
- * process that starts or opens a queue.
+ * in amqp). The queues of processes that are gone are removed when another
+ * process opens its own (spool_gc_entry, which init runs on tmp/ too).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -7,7 +7,8 @@
  *   reply.c  reply queues: one directory per process, opened, fed, removed
  *   file.c   the queue's names and files: message names, message files
  *            written, read and parsed, directory scans and inotify watches
- * Calls go one way: spool.c -> claim.c, reply.c -> file.c.
+ * Calls go one way: spool.c calls the others, claim.c and reply.c call
+ * file.c, which calls none of them.
  * A state belongs to the process that called init (no use across fork).
  * Nothing here is exported from the .so (-fvisibility=hidden).
  */
