@@ -361,4 +361,3 @@ def test_v1_signatures_only_when_the_config_says_so(own, images):
         " HTTP/1.1\r\nHost: x\r\nX-Api-Key: alice-key\r\n"
         "Content-Length: 3\r\nConnection: close\r\n\r\nabc").encode())
     assert got.startswith(b"HTTP/1.1 400 "), got[:200]
-

@@ -23,7 +23,6 @@ from nodelib import (IMGNODECTL, MB, SAN_SLACK, AdminServer, Node, connect,
                      trickle)
 
 
-
 def ingress_pid(server):
     """The pid of the node's ingress process, from imgnodectl."""
     out = subprocess.run(

@@ -19,7 +19,6 @@ from nodelib import (BOMBS, IMGNODECTL, MB, PLUGINS, bomb_input, error_of,
                      noise_png, start, turned_jpeg, vm_hwm)
 
 
-
 def worker_pids(server):
     r = subprocess.run([str(IMGNODECTL), "-s",
                         str(server.node.runtime / "control.sock"), "--json",

@@ -16,7 +16,6 @@ from nodelib import (FIXTURES, PLUGINS, Imgnode, config, request, small_jpeg,
                      submit, wait_all)
 
 
-
 @pytest.fixture
 def loaded(node, tmp_path):
     plugins = tmp_path / "plugins"
