@@ -300,8 +300,11 @@ PRESETS = ("[preset.thumb]\npipeline = thumbnail(64) | webp(q=50)\n"
 MAX_BODY = 1024 * 1024  # [ingress] max_body of the shared nodes
 
 
-def start(path, workers=2, extra="", port=None, **ingress):
-    """A node in path, [ingress] keys from ingress; returns the Imgnode."""
+def start(path, workers=2, extra="", port=None, drop_in=None, cls=Imgnode,
+          **ingress):
+    """A node in path, [ingress] keys from ingress, extra lines after the
+    presets; drop_in: (name, text) of a file of conf.d/. Returns the
+    started node, a cls (Imgnode or a subclass)."""
     path.chmod(0o755)
     node = Node(path)
     port = port or free_port()
@@ -311,7 +314,9 @@ def start(path, workers=2, extra="", port=None, **ingress):
                "shutdown_timeout = 4s\n[ingress]\n" +
                "".join(f"{k} = {v}\n" for k, v in keys.items()) +
                f"[workers]\ncount = {workers}\n" + PRESETS + extra)
-    return Imgnode(node, port)
+    if drop_in:
+        node.write(drop_in[1], drop_in[0])
+    return cls(node, port)
 
 
 def setup_extra(request, path):

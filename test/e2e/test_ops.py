@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from nodelib import (BUILD, IMGNODE, IMGNODECTL, MAX_BODY, PLUGINS, PRESETS,
-                     Imgnode, Node, error_of, free_port)
+from nodelib import (BUILD, IMGNODE, IMGNODECTL, PLUGINS, Imgnode, Node,
+                     error_of, free_port, start)
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -39,20 +39,11 @@ def make(path, workers=1, node="", extra="", plugins=None, cls=Imgnode,
     """A node in path with [node] keys node (conf.d) and [ingress] keys
     ingress; plugins: a plugin directory instead of the build's."""
     path.mkdir(exist_ok=True)
-    path.chmod(0o755)
-    n = Node(path)
-    port = free_port()
-    keys = {"port": port, "max_body": MAX_BODY, "wait_max": "20s", **ingress}
-    n.write(n.base() +
-            f"[supervisor]\ncontrol_socket = {n.runtime}/control.sock\n"
-            "shutdown_timeout = 4s\n[ingress]\n" +
-            "".join(f"{k} = {v}\n" for k, v in keys.items()) +
-            f"[workers]\ncount = {workers}\n" + PRESETS + extra)
     if plugins:
         node += f"plugin_dir = {plugins}\n"
-    if node:
-        n.write("[node]\n" + node, "ops.ini")
-    return cls(n, port)
+    return start(path, workers=workers, extra=extra, cls=cls,
+                 drop_in=("ops.ini", "[node]\n" + node) if node else None,
+                 **ingress)
 
 
 def ctl(server, *args, timeout=30):
