@@ -159,9 +159,12 @@ $(BUILD)/plugins/$(basename $(notdir $(1))).so: $(1) $(FLAGS_STAMP)
 endef
 $(foreach s,$(PLUGIN_SRC),$(eval $(call plugin_rule,$(s))))
 
+# A folder plugin depends on all its files and the public headers, named
+# here: gcc writes one .d for the whole .so (the last source's), so it is not
+# read (nor is one left by the plugin when it was a single file).
 define plugin_dir_rule
 $(BUILD)/plugins/$(notdir $(1)).so: $(wildcard $(1)/*.c) $(wildcard $(1)/*.h) \
-		$(FLAGS_STAMP)
+		$(wildcard include/imgnode/*.h) $(FLAGS_STAMP)
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  PLUGIN  $$@")
 	$$(Q)$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(PLUGIN_CFLAGS) -I$(1) -shared \
@@ -198,7 +201,8 @@ $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c $(FLAGS_STAMP)
 
 -include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(HARNESS_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CTL_OBJ:.o=.d) \
 	$(BENCH_BIN:=.d) $(TESTS:=.d) $(E2E_BIN:=.d) $(FUZZERS:=.d) \
-	$(PLUGINS:.so=.d) $(FIXTURE_SO:.so=.d)
+	$(foreach s,$(PLUGIN_SRC),$(BUILD)/plugins/$(basename $(notdir $(s))).d) \
+	$(FIXTURE_SO:.so=.d)
 
 # The packages make check needs (test/lib/deps check), as root.
 deps:

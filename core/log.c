@@ -50,19 +50,6 @@ void log_set_format(int format)
 	log_format = format;
 }
 
-void log_set_timestamps(bool on)
-{
-	log_timestamps = on;
-}
-
-int log_level_parse(const char *s)
-{
-	for (int i = 0; i <= LOG_DEBUG; i++)
-		if (strcmp(s, level_names[i]) == 0)
-			return i;
-	return -EINVAL;
-}
-
 const char *log_level_name(int level)
 {
 	if (level < LOG_ERROR || level > LOG_DEBUG)

@@ -36,11 +36,7 @@ void log_set_context(const char *pairs);
 /* Lines as text (default) or one JSON object each ([node] log_format). */
 void log_set_format(int format);
 
-/* Prefix lines with a UTC timestamp (default: on unless under journald). */
-void log_set_timestamps(bool on);
-
-/* Parses "error", "warn", "info" or "debug"; returns the level or -EINVAL. */
-int log_level_parse(const char *s);
+/* "error", "warn", "info" or "debug"; "?" for another level. */
 const char *log_level_name(int level);
 
 void log_msg(int level, const char *component, const char *fmt, ...)

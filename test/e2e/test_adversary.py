@@ -30,21 +30,13 @@ import time
 import pytest
 import requests
 
-from conftest import BUILD, Node
-from test_amqp_node import broker  # noqa: F401 (fixture)
-from test_attack_auth import AdminServer, signed
-from test_attack_conn import (SAN_SLACK, connect, read_response,
-                              read_rest, trickle)
-from test_attack_cost import BOMBS, bomb_input, noise_png, vm_hwm
-from test_attack_http import FILE, exchange, json_error, multipart
-from test_attack_meta import SECRETS as PHOTO_SECRETS, hostile_jpeg
-from test_attack_procs import (SAN, address_space_limit, control_socket_inode,
-                               field, memory_holds, pieces, socket_inodes)
-from test_cluster_node import ceph  # noqa: F401 (fixture)
-from test_ingress_api import free_port, images, setup_extra  # noqa: F401
-from test_node import IMGNODECTL
+from nodelib import (BOMBS, BUILD, FILE, IMGNODECTL, MB, SAN, SAN_SLACK,
+                     SECRETS, AdminServer, Node, address_space_limit,
+                     bomb_input, connect, control_socket_inode, exchange,
+                     field, free_port, hostile_jpeg, json_error, memory_holds,
+                     multipart, noise_png, pieces, read_response, read_rest,
+                     setup_extra, signed, socket_inodes, trickle, vm_hwm)
 
-MB = 1024 * 1024
 FIGURES = BUILD / "adversary-figures.md"
 
 # Random secrets: a worker's memory is searched for them afterwards.
@@ -353,7 +345,7 @@ class Campaign:
         data, _ = hostile_jpeg(self.images)
         r = submit(self.s, data, "thumbnail(200)|jpeg", wait=60)
         self.legit_job(r, 200)
-        leaked = [x for x in PHOTO_SECRETS if x in r.content]
+        leaked = [x for x in SECRETS if x in r.content]
         assert not leaked, leaked
         return "200, no EXIF/GPS/XMP/IPTC/comment in the output"
 

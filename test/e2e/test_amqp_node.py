@@ -8,46 +8,20 @@ own."""
 import itertools
 import json
 import shutil
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import BUILD, PLUGINS, ROOT
-from test_load import request, small_jpeg, submit, wait_all
-from test_node import Running, config
+from nodelib import (FIXTURES, PLUGINS, Imgnode, config, rabbitmq, request,
+                     small_jpeg, submit, wait_all)
 
-SCRIPT = ROOT / "test" / "lib" / "rabbitmq"
-FIXTURES = BUILD / "test" / "fixtures"
 _queues = itertools.count(1)
-
-
-def rabbitmq(*args, timeout=120):
-    return subprocess.run([str(SCRIPT), *map(str, args)], check=True,
-                          capture_output=True, text=True,
-                          timeout=timeout).stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rabbitmq")
-    # a timeout's SIGTERM still stops the broker (via the finally)
-    old = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        url = rabbitmq("start", path)
-        yield path, url
-    finally:
-        subprocess.run([str(SCRIPT), "stop", str(path)], timeout=120,
-                       capture_output=True)
-        signal.signal(signal.SIGTERM, old)
 
 
 @pytest.fixture
 def amqp_node(node, tmp_path, broker):
     """Starts the node on the broker with fresh queues (and the segv
-    filter among its plugins); returns (Running, port)."""
+    filter among its plugins); returns (Imgnode, port)."""
     made = []
 
     def start(extra=""):
@@ -59,7 +33,7 @@ def amqp_node(node, tmp_path, broker):
             f"[transport]\nplugin = amqp\nurl = {broker[1]}\n"
             f"queue = e2e.{n}.jobs\ndead_queue = e2e.{n}.dead\n"
             "heartbeat = 2s\nconnect_timeout = 2s\n" + extra))
-        r = Running(node)
+        r = Imgnode(node)
         made.append(r)
         r.wait_line(r"node: ready")
         return r, port

@@ -14,31 +14,13 @@ import time
 import pytest
 import requests
 
-from conftest import ROOT, Node
-from test_ingress_api import (Server, error_of, free_port, images,  # noqa
-                              own, raw_http, start)
+from nodelib import (ROOT, AdminServer, Imgnode, Node, error_of, free_port,
+                     raw_http, signed, start)
 
 K1, S1 = "k1", "first-secret-0123456789"
 K2, S2 = "k2", "second-secret-0123456789"
 KEYS = {"X-Api-Key": "alice-key"}
 OTHER = {"X-Api-Key": "bob-key"}
-
-
-def canonical(keyid, expires, method, path, what="", sha=""):
-    return "\n".join(["IMGNODE-HMAC-V2", keyid, str(expires), method, path,
-                      what, sha])
-
-
-def signed(keyid, secret, method, path, what="", sha="", expires=None,
-           ttl=300):
-    """The query arguments of a v2-signed request."""
-    expires = int(time.time()) + ttl if expires is None else expires
-    text = canonical(keyid, expires, method, path, what, sha)
-    sig = hmac.new(secret.encode(), text.encode(), hashlib.sha256)
-    q = {"keyid": keyid, "expires": str(expires), "sig": sig.hexdigest()}
-    if sha:
-        q["sha256"] = sha
-    return q
 
 
 def post_signed(s, data, pipeline, keyid=K1, secret=S1, headers=KEYS,
@@ -231,13 +213,6 @@ def test_signed_get_reads_a_job_without_a_key(node, images):
 
 # ---- the admin listener ----
 
-class AdminServer(Server):
-    """A node whose /readyz is on its admin port."""
-
-    def __init__(self, node, port, admin):
-        self.admin_url = f"http://127.0.0.1:{admin}"
-        super().__init__(node, port, ready_port=admin)
-
 
 def test_admin_listener_serves_readyz_and_metrics_alone(tmp_path, images):
     tmp_path.chmod(0o755)
@@ -275,7 +250,7 @@ def test_nginx_site_does_not_proxy_readyz_and_metrics(tmp_path):
     n = Node(tmp_path / "n")
     port = free_port()
     n.write(n.base() + f"[ingress]\nport = {port}\n[workers]\ncount = 1\n")
-    s = Server(n, port)
+    s = Imgnode(n, port)
     front = free_port()
     ngx = tmp_path / "nginx"
     subprocess.run(["test/lib/nginx", "start", str(ngx), str(front),
@@ -386,4 +361,3 @@ def test_v1_signatures_only_when_the_config_says_so(own, images):
         " HTTP/1.1\r\nHost: x\r\nX-Api-Key: alice-key\r\n"
         "Content-Length: 3\r\nConnection: close\r\n\r\nabc").encode())
     assert got.startswith(b"HTTP/1.1 400 "), got[:200]
-

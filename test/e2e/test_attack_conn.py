@@ -18,15 +18,9 @@ import time
 import pytest
 import requests
 
-from conftest import BUILD, Node
-from test_attack_auth import AdminServer
-from test_ingress_api import error_of, free_port, images, own  # noqa: F401
-
-IMGNODECTL = BUILD / "imgnodectl"
-MB = 1024 * 1024
-# ASan keeps freed memory in its quarantine (256 MB by default): under
-# SAN=1 the memory bounds get that much room (the leaks ASan reports)
-SAN_SLACK = 256 * MB if os.environ.get("SAN") == "1" else 0
+from nodelib import (IMGNODECTL, MB, SAN_SLACK, AdminServer, Node, connect,
+                     error_of, free_port, new_lines, read_response, read_rest,
+                     trickle)
 
 
 def ingress_pid(server):
@@ -54,14 +48,6 @@ def rss(pid):
     return int(m.group(1)) * 1024
 
 
-def connect(port, source="127.0.0.1", timeout=10):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", port))
-    return s
-
-
 def healthz_fast(server, times=5):
     """/healthz from 127.0.0.1 answers 200 within a second, times times."""
     for _ in range(times):
@@ -86,82 +72,8 @@ def closed_by_server(s, timeout):
         return False
 
 
-def read_response(s, timeout=10):
-    """(status, headers, body) of one response on s, read to its end."""
-    s.settimeout(timeout)
-    got = b""
-    while b"\r\n\r\n" not in got:
-        chunk = s.recv(65536)
-        assert chunk, f"closed before a response: {got!r}"
-        got += chunk
-    head, body = got.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, v in
-               (line.split(":", 1) for line in lines[1:])}
-    n = int(headers.get("content-length", "0"))
-    while len(body) < n:
-        chunk = s.recv(65536)
-        assert chunk, "closed before the end of the body"
-        body += chunk
-    return status, headers, body
-
-
-def new_lines(server, since):
-    """The node's log lines since line since, less the access log's one
-    line per answered request (the bounds here are on what refused and
-    cut connections write)."""
-    return [line for line in server.lines[since:]
-            if " info access: " not in line]
-
-
-def read_rest(c, got, size, want):
-    """Reads the rest of a response whose start (headers included) is in
-    got: its body must be size bytes whose SHA-256 is want."""
-    c.settimeout(30)
-    body = got.split(b"\r\n\r\n", 1)[1]
-    h = hashlib.sha256(body)
-    n = len(body)
-    while n < size:
-        chunk = c.recv(1 << 20)
-        assert chunk, f"cut off at {n} of {size}"
-        h.update(chunk)
-        n += len(chunk)
-    assert n == size and h.hexdigest() == want
-
-
 # ---- many slow connections ----
 
-def trickle(conns, most, each=None):
-    """Sends each open connection a header line a second (calling each()
-    first every second) until the node has closed them all, without ever
-    answering one 2xx; fails if any is still open after most lines.
-    Returns how many lines were sent."""
-    open_ = set(range(len(conns)))
-    by_fd = {c.fileno(): i for i, c in enumerate(conns)}
-    for line in range(most):
-        if each:
-            each()
-        for i in list(open_):
-            try:
-                conns[i].sendall(b"X-Slow-%d: yes\r\n" % line)
-            except OSError:
-                open_.discard(i)
-        poller = select.poll()
-        for i in open_:
-            poller.register(conns[i], select.POLLIN)
-        for fd, _ in poller.poll(1000):
-            i = by_fd[fd]
-            try:
-                got = conns[i].recv(65536)
-            except OSError:
-                got = b""
-            assert not got.startswith(b"HTTP/1.1 2"), got
-            if not got:
-                open_.discard(i)
-        if not open_:
-            return line
-    pytest.fail(f"{len(open_)} trickling connections still open")
 
 def test_trickling_connections_are_cut_at_the_deadline(own):
     """1,100 connections sending a header line a second (the default

@@ -6,10 +6,8 @@ worker (jobs queued under looser limits), in bounded memory; a result
 over max_output refused instead of
 stored; and a job that overruns job_timeout failed after at most one retry
 with the reason in its record, on spool and on amqp."""
-import io
 import json
 import os
-import random
 import re
 import subprocess
 import time
@@ -17,66 +15,8 @@ import time
 import pytest
 from PIL import Image
 
-from conftest import BUILD, PLUGINS
-from test_amqp_node import broker  # noqa: F401 (fixture)
-from test_ingress_api import error_of, own, start  # noqa: F401 (fixture)
-
-IMGNODECTL = BUILD / "imgnodectl"
-MB = 1024 * 1024
-
-
-def noise_png(size=8, seed=1):
-    """A size x size RGB PNG of noise (8x8: about 270 bytes)."""
-    rnd = random.Random(seed)
-    im = Image.new("RGB", (size, size))
-    im.putdata([tuple(rnd.randrange(256) for _ in range(3))
-                for _ in range(size * size)])
-    out = io.BytesIO()
-    im.save(out, "PNG")
-    return out.getvalue()
-
-
-def turned_jpeg(size=8):
-    """A size x size JPEG whose EXIF says: turn me a quarter (6)."""
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    out = io.BytesIO()
-    Image.new("RGB", (size, size), (200, 40, 90)).save(
-        out, "JPEG", exif=exif.tobytes(), quality=50)
-    return out.getvalue()
-
-
-WATERMARK = " ".join(["WW"] * 70)
-# (input, pipeline, the step the refusal names, what it says)
-BOMBS = [
-    ("png", "thumbnail(16000,crop=attention,size=up)|thumbnail(50)",
-     "step 1 thumbnail(crop=attention,height=0,size=up,width=16000)",
-     "output 16000x16000 (256 Mpx) is over max_pixels (100 Mpx)"),
-    ("jpeg", "thumbnail(24000,size=up)|thumbnail(50)",
-     "step 1 thumbnail(crop=none,height=0,size=up,width=24000)",
-     "output 24000x24000 (576 Mpx) is over max_pixels (100 Mpx)"),
-    ("png", f'thumbnail(9000,size=up)|watermark(text="{WATERMARK}",'
-     'size=1000)|thumbnail(50)',
-     "step 2 watermark(gravity=south-east,opacity=0.5,size=1000,",
-     "intermediate image 9000x"),
-    ("png", "thumbnail(10000,size=up)|png(compression=0)",
-     "step 2 png(compression=0)",
-     "output of at least 286.1 MiB is over max_output (100 MiB)"),
-    ("png", "resize(10)|resize(10)|resize(10)|resize(10)|thumbnail(50)",
-     "step 4 resize(scale=10)",
-     "output 80000x80000 is over max_dimension (30000 pixels a side)"),
-]
-
-
-def bomb_input(kind):
-    return noise_png() if kind == "png" else turned_jpeg()
-
-
-def vm_hwm(pid):
-    """Peak resident memory of a process, in bytes (VmHWM)."""
-    with open(f"/proc/{pid}/status") as f:
-        m = re.search(r"^VmHWM:\s+(\d+) kB", f.read(), re.M)
-    return int(m.group(1)) * 1024
+from nodelib import (BOMBS, IMGNODECTL, MB, PLUGINS, bomb_input, error_of,
+                     noise_png, start, turned_jpeg, vm_hwm)
 
 
 def worker_pids(server):

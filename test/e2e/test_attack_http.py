@@ -5,16 +5,13 @@ never a crash or a dropped connection, and the node serves on), and jobs in
 flight are shared fairly ([ingress] max_inflight_per_client: one client,
 an API key or an address, cannot push every other into 429s)."""
 import concurrent.futures
-import json
-import socket
 import subprocess
 
 import pytest
 import requests
 
-from conftest import ROOT
-from test_ingress_api import (MAX_BODY, error_of, free_port,  # noqa: F401
-                              images, own, raw_http, start)
+from nodelib import (FILE, MAX_BODY, ROOT, error_of, exchange, free_port,
+                     json_error, multipart, raw_http, start)
 
 PNG = "tiny.png"
 
@@ -26,51 +23,12 @@ def node(tmp_path_factory):
     s.stop()
 
 
-def exchange(port, request, timeout=10):
-    """Sends request bytes on one connection and reads one answer:
-    (status, headers, body, closed), closed when the server closed the
-    connection after the answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(request)
-        got = b""
-        while b"\r\n\r\n" not in got:
-            chunk = s.recv(65536)
-            assert chunk, f"closed without an answer: {got!r}"
-            got += chunk
-        head, body = got.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            k, v = line.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-        want = int(headers.get("content-length", "0"))
-        while len(body) < want:
-            chunk = s.recv(65536)
-            assert chunk, "closed in the middle of the answer"
-            body += chunk
-        try:
-            closed = s.recv(1) == b""
-        except socket.timeout:
-            closed = False
-        return status, headers, body[:want], closed
-
-
 def serves_on(s):
     r = s.get("/healthz", timeout=5)
     assert r.status_code == 200 and r.text == "ok\n"
     assert not any("child exited id=ingress" in line or
                    "child stopped id=ingress" in line
                    for line in s.lines), s.log()
-
-
-def json_error(status_headers_body, status, error):
-    got, headers, body, _ = status_headers_body
-    assert got == status, (got, body)
-    assert headers["content-type"] == "application/json"
-    j = json.loads(body)
-    assert j["error"] == error and j["detail"], j
-    return j
 
 
 # ---- framing ----
@@ -171,16 +129,6 @@ def test_utf8_text_is_taken(node, images):
     assert "café €" in rec["pipeline"]
 
 
-def multipart(parts, boundary=b"xyz", end=True):
-    body = b""
-    for headers, data in parts:
-        body += b"--" + boundary + b"\r\n" + headers + b"\r\n" + data + \
-            b"\r\n"
-    if end:
-        body += b"--" + boundary + b"--\r\n"
-    return body
-
-
 def post_form(s, body, content_type=b"multipart/form-data; boundary=xyz",
               query=b""):
     return exchange(s.port, b"POST /v1/jobs" + query + b" HTTP/1.1\r\n"
@@ -188,7 +136,6 @@ def post_form(s, body, content_type=b"multipart/form-data; boundary=xyz",
                     b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
-FILE = b'Content-Disposition: form-data; name="file"; filename="a.png"\r\n'
 PIPE = b'Content-Disposition: form-data; name="pipeline"\r\n'
 
 

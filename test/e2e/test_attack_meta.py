@@ -12,65 +12,15 @@ import time
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from conftest import BUILD, PLUGINS, Node
-from test_ingress_api import Server, free_port, images, start  # noqa: F401
+from nodelib import (BUILD, GPS, GPS_IFD, IPTC, MAKE, PLUGINS, SECRETS, XMP,
+                     Imgnode, Node, free_port, hostile_jpeg, start)
 
 ENCODERS = ("jpeg", "png", "webp", "avif", "gif", "tiff")
-# Strings planted in each kind of metadata of the test upload.
-MAKE = b"imgnode-secret-make"
-GPS = b"imgnode-secret-gps"
-XMP = b"imgnode-secret-xmp"
-IPTC = b"imgnode-secret-iptc"
-COMMENT = b"imgnode-secret-comment"
-SECRETS = (MAKE, GPS, XMP, IPTC, COMMENT)
 # What libvips 8.14 writes of them when the operator keeps metadata (a GIF
 # carries none, a TIFF only XMP; PNG compresses its XMP).
 KEPT = {"jpeg": {MAKE, GPS, XMP, IPTC}, "png": {MAKE, GPS},
         "webp": {MAKE, GPS, XMP}, "avif": {MAKE, GPS, XMP},
         "tiff": {XMP}, "gif": set()}
-GPS_IFD = 0x8825
-
-
-def segment(marker, payload):
-    return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) \
-        + payload
-
-
-def hostile_jpeg(images):
-    """The corpus's 640x428 camera photo with EXIF orientation 6, given a
-    GPS position, a camera make, XMP, IPTC, a comment (each with a secret
-    above) and the ICC profile of another corpus file. Returns (bytes,
-    profile)."""
-    icc = Image.open(io.BytesIO(images("jpeg-icc.jpg"))).info["icc_profile"]
-    im = Image.open(io.BytesIO(images("jpeg-exif-orient6.jpg")))
-    exif = im.getexif()
-    assert exif[0x0112] == 6
-    exif[0x010F] = MAKE.decode()
-    gps = exif.get_ifd(GPS_IFD)
-    gps.update({1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0),
-                0x1B: b"ASCII\0\0\0" + GPS})
-    exif[GPS_IFD] = gps
-    out = io.BytesIO()
-    im.save(out, "JPEG", exif=exif.tobytes(), icc_profile=icc,
-            comment=COMMENT, quality=90)
-    data = out.getvalue()
-    xmp = (b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta xmlns:x='adobe:ns:meta/'>"
-           b"<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>"
-           b"<rdf:Description xmlns:dc='http://purl.org/dc/elements/1.1/'>"
-           b"<dc:creator>" + XMP + b"</dc:creator></rdf:Description>"
-           b"</rdf:RDF></x:xmpmeta>")
-    caption = b"\x1c\x02\x78" + struct.pack(">H", len(IPTC)) + IPTC
-    irb = b"8BIM\x04\x04\0\0" + struct.pack(">I", len(caption)) + caption
-    irb += b"\0" * (len(irb) % 2)
-    data = data[:2] + segment(0xE1, xmp) + \
-        segment(0xED, b"Photoshop 3.0\0" + irb) + data[2:]
-    # the upload really carries all of it
-    for secret in SECRETS:
-        assert secret in data, secret
-    back = Image.open(io.BytesIO(data))
-    assert back.getexif().get_ifd(GPS_IFD)[1] == "N"
-    assert back.info["icc_profile"] == icc
-    return data, icc
 
 
 def jpeg_segments(data):
@@ -237,7 +187,7 @@ def shared_node(base, name, plugins, shared, seconds):
                f"[ingress]\nport = {port}\n"
                f"[workers]\ncount = 1\njob_timeout = {seconds}s\n"
                f"[transport]\nlease = {seconds}s\n")
-    return Server(node, port)
+    return Imgnode(node, port)
 
 
 def test_a_job_longer_than_a_lease_runs_once(tmp_path, images):  # noqa: F811

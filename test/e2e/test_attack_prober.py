@@ -14,10 +14,8 @@ import time
 
 import pytest
 
-from test_attack_procs import children, field, memory_holds, pieces
-from test_ingress_api import error_of, images, own  # noqa: F401
+from nodelib import SAN, children, error_of, field, memory_holds, pieces
 
-SAN = os.environ.get("SAN") == "1"
 API_KEY = f"key-{secrets.token_hex(16)}"
 PIPELINE = "thumbnail(32)|png"
 

@@ -15,41 +15,13 @@ import time
 
 import pytest
 
-from test_amqp_node import broker  # noqa: F401 (fixture)
-from test_cluster_node import ceph  # noqa: F401 (fixture)
-from test_ingress_api import (image_size, images, own,  # noqa: F401
-                              setup_extra, start)
-from test_supervisor import driver  # noqa: F401 (fixture)
+from nodelib import (SAN, address_space_limit, children, control_socket_inode,
+                     field, image_size, memory_holds, pieces, setup_extra,
+                     socket_inodes, start)
 
-# ASan reserves terabytes of address space: the node ignores max_memory
-SAN = os.environ.get("SAN") == "1"
 API_KEYS = [f"key-{secrets.token_hex(16)}", f"key-{secrets.token_hex(16)}"]
 HMAC_KEY = f"hmac-{secrets.token_hex(16)}"  # v1
 HMAC_KEYS = [f"hmac2-{secrets.token_hex(16)}"]  # v2: k1:SECRET
-
-
-def field(pid, name, path="status"):
-    """A line's value in /proc/PID/status (or another /proc file)."""
-    with open(f"/proc/{pid}/{path}") as f:
-        m = re.search(rf"^{name}:\s*(.*)$", f.read(), re.M)
-    return m.group(1).strip() if m else None
-
-
-def children(server):
-    """id -> pid of the node's live children, from its log."""
-    found = {}
-    for line in server.lines:
-        m = re.search(r"child ready id=(\S+) pid=(\d+)", line)
-        if m:
-            found[m.group(1)] = int(m.group(2))
-    live = {}
-    for i, p in found.items():
-        try:
-            if field(p, "PPid") == str(server.proc.pid):
-                live[i] = p
-        except OSError:
-            pass  # gone (replaced, rolled)
-    return live
 
 
 def workers(server):
@@ -57,70 +29,6 @@ def workers(server):
             if i.startswith("worker.")]
     assert pids, "no live worker:\n" + server.log()
     return pids
-
-
-def address_space_limit(pid):
-    """(soft, hard) of 'Max address space' in /proc/PID/limits."""
-    with open(f"/proc/{pid}/limits") as f:
-        for line in f:
-            if line.startswith("Max address space"):
-                return tuple(line.split()[3:5])
-    raise AssertionError(f"no address space line for {pid}")
-
-
-def pieces(keys):
-    """What to look for: the last 16 characters of each secret, as freed
-    memory keeps a string but its first 16 bytes (malloc's pointers)."""
-    return {k[-16:].encode() for k in keys}
-
-
-def memory_holds(pid, needles):
-    """The needles (bytes) found anywhere in pid's readable memory."""
-    found = set()
-    longest = max(len(n) for n in needles)
-    with open(f"/proc/{pid}/maps") as maps, \
-            open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-        for line in maps:
-            parts = line.split()
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            if parts[1][0] != "r" or (len(parts) > 5 and parts[5] in (
-                    "[vvar]", "[vsyscall]", "[vvar_vclock]")):
-                continue
-            tail = b""
-            for at in range(start, end, 1 << 20):
-                try:
-                    mem.seek(at)
-                    chunk = mem.read(min(1 << 20, end - at))
-                except OSError:
-                    tail = b""
-                    continue
-                data = tail + chunk
-                found.update(n for n in needles if n in data)
-                tail = data[-longest:]
-    return found
-
-
-def control_socket_inode(path):
-    """The inode of the listening Unix socket bound to path."""
-    with open("/proc/net/unix") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 8 and parts[7] == str(path):
-                return parts[6]
-    raise AssertionError(f"no socket bound to {path}")
-
-
-def socket_inodes(pid):
-    out = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        m = re.fullmatch(r"socket:\[(\d+)\]", target)
-        if m:
-            out.add(m.group(1))
-    return out
 
 
 KEYS = {"api_keys": ", ".join(API_KEYS), "hmac_keys": f"k1:{HMAC_KEYS[0]}",

@@ -6,13 +6,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import IMGNODE, PLUGINS, ROOT
+from nodelib import IMGNODE, PLUGINS, ROOT, free_port
 
 
 def test_version_and_help():
@@ -180,9 +179,7 @@ def wait_for(proc, pattern, timeout=10):
 
 
 def test_run_reload_and_stop(node):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     node.write(node.base() + f"[ingress]\nport = {port}\n"
                f"[supervisor]\ncontrol_socket = {node.runtime}/ctl.sock\n")
     proc = subprocess.Popen([str(IMGNODE), "-c", str(node.ini)],

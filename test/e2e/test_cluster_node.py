@@ -5,37 +5,13 @@ OSD stopped under load: 503 with Retry-After while it is away, no accepted
 job lost, and recovery without restarting the node."""
 import concurrent.futures
 import json
-import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import PLUGINS, ROOT
-from test_amqp_node import broker, rabbitmq  # noqa: F401 (fixture)
-from test_load import request, small_jpeg, submit, wait_all
-from test_node import Running, config
-
-CEPH = ROOT / "test" / "lib" / "ceph"
-
-
-@pytest.fixture(scope="module")
-def ceph(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ceph")
-    old = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        subprocess.run([str(CEPH), "start", str(path)], check=True,
-                       capture_output=True, timeout=300)
-        conf = subprocess.run([str(CEPH), "conf", str(path)], check=True,
-                              capture_output=True, text=True).stdout.strip()
-        yield path, conf
-    finally:
-        subprocess.run([str(CEPH), "stop", str(path)], capture_output=True,
-                       timeout=120)
-        signal.signal(signal.SIGTERM, old)
+from nodelib import CEPH, Imgnode, config, request, small_jpeg, wait_all
 
 
 @pytest.fixture
@@ -47,7 +23,7 @@ def cluster_node(node, broker, ceph):  # noqa: F811
         "heartbeat = 2s\nconnect_timeout = 2s\n"
         f"[storage]\nplugin = rados\nconf = {ceph[1]}\n"
         "osd_op_timeout = 3s\nmon_op_timeout = 3s\n"))
-    r = Running(node)
+    r = Imgnode(node)
     r.wait_line(r"node: ready")
     yield r, port, ceph[0]
     r.close()

@@ -3,7 +3,7 @@ the ingress, end to end against a real node. The parsers' cases are unit
 tests (test_job, test_config)."""
 import requests
 
-from test_ingress_api import error_of, images, own  # noqa: F401
+from nodelib import error_of
 
 FORM = {"Content-Type": "multipart/form-data; boundary=xyz"}
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, IMGNODE, PLUGINS
+from nodelib import BUILD, IMGNODE, PLUGINS
 
 pytestmark = pytest.mark.skipif(shutil.which("readelf") is None,
                                 reason="readelf (binutils) is not installed")

@@ -8,19 +8,10 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, PLUGINS, ROOT
+from nodelib import IMGNODECTL, PLUGINS, corpus_paths
 
-IMGNODECTL = BUILD / "imgnodectl"
 # ASan reserves terabytes of address space: no RLIMIT_AS under SAN=1
 MEMORY = None if os.environ.get("SAN") == "1" else 2 << 30
-
-
-def corpus(category):
-    out = subprocess.run(["test/data/corpus", "--list", category],
-                         capture_output=True, text=True, check=True,
-                         cwd=ROOT).stdout.split()
-    assert out, category
-    return sorted(out)
 
 
 def limited():
@@ -45,7 +36,7 @@ def run(ini, path, pipeline, out):
 @pytest.mark.parametrize("category", ["hostile", "corrupt"])
 def test_every_bad_file_fails_cleanly_or_decodes(ini, tmp_path, category):
     outcomes = {}
-    for path in corpus(category):
+    for path in corpus_paths(category):
         r = run(ini, path, "thumbnail(256)|jpeg", tmp_path / "out.jpg")
         name = os.path.basename(path)
         # a negative code is a signal: a crash
@@ -67,14 +58,14 @@ def test_every_bad_file_fails_cleanly_or_decodes(ini, tmp_path, category):
     ("cve-2015-4491.bmp", "unsupported format: bmp (blocked; accepted:"),
 ])
 def test_bombs_are_refused_from_the_header(ini, tmp_path, name, message):
-    path = [p for p in corpus("hostile") if p.endswith("/" + name)][0]
+    path = [p for p in corpus_paths("hostile") if p.endswith("/" + name)][0]
     r = run(ini, path, "thumbnail(256)|jpeg", tmp_path / "out.jpg")
     assert r.returncode == 1
     assert message in r.stderr, r.stderr
 
 
 def test_truncated_jpeg_is_named_corrupt(ini, tmp_path):
-    photo = corpus("photos")[0]
+    photo = corpus_paths("photos")[0]
     data = open(photo, "rb").read()
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(data[: len(data) // 2])
@@ -84,7 +75,7 @@ def test_truncated_jpeg_is_named_corrupt(ini, tmp_path):
 
 
 def test_process_summary_line(ini, tmp_path):
-    photo = corpus("photos")[0]
+    photo = corpus_paths("photos")[0]
     r = run(ini, photo, "thumbnail(800)|sharpen|webp(q=75)",
             tmp_path / "out.webp")
     assert r.returncode == 0, r.stderr

@@ -12,18 +12,9 @@ import time
 
 import pytest
 
-from conftest import BUILD, PLUGINS, ROOT
-from test_node import Running, config
+from nodelib import BUILD, FIXTURES, PLUGINS, Imgnode, config, corpus_paths
 
-FIXTURES = BUILD / "test" / "fixtures"
 V2 = BUILD / "test" / "plugins-v2" / "watermark.so"
-
-
-def corpus_photo():
-    out = subprocess.run(["test/data/corpus", "--list", "photos"],
-                         capture_output=True, text=True, check=True,
-                         cwd=ROOT).stdout.split()
-    return sorted(out)[0]
 
 
 def install(src, plugins, name):
@@ -63,7 +54,7 @@ def swap_node(node, tmp_path):
     shutil.copytree(PLUGINS, plugins)
     os.unlink(plugins / "sepia.so")
     port = config(node, plugins=plugins)
-    r = Running(node)
+    r = Imgnode(node)
     r.wait_line(r"node: ready")
     yield r, port, plugins
     r.close()
@@ -81,7 +72,7 @@ def test_swap_watermark_under_load(swap_node):
     one is answered 200; those after the roll are made by the new
     plugin."""
     r, port, plugins = swap_node
-    body = open(corpus_photo(), "rb").read()
+    body = open(corpus_paths("photos")[0], "rb").read()
     mark = "watermark(text=imgnode,opacity=1)|jpeg"
     results = []          # (phase, status, job id)
     counter = iter(range(100000))
@@ -183,7 +174,7 @@ def get_result(port, job):
 
 def test_new_filter_is_accepted_only_after_reload(swap_node, node):
     r, port, plugins = swap_node
-    body = open(corpus_photo(), "rb").read()
+    body = open(corpus_paths("photos")[0], "rb").read()
     status, _, data = post(port, "thumbnail(100)|sepia|jpeg", body)
     assert status == 400
     assert b"unknown filter" in data and b"sepia" in data
@@ -211,7 +202,7 @@ def test_new_filter_is_accepted_only_after_reload(swap_node, node):
 def test_broken_plugin_is_refused_and_old_generation_serves(
         swap_node, fixture, reason):
     r, port, plugins = swap_node
-    body = open(corpus_photo(), "rb").read()
+    body = open(corpus_paths("photos")[0], "rb").read()
     before = {c: k["pid"] for c, k in r.children().items() if k.get("pid")}
     install(FIXTURES / f"{fixture}.so", plugins, f"{fixture}.so")
     res = r.ctl("reload", check=False)
@@ -248,5 +239,5 @@ def test_rapid_reloads_leave_one_consistent_generation(swap_node):
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(r.proc.pid)],
                          capture_output=True, text=True).stdout.split()
     assert {int(p) for p in out} == tree_pids
-    body = open(corpus_photo(), "rb").read()
+    body = open(corpus_paths("photos")[0], "rb").read()
     assert post(port, "thumbnail(100)|jpeg", body)[0] == 200

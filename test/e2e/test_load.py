@@ -3,64 +3,17 @@ SIGKILLed every ~100 ms, and a poison job that crashes every worker it
 touches. No accepted job may be lost or duplicated; every one ends done
 (or, for the poison, failed with the reason)."""
 import concurrent.futures
-import http.client
-import json
 import os
 import random
 import shutil
 import signal
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import BUILD, PLUGINS, ROOT
-from test_node import Running, config
-
-FIXTURES = BUILD / "test" / "fixtures"
-
-
-def small_jpeg():
-    out = subprocess.run(["test/data/corpus", "--list", "formats"],
-                         capture_output=True, text=True, check=True,
-                         cwd=ROOT).stdout.split()
-    return open([p for p in out if p.endswith("/jpeg-gray.jpg")][0],
-                "rb").read()  # 600x450
-
-
-def request(port, method, path, body=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    c.request(method, path, body=body)
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, dict(r.getheaders()), data
-
-
-def submit(port, pipeline, body):
-    status, _, data = request(port, "POST", f"/v1/jobs?pipeline={pipeline}",
-                              body)
-    assert status == 202, (status, data)
-    return json.loads(data)["id"]
-
-
-def wait_all(port, ids, timeout=240):
-    """Polls every record until it is done or failed; returns them."""
-    left, recs = set(ids), {}
-    deadline = time.monotonic() + timeout
-    while left and time.monotonic() < deadline:
-        for job in list(left):
-            status, _, data = request(port, "GET", f"/v1/jobs/{job}")
-            assert status == 200, (job, status)
-            rec = json.loads(data)
-            if rec["status"] in ("done", "failed"):
-                recs[job] = rec
-                left.discard(job)
-        if left:
-            time.sleep(0.2)
-    assert not left, f"{len(left)} jobs never finished"
-    return recs
+from nodelib import (FIXTURES, PLUGINS, Imgnode, config, request, small_jpeg,
+                     submit, wait_all)
 
 
 @pytest.fixture
@@ -74,7 +27,7 @@ def loaded(node, tmp_path):
     port = config(node, plugins=plugins,
                   extra="[ingress]\nmax_inflight = 1000\n"
                         "max_inflight_per_client = 1000\n")
-    r = Running(node)
+    r = Imgnode(node)
     r.wait_line(r"node: ready")
     yield r, port
     r.close()

@@ -4,18 +4,14 @@ keep succeeding through the other and no accepted job is lost."""
 import concurrent.futures
 import http.client
 import json
-import os
 import signal
-import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
-from conftest import IMGNODE, PLUGINS, ROOT, Node
-from test_load import small_jpeg, wait_all
-from test_node import Running, free_port
+from nodelib import (PLUGINS, ROOT, Imgnode, Node, free_port, small_jpeg,
+                     wait_all)
 
 
 def start_node(base, shared, name):
@@ -26,7 +22,7 @@ def start_node(base, shared, name):
     node.write(f"[node]\nstate_dir = {shared}\nruntime_dir = {d}/run\n"
                f"plugin_dir = {PLUGINS}\n"
                f"[ingress]\nport = {port}\n[workers]\ncount = 1\n")
-    r = Running(node)
+    r = Imgnode(node)
     r.wait_line(r"node: ready")
     return r, port
 

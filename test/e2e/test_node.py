@@ -1,101 +1,16 @@
 """The real node under its supervisor: the process tree imgnodectl shows,
 restarts, reloads (refused and accepted), stop, exit codes and the
 service manager's notifications."""
-import json
 import os
 import re
 import shutil
 import signal
 import socket
-import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import BUILD, IMGNODE, PLUGINS, ROOT
-
-IMGNODECTL = BUILD / "imgnodectl"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Running:
-    """An imgnode started from a config tree, with its stderr collected."""
-
-    def __init__(self, node, env=None, session=False):
-        self.node = node
-        self.sock = node.runtime / "control.sock"
-        self.proc = subprocess.Popen([str(IMGNODE), "-c", str(node.ini)],
-                                     stderr=subprocess.PIPE, text=True,
-                                     env=env, start_new_session=session)
-        self.lines = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def wait_line(self, pattern, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.lines:
-                if re.search(pattern, line):
-                    return line
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        pytest.fail(f"no line matching {pattern!r}:\n" +
-                    "".join(self.lines[-40:]))
-
-    def ctl(self, *args, check=True):
-        r = subprocess.run([str(IMGNODECTL), "-s", str(self.sock), *args],
-                           capture_output=True, text=True, timeout=60)
-        if check and r.returncode != 0:
-            pytest.fail(f"imgnodectl {args}: {r.returncode} {r.stderr}")
-        return r
-
-    def tree(self):
-        return json.loads(self.ctl("--json", "status").stdout)
-
-    def children(self):
-        """id -> child, flattened."""
-        out = {}
-
-        def walk(n):
-            for c in n.get("children", []):
-                out[c["id"]] = c
-                walk(c)
-        walk(self.tree()["tree"])
-        return out
-
-    def wait(self, cond, what, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            time.sleep(0.1)
-        pytest.fail(f"timed out waiting for {what}:\n" +
-                    "".join(self.lines[-40:]))
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def config(node, plugins=PLUGINS, extra=""):
-    port = free_port()
-    node.write(f"[node]\nstate_dir = {node.state}\n"
-               f"runtime_dir = {node.runtime}\nplugin_dir = {plugins}\n"
-               f"[supervisor]\ncontrol_socket = {node.runtime}/control.sock\n"
-               f"shutdown_timeout = 5s\n"
-               f"[ingress]\nport = {port}\n[workers]\ncount = 2\n" + extra)
-    return port
+from nodelib import PLUGINS, Imgnode, config, corpus_paths
 
 
 @pytest.fixture
@@ -106,7 +21,7 @@ def running(node):
         env = kw.pop("env", None)
         session = kw.pop("session", False)
         config(node, **kw)
-        r = Running(node, env, session)
+        r = Imgnode(node, env=env, session=session)
         made.append(r)
         r.wait_line(r"node: ready")
         return r
@@ -264,7 +179,7 @@ def test_a_child_failing_permanently_stops_the_node_with_100(node, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     config(node, extra=f"[storage]\ndir = {blocker}/store\n")
-    r = Running(node)
+    r = Imgnode(node)
     try:
         assert r.proc.wait(timeout=60) == 100
         r.wait_line(r"unable to create store directory .*/file/store: "
@@ -291,12 +206,9 @@ def test_in_flight_count_survives_a_killed_ingress(running):
     """Jobs counted by an ingress that is SIGKILLed before hearing of their
     end must not stay 'in flight' (which would end in 429s for good)."""
     import http.client
-    from test_load import small_jpeg
     r = running()
     port = int(re.search(r"port = (\d+)", r.node.ini.read_text()).group(1))
-    photo = subprocess.run(["test/data/corpus", "--list", "photos"],
-                           capture_output=True, text=True, check=True,
-                           cwd=ROOT).stdout.split()[0]
+    photo = corpus_paths("photos")[0]
     body = open(photo, "rb").read()
 
     def inflight():

@@ -12,18 +12,14 @@ import subprocess
 import time
 
 import pytest
-import requests
 
-from conftest import BUILD, IMGNODE, PLUGINS, Node
-from test_amqp_node import broker  # noqa: F401 (fixture)
-from test_ingress_api import (MAX_BODY, PRESETS, Server, error_of,
-                              free_port, images)  # noqa: F401 (fixture)
+from nodelib import (BUILD, IMGNODE, IMGNODECTL, PLUGINS, Imgnode, Node,
+                     error_of, free_port, start)
 
-IMGNODECTL = BUILD / "imgnodectl"
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
-class JsonServer(Server):
+class JsonServer(Imgnode):
     """A node whose log lines are JSON: ready when the node says so."""
 
     def wait_ready(self, timeout=30):
@@ -38,25 +34,16 @@ class JsonServer(Server):
         pytest.fail("the node never got ready:\n" + self.log())
 
 
-def make(path, workers=1, node="", extra="", plugins=None, cls=Server,
+def make(path, workers=1, node="", extra="", plugins=None, cls=Imgnode,
          **ingress):
     """A node in path with [node] keys node (conf.d) and [ingress] keys
     ingress; plugins: a plugin directory instead of the build's."""
     path.mkdir(exist_ok=True)
-    path.chmod(0o755)
-    n = Node(path)
-    port = free_port()
-    keys = {"port": port, "max_body": MAX_BODY, "wait_max": "20s", **ingress}
-    n.write(n.base() +
-            f"[supervisor]\ncontrol_socket = {n.runtime}/control.sock\n"
-            "shutdown_timeout = 4s\n[ingress]\n" +
-            "".join(f"{k} = {v}\n" for k, v in keys.items()) +
-            f"[workers]\ncount = {workers}\n" + PRESETS + extra)
     if plugins:
         node += f"plugin_dir = {plugins}\n"
-    if node:
-        n.write("[node]\n" + node, "ops.ini")
-    return cls(n, port)
+    return start(path, workers=workers, extra=extra, cls=cls,
+                 drop_in=("ops.ini", "[node]\n" + node) if node else None,
+                 **ingress)
 
 
 def ctl(server, *args, timeout=30):
@@ -189,7 +176,7 @@ def test_access_log_one_line_per_request_secrets_masked(
     assert bad >= 400
     assert s.get("/livez", headers={"X-Request-ID": "probe-1"}).ok
 
-    # after the readiness probes of Server, one line each
+    # after the readiness probes of Imgnode, one line each
     wait_for("the last access line", lambda: any(
         m["path"] == "/livez" for m in access_lines(s)))
     lines = [m for m in access_lines(s) if m["path"] != "/readyz"]

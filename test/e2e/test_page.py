@@ -16,8 +16,7 @@ import tempfile
 import pytest
 import requests
 
-from conftest import BUILD, ROOT
-from test_ingress_api import error_of, free_port, own, raw_http  # noqa: F401
+from nodelib import BUILD, ROOT, corpus, error_of, free_port, raw_http
 
 WWW = ROOT / "www"
 KEY = "alice:page-test-key-0123456789"
@@ -188,11 +187,10 @@ def test_page_through_nginx_headers(behind_nginx):
 
 
 def corpus_file(category, name):
-    corpus = os.environ.get("IMGNODE_CORPUS")
-    path = os.path.join(corpus, category, name) if corpus else None
+    root = os.environ.get("IMGNODE_CORPUS")
+    path = os.path.join(root, category, name) if root else None
     if not path or not os.path.exists(path):
-        from test_ingress_api import corpus as build
-        path = build(category)[name]
+        path = corpus(category)[name]
     return path
 
 

@@ -14,8 +14,7 @@ import time
 
 import pytest
 
-from conftest import BUILD
-from test_ingress_api import corpus, image_size, own, start  # noqa: F401
+from nodelib import BUILD, corpus, image_size, start
 
 CTL = BUILD / "imgnodectl"
 PHOTOS = ("fossa.jpg", "xfce-blue.jpg", "xfce-teal.jpg", "wine.jpg",

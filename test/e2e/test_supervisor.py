@@ -1,120 +1,13 @@
 """The supervisor's OTP semantics, with real processes: supdriver runs a tree
 from a JSON spec with core/supervisor.c; its children log their starts and
 SIGTERMs; the tests kill children and watch what the supervisor does."""
-import json
 import os
 import signal
 import subprocess
-import threading
 import time
 
-import pytest
 
-from conftest import BUILD
-
-SUPDRIVER = BUILD / "test" / "supdriver"
-
-
-def gone(pid):
-    """True once pid no longer exists (not even as a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-class Driver:
-    def __init__(self, tmp_path, spec):
-        self.log = tmp_path / "events"
-        resize = tmp_path / "resize"
-        self.status_path = tmp_path / "status.json"
-        spec_path = tmp_path / "spec.json"
-        spec_path.write_text(json.dumps(spec))
-        env = dict(os.environ, SUPDRIVER_LOG=str(self.log),
-                   SUPDRIVER_STATUS=str(self.status_path),
-                   SUPDRIVER_RESIZE=str(resize))
-        self.proc = subprocess.Popen([str(SUPDRIVER), str(spec_path)],
-                                     stderr=subprocess.PIPE, text=True,
-                                     env=env)
-        self.lines = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    def events(self):
-        if not self.log.exists():
-            return []
-        return [tuple(l.split()) for l in self.log.read_text().splitlines()]
-
-    def starts(self, cid=None):
-        return [(e[1], int(e[2])) for e in self.events()
-                if e[0] == "start" and (cid is None or e[1] == cid)]
-
-    def pid(self, cid):
-        return self.starts(cid)[-1][1]
-
-    def wait(self, cond, timeout=10, what="condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            time.sleep(0.02)
-        pytest.fail(f"timed out waiting for {what}; stderr:\n"
-                    + "".join(self.lines[-30:]))
-
-    def ready(self):
-        self.wait(lambda: any("supdriver: ready" in l for l in self.lines),
-                  what="ready")
-
-    def status(self):
-        if self.status_path.exists():
-            self.status_path.unlink()
-        self.proc.send_signal(signal.SIGUSR1)
-        self.wait(self.status_path.exists, what="status")
-        return json.loads(self.status_path.read_text())
-
-    def child(self, cid):
-        def walk(node):
-            for c in node.get("children", []):
-                if c["id"] == cid:
-                    return c
-                found = walk(c)
-                if found:
-                    return found
-        return walk(self.status())
-
-    def stop(self, timeout=15):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-    def all_pids_gone(self):
-        return all(gone(pid) for _, pid in self.starts())
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for _, pid in self.starts():
-            if not gone(pid):
-                os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def driver(tmp_path):
-    made = []
-
-    def make(spec):
-        d = Driver(tmp_path, spec)
-        made.append(d)
-        return d
-    yield make
-    for d in made:
-        d.close()
+from nodelib import gone
 
 
 def tree(strategy, **kw):

@@ -329,6 +329,94 @@ void harness_check_invalid_keys(const struct imgnode_storage_ops *ops, void *st,
 	harness_assert_logged("unable to write \"x?y\": invalid key");
 }
 
+#define RACERS 8
+#define RACE_LEN (256 * 1024)
+
+/*
+ * One racer: its own process with its own instance, as nodes are. Says
+ * "ready" once started, waits at the gate (which the parent closes for all
+ * at once), then put_excl. Exits 0 if it won, 1 on -EEXIST, 2 on another
+ * error, 3 if it could not start.
+ */
+static void racer(const struct imgnode_plugin *p, const void *cfg,
+                  const char *key, void (*in_child)(void), int gate, int ready,
+                  int i)
+{
+	const struct imgnode_storage_ops *ops = p->ops;
+	char c, *buf = malloc(RACE_LEN);
+	void *st;
+	int ret;
+
+	if (in_child)
+		in_child();
+	if (!buf || p->init(host_table(), cfg, &st))
+		_exit(3);
+	memset(buf, 'A' + i, RACE_LEN);
+	if (write(ready, "r", 1) != 1)
+		_exit(3);
+	close(ready);
+	while (read(gate, &c, 1) < 0 && errno == EINTR)
+		;
+	ret = ops->put_excl(st, key, buf, RACE_LEN);
+	p->fini(st);
+	free(buf);
+	_exit(ret == 0 ? 0 : ret == -EEXIST ? 1 : 2);
+}
+
+void harness_check_excl_race(const struct imgnode_plugin *p, const void *cfg,
+                             const char *key, void (*in_child)(void))
+{
+	const struct imgnode_storage_ops *ops = p->ops;
+	int gate[2], ready[2], wins = 0, losses = 0, winner = -1;
+	pid_t pids[RACERS];
+	unsigned char *got = NULL;
+	size_t len = 0;
+	void *st;
+	char c;
+
+	assert_int_equal(pipe(gate), 0);
+	assert_int_equal(pipe(ready), 0);
+	for (int i = 0; i < RACERS; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			close(gate[1]);
+			close(ready[0]);
+			racer(p, cfg, key, in_child, gate[0], ready[1], i);
+		}
+	}
+	close(gate[0]);
+	close(ready[1]);
+	for (int i = 0; i < RACERS; i++)
+		if (read(ready[0], &c, 1) != 1)
+			break; /* a racer failed to start: seen below */
+	close(ready[0]);
+	close(gate[1]);
+	for (int i = 0; i < RACERS; i++) {
+		int status = harness_reap(pids[i]);
+
+		if (status == 0) {
+			wins++;
+			winner = i;
+		} else if (status == 1) {
+			losses++;
+		} else {
+			fail_msg("racer %d exited with %d", i, status);
+		}
+	}
+	assert_int_equal(wins, 1);
+	assert_int_equal(losses, RACERS - 1);
+	assert_int_equal(p->init(host_table(), cfg, &st), 0);
+	assert_int_equal(ops->get(st, key, SIZE_MAX, (void **)&got, &len), 0);
+	p->fini(st);
+	assert_int_equal(len, RACE_LEN);
+	for (size_t i = 0; i < len; i++)
+		if (got[i] != 'A' + winner)
+			fail_msg("byte %zu is '%c', not the winner's '%c'", i,
+			         got[i], 'A' + winner);
+	free(got);
+}
+
 void harness_sleep_ms(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};

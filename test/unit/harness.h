@@ -104,6 +104,18 @@ void harness_list_check(const struct imgnode_storage_ops *ops, void *st);
 void harness_check_invalid_keys(const struct imgnode_storage_ops *ops,
                                 void *st, const char *dir);
 
+/*
+ * The exclusive-create race: 8 processes, each with its own instance of p
+ * (configured with cfg) and started before a gate opens for all at once,
+ * put_excl key with 256 KiB of their own letter. Exactly one wins, the
+ * others get -EEXIST, and key then holds the winner's bytes, whole (read
+ * through an instance of its own). in_child, if set, runs first in each
+ * racer. The caller holds no instance across the forks if the plugin's
+ * threads would not survive them (librados'), and removes key after.
+ */
+void harness_check_excl_race(const struct imgnode_plugin *p, const void *cfg,
+                             const char *key, void (*in_child)(void));
+
 /* ---- transport plugins (cmocka assertions) ---- */
 
 /* A started transport instance, and how to start another one (in a

@@ -247,73 +247,14 @@ static void test_put_excl(void **state)
 	assert_int_equal(count_tree(f->store, NULL), 2);
 }
 
-#define RACERS 8
-#define RACE_LEN (256 * 1024)
-
-/* Each racer is its own process with its own plugin state. */
-static void racer(struct fx *f, int gate, int i)
-{
-	char c, *buf = malloc(RACE_LEN);
-	void *st;
-	int ret;
-
-	if (!buf || plugin->init(host_table(), f->cbuf, &st))
-		_exit(3);
-	memset(buf, 'A' + i, RACE_LEN);
-	/* the gate opens for all at once when the parent closes it */
-	while (read(gate, &c, 1) < 0 && errno == EINTR)
-		;
-	ret = ops->put_excl(st, "race/key", buf, RACE_LEN);
-	plugin->fini(st);
-	free(buf);
-	_exit(ret == 0 ? 0 : ret == -EEXIST ? 1 : 2);
-}
-
+/* Processes racing to put_excl one key: one wins, whole, and no temporary
+ * file is left behind. */
 static void test_excl_race(void **state)
 {
 	struct fx *f = *state;
-	int gate[2], wins = 0, losses = 0, winner = -1;
-	pid_t pids[RACERS];
-	unsigned char *got = NULL;
-	size_t len = 0;
 
 	open_ok(state, NULL);
-	assert_int_equal(pipe(gate), 0);
-	for (int i = 0; i < RACERS; i++) {
-		pids[i] = fork();
-		assert_true(pids[i] >= 0);
-		if (pids[i] == 0) {
-			close(gate[1]);
-			racer(f, gate[0], i);
-		}
-	}
-	close(gate[0]);
-	close(gate[1]);
-	for (int i = 0; i < RACERS; i++) {
-		int status;
-
-		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
-		assert_true(WIFEXITED(status));
-		if (WEXITSTATUS(status) == 0) {
-			wins++;
-			winner = i;
-		} else if (WEXITSTATUS(status) == 1) {
-			losses++;
-		} else {
-			fail_msg("racer %d exited with %d", i,
-			         WEXITSTATUS(status));
-		}
-	}
-	assert_int_equal(wins, 1);
-	assert_int_equal(losses, RACERS - 1);
-	assert_int_equal(
-	        ops->get(f->st, "race/key", SIZE_MAX, (void **)&got, &len), 0);
-	assert_int_equal(len, RACE_LEN);
-	for (size_t i = 0; i < len; i++)
-		if (got[i] != 'A' + winner)
-			fail_msg("byte %zu is '%c', not the winner's '%c'", i,
-			         got[i], 'A' + winner);
-	free(got);
+	harness_check_excl_race(plugin, f->cbuf, "race/key", NULL);
 	assert_int_equal(tmp_files(f->store), 0);
 	assert_int_equal(count_tree(f->store, NULL), 2);
 }

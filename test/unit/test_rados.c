@@ -441,41 +441,17 @@ static void test_put_excl(void **state)
 	clear_prefix(f, "excl/");
 }
 
-#define RACERS 8
-#define RACE_LEN (256 * 1024)
-
-/* Each racer is its own process with its own client, as nodes are. */
-static void racer(struct fx *f, int gate, int ready, int i)
+/* A racer does not hold the watchdog's pipe open. */
+static void close_watchdog(void)
 {
-	char c, *buf = malloc(RACE_LEN);
-	void *st;
-	int ret;
-
 	close(watchdog_fd);
-	if (!buf || plugin->init(host_table(), f->cbuf, &st))
-		_exit(3);
-	memset(buf, 'A' + i, RACE_LEN);
-	/* connected: tell the parent, then wait for the gate to open for
-	 * all at once (the parent closes it) */
-	if (write(ready, "r", 1) != 1)
-		_exit(3);
-	close(ready);
-	while (read(gate, &c, 1) < 0 && errno == EINTR)
-		;
-	ret = ops->put_excl(st, "race/key", buf, RACE_LEN);
-	plugin->fini(st);
-	free(buf);
-	_exit(ret == 0 ? 0 : ret == -EEXIST ? 1 : 2);
 }
 
+/* Processes racing to put_excl one key, each with its own client as nodes
+ * are: one wins, whole. */
 static void test_excl_race(void **state)
 {
 	struct fx *f = *state;
-	int gate[2], ready[2], wins = 0, losses = 0, winner = -1;
-	pid_t pids[RACERS];
-	unsigned char *got = NULL;
-	size_t len = 0;
-	char c;
 
 	/* No client of ours runs while we fork: librados' threads would not
 	 * survive into the children. The config stays loaded. */
@@ -483,50 +459,8 @@ static void test_excl_race(void **state)
 	clear_prefix(f, "race/");
 	plugin->fini(f->st);
 	f->st = NULL;
-	assert_int_equal(pipe(gate), 0);
-	assert_int_equal(pipe(ready), 0);
-	for (int i = 0; i < RACERS; i++) {
-		pids[i] = fork();
-		assert_true(pids[i] >= 0);
-		if (pids[i] == 0) {
-			close(gate[1]);
-			close(ready[0]);
-			racer(f, gate[0], ready[1], i);
-		}
-	}
-	close(gate[0]);
-	close(ready[1]);
-	for (int i = 0; i < RACERS; i++)
-		if (read(ready[0], &c, 1) != 1)
-			break; /* a racer failed to connect: seen below */
-	close(ready[0]);
-	close(gate[1]);
-	for (int i = 0; i < RACERS; i++) {
-		int status;
-
-		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
-		assert_true(WIFEXITED(status));
-		if (WEXITSTATUS(status) == 0) {
-			wins++;
-			winner = i;
-		} else if (WEXITSTATUS(status) == 1) {
-			losses++;
-		} else {
-			fail_msg("racer %d exited with %d", i,
-			         WEXITSTATUS(status));
-		}
-	}
-	assert_int_equal(wins, 1);
-	assert_int_equal(losses, RACERS - 1);
+	harness_check_excl_race(plugin, f->cbuf, "race/key", close_watchdog);
 	assert_int_equal(plugin->init(host_table(), f->cbuf, &f->st), 0);
-	assert_int_equal(
-	        ops->get(f->st, "race/key", SIZE_MAX, (void **)&got, &len), 0);
-	assert_int_equal(len, RACE_LEN);
-	for (size_t i = 0; i < len; i++)
-		if (got[i] != 'A' + winner)
-			fail_msg("byte %zu is '%c', not the winner's '%c'", i,
-			         got[i], 'A' + winner);
-	free(got);
 	assert_int_equal(ops->del(f->st, "race/key"), 0);
 }
 
