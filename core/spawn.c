@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base.h"
 #include "util.h"
 
 /* Closes every descriptor from first up (close_range, or a scan). */
@@ -54,10 +55,10 @@ pid_t proc_spawn(proc_main_fn *fn, void *arg, int *status_fd)
 		 * with it; their jobs are redelivered */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
-			_exit(111); /* it died before prctl took effect */
+			_exit(EXIT_TEMPORARY); /* it died before prctl took effect */
 		if (pfd[1] != PROC_STATUS_FD) {
 			if (dup2(pfd[1], PROC_STATUS_FD) < 0)
-				_exit(111);
+				_exit(EXIT_TEMPORARY);
 		} else {
 			fcntl(PROC_STATUS_FD, F_SETFD, 0);
 		}

@@ -54,8 +54,6 @@ static const char *const image_exts[] = {
         "heic", "heif", "jxl", "jp2",  "bmp",  "svg", "pdf", NULL,
 };
 
-volatile sig_atomic_t submit_interrupted;
-
 static void on_signal(int sig)
 {
 	submit_interrupted = sig;
@@ -104,26 +102,6 @@ static int usage_error(const char *fmt, ...)
 	va_end(ap);
 	fputs(" (imgnodectl submit -h for help)\n", stderr);
 	return EXIT_PERMANENT;
-}
-
-/* See submit_run.h. */
-char *submit_printf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return n < 0 ? NULL : s;
-}
-
-/* See submit_run.h. */
-_Noreturn void submit_oom(void)
-{
-	fprintf(stderr, "imgnodectl: submit: %s\n", strerror(ENOMEM));
-	exit(EXIT_TEMPORARY);
 }
 
 static char *xstrdup(const char *s)
@@ -344,24 +322,6 @@ static char *existing_output(struct run *run, const struct task *t)
 	return NULL;
 }
 
-/* See submit_run.h. */
-int submit_make_parents(const char *path)
-{
-	char *p = xstrdup(path), *s;
-	int ret = 0;
-
-	for (s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
-		*s = '\0';
-		if (mkdir(p, 0777) < 0 && errno != EEXIST) {
-			ret = -errno;
-			break;
-		}
-		*s = '/';
-	}
-	free(p);
-	return ret;
-}
-
 /* ---- progress ---- */
 
 static void fmt_eta(double s, char *buf, size_t len)
@@ -375,8 +335,9 @@ static void fmt_eta(double s, char *buf, size_t len)
 		snprintf(buf, len, "%ld:%02ld", v / 60, v % 60);
 }
 
-/* See submit_run.h. */
-void submit_draw(struct run *run, bool force)
+/* Redraws the progress bar (on a terminal; at most 5 times a second
+ * unless force); run->on_progress. */
+static void submit_draw(struct run *run, bool force)
 {
 	size_t finished = run->done + run->failed + run->skipped;
 	size_t worked = run->done + run->failed;
@@ -462,8 +423,9 @@ static void json_line(struct run *run, const struct task *t)
 	json_decref(j);
 }
 
-/* See submit_run.h. */
-void submit_report(struct run *run, const struct task *t)
+/* t has ended (done or failed): its line, its --json object, the bar;
+ * run->on_end. */
+static void submit_report(struct run *run, const struct task *t)
 {
 	if (t->state == T_DONE && !run->tty && !run->json)
 		say(run, "done %s [%s] -> %s (%llu bytes)", t->input,
@@ -602,8 +564,12 @@ int ctl_submit(int argc, char **argv, const char *config, bool explicit,
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct run run = {
-	        .jobs = 4, .retries = 5, .wait = 30, .json = json_out};
+	struct run run = {.jobs = 4,
+	                  .retries = 5,
+	                  .wait = 30,
+	                  .json = json_out,
+	                  .on_end = submit_report,
+	                  .on_progress = submit_draw};
 	char *url_buf = NULL, err[CURL_ERROR_SIZE];
 	const char *hmac = NULL;
 	bool from_stdin = false;

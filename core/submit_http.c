@@ -42,6 +42,50 @@ static const struct {
         {"image/heif", "heic"}, {"image/jxl", "jxl"}, {NULL, NULL},
 };
 
+/* See submit_run.h: set by the command's signal handler. */
+volatile sig_atomic_t submit_interrupted;
+
+/* See submit_run.h. */
+char *submit_printf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return n < 0 ? NULL : s;
+}
+
+/* See submit_run.h. */
+_Noreturn void submit_oom(void)
+{
+	fprintf(stderr, "imgnodectl: submit: %s\n", strerror(ENOMEM));
+	exit(EXIT_TEMPORARY);
+}
+
+/* See submit_run.h. */
+int submit_make_parents(const char *path)
+{
+	char *p = strdup(path), *s;
+
+	if (!p)
+		submit_oom();
+	int ret = 0;
+
+	for (s = strchr(p + 1, '/'); s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		if (mkdir(p, 0777) < 0 && errno != EEXIST) {
+			ret = -errno;
+			break;
+		}
+		*s = '/';
+	}
+	free(p);
+	return ret;
+}
+
 /* See submit_run.h. */
 void submit_reset(struct task *t)
 {
@@ -98,7 +142,7 @@ static void finish(struct run *run, struct task *t, enum state state)
 		run->done++;
 	else
 		run->failed++;
-	submit_report(run, t);
+	run->on_end(run, t);
 }
 
 static void fail(struct run *run, struct task *t, const char *fmt, ...)
@@ -559,7 +603,7 @@ void submit_run_all(struct run *run)
 			if (t)
 				ended(run, t, m->data.result);
 		}
-		submit_draw(run, false);
+		run->on_progress(run, false);
 		if (run->active && !submit_interrupted)
 			curl_multi_poll(run->multi, NULL, 0,
 			                delay > 200 ? 200 : (int)delay, NULL);

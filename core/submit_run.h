@@ -1,6 +1,7 @@
 /*
  * What submit.c (the command) and submit_http.c (the transfers) share: the
- * run, its tasks, and the helpers each lends the other. Not an API.
+ * run and its tasks; submit_http.c's helpers; the command's output as
+ * callbacks in the run, so calls go one way. Not an API.
  */
 #ifndef IMGNODE_SUBMIT_RUN_H
 #define IMGNODE_SUBMIT_RUN_H
@@ -70,6 +71,10 @@ struct run {
 	size_t done, failed, skipped;
 	int64_t started, last_draw;
 	char errbuf[CURL_ERROR_SIZE];
+	/* the command's output, called by the transfers: a task ended; the
+	 * progress bar may be redrawn (force: now) */
+	void (*on_end)(struct run *run, const struct task *t);
+	void (*on_progress)(struct run *run, bool force);
 };
 
 static inline const char *pipe_name(const struct pipe *p)
@@ -86,11 +91,6 @@ char *submit_printf(const char *fmt, ...) IMGNODE_PRINTF(1, 2);
 void submit_oom(void) __attribute__((noreturn));
 /* mkdir -p of path's parent folder; 0 or -errno. */
 int submit_make_parents(const char *path);
-/* Redraws the progress bar (on a terminal; at most 5 times a second
- * unless force). */
-void submit_draw(struct run *run, bool force);
-/* t has ended (done or failed): its line, its --json object, the bar. */
-void submit_report(struct run *run, const struct task *t);
 
 /* Runs every task not skipped, -j at a time, until all end or
  * submit_interrupted. */

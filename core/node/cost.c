@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "../plugin.h"
-#include "image.h"
+#include "image_info.h"
 #include "node_conf.h"
 #include "pipeline.h"
 
@@ -151,11 +151,11 @@ int cost_check(const struct pipeline *pl, const struct plugin_set *set,
 	if (pipeline_has_encoder(pl))
 		return 0;
 	/* the encoder for the input's format, with its defaults */
-	enc = image_default_encoder(set, info->format);
+	enc = pipeline_default_encoder(set, info->format);
 	if (!enc || enc->desc->abi_minor < 1)
 		return 0; /* image_run says there is none */
 	const struct imgnode_filter_ops *ops = enc->desc->ops;
-	if (!ops->predict || image_default_args(ops->args, defaults, 16))
+	if (!ops->predict || pipeline_default_args(ops->args, defaults, 16))
 		return 0;
 	step_name(&n, pl->n, enc->desc->name, strlen(enc->desc->name));
 	return predict_step(&n, ops->predict, enc->state, defaults, &g, lim,

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../base.h"
 #include "../host.h"
 #include "../plugin.h"
 #include "../util.h"
@@ -121,7 +122,7 @@ int node_process(const char *config, bool explicit_config, const char *in,
 	conf = conf_load(config, err, sizeof(err));
 	if (!conf) {
 		fprintf(stderr, "imgnodectl: %s\n", err);
-		return 100;
+		return EXIT_PERMANENT;
 	}
 	host_set_conf(conf);
 	ret = image_init((int)conf->app->workers.concurrency, err, sizeof(err));

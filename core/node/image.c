@@ -229,48 +229,6 @@ int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
 	return 0;
 }
 
-const struct plugin *image_default_encoder(const struct plugin_set *set,
-                                           const char *format)
-{
-	for (const struct plugin *p = set->head; p; p = p->next) {
-		const struct imgnode_filter_ops *ops = p->desc->ops;
-
-		if (p->desc->kind == IMGNODE_KIND_FILTER &&
-		    (ops->flags & IMGNODE_FILTER_ENCODER) && ops->format &&
-		    strcmp(ops->format, format) == 0)
-			return p;
-	}
-	return NULL;
-}
-
-int image_default_args(const struct imgnode_arg *args, union imgnode_value *v,
-                       size_t max)
-{
-	for (size_t i = 0; args[i].name; i++) {
-		const char *d = args[i].def;
-		char *end;
-
-		if (i >= max || !d)
-			return -EINVAL;
-		switch (args[i].type) {
-		case IMGNODE_ARG_INT: v[i].i = strtoll(d, &end, 10); break;
-		case IMGNODE_ARG_NUMBER: v[i].n = strtod(d, &end); break;
-		case IMGNODE_ARG_BOOL:
-			v[i].b = !strcmp(d, "true") || !strcmp(d, "yes") ||
-			         !strcmp(d, "1");
-			break;
-		case IMGNODE_ARG_ENUM:
-			v[i].e = 0;
-			for (int k = 0; args[i].choices[k]; k++)
-				if (!strcmp(args[i].choices[k], d))
-					v[i].e = k;
-			break;
-		case IMGNODE_ARG_STRING: v[i].s = d; break;
-		}
-	}
-	return 0;
-}
-
 /* Fields that are not metadata: what the pixels and animations need. */
 static bool layout_field(const char *field)
 {
@@ -384,7 +342,7 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 		last = pl->n - 1;
 	} else {
 		const struct plugin *p =
-		        image_default_encoder(set, info->format);
+		        pipeline_default_encoder(set, info->format);
 		if (!p) {
 			g_object_unref(img);
 			snprintf(
@@ -396,7 +354,7 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 		enc_ops = p->desc->ops;
 		enc_state = p->state;
 		enc_name = p->desc->name;
-		if (image_default_args(enc_ops->args, defaults, 16)) {
+		if (pipeline_default_args(enc_ops->args, defaults, 16)) {
 			g_object_unref(img);
 			snprintf(err, errlen,
 			         "encoder %s has a required argument",

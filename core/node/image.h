@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image_info.h"
+
 struct conf;
 struct limits_conf;
 struct pipeline;
@@ -25,17 +27,6 @@ int image_init(int concurrency, char *err, size_t errlen);
 
 /* The libvips this was built against and runs with ("8.16.0"); static. */
 const char *image_vips_version(void);
-
-struct image_info {
-	char format[16]; /* jpeg, png, gif, webp, tiff, heif */
-	int width;
-	int height;
-	int pages;
-	bool interlaced; /* progressive JPEG, interlaced PNG */
-	int bands; /* as libvips loads it (a palette PNG as RGB) */
-	int band_bytes; /* 1, 2 (16-bit) or 4 */
-	int orientation; /* EXIF, 1..8 */
-};
 
 /*
  * Sniffs buf's format from its content and reads only its header. Returns
@@ -72,20 +63,5 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
               const struct limits_conf *lim, struct image_out *out, char *err,
               size_t errlen);
 void image_out_free(struct image_out *out);
-
-/* The encoder plugin for inputs of format (when a pipeline has none). */
-struct plugin;
-const struct plugin *image_default_encoder(const struct plugin_set *set,
-                                           const char *format);
-
-/*
- * Fills v (max entries) with the default values of an argument table, for
- * an encoder not named in the pipeline. 0, or -EINVAL if an argument has
- * no default or the table is too long.
- */
-union imgnode_value;
-struct imgnode_arg;
-int image_default_args(const struct imgnode_arg *args, union imgnode_value *v,
-                       size_t max);
 
 #endif

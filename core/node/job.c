@@ -14,7 +14,6 @@
 #include <time.h>
 
 #include "../plugin.h"
-#include "image.h"
 #include "pipeline.h"
 
 static const char hex[] = "0123456789abcdef";
@@ -164,7 +163,7 @@ size_t job_versions(const struct pipeline *pl, const struct plugin_set *set,
 		put(buf, len, &off, "%s%s=%s", i ? "," : "", pl->steps[i].name,
 		    pl->steps[i].version ? pl->steps[i].version : "?");
 	if (set && format && !pipeline_has_encoder(pl))
-		enc = image_default_encoder(set, format);
+		enc = pipeline_default_encoder(set, format);
 	if (enc)
 		put(buf, len, &off, "%s%s=%s", off ? "," : "", enc->desc->name,
 		    enc->desc->version ? enc->desc->version : "?");

@@ -332,7 +332,7 @@ static int check_main(void *arg)
 	ret = plugin_validate(r->next_conf, node_check, NULL, err, sizeof(err));
 	if (ret) {
 		util_write_all(PROC_STATUS_FD, err, strlen(err));
-		return 100;
+		return EXIT_PERMANENT;
 	}
 	return 0;
 }
@@ -590,14 +590,14 @@ int node_run(const char *path, struct conf **confp)
 		if (ret) {
 			log_error("node", "unable to create %s: %s", dir,
 			          strerror(-ret));
-			return 100;
+			return EXIT_PERMANENT;
 		}
 	}
 	r.node.metrics = metrics_create();
 	r.loop = loop_new();
 	if (!r.node.metrics || !r.loop) {
 		log_error("node", "out of memory");
-		return 111;
+		return EXIT_TEMPORARY;
 	}
 	build_specs(&r);
 	loop_on_signal(r.loop, SIGTERM, on_signal, &r);
@@ -609,7 +609,7 @@ int node_run(const char *path, struct conf **confp)
 	if (!r.control) {
 		log_error("node", "%s", err);
 		loop_free(r.loop);
-		return 100;
+		return EXIT_PERMANENT;
 	}
 	r.root = sup_start(r.loop, &r.root_spec, on_ready, on_exit_tree, &r);
 	if (!r.root) {
@@ -617,7 +617,7 @@ int node_run(const char *path, struct conf **confp)
 		          strerror(errno));
 		control_close(r.control);
 		loop_free(r.loop);
-		return 111;
+		return EXIT_TEMPORARY;
 	}
 	sup_on_foreign_exit(r.root, on_check_exit, &r);
 	sup_set_generation(r.root, r.node.generation);

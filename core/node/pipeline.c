@@ -661,3 +661,45 @@ int pipeline_has_encoder(const struct pipeline *pl)
 	return pl->n > 0 &&
 	       (pl->steps[pl->n - 1].ops->flags & IMGNODE_FILTER_ENCODER);
 }
+
+const struct plugin *pipeline_default_encoder(const struct plugin_set *set,
+                                              const char *format)
+{
+	for (const struct plugin *p = set->head; p; p = p->next) {
+		const struct imgnode_filter_ops *ops = p->desc->ops;
+
+		if (p->desc->kind == IMGNODE_KIND_FILTER &&
+		    (ops->flags & IMGNODE_FILTER_ENCODER) && ops->format &&
+		    strcmp(ops->format, format) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+int pipeline_default_args(const struct imgnode_arg *args,
+                          union imgnode_value *v, size_t max)
+{
+	for (size_t i = 0; args[i].name; i++) {
+		const char *d = args[i].def;
+		char *end;
+
+		if (i >= max || !d)
+			return -EINVAL;
+		switch (args[i].type) {
+		case IMGNODE_ARG_INT: v[i].i = strtoll(d, &end, 10); break;
+		case IMGNODE_ARG_NUMBER: v[i].n = strtod(d, &end); break;
+		case IMGNODE_ARG_BOOL:
+			v[i].b = !strcmp(d, "true") || !strcmp(d, "yes") ||
+			         !strcmp(d, "1");
+			break;
+		case IMGNODE_ARG_ENUM:
+			v[i].e = 0;
+			for (int k = 0; args[i].choices[k]; k++)
+				if (!strcmp(args[i].choices[k], d))
+					v[i].e = k;
+			break;
+		case IMGNODE_ARG_STRING: v[i].s = d; break;
+		}
+	}
+	return 0;
+}

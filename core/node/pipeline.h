@@ -62,4 +62,19 @@ void pipeline_free(struct pipeline *p);
 /* True if the last step is an encoder. */
 int pipeline_has_encoder(const struct pipeline *p);
 
+/* The encoder plugin for inputs of format (when a pipeline has none). */
+struct plugin;
+const struct plugin *pipeline_default_encoder(const struct plugin_set *set,
+                                              const char *format);
+
+/*
+ * Fills v (max entries) with the default values of an argument table, for
+ * an encoder not named in the pipeline. 0, or -EINVAL if an argument has
+ * no default or the table is too long.
+ */
+union imgnode_value;
+struct imgnode_arg;
+int pipeline_default_args(const struct imgnode_arg *args,
+                          union imgnode_value *v, size_t max);
+
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../base.h"
 #include "../config.h"
 #include "../host.h"
 
@@ -43,7 +44,7 @@ int startup_exit_code(int ret)
 	case EAGAIN:
 	case EINTR:
 	case ENOMEM:
-	case EIO: return 111;
-	default: return 100;
+	case EIO: return EXIT_TEMPORARY;
+	default: return EXIT_PERMANENT;
 	}
 }
