@@ -89,10 +89,7 @@ static int64_t earliest(const struct sup *s, bool *rss)
 	int64_t due = NONE;
 
 	/* a START waiting for its child's backoff to pass */
-	if (!s->busy && s->nops > 0 && s->ops[0].kind == OP_START &&
-	    s->state != SUP_STOPPING && s->ops[0].ch->state == CH_IDLE &&
-	    !s->ops[0].ch->removing)
-		due = s->ops[0].ch->not_before;
+	due = sup_backoff_due(s);
 	for (size_t i = 0; i < s->nch; i++) {
 		const struct ch *c = s->ch[i];
 		int64_t d = c->sub ? earliest(c->sub, rss) : child_due(c);

@@ -121,6 +121,7 @@ static void child_ready(struct ch *c)
 	int64_t now = now_ms();
 
 	c->state = CH_RUNNING;
+	c->replacing = false;
 	c->deadline = c->spec->heartbeat_ms ? now + c->spec->heartbeat_ms : 0;
 	log_info("supervisor", "child ready id=%s pid=%d after=%lldms", c->id,
 	         (int)c->pid, (long long)(now - c->started));
@@ -448,6 +449,7 @@ void sup_child_down(struct ch *c, const char *how, bool normal, bool permanent)
 	ev = down_event(c, normal, permanent);
 	action = down_table[down_row(c, was)][ev];
 	c->state = CH_IDLE;
+	c->replacing = false;
 	c->pid = 0;
 	c->deadline = c->stop_deadline = c->busy_until = 0;
 	if (c->kill_reason)
@@ -470,6 +472,7 @@ void sup_child_down(struct ch *c, const char *how, bool normal, bool permanent)
 		log_info("supervisor", "child recycled id=%s status=\"%s\"",
 		         c->id, c->last_exit);
 		c->recycling = false;
+		c->replacing = true;
 		if (was == CH_STOPPING)
 			op_done(s, OP_STOP, c);
 		c->not_before = 0;
@@ -619,16 +622,81 @@ static void sup_went_down(struct sup *s)
 	sup_child_down(self, how, code == 0, code == EXIT_PERMANENT);
 }
 
+/* op is a START that must wait for its child's restart backoff. */
+static bool backing_off(const struct sup *s, const struct op *op, int64_t now)
+{
+	return op->kind == OP_START && s->state != SUP_STOPPING &&
+	       op->ch->state == CH_IDLE && !op->ch->removing &&
+	       now < op->ch->not_before;
+}
+
+/*
+ * In a pool (simple_one_for_one) the members are alike and independent:
+ * a START waiting for its member's backoff does not hold back the others.
+ * Brings the first operation that can run now to the head of the queue,
+ * unless an operation it passes is on the same child (their order stays).
+ */
+static void pool_pass_backoffs(struct sup *s)
+{
+	int64_t now = now_ms();
+	size_t i;
+
+	if (s->spec->strategy != SUP_SIMPLE_ONE_FOR_ONE || s->busy ||
+	    s->nops < 2 || !backing_off(s, &s->ops[0], now))
+		return;
+	for (i = 1; i < s->nops; i++) {
+		bool same = false;
+
+		if (backing_off(s, &s->ops[i], now))
+			continue;
+		for (size_t k = 0; k < i; k++)
+			same |= s->ops[k].ch == s->ops[i].ch;
+		if (same)
+			continue;
+		struct op run = s->ops[i];
+		memmove(s->ops + 1, s->ops, i * sizeof(*s->ops));
+		s->ops[0] = run;
+		return;
+	}
+}
+
+/*
+ * When s's queue, idle now, can go on once a restart backoff has passed
+ * (in a pool, the earliest of its members'), or INT64_MAX.
+ */
+int64_t sup_backoff_due(const struct sup *s)
+{
+	int64_t now = now_ms(), due = INT64_MAX;
+	const struct op *head = s->nops ? &s->ops[0] : NULL;
+
+	if (s->busy || !head)
+		return INT64_MAX;
+	if (head->kind == OP_START && s->state != SUP_STOPPING &&
+	    head->ch->state == CH_IDLE && !head->ch->removing)
+		due = head->ch->not_before;
+	if (s->spec->strategy != SUP_SIMPLE_ONE_FOR_ONE)
+		return due;
+	for (size_t i = 1; i < s->nops; i++)
+		if (backing_off(s, &s->ops[i], now) &&
+		    s->ops[i].ch->not_before < due)
+			due = s->ops[i].ch->not_before;
+	return due;
+}
+
 /*
  * Runs queued operations until one has to wait: for a child's "ready" or
- * exit, or for a restart backoff (the deadlines pump again when it ends).
+ * exit, or for a restart backoff (the deadlines pump again when it ends;
+ * in a pool, only the member backing off waits).
  */
 void sup_pump(struct sup *s)
 {
 	while (!s->busy && s->nops > 0) {
-		struct op op = s->ops[0];
-		struct ch *c = op.ch;
+		struct op op;
+		struct ch *c;
 
+		pool_pass_backoffs(s);
+		op = s->ops[0];
+		c = op.ch;
 		if (op.kind == OP_START) {
 			if (s->state == SUP_STOPPING || c->state != CH_IDLE ||
 			    c->removing) {

@@ -6,6 +6,7 @@
 #include "base.h"
 #include "sup_tree.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 #include "loop.h"
@@ -93,4 +94,34 @@ unsigned sup_restarts(struct sup *root)
 
 	count_tree(root, &running, &total, &restarts);
 	return restarts;
+}
+
+/*
+ * A member counts as ready while it runs (a member leaving in a roll
+ * serves until stopped), and while it is replaced after a recycle: that
+ * replacement starts at once, with no backoff, and is no outage.
+ */
+int sup_pool_counts(struct sup *root, const char *id,
+                    struct sup_pool_counts *out)
+{
+	struct sup *s = sup_find_pool(root, id);
+
+	*out = (struct sup_pool_counts){0};
+	if (!s || s->spec->strategy != SUP_SIMPLE_ONE_FOR_ONE)
+		return -ENOENT;
+	for (size_t i = 0; i < s->nch; i++) {
+		const struct ch *c = s->ch[i];
+
+		out->members += !c->removing;
+		out->alive += c->state != CH_IDLE;
+		out->starting += c->state == CH_STARTING;
+		out->ready += c->state == CH_RUNNING ||
+		              (c->state == CH_STARTING && c->replacing) ||
+		              (c->state == CH_STOPPING && c->recycling &&
+		               !c->removing);
+		if (c->state == CH_IDLE && !c->removing && c->not_before &&
+		    (!out->next_start || c->not_before < out->next_start))
+			out->next_start = c->not_before;
+	}
+	return 0;
 }

@@ -52,6 +52,7 @@ struct ch {
 	char last_exit[64];
 	const char *kill_reason; /* why the supervisor killed it */
 	bool recycling; /* the exit is a planned replacement */
+	bool replacing; /* starting again after a recycle, not a crash */
 	bool removing; /* pool shrink: gone once stopped */
 };
 
@@ -113,6 +114,7 @@ struct ch *sup_pool_grow(struct sup *s);
 void sup_push_op(struct sup *s, enum op_kind kind, struct ch *c);
 void sup_drop_queued(struct sup *s, struct ch *c);
 void sup_pump(struct sup *s);
+int64_t sup_backoff_due(const struct sup *s);
 void sup_fail(struct sup *s, int code);
 
 /* sup_machine.c: a child's life. */

@@ -146,6 +146,24 @@ json_t *sup_status(struct sup *root);
  */
 void sup_set_generation(struct sup *root, unsigned generation);
 
+/* A pool's members as they stand, for readiness (sup_pool_counts). */
+struct sup_pool_counts {
+	size_t members; /* not leaving the pool */
+	size_t ready; /* running, or being replaced after a recycle */
+	size_t alive; /* with a process: starting, running or stopping */
+	size_t starting; /* forked, not ready yet */
+	int64_t next_start; /* now_ms() when the earliest restart waiting
+	                     * for its backoff is due; 0: none waits */
+};
+
+/*
+ * Counts the members of the simple_one_for_one supervisor with id into
+ * out. 0, or -ENOENT when there is no such pool now (a pool that gave up
+ * is being restarted by its parent).
+ */
+int sup_pool_counts(struct sup *root, const char *id,
+                    struct sup_pool_counts *out);
+
 /* Restarts counted in the whole tree since it started. */
 unsigned sup_restarts(struct sup *root);
 

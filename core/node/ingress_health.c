@@ -1,9 +1,9 @@
 /*
  * The ingress's health routes: GET /healthz and /livez (the process
- * answers), /readyz (the transport and the storage answer a ping, and the
- * node is neither stopping nor draining) and /metrics (the node's
- * counters, this ingress's connections and uploads, and the transport's
- * queue depths). /readyz and /metrics are on [ingress] admin_port instead
+ * answers), /readyz (a worker can take a job, the transport and the
+ * storage answer a ping, and the node is neither stopping nor draining)
+ * and /metrics (the node's counters, this ingress's connections and
+ * uploads, and the transport's queue depths). /readyz and /metrics are on [ingress] admin_port instead
  * when it is set; none of them takes a job or an API key.
  */
 #include <jansson.h>
@@ -122,12 +122,42 @@ static char *render_metrics(struct ingress *in)
 	return queue_depths(in, text);
 }
 
+/*
+ * True when no worker can take a job: none ready in a pool that should
+ * have some (the supervisor publishes the pool in the metrics as it
+ * changes). detail says why, and *retry is when to ask again (s).
+ */
+static bool workers_unready(struct metrics *m, char *detail, size_t len,
+                            int64_t *retry)
+{
+	int64_t wanted = atomic_load(&m->workers.wanted);
+	int64_t alive = atomic_load(&m->workers.alive);
+	int64_t starting = atomic_load(&m->workers.starting);
+	int64_t wait = atomic_load(&m->workers.next_start) - now_ms();
+	size_t at;
+
+	if (wanted <= 0 || atomic_load(&m->workers.ready) > 0)
+		return false;
+	at = (size_t)snprintf(detail, len,
+	                      "no worker ready: %lld of %lld alive",
+	                      (long long)alive, (long long)wanted);
+	if (starting > 0 && at < len)
+		at += (size_t)snprintf(detail + at, len - at, ", %lld starting",
+		                       (long long)starting);
+	if (wait > 0 && at < len)
+		snprintf(detail + at, len - at, ", next restart in %.1f s",
+		         (double)wait / 1000);
+	*retry = wait > 1000 ? (wait + 999) / 1000 : 1;
+	return true;
+}
+
 enum MHD_Result ingress_health_readyz(struct request *r)
 {
 	struct ingress *in = r->in;
 	struct MHD_Response *resp;
 	char detail[256];
 	size_t len = 0;
+	int64_t retry;
 	json_t *j;
 	int t, s;
 
@@ -137,6 +167,14 @@ enum MHD_Result ingress_health_readyz(struct request *r)
 	if (atomic_load(&in->metrics->draining))
 		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 		                        "not ready", "draining");
+	if (workers_unready(in->metrics, detail, sizeof(detail), &retry)) {
+		char after[24];
+
+		snprintf(after, sizeof(after), "%lld", (long long)retry);
+		ingress_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", "%s",
+		             detail);
+		return ingress_answer_fail_with(r, "Retry-After", after);
+	}
 	pthread_mutex_lock(&in->io);
 	t = transport_ops(&in->set)->ping(in->set.transport->state);
 	s = storage_ops(&in->set)->ping(in->set.storage->state);

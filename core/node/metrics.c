@@ -205,6 +205,16 @@ char *metrics_render(struct metrics *m)
 	    "(imgnodectl drain): uploads get 503.\n"
 	    "# TYPE imgnode_draining gauge\nimgnode_draining %d\n",
 	    atomic_load(&m->draining) ? 1 : 0);
+	put(&o,
+	    "# HELP imgnode_workers_ready Workers able to take a job "
+	    "(running, or replaced after a recycle); 0 makes /readyz say "
+	    "503.\n# TYPE imgnode_workers_ready gauge\n"
+	    "imgnode_workers_ready %lld\n"
+	    "# HELP imgnode_workers_alive Worker processes (starting, "
+	    "running or stopping).\n# TYPE imgnode_workers_alive gauge\n"
+	    "imgnode_workers_alive %lld\n",
+	    (long long)atomic_load(&m->workers.ready),
+	    (long long)atomic_load(&m->workers.alive));
 	put(&o, "# HELP imgnode_http_responses_total HTTP responses by "
 	        "class.\n# TYPE imgnode_http_responses_total counter\n");
 	for (int i = 1; i < 6; i++)

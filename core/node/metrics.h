@@ -35,6 +35,13 @@ struct metrics {
 	/* set by the supervisor (imgnodectl drain): uploads get 503 */
 	atomic_bool draining;
 	_Atomic int64_t submitting; /* uploads being taken, on all ingresses */
+	/* set by the supervisor as the workers pool changes: with none
+	 * ready (and a pool wanted), /readyz says 503 */
+	struct {
+		_Atomic int64_t wanted; /* [workers] count */
+		_Atomic int64_t ready, alive, starting;
+		_Atomic int64_t next_start; /* CLOCK_MONOTONIC ms; 0: none */
+	} workers;
 	/* this node's jobs not finished, one slot per ingress process, so a
 	 * slot of an ingress that died (and never heard of its jobs' ends) is
 	 * taken over and zeroed instead of counting forever */

@@ -66,6 +66,8 @@ struct node_run {
 	int64_t drain_started;
 	bool drained_logged;
 	unsigned restarts_seen;
+	int64_t workers_ready; /* as published to the metrics */
+	bool workers_lost; /* none ready since some were */
 };
 
 static void start_reload(struct node_run *r, struct control_conn *conn);
@@ -515,12 +517,41 @@ static void on_signal(struct loop *loop, int sig, void *arg)
 	sup_shutdown(r->root);
 }
 
+/*
+ * The workers pool as it stands into the shared metrics, for /readyz (the
+ * ingress is another process). One line when none is ready any more and
+ * one when some are again.
+ */
+static void publish_workers(struct node_run *r)
+{
+	struct sup_pool_counts n;
+	int64_t wanted = r->node.conf->app->workers.count;
+
+	if (sup_pool_counts(r->root, "workers", &n))
+		n = (struct sup_pool_counts){0};
+	atomic_store(&r->node.metrics->workers.wanted, wanted);
+	atomic_store(&r->node.metrics->workers.alive, (int64_t)n.alive);
+	atomic_store(&r->node.metrics->workers.starting, (int64_t)n.starting);
+	atomic_store(&r->node.metrics->workers.next_start, n.next_start);
+	atomic_store(&r->node.metrics->workers.ready, (int64_t)n.ready);
+	if (n.ready == 0 && wanted > 0 && r->workers_ready > 0) {
+		r->workers_lost = true;
+		log_warn("node", "no worker ready alive=%zu of=%lld", n.alive,
+		         (long long)wanted);
+	} else if (n.ready > 0 && r->workers_lost) {
+		r->workers_lost = false;
+		log_info("node", "workers ready again ready=%zu", n.ready);
+	}
+	r->workers_ready = (int64_t)n.ready;
+}
+
 static void on_ready(struct sup *root, void *arg)
 {
 	struct node_run *r = arg;
 
 	(void)root;
 	r->ready = true;
+	publish_workers(r); /* /readyz knows before "ready" is logged */
 	log_info("node", "ready config=%s listen=%s:%lld workers=%lld", r->path,
 	         r->node.conf->app->ingress.listen,
 	         (long long)r->node.conf->app->ingress.port,
@@ -557,8 +588,8 @@ static void on_watchdog(struct loop *loop, void *arg)
 }
 
 /*
- * Before the loop sleeps, after any event: restarts into the shared
- * metrics, STATUS if they changed.
+ * Before the loop sleeps, after any event: restarts and the workers pool
+ * into the shared metrics, STATUS if the restarts changed.
  */
 static void publish_restarts(struct loop *loop, void *arg)
 {
@@ -566,6 +597,7 @@ static void publish_restarts(struct loop *loop, void *arg)
 	unsigned restarts = sup_restarts(r->root);
 
 	(void)loop;
+	publish_workers(r);
 	atomic_store(&r->node.metrics->restarts, restarts);
 	if (restarts != r->restarts_seen) {
 		r->restarts_seen = restarts;
