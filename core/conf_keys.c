@@ -65,7 +65,8 @@ static const struct imgnode_conf_key supervisor_keys[] = {
          "First delay before restarting a child that keeps crashing; doubles each time (0 = no backoff).",
          SUP(backoff_min)},
         {"backoff_max", IMGNODE_CONF_DURATION, "10s", 0, HOUR, NULL,
-         "Cap of the restart backoff.", SUP(backoff_max)},
+         "Cap of the restart backoff (the workers have their own, [workers] backoff_max).",
+         SUP(backoff_max)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 

@@ -287,7 +287,9 @@ static void set_backoff(struct ch *c)
 	if (!spec->backoff_min_ms || !quick)
 		c->backoff = 0;
 	else if (!c->backoff)
-		c->backoff = spec->backoff_min_ms;
+		c->backoff = spec->backoff_min_ms < spec->backoff_max_ms
+		                     ? spec->backoff_min_ms
+		                     : spec->backoff_max_ms;
 	else if (c->backoff < spec->backoff_max_ms)
 		c->backoff = c->backoff * 2 > spec->backoff_max_ms
 		                     ? spec->backoff_max_ms

@@ -97,7 +97,7 @@ static void build_specs(struct node_run *r)
 	        .intensity = c->app->workers.intensity,
 	        .period_ms = s->period,
 	        .backoff_min_ms = s->backoff_min,
-	        .backoff_max_ms = s->backoff_max,
+	        .backoff_max_ms = c->app->workers.backoff_max,
 	        .children = &r->worker,
 	        .nchildren = 1,
 	        .count = (size_t)c->app->workers.count,
@@ -116,6 +116,7 @@ static void build_specs(struct node_run *r)
 	};
 	r->ingress_spec = r->pool_spec;
 	r->ingress_spec.id = "ingress";
+	r->ingress_spec.backoff_max_ms = s->backoff_max;
 	r->ingress_spec.children = &r->ingress;
 	r->ingress_spec.count = 1;
 	r->children[0] = (struct sup_child_spec){

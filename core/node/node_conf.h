@@ -15,6 +15,7 @@
 struct workers_conf {
 	int64_t count;
 	int64_t intensity;
+	int64_t backoff_max; /* ms */
 	int64_t max_jobs;
 	int64_t max_rss; /* bytes */
 	int64_t max_memory; /* bytes of address space (RLIMIT_AS); 0: none */

@@ -14,7 +14,9 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -32,6 +34,7 @@ struct run {
 	int exit_code;
 	unsigned restarts; /* at the root's exit */
 	char last_exit[64]; /* of the first child, at the root's exit */
+	char second_exit[64]; /* of the second child, if any */
 	unsigned wakeups; /* loop turns (prepare hook calls) */
 };
 
@@ -81,10 +84,15 @@ static void on_exit_tree(struct sup *root, int code, void *arg)
 	json_t *child = json_array_get(json_object_get(st, "children"), 0);
 	const char *last =
 	        json_string_value(json_object_get(child, "last_exit"));
+	json_t *second = json_array_get(json_object_get(st, "children"), 1);
+	const char *second_last =
+	        json_string_value(json_object_get(second, "last_exit"));
 
 	r->exit_code = code;
 	r->restarts = sup_restarts(root);
 	snprintf(r->last_exit, sizeof(r->last_exit), "%s", last ? last : "");
+	snprintf(r->second_exit, sizeof(r->second_exit), "%s",
+	         second_last ? second_last : "");
 	json_decref(st);
 	loop_stop(r->loop, 0);
 }
@@ -255,12 +263,116 @@ static void test_idle_tree_does_not_wake(void **state)
 	end_run(&r);
 }
 
+/*
+ * Pool members for test_pool_backoff_is_per_member: m.1 crashes before it
+ * says ready, every time; m.2 says ready, and in its first life crashes
+ * 100 ms later (lives counted in memory shared with the test).
+ */
+static int child_pool_member(void *arg, const char *id)
+{
+	_Atomic int *lives = arg;
+
+	if (strcmp(id, "m.1") == 0)
+		return 1;
+	proc_notify_ready();
+	if (atomic_fetch_add(lives, 1) == 0) {
+		usleep(100 * 1000);
+		return 1;
+	}
+	for (;;)
+		pause();
+	return 0;
+}
+
+/*
+ * In a pool each member backs off on its own: m.1 crashes twice in a row
+ * and waits 2 s; m.2, crashing meanwhile for the first time, is restarted
+ * at once instead of waiting behind m.1. m.1's next crash is the fourth
+ * restart, past intensity 3: the pool stops m.2, which was running again
+ * (SIGKILLed: brutal_kill), not still down from its crash ("exit 1").
+ */
+static void test_pool_backoff_is_per_member(void **state)
+{
+	_Atomic int *lives = mmap(NULL, sizeof(*lives), PROT_READ | PROT_WRITE,
+	                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	const struct sup_child_spec child = {
+	        .id = "m",
+	        .type = SUP_WORKER,
+	        .restart = SUP_PERMANENT,
+	        .shutdown_ms = 0,
+	        .start = child_pool_member,
+	        .arg = lives,
+	        .start_timeout_ms = 5000,
+	};
+	const struct sup_spec spec = {
+	        .id = "root",
+	        .strategy = SUP_SIMPLE_ONE_FOR_ONE,
+	        .intensity = 3,
+	        .period_ms = 60000,
+	        .backoff_min_ms = 2000,
+	        .backoff_max_ms = 2000,
+	        .children = &child,
+	        .nchildren = 1,
+	        .count = 2,
+	};
+	struct run r;
+
+	(void)state;
+	assert_true(lives != MAP_FAILED);
+	atomic_store(lives, 0);
+	run_tree(&r, &spec);
+	assert_false(r.guard_fired);
+	assert_int_equal(r.exit_code, 1);
+	assert_int_equal(r.restarts, 4);
+	assert_string_equal(r.last_exit, "exit 1");
+	assert_int_equal(atomic_load(lives), 2);
+	assert_string_equal(r.second_exit, "signal SIGKILL");
+	end_run(&r);
+	munmap(lives, sizeof(*lives));
+}
+
+/*
+ * The backoff never passes its cap, even when backoff_min is above it
+ * (the workers' own cap may be set below [supervisor] backoff_min): with
+ * backoff_min 5 s and a cap of 50 ms, a child crashing at once is
+ * restarted past intensity 3 well within the guard.
+ */
+static void test_backoff_min_is_capped(void **state)
+{
+	const struct sup_child_spec child = {
+	        .id = "crash",
+	        .type = SUP_WORKER,
+	        .restart = SUP_PERMANENT,
+	        .start = child_crash,
+	};
+	const struct sup_spec spec = {
+	        .id = "root",
+	        .strategy = SUP_ONE_FOR_ONE,
+	        .intensity = 3,
+	        .period_ms = 60000,
+	        .backoff_min_ms = 5000,
+	        .backoff_max_ms = 50,
+	        .children = &child,
+	        .nchildren = 1,
+	};
+	struct run r;
+
+	(void)state;
+	run_tree(&r, &spec);
+	assert_false(r.guard_fired);
+	assert_int_equal(r.exit_code, 1);
+	assert_int_equal(r.restarts, 4);
+	end_run(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_start_timeout_fires_without_a_tick),
 	        cmocka_unit_test(test_backoff_restart_happens_without_a_tick),
 	        cmocka_unit_test(test_idle_tree_does_not_wake),
+	        cmocka_unit_test(test_pool_backoff_is_per_member),
+	        cmocka_unit_test(test_backoff_min_is_capped),
 	};
 
 	log_set_level(LOG_ERROR);
