@@ -125,10 +125,9 @@ static char *render_metrics(struct ingress *in)
 /*
  * True when no worker can take a job: none ready in a pool that should
  * have some (the supervisor publishes the pool in the metrics as it
- * changes). detail says why, and *retry is when to ask again (s).
+ * changes). detail says why.
  */
-static bool workers_unready(struct metrics *m, char *detail, size_t len,
-                            int64_t *retry)
+static bool workers_unready(struct metrics *m, char *detail, size_t len)
 {
 	int64_t wanted = atomic_load(&m->workers.wanted);
 	int64_t alive = atomic_load(&m->workers.alive);
@@ -147,7 +146,6 @@ static bool workers_unready(struct metrics *m, char *detail, size_t len,
 	if (wait > 0 && at < len)
 		snprintf(detail + at, len - at, ", next restart in %.1f s",
 		         (double)wait / 1000);
-	*retry = wait > 1000 ? (wait + 999) / 1000 : 1;
 	return true;
 }
 
@@ -157,7 +155,6 @@ enum MHD_Result ingress_health_readyz(struct request *r)
 	struct MHD_Response *resp;
 	char detail[256];
 	size_t len = 0;
-	int64_t retry;
 	json_t *j;
 	int t, s;
 
@@ -167,14 +164,9 @@ enum MHD_Result ingress_health_readyz(struct request *r)
 	if (atomic_load(&in->metrics->draining))
 		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 		                        "not ready", "draining");
-	if (workers_unready(in->metrics, detail, sizeof(detail), &retry)) {
-		char after[24];
-
-		snprintf(after, sizeof(after), "%lld", (long long)retry);
-		ingress_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready", "%s",
-		             detail);
-		return ingress_answer_fail_with(r, "Retry-After", after);
-	}
+	if (workers_unready(in->metrics, detail, sizeof(detail)))
+		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                        "not ready", "%s", detail);
 	pthread_mutex_lock(&in->io);
 	t = transport_ops(&in->set)->ping(in->set.transport->state);
 	s = storage_ops(&in->set)->ping(in->set.storage->state);
