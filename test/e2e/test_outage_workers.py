@@ -11,13 +11,27 @@ import time
 
 import requests
 
-from nodelib import error_of
+from nodelib import ROOT, error_of
+
+
+def shipped(section, key):
+    """A default from the shipped etc/imgnode/imgnode.ini, in ms for a
+    duration."""
+    at = None
+    for line in (ROOT / "etc/imgnode/imgnode.ini").read_text().splitlines():
+        if line.startswith("["):
+            at = line.strip("[]")
+        m = re.fullmatch(rf";{key} = (\d+)(ms|s)?", line)
+        if at == section and m:
+            return int(m.group(1)) * (1000 if m.group(2) == "s" else 1)
+    raise AssertionError(f"no [{section}] {key} in imgnode.ini")
+
 
 WORKERS = 2
 # the shipped backoff doubles from 100 ms: by the 7th round it is at the
-# workers' cap (1 s); without the cap it would be 6.4 s by the 8th
+# workers' cap (1 s); with the former 10 s cap the 8th would wait 6.4 s
 ROUNDS = 8
-BACKOFF_MAX = 1.0  # [workers] backoff_max, shipped
+BACKOFF_MAX = shipped("workers", "backoff_max") / 1000
 START_MARGIN = 3.0  # a worker's start (60-160 ms measured), generously
 POLL = 0.005
 POLLS = 2000  # per wait: 10 s of polling at most
@@ -109,7 +123,8 @@ def test_all_workers_killed_in_a_loop(own, images):
         to_200.append(time.monotonic() - killed)
 
     print(f"rounds={ROUNDS} unready={unready} "
-          f"to_503_max={max(to_503):.3f}s to_200={[round(t, 3) for t in to_200]} "
+          f"to_503_max={max(to_503):.3f}s "
+          f"to_200={[round(t, 3) for t in to_200]} "
           f"healthz_slowest={slowest:.3f}s")
     assert unready >= ROUNDS - 1
     assert max(to_503) < 1.0, to_503
@@ -126,3 +141,27 @@ def test_all_workers_killed_in_a_loop(own, images):
     assert s.metric("imgnode_jobs_inflight") == 0
     assert s.metric("imgnode_workers_ready") == WORKERS
     assert s.metric("imgnode_workers_alive") == WORKERS
+
+
+def test_a_pool_that_cannot_start_still_gives_up(driver):
+    """The shorter cap keeps intensity's meaning: two workers crashing at
+    every start, on the shipped settings ([supervisor] backoff_min 100 ms
+    and period 30 s, [workers] intensity 20 and backoff_max 1 s), pass
+    intensity and the pool gives up (exit 1; in a node its parent, the
+    root, then restarts it whole). Counted in restarts: the 21st is one
+    too many. With the former 10 s cap such a pool of two restarted for
+    ever, never 21 times within a period."""
+    intensity = shipped("workers", "intensity")
+    period = shipped("supervisor", "period")
+    d = driver(dict(id="workers", strategy="simple_one_for_one", count=2,
+                    intensity=intensity, period=period,
+                    backoff_min=shipped("supervisor", "backoff_min"),
+                    backoff_max=shipped("workers", "backoff_max"),
+                    children=[{"id": "worker", "behaviour": {
+                        "exit_after": 0, "exit_code": 1}}]))
+    assert d.proc.wait(timeout=60) == 1
+    d.reader.join(timeout=10)
+    assert sum("restart=yes" in line for line in d.lines) == intensity + 1
+    assert any(f"more than {intensity} restarts within {period}ms; "
+               "giving up" in line for line in d.lines)
+    assert d.all_pids_gone()
