@@ -647,15 +647,15 @@ static void pool_pass_backoffs(struct sup *s)
 	    s->nops < 2 || !backing_off(s, &s->ops[0], now))
 		return;
 	for (i = 1; i < s->nops; i++) {
+		struct op run = s->ops[i];
 		bool same = false;
 
-		if (backing_off(s, &s->ops[i], now))
+		if (backing_off(s, &run, now))
 			continue;
 		for (size_t k = 0; k < i; k++)
-			same |= s->ops[k].ch == s->ops[i].ch;
+			same |= s->ops[k].ch == run.ch;
 		if (same)
 			continue;
-		struct op run = s->ops[i];
 		memmove(s->ops + 1, s->ops, i * sizeof(*s->ops));
 		s->ops[0] = run;
 		return;

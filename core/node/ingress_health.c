@@ -3,8 +3,9 @@
  * answers), /readyz (a worker can take a job, the transport and the
  * storage answer a ping, and the node is neither stopping nor draining)
  * and /metrics (the node's counters, this ingress's connections and
- * uploads, and the transport's queue depths). /readyz and /metrics are on [ingress] admin_port instead
- * when it is set; none of them takes a job or an API key.
+ * uploads, and the transport's queue depths). /readyz and /metrics are on
+ * [ingress] admin_port instead when it is set; none of them takes a job or
+ * an API key.
  */
 #include <jansson.h>
 #include <microhttpd.h>

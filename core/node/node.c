@@ -66,7 +66,8 @@ struct node_run {
 	int64_t drain_started;
 	bool drained_logged;
 	unsigned restarts_seen;
-	int64_t workers_ready; /* as published to the metrics */
+	struct sup_pool_counts workers; /* as published to the metrics */
+	int64_t workers_wanted;
 	bool workers_lost; /* none ready since some were */
 };
 
@@ -519,23 +520,28 @@ static void on_signal(struct loop *loop, int sig, void *arg)
 }
 
 /*
- * The workers pool as it stands into the shared metrics, for /readyz (the
- * ingress is another process). One line when none is ready any more and
- * one when some are again.
+ * The workers pool, when it changed, into the shared metrics for /readyz
+ * (the ingress is another process). One line when none is ready any more
+ * and one when some are again.
  */
 static void publish_workers(struct node_run *r)
 {
-	struct sup_pool_counts n;
+	struct sup_pool_counts n, *was = &r->workers;
 	int64_t wanted = r->node.conf->app->workers.count;
+	struct metrics *m = r->node.metrics;
 
 	if (sup_pool_counts(r->root, "workers", &n))
 		n = (struct sup_pool_counts){0};
-	atomic_store(&r->node.metrics->workers.wanted, wanted);
-	atomic_store(&r->node.metrics->workers.alive, (int64_t)n.alive);
-	atomic_store(&r->node.metrics->workers.starting, (int64_t)n.starting);
-	atomic_store(&r->node.metrics->workers.next_start, n.next_start);
-	atomic_store(&r->node.metrics->workers.ready, (int64_t)n.ready);
-	if (n.ready == 0 && wanted > 0 && r->workers_ready > 0) {
+	if (n.members == was->members && n.ready == was->ready &&
+	    n.alive == was->alive && n.starting == was->starting &&
+	    n.next_start == was->next_start && wanted == r->workers_wanted)
+		return;
+	atomic_store(&m->workers.wanted, wanted);
+	atomic_store(&m->workers.alive, (int64_t)n.alive);
+	atomic_store(&m->workers.starting, (int64_t)n.starting);
+	atomic_store(&m->workers.next_start, n.next_start);
+	atomic_store(&m->workers.ready, (int64_t)n.ready);
+	if (n.ready == 0 && wanted > 0 && was->ready > 0) {
 		r->workers_lost = true;
 		log_warn("node", "no worker ready alive=%zu of=%lld", n.alive,
 		         (long long)wanted);
@@ -543,7 +549,8 @@ static void publish_workers(struct node_run *r)
 		r->workers_lost = false;
 		log_info("node", "workers ready again ready=%zu", n.ready);
 	}
-	r->workers_ready = (int64_t)n.ready;
+	*was = n;
+	r->workers_wanted = wanted;
 }
 
 static void on_ready(struct sup *root, void *arg)
