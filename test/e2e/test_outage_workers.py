@@ -136,10 +136,14 @@ def test_all_workers_killed_in_a_loop(two_workers, images):
         to_200.append(time.monotonic() - killed)
 
     plugins = re.findall(r"plugin = (\w+)", s.node.ini.read_text())
+    starts = [int(ms) for ms in re.findall(
+        r"child ready id=worker\.\d+ pid=\d+ after=(\d+)ms",
+        "".join(s.lines))]
     print(f"plugins={plugins} rounds={ROUNDS} unready={unready} "
           f"to_503_max={max(to_503):.3f}s "
           f"to_200={[round(t, 3) for t in to_200]} "
-          f"healthz_slowest={slowest:.3f}s")
+          f"healthz_slowest={slowest:.3f}s "
+          f"worker_start_ms={min(starts)}-{max(starts)}")
     assert unready >= ROUNDS - 1
     assert max(to_503) < 1.0, to_503
     assert max(to_200) < BACKOFF_MAX + START_MARGIN, to_200
