@@ -487,10 +487,46 @@ static int publish(struct request *r, const char *result)
 }
 
 /*
+ * Undoes a job refused after its record was stored, so that no record of
+ * it stays queued for ever: removes the record (or, with keep, or when
+ * removing it fails, marks it failed with why) and then the original. A
+ * publish that was sent but not confirmed keeps the record, marked failed:
+ * the message may still arrive, and a worker acks a job already over. If
+ * storage refuses both, the record stays queued with its original, and the
+ * reaper's sweep takes it up after [workers] stuck_after (reaper.c).
+ * Under io.
+ */
+static void unqueue(struct request *r, json_t *rec, const char *record,
+                    const char *orig, bool keep, const char *why)
+{
+	const struct imgnode_storage_ops *st = storage_ops(&r->in->set);
+	void *st_state = r->in->set.storage->state;
+	struct metrics *m = r->in->metrics;
+	char reason[512];
+	int ret = keep ? -EEXIST : st->del(st_state, record);
+
+	if (ret && ret != -ENOENT) {
+		snprintf(reason, sizeof(reason),
+		         "not queued: %s; the upload was answered 503", why);
+		job_record_set_status(rec, JOB_FAILED, reason);
+		ret = job_record_put(r->in->set.storage, rec);
+		if (ret) {
+			atomic_fetch_add(&m->unqueued_left, 1);
+			log_warn(
+			        COMPONENT,
+			        "job record id=%s left queued: unable to remove it or mark it failed: %s; the reaper's sweep takes it up after [workers] stuck_after",
+			        r->id, strerror(-ret));
+			return;
+		}
+		atomic_fetch_add(&m->unqueued_failed, 1);
+	}
+	st->del(st_state, orig);
+}
+
+/*
  * Stores the original and the record (at once), then publishes: only when
  * all three succeeded is the job accepted. Undoes what it did when one
- * fails, but keeps the stored job when a publish timed out (it may still
- * run).
+ * fails (unqueue).
  */
 static enum MHD_Result accept_job(struct request *r,
                                   const struct image_info *info)
@@ -499,7 +535,7 @@ static enum MHD_Result accept_job(struct request *r,
 	const struct imgnode_storage_ops *st = storage_ops(&in->set);
 	void *st_state = in->set.storage->state;
 	char result[JOB_KEY_MAX], meta[JOB_KEY_MAX + 8], hex[65];
-	char orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
+	char orig[JOB_KEY_MAX], record[JOB_KEY_MAX], why[256];
 	unsigned char sha[EVP_MAX_MD_SIZE];
 	const char *what;
 	bool transport = false;
@@ -562,7 +598,8 @@ static enum MHD_Result accept_job(struct request *r,
 	if (oret) {
 		what = "unable to store the original";
 		if (!ret)
-			st->del(st_state, record);
+			unqueue(r, rec, record, orig, false,
+			        "unable to store the original");
 		ret = oret;
 		goto out_unlock;
 	}
@@ -572,8 +609,7 @@ static enum MHD_Result accept_job(struct request *r,
 	what = "unable to count the job";
 	ret = ingress_pending_add(in, r->id, r->client);
 	if (ret == -EDQUOT) { /* requests in parallel took the last place */
-		st->del(st_state, record);
-		st->del(st_state, orig);
+		unqueue(r, rec, record, orig, false, "too many jobs");
 		pthread_mutex_unlock(&in->io);
 		json_decref(rec);
 		fail_client_quota(r, ingress_client_inflight(in, r->client));
@@ -601,10 +637,11 @@ static enum MHD_Result accept_job(struct request *r,
 out_forget:
 	ingress_pending_finish(in, r->id);
 	ingress_kick(in);
-	if (ret == -ETIMEDOUT)
-		goto out_unlock;
 out_del_record:
-	st->del(st_state, record);
+	snprintf(why, sizeof(why), "%s: %s", what, strerror(-ret));
+	/* sent but not confirmed: it may still arrive */
+	unqueue(r, rec, record, orig, ret == -ETIMEDOUT, why);
+	goto out_unlock;
 out_del_orig:
 	st->del(st_state, orig);
 out_unlock:

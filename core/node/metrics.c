@@ -182,6 +182,21 @@ char *metrics_render(struct metrics *m)
 	counter(&o, "imgnode_redeliveries_total",
 	        "Job deliveries after the first (crashes, timeouts).",
 	        atomic_load(&m->redelivered));
+	put(&o, "# HELP imgnode_stuck_jobs_total Jobs found queued or running "
+	        "past [workers] stuck_after, by what the sweep did.\n"
+	        "# TYPE imgnode_stuck_jobs_total counter\n");
+	put(&o, "imgnode_stuck_jobs_total{action=\"republished\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->stuck_republished));
+	put(&o, "imgnode_stuck_jobs_total{action=\"failed\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->stuck_failed));
+	put(&o, "# HELP imgnode_unqueued_records_total Refused submissions "
+	        "whose record could not be removed: marked failed, or left "
+	        "for the sweep.\n"
+	        "# TYPE imgnode_unqueued_records_total counter\n");
+	put(&o, "imgnode_unqueued_records_total{action=\"failed\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->unqueued_failed));
+	put(&o, "imgnode_unqueued_records_total{action=\"left\"} %llu\n",
+	    (unsigned long long)atomic_load(&m->unqueued_left));
 	counter(&o, "imgnode_result_cache_hits_total",
 	        "Uploads whose result was in storage already (done at once).",
 	        atomic_load(&m->cache_hits));

@@ -28,6 +28,12 @@ struct metrics {
 	_Atomic uint64_t accepted; /* 202s and cache hits */
 	_Atomic uint64_t outcome[OUTCOMES]; /* jobs by outcome */
 	_Atomic uint64_t redelivered; /* deliveries with attempt > 1 */
+	/* records the reaper's sweep found stuck (queued or running past
+	 * [workers] stuck_after): published again, or marked failed */
+	_Atomic uint64_t stuck_republished, stuck_failed;
+	/* refused submissions (503) whose record could not be removed:
+	 * marked failed, or left for the sweep (storage down too) */
+	_Atomic uint64_t unqueued_failed, unqueued_left;
 	_Atomic uint64_t bytes_in; /* originals uploaded */
 	_Atomic uint64_t bytes_out; /* results produced */
 	_Atomic uint64_t restarts; /* children restarted */

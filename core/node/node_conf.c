@@ -56,6 +56,12 @@ static const struct imgnode_conf_key workers_keys[] = {
         {"heartbeat", IMGNODE_CONF_DURATION, "10s", 100, HOUR, NULL,
          "An idle worker that has not reported for this long is killed and replaced.",
          WRK(heartbeat)},
+        {"stuck_after", IMGNODE_CONF_DURATION, "1h", 1000, 7 * 24 * HOUR, NULL,
+         "A job whose record has stayed queued (since it was created) or running (since it started) this long is taken for lost (its message never published, or gone with a broker) and published again by the reaper's sweep, with the reason in the record; a duplicate of a job that was only waiting is harmless (results are keyed by content and a worker skips a job already over), but wasted work, so keep it well above job_timeout x delivery_limit plus the longest queue wait; it must be longer than job_timeout.",
+         WRK(stuck_after)},
+        {"stuck_republish", IMGNODE_CONF_INT, "3", 0, 1000, NULL,
+         "Times the sweep publishes a stuck job again before it marks it failed with the reason (0 = fail it at once).",
+         WRK(stuck_republish)},
         {"concurrency", IMGNODE_CONF_INT, "1", 1, 64, NULL,
          "libvips threads per job.", WRK(concurrency)},
         {"nice", IMGNODE_CONF_INT, "10", 0, 19, NULL,
@@ -365,6 +371,18 @@ static int fill_node(struct conf *conf, char *err, size_t errlen)
 		        "%s:%d: [workers] max_memory: %s is too small for a worker to start (at least 256M, or 0 for no limit)",
 		        e ? e->file : conf->path, e ? e->line : 0,
 		        e ? e->value : "?");
+		return -EINVAL;
+	}
+	/* a job runs at most job_timeout: before that, running is no sign
+	 * of a lost job */
+	if (wc->stuck_after <= wc->job_timeout) {
+		const struct conf_entry *e =
+		        conf_find(conf, "workers", "stuck_after");
+		conf_set_err(
+		        err, errlen,
+		        "%s:%d: [workers] stuck_after: %s is not longer than [workers] job_timeout: a job still running would be published again",
+		        e ? e->file : conf->path, e ? e->line : 0,
+		        e ? e->value : "1h");
 		return -EINVAL;
 	}
 	if (check_auth(conf, err, errlen))

@@ -21,6 +21,8 @@ struct workers_conf {
 	int64_t max_memory; /* bytes of address space (RLIMIT_AS); 0: none */
 	bool seccomp; /* the system call allow-list */
 	int64_t job_timeout; /* ms */
+	int64_t stuck_after; /* ms: a record queued or running this long */
+	int64_t stuck_republish; /* times republished before failed */
 	int64_t heartbeat; /* ms */
 	int64_t concurrency; /* libvips threads per job */
 	int64_t nice; /* added to the node's niceness; SCHED_BATCH */

@@ -1,7 +1,9 @@
 /*
  * The reaper: consumes the dead-letter queue and marks each job there
  * failed, with the transport's reason ("delivery limit (5) exceeded"), so a
- * poison job ends in a record a user can read instead of vanishing.
+ * poison job ends in a record a user can read instead of vanishing. Every
+ * quarter of [workers] stuck_after (at most 5 min) it also sweeps the job
+ * records for jobs stuck in queued or running (sweep.c).
  */
 #include <errno.h>
 #include <signal.h>
@@ -9,12 +11,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "../base.h"
 #include "../config.h"
 #include "../log.h"
 #include "../spawn.h"
 #include "job.h"
 #include "metrics.h"
 #include "startup.h"
+#include "sweep.h"
 
 static volatile sig_atomic_t stopping;
 
@@ -95,6 +99,7 @@ int reaper_main(void *arg, const char *id)
 	struct sigaction sa = {.sa_handler = on_term};
 	const struct imgnode_transport_ops *tr;
 	char err[CONF_ERR_MAX];
+	int64_t next_sweep;
 	int ret;
 
 	log_set_process(id);
@@ -108,9 +113,14 @@ int reaper_main(void *arg, const char *id)
 	}
 	tr = transport_ops(&set);
 	proc_notify_ready();
+	next_sweep = now_ms() + sweep_interval_ms(node->conf);
 	while (!stopping) {
 		struct imgnode_delivery d;
 
+		if (now_ms() >= next_sweep) {
+			sweep_run(&set, node->conf, node->metrics, &stopping);
+			next_sweep = now_ms() + sweep_interval_ms(node->conf);
+		}
 		tr->tick(set.transport->state);
 		proc_notify_alive();
 		ret = tr->consume(set.transport->state, IMGNODE_QUEUE_DEAD, &d,
