@@ -207,6 +207,14 @@ bool plugin_transport_has_depth(const struct plugin *p)
 	       p->desc->abi_minor >= 3 && ops->depth;
 }
 
+bool plugin_transport_has_cancel(const struct plugin *p)
+{
+	const struct imgnode_transport_ops *ops = p->desc->ops;
+
+	return p->desc->kind == IMGNODE_KIND_TRANSPORT &&
+	       p->desc->abi_minor >= 4 && ops->cancel;
+}
+
 struct plugin *plugin_find(const struct plugin_set *set, unsigned kind,
                            const char *name)
 {

@@ -72,6 +72,8 @@ bool plugin_storage_reads_ranges(const struct plugin *p);
 
 /* True if the transport plugin p can count a queue (ABI 1.3 depth). */
 bool plugin_transport_has_depth(const struct plugin *p);
+/* True if a transport plugin can stop consuming a queue (ABI 1.4 cancel). */
+bool plugin_transport_has_cancel(const struct plugin *p);
 
 /* The plugin of kind called name, or NULL. */
 struct plugin *plugin_find(const struct plugin_set *set, unsigned kind,

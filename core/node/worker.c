@@ -507,6 +507,13 @@ int worker_main(void *arg, const char *id)
 		}
 		failures = 0;
 		notify_busy(&w);
+		/* the last job before a recycle: what the transport sent
+		 * ahead goes back now, to the other workers, uncounted (the
+		 * close would count it as a delivery) */
+		if (w.conf->app->workers.max_jobs &&
+		    jobs + 1 >= w.conf->app->workers.max_jobs &&
+		    plugin_transport_has_cancel(w.set.transport))
+			tr->cancel(w.set.transport->state, IMGNODE_QUEUE_JOBS);
 		handle(&w, &d);
 		proc_notify_idle();
 		if (w.conf->app->workers.max_jobs &&

@@ -30,7 +30,7 @@ extern "C" {
 
 #define IMGNODE_PLUGIN_MAGIC 0x4e474d49u /* "IMGN" read as little-endian */
 #define IMGNODE_ABI_MAJOR 1
-#define IMGNODE_ABI_MINOR 3
+#define IMGNODE_ABI_MINOR 4
 #define IMGNODE_PLUGIN_SYMBOL "imgnode_plugin"
 
 #if defined(__GNUC__)
@@ -294,6 +294,13 @@ struct imgnode_transport_ops {
 	/* ABI 1.3, optional: messages waiting in q (jobs or dead letters;
 	 * not those a consumer holds) into *n, for /metrics. 0 or -errno. */
 	int (*depth)(void *state, enum imgnode_queue q, uint64_t *n);
+	/* ABI 1.4, optional (for transports that send messages ahead of
+	 * consume, as amqp's prefetch does): stops consuming q. Nothing more
+	 * is sent ahead, and what was but is not handed out yet goes back
+	 * without counting as a delivery; deliveries handed out stay the
+	 * caller's to settle. A worker calls it before its last job, when it
+	 * is about to be recycled. 0 or -errno. */
+	int (*cancel)(void *state, enum imgnode_queue q);
 };
 
 /* ---- filters ---- */

@@ -384,6 +384,89 @@ static void test_reject(void **state)
 	assert_int_equal(ops->consume(e->st, DEAD, &d, 300), -ETIMEDOUT);
 }
 
+/* Waits until the state holds a message it has not handed out (one the
+ * broker sent ahead, with prefetch > 1). */
+static void wait_sent_ahead(struct env *e)
+{
+	struct pollfd pfd = {.fd = ops->pollfd(e->st), .events = POLLIN};
+
+	assert_int_equal(poll(&pfd, 1, 10000), 1);
+}
+
+/*
+ * A process about to close (a worker recycled after max_jobs) cancels its
+ * consumer before settling its last job: the jobs the broker sent ahead go
+ * back without using up a delivery. Through many closes, each job is
+ * delivered once, as attempt 1, and none is dead-lettered (delivery_limit
+ * 2 would dead-letter on the second close).
+ */
+static void test_prefetch_given_back(void **state)
+{
+	const char *keys = "prefetch = 5\ndelivery_limit = 2\n";
+	struct env *e = *state;
+	struct imgnode_delivery d;
+	bool seen[6] = {false};
+
+	env_start(e, keys);
+	for (int i = 0; i < 6; i++) {
+		char body[8];
+		snprintf(body, sizeof(body), "j%d", i);
+		harness_publish(&e->tr, body, NULL);
+	}
+	for (int round = 0; round < 6; round++) {
+		int n;
+
+		assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
+		assert_int_equal(sscanf(d.body, "j%d", &n), 1);
+		assert_int_equal(d.attempt, 1);
+		assert_true(n >= 0 && n < 6 && !seen[n]);
+		seen[n] = true;
+		if (round < 5)
+			wait_sent_ahead(e);
+		/* as a worker before its last job: no slot freed by the ack
+		 * gets filled (the broker would return that job counted) */
+		assert_int_equal(ops->cancel(e->st, JOBS), 0);
+		assert_int_equal(ops->ack(e->st, &d), 0);
+		env_stop(e);
+		env_start(e, keys);
+	}
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 300), -ETIMEDOUT);
+	assert_int_equal(ops->consume(e->st, DEAD, &d, 300), -ETIMEDOUT);
+}
+
+/*
+ * A job given back keeps the deliveries it had: its next attempt counts
+ * on from them, and past delivery_limit it is dead-lettered as the broker
+ * would (which counts the copy's returns afresh).
+ */
+static void test_given_back_keeps_its_count(void **state)
+{
+	const char *keys = "prefetch = 5\ndelivery_limit = 3\n";
+	struct env *e = *state;
+	struct imgnode_delivery d;
+
+	env_start(e, keys);
+	harness_publish(&e->tr, "x", NULL);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
+	assert_int_equal(d.attempt, 1);
+	assert_int_equal(ops->release(e->st, &d), 0);
+	wait_sent_ahead(e); /* x again, not handed out */
+	env_stop(e); /* fini gives it back too */
+	env_start(e, keys);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
+	harness_expect_body(&d, "x");
+	assert_int_equal(d.attempt, 2);
+	assert_int_equal(ops->release(e->st, &d), 0);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 5000), 0);
+	assert_int_equal(d.attempt, 3);
+	assert_int_equal(ops->release(e->st, &d), 0);
+	assert_int_equal(ops->consume(e->st, JOBS, &d, 1000), -ETIMEDOUT);
+	assert_int_equal(ops->consume(e->st, DEAD, &d, 5000), 0);
+	harness_expect_body(&d, "x");
+	assert_string_equal(d.reason, "delivery limit (3) exceeded");
+	assert_int_equal(ops->ack(e->st, &d), 0);
+}
+
 /* Tags this process does not hold are refused and touch nothing. */
 static void test_bogus_tag(void **state)
 {
@@ -854,6 +937,8 @@ int main(void)
 	        T(harness_test_crash_limit),
 	        T(harness_test_release),
 	        T(test_reject),
+	        T(test_prefetch_given_back),
+	        T(test_given_back_keeps_its_count),
 	        T(test_bogus_tag),
 	        T(test_max_message),
 	        T(test_reply),

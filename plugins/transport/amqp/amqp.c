@@ -32,7 +32,17 @@
  * the job: a crash in between leaves a duplicate, never a loss. The broker's
  * own dead letters carry x-death; reason "delivery_limit" becomes "delivery
  * limit (N) exceeded". A message prefetched but never handed to the caller
- * when the process closes counts as a delivery too (the broker's rule).
+ * when the process closes would count as a delivery too (the broker's rule:
+ * a worker recycled after [workers] max_jobs would use up an attempt of
+ * each job it was sent ahead), so fini gives such jobs back first: it
+ * cancels the job consumer (a quorum queue may deliver for a moment after
+ * cancel-ok: give_back waits for it to go quiet), publishes a copy of each
+ * with the deliveries it had in the x-imgnode-attempts header, waits for
+ * the confirm, then acks the original (a crash in between leaves a
+ * duplicate, never a loss; the copy goes to the back of the queue). attempt
+ * is x-delivery-count + x-imgnode-attempts + 1, and consume dead-letters a
+ * copy whose attempt passes delivery_limit itself, since the broker counts
+ * the copy's returns afresh.
  *
  * Threads: librabbitmq answers heartbeats only inside its calls, and a
  * worker spends up to [workers] job_timeout in libvips without calling the
@@ -266,6 +276,27 @@ static void hand_out(struct amqp *s, int q, struct held *h,
 	s->held = h;
 }
 
+static int dead_letter(struct amqp *s, struct held *h, const char *why);
+
+/*
+ * A job given back by a process that closed (x-imgnode-attempts) that has
+ * had delivery_limit deliveries: dead-lettered (and freed) here, as the
+ * broker would have, since it counts the copy's returns afresh. Locked.
+ */
+static bool over_limit(struct amqp *s, int q, struct held *h)
+{
+	char why[64];
+
+	if (q != IMGNODE_QUEUE_JOBS || h->attempt <= s->conf->delivery_limit)
+		return false;
+	snprintf(why, sizeof(why), "delivery limit (%lld) exceeded",
+	         (long long)s->conf->delivery_limit);
+	if (h->gen == s->gen && usable(s))
+		dead_letter(s, h, why);
+	held_free(s, h);
+	return true;
+}
+
 /*
  * Waits up to timeout_ms (<= 0: not at all) for a message on q. -ETIMEDOUT
  * if none came, -ENOTCONN if none came and the broker is unreachable,
@@ -301,6 +332,8 @@ static int amqp_consume_(void *state, enum imgnode_queue q,
 		struct pollfd pfd = {.fd = s->q_fd[q], .events = POLLIN};
 
 		if ((h = mq_inbox_pop(s, q))) {
+			if (over_limit(s, q, h))
+				continue;
 			hand_out(s, q, h, d);
 			r = 0;
 			break;
@@ -771,7 +804,103 @@ out_free:
 	return r;
 }
 
-/* Closes the connection: what is still held goes back to the broker. */
+/*
+ * Publishes a copy of h (a job sent ahead, never handed out) with the
+ * deliveries it had, and acks h once the copy is confirmed; frees h. 0, or
+ * -errno when h goes back with the close (counted). Locked.
+ */
+static int give_back_one(struct amqp *s, struct held *h)
+{
+	struct pending *p = NULL;
+	int r = -ENOTCONN;
+
+	if (h->gen == s->gen && usable(s))
+		p = pending_new(s, h->body, h->len, h->reply_to);
+	if (p) {
+		p->carried = h->attempt - 1;
+		r = publish_wait(s, p, now_ms() + s->conf->rpc_timeout);
+		s->h->free(p);
+	}
+	if (!r && (h->gen != s->gen || !usable(s)))
+		r = -ESTALE;
+	if (!r)
+		r = settle(s, h, -1);
+	held_free(s, h);
+	return r;
+}
+
+/*
+ * Gives back the jobs the broker sent ahead that were never handed out,
+ * without using up a delivery of theirs (the opening comment). The
+ * consumer is cancelled first; a quorum queue may still deliver for a
+ * moment after cancel-ok (measured on 3.10.8: a job sent when a slot
+ * freed just before), so jobs are given back as they come until the queue
+ * has been quiet for GIVE_BACK_QUIET_MS (at most GIVE_BACK_MAX_MS in all):
+ * one later than that goes back with the close, counted, as before. Locked.
+ */
+#define GIVE_BACK_QUIET_MS 200
+#define GIVE_BACK_MAX_MS 3000
+static void give_back(struct amqp *s)
+{
+	const int q = IMGNODE_QUEUE_JOBS;
+	int64_t end = now_ms() + GIVE_BACK_MAX_MS;
+	unsigned n = 0, lost = 0;
+	struct held *h;
+
+	if (!usable(s) || !s->subscribed[q])
+		return;
+	amqp_basic_cancel(s->conn, CH_CON, amqp_cstring_bytes(q_name[q]));
+	if (mq_rpc_check(s, "cancel the job consumer"))
+		return;
+	s->subscribed[q] = s->want[q] = false;
+	/* the deliveries sent before cancel-ok, which the RPC queued */
+	mq_pump(s);
+	for (;;) {
+		struct pollfd pfd = {.fd = s->q_fd[q], .events = POLLIN};
+		int64_t wait = end - now_ms();
+
+		while ((h = mq_inbox_pop(s, q))) {
+			if (give_back_one(s, h))
+				lost++;
+			else
+				n++;
+		}
+		if (!usable(s) || wait <= 0)
+			break;
+		/* the I/O thread fills the inbox meanwhile */
+		pthread_mutex_unlock(&s->lock);
+		wait = poll(&pfd, 1,
+		            (int)(wait < GIVE_BACK_QUIET_MS
+		                          ? wait
+		                          : GIVE_BACK_QUIET_MS));
+		pthread_mutex_lock(&s->lock);
+		if (wait == 0)
+			break;
+	}
+	if (n || lost)
+		s->h->log(
+		        lost ? IMGNODE_LOG_WARN : IMGNODE_LOG_DEBUG, "amqp",
+		        "gave back %u job%s sent ahead to %s unused%s", n,
+		        n == 1 ? "" : "s", s->conf->queue,
+		        lost ? "; others go back with the connection, counted as a delivery"
+		             : "");
+}
+
+static int amqp_cancel_(void *state, enum imgnode_queue q)
+{
+	struct amqp *s = state;
+
+	if (q != IMGNODE_QUEUE_JOBS)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	s->want[q] = false; /* not consumed again after a reconnect */
+	give_back(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* Closes the connection: jobs sent ahead are given back unused, what is
+ * still held goes back to the broker. */
 static void amqp_fini_(void *state)
 {
 	struct amqp *s = state;
@@ -779,6 +908,7 @@ static void amqp_fini_(void *state)
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
+	give_back(s);
 	s->stop = true;
 	kick(s);
 	pthread_mutex_unlock(&s->lock);
@@ -811,6 +941,7 @@ static const struct imgnode_transport_ops amqp_ops = {
         .tick = amqp_tick_,
         .ping = amqp_ping_,
         .depth = amqp_depth_,
+        .cancel = amqp_cancel_,
 };
 
 IMGNODE_PLUGIN = {

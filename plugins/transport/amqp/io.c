@@ -157,7 +157,7 @@ static void on_header(struct amqp *s, const amqp_frame_t *f)
 	        p && (p->_flags & AMQP_BASIC_HEADERS_FLAG) ? &p->headers : NULL;
 	struct incoming *in = &s->in;
 	struct held *h;
-	int64_t count = 0;
+	int64_t count = 0, carried = 0;
 	char id[40];
 
 	in->size = f->payload.properties.body_size;
@@ -206,7 +206,14 @@ static void on_header(struct amqp *s, const amqp_frame_t *f)
 			h->reply_to[0] = '\0';
 	}
 	field_int(table_get(t, "x-delivery-count"), &count);
-	h->attempt = count >= 0 && count < UINT32_MAX ? (uint32_t)count + 1 : 1;
+	/* a copy given back unused by a process that closed (amqp.c) */
+	if (in->q == IMGNODE_QUEUE_JOBS)
+		field_int(table_get(t, "x-imgnode-attempts"), &carried);
+	if (count < 0 || count >= UINT32_MAX / 2)
+		count = 0;
+	if (carried < 0 || carried >= UINT32_MAX / 2)
+		carried = 0;
+	h->attempt = (uint32_t)(count + carried) + 1;
 	if (in->q == IMGNODE_QUEUE_DEAD)
 		dead_reason(s, t, h);
 	in->h = h;
@@ -351,8 +358,8 @@ static void dispatch(struct amqp *s, const amqp_frame_t *f)
 }
 
 /* Runs every frame that is ready, without waiting; sends a heartbeat when
- * one is due. Called by the I/O thread, locked. */
-static void pump(struct amqp *s)
+ * one is due. Called by the I/O thread, and by fini, locked. */
+void mq_pump(struct amqp *s)
 {
 	struct timeval zero = {0, 0};
 	amqp_frame_t f;
@@ -375,6 +382,10 @@ int mq_send_pending(struct amqp *s, struct pending *p)
 {
 	amqp_table_entry_t hdr[] = {
 	        mq_str_entry("x-imgnode-reason", p->reason)};
+	amqp_table_entry_t carried = {
+	        .key = amqp_cstring_bytes("x-imgnode-attempts"),
+	        .value = {.kind = AMQP_FIELD_KIND_I64,
+	                  .value.i64 = (int64_t)p->carried}};
 	amqp_basic_properties_t props = {
 	        ._flags = AMQP_BASIC_DELIVERY_MODE_FLAG |
 	                  AMQP_BASIC_MESSAGE_ID_FLAG,
@@ -391,6 +402,9 @@ int mq_send_pending(struct amqp *s, struct pending *p)
 	if (p->once) {
 		props._flags |= AMQP_BASIC_HEADERS_FLAG;
 		props.headers = (amqp_table_t){1, hdr};
+	} else if (p->carried) {
+		props._flags |= AMQP_BASIC_HEADERS_FLAG;
+		props.headers = (amqp_table_t){1, &carried};
 	}
 	st = amqp_basic_publish(
 	        s->conn, CH_PUB, amqp_cstring_bytes(ex),
@@ -553,7 +567,7 @@ void *mq_io_main(void *arg)
 				continue;
 			}
 		} else {
-			pump(s);
+			mq_pump(s);
 			if (s->broken)
 				continue;
 			pfd[1].fd = amqp_get_sockfd(s->conn);

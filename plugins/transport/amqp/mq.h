@@ -74,6 +74,7 @@ struct pending {
 	uint64_t seq; /* delivery tag on the current connection; 0: unsent */
 	bool sent; /* went out at least once */
 	bool once; /* a dead-letter copy: never sent again after a loss */
+	uint32_t carried; /* deliveries the job had before this copy */
 	enum pub_state state;
 	char id[40]; /* message-id, to match a basic.return */
 	char reply_to[REPLY_MAX];
@@ -244,6 +245,9 @@ void mq_broke(struct amqp *s, const char *fmt, ...) IMGNODE_PRINTF(2, 3);
 int mq_rpc_check(struct amqp *s, const char *what);
 /* Sends p on channel 1 (confirm mode); 0 or -errno (then broken). */
 int mq_send_pending(struct amqp *s, struct pending *p);
+/* Runs every frame that is ready (those an RPC queued first), without
+ * waiting. */
+void mq_pump(struct amqp *s);
 /* Starts consuming q on the current connection; 0 or -errno. */
 int mq_subscribe(struct amqp *s, int q);
 /* Declares the reply queue s->reply; 0 or -errno. */
