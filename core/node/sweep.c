@@ -148,15 +148,10 @@ static int unstick(struct plugin_set *set, const struct conf *conf,
 	if (ret && ret != -ENOENT)
 		return ret;
 	if (ret == 0 && times < conf->app->workers.stuck_republish) {
-		ret = republish(set, rec);
-		if (ret == -EBADMSG)
-			goto out_fail;
-		if (ret) {
-			log_warn(COMPONENT,
-			         "unable to publish stuck job id=%s again: %s",
-			         id, strerror(-ret));
-			return ret;
-		}
+		json_t *was = json_deep_copy(rec);
+
+		/* the record first: the worker that takes the copy reads it
+		 * and writes it back, reason included */
 		job_timestamp(now, sizeof(now));
 		json_object_set_new(rec, "swept",
 		                    json_pack("{s:s, s:I, s:s}", "at", now,
@@ -164,8 +159,23 @@ static int unstick(struct plugin_set *set, const struct conf *conf,
 		                              why));
 		job_record_set_status(rec, JOB_QUEUED, NULL);
 		ret = job_record_put(set->storage, rec);
-		if (ret)
+		if (!ret)
+			ret = republish(set, rec);
+		if (ret == -EBADMSG) {
+			json_decref(was);
+			goto out_fail;
+		}
+		if (ret) {
+			log_warn(COMPONENT,
+			         "unable to publish stuck job id=%s again: %s",
+			         id, strerror(-ret));
+			/* not published: not counted (best effort) */
+			if (was)
+				job_record_put(set->storage, was);
+			json_decref(was);
 			return ret;
+		}
+		json_decref(was);
 		if (m)
 			atomic_fetch_add(&m->stuck_republished, 1);
 		log_warn(COMPONENT,

@@ -25,10 +25,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import Node
-from test_amqp_node import broker  # noqa: F401 (fixture)
-from test_cluster_node import ceph  # noqa: F401 (fixture)
-from test_ingress_api import error_of, images, start  # noqa: F401
+from nodelib import Node, error_of, start
 
 POOL = "outage-records"
 TERMINAL = ("done", "failed")
@@ -110,7 +107,7 @@ def setup(request):
 
 
 @pytest.fixture
-def node(setup, tmp_path):
+def nodes(setup, tmp_path):
     made = []
 
     def make(**kw):
@@ -169,17 +166,17 @@ def broker_pids(broker_dir):
     return pids
 
 
-def test_refused_publish_leaves_no_queued_record(node, images, request):
+def test_refused_publish_leaves_no_queued_record(nodes, images, request):
     data = images("tiny.jpg")
-    if not node.amqp:
+    if not nodes.amqp:
         # the queue refuses every message (spool's size cap)
-        s, store = node(transport="max_message = 16\n")
+        s, store = nodes(transport="max_message = 16\n")
         r = s.submit(data, pipeline="png")
         body = error_of(r, 503, "transport unavailable")
         assert "queue" in body["detail"]
         assert store.ids() == set()
         return
-    s, store = node()
+    s, store = nodes()
     assert s.submit(data, pipeline="png", wait=20).status_code == 200
     before = store.ids()
     bdir = request.getfixturevalue("broker")[0]
@@ -237,8 +234,8 @@ def plant(store, template, status, pipeline, orig=None, swept=None):
     return job
 
 
-def test_sweep_republishes_or_fails_stuck_records(node, images):
-    s, store = node(workers="job_timeout = 2s\n"
+def test_sweep_republishes_or_fails_stuck_records(nodes, images):
+    s, store = nodes(workers="job_timeout = 2s\n"
                     "stuck_after = 3s\nstuck_republish = 1\n")
     data = images("tiny.jpg")
     r = s.submit(data, pipeline="png", wait=20)
@@ -281,8 +278,8 @@ def test_stuck_after_must_exceed_job_timeout(tmp_path):
 
 # ---- recycled workers ----
 
-def test_recycled_worker_uses_up_no_delivery(node, images):
-    s, store = node(count=2, workers="max_jobs = 1\n",
+def test_recycled_worker_uses_up_no_delivery(nodes, images):
+    s, store = nodes(count=2, workers="max_jobs = 1\n",
                     transport="delivery_limit = 2\n",
                     amqp_transport="prefetch = 4\n")
     data = images("tiny.jpg")
