@@ -58,7 +58,23 @@ struct worker {
 	const char *id;
 	struct watchdog *wd; /* NULL if it could not start */
 	int64_t deadline_ms; /* the supervisor's, CLOCK_MONOTONIC */
+	bool cancelled; /* consumes no more jobs (about to exit) */
 };
+
+/*
+ * A worker about to exit (its last job before a recycle, or SIGTERM):
+ * stops consuming, so the jobs the transport sent ahead go back now,
+ * uncounted, and the slot its last ack frees is not filled with one the
+ * close would count as a delivery (amqp's prefetch; ABI 1.4 cancel).
+ */
+static void stop_consuming(struct worker *w)
+{
+	if (w->cancelled || !plugin_transport_has_cancel(w->set.transport))
+		return;
+	w->cancelled = true;
+	transport_ops(&w->set)->cancel(w->set.transport->state,
+	                               IMGNODE_QUEUE_JOBS);
+}
 
 /* Tells the supervisor the job may take job_timeout from now. */
 static void notify_busy(struct worker *w)
@@ -353,12 +369,16 @@ static int attempt(struct worker *w, const struct imgnode_delivery *d,
 	if (job_status_final(status)) {
 		reply(w, d, msg->id,
 		      status); /* a duplicate of a finished job */
+		if (draining)
+			stop_consuming(w);
 		tr->ack(ts, d);
 	} else if ((ret = run_job_ticking(w, d, msg, rec)) == 0) {
 		status = job_record_status(rec);
 		log_debug("worker", "job %s id=%s attempt=%u",
 		          job_status_name(status), msg->id, d->attempt);
 		reply(w, d, msg->id, status);
+		if (draining)
+			stop_consuming(w);
 		tr->ack(ts, d);
 	} else if (!transient(ret)) {
 		log_warn("worker", "job id=%s released: %s", msg->id,
@@ -508,12 +528,10 @@ int worker_main(void *arg, const char *id)
 		failures = 0;
 		notify_busy(&w);
 		/* the last job before a recycle: what the transport sent
-		 * ahead goes back now, to the other workers, uncounted (the
-		 * close would count it as a delivery) */
+		 * ahead goes back now, to the other workers */
 		if (w.conf->app->workers.max_jobs &&
-		    jobs + 1 >= w.conf->app->workers.max_jobs &&
-		    plugin_transport_has_cancel(w.set.transport))
-			tr->cancel(w.set.transport->state, IMGNODE_QUEUE_JOBS);
+		    jobs + 1 >= w.conf->app->workers.max_jobs)
+			stop_consuming(&w);
 		handle(&w, &d);
 		proc_notify_idle();
 		if (w.conf->app->workers.max_jobs &&
