@@ -8,9 +8,10 @@ and on amqp + rados against a real RabbitMQ and a real Ceph:
   published again by the reaper's sweep once [workers] stuck_after has
   passed, with the reason in the record, or failed with the reason (the
   original gone, or published again stuck_republish times already);
-- a worker recycled after every job ([workers] max_jobs = 1) with the
-  broker sending jobs ahead (prefetch 4) uses up no delivery of the jobs it
-  was sent: each job runs as attempt 1, none reaches delivery_limit.
+- a worker recycled after every job ([workers] max_jobs = 1), or rolled
+  by a reload in the middle of a job, with the broker sending jobs ahead
+  (prefetch 4) uses up no delivery of the jobs it was sent: each job runs
+  as attempt 1, none reaches delivery_limit.
 
 The rados nodes use a pool of this module's own, so the sweep never sees
 another module's records."""
@@ -126,14 +127,23 @@ def record(store, job):
     return json.loads(store.get(f"jobs/{job}"))
 
 
+def record_api(s, job):
+    """The job's record from the API; None while the ingress is being
+    replaced (a roll)."""
+    try:
+        return s.record(job)
+    except requests.ConnectionError:
+        return None
+
+
 def wait_final(s, jobs, timeout=90):
     """Polls the API until every job is done or failed; their records."""
     left, recs = set(jobs), {}
     deadline = time.monotonic() + timeout
     while left and time.monotonic() < deadline:
         for job in list(left):
-            rec = s.record(job)
-            if rec["status"] in TERMINAL:
+            rec = record_api(s, job)
+            if rec and rec["status"] in TERMINAL:
                 recs[job] = rec
                 left.discard(job)
         time.sleep(0.1)
@@ -294,3 +304,29 @@ def test_recycled_worker_uses_up_no_delivery(nodes, images):
            if r["status"] != "done" or r["attempts"] != 1}
     assert not bad, bad
     assert s.metric("imgnode_redeliveries_total") == 0
+
+
+def test_rolled_worker_uses_up_no_delivery(nodes, images):
+    """A roll (reload) SIGTERMs each worker mid-job: its last ack must not
+    free a prefetch slot that the close would count as a delivery."""
+    s, store = nodes(workers="", transport="delivery_limit = 2\n",
+                     amqp_transport="prefetch = 4\n", max_body="4M")
+    data = images("bridge.jpg")  # 4352x2448: each job takes a while
+    jobs = []
+    for w in range(12):
+        r = s.submit(data, pipeline=f"thumbnail({2000 + w})|png")
+        assert r.status_code == 202, r.text
+        jobs.append(r.json()["id"])
+    for gen in range(2, 5):
+        # a worker is busy with a job: the roll's SIGTERM catches it
+        s.wait(lambda: any((record_api(s, j) or {}).get("status")
+                           == "running" for j in jobs),
+               "a running job", timeout=120)
+        s.ctl("reload")
+        s.wait(lambda: s.tree()["node"]["generation"] == gen,
+               f"generation {gen}")
+    recs = wait_final(s, jobs, timeout=300)
+    bad = {j: (r["status"], r["attempts"], r.get("error"))
+           for j, r in recs.items()
+           if r["status"] != "done" or r["attempts"] != 1}
+    assert not bad, bad
