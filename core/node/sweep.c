@@ -38,6 +38,14 @@
 
 #define COMPONENT "sweep"
 #define PUBLISH_TIMEOUT_MS 5000
+/*
+ * How long the supervisor waits without a heartbeat while the sweep lists
+ * the records, and then while it deals with one (a few storage calls and a
+ * publish, each bounded by its plugin's timeouts): a storage outage slows
+ * the sweep down but never gets the reaper killed for "heartbeat missed".
+ */
+#define LIST_BUSY_MS (10 * 60 * 1000)
+#define RECORD_BUSY_MS (2 * 60 * 1000)
 
 struct ids {
 	char (*id)[JOB_ID_LEN + 1];
@@ -240,6 +248,7 @@ int sweep_run(struct plugin_set *set, const struct conf *conf,
 	int64_t now = wall_ms();
 	int ret;
 
+	proc_notify_busy(LIST_BUSY_MS);
 	ret = storage_ops(set)->list(set->storage->state, "jobs/", collect,
 	                             &ids);
 	if (ret) {
@@ -248,10 +257,9 @@ int sweep_run(struct plugin_set *set, const struct conf *conf,
 		goto out_free;
 	}
 	for (size_t i = 0; i < ids.n && !*stop; i++) {
-		if (i % 64 == 0) {
+		if (i % 64 == 0)
 			transport_ops(set)->tick(set->transport->state);
-			proc_notify_alive();
-		}
+		proc_notify_busy(RECORD_BUSY_MS);
 		ret = check(set, conf, m, ids.id[i], now);
 		if (ret) {
 			log_warn(
@@ -262,6 +270,7 @@ int sweep_run(struct plugin_set *set, const struct conf *conf,
 		}
 	}
 out_free:
+	proc_notify_alive(); /* the heartbeat's deadline again */
 	free(ids.id);
 	return ret;
 }

@@ -15,7 +15,8 @@ struct metrics;
 /*
  * One pass over every job record in set's storage, publishing stuck jobs
  * again through set's transport or marking them failed, counted in m.
- * Heartbeats the supervisor as it goes; stops early once *stop is set.
+ * Tells the supervisor it is busy as it goes (a storage outage slows it,
+ * never gets the reaper killed); stops early once *stop is set.
  * Returns 0, or the -errno that stopped it (logged).
  */
 int sweep_run(struct plugin_set *set, const struct conf *conf,
