@@ -507,7 +507,7 @@ static void unqueue(struct request *r, json_t *rec, const char *record,
 
 	if (ret && ret != -ENOENT) {
 		snprintf(reason, sizeof(reason),
-		         "not queued: %s; the upload was answered 503", why);
+		         "not queued: %s; the upload was refused", why);
 		job_record_set_status(rec, JOB_FAILED, reason);
 		ret = job_record_put(r->in->set.storage, rec);
 		if (ret) {
