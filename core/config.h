@@ -99,6 +99,8 @@ struct ingress_conf {
 	int64_t admin_port; /* 0: /readyz and /metrics on the public port */
 	char *www_dir; /* the upload page; empty: none */
 	bool access_log; /* a line per request */
+	int64_t dependency_wait; /* ms: one storage or transport call */
+	int64_t proxy_timeout; /* ms: the proxy's read timeout */
 };
 
 struct limits_conf {

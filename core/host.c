@@ -5,6 +5,7 @@
 #include "host.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,12 +15,38 @@
 
 static const struct conf *host_conf;
 
+/* This thread's capture of plugins' warnings (host_log_capture). */
+static _Thread_local char *capture_buf;
+static _Thread_local size_t capture_len;
+static _Thread_local bool capture_quiet;
+
+void host_log_capture(char *buf, size_t len, bool quiet)
+{
+	capture_buf = len ? buf : NULL;
+	capture_len = len;
+	capture_quiet = quiet;
+	if (capture_buf)
+		capture_buf[0] = '\0';
+}
+
 static void host_log(enum imgnode_log_level level, const char *plugin,
                      const char *fmt, ...)
 {
 	char component[64];
 	va_list ap;
 
+	if (capture_buf && level <= IMGNODE_LOG_WARN) {
+		int n = snprintf(capture_buf, capture_len,
+		                 "%s: ", plugin ? plugin : "?");
+
+		va_start(ap, fmt);
+		if (n >= 0 && (size_t)n < capture_len)
+			vsnprintf(capture_buf + n, capture_len - (size_t)n, fmt,
+			          ap);
+		va_end(ap);
+		if (capture_quiet)
+			return;
+	}
 	if ((int)level > log_get_level())
 		return;
 	snprintf(component, sizeof(component), "plugin.%s",

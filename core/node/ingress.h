@@ -16,15 +16,23 @@
  *   ingress_conn.c     connections and their deadline; libmicrohttpd's
  *                      log lines
  *
+ *   ingress_io.c       the storage and transport calls, each run on
+ *                      its dependency's executor
+ *
  * Threads: libmicrohttpd's pool of [ingress] threads runs the requests
  * (each connection stays on one of them), and the main thread waits for
- * replies and signals and closes connections past their deadline. Plugins
- * are not thread-safe, so every storage and transport call holds io;
- * /healthz and /metrics never take it, so a request stuck in a plugin call
- * delays only those that need one. jobs guards the table of published
- * jobs, the suspended requests waiting on them and the stopping flag;
- * conns the list of open connections. Lock order: io, then jobs, then
- * conns.
+ * signals, heartbeats the supervisor, wakes waiters whose wait is over and
+ * closes connections past their deadline. No plugin is called on either:
+ * one executor thread per dependency (executor.h) makes every storage
+ * call, another every transport call and takes the replies, and a request
+ * waits for its call at most [ingress] dependency_wait; a dependency that
+ * did not answer is refused at once until it answers a ping again. So an
+ * outage delays only the requests that need the missing dependency, by at
+ * most one dependency_wait each, and never the heartbeat. jobs guards the
+ * table of published jobs, the suspended requests waiting on them and the
+ * stopping flag; conns the list of open connections. Lock order: jobs,
+ * then conns; an executor's lock is never held across a plugin call nor
+ * with these.
  */
 #ifndef IMGNODE_INGRESS_H
 #define IMGNODE_INGRESS_H
@@ -42,6 +50,7 @@
 #include <unistd.h>
 
 #include "../plugin.h"
+#include "executor.h"
 #include "job.h"
 #include "quota.h"
 
@@ -84,7 +93,8 @@ struct ingress {
 	char reply_to[128]; /* this process's reply queue */
 	struct MHD_Daemon *daemon;
 	struct MHD_Daemon *admin; /* [ingress] admin_port, or NULL */
-	pthread_mutex_t io;
+	struct executor storage_ex; /* every call of set.storage */
+	struct executor transport_ex; /* every call of set.transport */
 	pthread_mutex_t jobs;
 	struct pending **buckets; /* under jobs */
 	size_t nbuckets;
@@ -94,7 +104,6 @@ struct ingress {
 	bool stopping; /* under jobs: waiters answer now, none suspend */
 	atomic_bool quiescing; /* SIGTERM seen: responses close connections */
 	atomic_int active; /* requests begun and not completed */
-	int kick_fd; /* eventfd: the HTTP thread used the transport */
 	pthread_mutex_t conns;
 	struct ingress_conn *conn_list; /* under conns */
 	uint64_t nconns; /* under conns: open */
@@ -181,16 +190,6 @@ static inline int64_t ingress_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Tells the main thread to look for replies now (after a transport call
- * of the HTTP thread, which may have buffered one). */
-static inline void ingress_kick(struct ingress *in)
-{
-	uint64_t one = 1;
-	ssize_t n = write(in->kick_fd, &one, sizeof(one));
-
-	(void)n; /* a full counter already wakes the loop */
-}
-
 /* ---- the HTTP daemons (ingress_http.c) ---- */
 
 /*
@@ -228,7 +227,8 @@ enum MHD_Result ingress_jobs_get(struct request *r);
 /* GET /healthz, /livez: 200 "ok". */
 enum MHD_Result ingress_health_live(struct request *r);
 
-/* GET /readyz: 200 when the transport and the storage answer, else 503. */
+/* GET /readyz: 200 when the transport and the storage are up (their
+ * breakers, never a call), else 503 naming what is down. */
 enum MHD_Result ingress_health_readyz(struct request *r);
 
 /* GET /metrics: the Prometheus text. */
@@ -362,6 +362,14 @@ enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited);
 /* After a wait: whatever the record of r->id says now. */
 enum MHD_Result ingress_answer_from_record(struct request *r);
 
+/*
+ * 503 for r, which needed ex's dependency and got ret from a call (what:
+ * the step, for the detail): {"error": "storage unavailable" or
+ * "transport unavailable", "detail": why it is down}, with Retry-After.
+ */
+enum MHD_Result ingress_unavailable(struct request *r, struct executor *ex,
+                                    int ret, const char *what);
+
 /* A response for j (stolen), with a newline after it for terminals;
  * NULL if it could not be made. *len: its length. */
 struct MHD_Response *ingress_json_response(json_t *j, size_t *len);
@@ -403,5 +411,37 @@ void ingress_conn_sweep(struct ingress *in, int64_t now);
 /* libmicrohttpd's own messages (MHD_OPTION_EXTERNAL_LOGGER), one log
  * line each, a few per interval at most. */
 void ingress_conn_mhd_log(void *cls, const char *fmt, va_list ap);
+
+/* ---- storage and transport calls (ingress_io.c) ---- */
+
+/* When a call begun now must have answered: now + dependency_wait, or
+ * request_deadline if shorter. */
+int64_t ingress_io_deadline(const struct ingress *in);
+
+/*
+ * The calls, each on its dependency's executor within ingress_io_deadline.
+ * Each returns what the plugin returns, or -ECANCELED (the dependency is
+ * down: not tried) or -ETIME (no answer in time). A record is new (the
+ * caller's) or NULL with *ret set; a got buffer is the caller's.
+ */
+json_t *ingress_io_record(struct ingress *in, const char *id, int *ret);
+int ingress_io_stat(struct ingress *in, const char *key,
+                    struct imgnode_stat *sb);
+int ingress_io_get(struct ingress *in, const char *key, size_t max, void **buf,
+                   size_t *len);
+int ingress_io_read(struct ingress *in, const char *key, uint64_t off,
+                    void *buf, size_t max, size_t *got);
+/* Publishes body (taken: freed here) to the jobs queue with our reply
+ * queue. */
+int ingress_io_publish(struct ingress *in, char *body, size_t len);
+/* The depths of the jobs and dead queues (ret: each one's 0 or -errno),
+ * waiting at most wait_ms. 0 or the call's -errno. */
+int ingress_io_depth(struct ingress *in, int64_t wait_ms, uint64_t depth[2],
+                     int ret[2]);
+
+/* Deletes a and b (either may be NULL), within ingress_io_deadline; not
+ * at all if the storage is down (the sweep of records stuck in queued
+ * finds them). */
+void ingress_io_delete(struct ingress *in, const char *a, const char *b);
 
 #endif

@@ -7,7 +7,7 @@
  * counts it.
  *
  * Calls no other file of the ingress but the connections'
- * (ingress_conn.c).
+ * (ingress_conn.c) and the storage calls (ingress_io.c).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -192,9 +192,10 @@ struct result_stream {
 
 /*
  * libmicrohttpd asks for the next piece (on the connection's thread, when
- * the client has taken the last one): at most max bytes at pos, read under
- * io. A store that fails or an object that shrank ends the answer early:
- * the client sees a connection closed short of Content-Length.
+ * the client has taken the last one): at most max bytes at pos, read by
+ * the storage's executor within dependency_wait. A store that fails, is
+ * down or too slow, or an object that shrank ends the answer early: the
+ * client sees a connection closed short of Content-Length.
  */
 static ssize_t read_result(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -207,10 +208,7 @@ static ssize_t read_result(void *cls, uint64_t pos, char *buf, size_t max)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (max > rs->size - pos)
 		max = (size_t)(rs->size - pos);
-	pthread_mutex_lock(&in->io);
-	ret = storage_ops(&in->set)->read(in->set.storage->state, rs->key, pos,
-	                                  buf, max, &got);
-	pthread_mutex_unlock(&in->io);
+	ret = ingress_io_read(in, rs->key, pos, buf, max, &got);
 	if (ret || !got) {
 		log_warn(COMPONENT,
 		         "result %s cut short at byte %llu of %llu: %s",
@@ -230,17 +228,13 @@ static ssize_t read_result(void *cls, uint64_t pos, char *buf, size_t max)
 static struct MHD_Response *object_response(struct ingress *in, const char *key,
                                             size_t *len, int *ret)
 {
-	const struct imgnode_storage_ops *st = storage_ops(&in->set);
 	struct MHD_Response *resp;
 	struct imgnode_stat sb;
 	struct result_stream *rs;
 	void *buf = NULL;
 
 	if (!storage_reads_ranges(&in->set)) {
-		pthread_mutex_lock(&in->io);
-		*ret = st->get(in->set.storage->state, key, RESULT_MAX, &buf,
-		               len);
-		pthread_mutex_unlock(&in->io);
+		*ret = ingress_io_get(in, key, RESULT_MAX, &buf, len);
 		if (*ret)
 			return NULL;
 		resp = MHD_create_response_from_buffer(*len, buf,
@@ -251,9 +245,7 @@ static struct MHD_Response *object_response(struct ingress *in, const char *key,
 		}
 		return resp;
 	}
-	pthread_mutex_lock(&in->io);
-	*ret = st->stat(in->set.storage->state, key, &sb);
-	pthread_mutex_unlock(&in->io);
+	*ret = ingress_io_stat(in, key, &sb);
 	if (*ret)
 		return NULL;
 	rs = calloc(1, sizeof(*rs));
@@ -325,9 +317,8 @@ enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited)
 			        r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 			        "result missing",
 			        "job %s is done but its result is gone", r->id);
-		return ingress_fail_now(
-		        r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage unavailable",
-		        "unable to read the result: %s", strerror(-ret));
+		return ingress_unavailable(r, &r->in->storage_ex, ret,
+		                           "unable to read the result");
 	}
 	if (strcmp(status, "failed") == 0) {
 		const char *why =
@@ -358,12 +349,25 @@ enum MHD_Result ingress_answer_from_record(struct request *r)
 	json_t *rec;
 	int ret;
 
-	pthread_mutex_lock(&r->in->io);
-	rec = job_record_get(r->in->set.storage, r->id, &ret);
-	pthread_mutex_unlock(&r->in->io);
+	rec = ingress_io_record(r->in, r->id, &ret);
 	if (!rec)
 		return ingress_answer_accepted(r, "queued");
 	res = ingress_answer_job(r, rec, true);
 	json_decref(rec);
 	return res;
+}
+
+enum MHD_Result ingress_unavailable(struct request *r, struct executor *ex,
+                                    int ret, const char *what)
+{
+	char why[BREAKER_WHY_MAX];
+	const char *error = ex == &r->in->storage_ex ? "storage unavailable"
+	                                             : "transport unavailable";
+
+	if (!executor_up(ex, why, sizeof(why), NULL))
+		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE, error,
+		                        "%s", why);
+	return ingress_fail_now(
+	        r, MHD_HTTP_SERVICE_UNAVAILABLE, error, "%s: %s", what,
+	        ret == -ETIME ? "no answer in time" : strerror(-ret));
 }

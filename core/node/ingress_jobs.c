@@ -22,9 +22,7 @@ enum MHD_Result ingress_jobs_get(struct request *r)
 	if (!r->id[0])
 		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "unknown job",
 		                        "a job id is 32 hex digits");
-	pthread_mutex_lock(&r->in->io);
-	rec = job_record_get(r->in->set.storage, r->id, &ret);
-	pthread_mutex_unlock(&r->in->io);
+	rec = ingress_io_record(r->in, r->id, &ret);
 	if (!rec && ret == -ENOENT)
 		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "unknown job",
 		                        "no job %s", r->id);
@@ -33,9 +31,8 @@ enum MHD_Result ingress_jobs_get(struct request *r)
 		        r, MHD_HTTP_INTERNAL_SERVER_ERROR, "bad record",
 		        "the record of job %s is not a JSON object", r->id);
 	if (!rec)
-		return ingress_fail_now(
-		        r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage unavailable",
-		        "unable to read the record: %s", strerror(-ret));
+		return ingress_unavailable(r, &r->in->storage_ex, ret,
+		                           "unable to read the record");
 	if (!auth_may_read(r, rec)) { /* as if there were no such job */
 		json_decref(rec);
 		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "unknown job",

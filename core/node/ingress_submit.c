@@ -30,7 +30,6 @@
 #include "storer.h"
 
 #define COMPONENT "ingress"
-#define PUBLISH_TIMEOUT_MS 5000
 #define MULTIPART_SLACK (64 * 1024) /* boundaries and part headers */
 #define PREALLOC_MAX (8 * 1024 * 1024)
 
@@ -432,20 +431,38 @@ static json_t *new_record(struct request *r, const unsigned char sha[32],
 }
 
 /*
- * Under io: if out/KEY.meta exists the result is there already; the job
- * is done now. 0 (a hit, record stored), -ENOENT (no result yet), or
- * another -errno (storage failed).
+ * Storing a new job, on the storage's executor: the result cache looked
+ * up, then the original (on the storer's instance) and the record (on
+ * ours) at once. What it stored is undone when a step fails; what it holds
+ * (the upload and its share of upload_memory, the record) is its own, so
+ * that it can finish alone if its request stops waiting.
  */
-static int cache_hit(struct request *r, json_t *rec, const char *meta_key)
+struct store_op {
+	struct exec_op op;
+	struct ingress *in;
+	json_t *rec;
+	char *body; /* the upload, taken from the request */
+	size_t len, reserved; /* its bytes, and of in->upload_bytes */
+	char meta[JOB_KEY_MAX + 8], orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
+	bool hit; /* done from the result cache */
+	const char *what; /* the step that failed */
+};
+
+/*
+ * If out/KEY.meta exists the result is there already; the job is done
+ * now. 0 (a hit, record stored), -ENOENT (no result yet), or another
+ * -errno (storage failed).
+ */
+static int cache_hit(struct store_op *o)
 {
-	const struct imgnode_storage_ops *st = storage_ops(&r->in->set);
-	void *st_state = r->in->set.storage->state;
-	json_t *meta, *out;
+	const struct imgnode_storage_ops *st = storage_ops(&o->in->set);
+	void *st_state = o->in->set.storage->state;
+	json_t *meta, *out, *rec = o->rec;
 	void *buf = NULL;
 	size_t len = 0;
 	int ret;
 
-	ret = st->get(st_state, meta_key, JOB_META_MAX, &buf, &len);
+	ret = st->get(st_state, o->meta, JOB_META_MAX, &buf, &len);
 	if (ret)
 		return ret;
 	meta = json_loadb(buf, len, 0, NULL);
@@ -462,50 +479,98 @@ static int cache_hit(struct request *r, json_t *rec, const char *meta_key)
 	json_object_set_new(rec, "cached", json_true());
 	json_object_set(rec, "started", json_object_get(rec, "created"));
 	job_record_set_status(rec, "done", NULL);
-	return job_record_put(r->in->set.storage, rec);
+	return job_record_put(o->in->set.storage, rec);
 }
 
+static int store_run(struct exec_op *op, void *state)
+{
+	struct store_op *o = (struct store_op *)op;
+	struct ingress *in = o->in;
+	const struct imgnode_storage_ops *st = storage_ops(&in->set);
+	int ret, oret;
+
+	o->what = "unable to look up the result cache";
+	ret = cache_hit(o);
+	if (ret == 0) {
+		o->hit = true;
+		return 0;
+	}
+	if (ret != -ENOENT)
+		return ret;
+	/* the original on the storer's instance, the record on ours, at once */
+	storer_put(in->storer, o->orig, o->body, o->len);
+	ret = job_record_put(in->set.storage, o->rec);
+	oret = storer_wait(in->storer);
+	if (oret) {
+		o->what = "unable to store the original";
+		if (!ret)
+			st->del(state, o->record);
+		return oret;
+	}
+	if (ret) {
+		o->what = "unable to store the job record";
+		st->del(state, o->orig);
+	}
+	return ret;
+}
+
+static void store_drop(struct exec_op *op)
+{
+	struct store_op *o = (struct store_op *)op;
+
+	if (o->reserved) {
+		atomic_fetch_sub(&o->in->upload_bytes, (int64_t)o->reserved);
+		atomic_fetch_sub(&o->in->uploads, 1);
+	}
+	free(o->body);
+	json_decref(o->rec);
+	free(o);
+}
+
+/* Publishes the job of r on the transport's executor. */
 static int publish(struct request *r, const char *result)
 {
-	struct ingress *in = r->in;
 	struct job_msg m = {.pipeline = r->pl->canonical,
 	                    .result = (char *)result,
 	                    .request_id = r->request_id};
 	size_t len = 0;
 	char *body;
-	int ret;
 
 	memcpy(m.id, r->id, sizeof(m.id));
 	body = job_msg_encode(&m, &len);
 	if (!body)
 		return -ENOMEM;
-	ret = transport_ops(&in->set)->publish(in->set.transport->state, body,
-	                                       len, in->reply_to,
-	                                       PUBLISH_TIMEOUT_MS);
-	free(body);
-	return ret;
+	return ingress_io_publish(r->in, body, len);
+}
+
+/* The 503 of a job refused because a dependency failed at a step; one
+ * line at debug (the breaker logs the outage once). */
+static enum MHD_Result refuse(struct request *r, struct executor *ex, int ret,
+                              const char *what)
+{
+	log_debug(COMPONENT, "refusing a job: %s: %s", what,
+	          ret == -ECANCELED ? "down"
+	          : ret == -ETIME   ? "no answer in time"
+	                            : strerror(-ret));
+	return ingress_unavailable(r, ex, ret, what);
 }
 
 /*
  * Stores the original and the record (at once), then publishes: only when
  * all three succeeded is the job accepted. Undoes what it did when one
  * fails, but keeps the stored job when a publish timed out (it may still
- * run).
+ * run). Each step waits for its dependency at most dependency_wait.
  */
 static enum MHD_Result accept_job(struct request *r,
                                   const struct image_info *info)
 {
 	struct ingress *in = r->in;
-	const struct imgnode_storage_ops *st = storage_ops(&in->set);
-	void *st_state = in->set.storage->state;
-	char versions[4096], result[JOB_KEY_MAX], meta[JOB_KEY_MAX + 8];
-	char orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
+	char versions[4096], result[JOB_KEY_MAX];
 	unsigned char sha[EVP_MAX_MD_SIZE];
-	const char *what;
-	bool transport = false;
 	unsigned int shalen = 0;
+	struct store_op *o;
 	json_t *rec;
-	int ret, oret;
+	int ret;
 
 	if (!(r->sha ? EVP_DigestFinal_ex(r->sha, sha, &shalen)
 	             : EVP_Digest(r->body, r->len, sha, &shalen, EVP_sha256(),
@@ -522,19 +587,44 @@ static enum MHD_Result accept_job(struct request *r,
 	               in->conf->limits.keep_metadata, versions,
 	               sizeof(versions));
 	job_result_key(sha, r->pl->canonical, versions, result, sizeof(result));
-	snprintf(meta, sizeof(meta), "%s.meta", result);
-	job_orig_key(r->id, orig, sizeof(orig));
-	job_record_key(r->id, record, sizeof(record));
-	rec = new_record(r, sha, result, info);
-	if (!rec) /* out of memory, or text jansson refused (not UTF-8) */
+	o = calloc(1, sizeof(*o));
+	rec = o ? new_record(r, sha, result, info) : NULL;
+	if (!rec) { /* out of memory, or text jansson refused (not UTF-8) */
+		free(o);
 		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                        "internal error",
 		                        "unable to make the job record");
+	}
+	o->op.run = store_run;
+	o->op.drop = store_drop;
+	o->in = in;
+	o->rec = rec;
+	snprintf(o->meta, sizeof(o->meta), "%s.meta", result);
+	job_orig_key(r->id, o->orig, sizeof(o->orig));
+	job_record_key(r->id, o->record, sizeof(o->record));
+	/* the upload is the op's now: it may outlive this request's wait */
+	o->body = r->body;
+	o->len = r->len;
+	o->reserved = r->reserved;
+	r->body = NULL;
+	r->reserved = 0;
+	r->cap = 0;
 
-	pthread_mutex_lock(&in->io);
-	ret = cache_hit(r, rec, meta);
-	if (ret == 0) {
-		pthread_mutex_unlock(&in->io);
+	ret = executor_call(&in->storage_ex, &o->op, ingress_io_deadline(in));
+	if (ret == -ETIME || ret == -ECANCELED) {
+		if (ret == -ECANCELED)
+			store_drop(&o->op);
+		return refuse(r, &in->storage_ex, ret,
+		              "unable to store the job");
+	}
+	if (ret) {
+		enum MHD_Result res = refuse(r, &in->storage_ex, ret, o->what);
+		store_drop(&o->op);
+		return res;
+	}
+	rec = json_incref(o->rec);
+	if (o->hit) {
+		store_drop(&o->op);
 		atomic_fetch_add(&in->metrics->accepted, 1);
 		atomic_fetch_add(&in->metrics->outcome[OUTCOME_CACHED], 1);
 		atomic_fetch_add(&in->metrics->cache_hits, 1);
@@ -547,44 +637,33 @@ static enum MHD_Result accept_job(struct request *r,
 		json_decref(rec);
 		return res;
 	}
-	what = "unable to look up the result cache";
-	if (ret != -ENOENT)
-		goto out_unlock;
-	atomic_fetch_add(&in->metrics->cache_misses, 1);
-	/* the original on the storer's instance, the record on ours, at once */
-	storer_put(in->storer, orig, r->body, r->len);
-	ret = job_record_put(in->set.storage, rec);
-	oret = storer_wait(in->storer);
-	if (oret) {
-		what = "unable to store the original";
-		if (!ret)
-			st->del(st_state, record);
-		ret = oret;
-		goto out_unlock;
-	}
-	what = "unable to store the job record";
-	if (ret)
-		goto out_del_orig;
-	what = "unable to count the job";
-	ret = ingress_pending_add(in, r->id, r->client);
-	if (ret == -EDQUOT) { /* requests in parallel took the last place */
-		st->del(st_state, record);
-		st->del(st_state, orig);
-		pthread_mutex_unlock(&in->io);
-		json_decref(rec);
-		fail_client_quota(r, ingress_client_inflight(in, r->client));
-		return ingress_answer_fail(r);
-	}
-	if (ret)
-		goto out_del_record;
-	what = "unable to queue the job";
-	transport = true;
-	ret = publish(r, result);
-	if (ret)
-		goto out_forget;
-	pthread_mutex_unlock(&in->io);
-	ingress_kick(in);
 	json_decref(rec);
+	atomic_fetch_add(&in->metrics->cache_misses, 1);
+	ret = ingress_pending_add(in, r->id, r->client);
+	if (ret) {
+		ingress_io_delete(in, o->record, o->orig);
+		store_drop(&o->op);
+		if (ret ==
+		    -EDQUOT) { /* requests in parallel took the last place */
+			fail_client_quota(
+			        r, ingress_client_inflight(in, r->client));
+			return ingress_answer_fail(r);
+		}
+		return ingress_fail_now(
+		        r, MHD_HTTP_SERVICE_UNAVAILABLE, "internal error",
+		        "unable to count the job: %s", strerror(-ret));
+	}
+	ret = publish(r, result);
+	if (ret) {
+		ingress_pending_finish(in, r->id);
+		/* unconfirmed, it may still run: the job stays stored */
+		if (ret != -ETIMEDOUT && ret != -ETIME)
+			ingress_io_delete(in, o->record, o->orig);
+		store_drop(&o->op);
+		return refuse(r, &in->transport_ex, ret,
+		              "unable to queue the job");
+	}
+	store_drop(&o->op);
 	atomic_fetch_add(&in->metrics->accepted, 1);
 	atomic_fetch_add(&in->metrics->bytes_in, r->len);
 	log_debug(COMPONENT, "accepted id=%s pipeline=%s format=%s bytes=%zu",
@@ -593,24 +672,6 @@ static enum MHD_Result accept_job(struct request *r,
 		return ingress_answer_accepted(r, "queued");
 	return ingress_wait_suspend(r) ? MHD_YES
 	                               : ingress_answer_from_record(r);
-
-out_forget:
-	ingress_pending_finish(in, r->id);
-	ingress_kick(in);
-	if (ret == -ETIMEDOUT)
-		goto out_unlock;
-out_del_record:
-	st->del(st_state, record);
-out_del_orig:
-	st->del(st_state, orig);
-out_unlock:
-	pthread_mutex_unlock(&in->io);
-	json_decref(rec);
-	log_warn(COMPONENT, "refusing a job: %s: %s", what, strerror(-ret));
-	return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
-	                        transport ? "transport unavailable"
-	                                  : "storage unavailable",
-	                        "%s: %s", what, strerror(-ret));
 }
 
 /* The last call of an upload: the whole body is here. */
