@@ -258,10 +258,15 @@ static void run(struct ingress *in, int sfd)
 static void label(char *buf, size_t len, const struct conf *conf,
                   const char *section, const struct plugin *p)
 {
-	const struct conf_entry *pool = conf_find(conf, section, "pool");
+	const struct conf_entry *e = conf_find(conf, section, "pool");
+	const char *pool = e ? e->value : NULL;
 
+	for (const struct imgnode_conf_key *k = p->desc->conf_keys;
+	     !pool && k && k->name; k++)
+		if (strcmp(k->name, "pool") == 0)
+			pool = k->def; /* its default */
 	snprintf(buf, len, "%s%s%s", p->desc->name, pool ? " pool " : "",
-	         pool ? pool->value : "");
+	         pool ? pool : "");
 	for (char *c = buf; *c; c++)
 		if (*c < 0x20 || *c > 0x7e)
 			*c = '?';
