@@ -26,7 +26,7 @@ import time
 import pytest
 import requests
 
-from conftest import BUILD, ROOT
+from conftest import BUILD, ROOT, Node
 from test_amqp_node import broker, rabbitmq  # noqa: F401 (fixture)
 from test_cluster_node import ceph  # noqa: F401 (fixture)
 from test_ingress_api import error_of, images, start  # noqa: F401
@@ -213,3 +213,27 @@ def test_broker_killed(node, broker, images):  # noqa: F811
                      lambda: rabbitmq("kill", broker[0]),
                      lambda: rabbitmq("restart", broker[0]))
     print("broker SIGKILLed:", figures)
+
+
+@pytest.mark.parametrize("ingress,ok", [
+    ("", True),  # shipped: 30s + 2 x 5s < 75s
+    ("wait_max = 60s\ndependency_wait = 7s\n", True),  # 74s
+    ("wait_max = 60s\ndependency_wait = 8s\n", False),  # 76s
+    ("dependency_wait = 30s\n", False),  # 90s
+    ("dependency_wait = 30s\nproxy_timeout = 95s\n", True),
+])
+def test_config_check_keeps_answers_within_the_proxy_timeout(
+        tmp_path, ingress, ok):
+    """imgnode -t refuses a config where a request during an outage could
+    be answered after the proxy gave up on it: wait_max + 2 x
+    dependency_wait at or past [ingress] proxy_timeout."""
+    tmp_path.chmod(0o755)
+    node = Node(tmp_path)
+    node.write(node.base() + "[ingress]\n" + ingress)
+    r = node.run("-t")
+    if ok:
+        assert r.returncode == 0, r.stderr
+        return
+    assert r.returncode == 100, r.stderr
+    assert "must stay below proxy_timeout" in r.stderr, r.stderr
+    assert f"{node.ini}:" in r.stderr and "[ingress]" in r.stderr, r.stderr
