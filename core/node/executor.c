@@ -315,7 +315,8 @@ int executor_call(struct executor *ex, struct exec_op *op, int64_t deadline_ms)
 		unqueue(ex, op);
 	snprintf(why, sizeof(why), "%s: no answer within %.1f s", ex->label,
 	         (double)(deadline_ms - began) / 1000);
-	note_fail(ex, now_ms(), why);
+	if (!op->patient)
+		note_fail(ex, now_ms(), why);
 	pthread_mutex_unlock(&ex->mu);
 	if (!run_yet)
 		op->drop(op);

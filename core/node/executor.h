@@ -53,6 +53,8 @@ typedef void (*exec_drop_fn)(struct exec_op *op);
 struct exec_op {
 	exec_run_fn run;
 	exec_drop_fn drop;
+	bool patient; /* a deadline passed does not open the breaker (its
+	                 caller waits less than dependency_wait) */
 	/* the executor's, under its lock */
 	enum { EXEC_QUEUED, EXEC_RUNNING, EXEC_DONE } state;
 	bool orphan; /* nobody waits: drop after running (or instead) */

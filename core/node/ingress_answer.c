@@ -210,11 +210,13 @@ static ssize_t read_result(void *cls, uint64_t pos, char *buf, size_t max)
 		max = (size_t)(rs->size - pos);
 	ret = ingress_io_read(in, rs->key, pos, buf, max, &got);
 	if (ret || !got) {
-		log_warn(COMPONENT,
-		         "result %s cut short at byte %llu of %llu: %s",
-		         rs->key, (unsigned long long)pos,
-		         (unsigned long long)rs->size,
-		         ret ? strerror(-ret) : "it shrank");
+		/* an outage is logged once, by the breaker */
+		log_msg(ret == -ECANCELED || ret == -ETIME ? LOG_DEBUG
+		                                           : LOG_WARN,
+		        COMPONENT,
+		        "result %s cut short at byte %llu of %llu: %s", rs->key,
+		        (unsigned long long)pos, (unsigned long long)rs->size,
+		        ret ? strerror(-ret) : "it shrank");
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
 	return (ssize_t)got;

@@ -329,6 +329,7 @@ int ingress_io_depth(struct ingress *in, int64_t wait_ms, uint64_t depth[2],
 		return -ENOMEM;
 	o->op.run = depth_run;
 	o->op.drop = depth_drop;
+	o->op.patient = true; /* /metrics waits less than a request would */
 	o->ops = transport_ops(&in->set);
 	r = executor_call(&in->transport_ex, &o->op,
 	                  ingress_now_ms() + wait_ms);

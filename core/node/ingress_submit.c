@@ -543,15 +543,17 @@ static int publish(struct request *r, const char *result)
 	return ingress_io_publish(r->in, body, len);
 }
 
-/* The 503 of a job refused because a dependency failed at a step; one
- * line at debug (the breaker logs the outage once). */
+/* The 503 of a job refused because a dependency failed at a step; a
+ * line at debug if the dependency is away (its breaker logs the outage
+ * once), else a warning. */
 static enum MHD_Result refuse(struct request *r, struct executor *ex, int ret,
                               const char *what)
 {
-	log_debug(COMPONENT, "refusing a job: %s: %s", what,
-	          ret == -ECANCELED ? "down"
-	          : ret == -ETIME   ? "no answer in time"
-	                            : strerror(-ret));
+	log_msg(ret == -ECANCELED || breaker_counts(ret) ? LOG_DEBUG : LOG_WARN,
+	        COMPONENT, "refusing a job: %s: %s", what,
+	        ret == -ECANCELED ? "down"
+	        : ret == -ETIME   ? "no answer in time"
+	                          : strerror(-ret));
 	return ingress_unavailable(r, ex, ret, what);
 }
 

@@ -265,6 +265,20 @@ static void posted_ops_are_dropped_while_down(void **state)
 	assert_int_equal(atomic_load(&f->ran), 1); /* only the first */
 }
 
+static void a_patient_call_past_its_deadline_opens_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct op *stuck = new_op(f, 0, true);
+
+	stuck->op.patient = true; /* /metrics' queue depths */
+	assert_int_equal(executor_call(&f->ex, &stuck->op, now_ms() + 100),
+	                 -ETIME);
+	assert_true(executor_up(&f->ex, NULL, 0, NULL));
+	sem_post(&f->gate);
+	for (int64_t until = now_ms() + 10000; atomic_load(&f->dropped) < 1;)
+		assert_true(now_ms() < until), usleep(10000);
+}
+
 static void a_stuck_call_opens_it_while_still_stuck(void **state)
 {
 	struct fx *f = *state;
@@ -296,6 +310,9 @@ int main(void)
 	                teardown),
 	        cmocka_unit_test_setup_teardown(
 	                posted_ops_are_dropped_while_down, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                a_patient_call_past_its_deadline_opens_nothing, setup,
+	                teardown),
 	        cmocka_unit_test_setup_teardown(
 	                a_stuck_call_opens_it_while_still_stuck, setup,
 	                teardown),
