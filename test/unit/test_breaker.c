@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,7 +149,7 @@ static int setup(void **state)
 		return -1;
 	sem_init(&f->gate, 0, 0);
 	f->ex.name = "storage";
-	strcpy(f->ex.label, "fake pool p");
+	snprintf(f->ex.label, sizeof(f->ex.label), "fake pool p");
 	f->ex.state = &f->fake;
 	f->ex.ping = fake_ping;
 	f->ex.idle_fd = -1;
