@@ -13,8 +13,8 @@
 
 #include <errno.h>
 #include <semaphore.h>
-#include <stdio.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
