@@ -289,7 +289,10 @@ int ingress_io_publish(struct ingress *in, char *body, size_t len)
 	o->body = body;
 	o->len = len;
 	o->reply_to = in->reply_to;
+	/* the plugin's verdict (never sent: -ENOTCONN, so the caller undoes;
+	 * sent but unconfirmed: -ETIMEDOUT, it keeps) comes before ours */
 	o->timeout_ms = deadline - ingress_now_ms();
+	o->timeout_ms -= o->timeout_ms / 10 < 250 ? o->timeout_ms / 10 : 250;
 	ret = executor_call(&in->transport_ex, &o->op, deadline);
 	if (ret != -ETIME)
 		publish_drop(&o->op);
