@@ -91,16 +91,21 @@ static void run_queue(struct executor *ex)
 			continue;
 		}
 		op->state = EXEC_RUNNING;
+		ex->current = op;
 		mark(ex, true);
 		pthread_mutex_unlock(&ex->mu);
 		ex->seen[0] = '\0';
 		int ret = op->run(op, ex->state);
 		pthread_mutex_lock(&ex->mu);
+		ex->current = NULL;
 		mark(ex, false);
 		note_result(ex, ret, "an operation failed");
-		if (op->orphan) {
+		if (op->orphan || op->done) {
 			pthread_mutex_unlock(&ex->mu);
-			op->drop(op);
+			if (op->orphan)
+				op->drop(op);
+			else
+				op->done(op, ret, op->done_arg);
 			pthread_mutex_lock(&ex->mu);
 			continue;
 		}
@@ -237,7 +242,7 @@ bool executor_stop(struct executor *ex, int64_t wait_ms)
 	pthread_mutex_unlock(&ex->mu);
 	while (op) { /* the waiters, if any, are gone too by now */
 		struct exec_op *next = op->next;
-		if (op->orphan)
+		if (op->orphan || op->done) /* nobody waits for those now */
 			op->drop(op);
 		op = next;
 	}
@@ -298,6 +303,7 @@ int executor_call(struct executor *ex, struct exec_op *op, int64_t deadline_ms)
 		return -ECANCELED;
 	}
 	op->orphan = false;
+	op->done = NULL;
 	enqueue(ex, op);
 	while (op->state != EXEC_DONE &&
 	       pthread_cond_timedwait(&ex->cv, &ex->mu, &until) != ETIMEDOUT)
@@ -323,10 +329,75 @@ int executor_call(struct executor *ex, struct exec_op *op, int64_t deadline_ms)
 	return -ETIME;
 }
 
+int executor_begin(struct executor *ex, struct exec_op *op, int64_t deadline_ms,
+                   exec_done_fn done, void *arg)
+{
+	pthread_mutex_lock(&ex->mu);
+	if (ex->br.open || ex->quit || ex->closing) {
+		pthread_mutex_unlock(&ex->mu);
+		return -ECANCELED;
+	}
+	op->orphan = false;
+	op->done = done;
+	op->done_arg = arg;
+	op->began_ms = now_ms();
+	op->deadline_ms = deadline_ms;
+	enqueue(ex, op);
+	pthread_mutex_unlock(&ex->mu);
+	return 0;
+}
+
+void executor_expire(struct executor *ex, int64_t now, bool all)
+{
+	struct exec_op *expired = NULL, *running = NULL, **p, *op;
+	char why[BREAKER_WHY_MAX];
+
+	pthread_mutex_lock(&ex->mu);
+	if (all)
+		ex->closing = true;
+	op = ex->current;
+	if (op && op->done && !op->orphan && (all || now >= op->deadline_ms)) {
+		op->orphan = true; /* the thread drops it when it returns */
+		running = op;
+	}
+	for (p = &ex->head; *p;) {
+		op = *p;
+		if (!op->done || op->orphan ||
+		    !(all || now >= op->deadline_ms)) {
+			p = &op->next;
+			continue;
+		}
+		*p = op->next;
+		if (ex->tail == op) {
+			ex->tail = NULL;
+			for (struct exec_op *t = ex->head; t; t = t->next)
+				ex->tail = t;
+		}
+		op->next = expired;
+		expired = op;
+	}
+	op = running ? running : expired;
+	if (op && !all) {
+		snprintf(why, sizeof(why), "%s: no answer within %.1f s",
+		         ex->label,
+		         (double)(op->deadline_ms - op->began_ms) / 1000);
+		note_fail(ex, now, why);
+	}
+	pthread_mutex_unlock(&ex->mu);
+	if (running)
+		running->done(running, -ETIME, running->done_arg);
+	while ((op = expired)) {
+		expired = op->next;
+		op->done(op, -ETIME, op->done_arg);
+		op->drop(op);
+	}
+}
+
 void executor_post(struct executor *ex, struct exec_op *op)
 {
 	pthread_mutex_lock(&ex->mu);
 	op->orphan = true;
+	op->done = NULL;
 	if (ex->quit) {
 		pthread_mutex_unlock(&ex->mu);
 		op->drop(op);

@@ -45,6 +45,8 @@ struct exec_op;
 typedef int (*exec_run_fn)(struct exec_op *op, void *state);
 /* Frees op and what it holds, once nobody waits for it. */
 typedef void (*exec_drop_fn)(struct exec_op *op);
+/* Tells op's caller it ended with ret (executor_begin). */
+typedef void (*exec_done_fn)(struct exec_op *op, int ret, void *arg);
 
 /*
  * One operation: first member of the caller's own struct (heap-allocated:
@@ -59,6 +61,9 @@ struct exec_op {
 	enum { EXEC_QUEUED, EXEC_RUNNING, EXEC_DONE } state;
 	bool orphan; /* nobody waits: drop after running (or instead) */
 	int ret;
+	exec_done_fn done; /* executor_begin's */
+	void *done_arg;
+	int64_t began_ms, deadline_ms;
 	struct exec_op *next;
 };
 
@@ -80,7 +85,9 @@ struct executor {
 	struct exec_op *head, *tail; /* under mu */
 	struct breaker br; /* under mu */
 	atomic_bool up; /* !br.open, for readers that take no lock */
+	struct exec_op *current; /* under mu: the op being run, or NULL */
 	bool quit, running; /* under mu */
+	bool closing; /* under mu: executor_begin refuses (stopping) */
 	int64_t busy_since; /* under mu: in a plugin call since; 0: not */
 	int64_t last_call; /* under mu: the last call ended at */
 	char seen[BREAKER_WHY_MAX]; /* the thread's last plugin warning */
@@ -104,6 +111,24 @@ bool executor_stop(struct executor *ex, int64_t wait_ms);
  * now if it had not started, or when it returns).
  */
 int executor_call(struct executor *ex, struct exec_op *op, int64_t deadline_ms);
+
+/*
+ * Queues op, whose caller does not wait: done(op, ret, arg) is called
+ * once, from the executor's thread with op's result (op is the caller's
+ * again), or from executor_expire with -ETIME (op is no longer the
+ * caller's). 0, or -ECANCELED at once if the dependency is down or the
+ * executor closing (op stays the caller's, done is never called).
+ */
+int executor_begin(struct executor *ex, struct exec_op *op, int64_t deadline_ms,
+                   exec_done_fn done, void *arg);
+
+/*
+ * Ends the waits of executor_begin's ops past their deadline at now, or
+ * all of them (and refuses new ones from then on): their done gets
+ * -ETIME, and a deadline passed opens the breaker. Never waits for a
+ * call: a thread that calls no plugin (the main loop) calls it.
+ */
+void executor_expire(struct executor *ex, int64_t now, bool all);
 
 /* Queues op, which nobody waits for: it runs in turn and is dropped, or
  * is dropped unrun if the dependency is down by then. */

@@ -198,8 +198,8 @@ static bool read_signal(int sfd)
 
 /*
  * The main thread until the end: wait deadlines, heartbeats, signals, and
- * calls outlasting dependency_wait; it never calls a plugin nor waits for
- * one. After SIGTERM, requests in progress get half of [supervisor]
+ * calls outlasting dependency_wait (their requests answer 503); it never
+ * calls a plugin nor waits for one. After SIGTERM, requests in progress get half of [supervisor]
  * shutdown_timeout to finish; then waiters answer 202 (their jobs go on),
  * and at four fifths of it the daemon stops whatever is left, before the
  * supervisor's SIGKILL.
@@ -219,6 +219,8 @@ static void run(struct ingress *in, int sfd)
 		proc_notify_alive();
 		executor_check(&in->storage_ex, wait);
 		executor_check(&in->transport_ex, wait);
+		executor_expire(&in->storage_ex, now, false);
+		executor_expire(&in->transport_ex, now, false);
 		ingress_waiters_expire(in, now, false);
 		ingress_conn_sweep(in, now);
 		if (now >= next_sweep) {
@@ -251,6 +253,9 @@ static void run(struct ingress *in, int sfd)
 		}
 	}
 	ingress_waiters_expire(in, 0, true);
+	/* no request stays suspended on a call: the daemon stops next */
+	executor_expire(&in->storage_ex, 0, true);
+	executor_expire(&in->transport_ex, 0, true);
 }
 
 /* The label of a dependency in messages: its plugin, and the pool it

@@ -133,7 +133,18 @@ enum ingress_phase {
 	PHASE_BODY, /* reading an upload */
 	PHASE_WAITING, /* suspended until the job finishes or the wait ends */
 	PHASE_RESUMED, /* woken: answer from the record */
+	PHASE_IO, /* suspended until its storage or transport call ends */
+	PHASE_IO_DONE, /* woken: go on with io_next */
 	PHASE_ANSWERED,
+};
+
+/* What a done job's result is, read with its record (ingress_io.c). */
+struct ingress_result {
+	int ret; /* 0: there, or -errno */
+	char key[IMGNODE_KEY_MAX + 1];
+	uint64_t size; /* its size, to read a piece at a time */
+	void *buf; /* or, from a storage without ranged reads, whole */
+	size_t len;
 };
 
 /* One request, from its first call to its completion (MHD's con_cls). */
@@ -179,6 +190,13 @@ struct request {
 	int64_t deadline_ms;
 	struct pending *pend; /* under jobs, while waiting */
 	struct request *wprev, *wnext;
+	/* a storage or transport call (ingress_io_begin) */
+	enum MHD_Result (*io_next)(struct request *r);
+	struct exec_op
+	        *io_op; /* the ended call's; NULL after -ETIME, -ECANCELED */
+	int io_ret;
+	struct exec_op
+	        *job_op; /* POST: the stored job, until it is published */
 };
 
 /* Milliseconds on CLOCK_MONOTONIC. */
@@ -354,12 +372,14 @@ enum MHD_Result ingress_answer_json(struct request *r, unsigned status,
 enum MHD_Result ingress_answer_accepted(struct request *r, const char *status);
 
 /*
- * Answers from the record rec: 200 with the result when done, 422 when
- * failed; otherwise 202 after a wait (waited), 409 for GET .../result.
+ * Answers from the record rec and its result res (read with it, taken:
+ * freed here): 200 with the result when done, 422 when failed; otherwise
+ * 202 after a wait (waited), 409 for GET .../result.
  */
-enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited);
+enum MHD_Result ingress_answer_job(struct request *r, json_t *rec,
+                                   struct ingress_result *res, bool waited);
 
-/* After a wait: whatever the record of r->id says now. */
+/* After a wait: whatever the record of r->id says now (read first). */
 enum MHD_Result ingress_answer_from_record(struct request *r);
 
 /*
@@ -369,6 +389,9 @@ enum MHD_Result ingress_answer_from_record(struct request *r);
  */
 enum MHD_Result ingress_unavailable(struct request *r, struct executor *ex,
                                     int ret, const char *what);
+/* The same 503, noted to answer later with ingress_answer_fail; -1. */
+int ingress_fail_unavailable(struct request *r, struct executor *ex, int ret,
+                             const char *what);
 
 /* A response for j (stolen), with a newline after it for terminals;
  * NULL if it could not be made. *len: its length. */
@@ -419,29 +442,55 @@ void ingress_conn_mhd_log(void *cls, const char *fmt, va_list ap);
 int64_t ingress_io_deadline(const struct ingress *in);
 
 /*
- * The calls, each on its dependency's executor within ingress_io_deadline.
- * Each returns what the plugin returns, or -ECANCELED (the dependency is
- * down: not tried) or -ETIME (no answer in time). A record is new (the
- * caller's) or NULL with *ret set; a got buffer is the caller's.
+ * Hands op (made below; NULL: out of memory) to ex and suspends r until
+ * it ends, or ingress_io_deadline passes, or at once if ex's dependency
+ * is down; then calls next(r) on r's HTTP thread with r->io_ret (op's
+ * 0 or -errno, -ETIME: no answer in time, -ECANCELED: down, not tried)
+ * and r->io_op (op, r's to free with ingress_io_free; NULL after -ETIME,
+ * -ECANCELED). Returns what r's handler returns now.
  */
-json_t *ingress_io_record(struct ingress *in, const char *id, int *ret);
-int ingress_io_stat(struct ingress *in, const char *key,
-                    struct imgnode_stat *sb);
-int ingress_io_get(struct ingress *in, const char *key, size_t max, void **buf,
-                   size_t *len);
+enum MHD_Result ingress_io_begin(struct request *r, struct executor *ex,
+                                 struct exec_op *op,
+                                 enum MHD_Result (*next)(struct request *r));
+
+/* Frees an op that ended (NULL is fine). */
+void ingress_io_free(struct exec_op *op);
+
+/* The storage's: the record of id and, with with_result, what its result
+ * needs to be answered (a done job's). NULL if out of memory. */
+struct exec_op *ingress_io_record_op(struct ingress *in, const char *id,
+                                     bool with_result);
+
+/* What a record op read: the record (the caller's), or NULL with *ret;
+ * res (may be NULL) gets the result's (free with ingress_result_free). */
+json_t *ingress_io_record_take(struct exec_op *op, int *ret,
+                               struct ingress_result *res);
+
+/* On the storage's executor only: fills res for the done record rec.
+ * The call's -errno that may say the storage is away, else 0. */
+int ingress_io_result(struct ingress *in, json_t *rec,
+                      struct ingress_result *res);
+
+/* Frees what res holds. */
+void ingress_result_free(struct ingress_result *res);
+
+/* The storage's: deletes a and b (either may be NULL or ""). */
+struct exec_op *ingress_io_delete_op(struct ingress *in, const char *a,
+                                     const char *b);
+
+/* The transport's: publishes body (taken) to the jobs queue with our
+ * reply queue. NULL if out of memory (body freed). */
+struct exec_op *ingress_io_publish_op(struct ingress *in, char *body,
+                                      size_t len);
+
+/*
+ * Waiting on the calling thread (bounded): a piece of a result, within
+ * ingress_io_deadline; the depths of the jobs and dead queues (ret: each
+ * one's 0 or -errno), within wait_ms. 0 or -errno, -ETIME, -ECANCELED.
+ */
 int ingress_io_read(struct ingress *in, const char *key, uint64_t off,
                     void *buf, size_t max, size_t *got);
-/* Publishes body (taken: freed here) to the jobs queue with our reply
- * queue. */
-int ingress_io_publish(struct ingress *in, char *body, size_t len);
-/* The depths of the jobs and dead queues (ret: each one's 0 or -errno),
- * waiting at most wait_ms. 0 or the call's -errno. */
 int ingress_io_depth(struct ingress *in, int64_t wait_ms, uint64_t depth[2],
                      int ret[2]);
-
-/* Deletes a and b (either may be NULL), within ingress_io_deadline; not
- * at all if the storage is down (the sweep of records stuck in queued
- * finds them). */
-void ingress_io_delete(struct ingress *in, const char *a, const char *b);
 
 #endif

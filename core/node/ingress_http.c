@@ -419,6 +419,7 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
 			return ingress_submit_body(r, data, size);
 		return ingress_submit_finish(r);
 	case PHASE_RESUMED: return ingress_answer_from_record(r);
+	case PHASE_IO_DONE: r->phase = PHASE_ANSWERED; return r->io_next(r);
 	default: *size = 0; return MHD_YES;
 	}
 }
@@ -457,6 +458,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 	if (r->submitting)
 		atomic_fetch_sub(&in->metrics->submitting, 1);
 	ingress_upload_release(r);
+	ingress_io_free(r->io_op); /* closed before it went on */
+	ingress_io_free(r->job_op);
 	pipeline_free(r->pl);
 	EVP_MD_CTX_free(r->sha);
 	free(r->form_pipeline);

@@ -1,10 +1,19 @@
 /*
- * The storage and transport operations of the ingress, each run on its
+ * The storage and transport calls of the ingress, each run on its
  * dependency's executor (executor.h), never on an HTTP thread or the main
- * thread: a request waits for one at most [ingress] dependency_wait (or
- * request_deadline, if shorter), and while the dependency is known down it
- * does not wait at all. Each operation owns a copy of what it needs, so
- * that one whose caller stopped waiting can finish and be freed alone.
+ * thread. A request hands its call over and its connection is suspended
+ * (ingress_io_begin): the HTTP thread goes on serving other connections,
+ * /healthz among them, and the request goes on (its io_next) when the
+ * call ends, or answers 503 once [ingress] dependency_wait (or
+ * request_deadline, if shorter) has passed, or at once while the
+ * dependency is known down. Each call owns a copy of what it needs, so
+ * that one whose request stopped waiting can finish and be freed alone.
+ *
+ * Two calls still wait on the HTTP thread, bounded: each piece of a
+ * streamed result (libmicrohttpd asks for it from that thread; at most
+ * dependency_wait, not at all while the storage is down) and /metrics'
+ * queue depths (at most a second, not at all while the transport is
+ * down).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -18,6 +27,7 @@
 #include "ingress.h"
 
 #define COMPONENT "ingress"
+#define RESULT_MAX ((size_t)1 << 32) /* a result read whole */
 
 int64_t ingress_io_deadline(const struct ingress *in)
 {
@@ -28,23 +38,112 @@ int64_t ingress_io_deadline(const struct ingress *in)
 	return ingress_now_ms() + wait;
 }
 
-/* ---- a job's record ---- */
+/* ---- a request's call ---- */
+
+/* On the executor's thread, or the main thread's expiry: wakes r. */
+static void io_done(struct exec_op *op, int ret, void *arg)
+{
+	struct request *r = arg;
+
+	r->io_op = ret == -ETIME ? NULL : op;
+	r->io_ret = ret;
+	r->phase = PHASE_IO_DONE;
+	MHD_resume_connection(r->conn);
+}
+
+enum MHD_Result ingress_io_begin(struct request *r, struct executor *ex,
+                                 struct exec_op *op,
+                                 enum MHD_Result (*next)(struct request *r))
+{
+	r->io_next = next;
+	r->io_op = NULL;
+	if (!op) {
+		r->io_ret = -ENOMEM;
+		return next(r);
+	}
+	if (!executor_up(ex, NULL, 0, NULL)) { /* known down: no wait */
+		op->drop(op);
+		r->io_ret = -ECANCELED;
+		return next(r);
+	}
+	ingress_conn_answering(r); /* read whole: the deadline is ours now */
+	r->phase = PHASE_IO;
+	MHD_suspend_connection(r->conn); /* before: io_done may come at once */
+	if (executor_begin(ex, op, ingress_io_deadline(r->in), io_done, r)) {
+		op->drop(op); /* down since, or stopping */
+		io_done(NULL, -ECANCELED, r);
+	}
+	return MHD_YES;
+}
+
+void ingress_io_free(struct exec_op *op)
+{
+	if (op)
+		op->drop(op);
+}
+
+/* ---- a job's record, and its result ---- */
 
 struct record_op {
 	struct exec_op op;
-	const struct plugin *storage;
+	const struct plugin_set *set;
 	char id[JOB_ID_LEN + 1];
+	bool with_result;
 	json_t *rec;
 	int ret;
+	struct ingress_result res;
 };
+
+/*
+ * On the storage's thread: what res needs to answer with rec's result
+ * (done jobs only; else res->ret = -ENOENT). Returns the call's -errno
+ * that may say the storage is away, else 0.
+ */
+static int fetch_result(const struct plugin_set *set, void *state, json_t *rec,
+                        struct ingress_result *res)
+{
+	const struct imgnode_storage_ops *st = storage_ops(set);
+	const char *status = json_string_value(json_object_get(rec, "status"));
+	json_t *output = json_object_get(rec, "output");
+	const char *key = json_string_value(json_object_get(rec, "result"));
+	struct imgnode_stat sb;
+
+	res->ret = -ENOENT;
+	if (!status || strcmp(status, "done") != 0)
+		return 0;
+	if (!key)
+		key = json_string_value(json_object_get(output, "key"));
+	if (!key || !imgnode_key_valid(key)) {
+		res->ret = -EBADMSG;
+		return 0;
+	}
+	snprintf(res->key, sizeof(res->key), "%s", key);
+	if (storage_reads_ranges(set)) {
+		res->ret = st->stat(state, key, &sb);
+		res->size = sb.size;
+	} else {
+		res->ret =
+		        st->get(state, key, RESULT_MAX, &res->buf, &res->len);
+	}
+	return res->ret;
+}
+
+void ingress_result_free(struct ingress_result *res)
+{
+	free(res->buf);
+	res->buf = NULL;
+}
 
 static int record_run(struct exec_op *op, void *state)
 {
 	struct record_op *o = (struct record_op *)op;
+	int ret;
 
-	(void)state; /* job_record_get takes the plugin, whose state it is */
-	o->rec = job_record_get(o->storage, o->id, &o->ret);
-	return o->rec ? 0 : o->ret;
+	o->rec = job_record_get(o->set->storage, o->id, &o->ret);
+	if (!o->rec)
+		return o->ret;
+	ret = o->with_result ? fetch_result(o->set, state, o->rec, &o->res) : 0;
+	return breaker_counts(ret) ? ret : 0;
 }
 
 static void record_drop(struct exec_op *op)
@@ -52,152 +151,98 @@ static void record_drop(struct exec_op *op)
 	struct record_op *o = (struct record_op *)op;
 
 	json_decref(o->rec);
+	ingress_result_free(&o->res);
 	free(o);
 }
 
-json_t *ingress_io_record(struct ingress *in, const char *id, int *ret)
+struct exec_op *ingress_io_record_op(struct ingress *in, const char *id,
+                                     bool with_result)
 {
 	struct record_op *o = calloc(1, sizeof(*o));
-	json_t *rec;
 
-	if (!o) {
-		*ret = -ENOMEM;
+	if (!o)
 		return NULL;
-	}
 	o->op.run = record_run;
 	o->op.drop = record_drop;
-	o->storage = in->set.storage;
+	o->set = &in->set;
+	o->with_result = with_result;
+	o->res.ret = -ENOENT;
 	snprintf(o->id, sizeof(o->id), "%s", id);
-	*ret = executor_call(&in->storage_ex, &o->op, ingress_io_deadline(in));
-	if (*ret == -ETIME)
-		return NULL; /* o is the executor's now */
-	rec = o->rec;
+	return &o->op;
+}
+
+json_t *ingress_io_record_take(struct exec_op *op, int *ret,
+                               struct ingress_result *res)
+{
+	struct record_op *o = (struct record_op *)op;
+	json_t *rec = o->rec;
+
+	*ret = rec ? 0 : o->ret;
 	o->rec = NULL;
-	if (!rec && !*ret)
-		*ret = o->ret;
-	record_drop(&o->op);
+	if (res) {
+		*res = o->res;
+		o->res.buf = NULL;
+	}
 	return rec;
 }
 
-/* ---- objects: stat, get, read ---- */
+int ingress_io_result(struct ingress *in, json_t *rec,
+                      struct ingress_result *res)
+{
+	return fetch_result(&in->set, in->set.storage->state, rec, res);
+}
 
-struct object_op {
+/* ---- a piece of a result ---- */
+
+struct read_op {
 	struct exec_op op;
 	const struct imgnode_storage_ops *ops;
-	enum { OBJ_STAT, OBJ_GET, OBJ_READ } kind;
 	char key[IMGNODE_KEY_MAX + 1];
-	struct imgnode_stat sb;
 	uint64_t off;
 	size_t max;
-	void *buf; /* OBJ_GET: the plugin's; OBJ_READ: ours, max bytes */
+	void *buf; /* ours, max bytes */
 	size_t len;
 };
 
-static int object_run(struct exec_op *op, void *state)
+static int read_run(struct exec_op *op, void *state)
 {
-	struct object_op *o = (struct object_op *)op;
+	struct read_op *o = (struct read_op *)op;
 
-	switch (o->kind) {
-	case OBJ_STAT: return o->ops->stat(state, o->key, &o->sb);
-	case OBJ_GET:
-		return o->ops->get(state, o->key, o->max, &o->buf, &o->len);
-	case OBJ_READ:
-		return o->ops->read(state, o->key, o->off, o->buf, o->max,
-		                    &o->len);
-	}
-	return -EINVAL;
+	return o->ops->read(state, o->key, o->off, o->buf, o->max, &o->len);
 }
 
-static void object_drop(struct exec_op *op)
+static void read_drop(struct exec_op *op)
 {
-	struct object_op *o = (struct object_op *)op;
+	struct read_op *o = (struct read_op *)op;
 
 	free(o->buf);
 	free(o);
 }
 
-/* Runs o (made by object_new) and, unless it is the executor's now,
- * leaves it to the caller. */
-static int object_call(struct ingress *in, struct object_op *o)
-{
-	return executor_call(&in->storage_ex, &o->op, ingress_io_deadline(in));
-}
-
-static struct object_op *object_new(struct ingress *in, int kind,
-                                    const char *key)
-{
-	struct object_op *o = calloc(1, sizeof(*o));
-
-	if (!o)
-		return NULL;
-	o->op.run = object_run;
-	o->op.drop = object_drop;
-	o->ops = storage_ops(&in->set);
-	o->kind = kind;
-	snprintf(o->key, sizeof(o->key), "%s", key);
-	return o;
-}
-
-int ingress_io_stat(struct ingress *in, const char *key,
-                    struct imgnode_stat *sb)
-{
-	struct object_op *o = object_new(in, OBJ_STAT, key);
-	int ret;
-
-	if (!o)
-		return -ENOMEM;
-	ret = object_call(in, o);
-	if (ret == -ETIME)
-		return ret;
-	*sb = o->sb;
-	object_drop(&o->op);
-	return ret;
-}
-
-int ingress_io_get(struct ingress *in, const char *key, size_t max, void **buf,
-                   size_t *len)
-{
-	struct object_op *o = object_new(in, OBJ_GET, key);
-	int ret;
-
-	if (!o)
-		return -ENOMEM;
-	o->max = max;
-	ret = object_call(in, o);
-	if (ret == -ETIME)
-		return ret;
-	if (!ret) {
-		*buf = o->buf;
-		*len = o->len;
-		o->buf = NULL;
-	}
-	object_drop(&o->op);
-	return ret;
-}
-
 int ingress_io_read(struct ingress *in, const char *key, uint64_t off,
                     void *buf, size_t max, size_t *got)
 {
-	struct object_op *o = object_new(in, OBJ_READ, key);
+	struct read_op *o = calloc(1, sizeof(*o));
 	int ret;
 
-	if (!o)
-		return -ENOMEM;
-	o->buf = malloc(max ? max : 1);
-	if (!o->buf) {
+	if (!o || !(o->buf = malloc(max ? max : 1))) {
 		free(o);
 		return -ENOMEM;
 	}
+	o->op.run = read_run;
+	o->op.drop = read_drop;
+	o->ops = storage_ops(&in->set);
+	snprintf(o->key, sizeof(o->key), "%s", key);
 	o->off = off;
 	o->max = max;
-	ret = object_call(in, o);
+	ret = executor_call(&in->storage_ex, &o->op, ingress_io_deadline(in));
 	if (ret == -ETIME)
-		return ret;
+		return ret; /* o is the executor's now */
 	if (!ret) {
 		*got = o->len <= max ? o->len : max;
 		memcpy(buf, o->buf, *got);
 	}
-	object_drop(&o->op);
+	read_drop(&o->op);
 	return ret;
 }
 
@@ -230,20 +275,19 @@ static void delete_drop(struct exec_op *op)
 	free(op);
 }
 
-void ingress_io_delete(struct ingress *in, const char *a, const char *b)
+struct exec_op *ingress_io_delete_op(struct ingress *in, const char *a,
+                                     const char *b)
 {
 	struct delete_op *o = calloc(1, sizeof(*o));
 
 	if (!o)
-		return;
+		return NULL;
 	o->op.run = delete_run;
 	o->op.drop = delete_drop;
 	o->ops = storage_ops(&in->set);
 	snprintf(o->keys[0], sizeof(o->keys[0]), "%s", a ? a : "");
 	snprintf(o->keys[1], sizeof(o->keys[1]), "%s", b ? b : "");
-	if (executor_call(&in->storage_ex, &o->op, ingress_io_deadline(in)) !=
-	    -ETIME)
-		delete_drop(&o->op);
+	return &o->op;
 }
 
 /* ---- the transport ---- */
@@ -273,15 +317,14 @@ static void publish_drop(struct exec_op *op)
 	free(o);
 }
 
-int ingress_io_publish(struct ingress *in, char *body, size_t len)
+struct exec_op *ingress_io_publish_op(struct ingress *in, char *body,
+                                      size_t len)
 {
 	struct publish_op *o = calloc(1, sizeof(*o));
-	int64_t deadline = ingress_io_deadline(in);
-	int ret;
 
 	if (!o) {
 		free(body);
-		return -ENOMEM;
+		return NULL;
 	}
 	o->op.run = publish_run;
 	o->op.drop = publish_drop;
@@ -291,12 +334,9 @@ int ingress_io_publish(struct ingress *in, char *body, size_t len)
 	o->reply_to = in->reply_to;
 	/* the plugin's verdict (never sent: -ENOTCONN, so the caller undoes;
 	 * sent but unconfirmed: -ETIMEDOUT, it keeps) comes before ours */
-	o->timeout_ms = deadline - ingress_now_ms();
+	o->timeout_ms = ingress_io_deadline(in) - ingress_now_ms();
 	o->timeout_ms -= o->timeout_ms / 10 < 250 ? o->timeout_ms / 10 : 250;
-	ret = executor_call(&in->transport_ex, &o->op, deadline);
-	if (ret != -ETIME)
-		publish_drop(&o->op);
-	return ret;
+	return &o->op;
 }
 
 struct depth_op {
@@ -336,13 +376,12 @@ int ingress_io_depth(struct ingress *in, int64_t wait_ms, uint64_t depth[2],
 	o->ops = transport_ops(&in->set);
 	r = executor_call(&in->transport_ex, &o->op,
 	                  ingress_now_ms() + wait_ms);
-	if (r == -ETIME || r == -ECANCELED) {
-		if (r == -ECANCELED)
-			free(o);
+	if (r == -ETIME)
 		return r;
+	if (!r) {
+		memcpy(depth, o->depth, sizeof(o->depth));
+		memcpy(ret, o->ret, sizeof(o->ret));
 	}
-	memcpy(depth, o->depth, sizeof(o->depth));
-	memcpy(ret, o->ret, sizeof(o->ret));
 	free(o);
-	return 0;
+	return r;
 }

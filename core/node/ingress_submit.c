@@ -444,7 +444,9 @@ struct store_op {
 	char *body; /* the upload, taken from the request */
 	size_t len, reserved; /* its bytes, and of in->upload_bytes */
 	char meta[JOB_KEY_MAX + 8], orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
+	bool wait; /* a ?wait= request: a hit answers with the result */
 	bool hit; /* done from the result cache */
+	struct ingress_result res; /* a hit's result, with wait */
 	const char *what; /* the step that failed */
 };
 
@@ -493,6 +495,9 @@ static int store_run(struct exec_op *op, void *state)
 	ret = cache_hit(o);
 	if (ret == 0) {
 		o->hit = true;
+		/* its answer may be the result: read what that needs now */
+		if (o->wait)
+			ingress_io_result(in, o->rec, &o->res);
 		return 0;
 	}
 	if (ret != -ENOENT)
@@ -523,45 +528,142 @@ static void store_drop(struct exec_op *op)
 		atomic_fetch_sub(&o->in->uploads, 1);
 	}
 	free(o->body);
+	o->body = NULL;
+	ingress_result_free(&o->res);
 	json_decref(o->rec);
 	free(o);
 }
 
-/* Publishes the job of r on the transport's executor. */
-static int publish(struct request *r, const char *result)
+/* The refusal noted in r, once what the job stored is deleted (or the
+ * storage gave up on it). */
+static enum MHD_Result answer_undone(struct request *r)
 {
-	struct job_msg m = {.pipeline = r->pl->canonical,
-	                    .result = (char *)result,
-	                    .request_id = r->request_id};
-	size_t len = 0;
-	char *body;
-
-	memcpy(m.id, r->id, sizeof(m.id));
-	body = job_msg_encode(&m, &len);
-	if (!body)
-		return -ENOMEM;
-	return ingress_io_publish(r->in, body, len);
+	ingress_io_free(r->io_op);
+	r->io_op = NULL;
+	return ingress_answer_fail(r);
 }
 
-/* The 503 of a job refused because a dependency failed at a step; a
+/*
+ * Refuses the job of r (the refusal noted already): deletes what the
+ * stored job o (taken) left, then answers. While the storage is down the
+ * records' sweep is left to find them.
+ */
+static enum MHD_Result undo(struct request *r, struct store_op *o)
+{
+	struct exec_op *del = ingress_io_delete_op(r->in, o->record, o->orig);
+
+	store_drop(&o->op);
+	if (!del)
+		return ingress_answer_fail(r);
+	return ingress_io_begin(r, &r->in->storage_ex, del, answer_undone);
+}
+
+/* Notes the 503 of a job refused because a dependency failed at a step; a
  * line at debug if the dependency is away (its breaker logs the outage
- * once), else a warning. */
-static enum MHD_Result refuse(struct request *r, struct executor *ex, int ret,
-                              const char *what)
+ * once), else a warning. -1. */
+static int refuse(struct request *r, struct executor *ex, int ret,
+                  const char *what)
 {
 	log_msg(ret == -ECANCELED || breaker_counts(ret) ? LOG_DEBUG : LOG_WARN,
 	        COMPONENT, "refusing a job: %s: %s", what,
 	        ret == -ECANCELED ? "down"
 	        : ret == -ETIME   ? "no answer in time"
 	                          : strerror(-ret));
-	return ingress_unavailable(r, ex, ret, what);
+	return ingress_fail_unavailable(r, ex, ret, what);
+}
+
+/* The publish ended: accepted, or refused and undone. */
+static enum MHD_Result published(struct request *r)
+{
+	struct ingress *in = r->in;
+	struct store_op *o = (struct store_op *)r->job_op;
+	int ret = r->io_ret;
+
+	r->job_op = NULL;
+	ingress_io_free(r->io_op);
+	r->io_op = NULL;
+	if (ret) {
+		ingress_pending_finish(in, r->id);
+		refuse(r, &in->transport_ex, ret, "unable to queue the job");
+		/* unconfirmed, it may still run: the job stays stored */
+		if (ret != -ETIMEDOUT && ret != -ETIME)
+			return undo(r, o);
+		store_drop(&o->op);
+		return ingress_answer_fail(r);
+	}
+	atomic_fetch_add(&in->metrics->accepted, 1);
+	atomic_fetch_add(&in->metrics->bytes_in, o->len);
+	log_debug(COMPONENT, "accepted id=%s pipeline=%s bytes=%zu", r->id,
+	          r->pl->canonical, o->len);
+	store_drop(&o->op);
+	if (r->wait_ms <= 0)
+		return ingress_answer_accepted(r, "queued");
+	return ingress_wait_suspend(r) ? MHD_YES
+	                               : ingress_answer_from_record(r);
+}
+
+/* The job is stored (or done from the cache): count it, publish it. */
+static enum MHD_Result stored(struct request *r)
+{
+	struct ingress *in = r->in;
+	struct store_op *o = (struct store_op *)r->io_op;
+	struct job_msg m = {.pipeline = r->pl->canonical,
+	                    .request_id = r->request_id};
+	int ret = r->io_ret;
+	size_t len = 0;
+	char *body;
+
+	r->io_op = NULL;
+	if (!o) {
+		refuse(r, &in->storage_ex, ret, "unable to store the job");
+		return ingress_answer_fail(r);
+	}
+	if (ret) {
+		refuse(r, &in->storage_ex, ret, o->what);
+		store_drop(&o->op);
+		return ingress_answer_fail(r);
+	}
+	if (o->hit) {
+		enum MHD_Result answer;
+
+		atomic_fetch_add(&in->metrics->accepted, 1);
+		atomic_fetch_add(&in->metrics->outcome[OUTCOME_CACHED], 1);
+		atomic_fetch_add(&in->metrics->cache_hits, 1);
+		atomic_fetch_add(&in->metrics->bytes_in, o->len);
+		log_debug(COMPONENT, "result cache hit id=%s", r->id);
+		answer = r->wait_ms > 0
+		                 ? ingress_answer_job(r, o->rec, &o->res, true)
+		                 : ingress_answer_accepted(r, "done");
+		store_drop(&o->op);
+		return answer;
+	}
+	atomic_fetch_add(&in->metrics->cache_misses, 1);
+	ret = ingress_pending_add(in, r->id, r->client);
+	if (ret == -EDQUOT) { /* requests in parallel took the last place */
+		fail_client_quota(r, ingress_client_inflight(in, r->client));
+		return undo(r, o);
+	}
+	if (ret) {
+		ingress_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "internal error",
+		             "unable to count the job: %s", strerror(-ret));
+		return undo(r, o);
+	}
+	memcpy(m.id, r->id, sizeof(m.id));
+	m.result = (char *)json_string_value(json_object_get(o->rec, "result"));
+	body = job_msg_encode(&m, &len);
+	r->job_op = &o->op;
+	return ingress_io_begin(
+	        r, &in->transport_ex,
+	        body ? ingress_io_publish_op(in, body, len) : NULL, published);
 }
 
 /*
  * Stores the original and the record (at once), then publishes: only when
  * all three succeeded is the job accepted. Undoes what it did when one
  * fails, but keeps the stored job when a publish timed out (it may still
- * run). Each step waits for its dependency at most dependency_wait.
+ * run). Each step waits for its dependency at most dependency_wait, with
+ * the connection suspended (ingress_io_begin), and not at all while the
+ * dependency is known down.
  */
 static enum MHD_Result accept_job(struct request *r,
                                   const struct image_info *info)
@@ -572,7 +674,6 @@ static enum MHD_Result accept_job(struct request *r,
 	unsigned int shalen = 0;
 	struct store_op *o;
 	json_t *rec;
-	int ret;
 
 	if (!(r->sha ? EVP_DigestFinal_ex(r->sha, sha, &shalen)
 	             : EVP_Digest(r->body, r->len, sha, &shalen, EVP_sha256(),
@@ -601,6 +702,8 @@ static enum MHD_Result accept_job(struct request *r,
 	o->op.drop = store_drop;
 	o->in = in;
 	o->rec = rec;
+	o->wait = r->wait_ms > 0;
+	o->res.ret = -ENOENT;
 	snprintf(o->meta, sizeof(o->meta), "%s.meta", result);
 	job_orig_key(r->id, o->orig, sizeof(o->orig));
 	job_record_key(r->id, o->record, sizeof(o->record));
@@ -611,69 +714,9 @@ static enum MHD_Result accept_job(struct request *r,
 	r->body = NULL;
 	r->reserved = 0;
 	r->cap = 0;
-
-	ret = executor_call(&in->storage_ex, &o->op, ingress_io_deadline(in));
-	if (ret == -ETIME || ret == -ECANCELED) {
-		if (ret == -ECANCELED)
-			store_drop(&o->op);
-		return refuse(r, &in->storage_ex, ret,
-		              "unable to store the job");
-	}
-	if (ret) {
-		enum MHD_Result res = refuse(r, &in->storage_ex, ret, o->what);
-		store_drop(&o->op);
-		return res;
-	}
-	rec = json_incref(o->rec);
-	if (o->hit) {
-		store_drop(&o->op);
-		atomic_fetch_add(&in->metrics->accepted, 1);
-		atomic_fetch_add(&in->metrics->outcome[OUTCOME_CACHED], 1);
-		atomic_fetch_add(&in->metrics->cache_hits, 1);
-		atomic_fetch_add(&in->metrics->bytes_in, r->len);
-		log_debug(COMPONENT, "result cache hit id=%s result=%s", r->id,
-		          result);
-		enum MHD_Result res =
-		        r->wait_ms > 0 ? ingress_answer_job(r, rec, true)
-		                       : ingress_answer_accepted(r, "done");
-		json_decref(rec);
-		return res;
-	}
-	json_decref(rec);
-	atomic_fetch_add(&in->metrics->cache_misses, 1);
-	ret = ingress_pending_add(in, r->id, r->client);
-	if (ret) {
-		ingress_io_delete(in, o->record, o->orig);
-		store_drop(&o->op);
-		if (ret ==
-		    -EDQUOT) { /* requests in parallel took the last place */
-			fail_client_quota(
-			        r, ingress_client_inflight(in, r->client));
-			return ingress_answer_fail(r);
-		}
-		return ingress_fail_now(
-		        r, MHD_HTTP_SERVICE_UNAVAILABLE, "internal error",
-		        "unable to count the job: %s", strerror(-ret));
-	}
-	ret = publish(r, result);
-	if (ret) {
-		ingress_pending_finish(in, r->id);
-		/* unconfirmed, it may still run: the job stays stored */
-		if (ret != -ETIMEDOUT && ret != -ETIME)
-			ingress_io_delete(in, o->record, o->orig);
-		store_drop(&o->op);
-		return refuse(r, &in->transport_ex, ret,
-		              "unable to queue the job");
-	}
-	store_drop(&o->op);
-	atomic_fetch_add(&in->metrics->accepted, 1);
-	atomic_fetch_add(&in->metrics->bytes_in, r->len);
-	log_debug(COMPONENT, "accepted id=%s pipeline=%s format=%s bytes=%zu",
-	          r->id, r->pl->canonical, info->format, r->len);
-	if (r->wait_ms <= 0)
-		return ingress_answer_accepted(r, "queued");
-	return ingress_wait_suspend(r) ? MHD_YES
-	                               : ingress_answer_from_record(r);
+	log_debug(COMPONENT, "storing id=%s pipeline=%s format=%s bytes=%zu",
+	          r->id, r->pl->canonical, info->format, o->len);
+	return ingress_io_begin(r, &in->storage_ex, &o->op, stored);
 }
 
 /* The last call of an upload: the whole body is here. */
