@@ -295,6 +295,88 @@ static void a_stuck_call_opens_it_while_still_stuck(void **state)
 	wait_up(&f->ex, true); /* it answered */
 }
 
+/* executor_begin's callback: what it heard, once. */
+struct heard {
+	atomic_int calls;
+	atomic_int ret;
+};
+
+static void on_done(struct exec_op *op, int ret, void *arg)
+{
+	struct heard *h = arg;
+
+	(void)op;
+	atomic_store(&h->ret, ret);
+	atomic_fetch_add(&h->calls, 1);
+}
+
+static void wait_heard(struct heard *h)
+{
+	for (int64_t until = now_ms() + 10000; atomic_load(&h->calls) < 1;)
+		assert_true(now_ms() < until), usleep(10000);
+}
+
+static void a_begun_op_tells_its_end(void **state)
+{
+	struct fx *f = *state;
+	struct op *o = new_op(f, -ENOENT, false);
+	struct heard h = {0};
+
+	assert_int_equal(
+	        executor_begin(&f->ex, &o->op, now_ms() + 10000, on_done, &h),
+	        0);
+	wait_heard(&h);
+	assert_int_equal(atomic_load(&h.ret), -ENOENT);
+	/* the op is the caller's again, and only once told */
+	usleep(50000);
+	assert_int_equal(atomic_load(&h.calls), 1);
+	assert_int_equal(atomic_load(&f->dropped), 0);
+	op_drop(&o->op);
+}
+
+static void expiry_ends_begun_ops_past_their_deadline(void **state)
+{
+	struct fx *f = *state;
+	struct op *stuck = new_op(f, 0, true), *behind = new_op(f, 0, false);
+	struct heard hs = {0}, hb = {0};
+	int64_t now = now_ms();
+
+	atomic_store(&f->fake.ping_ret, -ETIMEDOUT);
+	assert_int_equal(
+	        executor_begin(&f->ex, &stuck->op, now + 100, on_done, &hs), 0);
+	assert_int_equal(
+	        executor_begin(&f->ex, &behind->op, now + 100000, on_done, &hb),
+	        0);
+	/* before the deadline: nothing ends */
+	executor_expire(&f->ex, now, false);
+	assert_int_equal(atomic_load(&hs.calls), 0);
+	assert_true(executor_up(&f->ex, NULL, 0, NULL));
+	/* past the first one's: it ends (-ETIME), the breaker opens, the
+	 * other one waits on */
+	usleep(150000);
+	executor_expire(&f->ex, now_ms(), false);
+	assert_int_equal(atomic_load(&hs.calls), 1);
+	assert_int_equal(atomic_load(&hs.ret), -ETIME);
+	assert_int_equal(atomic_load(&hb.calls), 0);
+	assert_false(executor_up(&f->ex, NULL, 0, NULL));
+	/* new ones are refused at once */
+	struct op *late = new_op(f, 0, false);
+	assert_int_equal(executor_begin(&f->ex, &late->op, now_ms() + 10000,
+	                                on_done, &hb),
+	                 -ECANCELED);
+	op_drop(&late->op);
+	/* stopping: every wait ends */
+	executor_expire(&f->ex, now_ms(), true);
+	assert_int_equal(atomic_load(&hb.calls), 1);
+	assert_int_equal(atomic_load(&hb.ret), -ETIME);
+	/* the stuck one, freed when it returns; the other, dropped unrun */
+	sem_post(&f->gate);
+	for (int64_t until = now_ms() + 10000; atomic_load(&f->dropped) < 3;)
+		assert_true(now_ms() < until), usleep(10000);
+	assert_int_equal(atomic_load(&f->ran), 1);
+	assert_int_equal(atomic_load(&hs.calls), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -316,6 +398,11 @@ int main(void)
 	                teardown),
 	        cmocka_unit_test_setup_teardown(
 	                a_stuck_call_opens_it_while_still_stuck, setup,
+	                teardown),
+	        cmocka_unit_test_setup_teardown(a_begun_op_tells_its_end, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(
+	                expiry_ends_begun_ops_past_their_deadline, setup,
 	                teardown),
 	};
 
