@@ -5,10 +5,12 @@
  * thread-safe; here each instance has one caller, so no call waits for
  * another's lock either.
  *
- * A caller hands an operation and a deadline (executor_call) and waits on
- * a condition variable, never past the deadline: then the operation is
- * dropped if it has not started, or its result thrown away when it
- * returns. Operations nobody waits for (executor_post: undoing a refused
+ * A caller hands an operation and a deadline and either waits on a
+ * condition variable (executor_call), or goes on and is called back when
+ * it ends (executor_begin: the ingress suspends the request's connection
+ * meanwhile), never past the deadline (executor_expire, from the main
+ * loop): then the operation is dropped if it has not started, or its
+ * result thrown away when it returns. Operations nobody waits for (executor_post: undoing a refused
  * upload, reading old records) run in turn unless the dependency is down.
  *
  * The executor keeps the dependency's breaker (breaker.h): a deadline

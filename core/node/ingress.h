@@ -25,10 +25,11 @@
  * closes connections past their deadline. No plugin is called on either:
  * one executor thread per dependency (executor.h) makes every storage
  * call, another every transport call and takes the replies, and a request
- * waits for its call at most [ingress] dependency_wait; a dependency that
- * did not answer is refused at once until it answers a ping again. So an
- * outage delays only the requests that need the missing dependency, by at
- * most one dependency_wait each, and never the heartbeat. jobs guards the
+ * waits for its call, its connection suspended (its thread serves on), at
+ * most [ingress] dependency_wait; a dependency that did not answer is
+ * refused at once until it answers a ping again. So an outage delays only
+ * the requests that need the missing dependency, by at most one
+ * dependency_wait each, and never the heartbeat. jobs guards the
  * table of published jobs, the suspended requests waiting on them and the
  * stopping flag; conns the list of open connections. Lock order: jobs,
  * then conns; an executor's lock is never held across a plugin call nor
