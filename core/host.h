@@ -28,4 +28,8 @@ void host_set_conf(const struct conf *conf);
  */
 void host_log_capture(char *buf, size_t len, bool quiet);
 
+/* With log_it, logs the line a quiet capture kept last (only the last),
+ * as the plugin meant it; else it stays in buf alone. */
+void host_log_capture_end(bool log_it);
+
 #endif

@@ -96,6 +96,8 @@ static void run_queue(struct executor *ex)
 		pthread_mutex_unlock(&ex->mu);
 		ex->seen[0] = '\0';
 		int ret = op->run(op, ex->state);
+		/* an outage's warnings go into the breaker's one line */
+		host_log_capture_end(!breaker_counts(ret));
 		pthread_mutex_lock(&ex->mu);
 		ex->current = NULL;
 		mark(ex, false);
@@ -122,7 +124,9 @@ static void *run(void *arg)
 	uint64_t n;
 	int ret;
 
-	host_log_capture(ex->seen, sizeof(ex->seen), false);
+	/* the plugin's warnings kept aside (quiet): logged after the call as
+	 * they were unless they say the dependency is away (executor.h) */
+	host_log_capture(ex->seen, sizeof(ex->seen), true);
 	pthread_mutex_lock(&ex->mu);
 	for (;;) {
 		struct pollfd pfd[2] = {{.fd = ex->wake_fd, .events = POLLIN},
@@ -138,9 +142,8 @@ static void *run(void *arg)
 			mark(ex, true);
 			pthread_mutex_unlock(&ex->mu);
 			/* quietly: the breaker's line says it, once */
-			host_log_capture(ex->seen, sizeof(ex->seen), true);
+			ex->seen[0] = '\0';
 			ret = ex->ping(ex->state);
-			host_log_capture(ex->seen, sizeof(ex->seen), false);
 			pthread_mutex_lock(&ex->mu);
 			mark(ex, false);
 			note_result(ex, ret, "ping");
@@ -151,6 +154,7 @@ static void *run(void *arg)
 			pthread_mutex_unlock(&ex->mu);
 			ex->seen[0] = '\0';
 			ret = ex->idle(ex->idle_arg);
+			host_log_capture_end(!breaker_counts(ret));
 			pthread_mutex_lock(&ex->mu);
 			ex->busy_since = 0; /* not an answer: last_call stays */
 			if (breaker_counts(
@@ -376,7 +380,9 @@ void executor_expire(struct executor *ex, int64_t now, bool all)
 		op->next = expired;
 		expired = op;
 	}
-	op = running ? running : expired;
+	op = running && !running->patient ? running : NULL;
+	for (struct exec_op *e = expired; !op && e; e = e->next)
+		op = e->patient ? NULL : e;
 	if (op && !all) {
 		snprintf(why, sizeof(why), "%s: no answer within %.1f s",
 		         ex->label,
@@ -386,9 +392,9 @@ void executor_expire(struct executor *ex, int64_t now, bool all)
 	pthread_mutex_unlock(&ex->mu);
 	if (running)
 		running->done(running, -ETIME, running->done_arg);
-	while ((op = expired)) {
+	while ((op = expired)) { /* never run: never tried */
 		expired = op->next;
-		op->done(op, -ETIME, op->done_arg);
+		op->done(op, -ECANCELED, op->done_arg);
 		op->drop(op);
 	}
 }

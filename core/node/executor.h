@@ -117,8 +117,9 @@ int executor_call(struct executor *ex, struct exec_op *op, int64_t deadline_ms);
 /*
  * Queues op, whose caller does not wait: done(op, ret, arg) is called
  * once, from the executor's thread with op's result (op is the caller's
- * again), or from executor_expire with -ETIME (op is no longer the
- * caller's). 0, or -ECANCELED at once if the dependency is down or the
+ * again), or from executor_expire (op is no longer the caller's) with
+ * -ETIME if it is under way, -ECANCELED if it never ran (so a publish
+ * that was never sent is known to be). 0, or -ECANCELED at once if the dependency is down or the
  * executor closing (op stays the caller's, done is never called).
  */
 int executor_begin(struct executor *ex, struct exec_op *op, int64_t deadline_ms,
@@ -126,8 +127,9 @@ int executor_begin(struct executor *ex, struct exec_op *op, int64_t deadline_ms,
 
 /*
  * Ends the waits of executor_begin's ops past their deadline at now, or
- * all of them (and refuses new ones from then on): their done gets
- * -ETIME, and a deadline passed opens the breaker. Never waits for a
+ * all of them (and refuses new ones from then on): their done gets -ETIME
+ * or -ECANCELED, and a deadline passed opens the breaker (unless the op
+ * is patient). Never waits for a
  * call: a thread that calls no plugin (the main loop) calls it.
  */
 void executor_expire(struct executor *ex, int64_t now, bool all);

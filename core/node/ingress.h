@@ -454,6 +454,12 @@ enum MHD_Result ingress_io_begin(struct request *r, struct executor *ex,
                                  struct exec_op *op,
                                  enum MHD_Result (*next)(struct request *r));
 
+/* ingress_io_begin with its own deadline (a patient op's: /metrics). */
+enum MHD_Result
+ingress_io_begin_until(struct request *r, struct executor *ex,
+                       struct exec_op *op, int64_t deadline,
+                       enum MHD_Result (*next)(struct request *r));
+
 /* Frees an op that ended (NULL is fine). */
 void ingress_io_free(struct exec_op *op);
 
@@ -484,14 +490,14 @@ struct exec_op *ingress_io_delete_op(struct ingress *in, const char *a,
 struct exec_op *ingress_io_publish_op(struct ingress *in, char *body,
                                       size_t len);
 
-/*
- * Waiting on the calling thread (bounded): a piece of a result, within
- * ingress_io_deadline; the depths of the jobs and dead queues (ret: each
- * one's 0 or -errno), within wait_ms. 0 or -errno, -ETIME, -ECANCELED.
- */
+/* The transport's, patient: the depths of the jobs and dead queues;
+ * ..._take copies them out (ret: each one's 0 or -errno). */
+struct exec_op *ingress_io_depth_op(struct ingress *in);
+void ingress_io_depth_take(struct exec_op *op, uint64_t depth[2], int ret[2]);
+
+/* Waiting on the calling thread (bounded): a piece of a result, within
+ * ingress_io_deadline. 0 or -errno, -ETIME, -ECANCELED. */
 int ingress_io_read(struct ingress *in, const char *key, uint64_t off,
                     void *buf, size_t max, size_t *got);
-int ingress_io_depth(struct ingress *in, int64_t wait_ms, uint64_t depth[2],
-                     int ret[2]);
 
 #endif

@@ -6,6 +6,7 @@
  * queue depths). /readyz and /metrics are on [ingress] admin_port instead
  * when it is set; none of them takes a job or an API key.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -40,11 +41,10 @@ static enum MHD_Result get_text(struct request *r, unsigned status, char *text,
 }
 
 /*
- * text (to free, or NULL) with the transport's queue depths appended, if
- * it can count them (ABI 1.3) within DEPTH_WAIT_MS; a queue it fails to
- * count is left out, and both while the transport is down (no wait).
+ * text (to free, or NULL) with the queue depths op read appended (op may
+ * be NULL: none); a queue it failed to count is left out.
  */
-static char *queue_depths(struct ingress *in, char *text)
+static char *queue_depths(struct exec_op *op, char *text)
 {
 	static const char *const names[] = {"jobs", "dead"};
 	uint64_t depth[2];
@@ -52,9 +52,9 @@ static char *queue_depths(struct ingress *in, char *text)
 	size_t n;
 	char *more;
 
-	if (!text || !plugin_transport_has_depth(in->set.transport) ||
-	    ingress_io_depth(in, DEPTH_WAIT_MS, depth, ret))
+	if (!text || !op)
 		return text;
+	ingress_io_depth_take(op, depth, ret);
 	n = strlen(text);
 	more = realloc(text, n + 512);
 	if (!more)
@@ -78,7 +78,7 @@ static char *queue_depths(struct ingress *in, char *text)
  * /metrics: the node's counters, then this ingress's connections and
  * uploads. Returns text to free, or NULL.
  */
-static char *render_metrics(struct ingress *in)
+static char *render_metrics(struct ingress *in, struct exec_op *depths)
 {
 	char *base = metrics_render(in->metrics), *text;
 	uint64_t open, cut;
@@ -125,7 +125,7 @@ static char *render_metrics(struct ingress *in)
 	        executor_up(&in->transport_ex, NULL, 0, NULL));
 	if (len < 0 || len >= 2048)
 		text[n] = '\0';
-	return queue_depths(in, text);
+	return queue_depths(depths, text);
 }
 
 enum MHD_Result ingress_health_readyz(struct request *r)
@@ -169,9 +169,28 @@ enum MHD_Result ingress_health_live(struct request *r)
 	                "text/plain");
 }
 
+/* The queue depths read (or not, in time): the answer. */
+static enum MHD_Result metrics_answer(struct request *r)
+{
+	char *text = render_metrics(r->in, r->io_ret ? NULL : r->io_op);
+
+	ingress_io_free(r->io_op);
+	r->io_op = NULL;
+	return get_text(r, MHD_HTTP_OK, text, MHD_RESPMEM_MUST_FREE,
+	                "text/plain; version=0.0.4; charset=utf-8");
+}
+
 enum MHD_Result ingress_health_metrics(struct request *r)
 {
-	return get_text(r, MHD_HTTP_OK, render_metrics(r->in),
-	                MHD_RESPMEM_MUST_FREE,
-	                "text/plain; version=0.0.4; charset=utf-8");
+	struct ingress *in = r->in;
+
+	/* the queue depths, if the transport counts them (ABI 1.3), within
+	 * DEPTH_WAIT_MS, and not at all while it is down */
+	if (!plugin_transport_has_depth(in->set.transport)) {
+		r->io_ret = -ENOTSUP;
+		return metrics_answer(r);
+	}
+	return ingress_io_begin_until(
+	        r, &in->transport_ex, ingress_io_depth_op(in),
+	        ingress_now_ms() + DEPTH_WAIT_MS, metrics_answer);
 }

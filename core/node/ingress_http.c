@@ -557,8 +557,9 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen)
 {
 	const struct ingress_conf *ic = &in->conf->ingress;
+	/* suspend/resume: /metrics waits for the queue depths suspended */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-	                 MHD_USE_ITC;
+	                 MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
 	struct sockaddr_in a4 = {.sin_family = AF_INET};
 	const struct sockaddr *sa = (const struct sockaddr *)&a4;

@@ -9,11 +9,9 @@
  * dependency is known down. Each call owns a copy of what it needs, so
  * that one whose request stopped waiting can finish and be freed alone.
  *
- * Two calls still wait on the HTTP thread, bounded: each piece of a
+ * One call still waits on the HTTP thread, bounded: each piece of a
  * streamed result (libmicrohttpd asks for it from that thread; at most
- * dependency_wait, not at all while the storage is down) and /metrics'
- * queue depths (at most a second, not at all while the transport is
- * down).
+ * dependency_wait, not at all while the storage is down).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -45,7 +43,7 @@ static void io_done(struct exec_op *op, int ret, void *arg)
 {
 	struct request *r = arg;
 
-	r->io_op = ret == -ETIME ? NULL : op;
+	r->io_op = ret == -ETIME || ret == -ECANCELED ? NULL : op;
 	r->io_ret = ret;
 	r->phase = PHASE_IO_DONE;
 	MHD_resume_connection(r->conn);
@@ -54,6 +52,15 @@ static void io_done(struct exec_op *op, int ret, void *arg)
 enum MHD_Result ingress_io_begin(struct request *r, struct executor *ex,
                                  struct exec_op *op,
                                  enum MHD_Result (*next)(struct request *r))
+{
+	return ingress_io_begin_until(r, ex, op, ingress_io_deadline(r->in),
+	                              next);
+}
+
+enum MHD_Result
+ingress_io_begin_until(struct request *r, struct executor *ex,
+                       struct exec_op *op, int64_t deadline,
+                       enum MHD_Result (*next)(struct request *r))
 {
 	r->io_next = next;
 	r->io_op = NULL;
@@ -69,7 +76,7 @@ enum MHD_Result ingress_io_begin(struct request *r, struct executor *ex,
 	ingress_conn_answering(r); /* read whole: the deadline is ours now */
 	r->phase = PHASE_IO;
 	MHD_suspend_connection(r->conn); /* before: io_done may come at once */
-	if (executor_begin(ex, op, ingress_io_deadline(r->in), io_done, r)) {
+	if (executor_begin(ex, op, deadline, io_done, r)) {
 		op->drop(op); /* down since, or stopping */
 		io_done(NULL, -ECANCELED, r);
 	}
@@ -362,26 +369,24 @@ static void depth_drop(struct exec_op *op)
 	free(op);
 }
 
-int ingress_io_depth(struct ingress *in, int64_t wait_ms, uint64_t depth[2],
-                     int ret[2])
+struct exec_op *ingress_io_depth_op(struct ingress *in)
 {
 	struct depth_op *o = calloc(1, sizeof(*o));
-	int r;
 
 	if (!o)
-		return -ENOMEM;
+		return NULL;
 	o->op.run = depth_run;
 	o->op.drop = depth_drop;
 	o->op.patient = true; /* /metrics waits less than a request would */
 	o->ops = transport_ops(&in->set);
-	r = executor_call(&in->transport_ex, &o->op,
-	                  ingress_now_ms() + wait_ms);
-	if (r == -ETIME)
-		return r;
-	if (!r) {
-		memcpy(depth, o->depth, sizeof(o->depth));
-		memcpy(ret, o->ret, sizeof(o->ret));
-	}
-	free(o);
-	return r;
+	o->ret[0] = o->ret[1] = -ENOTCONN;
+	return &o->op;
+}
+
+void ingress_io_depth_take(struct exec_op *op, uint64_t depth[2], int ret[2])
+{
+	struct depth_op *o = (struct depth_op *)op;
+
+	memcpy(depth, o->depth, sizeof(o->depth));
+	memcpy(ret, o->ret, sizeof(o->ret));
 }
