@@ -339,8 +339,8 @@ struct exec_op *ingress_io_publish_op(struct ingress *in, char *body,
 	o->body = body;
 	o->len = len;
 	o->reply_to = in->reply_to;
-	/* the plugin's verdict (never sent: -ENOTCONN, so the caller undoes;
-	 * sent but unconfirmed: -ETIMEDOUT, it keeps) comes before ours */
+	/* the plugin's verdict (-ENOTCONN: never sent, -ETIMEDOUT: sent, not
+	 * confirmed) comes before ours, so its reason is the one told */
 	o->timeout_ms = ingress_io_deadline(in) - ingress_now_ms();
 	o->timeout_ms -= o->timeout_ms / 10 < 250 ? o->timeout_ms / 10 : 250;
 	return &o->op;

@@ -583,13 +583,11 @@ static enum MHD_Result published(struct request *r)
 	ingress_io_free(r->io_op);
 	r->io_op = NULL;
 	if (ret) {
+		/* refused, so undone even if it was sent unconfirmed: a
+		 * delivery that finds no record is dead-lettered unrun */
 		ingress_pending_finish(in, r->id);
 		refuse(r, &in->transport_ex, ret, "unable to queue the job");
-		/* unconfirmed, it may still run: the job stays stored */
-		if (ret != -ETIMEDOUT && ret != -ETIME)
-			return undo(r, o);
-		store_drop(&o->op);
-		return ingress_answer_fail(r);
+		return undo(r, o);
 	}
 	atomic_fetch_add(&in->metrics->accepted, 1);
 	atomic_fetch_add(&in->metrics->bytes_in, o->len);
@@ -660,8 +658,8 @@ static enum MHD_Result stored(struct request *r)
 /*
  * Stores the original and the record (at once), then publishes: only when
  * all three succeeded is the job accepted. Undoes what it did when one
- * fails, but keeps the stored job when a publish timed out (it may still
- * run). Each step waits for its dependency at most dependency_wait, with
+ * fails, a publish sent but not confirmed too (a 503 leaves no record;
+ * its delivery, if any, finds none and is dead-lettered). Each step waits for its dependency at most dependency_wait, with
  * the connection suspended (ingress_io_begin), and not at all while the
  * dependency is known down.
  */
