@@ -445,6 +445,7 @@ struct store_op {
 	size_t len, reserved; /* its bytes, and of in->upload_bytes */
 	char meta[JOB_KEY_MAX + 8], orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
 	bool wait; /* a ?wait= request: a hit answers with the result */
+	bool stored; /* the record is written (a hit's too) */
 	bool hit; /* done from the result cache */
 	struct ingress_result res; /* a hit's result, with wait */
 	const char *what; /* the step that failed */
@@ -494,7 +495,7 @@ static int store_run(struct exec_op *op, void *state)
 	o->what = "unable to look up the result cache";
 	ret = cache_hit(o);
 	if (ret == 0) {
-		o->hit = true;
+		o->hit = o->stored = true;
 		/* its answer may be the result: read what that needs now */
 		if (o->wait)
 			ingress_io_result(in, o->rec, &o->res);
@@ -516,6 +517,7 @@ static int store_run(struct exec_op *op, void *state)
 		o->what = "unable to store the job record";
 		st->del(state, o->orig);
 	}
+	o->stored = !ret;
 	return ret;
 }
 
@@ -523,6 +525,17 @@ static void store_drop(struct exec_op *op)
 {
 	struct store_op *o = (struct store_op *)op;
 
+	/* stored after its request had its 503 (on the executor's thread,
+	 * which drops an op nobody waits for): nobody will hear of the job */
+	if (o->op.orphan && o->stored) {
+		const struct imgnode_storage_ops *st = storage_ops(&o->in->set);
+		void *state = o->in->set.storage->state;
+
+		log_debug(COMPONENT, "undoing job id=%s stored too late",
+		          json_string_value(json_object_get(o->rec, "id")));
+		st->del(state, o->record);
+		st->del(state, o->orig);
+	}
 	if (o->reserved) {
 		atomic_fetch_sub(&o->in->upload_bytes, (int64_t)o->reserved);
 		atomic_fetch_sub(&o->in->uploads, 1);
