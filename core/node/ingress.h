@@ -307,7 +307,8 @@ void ingress_pending_free(struct ingress *in);
 /*
  * Records a job about to be published and counts it in flight, for the
  * node and for client. 0, -EDQUOT (client has [ingress]
- * max_inflight_per_client jobs in flight already) or -ENOMEM. Takes jobs.
+ * max_inflight_per_client jobs in flight already), -EUSERS (the node has
+ * max_inflight) or -ENOMEM. Takes jobs.
  */
 int ingress_pending_add(struct ingress *in, const char *id, const char *client);
 

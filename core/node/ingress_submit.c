@@ -654,6 +654,16 @@ static enum MHD_Result stored(struct request *r)
 		fail_client_quota(r, ingress_client_inflight(in, r->client));
 		return undo(r, o);
 	}
+	if (ret == -EUSERS) { /* the same, for the node */
+		if (!over_inflight(r)) { /* one finished meanwhile */
+			ingress_fail(
+			        r, MHD_HTTP_TOO_MANY_REQUESTS, "too many jobs",
+			        "the limit is %lld ([ingress] max_inflight)",
+			        (long long)in->conf->ingress.max_inflight);
+			r->fail_limit = "max_inflight";
+		}
+		return undo(r, o);
+	}
 	if (ret) {
 		ingress_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "internal error",
 		             "unable to count the job: %s", strerror(-ret));
