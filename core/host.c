@@ -5,8 +5,10 @@
 #include "host.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "conf_keys.h"
 #include "config.h"
@@ -14,12 +16,57 @@
 
 static const struct conf *host_conf;
 
+/* This thread's capture of plugins' warnings (host_log_capture). */
+static _Thread_local char *capture_buf;
+static _Thread_local size_t capture_len;
+static _Thread_local bool capture_quiet;
+static _Thread_local int capture_level; /* of the line in capture_buf */
+
+void host_log_capture(char *buf, size_t len, bool quiet)
+{
+	capture_buf = len ? buf : NULL;
+	capture_len = len;
+	capture_quiet = quiet;
+	if (capture_buf)
+		capture_buf[0] = '\0';
+}
+
+void host_log_capture_end(bool log_it)
+{
+	char component[64];
+	const char *colon;
+
+	if (!capture_buf || !capture_buf[0] || !log_it ||
+	    capture_level > log_get_level())
+		return;
+	colon = strstr(capture_buf, ": ");
+	if (!colon)
+		return;
+	snprintf(component, sizeof(component), "plugin.%.*s",
+	         (int)(colon - capture_buf), capture_buf);
+	log_msg(capture_level, component, "%s", colon + 2);
+}
+
 static void host_log(enum imgnode_log_level level, const char *plugin,
                      const char *fmt, ...)
 {
 	char component[64];
 	va_list ap;
 
+	if (capture_buf && level <= IMGNODE_LOG_WARN) {
+		int n = snprintf(capture_buf, capture_len,
+		                 "%s: ", plugin ? plugin : "?");
+
+		capture_level = (int)level;
+
+		va_start(ap, fmt);
+		if (n >= 0 && (size_t)n < capture_len)
+			vsnprintf(capture_buf + n, capture_len - (size_t)n, fmt,
+			          ap);
+		va_end(ap);
+		if (capture_quiet)
+			return;
+	}
 	if ((int)level > log_get_level())
 		return;
 	snprintf(component, sizeof(component), "plugin.%s",

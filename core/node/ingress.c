@@ -43,6 +43,7 @@
 #define SWEEP_EVERY_MS 5000 /* look for jobs finished without a reply */
 #define SWEEP_AGE_MS 10000 /* ... among those older than this */
 #define SWEEP_BATCH 16
+#define STOP_WAIT_MS 1000 /* for a plugin call under way at exit */
 
 /* ---- replies ---- */
 
@@ -61,21 +62,20 @@ static bool reply_id(const void *body, size_t len, char id[JOB_ID_LEN + 1])
 }
 
 /*
- * Takes every reply waiting (and ticks the transport); wakes their jobs.
- * Returns how many replies came.
+ * The transport executor's idle function: takes every reply waiting (and
+ * ticks the transport); wakes their jobs. 0, or the -errno that stopped it.
  */
-static size_t drain_replies(struct ingress *in, int *last_err)
+static int drain_replies(void *arg)
 {
+	struct ingress *in = arg;
 	const struct imgnode_transport_ops *t = transport_ops(&in->set);
 	void *ts = in->set.transport->state;
 	char ids[REPLY_BATCH][JOB_ID_LEN + 1];
-	size_t n, total = 0;
+	size_t n;
+	int ret = 0;
 
 	do {
-		int ret = 0;
-
 		n = 0;
-		pthread_mutex_lock(&in->io);
 		if (t->tick)
 			t->tick(ts);
 		while (n < REPLY_BATCH) {
@@ -86,53 +86,76 @@ static size_t drain_replies(struct ingress *in, int *last_err)
 				break;
 			n += reply_id(d.body, d.len, ids[n]);
 		}
-		pthread_mutex_unlock(&in->io);
 		if (ret == -ETIMEDOUT || ret == -EAGAIN || ret == -EINTR)
 			ret = 0;
-		if (ret != *last_err) {
-			if (ret)
-				log_warn(
-				        COMPONENT,
-				        "unable to read replies: %s (waiting requests answer from records)",
-				        strerror(-ret));
-			else
-				log_info(COMPONENT, "reading replies again");
-			*last_err = ret;
-		}
-
 		for (size_t i = 0; i < n; i++)
 			ingress_pending_finish(in, ids[i]);
-		total += n;
 	} while (n == REPLY_BATCH);
-	return total;
+	return ret;
 }
 
-/* Reads the records of a few old jobs; forgets those that finished. */
-static void sweep(struct ingress *in, int64_t now)
-{
+/* Reads the records of a few old jobs; forgets those that finished. On
+ * the storage's executor (sweep_op), nobody waiting. */
+struct sweep_op {
+	struct exec_op op;
+	struct ingress *in;
+	size_t n;
 	char ids[SWEEP_BATCH][JOB_ID_LEN + 1];
-	size_t n =
-	        ingress_pending_stale(in, now, SWEEP_AGE_MS, ids, SWEEP_BATCH);
+};
 
-	for (size_t i = 0; i < n; i++) {
+static int sweep_run(struct exec_op *op, void *state)
+{
+	struct sweep_op *o = (struct sweep_op *)op;
+	struct ingress *in = o->in;
+	int worst = 0;
+
+	(void)state;
+	for (size_t i = 0; i < o->n; i++) {
 		const char *status;
 		json_t *rec;
 		int ret;
 
-		pthread_mutex_lock(&in->io);
-		rec = job_record_get(in->set.storage, ids[i], &ret);
-		pthread_mutex_unlock(&in->io);
+		rec = job_record_get(in->set.storage, o->ids[i], &ret);
+		if (breaker_counts(ret))
+			worst = ret;
 		status = json_string_value(json_object_get(rec, "status"));
 		if (ret == -ENOENT ||
 		    job_status_final(job_status_parse(status))) {
 			log_debug(
 			        COMPONENT,
 			        "job finished without a reply id=%s status=%s",
-			        ids[i], status ? status : "gone");
-			ingress_pending_finish(in, ids[i]);
+			        o->ids[i], status ? status : "gone");
+			ingress_pending_finish(in, o->ids[i]);
 		}
 		json_decref(rec);
 	}
+	return worst;
+}
+
+static void sweep_drop(struct exec_op *op)
+{
+	free(op);
+}
+
+static void sweep(struct ingress *in, int64_t now)
+{
+	struct sweep_op *o;
+
+	if (!executor_up(&in->storage_ex, NULL, 0, NULL))
+		return; /* the ids stay stale: looked at again once it is up */
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return;
+	o->op.run = sweep_run;
+	o->op.drop = sweep_drop;
+	o->in = in;
+	o->n = ingress_pending_stale(in, now, SWEEP_AGE_MS, o->ids,
+	                             SWEEP_BATCH);
+	if (!o->n) {
+		free(o);
+		return;
+	}
+	executor_post(&in->storage_ex, &o->op);
 }
 
 /* ---- the process ---- */
@@ -171,38 +194,30 @@ static bool read_signal(int sfd)
 }
 
 /*
- * The main thread until the end: replies, wait deadlines, heartbeats,
- * signals. After SIGTERM, requests in progress get half of [supervisor]
+ * The main thread until the end: wait deadlines, heartbeats, signals, and
+ * calls outlasting dependency_wait (their requests answer 503); it never
+ * calls a plugin nor waits for one. After SIGTERM, requests in progress get half of [supervisor]
  * shutdown_timeout to finish; then waiters answer 202 (their jobs go on),
  * and at four fifths of it the daemon stops whatever is left, before the
  * supervisor's SIGKILL.
  */
 static void run(struct ingress *in, int sfd)
 {
-	const struct imgnode_transport_ops *t = transport_ops(&in->set);
 	int64_t budget = in->conf->supervisor.shutdown_timeout;
+	int64_t wait = ingress_io_deadline(in) - now_ms();
 	int64_t next_sweep = now_ms() + SWEEP_EVERY_MS;
 	int64_t stop_at = -1;
-	int tfd, last_err = 0;
-	bool released = false, tfd_fired = false;
+	bool released = false;
 
-	pthread_mutex_lock(&in->io);
-	tfd = t->pollfd ? t->pollfd(in->set.transport->state) : -1;
-	pthread_mutex_unlock(&in->io);
 	for (;;) {
-		struct pollfd pfd[3] = {{.fd = sfd, .events = POLLIN},
-		                        {.fd = in->kick_fd, .events = POLLIN},
-		                        {.fd = tfd, .events = POLLIN}};
+		struct pollfd pfd = {.fd = sfd, .events = POLLIN};
 		int64_t now = now_ms();
-		size_t got;
-		uint64_t kicks;
-		nfds_t nfds;
 
 		proc_notify_alive();
-		got = drain_replies(in, &last_err);
-		/* a transport fd that woke us for nothing must not spin the
-		 * loop: leave it out for one turn */
-		nfds = tfd >= 0 && !(tfd_fired && got == 0) ? 3 : 2;
+		executor_check(&in->storage_ex, wait);
+		executor_check(&in->transport_ex, wait);
+		executor_expire(&in->storage_ex, now, false);
+		executor_expire(&in->transport_ex, now, false);
 		ingress_waiters_expire(in, now, false);
 		ingress_conn_sweep(in, now);
 		if (now >= next_sweep) {
@@ -224,21 +239,75 @@ static void run(struct ingress *in, int sfd)
 				break;
 			}
 		}
-		if (poll(pfd, nfds, TURN_MS) < 0 && errno != EINTR) {
+		if (poll(&pfd, 1, TURN_MS) < 0 && errno != EINTR) {
 			log_error(COMPONENT, "unable to wait: %s",
 			          strerror(errno));
 			break;
 		}
-		tfd_fired = nfds == 3 && (pfd[2].revents & POLLIN);
-		if (pfd[1].revents & POLLIN)
-			(void)!read(in->kick_fd, &kicks, sizeof(kicks));
-		if ((pfd[0].revents & POLLIN) && read_signal(sfd) &&
-		    stop_at < 0) {
+		if ((pfd.revents & POLLIN) && read_signal(sfd) && stop_at < 0) {
 			begin_stop(in);
 			stop_at = now_ms() + budget * 4 / 5;
 		}
 	}
 	ingress_waiters_expire(in, 0, true);
+	/* no request stays suspended on a call: the daemon stops next */
+	executor_expire(&in->storage_ex, 0, true);
+	executor_expire(&in->transport_ex, 0, true);
+}
+
+/* The label of a dependency in messages: its plugin, and the pool it
+ * uses if it has one ("rados pool imgnode"); never its URL (secrets). */
+static void label(char *buf, size_t len, const struct conf *conf,
+                  const char *section, const struct plugin *p)
+{
+	const struct conf_entry *e = conf_find(conf, section, "pool");
+	const char *pool = e ? e->value : NULL;
+
+	for (const struct imgnode_conf_key *k = p->desc->conf_keys;
+	     !pool && k && k->name; k++)
+		if (strcmp(k->name, "pool") == 0)
+			pool = k->def; /* its default */
+	snprintf(buf, len, "%s%s%s", p->desc->name, pool ? " pool " : "",
+	         pool ? pool : "");
+	for (char *c = buf; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
+}
+
+/* Starts the storage's executor and the transport's. 0 or -errno with a
+ * reason in err. */
+static int start_executors(struct ingress *in, char *err, size_t errlen)
+{
+	const struct imgnode_transport_ops *t = transport_ops(&in->set);
+	struct executor *se = &in->storage_ex, *te = &in->transport_ex;
+	int ret;
+
+	se->name = "storage";
+	label(se->label, sizeof(se->label), in->conf, "storage",
+	      in->set.storage);
+	se->state = in->set.storage->state;
+	se->ping = storage_ops(&in->set)->ping;
+	se->idle_fd = -1;
+	se->turn_ms = TURN_MS;
+	te->name = "transport";
+	label(te->label, sizeof(te->label), in->conf, "transport",
+	      in->set.transport);
+	te->state = in->set.transport->state;
+	te->ping = t->ping;
+	te->idle = drain_replies;
+	te->idle_arg = in;
+	te->idle_fd = t->pollfd ? t->pollfd(te->state) : -1;
+	te->turn_ms = TURN_MS;
+	ret = executor_start(se);
+	if (!ret) {
+		ret = executor_start(te);
+		if (ret)
+			executor_stop(se, STOP_WAIT_MS);
+	}
+	if (ret)
+		snprintf(err, errlen, "unable to start a thread: %s",
+		         strerror(-ret));
+	return ret;
 }
 
 /*
@@ -267,10 +336,11 @@ int ingress_main(void *arg, const char *id)
 {
 	static struct metrics unshared; /* when run without a supervisor */
 	struct node *node = arg;
-	struct ingress in = {.node = node, .conf = node->conf, .kick_fd = -1};
+	struct ingress in = {.node = node, .conf = node->conf};
 	char err[CONF_ERR_MAX];
 	sigset_t mask;
 	int sfd, ret, code = EXIT_PERMANENT;
+	bool stopped = true;
 
 	log_set_process(id);
 	in.metrics = node->metrics ? node->metrics : &unshared;
@@ -284,8 +354,7 @@ int ingress_main(void *arg, const char *id)
 	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	in.kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (sfd < 0 || in.kick_fd < 0) {
+	if (sfd < 0) {
 		log_error(COMPONENT, "unable to make an event fd: %s",
 		          strerror(errno));
 		code = EXIT_TEMPORARY;
@@ -329,21 +398,26 @@ int ingress_main(void *arg, const char *id)
 		code = EXIT_TEMPORARY;
 		goto out_free_set;
 	}
-	pthread_mutex_init(&in.io, NULL);
 	pthread_mutex_init(&in.jobs, NULL);
 	pthread_mutex_init(&in.conns, NULL);
+	ret = start_executors(&in, err, sizeof(err));
+	if (ret) {
+		log_error(COMPONENT, "cannot start: %s", err);
+		code = EXIT_TEMPORARY;
+		goto out_free_buckets;
+	}
 	ret = ingress_http_start(&in, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
 		code = startup_exit_code(ret);
-		goto out_free_buckets;
+		goto out_stop_executors;
 	}
 	ret = ingress_http_start_admin(&in, err, sizeof(err));
 	if (ret) {
 		log_error(COMPONENT, "cannot start: %s", err);
 		code = startup_exit_code(ret);
 		MHD_stop_daemon(in.daemon);
-		goto out_free_buckets;
+		goto out_stop_executors;
 	}
 	proc_notify_ready();
 	run(&in, sfd);
@@ -352,19 +426,23 @@ int ingress_main(void *arg, const char *id)
 	MHD_stop_daemon(in.daemon);
 	log_info(COMPONENT, "stopped");
 	code = 0;
+out_stop_executors:
 	ingress_pending_clear(&in);
+	/* a call stuck in a plugin keeps its state: then exit without
+	 * freeing the plugins under it */
+	stopped = executor_stop(&in.storage_ex, STOP_WAIT_MS);
+	stopped = executor_stop(&in.transport_ex, STOP_WAIT_MS) && stopped;
+	if (!stopped)
+		goto out_close;
 out_free_buckets:
 	pthread_mutex_destroy(&in.conns);
 	pthread_mutex_destroy(&in.jobs);
-	pthread_mutex_destroy(&in.io);
 	ingress_pending_free(&in);
 out_free_set:
 	storer_stop(in.storer);
 	plugin_set_free(&in.set);
 out_close:
 	prober_pool_free(in.probers);
-	if (in.kick_fd >= 0)
-		close(in.kick_fd);
 	if (sfd >= 0)
 		close(sfd);
 	return code;

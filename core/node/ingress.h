@@ -16,15 +16,24 @@
  *   ingress_conn.c     connections and their deadline; libmicrohttpd's
  *                      log lines
  *
+ *   ingress_io.c       the storage and transport calls, each run on
+ *                      its dependency's executor
+ *
  * Threads: libmicrohttpd's pool of [ingress] threads runs the requests
  * (each connection stays on one of them), and the main thread waits for
- * replies and signals and closes connections past their deadline. Plugins
- * are not thread-safe, so every storage and transport call holds io;
- * /healthz and /metrics never take it, so a request stuck in a plugin call
- * delays only those that need one. jobs guards the table of published
- * jobs, the suspended requests waiting on them and the stopping flag;
- * conns the list of open connections. Lock order: io, then jobs, then
- * conns.
+ * signals, heartbeats the supervisor, wakes waiters whose wait is over and
+ * closes connections past their deadline. No plugin is called on either:
+ * one executor thread per dependency (executor.h) makes every storage
+ * call, another every transport call and takes the replies, and a request
+ * waits for its call, its connection suspended (its thread serves on), at
+ * most [ingress] dependency_wait; a dependency that did not answer is
+ * refused at once until it answers a ping again. So an outage delays only
+ * the requests that need the missing dependency, by at most one
+ * dependency_wait each, and never the heartbeat. jobs guards the
+ * table of published jobs, the suspended requests waiting on them and the
+ * stopping flag; conns the list of open connections. Lock order: jobs,
+ * then conns; an executor's lock is never held across a plugin call nor
+ * with these.
  */
 #ifndef IMGNODE_INGRESS_H
 #define IMGNODE_INGRESS_H
@@ -42,6 +51,7 @@
 #include <unistd.h>
 
 #include "../plugin.h"
+#include "executor.h"
 #include "job.h"
 #include "quota.h"
 
@@ -84,7 +94,8 @@ struct ingress {
 	char reply_to[128]; /* this process's reply queue */
 	struct MHD_Daemon *daemon;
 	struct MHD_Daemon *admin; /* [ingress] admin_port, or NULL */
-	pthread_mutex_t io;
+	struct executor storage_ex; /* every call of set.storage */
+	struct executor transport_ex; /* every call of set.transport */
 	pthread_mutex_t jobs;
 	struct pending **buckets; /* under jobs */
 	size_t nbuckets;
@@ -94,7 +105,6 @@ struct ingress {
 	bool stopping; /* under jobs: waiters answer now, none suspend */
 	atomic_bool quiescing; /* SIGTERM seen: responses close connections */
 	atomic_int active; /* requests begun and not completed */
-	int kick_fd; /* eventfd: the HTTP thread used the transport */
 	pthread_mutex_t conns;
 	struct ingress_conn *conn_list; /* under conns */
 	uint64_t nconns; /* under conns: open */
@@ -124,7 +134,18 @@ enum ingress_phase {
 	PHASE_BODY, /* reading an upload */
 	PHASE_WAITING, /* suspended until the job finishes or the wait ends */
 	PHASE_RESUMED, /* woken: answer from the record */
+	PHASE_IO, /* suspended until its storage or transport call ends */
+	PHASE_IO_DONE, /* woken: go on with io_next */
 	PHASE_ANSWERED,
+};
+
+/* What a done job's result is, read with its record (ingress_io.c). */
+struct ingress_result {
+	int ret; /* 0: there, or -errno */
+	char key[IMGNODE_KEY_MAX + 1];
+	uint64_t size; /* its size, to read a piece at a time */
+	void *buf; /* or, from a storage without ranged reads, whole */
+	size_t len;
 };
 
 /* One request, from its first call to its completion (MHD's con_cls). */
@@ -170,17 +191,14 @@ struct request {
 	int64_t deadline_ms;
 	struct pending *pend; /* under jobs, while waiting */
 	struct request *wprev, *wnext;
+	/* a storage or transport call (ingress_io_begin) */
+	enum MHD_Result (*io_next)(struct request *r);
+	struct exec_op
+	        *io_op; /* the ended call's; NULL after -ETIME, -ECANCELED */
+	int io_ret;
+	struct exec_op
+	        *job_op; /* POST: the stored job, until it is published */
 };
-
-/* Tells the main thread to look for replies now (after a transport call
- * of the HTTP thread, which may have buffered one). */
-static inline void ingress_kick(struct ingress *in)
-{
-	uint64_t one = 1;
-	ssize_t n = write(in->kick_fd, &one, sizeof(one));
-
-	(void)n; /* a full counter already wakes the loop */
-}
 
 /* ---- the HTTP daemons (ingress_http.c) ---- */
 
@@ -219,7 +237,8 @@ enum MHD_Result ingress_jobs_get(struct request *r);
 /* GET /healthz, /livez: 200 "ok". */
 enum MHD_Result ingress_health_live(struct request *r);
 
-/* GET /readyz: 200 when the transport and the storage answer, else 503. */
+/* GET /readyz: 200 when the transport and the storage are up (their
+ * breakers, never a call), else 503 naming what is down. */
 enum MHD_Result ingress_health_readyz(struct request *r);
 
 /* GET /metrics: the Prometheus text. */
@@ -279,7 +298,8 @@ void ingress_pending_free(struct ingress *in);
 /*
  * Records a job about to be published and counts it in flight, for the
  * node and for client. 0, -EDQUOT (client has [ingress]
- * max_inflight_per_client jobs in flight already) or -ENOMEM. Takes jobs.
+ * max_inflight_per_client jobs in flight already), -EUSERS (the node has
+ * max_inflight) or -ENOMEM. Takes jobs.
  */
 int ingress_pending_add(struct ingress *in, const char *id, const char *client);
 
@@ -345,13 +365,26 @@ enum MHD_Result ingress_answer_json(struct request *r, unsigned status,
 enum MHD_Result ingress_answer_accepted(struct request *r, const char *status);
 
 /*
- * Answers from the record rec: 200 with the result when done, 422 when
- * failed; otherwise 202 after a wait (waited), 409 for GET .../result.
+ * Answers from the record rec and its result res (read with it, taken:
+ * freed here): 200 with the result when done, 422 when failed; otherwise
+ * 202 after a wait (waited), 409 for GET .../result.
  */
-enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited);
+enum MHD_Result ingress_answer_job(struct request *r, json_t *rec,
+                                   struct ingress_result *res, bool waited);
 
-/* After a wait: whatever the record of r->id says now. */
+/* After a wait: whatever the record of r->id says now (read first). */
 enum MHD_Result ingress_answer_from_record(struct request *r);
+
+/*
+ * 503 for r, which needed ex's dependency and got ret from a call (what:
+ * the step, for the detail): {"error": "storage unavailable" or
+ * "transport unavailable", "detail": why it is down}, with Retry-After.
+ */
+enum MHD_Result ingress_unavailable(struct request *r, struct executor *ex,
+                                    int ret, const char *what);
+/* The same 503, noted to answer later with ingress_answer_fail; -1. */
+int ingress_fail_unavailable(struct request *r, struct executor *ex, int ret,
+                             const char *what);
 
 /* A response for j (stolen), with a newline after it for terminals;
  * NULL if it could not be made. *len: its length. */
@@ -394,5 +427,69 @@ void ingress_conn_sweep(struct ingress *in, int64_t now);
 /* libmicrohttpd's own messages (MHD_OPTION_EXTERNAL_LOGGER), one log
  * line each, a few per interval at most. */
 void ingress_conn_mhd_log(void *cls, const char *fmt, va_list ap);
+
+/* ---- storage and transport calls (ingress_io.c) ---- */
+
+/* When a call begun now must have answered: now + dependency_wait, or
+ * request_deadline if shorter. */
+int64_t ingress_io_deadline(const struct ingress *in);
+
+/*
+ * Hands op (made below; NULL: out of memory) to ex and suspends r until
+ * it ends, or ingress_io_deadline passes, or at once if ex's dependency
+ * is down; then calls next(r) on r's HTTP thread with r->io_ret (op's
+ * 0 or -errno, -ETIME: no answer in time, -ECANCELED: down, not tried)
+ * and r->io_op (op, r's to free with ingress_io_free; NULL after -ETIME,
+ * -ECANCELED). Returns what r's handler returns now.
+ */
+enum MHD_Result ingress_io_begin(struct request *r, struct executor *ex,
+                                 struct exec_op *op,
+                                 enum MHD_Result (*next)(struct request *r));
+
+/* ingress_io_begin with its own deadline (a patient op's: /metrics). */
+enum MHD_Result
+ingress_io_begin_until(struct request *r, struct executor *ex,
+                       struct exec_op *op, int64_t deadline,
+                       enum MHD_Result (*next)(struct request *r));
+
+/* Frees an op that ended (NULL is fine). */
+void ingress_io_free(struct exec_op *op);
+
+/* The storage's: the record of id and, with with_result, what its result
+ * needs to be answered (a done job's). NULL if out of memory. */
+struct exec_op *ingress_io_record_op(struct ingress *in, const char *id,
+                                     bool with_result);
+
+/* What a record op read: the record (the caller's), or NULL with *ret;
+ * res (may be NULL) gets the result's (free with ingress_result_free). */
+json_t *ingress_io_record_take(struct exec_op *op, int *ret,
+                               struct ingress_result *res);
+
+/* On the storage's executor only: fills res for the done record rec.
+ * The call's -errno that may say the storage is away, else 0. */
+int ingress_io_result(struct ingress *in, json_t *rec,
+                      struct ingress_result *res);
+
+/* Frees what res holds. */
+void ingress_result_free(struct ingress_result *res);
+
+/* The storage's: deletes a and b (either may be NULL or ""). */
+struct exec_op *ingress_io_delete_op(struct ingress *in, const char *a,
+                                     const char *b);
+
+/* The transport's: publishes body (taken) to the jobs queue with our
+ * reply queue. NULL if out of memory (body freed). */
+struct exec_op *ingress_io_publish_op(struct ingress *in, char *body,
+                                      size_t len);
+
+/* The transport's, patient: the depths of the jobs and dead queues;
+ * ..._take copies them out (ret: each one's 0 or -errno). */
+struct exec_op *ingress_io_depth_op(struct ingress *in);
+void ingress_io_depth_take(struct exec_op *op, uint64_t depth[2], int ret[2]);
+
+/* Waiting on the calling thread (bounded): a piece of a result, within
+ * ingress_io_deadline. 0 or -errno, -ETIME, -ECANCELED. */
+int ingress_io_read(struct ingress *in, const char *key, uint64_t off,
+                    void *buf, size_t max, size_t *got);
 
 #endif

@@ -7,7 +7,7 @@
  * counts it.
  *
  * Calls no other file of the ingress but the connections'
- * (ingress_conn.c).
+ * (ingress_conn.c) and the storage calls (ingress_io.c).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -192,9 +192,10 @@ struct result_stream {
 
 /*
  * libmicrohttpd asks for the next piece (on the connection's thread, when
- * the client has taken the last one): at most max bytes at pos, read under
- * io. A store that fails or an object that shrank ends the answer early:
- * the client sees a connection closed short of Content-Length.
+ * the client has taken the last one): at most max bytes at pos, read by
+ * the storage's executor within dependency_wait. A store that fails, is
+ * down or too slow, or an object that shrank ends the answer early: the
+ * client sees a connection closed short of Content-Length.
  */
 static ssize_t read_result(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -207,93 +208,75 @@ static ssize_t read_result(void *cls, uint64_t pos, char *buf, size_t max)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (max > rs->size - pos)
 		max = (size_t)(rs->size - pos);
-	pthread_mutex_lock(&in->io);
-	ret = storage_ops(&in->set)->read(in->set.storage->state, rs->key, pos,
-	                                  buf, max, &got);
-	pthread_mutex_unlock(&in->io);
+	ret = ingress_io_read(in, rs->key, pos, buf, max, &got);
 	if (ret || !got) {
-		log_warn(COMPONENT,
-		         "result %s cut short at byte %llu of %llu: %s",
-		         rs->key, (unsigned long long)pos,
-		         (unsigned long long)rs->size,
-		         ret ? strerror(-ret) : "it shrank");
+		/* an outage is logged once, by the breaker */
+		log_msg(ret == -ECANCELED || ret == -ETIME ? LOG_DEBUG
+		                                           : LOG_WARN,
+		        COMPONENT,
+		        "result %s cut short at byte %llu of %llu: %s", rs->key,
+		        (unsigned long long)pos, (unsigned long long)rs->size,
+		        ret ? strerror(-ret) : "it shrank");
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
 	return (ssize_t)got;
 }
 
 /*
- * A response that reads the object at key as the client takes it, never
- * whole (STREAM_BLOCK bytes at a time), or, from a storage plugin older
- * than ABI 1.2, one read whole. NULL with *ret = -errno.
+ * A response for the result res describes (taken: its buffer is the
+ * response's now), which reads it as the client takes it, never whole
+ * (STREAM_BLOCK bytes at a time), or, from a storage plugin older than
+ * ABI 1.2, the one read whole. NULL if out of memory.
  */
-static struct MHD_Response *object_response(struct ingress *in, const char *key,
-                                            size_t *len, int *ret)
+static struct MHD_Response *
+object_response(struct ingress *in, struct ingress_result *res, size_t *len)
 {
-	const struct imgnode_storage_ops *st = storage_ops(&in->set);
 	struct MHD_Response *resp;
-	struct imgnode_stat sb;
 	struct result_stream *rs;
-	void *buf = NULL;
 
-	if (!storage_reads_ranges(&in->set)) {
-		pthread_mutex_lock(&in->io);
-		*ret = st->get(in->set.storage->state, key, RESULT_MAX, &buf,
-		               len);
-		pthread_mutex_unlock(&in->io);
-		if (*ret)
-			return NULL;
-		resp = MHD_create_response_from_buffer(*len, buf,
+	if (res->buf) {
+		resp = MHD_create_response_from_buffer(res->len, res->buf,
 		                                       MHD_RESPMEM_MUST_FREE);
-		if (!resp) {
-			free(buf);
-			*ret = -ENOMEM;
+		if (resp) {
+			res->buf = NULL;
+			*len = res->len;
 		}
 		return resp;
 	}
-	pthread_mutex_lock(&in->io);
-	*ret = st->stat(in->set.storage->state, key, &sb);
-	pthread_mutex_unlock(&in->io);
-	if (*ret)
-		return NULL;
 	rs = calloc(1, sizeof(*rs));
-	if (!rs) {
-		*ret = -ENOMEM;
+	if (!rs)
 		return NULL;
-	}
 	rs->in = in;
-	rs->size = sb.size;
-	snprintf(rs->key, sizeof(rs->key), "%s", key);
-	resp = MHD_create_response_from_callback(sb.size, STREAM_BLOCK,
+	rs->size = res->size;
+	snprintf(rs->key, sizeof(rs->key), "%s", res->key);
+	resp = MHD_create_response_from_callback(res->size, STREAM_BLOCK,
 	                                         read_result, rs, free);
 	if (!resp) {
 		free(rs);
-		*ret = -ENOMEM;
 		return NULL;
 	}
-	*len = (size_t)sb.size;
+	*len = (size_t)res->size;
 	return resp;
 }
 
 /* The result of a done job rec as a 200 response, or NULL with
  * *ret = -errno. */
 static struct MHD_Response *result_response(struct request *r, json_t *rec,
+                                            struct ingress_result *res,
                                             size_t *len, int *ret)
 {
 	json_t *output = json_object_get(rec, "output");
-	const char *key = json_string_value(json_object_get(rec, "result"));
 	const char *mime = json_string_value(json_object_get(output, "mime"));
 	struct MHD_Response *resp;
 
-	if (!key)
-		key = json_string_value(json_object_get(output, "key"));
-	if (!key || !imgnode_key_valid(key)) {
-		*ret = -EBADMSG;
+	*ret = res->ret;
+	if (*ret)
+		return NULL;
+	resp = object_response(r->in, res, len);
+	if (!resp) {
+		*ret = -ENOMEM;
 		return NULL;
 	}
-	resp = object_response(r->in, key, len, ret);
-	if (!resp)
-		return NULL;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	                        mime ? mime : "application/octet-stream");
 	ingress_job_headers(resp, r->id, false);
@@ -302,7 +285,8 @@ static struct MHD_Response *result_response(struct request *r, json_t *rec,
 
 /* A waited-for job is accepted, so a storage failure then is a 202,
  * never a 503. */
-enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited)
+static enum MHD_Result answer_job(struct request *r, json_t *rec,
+                                  struct ingress_result *res, bool waited)
 {
 	const char *status = json_string_value(json_object_get(rec, "status"));
 	enum job_status st = job_status_parse(status);
@@ -316,7 +300,7 @@ enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited)
 		                        "bad record", "job %s has no status",
 		                        r->id);
 	if (st == JOB_DONE) {
-		resp = result_response(r, rec, &len, &ret);
+		resp = result_response(r, rec, res, &len, &ret);
 		if (resp)
 			return ingress_respond(r, MHD_HTTP_OK, resp, len);
 		if (waited)
@@ -326,9 +310,8 @@ enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited)
 			        r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 			        "result missing",
 			        "job %s is done but its result is gone", r->id);
-		return ingress_fail_now(
-		        r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage unavailable",
-		        "unable to read the result: %s", strerror(-ret));
+		return ingress_unavailable(r, &r->in->storage_ex, ret,
+		                           "unable to read the result");
 	}
 	if (st == JOB_FAILED) {
 		const char *why =
@@ -353,18 +336,63 @@ enum MHD_Result ingress_answer_job(struct request *r, json_t *rec, bool waited)
 	return ingress_respond(r, MHD_HTTP_CONFLICT, resp, len);
 }
 
-enum MHD_Result ingress_answer_from_record(struct request *r)
+/* After a wait, the record read: answers from it (a job accepted, so a
+ * storage failure is a 202, never a 503). */
+static enum MHD_Result answer_from_record(struct request *r)
 {
-	enum MHD_Result res;
-	json_t *rec;
+	struct ingress_result res = {.ret = -ENOENT};
+	enum MHD_Result answer;
+	json_t *rec = NULL;
 	int ret;
 
-	pthread_mutex_lock(&r->in->io);
-	rec = job_record_get(r->in->set.storage, r->id, &ret);
-	pthread_mutex_unlock(&r->in->io);
+	if (r->io_op)
+		rec = ingress_io_record_take(r->io_op, &ret, &res);
+	ingress_io_free(r->io_op);
+	r->io_op = NULL;
 	if (!rec)
 		return ingress_answer_accepted(r, job_status_name(JOB_QUEUED));
-	res = ingress_answer_job(r, rec, true);
+	answer = answer_job(r, rec, &res, true);
+	ingress_result_free(&res);
 	json_decref(rec);
-	return res;
+	return answer;
+}
+
+enum MHD_Result ingress_answer_job(struct request *r, json_t *rec,
+                                   struct ingress_result *res, bool waited)
+{
+	enum MHD_Result answer = answer_job(r, rec, res, waited);
+
+	ingress_result_free(res);
+	return answer;
+}
+
+enum MHD_Result ingress_answer_from_record(struct request *r)
+{
+	return ingress_io_begin(r, &r->in->storage_ex,
+	                        ingress_io_record_op(r->in, r->id, true),
+	                        answer_from_record);
+}
+
+int ingress_fail_unavailable(struct request *r, struct executor *ex, int ret,
+                             const char *what)
+{
+	char why[BREAKER_WHY_MAX];
+	const char *error = ex == &r->in->storage_ex ? "storage unavailable"
+	                                             : "transport unavailable";
+
+	if (!executor_up(ex, why, sizeof(why), NULL))
+		return ingress_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, error,
+		                    "%s", why);
+	return ingress_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, error, "%s: %s",
+	                    what,
+	                    ret == -ETIME       ? "no answer in time"
+	                    : ret == -ECANCELED ? "unavailable"
+	                                        : strerror(-ret));
+}
+
+enum MHD_Result ingress_unavailable(struct request *r, struct executor *ex,
+                                    int ret, const char *what)
+{
+	ingress_fail_unavailable(r, ex, ret, what);
+	return ingress_answer_fail(r);
 }

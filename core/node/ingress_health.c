@@ -1,12 +1,12 @@
 /*
  * The ingress's health routes: GET /healthz and /livez (the process
  * answers), /readyz (a worker can take a job, the transport and the
- * storage answer a ping, and the node is neither stopping nor draining)
- * and /metrics (the node's counters, this ingress's connections and
- * uploads, and the transport's queue depths). /readyz and /metrics are on
- * [ingress] admin_port instead when it is set; none of them takes a job or
- * an API key.
+ * storage are up by their breakers, and the node is neither stopping nor
+ * draining) and /metrics (the node's counters, this ingress's connections and uploads, and the transport's
+ * queue depths). /readyz and /metrics are on [ingress] admin_port instead
+ * when it is set; none of them takes a job or an API key.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -18,6 +18,8 @@
 #include "ingress.h"
 #include "metrics.h"
 #include "startup.h"
+
+#define DEPTH_WAIT_MS 1000 /* /metrics waits this long for queue depths */
 
 static enum MHD_Result get_text(struct request *r, unsigned status, char *text,
                                 enum MHD_ResponseMemoryMode mode,
@@ -36,26 +38,20 @@ static enum MHD_Result get_text(struct request *r, unsigned status, char *text,
 }
 
 /*
- * text (to free, or NULL) with the transport's queue depths appended, if
- * it can count them (ABI 1.3); a queue it fails to count is left out.
+ * text (to free, or NULL) with the queue depths op read appended (op may
+ * be NULL: none); a queue it failed to count is left out.
  */
-static char *queue_depths(struct ingress *in, char *text)
+static char *queue_depths(struct exec_op *op, char *text)
 {
 	static const char *const names[] = {"jobs", "dead"};
-	const struct imgnode_transport_ops *ops = transport_ops(&in->set);
 	uint64_t depth[2];
 	int ret[2];
 	size_t n;
 	char *more;
 
-	if (!text || !plugin_transport_has_depth(in->set.transport))
+	if (!text || !op)
 		return text;
-	pthread_mutex_lock(&in->io);
-	for (int q = 0; q < 2; q++)
-		ret[q] = ops->depth(in->set.transport->state,
-		                    q ? IMGNODE_QUEUE_DEAD : IMGNODE_QUEUE_JOBS,
-		                    &depth[q]);
-	pthread_mutex_unlock(&in->io);
+	ingress_io_depth_take(op, depth, ret);
 	n = strlen(text);
 	more = realloc(text, n + 512);
 	if (!more)
@@ -79,7 +75,7 @@ static char *queue_depths(struct ingress *in, char *text)
  * /metrics: the node's counters, then this ingress's connections and
  * uploads. Returns text to free, or NULL.
  */
-static char *render_metrics(struct ingress *in)
+static char *render_metrics(struct ingress *in, struct exec_op *depths)
 {
 	char *base = metrics_render(in->metrics), *text;
 	uint64_t open, cut;
@@ -93,13 +89,13 @@ static char *render_metrics(struct ingress *in)
 	cut = in->cut_total;
 	pthread_mutex_unlock(&in->conns);
 	n = strlen(base);
-	text = realloc(base, n + 1536);
+	text = realloc(base, n + 2048);
 	if (!text) {
 		free(base);
 		return NULL;
 	}
 	len = snprintf(
-	        text + n, 1536,
+	        text + n, 2048,
 	        "# HELP imgnode_build_info The node's version and libvips's.\n"
 	        "# TYPE imgnode_build_info gauge\n"
 	        "imgnode_build_info{version=\"%s\",libvips=\"%s\"} 1\n"
@@ -114,13 +110,19 @@ static char *render_metrics(struct ingress *in)
 	        "imgnode_uploads %d\n"
 	        "# HELP imgnode_upload_memory_bytes Memory reserved by uploads in progress (at most upload_memory).\n"
 	        "# TYPE imgnode_upload_memory_bytes gauge\n"
-	        "imgnode_upload_memory_bytes %lld\n",
+	        "imgnode_upload_memory_bytes %lld\n"
+	        "# HELP imgnode_dependency_up 1 while the dependency answers, 0 while it is down (its breaker open: requests needing it get 503 at once).\n"
+	        "# TYPE imgnode_dependency_up gauge\n"
+	        "imgnode_dependency_up{dependency=\"storage\"} %d\n"
+	        "imgnode_dependency_up{dependency=\"transport\"} %d\n",
 	        IMGNODE_VERSION, image_vips_version(), (unsigned long long)open,
 	        (unsigned long long)cut, atomic_load(&in->uploads),
-	        (long long)atomic_load(&in->upload_bytes));
-	if (len < 0 || len >= 1536)
+	        (long long)atomic_load(&in->upload_bytes),
+	        executor_up(&in->storage_ex, NULL, 0, NULL),
+	        executor_up(&in->transport_ex, NULL, 0, NULL));
+	if (len < 0 || len >= 2048)
 		text[n] = '\0';
-	return queue_depths(in, text);
+	return queue_depths(depths, text);
 }
 
 /*
@@ -153,11 +155,12 @@ static bool workers_unready(struct metrics *m, char *detail, size_t len)
 enum MHD_Result ingress_health_readyz(struct request *r)
 {
 	struct ingress *in = r->in;
+	char t[BREAKER_WHY_MAX], s[BREAKER_WHY_MAX],
+	        detail[2 * BREAKER_WHY_MAX + 64];
 	struct MHD_Response *resp;
-	char detail[256];
+	bool t_up, s_up;
 	size_t len = 0;
 	json_t *j;
-	int t, s;
 
 	if (atomic_load(&in->quiescing))
 		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -168,23 +171,21 @@ enum MHD_Result ingress_health_readyz(struct request *r)
 	if (workers_unready(in->metrics, detail, sizeof(detail)))
 		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 		                        "not ready", "%s", detail);
-	pthread_mutex_lock(&in->io);
-	t = transport_ops(&in->set)->ping(in->set.transport->state);
-	s = storage_ops(&in->set)->ping(in->set.storage->state);
-	pthread_mutex_unlock(&in->io);
-	ingress_kick(in);
-	if (!t && !s) {
+	/* the breakers' word, never a call: /readyz answers at once */
+	t_up = executor_up(&in->transport_ex, t, sizeof(t), NULL);
+	s_up = executor_up(&in->storage_ex, s, sizeof(s), NULL);
+	if (t_up && s_up) {
 		j = json_pack("{s:s, s:s}", "transport", "ok", "storage", "ok");
 		resp = ingress_json_response(j, &len);
 		return ingress_respond(r, MHD_HTTP_OK, resp, len);
 	}
-	snprintf(detail, sizeof(detail), "%s%s%s%s%s", t ? "transport: " : "",
-	         t ? strerror(-t) : "", t && s ? "; " : "",
-	         s ? "storage: " : "", s ? strerror(-s) : "");
+	snprintf(detail, sizeof(detail), "%s%s%s%s%s",
+	         s_up ? "" : "storage: ", s_up ? "" : s,
+	         !s_up && !t_up ? "; " : "",
+	         t_up ? "" : "transport: ", t_up ? "" : t);
 	j = ingress_error_json("not ready", detail);
-	json_object_set_new(j, "transport",
-	                    json_string(t ? strerror(-t) : "ok"));
-	json_object_set_new(j, "storage", json_string(s ? strerror(-s) : "ok"));
+	json_object_set_new(j, "transport", json_string(t_up ? "ok" : t));
+	json_object_set_new(j, "storage", json_string(s_up ? "ok" : s));
 	resp = ingress_json_response(j, &len);
 	return ingress_respond(r, MHD_HTTP_SERVICE_UNAVAILABLE, resp, len);
 }
@@ -195,9 +196,28 @@ enum MHD_Result ingress_health_live(struct request *r)
 	                "text/plain");
 }
 
+/* The queue depths read (or not, in time): the answer. */
+static enum MHD_Result metrics_answer(struct request *r)
+{
+	char *text = render_metrics(r->in, r->io_ret ? NULL : r->io_op);
+
+	ingress_io_free(r->io_op);
+	r->io_op = NULL;
+	return get_text(r, MHD_HTTP_OK, text, MHD_RESPMEM_MUST_FREE,
+	                "text/plain; version=0.0.4; charset=utf-8");
+}
+
 enum MHD_Result ingress_health_metrics(struct request *r)
 {
-	return get_text(r, MHD_HTTP_OK, render_metrics(r->in),
-	                MHD_RESPMEM_MUST_FREE,
-	                "text/plain; version=0.0.4; charset=utf-8");
+	struct ingress *in = r->in;
+
+	/* the queue depths, if the transport counts them (ABI 1.3), within
+	 * DEPTH_WAIT_MS, and not at all while it is down */
+	if (!plugin_transport_has_depth(in->set.transport)) {
+		r->io_ret = -ENOTSUP;
+		return metrics_answer(r);
+	}
+	return ingress_io_begin_until(r, &in->transport_ex,
+	                              ingress_io_depth_op(in),
+	                              now_ms() + DEPTH_WAIT_MS, metrics_answer);
 }

@@ -415,6 +415,7 @@ static enum MHD_Result serve(struct ingress *in, bool admin,
 			return ingress_submit_body(r, data, size);
 		return ingress_submit_finish(r);
 	case PHASE_RESUMED: return ingress_answer_from_record(r);
+	case PHASE_IO_DONE: r->phase = PHASE_ANSWERED; return r->io_next(r);
 	default: *size = 0; return MHD_YES;
 	}
 }
@@ -453,6 +454,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 	if (r->submitting)
 		atomic_fetch_sub(&in->metrics->submitting, 1);
 	ingress_upload_release(r);
+	ingress_io_free(r->io_op); /* closed before it went on */
+	ingress_io_free(r->job_op);
 	pipeline_free(r->pl);
 	EVP_MD_CTX_free(r->sha);
 	free(r->form_pipeline);
@@ -550,8 +553,9 @@ int ingress_http_start(struct ingress *in, char *err, size_t errlen)
 int ingress_http_start_admin(struct ingress *in, char *err, size_t errlen)
 {
 	const struct ingress_conf *ic = &in->conf->app->ingress;
+	/* suspend/resume: /metrics waits for the queue depths suspended */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-	                 MHD_USE_ITC;
+	                 MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
 	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6};
 	struct sockaddr_in a4 = {.sin_family = AF_INET};
 	const struct sockaddr *sa = (const struct sockaddr *)&a4;

@@ -11,20 +11,19 @@
 
 #include "ingress.h"
 
-enum MHD_Result ingress_jobs_get(struct request *r)
+/* The record read (and the result's, for .../result): the answer. */
+static enum MHD_Result answer(struct request *r)
 {
+	struct ingress_result res = {.ret = -ENOENT};
 	struct MHD_Response *resp;
-	enum MHD_Result res;
 	size_t len = 0;
-	json_t *rec;
-	int ret;
+	json_t *rec = NULL;
+	int ret = r->io_ret;
 
-	if (!r->id[0])
-		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "unknown job",
-		                        "a job id is 32 hex digits");
-	pthread_mutex_lock(&r->in->io);
-	rec = job_record_get(r->in->set.storage, r->id, &ret);
-	pthread_mutex_unlock(&r->in->io);
+	if (r->io_op)
+		rec = ingress_io_record_take(r->io_op, &ret, &res);
+	ingress_io_free(r->io_op);
+	r->io_op = NULL;
 	if (!rec && ret == -ENOENT)
 		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "unknown job",
 		                        "no job %s", r->id);
@@ -33,21 +32,34 @@ enum MHD_Result ingress_jobs_get(struct request *r)
 		        r, MHD_HTTP_INTERNAL_SERVER_ERROR, "bad record",
 		        "the record of job %s is not a JSON object", r->id);
 	if (!rec)
-		return ingress_fail_now(
-		        r, MHD_HTTP_SERVICE_UNAVAILABLE, "storage unavailable",
-		        "unable to read the record: %s", strerror(-ret));
+		return ingress_unavailable(r, &r->in->storage_ex, ret,
+		                           "unable to read the record");
 	if (!auth_may_read(r, rec)) { /* as if there were no such job */
+		ingress_result_free(&res);
 		json_decref(rec);
 		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "unknown job",
 		                        "no job %s", r->id);
 	}
 	if (r->route == ROUTE_RESULT) {
-		res = ingress_answer_job(r, rec, false);
+		enum MHD_Result answer =
+		        ingress_answer_job(r, rec, &res, false);
 		json_decref(rec);
-		return res;
+		return answer;
 	}
+	ingress_result_free(&res);
 	resp = ingress_json_response(rec, &len);
 	if (resp)
 		ingress_job_headers(resp, r->id, false);
 	return ingress_respond(r, MHD_HTTP_OK, resp, len);
+}
+
+enum MHD_Result ingress_jobs_get(struct request *r)
+{
+	if (!r->id[0])
+		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "unknown job",
+		                        "a job id is 32 hex digits");
+	return ingress_io_begin(
+	        r, &r->in->storage_ex,
+	        ingress_io_record_op(r->in, r->id, r->route == ROUTE_RESULT),
+	        answer);
 }

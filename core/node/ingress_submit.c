@@ -30,7 +30,6 @@
 #include "storer.h"
 
 #define COMPONENT "ingress"
-#define PUBLISH_TIMEOUT_MS 5000
 #define MULTIPART_SLACK (64 * 1024) /* boundaries and part headers */
 #define PREALLOC_MAX (8 * 1024 * 1024)
 
@@ -432,20 +431,41 @@ static json_t *new_record(struct request *r, const unsigned char sha[32],
 }
 
 /*
- * Under io: if out/KEY.meta exists the result is there already; the job
- * is done now. 0 (a hit, record stored), -ENOENT (no result yet), or
- * another -errno (storage failed).
+ * Storing a new job, on the storage's executor: the result cache looked
+ * up, then the original (on the storer's instance) and the record (on
+ * ours) at once. What it stored is undone when a step fails; what it holds
+ * (the upload and its share of upload_memory, the record) is its own, so
+ * that it can finish alone if its request stops waiting.
  */
-static int cache_hit(struct request *r, json_t *rec, const char *meta_key)
+struct store_op {
+	struct exec_op op;
+	struct ingress *in;
+	json_t *rec;
+	char *body; /* the upload, taken from the request */
+	size_t len, reserved; /* its bytes, and of in->upload_bytes */
+	char meta[JOB_KEY_MAX + 8], orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
+	bool wait; /* a ?wait= request: a hit answers with the result */
+	bool stored; /* the record is written (a hit's too) */
+	bool hit; /* done from the result cache */
+	struct ingress_result res; /* a hit's result, with wait */
+	const char *what; /* the step that failed */
+};
+
+/*
+ * If out/KEY.meta exists the result is there already; the job is done
+ * now. 0 (a hit, record stored), -ENOENT (no result yet), or another
+ * -errno (storage failed).
+ */
+static int cache_hit(struct store_op *o)
 {
-	const struct imgnode_storage_ops *st = storage_ops(&r->in->set);
-	void *st_state = r->in->set.storage->state;
-	json_t *meta, *out;
+	const struct imgnode_storage_ops *st = storage_ops(&o->in->set);
+	void *st_state = o->in->set.storage->state;
+	json_t *meta, *out, *rec = o->rec;
 	void *buf = NULL;
 	size_t len = 0;
 	int ret;
 
-	ret = st->get(st_state, meta_key, JOB_META_MAX, &buf, &len);
+	ret = st->get(st_state, o->meta, JOB_META_MAX, &buf, &len);
 	if (ret)
 		return ret;
 	meta = json_loadb(buf, len, 0, NULL);
@@ -462,86 +482,220 @@ static int cache_hit(struct request *r, json_t *rec, const char *meta_key)
 	json_object_set_new(rec, "cached", json_true());
 	json_object_set(rec, "started", json_object_get(rec, "created"));
 	job_record_set_status(rec, JOB_DONE, NULL);
-	return job_record_put(r->in->set.storage, rec);
+	return job_record_put(o->in->set.storage, rec);
 }
 
-static int publish(struct request *r, const char *result)
+static int store_run(struct exec_op *op, void *state)
 {
-	struct ingress *in = r->in;
-	struct job_msg m = {.pipeline = r->pl->canonical,
-	                    .result = (char *)result,
-	                    .request_id = r->request_id};
-	size_t len = 0;
-	char *body;
-	int ret;
+	struct store_op *o = (struct store_op *)op;
+	struct ingress *in = o->in;
+	const struct imgnode_storage_ops *st = storage_ops(&in->set);
+	int ret, oret;
 
-	memcpy(m.id, r->id, sizeof(m.id));
-	body = job_msg_encode(&m, &len);
-	if (!body)
-		return -ENOMEM;
-	ret = transport_ops(&in->set)->publish(in->set.transport->state, body,
-	                                       len, in->reply_to,
-	                                       PUBLISH_TIMEOUT_MS);
-	free(body);
+	o->what = "unable to look up the result cache";
+	ret = cache_hit(o);
+	if (ret == 0) {
+		o->hit = o->stored = true;
+		/* its answer may be the result: read what that needs now */
+		if (o->wait)
+			ingress_io_result(in, o->rec, &o->res);
+		return 0;
+	}
+	if (ret != -ENOENT)
+		return ret;
+	/* the original on the storer's instance, the record on ours, at once */
+	storer_put(in->storer, o->orig, o->body, o->len);
+	ret = job_record_put(in->set.storage, o->rec);
+	oret = storer_wait(in->storer);
+	if (oret) {
+		o->what = "unable to store the original";
+		if (!ret)
+			st->del(state, o->record);
+		return oret;
+	}
+	if (ret) {
+		o->what = "unable to store the job record";
+		st->del(state, o->orig);
+	}
+	o->stored = !ret;
 	return ret;
 }
 
-/*
- * Undoes a job refused after its record was stored, so that no record of
- * it stays queued for ever: removes the record (or, with keep, or when
- * removing it fails, marks it failed with why) and then the original. A
- * publish that was sent but not confirmed keeps the record, marked failed:
- * the message may still arrive, and a worker acks a job already over. If
- * storage refuses both, the record stays queued with its original, and the
- * reaper's sweep takes it up after [workers] stuck_after (reaper.c).
- * Under io.
- */
-static void unqueue(struct request *r, json_t *rec, const char *record,
-                    const char *orig, bool keep, const char *why)
+static void store_drop(struct exec_op *op)
 {
-	const struct imgnode_storage_ops *st = storage_ops(&r->in->set);
-	void *st_state = r->in->set.storage->state;
-	struct metrics *m = r->in->metrics;
-	char reason[512];
-	int ret = keep ? -EEXIST : st->del(st_state, record);
+	struct store_op *o = (struct store_op *)op;
 
-	if (ret && ret != -ENOENT) {
-		snprintf(reason, sizeof(reason),
-		         "not queued: %s; the upload was refused", why);
-		job_record_set_status(rec, JOB_FAILED, reason);
-		ret = job_record_put(r->in->set.storage, rec);
-		if (ret) {
-			atomic_fetch_add(&m->unqueued_left, 1);
-			log_warn(
-			        COMPONENT,
-			        "job record id=%s left queued: unable to remove it or mark it failed: %s; the reaper's sweep takes it up after [workers] stuck_after",
-			        r->id, strerror(-ret));
-			return;
-		}
-		atomic_fetch_add(&m->unqueued_failed, 1);
+	/* stored after its request had its 503 (on the executor's thread,
+	 * which drops an op nobody waits for): nobody will hear of the job */
+	if (o->op.orphan && o->stored) {
+		const struct imgnode_storage_ops *st = storage_ops(&o->in->set);
+		void *state = o->in->set.storage->state;
+
+		log_debug(COMPONENT, "undoing job id=%s stored too late",
+		          json_string_value(json_object_get(o->rec, "id")));
+		st->del(state, o->record);
+		st->del(state, o->orig);
 	}
-	st->del(st_state, orig);
+	if (o->reserved) {
+		atomic_fetch_sub(&o->in->upload_bytes, (int64_t)o->reserved);
+		atomic_fetch_sub(&o->in->uploads, 1);
+	}
+	free(o->body);
+	o->body = NULL;
+	ingress_result_free(&o->res);
+	json_decref(o->rec);
+	free(o);
+}
+
+/* The refusal noted in r, once what the job stored is deleted (or the
+ * storage gave up on it). */
+static enum MHD_Result answer_undone(struct request *r)
+{
+	ingress_io_free(r->io_op);
+	r->io_op = NULL;
+	return ingress_answer_fail(r);
+}
+
+/*
+ * Refuses the job of r (the refusal noted already): deletes what the
+ * stored job o (taken) left, then answers. While the storage is down the
+ * records' sweep is left to find them.
+ */
+static enum MHD_Result undo(struct request *r, struct store_op *o)
+{
+	struct exec_op *del = ingress_io_delete_op(r->in, o->record, o->orig);
+
+	store_drop(&o->op);
+	if (!del)
+		return ingress_answer_fail(r);
+	return ingress_io_begin(r, &r->in->storage_ex, del, answer_undone);
+}
+
+/* Notes the 503 of a job refused because a dependency failed at a step; a
+ * line at debug if the dependency is away (its breaker logs the outage
+ * once), else a warning. -1. */
+static int refuse(struct request *r, struct executor *ex, int ret,
+                  const char *what)
+{
+	log_msg(ret == -ECANCELED || breaker_counts(ret) ? LOG_DEBUG : LOG_WARN,
+	        COMPONENT, "refusing a job: %s: %s", what,
+	        ret == -ECANCELED ? "down"
+	        : ret == -ETIME   ? "no answer in time"
+	                          : strerror(-ret));
+	return ingress_fail_unavailable(r, ex, ret, what);
+}
+
+/* The publish ended: accepted, or refused and undone. */
+static enum MHD_Result published(struct request *r)
+{
+	struct ingress *in = r->in;
+	struct store_op *o = (struct store_op *)r->job_op;
+	int ret = r->io_ret;
+
+	r->job_op = NULL;
+	ingress_io_free(r->io_op);
+	r->io_op = NULL;
+	if (ret) {
+		/* refused, so undone even if it was sent unconfirmed: a
+		 * delivery that finds no record is dead-lettered unrun */
+		ingress_pending_finish(in, r->id);
+		refuse(r, &in->transport_ex, ret, "unable to queue the job");
+		return undo(r, o);
+	}
+	atomic_fetch_add(&in->metrics->accepted, 1);
+	atomic_fetch_add(&in->metrics->bytes_in, o->len);
+	log_debug(COMPONENT, "accepted id=%s pipeline=%s bytes=%zu", r->id,
+	          r->pl->canonical, o->len);
+	store_drop(&o->op);
+	if (r->wait_ms <= 0)
+		return ingress_answer_accepted(r, job_status_name(JOB_QUEUED));
+	return ingress_wait_suspend(r) ? MHD_YES
+	                               : ingress_answer_from_record(r);
+}
+
+/* The job is stored (or done from the cache): count it, publish it. */
+static enum MHD_Result stored(struct request *r)
+{
+	struct ingress *in = r->in;
+	struct store_op *o = (struct store_op *)r->io_op;
+	struct job_msg m = {.pipeline = r->pl->canonical,
+	                    .request_id = r->request_id};
+	int ret = r->io_ret;
+	size_t len = 0;
+	char *body;
+
+	r->io_op = NULL;
+	if (!o) {
+		refuse(r, &in->storage_ex, ret, "unable to store the job");
+		return ingress_answer_fail(r);
+	}
+	if (ret) {
+		refuse(r, &in->storage_ex, ret, o->what);
+		store_drop(&o->op);
+		return ingress_answer_fail(r);
+	}
+	if (o->hit) {
+		enum MHD_Result answer;
+
+		atomic_fetch_add(&in->metrics->accepted, 1);
+		atomic_fetch_add(&in->metrics->outcome[OUTCOME_CACHED], 1);
+		atomic_fetch_add(&in->metrics->cache_hits, 1);
+		atomic_fetch_add(&in->metrics->bytes_in, o->len);
+		log_debug(COMPONENT, "result cache hit id=%s", r->id);
+		answer = r->wait_ms > 0
+		                 ? ingress_answer_job(r, o->rec, &o->res, true)
+		                 : ingress_answer_accepted(
+		                           r, job_status_name(JOB_DONE));
+		store_drop(&o->op);
+		return answer;
+	}
+	atomic_fetch_add(&in->metrics->cache_misses, 1);
+	ret = ingress_pending_add(in, r->id, r->client);
+	if (ret == -EDQUOT) { /* requests in parallel took the last place */
+		fail_client_quota(r, ingress_client_inflight(in, r->client));
+		return undo(r, o);
+	}
+	if (ret == -EUSERS) { /* the same, for the node */
+		if (!over_inflight(r)) { /* one finished meanwhile */
+			ingress_fail(
+			        r, MHD_HTTP_TOO_MANY_REQUESTS, "too many jobs",
+			        "the limit is %lld ([ingress] max_inflight)",
+			        (long long)in->conf->app->ingress.max_inflight);
+			r->fail_limit = "max_inflight";
+		}
+		return undo(r, o);
+	}
+	if (ret) {
+		ingress_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "internal error",
+		             "unable to count the job: %s", strerror(-ret));
+		return undo(r, o);
+	}
+	memcpy(m.id, r->id, sizeof(m.id));
+	m.result = (char *)json_string_value(json_object_get(o->rec, "result"));
+	body = job_msg_encode(&m, &len);
+	r->job_op = &o->op;
+	return ingress_io_begin(
+	        r, &in->transport_ex,
+	        body ? ingress_io_publish_op(in, body, len) : NULL, published);
 }
 
 /*
  * Stores the original and the record (at once), then publishes: only when
  * all three succeeded is the job accepted. Undoes what it did when one
- * fails (unqueue).
+ * fails, a publish sent but not confirmed too (a 503 leaves no record;
+ * its delivery, if any, finds none and is dead-lettered). Each step waits for its dependency at most dependency_wait, with
+ * the connection suspended (ingress_io_begin), and not at all while the
+ * dependency is known down.
  */
 static enum MHD_Result accept_job(struct request *r,
                                   const struct image_info *info)
 {
 	struct ingress *in = r->in;
-	const struct imgnode_storage_ops *st = storage_ops(&in->set);
-	void *st_state = in->set.storage->state;
-	char result[JOB_KEY_MAX], meta[JOB_KEY_MAX + 8], hex[65];
-	char orig[JOB_KEY_MAX], record[JOB_KEY_MAX], why[256];
+	char result[JOB_KEY_MAX], hex[65];
 	unsigned char sha[EVP_MAX_MD_SIZE];
-	const char *what;
-	bool transport = false;
 	unsigned int shalen = 0;
+	struct store_op *o;
 	json_t *rec;
-	int ret, oret;
 
 	if (!(r->sha ? EVP_DigestFinal_ex(r->sha, sha, &shalen)
 	             : EVP_Digest(r->body, r->len, sha, &shalen, EVP_sha256(),
@@ -561,97 +715,33 @@ static enum MHD_Result accept_job(struct request *r,
 		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                        "internal error",
 		                        "unable to make the result's key");
-	snprintf(meta, sizeof(meta), "%s.meta", result);
-	job_orig_key(r->id, orig, sizeof(orig));
-	job_record_key(r->id, record, sizeof(record));
-	rec = new_record(r, sha, result, info);
-	if (!rec) /* out of memory, or text jansson refused (not UTF-8) */
+	o = calloc(1, sizeof(*o));
+	rec = o ? new_record(r, sha, result, info) : NULL;
+	if (!rec) { /* out of memory, or text jansson refused (not UTF-8) */
+		free(o);
 		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                        "internal error",
 		                        "unable to make the job record");
-
-	pthread_mutex_lock(&in->io);
-	ret = cache_hit(r, rec, meta);
-	if (ret == 0) {
-		pthread_mutex_unlock(&in->io);
-		atomic_fetch_add(&in->metrics->accepted, 1);
-		atomic_fetch_add(&in->metrics->outcome[OUTCOME_CACHED], 1);
-		atomic_fetch_add(&in->metrics->cache_hits, 1);
-		atomic_fetch_add(&in->metrics->bytes_in, r->len);
-		log_debug(COMPONENT, "result cache hit id=%s result=%s", r->id,
-		          result);
-		enum MHD_Result res =
-		        r->wait_ms > 0 ? ingress_answer_job(r, rec, true)
-		                       : ingress_answer_accepted(
-		                                 r, job_status_name(JOB_DONE));
-		json_decref(rec);
-		return res;
 	}
-	what = "unable to look up the result cache";
-	if (ret != -ENOENT)
-		goto out_unlock;
-	atomic_fetch_add(&in->metrics->cache_misses, 1);
-	/* the original on the storer's instance, the record on ours, at once */
-	storer_put(in->storer, orig, r->body, r->len);
-	ret = job_record_put(in->set.storage, rec);
-	oret = storer_wait(in->storer);
-	if (oret) {
-		what = "unable to store the original";
-		if (!ret)
-			unqueue(r, rec, record, orig, false,
-			        "unable to store the original");
-		ret = oret;
-		goto out_unlock;
-	}
-	what = "unable to store the job record";
-	if (ret)
-		goto out_del_orig;
-	what = "unable to count the job";
-	ret = ingress_pending_add(in, r->id, r->client);
-	if (ret == -EDQUOT) { /* requests in parallel took the last place */
-		unqueue(r, rec, record, orig, false, "too many jobs");
-		pthread_mutex_unlock(&in->io);
-		json_decref(rec);
-		fail_client_quota(r, ingress_client_inflight(in, r->client));
-		return ingress_answer_fail(r);
-	}
-	if (ret)
-		goto out_del_record;
-	what = "unable to queue the job";
-	transport = true;
-	ret = publish(r, result);
-	if (ret)
-		goto out_forget;
-	pthread_mutex_unlock(&in->io);
-	ingress_kick(in);
-	json_decref(rec);
-	atomic_fetch_add(&in->metrics->accepted, 1);
-	atomic_fetch_add(&in->metrics->bytes_in, r->len);
-	log_debug(COMPONENT, "accepted id=%s pipeline=%s format=%s bytes=%zu",
-	          r->id, r->pl->canonical, info->format, r->len);
-	if (r->wait_ms <= 0)
-		return ingress_answer_accepted(r, job_status_name(JOB_QUEUED));
-	return ingress_wait_suspend(r) ? MHD_YES
-	                               : ingress_answer_from_record(r);
-
-out_forget:
-	ingress_pending_finish(in, r->id);
-	ingress_kick(in);
-out_del_record:
-	snprintf(why, sizeof(why), "%s: %s", what, strerror(-ret));
-	/* sent but not confirmed: it may still arrive */
-	unqueue(r, rec, record, orig, ret == -ETIMEDOUT, why);
-	goto out_unlock;
-out_del_orig:
-	st->del(st_state, orig);
-out_unlock:
-	pthread_mutex_unlock(&in->io);
-	json_decref(rec);
-	log_warn(COMPONENT, "refusing a job: %s: %s", what, strerror(-ret));
-	return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
-	                        transport ? "transport unavailable"
-	                                  : "storage unavailable",
-	                        "%s: %s", what, strerror(-ret));
+	o->op.run = store_run;
+	o->op.drop = store_drop;
+	o->in = in;
+	o->rec = rec;
+	o->wait = r->wait_ms > 0;
+	o->res.ret = -ENOENT;
+	snprintf(o->meta, sizeof(o->meta), "%s.meta", result);
+	job_orig_key(r->id, o->orig, sizeof(o->orig));
+	job_record_key(r->id, o->record, sizeof(o->record));
+	/* the upload is the op's now: it may outlive this request's wait */
+	o->body = r->body;
+	o->len = r->len;
+	o->reserved = r->reserved;
+	r->body = NULL;
+	r->reserved = 0;
+	r->cap = 0;
+	log_debug(COMPONENT, "storing id=%s pipeline=%s format=%s bytes=%zu",
+	          r->id, r->pl->canonical, info->format, o->len);
+	return ingress_io_begin(r, &in->storage_ex, &o->op, stored);
 }
 
 /* The last call of an upload: the whole body is here. */

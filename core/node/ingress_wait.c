@@ -21,6 +21,7 @@
 #include "../base.h"
 #include "../log.h"
 #include "ingress.h"
+#include "metrics.h"
 #include "node_conf.h"
 
 #define COMPONENT "ingress"
@@ -80,7 +81,14 @@ int ingress_pending_add(struct ingress *in, const char *id, const char *client)
 	snprintf(p->client, sizeof(p->client), "%s", client);
 	p->since_ms = p->checked_ms = now_ms();
 	pthread_mutex_lock(&in->jobs);
-	/* checked again here, where it is counted: requests in parallel */
+	/* checked again here, where it is counted: requests in parallel
+	 * (their uploads are stored at once, each on its own time) */
+	if (metrics_inflight(in->metrics) >=
+	    in->conf->app->ingress.max_inflight) {
+		pthread_mutex_unlock(&in->jobs);
+		free(p);
+		return -EUSERS;
+	}
 	ret = quota_take(in->quota, client, max ? max : INT64_MAX, &held);
 	if (ret) {
 		pthread_mutex_unlock(&in->jobs);

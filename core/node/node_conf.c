@@ -70,82 +70,100 @@ static const struct imgnode_conf_key workers_keys[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
-const struct imgnode_conf_key ingress_conf_keys[] = {
-        {"listen", IMGNODE_CONF_STRING, "127.0.0.1", 0, 0, NULL,
-         "Address the HTTP API listens on (IPv4 or IPv6 literal).",
-         ING(listen)},
-        {"port", IMGNODE_CONF_INT, "8080", 1, 65535, NULL,
-         "TCP port of the HTTP API.", ING(port)},
-        {"max_body", IMGNODE_CONF_SIZE, "50M", 1, 4 * GIB, NULL,
-         "Largest upload accepted; bigger ones get 413.", ING(max_body)},
-        {"wait_max", IMGNODE_CONF_DURATION, "30s", 0, HOUR, NULL,
-         "Longest ?wait= a client may ask for.", ING(wait_max)},
-        {"request_timeout", IMGNODE_CONF_DURATION, "60s", 1000, HOUR, NULL,
-         "A connection idle for this long is closed (slow clients).",
-         ING(request_timeout)},
-        {"request_deadline", IMGNODE_CONF_DURATION, "2m", 1000, 24 * HOUR, NULL,
-         "A request whose headers and body have not all arrived this long after it began is closed, however steadily it trickles in (slow clients).",
-         ING(request_deadline)},
-        {"max_connections", IMGNODE_CONF_INT, "4096", 1, 1000000, NULL,
-         "Connections the HTTP API holds open at once; more are closed as they are accepted (the process's open-file limit is raised to fit).",
-         ING(max_connections)},
-        {"max_connections_per_ip", IMGNODE_CONF_INT, "256", 0, 1000000, NULL,
-         "Connections one client address may hold open at once; more are closed as they are accepted (0 = no limit). Behind a proxy every client has the proxy's address: keep it above the proxy's connections to this node (a ?wait= request holds one for its wait).",
-         ING(max_connections_per_ip)},
-        {"threads", IMGNODE_CONF_INT, "4", 1, 64, NULL,
-         "HTTP threads of the ingress: a slow client or a slow storage read holds one, the others go on answering.",
-         ING(threads)},
-        {"probers", IMGNODE_CONF_INT, "2", 1, 64, NULL,
-         "Prober processes of the ingress: an upload's header is read by one of these (a separate program under the workers' sandbox, [workers] max_memory and seccomp, narrowed: no sockets, no files opened by name, no secrets), never by the ingress itself; an upload waits for a free one. One that crashes or overruns probe_timeout is replaced and that upload gets 422.",
-         ING(probers)},
-        {"probe_timeout", IMGNODE_CONF_DURATION, "5s", 100, HOUR, NULL,
-         "Longest a prober may take to read an upload's header (and to start); past it the prober is killed and the upload gets 422.",
-         ING(probe_timeout)},
-        {"upload_memory", IMGNODE_CONF_SIZE, "256M", 1024 * 1024,
-         INT64_C(1) << 40, NULL,
-         "Memory all uploads in progress may hold together; an upload that does not fit gets 503 with Retry-After (one upload is always let through, up to max_body).",
-         ING(upload_memory)},
-        {"max_inflight", IMGNODE_CONF_INT, "256", 1, 1000000, NULL,
-         "Jobs accepted by this node and not yet finished; beyond it uploads get 429.",
-         ING(max_inflight)},
-        {"max_inflight_per_client", IMGNODE_CONF_INT, "64", 0, 1000000, NULL,
-         "Jobs in flight on this node for one client (its API key's ID when api_keys is set, else its address; an IPv6 address counts by its /64); beyond it that client's uploads get 429 while others go on. 0 = no limit per client.",
-         ING(max_inflight_per_client)},
-        {"trusted_proxies", IMGNODE_CONF_LIST, "127.0.0.1,::1", 0, 0, NULL,
-         "Addresses of proxies (nginx) whose X-Forwarded-For names the client: its last address is the client's for max_inflight_per_client.",
-         ING(trusted_proxies)},
-        {"api_keys", IMGNODE_CONF_LIST | IMGNODE_CONF_SECRET, "", 0, 0, NULL,
-         "If set, /v1/ requests must carry one of these in the X-Api-Key header, written ID:KEY (ID: 1-64 of [A-Za-z0-9_.-]) or KEY alone (its ID is then sha256- and 16 hex digits of its SHA-256). A job is readable only with the key that submitted it (or a signed URL); others get 404.",
-         ING(api_keys)},
-        {"hmac_keys", IMGNODE_CONF_LIST | IMGNODE_CONF_SECRET, "", 0, 0, NULL,
-         "If set, requests must be signed (docs/signing.md): ID:SECRET pairs (ID: 1-64 of [A-Za-z0-9_.-]; SECRET: at least 16 characters); every one is valid at once, so keys rotate by adding the new one, moving clients, removing the old. A POST signs its pipeline (or preset) in the query; a GET signed with one reads a job without an API key.",
-         ING(hmac_keys)},
-        {"hmac_max_ttl", IMGNODE_CONF_DURATION, "7d", 1000,
-         INT64_C(366) * 24 * HOUR, NULL,
-         "Longest life a signed request may ask for: expires= further ahead than this is refused.",
-         ING(hmac_max_ttl)},
-        {"hmac_key", IMGNODE_CONF_STRING | IMGNODE_CONF_SECRET, "", 0, 0, NULL,
-         "Signatures v1 (deprecated): ?sig=hex(HMAC-SHA256(key, pipeline)) with no expiry, replayable forever. Refused unless hmac_v1 = yes.",
-         ING(hmac_key)},
-        {"hmac_v1", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
-         "Accept v1 signatures made with hmac_key (besides v2 ones with hmac_keys), for clients not yet moved.",
-         ING(hmac_v1)},
-        {"presets_only", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
-         "Accept only ?preset=NAME, never a pipeline in the request.",
-         ING(presets_only)},
-        {"www_dir", IMGNODE_CONF_PATH, IMGNODE_WWW_DIR, 0, 0, NULL,
-         "Directory of the upload page's files, served at / without an API key (.html, .css, .js, .svg, .png, .ico, .txt; no listing, no symlinks, no hidden files). Empty: no page, / is 404.",
-         ING(www_dir)},
-        {"admin_listen", IMGNODE_CONF_STRING, "127.0.0.1", 0, 0, NULL,
-         "Address of the admin listener (IPv4 or IPv6 literal), if admin_port is set.",
-         ING(admin_listen)},
-        {"admin_port", IMGNODE_CONF_INT, "0", 0, 65535, NULL,
-         "If set, /healthz, /readyz and /metrics are served on admin_listen:admin_port, and the public port answers /readyz and /metrics 404 (0 = all on the public port).",
-         ING(admin_port)},
-        {"access_log", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
-         "One info line per request: method, path, query (values of sig, keys, tokens and secrets masked), status, bytes, ms, client address, request_id (X-Request-ID, or one made up).",
-         ING(access_log)},
-        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+const struct imgnode_conf_key ingress_conf_keys[] =
+        {
+                {"listen", IMGNODE_CONF_STRING, "127.0.0.1", 0, 0, NULL,
+                 "Address the HTTP API listens on (IPv4 or IPv6 literal).",
+                 ING(listen)},
+                {"port", IMGNODE_CONF_INT, "8080", 1, 65535, NULL,
+                 "TCP port of the HTTP API.", ING(port)},
+                {"max_body", IMGNODE_CONF_SIZE, "50M", 1, 4 * GIB, NULL,
+                 "Largest upload accepted; bigger ones get 413.",
+                 ING(max_body)},
+                {"wait_max", IMGNODE_CONF_DURATION, "30s", 0, HOUR, NULL,
+                 "Longest ?wait= a client may ask for.", ING(wait_max)},
+                {"request_timeout", IMGNODE_CONF_DURATION, "60s", 1000, HOUR,
+                 NULL,
+                 "A connection idle for this long is closed (slow clients).",
+                 ING(request_timeout)},
+                {"request_deadline", IMGNODE_CONF_DURATION, "2m", 1000,
+                 24 * HOUR, NULL,
+                 "A request whose headers and body have not all arrived this long after it began is closed, however steadily it trickles in (slow clients).",
+                 ING(request_deadline)},
+                {"dependency_wait", IMGNODE_CONF_DURATION, "5s", 100,
+                 5 * 60 * 1000, NULL,
+                 "Longest a request waits for one storage or transport call (or request_deadline, if shorter); past it the request gets 503 (\"storage unavailable\" or \"transport unavailable\", with Retry-After) and the dependency counts as down: until it answers a ping (each second, never two calls at once), requests needing it get that 503 at once and /readyz says 503. Keep it above the time the storage takes to store the largest upload. A request meets at most one such wait per dependency, so during an outage the slowest answer is wait_max + 2 x dependency_wait after the request arrived (40 s by default).",
+                 ING(dependency_wait)},
+                {"proxy_timeout", IMGNODE_CONF_DURATION, "75s", 1000, 24 * HOUR,
+                 NULL,
+                 "The read timeout of the proxy in front of the node (nginx's proxy_read_timeout, 75s in the shipped site): imgnode -t refuses a config where a request could be answered later, wait_max + 2 x dependency_wait at or past it. It changes nothing else.",
+                 ING(proxy_timeout)},
+                {"max_connections", IMGNODE_CONF_INT, "4096", 1, 1000000, NULL,
+                 "Connections the HTTP API holds open at once; more are closed as they are accepted (the process's open-file limit is raised to fit).",
+                 ING(max_connections)},
+                {"max_connections_per_ip", IMGNODE_CONF_INT, "256", 0, 1000000,
+                 NULL,
+                 "Connections one client address may hold open at once; more are closed as they are accepted (0 = no limit). Behind a proxy every client has the proxy's address: keep it above the proxy's connections to this node (a ?wait= request holds one for its wait).",
+                 ING(max_connections_per_ip)},
+                {"threads", IMGNODE_CONF_INT, "4", 1, 64, NULL,
+                 "HTTP threads of the ingress: a slow client or a slow storage read holds one, the others go on answering.",
+                 ING(threads)},
+                {"probers", IMGNODE_CONF_INT, "2", 1, 64, NULL,
+                 "Prober processes of the ingress: an upload's header is read by one of these (a separate program under the workers' sandbox, [workers] max_memory and seccomp, narrowed: no sockets, no files opened by name, no secrets), never by the ingress itself; an upload waits for a free one. One that crashes or overruns probe_timeout is replaced and that upload gets 422.",
+                 ING(probers)},
+                {"probe_timeout", IMGNODE_CONF_DURATION, "5s", 100, HOUR, NULL,
+                 "Longest a prober may take to read an upload's header (and to start); past it the prober is killed and the upload gets 422.",
+                 ING(probe_timeout)},
+                {"upload_memory", IMGNODE_CONF_SIZE, "256M", 1024 * 1024,
+                 INT64_C(1) << 40, NULL,
+                 "Memory all uploads in progress may hold together; an upload that does not fit gets 503 with Retry-After (one upload is always let through, up to max_body).",
+                 ING(upload_memory)},
+                {"max_inflight", IMGNODE_CONF_INT, "256", 1, 1000000, NULL,
+                 "Jobs accepted by this node and not yet finished; beyond it uploads get 429.",
+                 ING(max_inflight)},
+                {"max_inflight_per_client", IMGNODE_CONF_INT, "64", 0, 1000000,
+                 NULL,
+                 "Jobs in flight on this node for one client (its API key's ID when api_keys is set, else its address; an IPv6 address counts by its /64); beyond it that client's uploads get 429 while others go on. 0 = no limit per client.",
+                 ING(max_inflight_per_client)},
+                {"trusted_proxies", IMGNODE_CONF_LIST, "127.0.0.1,::1", 0, 0,
+                 NULL,
+                 "Addresses of proxies (nginx) whose X-Forwarded-For names the client: its last address is the client's for max_inflight_per_client.",
+                 ING(trusted_proxies)},
+                {"api_keys", IMGNODE_CONF_LIST | IMGNODE_CONF_SECRET, "", 0, 0,
+                 NULL,
+                 "If set, /v1/ requests must carry one of these in the X-Api-Key header, written ID:KEY (ID: 1-64 of [A-Za-z0-9_.-]) or KEY alone (its ID is then sha256- and 16 hex digits of its SHA-256). A job is readable only with the key that submitted it (or a signed URL); others get 404.",
+                 ING(api_keys)},
+                {"hmac_keys", IMGNODE_CONF_LIST | IMGNODE_CONF_SECRET, "", 0, 0,
+                 NULL,
+                 "If set, requests must be signed (docs/signing.md): ID:SECRET pairs (ID: 1-64 of [A-Za-z0-9_.-]; SECRET: at least 16 characters); every one is valid at once, so keys rotate by adding the new one, moving clients, removing the old. A POST signs its pipeline (or preset) in the query; a GET signed with one reads a job without an API key.",
+                 ING(hmac_keys)},
+                {"hmac_max_ttl", IMGNODE_CONF_DURATION, "7d", 1000,
+                 INT64_C(366) * 24 * HOUR, NULL,
+                 "Longest life a signed request may ask for: expires= further ahead than this is refused.",
+                 ING(hmac_max_ttl)},
+                {"hmac_key", IMGNODE_CONF_STRING | IMGNODE_CONF_SECRET, "", 0,
+                 0, NULL,
+                 "Signatures v1 (deprecated): ?sig=hex(HMAC-SHA256(key, pipeline)) with no expiry, replayable forever. Refused unless hmac_v1 = yes.",
+                 ING(hmac_key)},
+                {"hmac_v1", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
+                 "Accept v1 signatures made with hmac_key (besides v2 ones with hmac_keys), for clients not yet moved.",
+                 ING(hmac_v1)},
+                {"presets_only", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
+                 "Accept only ?preset=NAME, never a pipeline in the request.",
+                 ING(presets_only)},
+                {"www_dir", IMGNODE_CONF_PATH, IMGNODE_WWW_DIR, 0, 0, NULL,
+                 "Directory of the upload page's files, served at / without an API key (.html, .css, .js, .svg, .png, .ico, .txt; no listing, no symlinks, no hidden files). Empty: no page, / is 404.",
+                 ING(www_dir)},
+                {"admin_listen", IMGNODE_CONF_STRING, "127.0.0.1", 0, 0, NULL,
+                 "Address of the admin listener (IPv4 or IPv6 literal), if admin_port is set.",
+                 ING(admin_listen)},
+                {"admin_port", IMGNODE_CONF_INT, "0", 0, 65535, NULL,
+                 "If set, /healthz, /readyz and /metrics are served on admin_listen:admin_port, and the public port answers /readyz and /metrics 404 (0 = all on the public port).",
+                 ING(admin_port)},
+                {"access_log", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
+                 "One info line per request: method, path, query (values of sig, keys, tokens and secrets masked), status, bytes, ms, client address, request_id (X-Request-ID, or one made up).",
+                 ING(access_log)},
+                {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
 static const char *const fail_on[] = {"none", "truncated", "error", "warning",
@@ -303,6 +321,32 @@ static int check_id_list(const struct conf *conf, const char *key,
 	return 0;
 }
 
+/*
+ * Every request is answered before the proxy gives up on it: the longest
+ * answer, a ?wait= of wait_max with one dependency_wait per dependency
+ * (the breaker refuses the rest at once), stays below proxy_timeout.
+ */
+static int check_timeouts(const struct conf *conf, char *err, size_t errlen)
+{
+	const struct ingress_conf *ic = &conf->app->ingress;
+	int64_t worst = ic->wait_max + 2 * ic->dependency_wait;
+	char where[600];
+
+	if (worst < ic->proxy_timeout)
+		return 0;
+	position(conf,
+	         conf_find(conf, "ingress", "dependency_wait")
+	                 ? "dependency_wait"
+	         : conf_find(conf, "ingress", "wait_max") ? "wait_max"
+	                                                  : "proxy_timeout",
+	         where, sizeof(where));
+	conf_set_err(
+	        err, errlen,
+	        "%s[ingress] wait_max + 2 x dependency_wait (%lld ms) must stay below proxy_timeout (%lld ms): a request during an outage would be answered after the proxy gave up on it",
+	        where, (long long)worst, (long long)ic->proxy_timeout);
+	return -EINVAL;
+}
+
 /* The keys of requests' authentication (docs/signing.md). */
 static int check_auth(const struct conf *conf, char *err, size_t errlen)
 {
@@ -385,7 +429,7 @@ static int fill_node(struct conf *conf, char *err, size_t errlen)
 		        e ? e->value : "1h");
 		return -EINVAL;
 	}
-	if (check_auth(conf, err, errlen))
+	if (check_auth(conf, err, errlen) || check_timeouts(conf, err, errlen))
 		return -EINVAL;
 	return fill_presets(conf, err, errlen);
 }

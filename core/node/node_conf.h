@@ -35,6 +35,8 @@ struct ingress_conf {
 	int64_t wait_max; /* ms */
 	int64_t request_timeout; /* ms */
 	int64_t request_deadline; /* ms */
+	int64_t dependency_wait; /* ms: one storage or transport call */
+	int64_t proxy_timeout; /* ms: the proxy's read timeout */
 	int64_t max_connections;
 	int64_t max_connections_per_ip; /* 0: no limit */
 	int64_t threads;

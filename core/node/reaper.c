@@ -132,6 +132,9 @@ int reaper_main(void *arg, const char *id)
 			nanosleep(&pause, NULL);
 			continue;
 		}
+		/* a record read and written, each within the storage's op
+		 * timeout: during an outage that is longer than a heartbeat */
+		proc_notify_busy(2 * node->conf->app->workers.job_timeout);
 		if (reap(&set, node->metrics, &d) == 0)
 			tr->ack(set.transport->state, &d);
 		else

@@ -76,7 +76,12 @@ static void stop_consuming(struct worker *w)
 	                               IMGNODE_QUEUE_JOBS);
 }
 
-/* Tells the supervisor the job may take job_timeout from now. */
+/*
+ * Tells the supervisor the job may take job_timeout from now: sent before
+ * each storage call too, so a call that waits out the storage's op timeout
+ * (below job_timeout) during an outage never gets the worker killed;
+ * job_timeout bounds each step, the image's above all.
+ */
 static void notify_busy(struct worker *w)
 {
 	proc_notify_busy(w->conf->app->workers.job_timeout);
@@ -115,6 +120,7 @@ static int finish(struct worker *w, json_t *rec, enum job_status status,
 	int ret;
 
 	job_record_set_status(rec, status, error);
+	notify_busy(w);
 	ret = job_record_put(w->set.storage, rec);
 	if (ret)
 		return ret;
@@ -143,6 +149,7 @@ static int output_from_meta(struct worker *w, json_t *rec, const char *key)
 	int ret;
 
 	snprintf(meta_key, sizeof(meta_key), "%s.meta", key);
+	notify_busy(w);
 	ret = storage_ops(&w->set)->get(w->set.storage->state, meta_key,
 	                                META_MAX, &buf, &len);
 	if (ret)
@@ -215,6 +222,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	json_object_set_new(rec, "attempts", json_integer(d->attempt));
 	json_object_set_new(rec, "worker", json_string(w->id));
 	job_record_set_status(rec, JOB_RUNNING, NULL);
+	notify_busy(w);
 	ret = job_record_put(w->set.storage, rec);
 	if (ret) {
 		pipeline_free(pl);
@@ -228,6 +236,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	}
 
 	job_orig_key(msg->id, key, sizeof(key));
+	notify_busy(w);
 	ret = st->get(sst, key, (size_t)w->conf->app->ingress.max_body, &orig,
 	              &len);
 	if (ret == -ENOENT) {
@@ -239,6 +248,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		return ret;
 	}
 	/* the part that can cost more than job_timeout: watched */
+	notify_busy(w);
 	watchdog_arm(w->wd, rec, w->deadline_ms);
 	ret = image_probe(orig, len, &w->conf->app->limits, &info, why,
 	                  sizeof(why));
@@ -258,6 +268,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	pipeline_free(pl);
 
 	/* the image first, then .meta, which marks it complete */
+	notify_busy(w);
 	ret = st->put_excl(sst, result, out.buf, out.len);
 	if (ret == -EEXIST)
 		ret = st->put(sst, result, out.buf, out.len);
@@ -274,6 +285,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	}
 	text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
 	snprintf(meta_key, sizeof(meta_key), "%s.meta", result);
+	notify_busy(w);
 	ret = text ? st->put(sst, meta_key, text, strlen(text)) : -ENOMEM;
 	free(text);
 	if (ret) {
@@ -353,6 +365,7 @@ static int attempt(struct worker *w, const struct imgnode_delivery *d,
 	json_t *rec;
 	int ret;
 
+	notify_busy(w);
 	rec = job_record_get(w->set.storage, msg->id, &ret);
 	if (!rec) {
 		if (transient(ret))

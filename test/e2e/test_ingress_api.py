@@ -490,7 +490,12 @@ def test_storage_failure_is_503_and_readyz_says_so(own, images):
     shutil.move(store, s.node.state / "store.away")
     store.mkdir()
     try:
-        r = s.get("/readyz")
+        # /readyz answers from the storage's breaker, which its next ping
+        # (within a second) opens
+        deadline = time.monotonic() + 5
+        while (r := s.get("/readyz")).status_code == 200:
+            assert time.monotonic() < deadline, "/readyz never said 503"
+            time.sleep(0.1)
         body = error_of(r, 503, "not ready")
         assert body["storage"] != "ok" and body["transport"] == "ok"
         assert body["detail"].startswith("storage: ")
@@ -498,7 +503,10 @@ def test_storage_failure_is_503_and_readyz_says_so(own, images):
     finally:
         store.rmdir()
         shutil.move(s.node.state / "store.away", store)
-    assert s.get("/readyz").status_code == 200
+    deadline = time.monotonic() + 5
+    while s.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "/readyz never said 200 again"
+        time.sleep(0.1)
 
 
 def test_transport_failure_is_503_and_stores_nothing(own, images):
