@@ -646,15 +646,20 @@ def test_the_accounting_is_exact(outage):
         f"{wrong[:5]}"
     # no new record is left queued or running, nor belongs to an upload
     # that was refused
-    stray = {j: r.get("status") for j, r in res["new_records"].items()
-             if r.get("status") not in ("done", "failed")}
-    assert not stray, f"{len(stray)} records in no final state: " \
-        f"{list(stray.items())[:5]}"
+    def told(j):
+        """The record's status and the upload's answer in the access log."""
+        status = next((ln.split(" status=")[1].split()[0] for ln in res["log"]
+                       if " access: POST " in ln and f" id={j}" in ln), "?")
+        return f"{j} {res['new_records'][j].get('status')} (POST {status})"
+    stray = [j for j, r in res["new_records"].items()
+             if r.get("status") not in ("done", "failed")]
+    assert not stray, f"{len(stray)} records in no final state: " + \
+        ", ".join(map(told, stray[:5]))
     # nor is done for an upload that was never answered 202
-    unknown = {j: r.get("status") for j, r in res["new_records"].items()
-               if j not in accepted and r.get("status") != "failed"}
+    unknown = [j for j, r in res["new_records"].items()
+               if j not in accepted and r.get("status") != "failed"]
     assert not unknown, f"{len(unknown)} records of jobs no client was " \
-        f"told of: {list(unknown.items())[:5]}"
+        "told of: " + ", ".join(map(told, unknown[:5]))
 
 
 # ---- the harness itself ----
