@@ -70,16 +70,15 @@ PROBE_TIMEOUT_S = 5   # /healthz, /readyz, /metrics probes
 RECOVER_S = 30        # a fresh job completes within this of the return
 SETTLE_S = 90         # every accepted job is final within this after it
 # workers scenario: workers SIGKILLed in all, each as soon as it runs
-# ([workers] intensity is 20 in 30 s: 18 stays under it; 9 each brings
-# today's restart backoff to its 10 s cap)
+# ([workers] intensity is 20 in 30 s: 18 stays under it; 9 crashes of
+# each worker bring today's restart backoff to 6.4 s)
 KILLS = 18
 # a node may take this long to see that no worker runs (the supervisor
 # knows at once; the ingress reads it from shared memory)
 GRACE_S = 1.0
 # Longest the node may be without a running worker while its workers
 # crash in a loop (issue 21 point 3): a placeholder that must match the
-# bound the docs promise once it is written. Today's backoff reaches
-# 6.4 s after 9 crashes of a worker (10 s cap).
+# bound the docs promise once it is written.
 WORKERLESS_BOUND_S = 5
 WORKERS = 2
 LOG_LINES_MAX = 4     # warnings naming the service, per process
@@ -89,7 +88,6 @@ _widths = itertools.count(20)  # a width per job: none is a cache hit
 SERVICE_WORDS = {
     "storage": r"\b(storage|rados|ceph|osd|mon)\b",
     "transport": r"\b(transport|amqp|broker|rabbitmq)\b",
-    "workers": r"\bworker",
 }
 
 
@@ -245,9 +243,9 @@ class Outage:
 
 
 def kill_workers(ctx):
-    """SIGKILLs every worker as soon as it runs, KILLS times in all; while
-    none runs (as the supervisor sees it), asks /readyz from
-    GRACE_S on (every 0.1 s), keeping the answers given with no worker running before
+    """SIGKILLs every worker as soon as it runs, KILLS times in all. While
+    none runs (as the supervisor sees it), asks /readyz every 0.1 s from
+    GRACE_S on, keeping the answers given with no worker running before
     and after them. ctx["spans"]: each time without a worker."""
     server, spans = ctx["server"], ctx["spans"]
     killed, span = set(), None
