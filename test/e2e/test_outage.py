@@ -406,9 +406,11 @@ def figures(res):
     t0 = res["t0"]
     posts, probes = res["posts"], res["probes"]
     first = [a["answered"] - t0 for a in posts if a["status"] == 503]
-    took = [a["took"] for a in posts]
+    took = [a["took"] for a in posts if a["status"]]
+    lost = [a["took"] for a in posts if not a["status"]]
     health = [a["took"] if a["status"] == 200 else None
               for a in probes["healthz"] if a["sent"] >= t0]
+    fine = [t for t in health if t is not None]
     ready = [a["answered"] - t0 for a in probes["readyz"]
              if a["sent"] >= t0 and a["status"] == 503]
     count = {}
@@ -419,9 +421,11 @@ def figures(res):
         "outage": res["name"],
         "first_503_s": round(min(first), 1) if first else None,
         "posts": count,
-        "slowest_post_s": round(max(took), 1),
-        "slowest_healthz_s": (None if None in health
-                              else round(max(health), 2)),
+        # the slowest answer; a POST without one waited this long for
+        # its reset or timeout
+        "slowest_post_s": round(max(took), 1) if took else None,
+        "post_unanswered_s": round(max(lost), 1) if lost else None,
+        "slowest_healthz_s": round(max(fine), 2) if fine else None,
         "healthz_failed": f"{health.count(None)}/{len(health)}",
         "readyz_503_s": round(min(ready), 1) if ready else None,
         "restarts": sum(res["restarts_after"].values())
