@@ -45,12 +45,8 @@ import time
 
 import pytest
 
-# Shared helpers: all the imports from other test modules are here.
-from conftest import BUILD, ROOT
-from test_amqp_node import SCRIPT as RABBITMQ, broker  # noqa: F401 (fixture)
-from test_cluster_node import CEPH, ceph  # noqa: F401 (fixture)
-from test_ingress_api import free_port, image_size, start
-from test_load import small_jpeg
+from nodelib import BUILD, CEPH, RABBITMQ, ROOT, free_port, image_size, \
+    small_jpeg, start
 
 IMGNODECTL = BUILD / "imgnodectl"
 NGINX = ROOT / "test" / "lib" / "nginx"
