@@ -473,9 +473,10 @@ int ingress_io_result(struct ingress *in, json_t *rec,
 /* Frees what res holds. */
 void ingress_result_free(struct ingress_result *res);
 
-/* The storage's: deletes a and b (either may be NULL or ""). */
-struct exec_op *ingress_io_delete_op(struct ingress *in, const char *a,
-                                     const char *b);
+/* The storage's: deletes a and b (either may be NULL or ""); a refused
+ * job's record (a, of job id) it cannot delete is marked failed. */
+struct exec_op *ingress_io_delete_op(struct ingress *in, const char *id,
+                                     const char *a, const char *b);
 
 /* The transport's: publishes body (taken) to the jobs queue with our
  * reply queue. NULL if out of memory (body freed). */

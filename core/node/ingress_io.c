@@ -22,6 +22,7 @@
 #include "../base.h"
 #include "../log.h"
 #include "ingress.h"
+#include "metrics.h"
 #include "node_conf.h"
 #include "startup.h"
 
@@ -258,9 +259,41 @@ int ingress_io_read(struct ingress *in, const char *key, uint64_t off,
 
 struct delete_op {
 	struct exec_op op;
+	struct ingress *in;
 	const struct imgnode_storage_ops *ops;
+	char id[JOB_ID_LEN + 1]; /* the refused job's, or "" */
 	char keys[2][JOB_KEY_MAX];
 };
+
+/*
+ * The record of a refused job could not be deleted: marks it failed with
+ * the reason, so it is never left queued; if storage refuses that too,
+ * the reaper's sweep takes it up after [workers] stuck_after.
+ */
+static void fail_refused(struct delete_op *o)
+{
+	struct metrics *m = o->in->metrics;
+	int ret;
+	json_t *rec = job_record_get(o->in->set.storage, o->id, &ret);
+
+	if (rec) {
+		job_record_set_status(rec, JOB_FAILED,
+		                      "not queued: the upload was refused");
+		ret = job_record_put(o->in->set.storage, rec);
+		json_decref(rec);
+	}
+	if (!rec && ret == -ENOENT)
+		return;
+	if (ret) {
+		atomic_fetch_add(&m->unqueued_left, 1);
+		log_warn(
+		        COMPONENT,
+		        "job record id=%s left queued: unable to remove it or mark it failed: %s; the reaper's sweep takes it up after [workers] stuck_after",
+		        o->id, strerror(-ret));
+		return;
+	}
+	atomic_fetch_add(&m->unqueued_failed, 1);
+}
 
 static int delete_run(struct exec_op *op, void *state)
 {
@@ -273,6 +306,8 @@ static int delete_run(struct exec_op *op, void *state)
 			log_warn(COMPONENT, "unable to delete %s: %s",
 			         o->keys[i], strerror(-r));
 			ret = ret ? ret : r;
+			if (i == 0 && o->id[0])
+				fail_refused(o);
 		}
 	}
 	return ret;
@@ -283,8 +318,8 @@ static void delete_drop(struct exec_op *op)
 	free(op);
 }
 
-struct exec_op *ingress_io_delete_op(struct ingress *in, const char *a,
-                                     const char *b)
+struct exec_op *ingress_io_delete_op(struct ingress *in, const char *id,
+                                     const char *a, const char *b)
 {
 	struct delete_op *o = calloc(1, sizeof(*o));
 
@@ -292,7 +327,9 @@ struct exec_op *ingress_io_delete_op(struct ingress *in, const char *a,
 		return NULL;
 	o->op.run = delete_run;
 	o->op.drop = delete_drop;
+	o->in = in;
 	o->ops = storage_ops(&in->set);
+	snprintf(o->id, sizeof(o->id), "%s", id ? id : "");
 	snprintf(o->keys[0], sizeof(o->keys[0]), "%s", a ? a : "");
 	snprintf(o->keys[1], sizeof(o->keys[1]), "%s", b ? b : "");
 	return &o->op;
