@@ -26,12 +26,8 @@ import time
 import pytest
 import requests
 
-from conftest import BUILD, ROOT, Node
-from test_amqp_node import broker, rabbitmq  # noqa: F401 (fixture)
-from test_cluster_node import ceph  # noqa: F401 (fixture)
-from test_ingress_api import error_of, images, start  # noqa: F401
+from nodelib import BUILD, CEPH, Node, error_of, rabbitmq, start
 
-CEPH = ROOT / "test" / "lib" / "ceph"
 IMGNODECTL = BUILD / "imgnodectl"
 FAST = 1.0  # s: /healthz, and a 503 once the dependency is known down
 DEPENDENCY_WAIT = 5.0  # s: the shipped [ingress] dependency_wait

@@ -63,8 +63,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* what ingress.c sets up before the daemon, without the plugins */
 	in.conf = conf;
 	in.metrics = metrics_create();
-	in.kick_fd = -1;
-	pthread_mutex_init(&in.io, NULL);
 	pthread_mutex_init(&in.jobs, NULL);
 	if (!in.metrics || ingress_pending_init(&in)) {
 		fprintf(stderr, "fuzz_multipart: out of memory\n");
