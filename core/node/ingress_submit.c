@@ -563,7 +563,8 @@ static enum MHD_Result answer_undone(struct request *r)
  */
 static enum MHD_Result undo(struct request *r, struct store_op *o)
 {
-	struct exec_op *del = ingress_io_delete_op(r->in, r->id, o->record, o->orig);
+	struct exec_op *del =
+	        ingress_io_delete_op(r->in, r->id, o->record, o->orig);
 
 	store_drop(&o->op);
 	if (!del)
