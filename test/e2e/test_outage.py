@@ -499,6 +499,8 @@ def test_readyz_says_503_within_the_bound(outage):
                           "running did not say 503:\n" + "\n".join(lies[:10]))
         return
     refused = any(a["status"] == 503 for a in res["posts"])
+    # the monitor killed: the OSD keeps serving, so nothing has to be
+    # refused; the rule applies only if the node did refuse something
     if not spec.refused and not refused:
         pytest.skip(f"{res['name']}: the node served on, nothing refused")
     ready = [a for a in res["probes"]["readyz"]
@@ -547,6 +549,8 @@ def test_uploads_get_a_fast_503_naming_the_service(outage):
 
 def test_never_without_workers_for_long(outage):
     spec, res = outage
+    # a storage or broker outage leaves the workers running: only the
+    # workers-killed scenario can leave the node without one
     if spec.dependency != "workers":
         pytest.skip("workers run on")
     t0 = res["t0"]
@@ -574,6 +578,8 @@ def test_no_process_is_restarted(outage):
 
 def test_the_log_names_the_service(outage):
     spec, res = outage
+    # the scenarios where nothing is down for the API (monitor killed,
+    # workers killed) have no dependency to name
     if not spec.refused:
         pytest.skip(f"{res['name']}: nothing has to be said")
     words = re.compile(SERVICE_WORDS[spec.dependency], re.I)
@@ -597,6 +603,7 @@ def test_the_log_names_the_service(outage):
 
 def test_metrics_show_the_dependency_down(outage):
     spec, res = outage
+    # likewise: no dependency is down in those scenarios, so no gauge at 0
     if not spec.refused:
         pytest.skip(f"{res['name']}: no dependency has to be down")
     t0 = res["t0"]
