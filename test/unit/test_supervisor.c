@@ -135,6 +135,33 @@ static void end_run(struct run *r)
 }
 
 /*
+ * One permanent child crashing at every start under intensity 3 and the
+ * backoff bounds given: runs the tree until it gives up.
+ */
+static void run_crashing(struct run *r, int64_t backoff_min_ms,
+                         int64_t backoff_max_ms)
+{
+	const struct sup_child_spec child = {
+	        .id = "crash",
+	        .type = SUP_WORKER,
+	        .restart = SUP_PERMANENT,
+	        .start = child_crash,
+	};
+	const struct sup_spec spec = {
+	        .id = "root",
+	        .strategy = SUP_ONE_FOR_ONE,
+	        .intensity = 3,
+	        .period_ms = 60000,
+	        .backoff_min_ms = backoff_min_ms,
+	        .backoff_max_ms = backoff_max_ms,
+	        .children = &child,
+	        .nchildren = 1,
+	};
+
+	run_tree(r, &spec);
+}
+
+/*
  * A child that never says ready is killed at its start timeout and counts
  * as a crash; with intensity 0 the tree gives up (exit 1). Nothing but the
  * deadline wakes the loop before the kill.
@@ -176,26 +203,10 @@ static void test_start_timeout_fires_without_a_tick(void **state)
  */
 static void test_backoff_restart_happens_without_a_tick(void **state)
 {
-	const struct sup_child_spec child = {
-	        .id = "crash",
-	        .type = SUP_WORKER,
-	        .restart = SUP_PERMANENT,
-	        .start = child_crash,
-	};
-	const struct sup_spec spec = {
-	        .id = "root",
-	        .strategy = SUP_ONE_FOR_ONE,
-	        .intensity = 3,
-	        .period_ms = 60000,
-	        .backoff_min_ms = 50,
-	        .backoff_max_ms = 100,
-	        .children = &child,
-	        .nchildren = 1,
-	};
 	struct run r;
 
 	(void)state;
-	run_tree(&r, &spec);
+	run_crashing(&r, 50, 100);
 	assert_false(r.guard_fired);
 	assert_int_equal(r.exit_code, 1);
 	assert_int_equal(r.restarts, 4);
@@ -339,26 +350,10 @@ static void test_pool_backoff_is_per_member(void **state)
  */
 static void test_backoff_min_is_capped(void **state)
 {
-	const struct sup_child_spec child = {
-	        .id = "crash",
-	        .type = SUP_WORKER,
-	        .restart = SUP_PERMANENT,
-	        .start = child_crash,
-	};
-	const struct sup_spec spec = {
-	        .id = "root",
-	        .strategy = SUP_ONE_FOR_ONE,
-	        .intensity = 3,
-	        .period_ms = 60000,
-	        .backoff_min_ms = 5000,
-	        .backoff_max_ms = 50,
-	        .children = &child,
-	        .nchildren = 1,
-	};
 	struct run r;
 
 	(void)state;
-	run_tree(&r, &spec);
+	run_crashing(&r, 5000, 50);
 	assert_false(r.guard_fired);
 	assert_int_equal(r.exit_code, 1);
 	assert_int_equal(r.restarts, 4);
