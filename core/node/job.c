@@ -88,6 +88,20 @@ void job_record_key(const char *id, char *buf, size_t len)
 	snprintf(buf, len, "jobs/%s", id);
 }
 
+void job_image_id(const unsigned char sha256[32], char id[JOB_ID_LEN + 1])
+{
+	char hex64[65];
+
+	job_sha256_hex(sha256, hex64);
+	memcpy(id, hex64, JOB_ID_LEN);
+	id[JOB_ID_LEN] = '\0';
+}
+
+void job_image_key(const char *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "img/%s", id);
+}
+
 void job_result_key(const unsigned char sha256[32], const char *canonical,
                     const char *versions, char *buf, size_t len)
 {

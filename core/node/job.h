@@ -97,6 +97,15 @@ void job_orig_key(const char *id, char *buf, size_t len);
 void job_record_key(const char *id, char *buf, size_t len);
 
 /*
+ * Images kept as a resource (POST /v1/images): an image's id is the first
+ * JOB_ID_LEN hex digits of its bytes' SHA-256 (128 bits), so the same
+ * bytes always get the same id and job_id_valid accepts it; its original
+ * is stored under "img/ID".
+ */
+void job_image_id(const unsigned char sha256[32], char id[JOB_ID_LEN + 1]);
+void job_image_key(const char *id, char *buf, size_t len);
+
+/*
  * The versions of the filters pl uses: "thumbnail=1.0,webp=1.0", with the
  * encoder an input of format gets when pl names none (set and format may
  * be NULL to leave it out), and ",metadata=stripped" unless keep_metadata:

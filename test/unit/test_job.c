@@ -41,6 +41,22 @@ static void test_stamp_reads_what_job_timestamp_writes(void **state)
 	json_decref(rec);
 }
 
+/* An image's id is its content's: the same bytes, the same id, a valid one. */
+static void test_image_id_is_the_content_hash_prefix(void **state)
+{
+	unsigned char sha[32];
+	char id[JOB_ID_LEN + 1], key[64];
+
+	(void)state;
+	for (int i = 0; i < 32; i++)
+		sha[i] = (unsigned char)(0xa0 + i);
+	job_image_id(sha, id);
+	assert_string_equal(id, "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+	assert_true(job_id_valid(id));
+	job_image_key(id, key, sizeof(key));
+	assert_string_equal(key, "img/a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+}
+
 static void test_stamp_refuses_out_of_range_fields(void **state)
 {
 	json_t *rec = json_pack("{s:i, s:n}", "t", 1, "u");
@@ -284,6 +300,7 @@ int main(void)
 	        cmocka_unit_test(test_stamp_reads_what_job_timestamp_writes),
 	        cmocka_unit_test(test_stamp_refuses_out_of_range_fields),
 	        cmocka_unit_test(test_message_round_trip_and_refusals),
+	        cmocka_unit_test(test_image_id_is_the_content_hash_prefix),
 	        cmocka_unit_test(test_status_names_round_trip),
 	        cmocka_unit_test(test_reply_round_trip_and_refusals),
 	        cmocka_unit_test(
