@@ -64,4 +64,21 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
               size_t errlen);
 void image_out_free(struct image_out *out);
 
+struct _VipsImage;
+/*
+ * Fetches the stored image id names (IMGNODE_ARG_IMAGE: overlay's image),
+ * checked and decoded, into *out: a new reference the caller unrefs. 0 or
+ * -errno with a reason: -ENOENT "no image ID", or a limit.
+ */
+typedef int (*image_fetch_fn)(void *arg, const char *id,
+                              struct _VipsImage **out, char *err,
+                              size_t errlen);
+
+/*
+ * Where image_run gets the images that filters' IMGNODE_ARG_IMAGE
+ * arguments name, for this process (a worker's storage); without one,
+ * such a step fails ("stored images are not available here").
+ */
+void image_set_fetch(image_fetch_fn fn, void *arg);
+
 #endif

@@ -92,22 +92,104 @@ static inline int filter_fail(char *err, size_t errlen, const char *what)
 }
 
 /*
- * For steps that would scramble an animation (a multi-page image is one
- * tall strip of frames): 0 if in is a single image, else -ENOTSUP with a
- * reason. thumbnail and the encoders handle animations themselves.
+ * Frames of in: an animation is loaded as one tall strip of frames of
+ * "page-height" rows each (IMGNODE_FILTER_FRAMES). 1 for a still image.
+ */
+static inline int filter_pages(struct _VipsImage *in)
+{
+	int page = vips_image_get_page_height(in);
+
+	return page < in->Ysize ? in->Ysize / page : 1;
+}
+
+/*
+ * For steps that cannot work on an animation frame by frame (smartcrop
+ * would pick another rectangle in each): 0 if in is a single image, else
+ * -ENOTSUP with a reason. The host refuses such steps before they run
+ * (they lack IMGNODE_FILTER_FRAMES); this is defence in depth.
  */
 static inline int filter_one_page(struct _VipsImage *in, char *err,
                                   size_t errlen)
 {
-	int page = vips_image_get_page_height(in);
+	int pages = filter_pages(in);
 
-	if (page >= in->Ysize)
+	if (pages == 1)
 		return 0;
-	snprintf(
-	        err, errlen,
-	        "cannot work on an animation (%d frames); thumbnail and the encoders can",
-	        in->Ysize / page);
+	snprintf(err, errlen,
+	         "cannot work on animations (%d frames); use frame(N) first",
+	         pages);
 	return -ENOTSUP;
+}
+
+/* An operation for filter_premultiplied and filter_per_frame; 0 or -1 as
+ * libvips. */
+typedef int (*filter_op_fn)(VipsImage *in, VipsImage **out, const void *arg);
+
+/*
+ * Runs op on each frame of in and joins the results into a strip of
+ * frames again (vips_arrayjoin), with "page-height" set to the new
+ * frames' height; op must make frames of one size. A still image goes
+ * straight through op. The frames keep in's metadata ("delay", "loop").
+ * *out is a new reference. 0 or -1 (libvips' error buffer set).
+ */
+static inline int filter_per_frame(VipsImage *in, VipsImage **out,
+                                   filter_op_fn op, const void *arg)
+{
+	int pages = filter_pages(in), page = vips_image_get_page_height(in);
+	VipsImage **frames, *joined = NULL;
+	int r = 0;
+
+	if (pages == 1)
+		return op(in, out, arg);
+	frames = g_new0(VipsImage *, pages);
+	for (int i = 0; i < pages && !r; i++) {
+		VipsImage *one;
+		r = vips_crop(in, &one, 0, i * page, in->Xsize, page, NULL);
+		if (!r) {
+			r = op(one, &frames[i], arg);
+			g_object_unref(one);
+		}
+		if (!r && (frames[i]->Xsize != frames[0]->Xsize ||
+		           frames[i]->Ysize != frames[0]->Ysize)) {
+			vips_error("imgnode",
+			           "frame %d comes out %dx%d, not %dx%d", i,
+			           frames[i]->Xsize, frames[i]->Ysize,
+			           frames[0]->Xsize, frames[0]->Ysize);
+			r = -1;
+		}
+	}
+	if (!r)
+		r = vips_arrayjoin(frames, &joined, pages, "across", 1, NULL) ||
+		    vips_copy(joined, out, NULL);
+	if (!r)
+		vips_image_set_int(*out, VIPS_META_PAGE_HEIGHT,
+		                   frames[0]->Ysize);
+	if (joined)
+		g_object_unref(joined);
+	for (int i = 0; i < pages; i++)
+		if (frames[i])
+			g_object_unref(frames[i]);
+	g_free(frames);
+	return r ? -1 : 0;
+}
+
+static inline int filter_autorot_op(VipsImage *in, VipsImage **out,
+                                    const void *arg)
+{
+	(void)arg;
+	return vips_autorot(in, out, NULL);
+}
+
+/*
+ * Turns in upright from its EXIF orientation (vips_autorot), each frame of
+ * an animation on its own. A new reference in *out; 0 or -1 (libvips'
+ * error buffer set).
+ */
+static inline int filter_upright(VipsImage *in, VipsImage **out)
+{
+	if (vips_image_get_orientation(in) <= 1)
+		return vips_autorot(in, out, NULL);
+	return filter_per_frame(in, out, filter_autorot_op, NULL);
 }
 
 /* True if an EXIF orientation turns the image a quarter (5..8), so that
@@ -164,9 +246,6 @@ static inline void filter_to_srgb(VipsImage *in, VipsImage **out)
 	g_object_ref(in);
 	*out = in;
 }
-
-/* An operation for filter_premultiplied; 0 or -1 as libvips. */
-typedef int (*filter_op_fn)(VipsImage *in, VipsImage **out, const void *arg);
 
 /*
  * Runs op on in with its alpha premultiplied, as libvips' own thumbnail
