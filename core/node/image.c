@@ -354,7 +354,7 @@ static int apply_step(const struct pipeline_step *st, VipsImage *img,
 	size_t n = 0;
 	int ret = 0;
 
-	for (; st->ops->args[n].name && n < PIPELINE_MAX_ARGS; n++) {
+	for (; n < PIPELINE_MAX_ARGS && st->ops->args[n].name; n++) {
 		args[n] = st->args[n];
 		if (st->ops->args[n].type != IMGNODE_ARG_IMAGE)
 			continue;
@@ -515,6 +515,37 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 	out->mime = enc_ops->mime;
 	out->format = enc_ops->format;
 	out->encoder = enc_name;
+	return 0;
+}
+
+int image_open_blob(VipsBlob *blob, const struct limits_conf *lim,
+                    VipsImage **out, char *err, size_t errlen)
+{
+	char options[64];
+	struct image_info info;
+	VipsSource *src;
+	size_t len;
+	const void *data = vips_blob_get(blob, &len);
+	int ret;
+
+	ret = image_probe(data, len, lim, &info, err, errlen);
+	if (ret)
+		return ret;
+	snprintf(options, sizeof(options), "fail_on=%s",
+	         fail_on_names[lim->fail_on]);
+	src = vips_source_new_from_blob(blob);
+	if (!src) {
+		vips_reason(err, errlen, "cannot read the image");
+		return -ENOMEM;
+	}
+	*out = vips_image_new_from_source(src, options, NULL);
+	g_object_unref(src);
+	if (!*out) {
+		char why[256];
+		vips_reason(why, sizeof(why), "cannot decode");
+		snprintf(err, errlen, "corrupt %s: %s", info.format, why);
+		return -EINVAL;
+	}
 	return 0;
 }
 

@@ -81,4 +81,15 @@ typedef int (*image_fetch_fn)(void *arg, const char *id,
  */
 void image_set_fetch(image_fetch_fn fn, void *arg);
 
+struct _VipsBlob;
+/*
+ * Opens the image in blob (a stored one: overlay's logo) as image_run
+ * opens uploads: probed against lim (formats, pixels, dimensions), then
+ * read lazily with the same loader options, its first frame only. *out
+ * holds a reference on blob (the caller unrefs *out). 0, or -errno as
+ * image_probe with a reason.
+ */
+int image_open_blob(struct _VipsBlob *blob, const struct limits_conf *lim,
+                    struct _VipsImage **out, char *err, size_t errlen);
+
 #endif

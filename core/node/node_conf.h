@@ -63,6 +63,7 @@ struct limits_conf {
 	int64_t max_pixels_interlaced;
 	int64_t max_dimension;
 	int64_t max_frames;
+	int64_t max_overlay; /* bytes of a stored image overlay() fetches */
 	int64_t max_output; /* bytes */
 	int fail_on; /* enum: none, truncated, error, warning */
 	struct imgnode_list formats;

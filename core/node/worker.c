@@ -32,6 +32,7 @@
 #include "job.h"
 #include "metrics.h"
 #include "node_conf.h"
+#include "overlays.h"
 #include "pipeline.h"
 #include "sandbox.h"
 #include "startup.h"
@@ -473,6 +474,7 @@ int worker_main(void *arg, const char *id)
 	const struct imgnode_transport_ops *tr;
 	struct sigaction sa = {.sa_handler = on_term};
 	char err[CONF_ERR_MAX];
+	struct overlays *overlays;
 	int64_t jobs = 0;
 	int ret, failures = 0;
 
@@ -500,6 +502,10 @@ int worker_main(void *arg, const char *id)
 		plugin_set_free(&w.set);
 		return startup_exit_code(ret);
 	}
+	/* the images overlay(image=ID) names, from this worker's storage */
+	overlays = overlays_new(&w.set, &w.conf->app->limits);
+	if (overlays)
+		image_set_fetch(overlays_fetch, overlays);
 	ret = watchdog_start(&w.wd, w.set.storage,
 	                     w.conf->app->workers.job_timeout, node->metrics,
 	                     err, sizeof(err));
@@ -514,6 +520,7 @@ int worker_main(void *arg, const char *id)
 		log_error("worker", "cannot start: %s ([workers] seccomp)",
 		          err);
 		watchdog_stop(w.wd);
+		overlays_free(overlays);
 		plugin_set_free(&w.set);
 		return EXIT_PERMANENT;
 	}
@@ -556,6 +563,8 @@ int worker_main(void *arg, const char *id)
 		}
 	}
 	watchdog_stop(w.wd);
+	image_set_fetch(NULL, NULL);
+	overlays_free(overlays);
 	plugin_set_free(&w.set);
 	return 0;
 }

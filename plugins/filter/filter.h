@@ -211,6 +211,18 @@ static inline void filter_predict_upright(const struct imgnode_geometry *in,
 	out->orientation = 1;
 }
 
+/* Where a step places something (watermark, overlay): an ENUM argument's
+ * choices, and the libvips direction of each. */
+static const char *const filter_gravities[] = {
+        "centre",     "north",      "east",       "south",      "west",
+        "north-east", "south-east", "south-west", "north-west", NULL};
+static const VipsCompassDirection filter_gravity_values[] = {
+        VIPS_COMPASS_DIRECTION_CENTRE,     VIPS_COMPASS_DIRECTION_NORTH,
+        VIPS_COMPASS_DIRECTION_EAST,       VIPS_COMPASS_DIRECTION_SOUTH,
+        VIPS_COMPASS_DIRECTION_WEST,       VIPS_COMPASS_DIRECTION_NORTH_EAST,
+        VIPS_COMPASS_DIRECTION_SOUTH_EAST, VIPS_COMPASS_DIRECTION_SOUTH_WEST,
+        VIPS_COMPASS_DIRECTION_NORTH_WEST};
+
 /* True if strip ran on (an ancestor of) image. */
 static inline bool filter_stripped(struct _VipsImage *image)
 {
