@@ -492,7 +492,8 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 		img = next;
 	}
 	out->width = vips_image_get_width(img);
-	out->height = vips_image_get_height(img);
+	out->height = vips_image_get_page_height(img);
+	out->frames = frames_of(img);
 	ret = enc_ops->encode(enc_state, img, enc_args, &out->buf, &out->len,
 	                      why, sizeof(why));
 	g_object_unref(img);

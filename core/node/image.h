@@ -43,7 +43,8 @@ struct image_out {
 	const char *format; /* static: the encoder's format */
 	const char *encoder;
 	int width;
-	int height;
+	int height; /* of a frame */
+	int frames; /* 1, or an animation's frames */
 };
 
 /*

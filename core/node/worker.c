@@ -277,6 +277,8 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	                 "mime", out.mime, "format", out.format, "width",
 	                 out.width, "height", out.height, "bytes",
 	                 (json_int_t)out.len, "encoder", out.encoder);
+	if (meta && out.frames > 1) /* an animation: height is a frame's */
+		json_object_set_new(meta, "frames", json_integer(out.frames));
 	if (w->node->metrics)
 		atomic_fetch_add(&w->node->metrics->bytes_out, out.len);
 	image_out_free(&out);

@@ -2,8 +2,10 @@
  * What the filter plugins (plugins/filter/NAME.c) share: a one-line reason
  * from libvips' error buffer, the marks strip and the host leave for the
  * encoders, conversion to sRGB, the premultiplied-alpha wrapper that
- * resampling filters need, and the small self-tests run before a new
- * generation of plugins is used. Everything is
+ * resampling filters need, the frame helpers of steps that work on
+ * animations (filter_pages, filter_per_frame: IMGNODE_FILTER_FRAMES), the
+ * gravities of steps that place things, and the small self-tests run
+ * before a new generation of plugins is used. Everything is
  * static inline, so each plugin still exports only its descriptor, and
  * nothing here links against the daemon.
  *

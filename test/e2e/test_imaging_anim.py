@@ -78,6 +78,12 @@ def test_gif_thumbnail_keeps_frames(anim, images):
     for enc, mime in (("gif", "image/gif"), ("webp", "image/webp")):
         r = done(anim, party, f"thumbnail(100)|{enc}")
         assert r.headers["Content-Type"] == mime
+        if enc == "gif":  # the record: a frame's size, and how many
+            job = anim.submit(party, f"thumbnail(100)|{enc}").json()["id"]
+            anim.wait_status(job, ("done",))
+            out = anim.record(job)["output"]
+            assert (out["width"], out["height"], out["frames"]) == \
+                (100, 101, 45)
         osize, on, odelays, oloop = frames_of(r.content)
         assert osize == (100, 101), enc
         assert oloop == loop, enc
