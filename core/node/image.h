@@ -57,7 +57,9 @@ struct image_out {
  * image is turned upright and loses every metadata field but its ICC
  * profile before the encoder runs. Returns 0, -EINVAL for an input or
  * pipeline libvips rejects (the job fails: 422), -E2BIG or -EFBIG over a
- * limit (422 too), or another -errno, with a reason in err.
+ * limit (422 too), -EAGAIN when an image a step names could not be read
+ * for now (image_set_fetch: the job should wait), or another -errno, with
+ * a reason in err.
  */
 int image_run(const struct pipeline *pl, const struct plugin_set *set,
               const void *buf, size_t len, const struct image_info *info,
@@ -69,7 +71,8 @@ struct _VipsImage;
 /*
  * Fetches the stored image id names (IMGNODE_ARG_IMAGE: overlay's image),
  * checked and decoded, into *out: a new reference the caller unrefs. 0 or
- * -errno with a reason: -ENOENT "no image ID", or a limit.
+ * -errno with a reason: -ENOENT "no image ID", a limit, or -EAGAIN for
+ * trouble that passes (image_run returns it as it is).
  */
 typedef int (*image_fetch_fn)(void *arg, const char *id,
                               struct _VipsImage **out, char *err,

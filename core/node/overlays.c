@@ -114,7 +114,7 @@ static int read_stored(struct overlays *o, const char *id, struct entry **out,
 	if (ret) {
 		snprintf(err, errlen, "cannot read image %s: %s", id,
 		         strerror(-ret));
-		return ret;
+		return -EAGAIN; /* the storage's trouble: the job waits */
 	}
 	e = victim(o);
 	e->blob = vips_blob_new(free_stored, data, len);

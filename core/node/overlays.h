@@ -29,7 +29,9 @@ void overlays_free(struct overlays *o);
 /*
  * An image_fetch_fn (image.h) over a struct overlays (arg): *out is the
  * image id names, a new reference. -ENOENT "no image ID", -EFBIG over
- * max_overlay, a limit's or the storage's -errno, with a reason.
+ * max_overlay, a limit's -errno (image_probe), or -EAGAIN when the
+ * storage could not be read (the worker keeps the job and tries again),
+ * with a reason.
  */
 int overlays_fetch(void *arg, const char *id, struct _VipsImage **out,
                    char *err, size_t errlen);

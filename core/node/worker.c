@@ -258,6 +258,13 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		                &w->conf->app->limits, &out, why, sizeof(why));
 	watchdog_disarm(w->wd);
 	free(orig);
+	if (ret == -EAGAIN) {
+		/* storage away while reading an image a step names
+		 * (overlay): trouble that passes, not the job's fault */
+		pipeline_free(pl);
+		log_warn("worker", "job id=%s waits: %s", msg->id, why);
+		return ret;
+	}
 	if (ret) {
 		pipeline_free(pl);
 		log_info("worker", "job failed id=%s reason=\"%s\"", msg->id,

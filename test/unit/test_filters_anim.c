@@ -339,6 +339,19 @@ static int put(struct plugin *store, const char *key, const void *data,
 	return ops->put(store->state, key, data, len);
 }
 
+/* A storage that is away. */
+static int get_timeout(void *state, const char *key, size_t max, void **data,
+                       size_t *len)
+{
+	(void)state, (void)key, (void)max, (void)data, (void)len;
+	return -ETIMEDOUT;
+}
+
+static const struct imgnode_storage_ops away_ops = {.get = get_timeout};
+static const struct imgnode_plugin away_desc = {.name = "away",
+                                                .ops = &away_ops};
+static struct plugin away = {.desc = &away_desc};
+
 /* overlays.c on a real fs store: read once, then from memory; a missing
  * or too big image is named; what is stored is checked as an upload. */
 static void test_overlay_store(void **state)
@@ -408,6 +421,15 @@ static void test_overlay_store(void **state)
 	assert_int_equal(overlays_fetch(ov, id, &img, err, sizeof(err)),
 	                 -EPROTONOSUPPORT);
 	assert_non_null(strstr(err, "unsupported format"));
+	overlays_free(ov);
+	/* the storage's trouble: the job is to wait, not fail */
+	set.storage = &away;
+	ov = overlays_new(&set, &lim);
+	assert_int_equal(overlays_fetch(ov, id, &img, err, sizeof(err)),
+	                 -EAGAIN);
+	assert_string_equal(
+	        err,
+	        "cannot read image 0123456789abcdef0123456789abcdef: Connection timed out");
 	overlays_free(ov);
 
 	g_free(png);
