@@ -65,9 +65,6 @@ static int extend_frame(VipsImage *in, VipsImage **out, const void *arg,
 	const struct border *b = arg;
 	int w = in->Xsize + b->left + b->right;
 	int h = in->Ysize + b->top + b->bottom;
-	VipsArrayDouble *ink;
-	VipsImage *ready;
-	int r;
 
 	if (extend_values[b->extend] != VIPS_EXTEND_BACKGROUND) {
 		if (vips_embed(in, out, b->left, b->top, w, h, "extend",
@@ -75,21 +72,8 @@ static int extend_frame(VipsImage *in, VipsImage **out, const void *arg,
 			return filter_fail(err, errlen, NULL);
 		return 0;
 	}
-	if ((r = filter_colour_ready(in, &b->background, true, &ready, err,
-	                             errlen)))
-		return r;
-	if (!(ink = filter_colour_ink(ready, ready->Bands, &b->background))) {
-		snprintf(err, errlen,
-		         "cannot paint a colour on a %d-band image",
-		         ready->Bands);
-		g_object_unref(ready);
-		return -ENOTSUP;
-	}
-	r = vips_embed(ready, out, b->left, b->top, w, h, "extend",
-	               VIPS_EXTEND_BACKGROUND, "background", ink, NULL);
-	vips_area_unref(VIPS_AREA(ink));
-	g_object_unref(ready);
-	return r ? filter_fail(err, errlen, NULL) : 0;
+	return filter_embed_colour(in, b->left, b->top, w, h, &b->background,
+	                           out, err, errlen);
 }
 
 static int extend_apply(void *state, VipsImage *in,

@@ -339,6 +339,35 @@ static inline VipsArrayDouble *filter_colour_ink(VipsImage *image, int n,
 }
 
 /*
+ * Places in at x, y on a w x h canvas of colour c (a new reference in
+ * *out), in made able to take c first (filter_colour_ready). 0, or -errno
+ * with a reason.
+ */
+static inline int filter_embed_colour(VipsImage *in, int x, int y, int w, int h,
+                                      const struct filter_colour *c,
+                                      VipsImage **out, char *err, size_t errlen)
+{
+	VipsArrayDouble *ink;
+	VipsImage *ready;
+	int r;
+
+	if ((r = filter_colour_ready(in, c, true, &ready, err, errlen)))
+		return r;
+	if (!(ink = filter_colour_ink(ready, ready->Bands, c))) {
+		snprintf(err, errlen,
+		         "cannot paint a colour on a %d-band image",
+		         ready->Bands);
+		g_object_unref(ready);
+		return -ENOTSUP;
+	}
+	r = vips_embed(ready, out, x, y, w, h, "extend", VIPS_EXTEND_BACKGROUND,
+	               "background", ink, NULL);
+	vips_area_unref(VIPS_AREA(ink));
+	g_object_unref(ready);
+	return r ? filter_fail(err, errlen, NULL) : 0;
+}
+
+/*
  * Gravity, for the steps that place or cut: the compass points. A step
  * may add its own choices after these (resize: attention, entropy, fp).
  */

@@ -40,9 +40,6 @@ static int pad_frame(VipsImage *in, VipsImage **out, const void *arg, char *err,
 	const struct canvas *c = arg;
 	int64_t w = c->width ? c->width : in->Xsize;
 	int64_t h = c->height ? c->height : in->Ysize, x, y;
-	VipsArrayDouble *ink;
-	VipsImage *ready;
-	int r;
 
 	if (in->Xsize > w || in->Ysize > h) {
 		snprintf(
@@ -52,22 +49,9 @@ static int pad_frame(VipsImage *in, VipsImage **out, const void *arg, char *err,
 		        (long long)w, (long long)h);
 		return -EINVAL;
 	}
-	if ((r = filter_colour_ready(in, &c->background, true, &ready, err,
-	                             errlen)))
-		return r;
-	if (!(ink = filter_colour_ink(ready, ready->Bands, &c->background))) {
-		snprintf(err, errlen,
-		         "cannot paint a colour on a %d-band image",
-		         ready->Bands);
-		g_object_unref(ready);
-		return -ENOTSUP;
-	}
 	filter_compass(c->gravity, w, h, in->Xsize, in->Ysize, &x, &y);
-	r = vips_embed(ready, out, (int)x, (int)y, (int)w, (int)h, "extend",
-	               VIPS_EXTEND_BACKGROUND, "background", ink, NULL);
-	vips_area_unref(VIPS_AREA(ink));
-	g_object_unref(ready);
-	return r ? filter_fail(err, errlen, NULL) : 0;
+	return filter_embed_colour(in, (int)x, (int)y, (int)w, (int)h,
+	                           &c->background, out, err, errlen);
 }
 
 static int make_canvas(const union imgnode_value *args, struct canvas *c,

@@ -233,62 +233,45 @@ static int resize_frame(VipsImage *in, VipsImage **out, const void *arg,
 	const struct plan *p = job->plan;
 	struct resample rs = {(double)p->rw / in->Xsize,
 	                      (double)p->rh / in->Ysize};
-	VipsImage *t[2] = {NULL, NULL};
-	VipsArrayDouble *ink;
-	int r = 0;
+	VipsImage *t;
+	int r;
 
 	if (p->rw == in->Xsize && p->rh == in->Ysize)
-		r = vips_copy(in, &t[0], NULL);
+		r = vips_copy(in, &t, NULL);
 	else
-		r = filter_premultiplied(in, &t[0], resample_op, &rs);
+		r = filter_premultiplied(in, &t, resample_op, &rs);
 	if (r)
 		return filter_fail(err, errlen, NULL);
-	if (t[0]->Xsize != p->rw || t[0]->Ysize != p->rh) {
+	if (t->Xsize != p->rw || t->Ysize != p->rh) {
 		snprintf(err, errlen, "libvips resized to %dx%d, not %lldx%lld",
-		         t[0]->Xsize, t[0]->Ysize, (long long)p->rw,
+		         t->Xsize, t->Ysize, (long long)p->rw,
 		         (long long)p->rh);
-		g_object_unref(t[0]);
+		g_object_unref(t);
 		return -EPROTO;
 	}
 	if (p->cut && job->gravity == GRAVITY_ATTENTION)
-		r = vips_smartcrop(t[0], out, (int)p->ow, (int)p->oh,
+		r = vips_smartcrop(t, out, (int)p->ow, (int)p->oh,
 		                   "interesting", VIPS_INTERESTING_ATTENTION,
 		                   NULL);
 	else if (p->cut && job->gravity == GRAVITY_ENTROPY)
-		r = vips_smartcrop(t[0], out, (int)p->ow, (int)p->oh,
+		r = vips_smartcrop(t, out, (int)p->ow, (int)p->oh,
 		                   "interesting", VIPS_INTERESTING_ENTROPY,
 		                   NULL);
 	else if (p->cut)
-		r = vips_crop(t[0], out, (int)p->x, (int)p->y, (int)p->ow,
+		r = vips_crop(t, out, (int)p->x, (int)p->y, (int)p->ow,
 		              (int)p->oh, NULL);
 	else if (p->embed) {
-		r = filter_colour_ready(t[0], &p->background, true, &t[1], err,
+		r = filter_embed_colour(t, (int)p->x, (int)p->y, (int)p->ow,
+		                        (int)p->oh, &p->background, out, err,
 		                        errlen);
-		if (r)
-			goto out_unref;
-		if (!(ink = filter_colour_ink(t[1], t[1]->Bands,
-		                              &p->background))) {
-			snprintf(err, errlen,
-			         "cannot paint a colour on a %d-band image",
-			         t[1]->Bands);
-			r = -ENOTSUP;
-			goto out_unref;
-		}
-		r = vips_embed(t[1], out, (int)p->x, (int)p->y, (int)p->ow,
-		               (int)p->oh, "extend", VIPS_EXTEND_BACKGROUND,
-		               "background", ink, NULL);
-		vips_area_unref(VIPS_AREA(ink));
+		g_object_unref(t);
+		return r;
 	} else {
-		*out = t[0];
+		*out = t;
 		return 0;
 	}
-	if (r)
-		r = filter_fail(err, errlen, NULL);
-out_unref:
-	for (int i = 0; i < 2; i++)
-		if (t[i])
-			g_object_unref(t[i]);
-	return r;
+	g_object_unref(t);
+	return r ? filter_fail(err, errlen, NULL) : 0;
 }
 
 /*
