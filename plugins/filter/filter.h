@@ -377,19 +377,22 @@ static inline int filter_embed_colour(VipsImage *in, int x, int y, int w, int h,
 #define FILTER_COMPASS_N 9
 
 /*
- * Where a w x h rectangle goes in a W x H one for compass point g (an
- * index into FILTER_COMPASS_CHOICES): its left and top. W < w (the
- * rectangle sticks out) gives a negative offset, as vips_gravity does.
+ * Where a w x h rectangle goes in a W x H one (W >= w, H >= h) for compass
+ * point g (an index into FILTER_COMPASS_CHOICES): its left and top.
+ * Centred on an odd difference, the extra pixel is left before the
+ * rectangle when cutting it out (cut) and after it when placing an image
+ * on a canvas, as sharp does both.
  */
-static inline void filter_compass(int g, int64_t W, int64_t H, int64_t w,
-                                  int64_t h, int64_t *left, int64_t *top)
+static inline void filter_compass(int g, bool cut, int64_t W, int64_t H,
+                                  int64_t w, int64_t h, int64_t *left,
+                                  int64_t *top)
 {
 	/* per compass point: 0 left/top, 1 centre, 2 right/bottom */
 	static const int xs[] = {1, 1, 2, 2, 2, 1, 0, 0, 0};
 	static const int ys[] = {1, 0, 0, 1, 2, 2, 2, 1, 0};
 
-	*left = xs[g] * (W - w) / 2;
-	*top = ys[g] * (H - h) / 2;
+	*left = (xs[g] * (W - w) + (cut && xs[g] == 1)) / 2;
+	*top = (ys[g] * (H - h) + (cut && ys[g] == 1)) / 2;
 }
 
 /* True if an EXIF orientation turns the image a quarter (5..8), so that

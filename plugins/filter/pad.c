@@ -49,7 +49,7 @@ static int pad_frame(VipsImage *in, VipsImage **out, const void *arg, char *err,
 		        (long long)w, (long long)h);
 		return -EINVAL;
 	}
-	filter_compass(c->gravity, w, h, in->Xsize, in->Ysize, &x, &y);
+	filter_compass(c->gravity, false, w, h, in->Xsize, in->Ysize, &x, &y);
 	return filter_embed_colour(in, (int)x, (int)y, (int)w, (int)h,
 	                           &c->background, out, err, errlen);
 }

@@ -185,7 +185,8 @@ static int make_plan(int64_t W, int64_t H, const union imgnode_value *a,
 		p->ow = w;
 		p->oh = h;
 		if (g < FILTER_COMPASS_N)
-			filter_compass(g, p->rw, p->rh, w, h, &p->x, &p->y);
+			filter_compass(g, true, p->rw, p->rh, w, h, &p->x,
+			               &p->y);
 		else if (g == GRAVITY_FP) {
 			p->x = (int64_t)VIPS_RINT(a[ARG_FX].n * p->rw -
 			                          w / 2.0);
@@ -199,7 +200,8 @@ static int make_plan(int64_t W, int64_t H, const union imgnode_value *a,
 		p->ow = w;
 		p->oh = h;
 		if (g < FILTER_COMPASS_N)
-			filter_compass(g, w, h, p->rw, p->rh, &p->x, &p->y);
+			filter_compass(g, false, w, h, p->rw, p->rh, &p->x,
+			               &p->y);
 		else {
 			p->x = (int64_t)VIPS_RINT(a[ARG_FX].n * (w - p->rw));
 			p->y = (int64_t)VIPS_RINT(a[ARG_FY].n * (h - p->rh));
