@@ -22,10 +22,10 @@
  * naming that form, since a width is a whole number of pixels.
  *
  * As the first step of a pipeline it decodes the upload itself, shrinking
- * a JPEG by 2, 4 or 8 while decoding when the result is at least twice as
- * small again (as libvips' thumbnail does), then resamples the rest of the
- * way: the same size as a full decode, near-identical pixels, a fraction of
- * the time and memory. An animation (libvips' page-height) is resized
+ * a JPEG (by 2, 4 or 8) or a WebP without alpha while decoding when the
+ * result is at least twice as small again (as libvips' thumbnail does),
+ * then resamples the rest of the way: the same size as a full decode,
+ * near-identical pixels, a fraction of the time and memory. An animation (libvips' page-height) is resized
  * frame by frame; gravity=attention|entropy is refused on one.
  */
 #include <math.h>
@@ -340,8 +340,13 @@ static int resize_apply(void *state, VipsImage *in,
 	return r;
 }
 
-/* The largest JPEG shrink-on-load factor leaving at least 2x to resample. */
-static int jpeg_shrink(double shrink)
+/*
+ * The factor to shrink by while decoding (JPEG DCT scaling: 2, 4 or 8;
+ * WebP would take any, given the same) for a shrink of shrink: the
+ * largest that leaves at least 2x for Lanczos to resample, as libvips'
+ * thumbnail chooses.
+ */
+static int load_shrink(double shrink)
 {
 	if (shrink >= 16)
 		return 8;
@@ -366,6 +371,7 @@ static int resize_load(void *state, const void *buf, size_t len,
 	int64_t W, H;
 	struct plan p;
 	int shrink = 1, r;
+	bool jpeg, webp;
 
 	(void)state;
 	filter_start();
@@ -382,12 +388,20 @@ static int resize_load(void *state, const void *buf, size_t len,
 	    args[ARG_GRAVITY].e == GRAVITY_ENTROPY ||
 	    vips_image_get_orientation(head) > 1)
 		access = VIPS_ACCESS_RANDOM;
-	if (loader && !strcmp(loader, "VipsForeignLoadJpegBuffer"))
-		shrink = jpeg_shrink(
+	jpeg = loader && !strcmp(loader, "VipsForeignLoadJpegBuffer");
+	/* libwebp scales alpha unpremultiplied: hidden colour would show */
+	webp = loader && !strcmp(loader, "VipsForeignLoadWebpBuffer") &&
+	       !vips_image_hasalpha(head);
+	if (jpeg || webp)
+		shrink = load_shrink(
 		        VIPS_MIN((double)W / p.rw, (double)H / p.rh));
-	if (shrink > 1)
+	if (shrink > 1 && jpeg)
 		img = vips_image_new_from_buffer(buf, len, options, "access",
 		                                 access, "shrink", shrink,
+		                                 NULL);
+	else if (shrink > 1)
+		img = vips_image_new_from_buffer(buf, len, options, "access",
+		                                 access, "scale", 1.0 / shrink,
 		                                 NULL);
 	else
 		img = vips_image_new_from_buffer(buf, len, options, "access",
