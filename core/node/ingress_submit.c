@@ -83,8 +83,17 @@ static bool over_inflight(struct request *r)
 	return true;
 }
 
-/* Checks and parses the pipeline (or the preset named by text). */
-static int resolve(struct request *r, const char *text, bool preset)
+const struct preset *ingress_preset_find(const struct conf *conf,
+                                         const char *name)
+{
+	const struct preset *p = conf->app->presets;
+
+	while (p && strcmp(p->name, name) != 0)
+		p = p->next;
+	return p;
+}
+
+int ingress_pipeline_resolve(struct request *r, const char *text, bool preset)
 {
 	const struct conf *conf = r->in->conf;
 	const char *pipeline = text;
@@ -94,10 +103,8 @@ static int resolve(struct request *r, const char *text, bool preset)
 		return ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                    "this node accepts only ?preset=NAME");
 	if (preset) {
-		const struct preset *p = conf->app->presets;
+		const struct preset *p = ingress_preset_find(conf, text);
 
-		while (p && strcmp(p->name, text) != 0)
-			p = p->next;
 		if (!p)
 			return ingress_fail(r, MHD_HTTP_BAD_REQUEST,
 			                    "bad pipeline", "no preset \"%s\"",
@@ -296,6 +303,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	const char *pipeline = arg(r, "pipeline"), *preset = arg(r, "preset");
 	const char *wait = arg(r, "wait"), *cl = header(r, "Content-Length");
 	const char *type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	bool image = r->route == ROUTE_IMAGES; /* POST /v1/images */
 	unsigned long long declared = 0;
 	uint64_t limit;
 
@@ -304,7 +312,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	limit = (uint64_t)ic->max_body + (r->multipart ? MULTIPART_SLACK : 0);
 	MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, check_arg,
 	                            r);
-	if (r->fail_status || over_inflight(r))
+	if (r->fail_status || (!image && over_inflight(r)))
 		return ingress_answer_fail(r);
 	if (cl) {
 		char *end;
@@ -329,16 +337,23 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 		if (r->wait_ms > ic->wait_max)
 			r->wait_ms = ic->wait_max;
 	}
+	if (image && (pipeline || preset))
+		return ingress_fail_now(
+		        r, MHD_HTTP_BAD_REQUEST, "bad request",
+		        "an image is uploaded without a pipeline: its variants name theirs (GET /v1/images/ID/PIPELINE)");
+	if (image && auth_upload(r))
+		return ingress_answer_fail(r);
 	if (pipeline && preset)
 		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "give pipeline or preset, not both");
-	if ((pipeline || preset || r->multipart) &&
+	if (!image && (pipeline || preset || r->multipart) &&
 	    auth_submit(r, "/v1/jobs", pipeline, preset))
 		return ingress_answer_fail(r);
 	if ((pipeline || preset) &&
-	    resolve(r, pipeline ? pipeline : preset, preset != NULL))
+	    ingress_pipeline_resolve(r, pipeline ? pipeline : preset,
+	                             preset != NULL))
 		return ingress_answer_fail(r);
-	if (!pipeline && !preset && !r->multipart)
+	if (!image && !pipeline && !preset && !r->multipart)
 		return ingress_fail_now(
 		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		        "no pipeline: give ?pipeline=... or ?preset=NAME");
@@ -395,12 +410,11 @@ enum MHD_Result ingress_submit_body(struct request *r, const char *data,
 	return MHD_YES;
 }
 
-/* The job's record as it starts: queued, nothing done yet. */
-static json_t *new_record(struct request *r, const unsigned char sha[32],
-                          const char *result, const struct image_info *info)
+json_t *ingress_job_record(struct request *r, const char *hex, uint64_t bytes,
+                           const char *result, const struct image_info *info)
 {
 	json_t *plugins = json_object(), *rec;
-	char now[40], hex[65];
+	char now[40];
 
 	for (size_t i = 0; i < r->pl->n; i++) {
 		const char *v = r->pl->steps[i].version;
@@ -408,14 +422,13 @@ static json_t *new_record(struct request *r, const unsigned char sha[32],
 		json_object_set_new(plugins, r->pl->steps[i].name,
 		                    json_string(v ? v : "?"));
 	}
-	job_sha256_hex(sha, hex);
 	job_timestamp(now, sizeof(now));
 	rec = json_pack("{s:s, s:s, s:s, s:n, s:n, s:s, "
 	                "s:{s:I, s:s, s:s, s:i, s:i, s:i}, "
 	                "s:n, s:n, s:i, s:o, s:I, s:s, s:b}",
 	                "id", r->id, "status", job_status_name(JOB_QUEUED),
 	                "created", now, "started", "finished", "pipeline",
-	                r->pl->canonical, "input", "bytes", (json_int_t)r->len,
+	                r->pl->canonical, "input", "bytes", (json_int_t)bytes,
 	                "sha256", hex, "format", info->format, "width",
 	                info->width, "height", info->height, "pages",
 	                info->pages, "output", "error", "attempts", 0,
@@ -717,7 +730,7 @@ static enum MHD_Result accept_job(struct request *r,
 		                        "internal error",
 		                        "unable to make the result's key");
 	o = calloc(1, sizeof(*o));
-	rec = o ? new_record(r, sha, result, info) : NULL;
+	rec = o ? ingress_job_record(r, hex, r->len, result, info) : NULL;
 	if (!rec) { /* out of memory, or text jansson refused (not UTF-8) */
 		free(o);
 		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -745,10 +758,23 @@ static enum MHD_Result accept_job(struct request *r,
 	return ingress_io_begin(r, &in->storage_ex, &o->op, stored);
 }
 
+int ingress_pipeline_admit(struct request *r, const struct image_info *info)
+{
+	char err[512];
+
+	/* every step's size, predicted from the header: no bomb is queued */
+	if (cost_check(r->pl, &r->in->set, info, &r->in->conf->app->limits, err,
+	               sizeof(err)))
+		return ingress_fail(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
+		                    "image rejected", "%s", err);
+	return 0;
+}
+
 /* The last call of an upload: the whole body is here. */
 enum MHD_Result ingress_submit_finish(struct request *r)
 {
 	const struct conf *conf = r->in->conf;
+	bool image = r->route == ROUTE_IMAGES; /* POST /v1/images */
 	struct image_info info;
 	enum MHD_Result res;
 	char err[512], why[128];
@@ -778,10 +804,15 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	    !request_text_ok(r->form_pipeline, r->form_len, why, sizeof(why)))
 		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "the pipeline part: %s", why);
-	if (r->form_pipeline && (auth_form(r, r->form_pipeline) ||
-	                         resolve(r, r->form_pipeline, false)))
+	if (r->form_pipeline && image)
+		return ingress_fail_now(
+		        r, MHD_HTTP_BAD_REQUEST, "bad request",
+		        "an image is uploaded without a pipeline: its variants name theirs (GET /v1/images/ID/PIPELINE)");
+	if (r->form_pipeline &&
+	    (auth_form(r, r->form_pipeline) ||
+	     ingress_pipeline_resolve(r, r->form_pipeline, false)))
 		return ingress_answer_fail(r);
-	if (!r->pl)
+	if (!r->pl && !image)
 		return ingress_fail_now(
 		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		        "no pipeline: give ?pipeline=..., ?preset=NAME or a pipeline part");
@@ -790,7 +821,7 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		        r, MHD_HTTP_BAD_REQUEST, "bad request", "%s",
 		        r->multipart ? "no file part, or an empty one"
 		                     : "empty body");
-	if (over_inflight(r))
+	if (!image && over_inflight(r))
 		return ingress_answer_fail(r);
 	/* in a prober: libvips never sees untrusted bytes in the ingress */
 	ret = prober_probe(r->in->probers, r->body, r->len, &conf->app->limits,
@@ -802,14 +833,15 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	    ret != -ETIMEDOUT)
 		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 		                        "probe unavailable", "%s", err);
-	/* every step's size, predicted from the header: no bomb is queued */
-	if (!ret)
-		ret = cost_check(r->pl, &r->in->set, &info, &conf->app->limits,
-		                 err, sizeof(err));
 	if (ret)
 		return ingress_fail_now(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
 		                        "image rejected", "%s", err);
-	res = accept_job(r, &info);
+	if (image)
+		res = ingress_images_store(r, &info);
+	else if (ingress_pipeline_admit(r, &info))
+		res = ingress_answer_fail(r);
+	else
+		res = accept_job(r, &info);
 	/* stored or refused: a waiting request holds no upload memory */
 	ingress_upload_release(r);
 	return res;
