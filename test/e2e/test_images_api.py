@@ -192,3 +192,25 @@ def test_presets_only(own):
     body = error_of(s.get(f"/v1/images/{image}/thumbnail(8)|png"), 403,
                     "presets only")
     assert "presets_only" in body["detail"]
+
+
+def test_not_made_within_variant_wait(own):
+    s = own(variant_wait="0s")
+    image = requests.post(s.url + "/v1/images", data=small_jpeg(),
+                          timeout=30).json()["id"]
+    r = s.get(f"/v1/images/{image}/thumbnail(20)|png")
+    body = error_of(r, 503, "not ready")
+    assert r.headers["Retry-After"]
+    # the job goes on; once done, the variant is served
+    s.wait_status(body["id"], ("done",))
+    r = s.get(f"/v1/images/{image}/thumbnail(20)|png")
+    assert r.status_code == 200 and image_size(r.content)[1] == 20
+
+
+def test_variant_wait_is_checked_against_proxy_timeout(node):
+    node.write(node.base() + "[ingress]\nvariant_wait = 70s\n")
+    r = node.run("-t")
+    assert r.returncode == 100, r.stderr
+    assert "variant_wait + 2 x dependency_wait" in r.stderr, r.stderr
+    node.write(node.base() + "[ingress]\nvariant_wait = 60s\n")
+    assert node.run("-t").returncode == 0
