@@ -254,12 +254,13 @@ static void access_line(struct request *r, bool aborted)
 	                          &q);
 	peer_text(r, peer, sizeof(peer));
 	log_msg(level, "access",
-	        "%s %s status=%u bytes=%zu in=%llu ms=%lld client=%s request_id=%s%s%s%s%s%s%s",
+	        "%s %s status=%u bytes=%zu in=%llu ms=%lld client=%s request_id=%s%s%s%s%s%s%s%s%s",
 	        r->method, r->path, r->status, r->out_bytes,
 	        (unsigned long long)r->received,
 	        (long long)(now_ms() - r->start_ms), peer, r->request_id,
 	        q.len ? " query=\"" : "", q.buf, q.len ? "\"" : "",
-	        r->id[0] ? " id=" : "", r->id, aborted ? " aborted=yes" : "");
+	        r->id[0] ? " id=" : "", r->id, r->image[0] ? " image=" : "",
+	        r->image, aborted ? " aborted=yes" : "");
 }
 
 /* /v1/images[/ID[/VARIANT]] (ingress_images.c): the route, r->image (""

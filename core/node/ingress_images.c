@@ -712,7 +712,17 @@ static enum MHD_Result claimed(struct request *r)
 	m.result = (char *)json_string_value(json_object_get(o->rec, "result"));
 	body = job_msg_encode(&m, &len);
 	ingress_io_free(&o->op);
-	ret = ingress_pending_add(in, r->id, r->client);
+	/* a draining node makes it, uncounted: the drain does not wait on
+	 * what its readers keep asking for */
+	ret = atomic_load(&in->metrics->draining)
+	              ? ingress_pending_watch(in, r->id)
+	              : ingress_pending_add(in, r->id, r->client);
+	if (ret == -ENOMEM) {
+		free(body);
+		ingress_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "internal error",
+		             "unable to count the variant's job");
+		return undo(r);
+	}
 	if (ret) {
 		free(body);
 		ingress_fail(

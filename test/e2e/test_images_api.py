@@ -12,7 +12,7 @@ import urllib.parse
 import pytest
 import requests
 
-from nodelib import error_of, image_size, small_jpeg, start
+from nodelib import error_of, image_size, signed, small_jpeg, start
 
 ALICE = {"X-Api-Key": "alice-key-1234"}
 BOB = {"X-Api-Key": "bob-key-5678"}
@@ -214,3 +214,21 @@ def test_variant_wait_is_checked_against_proxy_timeout(node):
     assert "variant_wait + 2 x dependency_wait" in r.stderr, r.stderr
     node.write(node.base() + "[ingress]\nvariant_wait = 60s\n")
     assert node.run("-t").returncode == 0
+
+
+def test_signed_upload_and_variant_url(own):
+    s = own(hmac_keys="k1:" + "s" * 32)
+    data = small_jpeg()
+    error_of(requests.post(s.url + "/v1/images", data=data, timeout=30),
+             403, "bad signature")
+    q = signed("k1", "s" * 32, "POST", "/v1/images",
+               sha=hashlib.sha256(data).hexdigest())
+    r = requests.post(s.url + "/v1/images", params=q, data=data, timeout=30)
+    assert r.status_code == 201, r.text
+    path = f"/v1/images/{r.json()['id']}/thumbnail(10)|png"
+    q = signed("k1", "s" * 32, "GET", path)
+    r = s.get(urllib.parse.quote(path), params=q)
+    assert r.status_code == 200 and image_size(r.content)[1] == 10
+    q["sig"] = "0" * 64
+    error_of(s.get(urllib.parse.quote(path), params=q), 403,
+             "bad signature")
