@@ -236,6 +236,25 @@ enum MHD_Result ingress_submit_finish(struct request *r);
 /* Gives back r's share of the upload memory and frees its body. */
 void ingress_upload_release(struct request *r);
 
+/* An upload taken from its request by the op that stores it, with its
+ * share of [ingress] upload_memory, so that the op can finish alone if
+ * the request stops waiting. */
+struct ingress_upload {
+	struct ingress *in;
+	char *body;
+	size_t len, reserved; /* its bytes, and of in->upload_bytes */
+};
+
+/* Moves r's body and its reservation to up. */
+void ingress_upload_take(struct request *r, struct ingress_upload *up);
+
+/* Gives back up's reservation and frees its body. */
+void ingress_upload_free(struct ingress_upload *up);
+
+/* The SHA-256 of r's upload (hashed as it arrived) into sha, checked
+ * against a signed sha256=. 0, or -1 with a 500 or 403 noted. */
+int ingress_upload_sha(struct request *r, unsigned char sha[32]);
+
 /*
  * The pipeline of r (r->pl) from text, or from the preset named text:
  * parsed and checked against the loaded filters. 0, or -1 with a 400

@@ -34,7 +34,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,8 +199,7 @@ struct put_op {
 	char id[JOB_ID_LEN + 1];
 	char key_id[72];
 	json_t *meta; /* new; then as stored */
-	char *body;
-	size_t len, reserved;
+	struct ingress_upload up;
 	bool created;
 };
 
@@ -227,7 +225,7 @@ static int put_run(struct exec_op *op, void *state)
 		if (ret != -ENOENT)
 			return ret;
 		/* the same bytes under the same key: rewriting is harmless */
-		ret = storage_ops(set)->put(state, key, o->body, o->len);
+		ret = storage_ops(set)->put(state, key, o->up.body, o->up.len);
 		if (ret)
 			return ret;
 		ret = meta_put(set, state, mkey, o->meta, true);
@@ -243,11 +241,7 @@ static void put_drop(struct exec_op *op)
 {
 	struct put_op *o = (struct put_op *)op;
 
-	if (o->reserved) {
-		atomic_fetch_sub(&o->in->upload_bytes, (int64_t)o->reserved);
-		atomic_fetch_sub(&o->in->uploads, 1);
-	}
-	free(o->body);
+	ingress_upload_free(&o->up);
 	json_decref(o->meta);
 	free(o);
 }
@@ -272,22 +266,12 @@ static enum MHD_Result stored(struct request *r)
 enum MHD_Result ingress_images_store(struct request *r,
                                      const struct image_info *info)
 {
-	unsigned char sha[EVP_MAX_MD_SIZE];
-	unsigned int shalen = 0;
+	unsigned char sha[32];
 	char hex[65], now[40];
 	struct put_op *o;
 
-	if (!(r->sha ? EVP_DigestFinal_ex(r->sha, sha, &shalen)
-	             : EVP_Digest(r->body, r->len, sha, &shalen, EVP_sha256(),
-	                          NULL)) ||
-	    shalen != 32)
-		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
-		                        "internal error",
-		                        "unable to hash the image");
-	if (!auth_sha_ok(r, sha))
-		return ingress_fail_now(
-		        r, MHD_HTTP_FORBIDDEN, "bad signature",
-		        "the upload's SHA-256 is not the signed sha256=");
+	if (ingress_upload_sha(r, sha))
+		return ingress_answer_fail(r);
 	job_image_id(sha, r->image);
 	job_sha256_hex(sha, hex);
 	job_timestamp(now, sizeof(now));
@@ -316,12 +300,7 @@ enum MHD_Result ingress_images_store(struct request *r,
 	snprintf(o->key_id, sizeof(o->key_id), "%s", r->key_id);
 	add_owner(o->meta, r->key_id);
 	/* the upload is the op's now: it may outlive this request's wait */
-	o->body = r->body;
-	o->len = r->len;
-	o->reserved = r->reserved;
-	r->body = NULL;
-	r->reserved = 0;
-	r->cap = 0;
+	ingress_upload_take(r, &o->up);
 	return ingress_io_begin(r, &r->in->storage_ex, &o->op, stored);
 }
 

@@ -149,15 +149,57 @@ static bool reserve(struct request *r, size_t n)
 	return true;
 }
 
+/* Gives back reserved bytes of in's upload memory and frees body. */
+static void give_back(struct ingress *in, char **body, size_t *reserved)
+{
+	if (*reserved) {
+		atomic_fetch_sub(&in->upload_bytes, (int64_t)*reserved);
+		atomic_fetch_sub(&in->uploads, 1);
+	}
+	*reserved = 0;
+	free(*body);
+	*body = NULL;
+}
+
+void ingress_upload_take(struct request *r, struct ingress_upload *up)
+{
+	up->in = r->in;
+	up->body = r->body;
+	up->len = r->len;
+	up->reserved = r->reserved;
+	r->body = NULL;
+	r->reserved = 0;
+	r->cap = 0;
+}
+
+void ingress_upload_free(struct ingress_upload *up)
+{
+	give_back(up->in, &up->body, &up->reserved);
+}
+
+int ingress_upload_sha(struct request *r, unsigned char sha[32])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	if (!(r->sha ? EVP_DigestFinal_ex(r->sha, md, &len)
+	             : EVP_Digest(r->body, r->len, md, &len, EVP_sha256(),
+	                          NULL)) ||
+	    len != 32)
+		return ingress_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                    "internal error",
+		                    "unable to hash the image");
+	if (!auth_sha_ok(r, md))
+		return ingress_fail(
+		        r, MHD_HTTP_FORBIDDEN, "bad signature",
+		        "the upload's SHA-256 is not the signed sha256=");
+	memcpy(sha, md, 32);
+	return 0;
+}
+
 void ingress_upload_release(struct request *r)
 {
-	if (r->reserved) {
-		atomic_fetch_sub(&r->in->upload_bytes, (int64_t)r->reserved);
-		atomic_fetch_sub(&r->in->uploads, 1);
-	}
-	r->reserved = 0;
-	free(r->body);
-	r->body = NULL;
+	give_back(r->in, &r->body, &r->reserved);
 	r->cap = 0;
 }
 
@@ -454,8 +496,7 @@ struct store_op {
 	struct exec_op op;
 	struct ingress *in;
 	json_t *rec;
-	char *body; /* the upload, taken from the request */
-	size_t len, reserved; /* its bytes, and of in->upload_bytes */
+	struct ingress_upload up; /* taken from the request */
 	char meta[JOB_KEY_MAX + 8], orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
 	bool wait; /* a ?wait= request: a hit answers with the result */
 	bool stored; /* the record is written (a hit's too) */
@@ -517,7 +558,7 @@ static int store_run(struct exec_op *op, void *state)
 	if (ret != -ENOENT)
 		return ret;
 	/* the original on the storer's instance, the record on ours, at once */
-	storer_put(in->storer, o->orig, o->body, o->len);
+	storer_put(in->storer, o->orig, o->up.body, o->up.len);
 	ret = job_record_put(in->set.storage, o->rec);
 	oret = storer_wait(in->storer);
 	if (oret) {
@@ -549,12 +590,7 @@ static void store_drop(struct exec_op *op)
 		st->del(state, o->record);
 		st->del(state, o->orig);
 	}
-	if (o->reserved) {
-		atomic_fetch_sub(&o->in->upload_bytes, (int64_t)o->reserved);
-		atomic_fetch_sub(&o->in->uploads, 1);
-	}
-	free(o->body);
-	o->body = NULL;
+	ingress_upload_free(&o->up);
 	ingress_result_free(&o->res);
 	json_decref(o->rec);
 	free(o);
@@ -617,9 +653,9 @@ static enum MHD_Result published(struct request *r)
 		return undo(r, o);
 	}
 	atomic_fetch_add(&in->metrics->accepted, 1);
-	atomic_fetch_add(&in->metrics->bytes_in, o->len);
+	atomic_fetch_add(&in->metrics->bytes_in, o->up.len);
 	log_debug(COMPONENT, "accepted id=%s pipeline=%s bytes=%zu", r->id,
-	          r->pl->canonical, o->len);
+	          r->pl->canonical, o->up.len);
 	store_drop(&o->op);
 	if (r->wait_ms <= 0)
 		return ingress_answer_accepted(r, job_status_name(JOB_QUEUED));
@@ -654,7 +690,7 @@ static enum MHD_Result stored(struct request *r)
 		atomic_fetch_add(&in->metrics->accepted, 1);
 		atomic_fetch_add(&in->metrics->outcome[OUTCOME_CACHED], 1);
 		atomic_fetch_add(&in->metrics->cache_hits, 1);
-		atomic_fetch_add(&in->metrics->bytes_in, o->len);
+		atomic_fetch_add(&in->metrics->bytes_in, o->up.len);
 		log_debug(COMPONENT, "result cache hit id=%s", r->id);
 		answer = r->wait_ms > 0
 		                 ? ingress_answer_job(r, o->rec, &o->res, true)
@@ -706,22 +742,16 @@ static enum MHD_Result accept_job(struct request *r,
 {
 	struct ingress *in = r->in;
 	char result[JOB_KEY_MAX], hex[65];
-	unsigned char sha[EVP_MAX_MD_SIZE];
-	unsigned int shalen = 0;
+	unsigned char sha[32];
 	struct store_op *o;
 	json_t *rec;
 
-	if (!(r->sha ? EVP_DigestFinal_ex(r->sha, sha, &shalen)
-	             : EVP_Digest(r->body, r->len, sha, &shalen, EVP_sha256(),
-	                          NULL)) ||
-	    shalen != 32 || job_new_id(r->id))
-		return ingress_fail_now(
-		        r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error",
-		        "unable to hash the image or make an id");
-	if (!auth_sha_ok(r, sha))
-		return ingress_fail_now(
-		        r, MHD_HTTP_FORBIDDEN, "bad signature",
-		        "the upload's SHA-256 is not the signed sha256=");
+	if (ingress_upload_sha(r, sha))
+		return ingress_answer_fail(r);
+	if (job_new_id(r->id))
+		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                        "internal error",
+		                        "unable to make an id");
 	job_sha256_hex(sha, hex);
 	if (job_result_key_of(hex, r->pl, &in->set, info->format,
 	                      in->conf->app->limits.keep_metadata, result,
@@ -747,14 +777,9 @@ static enum MHD_Result accept_job(struct request *r,
 	job_orig_key(r->id, o->orig, sizeof(o->orig));
 	job_record_key(r->id, o->record, sizeof(o->record));
 	/* the upload is the op's now: it may outlive this request's wait */
-	o->body = r->body;
-	o->len = r->len;
-	o->reserved = r->reserved;
-	r->body = NULL;
-	r->reserved = 0;
-	r->cap = 0;
+	ingress_upload_take(r, &o->up);
 	log_debug(COMPONENT, "storing id=%s pipeline=%s format=%s bytes=%zu",
-	          r->id, r->pl->canonical, info->format, o->len);
+	          r->id, r->pl->canonical, info->format, o->up.len);
 	return ingress_io_begin(r, &in->storage_ex, &o->op, stored);
 }
 
