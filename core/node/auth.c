@@ -11,8 +11,9 @@
  *   IMGNODE-HMAC-V2
  *   KEYID
  *   EXPIRES
- *   METHOD                    POST, or GET (HEAD is signed as GET)
- *   PATH                      /v1/jobs, /v1/jobs/ID or /v1/jobs/ID/result
+ *   METHOD                    POST, GET (HEAD is signed as GET), DELETE
+ *   PATH                      /v1/jobs, /v1/jobs/ID, /v1/jobs/ID/result,
+ *                             /v1/images, /v1/images/ID[/VARIANT], decoded
  *   pipeline=TEXT | preset=NAME | (empty, for a GET)
  *   SHA256                    64 lowercase hex digits, or empty
  *

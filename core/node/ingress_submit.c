@@ -7,6 +7,10 @@
  * publish is confirmed; whatever fails before that is a 503 and undone.
  * An identical earlier job (same original, pipeline and filter versions)
  * makes this one done at once, from the result cache.
+ *
+ * POST /v1/images (ingress_images.c) reads, probes and signs its upload
+ * here too, without a pipeline; the pipeline checks (resolve, admit) are
+ * the variants' as well.
  */
 #include <errno.h>
 #include <jansson.h>

@@ -12,6 +12,10 @@
  *                 repeated job finds it
  *   out/KEY.meta  JSON (mime, format, size), written after the image: it
  *                 marks the image complete
+ *   img/ID        an image kept as a resource (POST /v1/images), ID its
+ *                 content's; imgs/ID its metadata, imgv/ID/VID a marker
+ *                 (naming the result) of each of its variants, whose
+ *                 record jobs/VID names "image": ID
  *
  * Whose key counts: the worker's. The ingress derives the key when it
  * accepts a job, to find a cached result and to put in the message; the
