@@ -551,6 +551,7 @@ struct claim_op {
 	char mark[JOB_KEY_MAX];
 	char meta_key[JOB_KEY_MAX + 8];
 	json_t *rec; /* new; or as found */
+	int64_t image_us; /* the image's "created" */
 	bool created; /* ours to publish */
 	struct ingress_result res; /* a done one's */
 };
@@ -588,6 +589,18 @@ static int claim_run(struct exec_op *op, void *state)
 	found = job_record_get(set->storage, id, &ret);
 	if (!found)
 		return ret == -ENOENT ? -EAGAIN : ret; /* deleted meanwhile */
+	/* failed before this image was stored (it was deleted, then
+	 * uploaded again): not this image's failure; made again */
+	if (job_record_status(found) == JOB_FAILED &&
+	    job_stamp_us(found, "created") < o->image_us) {
+		json_decref(found);
+		ret = st->del(state, key);
+		if (ret && ret != -ENOENT)
+			return ret;
+		ret = meta_put(set, state, key, o->rec, true);
+		o->created = !ret;
+		return ret == -EEXIST ? -EAGAIN : ret;
+	}
 	json_decref(o->rec);
 	o->rec = found;
 	return ingress_io_result(o->in, found, &o->res);
@@ -744,11 +757,13 @@ static enum MHD_Result variant_meta(struct request *r)
 	struct image_info info;
 	struct claim_op *o;
 	enum MHD_Result answer;
+	int64_t image_us;
 	json_t *meta = meta_take(r, &answer);
 
 	if (!meta)
 		return answer;
 	hex = json_string_value(json_object_get(meta, "sha256"));
+	image_us = job_stamp_us(meta, "created");
 	if (!info_of(meta, &info) || !hex) {
 		json_decref(meta);
 		return ingress_fail_now(
@@ -783,6 +798,7 @@ static enum MHD_Result variant_meta(struct request *r)
 		                        "unable to make the variant's record");
 	}
 	json_object_set_new(o->rec, "image", json_string(r->image));
+	o->image_us = image_us;
 	o->op.run = claim_run;
 	o->op.drop = claim_drop;
 	o->in = in;

@@ -232,3 +232,15 @@ def test_signed_upload_and_variant_url(own):
     q["sig"] = "0" * 64
     error_of(s.get(urllib.parse.quote(path), params=q), 403,
              "bad signature")
+
+
+def test_a_variant_that_fails_is_a_422_made_once(srv, images):
+    r = upload(srv, images("premature-end.jpg"))
+    assert r.status_code in (200, 201), r.text
+    image = r.json()["id"]
+    accepted = srv.metric("imgnode_jobs_accepted_total")
+    for _ in range(2):
+        body = error_of(variant(srv, image, "thumbnail(30)|png"), 422,
+                        "job failed")
+        assert body["detail"] != "unknown"
+    assert srv.metric("imgnode_jobs_accepted_total") == accepted + 1
