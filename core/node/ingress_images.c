@@ -14,8 +14,10 @@
  * An image's id is its content's (job.h): the same bytes uploaded twice
  * are one image, stored once. With [ingress] api_keys an image belongs to
  * the keys that uploaded it ("owners" in its metadata): another key reads
- * it as if there were none (404), and DELETE by one of several owners
- * only drops that key from them; the last owner's deletes it all.
+ * it as if there were none (404), its own first upload of the same bytes
+ * is a 201 as for a new image (200 only for the key's own repeats), and
+ * DELETE by one of several owners only drops that key from them; the
+ * last owner's deletes it all.
  *
  * A variant is a job like any other, with the original at img/ID: made by
  * any node's workers, its result in the result store, its record marked
@@ -218,7 +220,10 @@ static int put_run(struct exec_op *op, void *state)
 		if (was) { /* there: one more owner, perhaps */
 			json_decref(o->meta);
 			o->meta = was;
-			if (add_owner(was, o->key_id))
+			/* new to this key: 201, as if stored now, so that no
+			 * key learns what others uploaded */
+			o->created = add_owner(was, o->key_id);
+			if (o->created)
 				return meta_put(set, state, mkey, was, false);
 			return 0;
 		}

@@ -152,8 +152,11 @@ def test_images_belong_to_their_keys(srv, images):
     error_of(requests.delete(f"{srv.url}/v1/images/{image}", headers=BOB),
              404, "unknown image")
     error_of(srv.get(f"/v1/images/{image}"), 401, "unauthorized")
-    # bob uploads the same bytes: one image, two owners
-    assert upload(srv, data, headers=BOB).json()["id"] == image
+    # bob uploads the same bytes: one image, two owners; a 201, as for a
+    # new image (a 200 would tell bob someone had uploaded it)
+    r = upload(srv, data, headers=BOB)
+    assert r.status_code == 201 and r.json()["id"] == image
+    assert upload(srv, data, headers=BOB).status_code == 200
     assert srv.get(f"/v1/images/{image}", headers=BOB).status_code == 200
     assert requests.delete(f"{srv.url}/v1/images/{image}",
                            headers=BOB).status_code == 204
