@@ -81,7 +81,9 @@ struct pending {
 	char id[JOB_ID_LEN + 1];
 	int64_t since_ms; /* accepted; monotonic */
 	int64_t checked_ms; /* last look at its record; monotonic */
-	bool watch; /* published elsewhere (a variant): not counted */
+	bool watch; /* published elsewhere (a variant): not counted, and
+	             * forgotten once nobody waits on it */
+	int waiters; /* requests suspended on it */
 	char client[QUOTA_CLIENT_MAX]; /* who it counts against */
 	struct pending *next;
 };
@@ -376,8 +378,9 @@ int ingress_pending_add(struct ingress *in, const char *id, const char *client);
 /*
  * Watches a job another request or node published (a variant's), to wake
  * the requests that wait on it when its record says it is over (read
- * every half second by the ingress's sweep); not counted in flight. A
- * job in the table already is left as it is. 0 or -ENOMEM. Takes jobs.
+ * every half second by the ingress's sweep); not counted in flight, and
+ * forgotten by the sweep once no request waits on it. A job in the table
+ * already is left as it is. 0 or -ENOMEM. Takes jobs.
  */
 int ingress_pending_watch(struct ingress *in, const char *id);
 
@@ -392,7 +395,8 @@ void ingress_pending_finish(struct ingress *in, const char *id);
 
 /*
  * Copies into ids at most max ids of jobs accepted and last looked at at
- * least age ms before now, and notes them looked at now. Returns how many.
+ * least age ms before now (watched ones: half a second), and notes them
+ * looked at now; forgets watched jobs nobody waits on. Returns how many.
  * Takes jobs.
  */
 size_t ingress_pending_stale(struct ingress *in, int64_t now, int64_t age,

@@ -39,6 +39,8 @@ static void unlink_waiter(struct ingress *in, struct request *r)
 	if (r->wnext)
 		r->wnext->wprev = r->wprev;
 	r->wprev = r->wnext = NULL;
+	if (r->pend)
+		r->pend->waiters--;
 	r->pend = NULL;
 	r->phase = PHASE_ANSWERED;
 }
@@ -206,18 +208,31 @@ size_t ingress_pending_stale(struct ingress *in, int64_t now, int64_t age,
 	size_t n = 0;
 
 	pthread_mutex_lock(&in->jobs);
-	for (size_t b = 0; b < in->nbuckets && n < max; b++)
-		for (struct pending *p = in->buckets[b]; p && n < max;
-		     p = p->next) {
+	for (size_t b = 0; b < in->nbuckets && n < max; b++) {
+		struct pending **pp = &in->buckets[b], *p;
+
+		while ((p = *pp) && n < max) {
 			/* a job another process published is only
 			 * watched: its record is the only news of it */
 			int64_t a = p->watch ? WATCH_EVERY_MS : age;
 
-			if (now - p->since_ms < a || now - p->checked_ms < a)
+			if (now - p->since_ms < a) {
+				pp = &p->next;
+				continue;
+			}
+			if (p->watch && !p->waiters) { /* nobody waits now */
+				*pp = p->next;
+				in->npending--;
+				free(p);
+				continue;
+			}
+			pp = &p->next;
+			if (now - p->checked_ms < a)
 				continue;
 			p->checked_ms = now;
 			memcpy(ids[n++], p->id, JOB_ID_LEN + 1);
 		}
+	}
 	pthread_mutex_unlock(&in->jobs);
 	return n;
 }
@@ -270,6 +285,7 @@ bool ingress_wait_suspend(struct request *r)
 	pthread_mutex_lock(&in->jobs);
 	p = in->stopping ? NULL : pending_find(in, r->id);
 	if (p) {
+		p->waiters++;
 		r->pend = p;
 		r->deadline_ms = now_ms() + r->wait_ms;
 		r->wnext = in->waiters;
