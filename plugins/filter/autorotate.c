@@ -18,9 +18,7 @@ static int autorotate_apply(void *state, VipsImage *in,
 {
 	(void)state, (void)args;
 	filter_start();
-	if (filter_upright(in, out))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_upright(in, out, err, errlen);
 }
 
 static int autorotate_predict(void *state, const struct imgnode_geometry *in,

@@ -33,9 +33,8 @@ static int blur_apply(void *state, VipsImage *in,
 {
 	(void)state;
 	filter_start();
-	if (filter_per_frame(in, out, blur_frame, &args[ARG_SIGMA].n))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_per_frame(in, out, blur_frame, &args[ARG_SIGMA].n, err,
+	                        errlen);
 }
 
 static int blur_selftest(void *state, char *err, size_t errlen)

@@ -50,9 +50,7 @@ static int crop_apply(void *state, VipsImage *in,
 		        page < in->Ysize ? " (one frame)" : "");
 		return -EINVAL;
 	}
-	if (filter_per_frame(in, out, crop_op, args))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_per_frame(in, out, crop_op, args, err, errlen);
 }
 
 /* The rectangle asked for; whether it fits is checked when applied. */

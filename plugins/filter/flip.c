@@ -29,10 +29,9 @@ static int flip_apply(void *state, VipsImage *in,
 {
 	(void)state;
 	filter_start();
-	if (filter_per_frame(in, out, flip_op,
-	                     &direction_values[args[ARG_DIRECTION].e]))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_per_frame(in, out, flip_op,
+	                        &direction_values[args[ARG_DIRECTION].e], err,
+	                        errlen);
 }
 
 static int flip_selftest(void *state, char *err, size_t errlen)

@@ -19,11 +19,13 @@
 
 enum { ARG_IMAGE, ARG_GRAVITY, ARG_X, ARG_Y, ARG_OPACITY, ARG_SCALE };
 
+static const char *const compass[] = {FILTER_COMPASS_CHOICES, NULL};
+
 static const struct imgnode_arg args[] = {
         {"image", IMGNODE_ARG_IMAGE, NULL, 0, 0, NULL,
          "The id of a stored image (POST /v1/images), e.g. a logo."},
-        {"gravity", IMGNODE_ARG_ENUM, "south-east", 0, 0, filter_gravities,
-         "Where it goes: centre, an edge or a corner."},
+        {"gravity", IMGNODE_ARG_ENUM, "southeast", 0, 0, compass,
+         "Where it goes: centre, an edge or a corner (north, northeast...)."},
         {"x", IMGNODE_ARG_INT, "0", 0, 10000, NULL,
          "Pixels in from the left or right edge it touches."},
         {"y", IMGNODE_ARG_INT, "0", 0, 10000, NULL,
@@ -41,28 +43,20 @@ struct placed {
 	int left, top;
 };
 
-/* Where a w x h logo goes on a width x height frame. */
-static void place(VipsCompassDirection g, int width, int height, int w, int h,
-                  int x, int y, struct placed *p)
+/*
+ * Where a w x h logo goes on a width x height frame for compass point g:
+ * x and y move it in from the edges it touches.
+ */
+static void place(int g, int width, int height, int w, int h, int x, int y,
+                  struct placed *p)
 {
-	p->left = (width - w) / 2;
-	p->top = (height - h) / 2;
-	if (g == VIPS_COMPASS_DIRECTION_WEST ||
-	    g == VIPS_COMPASS_DIRECTION_NORTH_WEST ||
-	    g == VIPS_COMPASS_DIRECTION_SOUTH_WEST)
-		p->left = x;
-	if (g == VIPS_COMPASS_DIRECTION_EAST ||
-	    g == VIPS_COMPASS_DIRECTION_NORTH_EAST ||
-	    g == VIPS_COMPASS_DIRECTION_SOUTH_EAST)
-		p->left = width - w - x;
-	if (g == VIPS_COMPASS_DIRECTION_NORTH ||
-	    g == VIPS_COMPASS_DIRECTION_NORTH_EAST ||
-	    g == VIPS_COMPASS_DIRECTION_NORTH_WEST)
-		p->top = y;
-	if (g == VIPS_COMPASS_DIRECTION_SOUTH ||
-	    g == VIPS_COMPASS_DIRECTION_SOUTH_EAST ||
-	    g == VIPS_COMPASS_DIRECTION_SOUTH_WEST)
-		p->top = height - h - y;
+	int64_t left, top, side, end;
+
+	filter_compass(g, false, width, height, w, h, &left, &top);
+	/* which edges g touches: 0 the left (top), 1 none, 2 the right */
+	filter_compass(g, false, 2, 2, 0, 0, &side, &end);
+	p->left = (int)(left + (side == 0 ? x : side == 2 ? -x : 0));
+	p->top = (int)(top + (end == 0 ? y : end == 2 ? -y : 0));
 }
 
 static int resize_op(VipsImage *in, VipsImage **out, const void *arg)
@@ -144,14 +138,11 @@ static int overlay_apply(void *state, VipsImage *in,
 	}
 	if (prepare(args[ARG_IMAGE].image, args, in->Xsize, page, &p.logo))
 		return filter_fail(err, errlen, "unable to prepare the image");
-	place(filter_gravity_values[args[ARG_GRAVITY].e], in->Xsize, page,
-	      p.logo->Xsize, p.logo->Ysize, (int)args[ARG_X].i,
-	      (int)args[ARG_Y].i, &p);
-	r = filter_per_frame(in, out, overlay_frame, &p);
+	place(args[ARG_GRAVITY].e, in->Xsize, page, p.logo->Xsize,
+	      p.logo->Ysize, (int)args[ARG_X].i, (int)args[ARG_Y].i, &p);
+	r = filter_per_frame(in, out, overlay_frame, &p, err, errlen);
 	g_object_unref(p.logo);
-	if (r)
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return r;
 }
 
 /* The image keeps its size and bands: the logo is cut to it. */

@@ -31,10 +31,8 @@ static int rotate_apply(void *state, VipsImage *in,
 {
 	(void)state;
 	filter_start();
-	if (filter_per_frame(in, out, rotate_op,
-	                     &angle_values[args[ARG_ANGLE].e]))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_per_frame(in, out, rotate_op,
+	                        &angle_values[args[ARG_ANGLE].e], err, errlen);
 }
 
 static int rotate_predict(void *state, const struct imgnode_geometry *in,

@@ -26,9 +26,8 @@ static int sharpen_apply(void *state, VipsImage *in,
 {
 	(void)state;
 	filter_start();
-	if (filter_per_frame(in, out, sharpen_op, &args[ARG_SIGMA].n))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_per_frame(in, out, sharpen_op, &args[ARG_SIGMA].n, err,
+	                        errlen);
 }
 
 static int sharpen_selftest(void *state, char *err, size_t errlen)

@@ -47,8 +47,8 @@ static int strip_apply(void *state, VipsImage *in,
 
 	(void)state, (void)args;
 	filter_start();
-	if (filter_upright(in, &upright))
-		return filter_fail(err, errlen, NULL);
+	if ((r = filter_upright(in, &upright, err, errlen)))
+		return r;
 	filter_to_srgb(upright, &srgb);
 	r = vips_copy(srgb, out, NULL);
 	g_object_unref(srgb);

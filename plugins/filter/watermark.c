@@ -22,6 +22,16 @@ enum { ARG_TEXT, ARG_OPACITY, ARG_GRAVITY, ARG_SIZE };
 /* Longest text accepted, in bytes: a watermark, not a page of prose. */
 #define TEXT_MAX 256
 
+static const char *const gravities[] = {
+        "centre",     "north",      "east",       "south",      "west",
+        "north-east", "south-east", "south-west", "north-west", NULL};
+static const VipsCompassDirection gravity_values[] = {
+        VIPS_COMPASS_DIRECTION_CENTRE,     VIPS_COMPASS_DIRECTION_NORTH,
+        VIPS_COMPASS_DIRECTION_EAST,       VIPS_COMPASS_DIRECTION_SOUTH,
+        VIPS_COMPASS_DIRECTION_WEST,       VIPS_COMPASS_DIRECTION_NORTH_EAST,
+        VIPS_COMPASS_DIRECTION_SOUTH_EAST, VIPS_COMPASS_DIRECTION_SOUTH_WEST,
+        VIPS_COMPASS_DIRECTION_NORTH_WEST};
+
 /*
  * Build knobs for the hot-swap tests, which need a second, different
  * watermark.so: its version, and text it puts before the user's.
@@ -38,7 +48,7 @@ static const struct imgnode_arg args[] = {
          "The text (plain UTF-8, at most 256 bytes)."},
         {"opacity", IMGNODE_ARG_NUMBER, "0.5", 0, 1, NULL,
          "0 is invisible, 1 solid white."},
-        {"gravity", IMGNODE_ARG_ENUM, "south-east", 0, 0, filter_gravities,
+        {"gravity", IMGNODE_ARG_ENUM, "south-east", 0, 0, gravities,
          "Where the text goes: centre, an edge or a corner."},
         {"size", IMGNODE_ARG_INT, "0", 0, 1000, NULL,
          "Text height in pixels; 0: 1/16 of the shorter side."},
@@ -74,8 +84,8 @@ static int text_mask(int width, int height, const union imgnode_value *args,
 	                 NULL) ||
 	    vips_embed(t[1], &t[2], margin, margin, t[1]->Xsize + 2 * margin,
 	               t[1]->Ysize + 2 * margin, NULL) ||
-	    vips_gravity(t[2], out, filter_gravity_values[args[ARG_GRAVITY].e],
-	                 width, height, NULL);
+	    vips_gravity(t[2], out, gravity_values[args[ARG_GRAVITY].e], width,
+	                 height, NULL);
 	for (int i = 0; i < 3; i++)
 		if (t[i])
 			g_object_unref(t[i]);
@@ -185,11 +195,9 @@ static int watermark_apply(void *state, VipsImage *in,
 	}
 	if (text_mask(in->Xsize, vips_image_get_page_height(in), args, &mask))
 		return filter_fail(err, errlen, "unable to draw the text");
-	r = filter_per_frame(in, out, mark_frame, mask);
+	r = filter_per_frame(in, out, mark_frame, mask, err, errlen);
 	g_object_unref(mask);
-	if (r)
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return r;
 }
 
 static int watermark_selftest(void *state, char *err, size_t errlen)

@@ -21,7 +21,9 @@ def readme_rows():
         ok = len(cells) == 3 and re.fullmatch(r"`[a-z0-9_]+`", cells[0]) \
             and cells[2]
         assert ok, f"README: a row not of the form | `name` | args | what |: {line}"
-        name, cell = cells[0].strip("`"), cells[1].strip("`")
+        # the arguments are in code spans: `a[,b]`, or `c=F`
+        name, cell = cells[0].strip("`"), ",".join(
+            re.findall(r"`([^`]*)`", cells[1]))
         assert name not in rows, f"README: two rows for {name}"
         names = []
         for piece in re.split(r",", cell.replace("[", "").replace("]", "")):
