@@ -187,6 +187,7 @@ struct request {
 	char *form_pipeline;
 	size_t form_len;
 	struct pipeline *pl;
+	bool negotiated; /* pl ended with auto: answers say Vary: Accept */
 	int64_t wait_ms;
 	int64_t deadline_ms;
 	struct pending *pend; /* under jobs, while waiting */

@@ -74,6 +74,8 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 		                        "close");
 	MHD_add_response_header(resp, "X-Request-ID", r->request_id);
+	if (r->negotiated) /* the format depended on the client's Accept */
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept");
 	ingress_conn_answering(r);
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);

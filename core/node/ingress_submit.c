@@ -22,6 +22,7 @@
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
+#include "negotiate.h"
 #include "node_conf.h"
 #include "pipeline.h"
 #include "prober.h"
@@ -802,6 +803,13 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	    ret != -ETIMEDOUT)
 		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 		                        "probe unavailable", "%s", err);
+	/* auto becomes the encoder for this client and image, before the
+	 * job is checked, recorded and keyed (negotiate.h) */
+	r->negotiated = !ret && negotiate_wanted(r->pl);
+	if (r->negotiated)
+		ret = negotiate_pipeline(
+		        &r->pl, &r->in->set, header(r, MHD_HTTP_HEADER_ACCEPT),
+		        &info, &conf->app->formats, err, sizeof(err));
 	/* every step's size, predicted from the header: no bomb is queued */
 	if (!ret)
 		ret = cost_check(r->pl, &r->in->set, &info, &conf->app->limits,
