@@ -41,12 +41,12 @@ def test_browsers_get_their_best(n):
     assert r.headers["Content-Type"] == "image/avif"
     assert r.content[4:12] == b"ftypavif"
     assert r.headers["Vary"] == "Accept"
-    assert rec["pipeline"].endswith("|avif(q=50)"), rec["pipeline"]
+    assert "|avif(" in rec["pipeline"] and "q=50)" in rec["pipeline"], rec
     assert rec["output"]["mime"] == "image/avif"
 
     r, rec = run(n, photo, SAFARI)
     assert image_size(r.content)[0] == "webp"
-    assert rec["pipeline"].endswith("|webp(lossless=false,q=61)"), rec
+    assert "|webp(" in rec["pipeline"] and ",q=61," in rec["pipeline"], rec
     assert r.headers["Vary"] == "Accept"
 
 
