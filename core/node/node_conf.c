@@ -192,7 +192,7 @@ static const struct imgnode_conf_key limits_keys[] = {
          NULL, "Input formats accepted (sniffed from content). Others get 415.",
          LIM(formats)},
         {"keep_metadata", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
-         "Keep the input's EXIF (GPS included), XMP, IPTC and comments in the output. no: every output is turned upright from its EXIF orientation and keeps only its ICC colour profile (AVIF and GIF: converted to sRGB instead).",
+         "Keep the input's EXIF (GPS included), XMP, IPTC and comments in the output. no: every output is turned upright from its EXIF orientation and carries no metadata. Either way colours are converted to sRGB without a profile unless the pipeline says icc(keep) or icc(embed).",
          LIM(keep_metadata)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
