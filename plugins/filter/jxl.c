@@ -1,7 +1,8 @@
 /*
  * jxl([q][, effort][, lossless]): the JPEG XL encoder, last in a pipeline.
  * It runs the pipeline once into one buffer (vips_jxlsave_buffer), keeping
- * alpha. effort trades encoding time for size (1 fastest, 9 smallest).
+ * alpha. effort trades encoding time for size (3 fastest, 9 smallest:
+ * libvips 8.14's bounds).
  * libvips 8.14's jxlsave writes no metadata but the ICC profile; it is
  * converted to sRGB when the host stripped all but the profile (the
  * default), so every JPEG XL output is sRGB without a profile.
@@ -24,8 +25,8 @@ enum { ARG_Q, ARG_EFFORT, ARG_LOSSLESS };
 static const struct imgnode_arg args[] = {
         {"q", IMGNODE_ARG_INT, "75", 1, 100, NULL,
          "Quality: 1 is smallest, 100 best (about JPEG's scale)."},
-        {"effort", IMGNODE_ARG_INT, "7", 1, 9, NULL,
-         "CPU effort to make the file smaller: 1 fastest, 9 smallest."},
+        {"effort", IMGNODE_ARG_INT, "7", 3, 9, NULL,
+         "CPU effort to make the file smaller: 3 fastest, 9 smallest."},
         {"lossless", IMGNODE_ARG_BOOL, "false", 0, 0, NULL,
          "Lossless JPEG XL (q is then ignored)."},
         {NULL, 0, NULL, 0, 0, NULL, NULL},
