@@ -701,7 +701,7 @@ static void test_max_bytes(void **state)
 		                            "quality is too big"));
 		assert_non_null(strstr(err, "q=1 "));
 		assert_non_null(strstr(err, " encodes)"));
-		tries = atoi(strrchr(err, ';') + 1);
+		tries = (int)strtol(strrchr(err, ';') + 1, NULL, 10);
 		assert_true(tries >= 2 && tries <= 6);
 	}
 	/* lossless has no quality to search: refused at submission */
