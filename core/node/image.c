@@ -298,22 +298,26 @@ static bool grey(VipsImage *img)
  * the icc step; "srgb" without it): *out is in converted to sRGB -- CMYK
  * through its profile or libvips' own, colour with an embedded ICC profile
  * through lcms, 16-bit kept 16-bit -- without a profile ("srgb"), or with
- * an sRGB one ("embed", colour images only); "keep" leaves in as it is. A
+ * an sRGB one ("embed", colour images only); "keep" leaves in as it is,
+ * unless it is CMYK and format (the encoder's) cannot carry CMYK. A
  * profile lcms cannot use is dropped, the pixels left as they are. A new
  * reference, or -errno with a reason.
  */
-static int output_colour(VipsImage *in, VipsImage **out, char *err,
-                         size_t errlen)
+static int output_colour(VipsImage *in, const char *format, VipsImage **out,
+                         char *err, size_t errlen)
 {
 	const char *mode = "srgb";
 	bool cmyk = in->Type == VIPS_INTERPRETATION_CMYK;
+	/* formats that can carry CMYK: the others read it as RGBA */
+	bool cmyk_ok =
+	        format && (!strcmp(format, "jpeg") || !strcmp(format, "tiff"));
 	bool icc = vips_image_get_typeof(in, VIPS_META_ICC_NAME) != 0;
 	int depth = in->BandFmt == VIPS_FORMAT_USHORT ? 16 : 8;
 	VipsImage *t = NULL;
 
 	if (vips_image_get_typeof(in, IMGNODE_META_ICC_MODE))
 		vips_image_get_string(in, IMGNODE_META_ICC_MODE, &mode);
-	if (!strcmp(mode, "keep")) {
+	if (!strcmp(mode, "keep") && (!cmyk || cmyk_ok)) {
 		*out = g_object_ref(in);
 		return 0;
 	}
@@ -442,7 +446,7 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			return ret;
 		}
 	}
-	ret = output_colour(img, &next, why, sizeof(why));
+	ret = output_colour(img, enc_ops->format, &next, why, sizeof(why));
 	g_object_unref(img);
 	if (ret) {
 		snprintf(err, errlen, "%s", why);

@@ -124,6 +124,10 @@ def test_cmyk_jpeg_comes_out_srgb(n, enc):
     assert im.mode in ("RGB", "RGBA") and im.size == (150, 103), im.mode
     ref = pixels(read("jpeg-cmyk.ref.jpg"))
     assert np.abs(pixels(r.content) - ref).mean() < 30
+    # icc(keep) keeps CMYK only where the format can carry it
+    kept = Image.open(io.BytesIO(run(n, read("jpeg-cmyk.jpg"),
+                                     f"icc(keep)|{enc}").content))
+    assert kept.mode == ("CMYK" if enc == "jpeg" else "RGB"), kept.mode
 
 
 @pytest.mark.parametrize("name", ["tiff-rgb16.tiff", "tiff-gray16.tiff"])
