@@ -1,98 +1,14 @@
 /*
  * What the colour and tone filters share (modulate, gamma, normalise,
- * tint, threshold, negate, median): colours written in a pipeline, and
- * running an operation on the colour bands of an image while its alpha
- * band, if any, passes untouched. static inline, like filter.h.
- *
- * Colour syntax (a STRING argument; '#' is not a bare pipeline character,
- * so quote it or leave it out):
- *   "#rrggbb"   "#rrggbbaa"   rrggbb   rrggbbaa   (hex digits, any case)
- *   a CSS name: black, white, transparent, red, green, blue, yellow,
- *   cyan, magenta, grey (gray), silver, orange, purple, navy, teal,
- *   maroon, olive, lime, pink, brown.
- * Alpha defaults to 255 (opaque); "transparent" is 0,0,0 with alpha 0.
+ * tint, threshold, negate): running an operation on the colour bands of
+ * an image while its alpha band, if any, passes untouched, and the colour
+ * space a result goes back to. Colours written in a pipeline are parsed by
+ * filter.h (filter_parse_colour). static inline, like filter.h.
  */
 #ifndef IMGNODE_COLOUR_H
 #define IMGNODE_COLOUR_H
 
-#include <ctype.h>
-#include <stdio.h>
-#include <string.h>
-#include <strings.h>
-
 #include "filter.h"
-
-/* A colour: red, green, blue and alpha, 0..255 each. */
-struct colour {
-	double r, g, b, a;
-};
-
-/* The accepted syntax, for argument help and error messages. */
-#define COLOUR_SYNTAX                                                          \
-	"#rrggbb, #rrggbbaa (the # may be left out) or a name: black, white, " \
-	"transparent, red, green, blue, yellow, cyan, magenta, grey, silver, " \
-	"orange, purple, navy, teal, maroon, olive, lime, pink, brown"
-
-static inline int colour_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/*
- * Parses text (see the syntax above) into *c. 0, or -EINVAL with a
- * reason in err naming the accepted syntax.
- */
-static inline int colour_parse(const char *text, struct colour *c, char *err,
-                               size_t errlen)
-{
-	static const struct {
-		const char *name;
-		unsigned rgba;
-	} names[] = {
-	        {"black", 0x000000ffu},   {"white", 0xffffffffu},
-	        {"transparent", 0x0u},    {"red", 0xff0000ffu},
-	        {"green", 0x008000ffu},   {"blue", 0x0000ffffu},
-	        {"yellow", 0xffff00ffu},  {"cyan", 0x00ffffffu},
-	        {"magenta", 0xff00ffffu}, {"grey", 0x808080ffu},
-	        {"gray", 0x808080ffu},    {"silver", 0xc0c0c0ffu},
-	        {"orange", 0xffa500ffu},  {"purple", 0x800080ffu},
-	        {"navy", 0x000080ffu},    {"teal", 0x008080ffu},
-	        {"maroon", 0x800000ffu},  {"olive", 0x808000ffu},
-	        {"lime", 0x00ff00ffu},    {"pink", 0xffc0cbffu},
-	        {"brown", 0xa52a2affu},
-	};
-	const char *hex = text[0] == '#' ? text + 1 : text;
-	size_t n = strlen(hex);
-	unsigned v = 0;
-	bool ok = n == 6 || n == 8;
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcasecmp(text, names[i].name)) {
-			v = names[i].rgba;
-			goto found;
-		}
-	for (size_t i = 0; ok && i < n; i++) {
-		int d = colour_hex_digit(hex[i]);
-		ok = d >= 0;
-		v = v << 4 | (unsigned)(d & 15);
-	}
-	if (!ok) {
-		snprintf(err, errlen, "\"%s\" is not a colour: give %s", text,
-		         COLOUR_SYNTAX);
-		return -EINVAL;
-	}
-	if (n == 6)
-		v = v << 8 | 0xffu;
-found:
-	c->r = (v >> 24) & 0xff;
-	c->g = (v >> 16) & 0xff;
-	c->b = (v >> 8) & 0xff;
-	c->a = v & 0xff;
-	return 0;
-}
 
 /* An operation on the colour bands of an image; 0 or -1 as libvips. */
 typedef int (*colour_op_fn)(VipsImage *in, VipsImage **out, const void *arg);

@@ -4,7 +4,7 @@
  * full strength in the mid-tones and fading to none in black and white
  * (a and b of the colour weighted by 1 - 4 (L/100 - 0.5)^2), as sharp's
  * tint does. The colour's alpha is ignored, as is the image's alpha band
- * (kept as it is). Colour syntax: colour.h. The result is 8-bit sRGB.
+ * (kept as it is). Colour syntax: filter.h. The result is 8-bit sRGB.
  */
 #include <vips/vips.h>
 
@@ -14,14 +14,14 @@ enum { ARG_COLOUR };
 
 static const struct imgnode_arg args[] = {
         {"colour", IMGNODE_ARG_STRING, NULL, 0, 0, NULL,
-         "The tint: " COLOUR_SYNTAX "."},
+         "The tint: " FILTER_COLOUR_HELP "."},
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 /* The colour's a and b in CIE Lab; 0 or -1 as libvips. */
-static int lab_of(const struct colour *c, double ab[2])
+static int lab_of(const struct filter_colour *c, double ab[2])
 {
-	double rgb[3] = {c->r, c->g, c->b}, *v = NULL;
+	double rgb[3] = {c->rgba[0], c->rgba[1], c->rgba[2]}, *v = NULL;
 	VipsImage *t[3] = {NULL, NULL, NULL};
 	int n = 0, r;
 
@@ -66,13 +66,13 @@ static int tint_apply(void *state, VipsImage *in,
                       const union imgnode_value *args, VipsImage **out,
                       char *err, size_t errlen)
 {
-	struct colour c;
+	struct filter_colour c;
 	double ab[2];
 	int r;
 
 	(void)state;
 	filter_start();
-	r = colour_parse(args[ARG_COLOUR].s, &c, err, errlen);
+	r = filter_parse_colour("colour", args[ARG_COLOUR].s, &c, err, errlen);
 	if (r)
 		return r;
 	if (lab_of(&c, ab) || colour_on_colour_bands(in, out, tint_op, ab))
@@ -86,10 +86,10 @@ static int tint_predict(void *state, const struct imgnode_geometry *in,
                         const union imgnode_value *args,
                         struct imgnode_geometry *out, char *err, size_t errlen)
 {
-	struct colour c;
+	struct filter_colour c;
 
 	(void)state;
-	if (colour_parse(args[ARG_COLOUR].s, &c, err, errlen))
+	if (filter_parse_colour("colour", args[ARG_COLOUR].s, &c, err, errlen))
 		return -EINVAL;
 	out->bands = in->bands == 2 || in->bands == 4 ? 4 : 3;
 	out->band_bytes = 1;

@@ -3,8 +3,10 @@ WebP, JPEG, PNG or GIF per request from the Accept header and the image,
 at [formats]' qualities, before the job is recorded and keyed; answers
 say Vary: Accept. One node for the module."""
 import subprocess
+import urllib.parse
 
 import pytest
+import requests
 
 from nodelib import IMGNODECTL, corpus, image_size, start
 
@@ -106,3 +108,29 @@ def test_imgnodectl_process_picks_by_image(n, tmp_path):
                            timeout=60)
         assert p.returncode == 0, p.stderr
         assert image_size(out.read_bytes())[0] == want
+
+
+def test_variants_by_url_negotiate_too(n):
+    """GET /v1/images/ID/PIPELINE goes through the same negotiation: each
+    client gets its format, each format its own variant."""
+    r = requests.post(n.url + "/v1/images", data=read("jpeg-icc.jpg"),
+                      timeout=30)
+    assert r.status_code in (200, 201), r.text
+    url = f"{n.url}/v1/images/{r.json()['id']}/" + \
+        urllib.parse.quote("thumbnail(24)|auto", safe="")
+    got = {}
+    for accept in (CHROME, SAFARI, "*/*", CHROME):
+        v = requests.get(url, headers={"Accept": accept}, timeout=60)
+        assert v.status_code == 200, v.text
+        assert v.headers["Vary"] == "Accept"
+        got.setdefault(accept, []).append(v.headers["X-Imgnode-Job"])
+        assert v.headers["Content-Type"] == {
+            CHROME: "image/avif", SAFARI: "image/webp",
+            "*/*": "image/jpeg"}[accept]
+    assert len({got[CHROME][0], got[SAFARI][0], got["*/*"][0]}) == 3
+    assert got[CHROME][0] == got[CHROME][1]  # made once, then served
+    # an argument that says auto (jpeg's subsample) is no format auto
+    v = requests.get(url.rsplit("/", 1)[0] + "/" + urllib.parse.quote(
+        "thumbnail(24)|jpeg(subsample=auto)", safe=""),
+        headers={"Accept": CHROME}, timeout=60)
+    assert v.status_code == 200 and "Vary" not in v.headers

@@ -68,7 +68,7 @@ def test_tone_steps(n):
     ("median(4)|png", 422, "image rejected", "size=4: must be odd"),
     ("median(size=21)|png", 400, "bad pipeline", "median size"),
     ('tint("#12345")|png', 422, "image rejected",
-     '"#12345" is not a colour: give #rrggbb'),
+     'colour "#12345" is not a colour: rrggbb'),
     ("tint|png", 400, "bad pipeline", "colour"),
     ("normalise(70,30)|png", 422, "image rejected",
      "lower (70) must be below upper (30)"),
