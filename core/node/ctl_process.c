@@ -20,6 +20,7 @@
 #include "../plugin.h"
 #include "../util.h"
 #include "image.h"
+#include "negotiate.h"
 #include "node_conf.h"
 #include "pipeline.h"
 
@@ -153,6 +154,10 @@ int node_process(const char *config, bool explicit_config, const char *in,
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = image_probe(buf, len, &conf->app->limits, &info, why,
 	                  sizeof(why));
+	/* no client to ask: auto picks by the image alone */
+	if (!ret)
+		ret = negotiate_pipeline(&pl, &set, NULL, &info,
+		                         &conf->app->formats, why, sizeof(why));
 	if (!ret)
 		ret = image_run(pl, &set, buf, len, &info, &conf->app->limits,
 		                &res, why, sizeof(why));

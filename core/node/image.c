@@ -383,6 +383,71 @@ out_unref:
 	return ret;
 }
 
+/* True if img's pixels are grey (one band, or grey + alpha). */
+static bool grey(VipsImage *img)
+{
+	return img->Type == VIPS_INTERPRETATION_B_W ||
+	       img->Type == VIPS_INTERPRETATION_GREY16 || img->Bands <= 2;
+}
+
+/*
+ * The output's colours, before the encoder (IMGNODE_META_ICC_MODE, set by
+ * the icc step; "srgb" without it): *out is in converted to sRGB -- CMYK
+ * through its profile or libvips' own, colour with an embedded ICC profile
+ * through lcms, 16-bit kept 16-bit -- without a profile ("srgb"), or with
+ * an sRGB one ("embed", colour images only); "keep" leaves in as it is,
+ * unless it is CMYK and format (the encoder's) cannot carry CMYK. A
+ * profile lcms cannot use is dropped, the pixels left as they are. A new
+ * reference, or -errno with a reason.
+ */
+static int output_colour(VipsImage *in, const char *format, VipsImage **out,
+                         char *err, size_t errlen)
+{
+	const char *mode = "srgb";
+	bool cmyk = in->Type == VIPS_INTERPRETATION_CMYK;
+	/* formats that can carry CMYK: the others read it as RGBA */
+	bool cmyk_ok =
+	        format && (!strcmp(format, "jpeg") || !strcmp(format, "tiff"));
+	bool icc = vips_image_get_typeof(in, VIPS_META_ICC_NAME) != 0;
+	int depth = in->BandFmt == VIPS_FORMAT_USHORT ? 16 : 8;
+	VipsImage *t = NULL;
+
+	if (vips_image_get_typeof(in, IMGNODE_META_ICC_MODE))
+		vips_image_get_string(in, IMGNODE_META_ICC_MODE, &mode);
+	if (!strcmp(mode, "keep") && (!cmyk || cmyk_ok)) {
+		*out = g_object_ref(in);
+		return 0;
+	}
+	if ((icc && (cmyk || !grey(in))) &&
+	    vips_icc_transform(in, &t, "srgb", "embedded", TRUE, "depth", depth,
+	                       NULL)) {
+		vips_error_clear(); /* an unusable profile */
+		t = NULL;
+	}
+	if (!t && cmyk &&
+	    vips_colourspace(in, &t,
+	                     depth == 16 ? VIPS_INTERPRETATION_RGB16
+	                                 : VIPS_INTERPRETATION_sRGB,
+	                     NULL)) {
+		vips_reason(err, errlen, "unable to convert CMYK to sRGB");
+		return -EINVAL;
+	}
+	if (!t && !strcmp(mode, "embed") && !grey(in) &&
+	    vips_icc_transform(in, &t, "srgb", "input_profile", "srgb", "depth",
+	                       depth, NULL)) {
+		vips_reason(err, errlen, "unable to embed an sRGB profile");
+		return -EINVAL;
+	}
+	if (!t && vips_copy(in, &t, NULL)) {
+		vips_reason(err, errlen, "unable to copy the image");
+		return -EINVAL;
+	}
+	if (strcmp(mode, "embed") || grey(t))
+		vips_image_remove(t, VIPS_META_ICC_NAME);
+	*out = t;
+	return 0;
+}
+
 int image_run(const struct pipeline *pl, const struct plugin_set *set,
               const void *buf, size_t len, const struct image_info *info,
               const struct limits_conf *lim, struct image_out *out, char *err,
@@ -482,6 +547,13 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			return ret;
 		}
 	}
+	ret = output_colour(img, enc_ops->format, &next, why, sizeof(why));
+	g_object_unref(img);
+	if (ret) {
+		snprintf(err, errlen, "%s", why);
+		return ret;
+	}
+	img = next;
 	if (!lim->keep_metadata) {
 		ret = clean_metadata(img, &next, why, sizeof(why));
 		g_object_unref(img);

@@ -74,7 +74,7 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 		                        "close");
 	MHD_add_response_header(resp, "X-Request-ID", r->request_id);
-	if (r->vary_accept) /* a variant in format auto */
+	if (r->vary_accept) /* the pipeline had auto: the format followed Accept */
 		MHD_add_response_header(resp, "Vary", "Accept");
 	ingress_conn_answering(r);
 	ret = MHD_queue_response(r->conn, status, resp);

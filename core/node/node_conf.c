@@ -199,8 +199,24 @@ static const struct imgnode_conf_key limits_keys[] = {
          NULL, "Input formats accepted (sniffed from content). Others get 415.",
          LIM(formats)},
         {"keep_metadata", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
-         "Keep the input's EXIF (GPS included), XMP, IPTC and comments in the output. no: every output is turned upright from its EXIF orientation and keeps only its ICC colour profile (AVIF and GIF: converted to sRGB instead).",
+         "Keep the input's EXIF (GPS included), XMP, IPTC and comments in the output. no: every output is turned upright from its EXIF orientation and carries no metadata. Either way colours are converted to sRGB without a profile unless the pipeline says icc(keep) or icc(embed).",
          LIM(keep_metadata)},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+};
+
+#define FMT(f) offsetof(struct formats_conf, f)
+
+static const struct imgnode_conf_key formats_keys[] = {
+        {"avif_quality", IMGNODE_CONF_INT, "50", 1, 100, NULL,
+         "Quality of AVIF when a pipeline's auto step picks it (1 smallest, 100 best).",
+         FMT(avif_quality)},
+        {"webp_quality", IMGNODE_CONF_INT, "80", 1, 100, NULL,
+         "Quality of WebP when the auto step picks it.", FMT(webp_quality)},
+        {"jpeg_quality", IMGNODE_CONF_INT, "80", 1, 100, NULL,
+         "Quality of JPEG when the auto step picks it.", FMT(jpeg_quality)},
+        {"auto_avif", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
+         "The auto step may pick AVIF for clients that accept it (smallest, but several times slower to encode than WebP); no: WebP at best.",
+         FMT(auto_avif)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
@@ -208,6 +224,7 @@ static const struct conf_section node_sections[] = {
         {"workers", workers_keys, offsetof(struct conf_app, workers), 0},
         {"ingress", ingress_conf_keys, offsetof(struct conf_app, ingress), 0},
         {"limits", limits_keys, offsetof(struct conf_app, limits), 0},
+        {"formats", formats_keys, offsetof(struct conf_app, formats), 0},
         {"preset.", NULL, 0, CONF_SECTION_PREFIX},
         {NULL, NULL, 0, 0},
 };

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../config.h"
+#include "negotiate.h"
 
 struct workers_conf {
 	int64_t count;
@@ -84,6 +85,7 @@ struct conf_app {
 	struct workers_conf workers;
 	struct ingress_conf ingress;
 	struct limits_conf limits;
+	struct formats_conf formats; /* what the auto step picks */
 	struct preset *presets; /* in the order read */
 };
 

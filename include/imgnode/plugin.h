@@ -379,6 +379,16 @@ struct imgnode_arg {
 #define IMGNODE_META_ICC_ONLY "imgnode-icc-only"
 
 /*
+ * ABI 1.5: a string field on an image, "keep", "srgb" or "embed", set by
+ * the icc step, read by the host before the encoder: what becomes of the
+ * colour profile. The host converts every output to sRGB (CMYK, and
+ * colours with an embedded ICC profile) and writes no profile ("srgb", the
+ * default when the field is absent); "embed" writes an sRGB profile too;
+ * "keep" leaves the pixels and the input's profile as they are.
+ */
+#define IMGNODE_META_ICC_MODE "imgnode-icc"
+
+/*
  * The shape of the image a step takes or makes, predicted from the input's
  * header before any pixel is decoded (ABI 1.1; see predict below).
  */

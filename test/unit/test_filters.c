@@ -1443,7 +1443,8 @@ static void test_predict_png_bytes(void **state)
 	(void)state;
 	for (size_t i = 0; i < 2; i++) {
 		struct imgnode_geometry g = geometry_of(imgs[i]), p;
-		union imgnode_value v[1] = {{.i = 0}};
+		/* compression, palette, colours (256) */
+		union imgnode_value v[3] = {{.i = 0}, {.b = false}, {.e = 3}};
 		char err[512];
 		void *buf;
 		size_t len;
