@@ -59,6 +59,7 @@ static int resize_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_SEQUENTIAL,
         .apply = resize_apply,
         .selftest = resize_selftest,
         .predict = resize_predict,
