@@ -43,6 +43,8 @@
 /* How often the transport's tick() runs while a job does (the ABI asks
  * for at least once a second). */
 #define TICK_MS 250
+/* Busy lines to the supervisor closer together than this are one (ms). */
+#define BUSY_COALESCE 200
 
 static volatile sig_atomic_t draining;
 
@@ -85,8 +87,22 @@ static void stop_consuming(struct worker *w)
  */
 static void notify_busy(struct worker *w)
 {
-	proc_notify_busy(w->conf->app->workers.job_timeout);
-	w->deadline_ms = now_ms() + w->conf->app->workers.job_timeout;
+	int64_t timeout = w->conf->app->workers.job_timeout, now = now_ms();
+
+	/*
+	 * Coalesced: a job's storage calls come in bursts a few ms apart,
+	 * and each line wakes the supervisor. One sent less than
+	 * BUSY_COALESCE (at most a 50th of job_timeout) ago still gives
+	 * every step nearly all of job_timeout; deadline_ms (the watchdog's)
+	 * stays the supervisor's, from the last line sent.
+	 */
+	if (w->deadline_ms && now >= w->deadline_ms - timeout &&
+	    now - (w->deadline_ms - timeout) <
+	            (BUSY_COALESCE < timeout / 50 ? BUSY_COALESCE
+	                                          : timeout / 50))
+		return;
+	proc_notify_busy(timeout);
+	w->deadline_ms = now + timeout;
 }
 
 static int64_t now_us(void)
@@ -709,6 +725,7 @@ int worker_main(void *arg, const char *id)
 			stop_consuming(&w);
 		handle(&w, &d);
 		proc_notify_idle();
+		w.deadline_ms = 0; /* the next job's first busy line is sent */
 		if (w.conf->app->workers.max_jobs &&
 		    ++jobs >= w.conf->app->workers.max_jobs) {
 			log_info("worker", "recycling after %lld jobs",
