@@ -88,18 +88,17 @@ static void stop_consuming(struct worker *w)
 static void notify_busy(struct worker *w)
 {
 	int64_t timeout = w->conf->app->workers.job_timeout, now = now_ms();
+	int64_t sent = w->deadline_ms - timeout; /* the last line's time */
+	int64_t window =
+	        timeout / 50 < BUSY_COALESCE ? timeout / 50 : BUSY_COALESCE;
 
 	/*
 	 * Coalesced: a job's storage calls come in bursts a few ms apart,
-	 * and each line wakes the supervisor. One sent less than
-	 * BUSY_COALESCE (at most a 50th of job_timeout) ago still gives
-	 * every step nearly all of job_timeout; deadline_ms (the watchdog's)
-	 * stays the supervisor's, from the last line sent.
+	 * and each line wakes the supervisor. One sent less than window ago
+	 * still gives every step nearly all of job_timeout; deadline_ms (the
+	 * watchdog's) stays the supervisor's, from the last line sent.
 	 */
-	if (w->deadline_ms && now >= w->deadline_ms - timeout &&
-	    now - (w->deadline_ms - timeout) <
-	            (BUSY_COALESCE < timeout / 50 ? BUSY_COALESCE
-	                                          : timeout / 50))
+	if (w->deadline_ms && now >= sent && now - sent < window)
 		return;
 	proc_notify_busy(timeout);
 	w->deadline_ms = now + timeout;
