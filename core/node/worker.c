@@ -62,6 +62,8 @@ struct worker {
 	struct watchdog *wd; /* NULL if it could not start */
 	int64_t deadline_ms; /* the supervisor's, CLOCK_MONOTONIC */
 	bool cancelled; /* consumes no more jobs (about to exit) */
+	struct ticker ticker; /* ticks the transport during jobs */
+	bool ticking; /* the ticker's thread runs (paused between jobs) */
 };
 
 /*
@@ -503,18 +505,24 @@ static bool transient(int ret)
 static int run_job_ticking(struct worker *w, const struct imgnode_delivery *d,
                            struct job_msg *msg, json_t *rec)
 {
-	struct ticker t;
-	int ret, tr;
+	int ret;
 
-	tr = ticker_start(&t, transport_ops(&w->set), w->set.transport->state,
-	                  TICK_MS);
-	if (tr)
-		log_warn("worker",
-		         "job id=%s runs without lease renewal: no thread: %s",
-		         msg->id, strerror(-tr));
+	/* one thread for the worker's life, paused between jobs */
+	if (w->ticking) {
+		ticker_resume(&w->ticker);
+	} else {
+		ret = ticker_start(&w->ticker, transport_ops(&w->set),
+		                   w->set.transport->state, TICK_MS);
+		w->ticking = ret == 0;
+		if (ret)
+			log_warn(
+			        "worker",
+			        "job id=%s runs without lease renewal: no thread: %s",
+			        msg->id, strerror(-ret));
+	}
 	ret = run_job(w, d, msg, rec);
-	if (!tr)
-		ticker_stop(&t);
+	if (w->ticking)
+		ticker_pause(&w->ticker);
 	return ret;
 }
 
@@ -733,6 +741,8 @@ int worker_main(void *arg, const char *id)
 			break;
 		}
 	}
+	if (w.ticking)
+		ticker_stop(&w.ticker);
 	watchdog_stop(w.wd);
 	plugin_set_free(&w.set);
 	return 0;
