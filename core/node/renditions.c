@@ -119,10 +119,13 @@ static void name_rendition(size_t i, const struct pipeline *pl, const char *why,
 }
 
 /*
- * The box the shared decode is shrunk into: the largest image (before
- * any crop) that the first step of the pipelines to run makes, when each
- * of them starts with a loading step that predicts it (thumbnail). False
- * when one does not: the original is then decoded at its own size.
+ * The box the shared decode is shrunk into, when each pipeline to run
+ * starts with a loading step that predicts its size (thumbnail, resize):
+ * the upright input scaled by the largest factor any of them needs on
+ * either axis (its output before any crop, over the input's), so that
+ * even a step that does not keep the aspect ratio has the pixels it
+ * needs. False when one does not, or a step needs the whole input: the
+ * original is then decoded at its own size.
  */
 static bool shared_box(const struct rendition *rs, size_t n,
                        const struct image_info *info, int64_t *w, int64_t *h)
@@ -134,13 +137,17 @@ static bool shared_box(const struct rendition *rs, size_t n,
 	        .band_bytes = info->band_bytes > 0 ? info->band_bytes : 1,
 	        .orientation = info->orientation > 0 ? info->orientation : 1,
 	};
+	bool turn = in.orientation >= 5; /* a quarter turn: axes swap */
+	double uw = (double)(turn ? in.height : in.width);
+	double uh = (double)(turn ? in.width : in.height);
+	double scale = 0;
 	char why[256];
 
-	*w = *h = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct pipeline *pl = rs[i].pl;
 		const struct pipeline_step *st = &pl->steps[0];
 		struct imgnode_geometry g = in;
+		double need;
 
 		if (rs[i].stored)
 			continue;
@@ -150,10 +157,18 @@ static bool shared_box(const struct rendition *rs, size_t n,
 		g.work_width = g.work_height = g.min_bytes = 0;
 		if (st->predict(st->state, &in, st->args, &g, why, sizeof(why)))
 			return false; /* cost_check said so already */
-		*w = VIPS_MAX(*w, g.work_width ? g.work_width : g.width);
-		*h = VIPS_MAX(*h, g.work_height ? g.work_height : g.height);
+		need = VIPS_MAX(
+		        (double)(g.work_width ? g.work_width : g.width) / uw,
+		        (double)(g.work_height ? g.work_height : g.height) /
+		                uh);
+		scale = VIPS_MAX(scale, need);
 	}
-	return *w > 0 && *h > 0;
+	if (scale <= 0 || scale >= 1)
+		return false;
+	/* rounded up: never fewer pixels than needed */
+	*w = (int64_t)(uw * scale + 0.999);
+	*h = (int64_t)(uh * scale + 0.999);
+	return true;
 }
 
 /*

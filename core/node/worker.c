@@ -242,7 +242,7 @@ static int begin_running(struct worker *w, const struct imgnode_delivery *d,
 			metrics_observe(&w->node->metrics->queue_wait,
 			                now_us() - created);
 	}
-	job_orig_key(id, key, sizeof(key));
+	job_input_key(rec, id, key, sizeof(key));
 	notify_busy(w);
 	ret = storage_ops(&w->set)->get(w->set.storage->state, key,
 	                                (size_t)w->conf->app->ingress.max_body,
