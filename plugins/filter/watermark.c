@@ -211,7 +211,7 @@ static int watermark_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_FRAMES,
+        .flags = IMGNODE_FILTER_FRAMES | IMGNODE_FILTER_SEQUENTIAL,
         .apply = watermark_apply,
         .selftest = watermark_selftest,
         .predict = watermark_predict,

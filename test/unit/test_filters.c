@@ -559,8 +559,10 @@ static void test_descriptors(void **state)
 		assert_non_null(ops);
 		assert_non_null(ops->args);
 		if (is_encoder(names[i])) {
+			/* every encoder reads its input top to bottom */
 			assert_int_equal(ops->flags & ~IMGNODE_FILTER_FRAMES,
-			                 IMGNODE_FILTER_ENCODER);
+			                 IMGNODE_FILTER_ENCODER |
+			                         IMGNODE_FILTER_SEQUENTIAL);
 			assert_non_null(ops->encode);
 			assert_null(ops->apply);
 			assert_int_equal(strncmp(ops->mime, "image/", 6), 0);
@@ -570,7 +572,8 @@ static void test_descriptors(void **state)
 			assert_null(ops->encode);
 			assert_null(ops->mime);
 			assert_int_equal(
-			        ops->flags & ~IMGNODE_FILTER_FRAMES,
+			        ops->flags & ~(IMGNODE_FILTER_FRAMES |
+			                       IMGNODE_FILTER_SEQUENTIAL),
 			        strcmp(names[i], "thumbnail") &&
 			                        strcmp(names[i], "resize")
 			                ? 0
