@@ -63,10 +63,27 @@ override CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(HARDEN) \
 	$(SANFLAGS) -Iinclude -MMD -MP $(CFLAGS)
 override LDFLAGS := $(SANFLAGS) -Wl,-z,relro -Wl,-z,now $(LDFLAGS)
 PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
-# Filter plugins (plugins/filter/) work on libvips images.
+# Filter plugins (plugins/filter/) work on libvips images. Which libvips:
+# VIPS=system (the default): the distribution's, through pkg-config.
+# VIPS=bundled: the prebuilt one sharp uses (pinned, checksum-checked npm
+# packages fetched by pkg/vips/fetch), headers under $(BUILD)/vips/include,
+# the library in $(BUILD)/lib/vips, found by every binary and plugin through
+# an $ORIGIN-relative rpath (no LD_LIBRARY_PATH). Build it in its own dir:
+# make VIPS=bundled BUILD=build-bundled all
+VIPS ?= system
+ifeq ($(VIPS),bundled)
+VIPS_FETCHED := $(BUILD)/vips/.fetched
+VIPS_CFLAGS := -I$(BUILD)/vips/include -I$(BUILD)/vips/include/glib-2.0
+VIPS_LIBS := -L$(BUILD)/lib/vips -l:libvips-cpp.so.8.18.7 \
+	-Wl,-rpath,'$$ORIGIN/lib/vips:$$ORIGIN/../lib/vips:$$ORIGIN/../../lib/vips'
+else ifeq ($(VIPS),system)
 VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
 VIPS_LIBS := $(shell pkg-config --libs vips 2>/dev/null)
+else
+$(error VIPS=$(VIPS): system or bundled)
+endif
 DEFS := -DIMGNODE_VERSION='"$(VERSION)"' \
+	-DIMGNODE_VIPS='"$(VIPS)"' \
 	-DIMGNODE_PLUGIN_DIR='"$(PLUGINDIR)"' \
 	-DIMGNODE_WWW_DIR='"$(WWWDIR)"' \
 	-DIMGNODE_SYSCONFDIR='"$(SYSCONFDIR)"'
@@ -128,6 +145,14 @@ all: $(BUILD)/imgnode $(BUILD)/imgnodectl $(PLUGINS) $(TESTS) $(FIXTURE_SO) $(E2
 FLAGS_STAMP := $(BUILD)/.flags
 $(shell mkdir -p $(BUILD); echo '$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(LDFLAGS)' \
 	| cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(LDFLAGS)' >$(FLAGS_STAMP))
+
+# Every object depends on the flags stamp: the bundled libvips is fetched
+# before any is compiled.
+ifdef VIPS_FETCHED
+$(FLAGS_STAMP): | $(VIPS_FETCHED)
+$(VIPS_FETCHED): pkg/vips/package-lock.json pkg/vips/fetch
+	$(Q)pkg/vips/fetch $(BUILD)
+endif
 
 $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)

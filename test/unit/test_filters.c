@@ -27,6 +27,7 @@
 #include <imgnode/plugin.h>
 #include <vips/vips.h>
 
+#include "../../plugins/filter/filter.h" /* filter_markup_escape */
 #include "host.h"
 
 #define MAX_ARGS 8
@@ -1409,7 +1410,7 @@ static void test_predict_watermark_text(void **state)
 			                            {.i = sizes[z]}};
 			struct imgnode_geometry p = predict_with(f, &in, v);
 			int margin = sizes[z] / 2;
-			char *markup = g_markup_escape_text(texts[t], -1);
+			char *markup = filter_markup_escape(texts[t]);
 			char font[64];
 			VipsImage *text;
 
