@@ -131,12 +131,14 @@ FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name 
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:
-.PHONY: all deps run check check-fresh bench install clean lint format ini \
+.PHONY: all plugins deps run check check-fresh bench install clean lint format ini \
 	fuzz fuzzers
 
 # Programs and plugins the end-to-end tests drive: a second watermark.so
 # (another version, other text) for the hot-swap tests.
 E2E_BIN := $(BUILD)/test/supdriver $(BUILD)/test/plugins-v2/watermark.so
+
+plugins: $(PLUGINS)
 
 all: $(BUILD)/imgnode $(BUILD)/imgnodectl $(PLUGINS) $(TESTS) $(FIXTURE_SO) $(E2E_BIN)
 
@@ -283,8 +285,13 @@ $(BUILD)/bench/%: test/bench/%.c $(NODE_OBJ) $(CORE_OBJ)
 		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(EXE_LDFLAGS) $(CORE_LIBS) \
 		$(NODE_LIBS)
 
+# With the bundled libvips too, in $(BUILD)-bundled, for bench_peers's
+# comparison (skipped, saying so, when it cannot be fetched or built).
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
+	$(Q)$(MAKE) --no-print-directory VIPS=bundled BUILD=$(BUILD)-bundled \
+		$(BUILD)-bundled/imgnode $(BUILD)-bundled/bench/bench_pipeline \
+		plugins || echo "make bench: no bundled libvips build (make VIPS=bundled failed): bench_peers compares the system one only"
 	$(Q)BUILD=$(BUILD) test/bench/run
 
 install: all
