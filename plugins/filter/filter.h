@@ -22,7 +22,8 @@
 
 /* libvips 8.17 made VIPS_MAX_COORD a call (the limit can be raised at run
  * time); the argument tables need a constant: its default, 8.14's value. */
-#if VIPS_MAJOR_VERSION > 8 || (VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION >= 17)
+#if VIPS_MAJOR_VERSION > 8 ||                                                  \
+        (VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION >= 17)
 #undef VIPS_MAX_COORD
 #define VIPS_MAX_COORD 10000000
 #endif
