@@ -784,7 +784,9 @@ static void test_truncated(void **state)
 			g_object_unref(img);
 		}
 		assert_int_equal(r, -EINVAL);
-		if (!strstr(err, "Premature end") && !strstr(err, "truncated"))
+		/* libvips 8.18 (make VIPS=bundled) says "premature end" */
+		if (!strcasestr(err, "premature end") &&
+		    !strstr(err, "truncated"))
 			fail_msg("%s: unclear reason: %s", files[i], err);
 		assert_null(strchr(err, '\n'));
 		assert_string_equal(vips_error_buffer(), "");
