@@ -3,8 +3,9 @@
  * pipeline once into one buffer (vips_pngsave_buffer), lossless, keeping
  * alpha and 16-bit depth. It writes what metadata the image still has
  * (ICC, XMP, EXIF, text), none if strip ran; when the host stripped all but
- * the ICC profile (the default) that is the profile alone, as libvips adds
- * nothing of its own to a PNG. compression trades encoding time for size,
+ * the ICC profile (the default) that is the profile alone (libvips 8.14
+ * adds nothing of its own to a PNG; from 8.15 on it is told to keep only
+ * the ICC profile). compression trades encoding time for size,
  * never quality.
  */
 #include <vips/vips.h>
@@ -25,6 +26,18 @@ static int png_encode(void *state, VipsImage *in,
 {
 	(void)state;
 	filter_start();
+#if VIPS_MAJOR_VERSION > 8 ||                                                  \
+        (VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION >= 15)
+	/* libvips 8.15 on (make VIPS=bundled) adds an EXIF block of its own
+	 * unless told which metadata to keep */
+	if (filter_icc_only(in) && !filter_stripped(in)) {
+		if (vips_pngsave_buffer(in, buf, len, "compression",
+		                        (int)args[ARG_COMPRESSION].i, "keep",
+		                        VIPS_FOREIGN_KEEP_ICC, NULL))
+			return filter_fail(err, errlen, "unable to encode");
+		return 0;
+	}
+#endif
 	if (vips_pngsave_buffer(in, buf, len, "compression",
 	                        (int)args[ARG_COMPRESSION].i, "strip",
 	                        filter_stripped(in), NULL))
