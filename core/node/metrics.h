@@ -24,6 +24,17 @@ struct histogram {
 
 enum job_outcome { OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_CACHED, OUTCOMES };
 
+/* What retention deletes (retention.c). */
+enum swept_kind { SWEPT_RESULT, SWEPT_ORIGINAL, SWEPT_RECORD, SWEPT_KINDS };
+
+/* What became of a webhook attempt (notifier.c). */
+enum webhook_outcome {
+	WEBHOOK_DELIVERED,
+	WEBHOOK_RETRY,
+	WEBHOOK_GAVE_UP,
+	WEBHOOK_OUTCOMES
+};
+
 struct metrics {
 	_Atomic uint64_t accepted; /* 202s and cache hits */
 	_Atomic uint64_t outcome[OUTCOMES]; /* jobs by outcome */
@@ -34,6 +45,9 @@ struct metrics {
 	/* refused submissions (503) whose record could not be removed:
 	 * marked failed, or left for the sweep (storage down too) */
 	_Atomic uint64_t unqueued_failed, unqueued_left;
+	/* objects (and their bytes) retention deleted, by kind */
+	_Atomic uint64_t swept[SWEPT_KINDS], swept_bytes[SWEPT_KINDS];
+	_Atomic uint64_t webhooks[WEBHOOK_OUTCOMES]; /* attempts, by outcome */
 	_Atomic uint64_t bytes_in; /* originals uploaded */
 	_Atomic uint64_t bytes_out; /* results produced */
 	_Atomic uint64_t restarts; /* children restarted */

@@ -56,6 +56,7 @@ struct ingress_conf {
 	int64_t admin_port; /* 0: /readyz and /metrics on the public port */
 	char *www_dir; /* the upload page; empty: none */
 	bool access_log; /* a line per request */
+	struct imgnode_list callback_hosts; /* host[:port] a callback= may name */
 };
 
 struct limits_conf {
@@ -67,6 +68,23 @@ struct limits_conf {
 	int fail_on; /* enum: none, truncated, error, warning */
 	struct imgnode_list formats;
 	bool keep_metadata; /* no: outputs carry only their ICC profile */
+};
+
+/* [retention]: how long stored objects live (0: forever), in ms. */
+struct retention_conf {
+	int64_t result_ttl; /* out/KEY unreferenced or finished this long */
+	int64_t original_ttl; /* orig/ID of a job finished this long */
+	int64_t record_ttl; /* jobs/ID of a job finished this long */
+	int64_t interval; /* between two passes */
+};
+
+/* [webhooks]: the notifier's delivery of callback= URLs. */
+struct webhooks_conf {
+	char *secret; /* HMAC-SHA256 key of X-Imgnode-Signature */
+	int64_t max_attempts;
+	int64_t backoff_min, backoff_max; /* ms */
+	int64_t timeout; /* ms: one POST */
+	int64_t poll; /* ms: between two looks at the callbacks due */
 };
 
 /* A [preset.NAME] section: a named pipeline. */
@@ -82,6 +100,8 @@ struct conf_app {
 	struct workers_conf workers;
 	struct ingress_conf ingress;
 	struct limits_conf limits;
+	struct retention_conf retention;
+	struct webhooks_conf webhooks;
 	struct preset *presets; /* in the order read */
 };
 
