@@ -159,6 +159,7 @@ struct request {
 	char path[128]; /* printable ASCII, for logs and messages */
 	char id[JOB_ID_LEN + 1];
 	char request_id[JOB_REQUEST_ID_MAX + 1]; /* X-Request-ID, or made up */
+	const char *callback; /* ?callback=URL, checked (libmicrohttpd's) */
 	bool admin; /* came to the admin listener */
 	bool submitting; /* counted in metrics->submitting */
 	char key_id[72]; /* the X-Api-Key's ID; "" without api_keys */

@@ -34,12 +34,12 @@ def test_status_shows_the_live_tree(running):
     r = running()
     kids = r.children()
     assert set(kids) == {"ingress", "ingress.1", "workers", "worker.1",
-                         "worker.2", "reaper"}
-    for cid in ("ingress.1", "worker.1", "worker.2", "reaper"):
+                         "worker.2", "reaper", "notifier"}
+    for cid in ("ingress.1", "worker.1", "worker.2", "reaper", "notifier"):
         assert kids[cid]["state"] == "running" and kids[cid]["pid"] > 0
     assert kids["workers"]["strategy"] == "simple_one_for_one"
     out = r.ctl("status").stdout
-    for cid in ("ingress.1", "worker.1", "worker.2", "reaper"):
+    for cid in ("ingress.1", "worker.1", "worker.2", "reaper", "notifier"):
         assert re.search(rf"^\s*{re.escape(cid)}\s+\d+\s+running", out,
                          re.M), out
     assert r.tree()["node"]["generation"] == 1
