@@ -1,0 +1,193 @@
+"""Retention ([retention]): the reaper's pass deletes results, originals
+and records once their TTL has passed, on spool + fs and on amqp + rados
+(objects counted with the rados CLI), and never what a job in flight or a
+kept image (img/ID, "image": ID in a variant's record) still needs. TTLs
+of seconds; every wait is for a state (bounded), and the store's size is
+checked over a fixed number of jobs, not over a time window."""
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from nodelib import MAX_BODY, corpus, setup_extra, start
+
+POOL = "imgnode"  # test/lib/ceph's pool
+TTL = ("[retention]\nresult_ttl = 2s\noriginal_ttl = 1s\nrecord_ttl = 2s\n"
+       "interval = 1s\n")
+IMAGE_ID = "0123456789abcdef0123456789abcdef"
+
+
+class FsStore:
+    def __init__(self, root):
+        self.root = root
+
+    def keys(self):
+        return {str(p.relative_to(self.root)) for p in self.root.rglob("*")
+                if p.is_file() and not p.name.startswith(".")}
+
+    def put(self, key, data):
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def get(self, key):
+        return (self.root / key).read_bytes()
+
+    def delete(self, key):
+        (self.root / key).unlink()
+
+
+class RadosStore:
+    def __init__(self, conf):
+        self.conf = conf
+
+    def rados(self, *args):
+        return subprocess.run(
+            ["timeout", "30", "rados", "-c", self.conf, "-p", POOL, *args],
+            capture_output=True, check=True).stdout
+
+    def keys(self):
+        return {k for k in self.rados("ls").decode().split()
+                if "/" in k}  # not the script's probe object
+
+    def put(self, key, data):
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(data)
+            f.flush()
+            self.rados("put", key, f.name)
+
+    def get(self, key):
+        return self.rados("get", key, "-")
+
+    def delete(self, key):
+        self.rados("rm", key)
+
+
+@pytest.fixture(scope="module", params=["spool+fs", "amqp+rados"])
+def kept(request, tmp_path_factory):
+    """A node with TTLs of seconds and its store, on both setups."""
+    path = tmp_path_factory.mktemp("retention")
+    extra = setup_extra(request, path)
+    s = start(path, extra=extra + TTL)
+    if request.param == "amqp+rados":
+        store = RadosStore(request.getfixturevalue("ceph")[1])
+    else:
+        store = FsStore(path / "state" / "store")
+    yield s, store
+    s.stop()
+
+
+def photos():
+    """Real photos of the corpus within the node's max_body, smallest
+    first."""
+    paths = sorted((p for p in corpus("photos").values()
+                    if os.path.getsize(p) <= MAX_BODY), key=os.path.getsize)
+    out = []
+    for p in paths:
+        with open(p, "rb") as f:
+            out.append(f.read())
+    return out
+
+
+def wait_for(what, cond, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def run_job(s, data, pipeline):
+    """A job run to its end: (id, its record)."""
+    r = s.submit(data, pipeline, wait=30)
+    assert r.status_code == 200, r.text
+    job = r.headers["X-Imgnode-Job"]
+    return job, s.record(job)
+
+
+def objects_of(job, rec):
+    return {f"jobs/{job}", f"orig/{job}", rec["result"],
+            rec["result"] + ".meta"}
+
+
+def swept(s, kind):
+    return s.metric(f'imgnode_swept_objects_total{{kind="{kind}"}}')
+
+
+def test_expired_objects_are_deleted(kept):
+    s, store = kept
+    before = {k: swept(s, k) for k in ("result", "original", "record")}
+    job, rec = run_job(s, photos()[0], "thumbnail(41)|png")
+    mine = objects_of(job, rec) & store.keys()
+    assert {f"jobs/{job}", f"orig/{job}", rec["result"]} <= mine
+    # the original goes first (1 s), the record and the result after 2 s
+    wait_for("the job's objects deleted", lambda: not mine & store.keys())
+    assert s.get(f"/v1/jobs/{job}").status_code == 404
+    for kind in ("result", "original", "record"):
+        assert swept(s, kind) > before[kind], kind
+
+
+def test_variants_of_a_kept_image_stay(kept):
+    """A record naming a kept image keeps itself and its result while
+    img/ID exists (as /v1/images writes it); once the image is deleted
+    both expire."""
+    s, store = kept
+    store.put(f"img/{IMAGE_ID}", photos()[1])
+    job, rec = run_job(s, photos()[1], "thumbnail(43)|png")
+    # the record as a variant job writes it
+    rec["image"] = IMAGE_ID
+    store.put(f"jobs/{job}", json.dumps(rec).encode())
+    other, orec = run_job(s, photos()[2], "thumbnail(44)|png")
+    wait_for("the one-off job's objects deleted",
+             lambda: not objects_of(other, orec) & store.keys())
+    # passes ran past every TTL: the variant and its result are there
+    left = store.keys()
+    assert {f"jobs/{job}", rec["result"], f"img/{IMAGE_ID}"} <= left
+    assert f"orig/{job}" not in left  # a one-off original is not kept
+    assert s.get(f"/v1/jobs/{job}/result").status_code == 200
+    store.delete(f"img/{IMAGE_ID}")
+    wait_for("the variant's objects deleted once its image is gone",
+             lambda: not {f"jobs/{job}", rec["result"]} & store.keys())
+
+
+def test_store_stays_bounded(kept):
+    """Two rounds of three jobs with new results each: after each round
+    the store comes back to what it held before; nothing accumulates."""
+    s, store = kept
+    base = store.keys()
+    images = photos()[:3]
+    for round_ in range(2):
+        made = set()
+        for i, data in enumerate(images):
+            job, rec = run_job(s, data, f"thumbnail({60 + 4 * round_ + i})"
+                               "|webp(q=50)")
+            made |= objects_of(job, rec)
+        assert made & store.keys()
+        wait_for(f"round {round_} swept",
+                 lambda: not (store.keys() - base))
+    assert store.keys() <= base
+
+
+def test_jobs_in_flight_are_never_broken(kept):
+    """More slow jobs than workers: some wait queued longer than
+    original_ttl, and run past it; each ends done, its result readable
+    just after."""
+    s, store = kept
+    data = photos()[-1]
+    jobs = []
+    for i in range(6):
+        r = s.submit(data, f"blur({5 + i})|jpeg(q=50)")
+        assert r.status_code == 202, r.text
+        jobs.append(r.json()["id"])
+    oldest = time.monotonic()
+    for job in jobs:
+        rec = s.wait_status(job, ("done", "failed"), timeout=120)
+        assert rec["status"] == "done", rec
+        assert s.get(f"/v1/jobs/{job}/result").status_code == 200
+    # the queue was long enough for the sweep to see originals of queued
+    # jobs older than their TTL (else this test proves nothing)
+    assert time.monotonic() - oldest > 1, "the jobs ran too fast to tell"
