@@ -17,8 +17,7 @@
 #include "node_conf.h"
 
 /* Splits item into its host and port (0: none); false if malformed. */
-static bool split_item(const char *item, char *host, size_t hostlen,
-                       long *port)
+static bool split_item(const char *item, char *host, size_t hostlen, long *port)
 {
 	const char *end, *colon;
 	size_t n;
@@ -51,8 +50,8 @@ static bool split_item(const char *item, char *host, size_t hostlen,
 	if (colon) {
 		char *stop;
 
-		if (!colon[1] || strspn(colon + 1, "0123456789") !=
-		                         strlen(colon + 1))
+		if (!colon[1] ||
+		    strspn(colon + 1, "0123456789") != strlen(colon + 1))
 			return false;
 		*port = strtol(colon + 1, &stop, 10);
 		if (*port < 1 || *port > 65535)
@@ -86,8 +85,9 @@ int callback_url_check(const char *url, const struct imgnode_list *hosts,
 	int ret = -EINVAL;
 
 	if (!hosts->n) {
-		snprintf(why, len,
-		         "callbacks are off on this node ([ingress] callback_hosts is empty)");
+		snprintf(
+		        why, len,
+		        "callbacks are off on this node ([ingress] callback_hosts is empty)");
 		return -EINVAL;
 	}
 	if (strlen(url) > CALLBACK_URL_MAX) {
@@ -110,7 +110,8 @@ int callback_url_check(const char *url, const struct imgnode_list *hosts,
 	port = part(u, CURLUPART_PORT, CURLU_DEFAULT_PORT);
 	user = part(u, CURLUPART_USER, 0);
 	if (!scheme || (strcmp(scheme, "http") && strcmp(scheme, "https"))) {
-		snprintf(why, len, "callback: the scheme must be http or https");
+		snprintf(why, len,
+		         "callback: the scheme must be http or https");
 		goto out;
 	}
 	if (user) {
@@ -132,14 +133,15 @@ int callback_url_check(const char *url, const struct imgnode_list *hosts,
 			continue;
 		if (p ? p == strtol(port, NULL, 10)
 		      : strcmp(port, strcmp(scheme, "https") ? "80" : "443") ==
-		                0) {
+		                    0) {
 			ret = 0;
 			goto out;
 		}
 	}
-	snprintf(why, len,
-	         "callback: host %.200s port %.8s is not in [ingress] callback_hosts",
-	         host, port);
+	snprintf(
+	        why, len,
+	        "callback: host %.200s port %.8s is not in [ingress] callback_hosts",
+	        host, port);
 out:
 	curl_free(scheme);
 	curl_free(host);

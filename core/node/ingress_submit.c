@@ -510,7 +510,8 @@ static int store_run(struct exec_op *op, void *state)
 
 	/* the notifier finds the job through this, before its record */
 	if (o->callback[0]) {
-		const char *id = json_string_value(json_object_get(o->rec, "id"));
+		const char *id =
+		        json_string_value(json_object_get(o->rec, "id"));
 
 		o->what = "unable to store the callback";
 		ret = st->put(state, o->callback, id, strlen(id));

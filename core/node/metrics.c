@@ -198,7 +198,8 @@ char *metrics_render(struct metrics *m)
 	        "# TYPE imgnode_swept_objects_total counter\n");
 	for (int i = 0; i < SWEPT_KINDS; i++)
 		put(&o, "imgnode_swept_objects_total{kind=\"%s\"} %llu\n",
-		    swept_kinds[i], (unsigned long long)atomic_load(&m->swept[i]));
+		    swept_kinds[i],
+		    (unsigned long long)atomic_load(&m->swept[i]));
 	put(&o, "# HELP imgnode_swept_bytes_total Bytes of the objects "
 	        "retention deleted, by kind.\n"
 	        "# TYPE imgnode_swept_bytes_total counter\n");

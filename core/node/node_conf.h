@@ -56,7 +56,8 @@ struct ingress_conf {
 	int64_t admin_port; /* 0: /readyz and /metrics on the public port */
 	char *www_dir; /* the upload page; empty: none */
 	bool access_log; /* a line per request */
-	struct imgnode_list callback_hosts; /* host[:port] a callback= may name */
+	/* host[:port] a callback= may name */
+	struct imgnode_list callback_hosts;
 };
 
 struct limits_conf {

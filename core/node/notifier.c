@@ -90,8 +90,8 @@ static size_t discard(char *data, size_t size, size_t n, void *arg)
  * why ("HTTP 500", or libcurl's reason).
  */
 static int post(struct notifier *nt, const char *url, const char *id,
-                const char *event, int64_t attempt, const char *body,
-                char *why, size_t len)
+                const char *event, int64_t attempt, const char *body, char *why,
+                size_t len)
 {
 	const struct webhooks_conf *wc = &nt->conf->app->webhooks;
 	long long ts = (long long)(wall_ms() / 1000);
@@ -189,17 +189,18 @@ static int attempt(struct notifier *nt, const char *id, json_t *rec)
 		json_object_set_new(cb, "last_error", json_string(why));
 		json_object_set_new(cb, "gave_up_at", json_string(now));
 		atomic_fetch_add(&nt->m->webhooks[WEBHOOK_GAVE_UP], 1);
-		log_warn(COMPONENT,
-		         "gave up id=%s after %lld attempts ([webhooks] max_attempts): %s",
-		         id, (long long)tries, why);
+		log_warn(
+		        COMPONENT,
+		        "gave up id=%s after %lld attempts ([webhooks] max_attempts): %s",
+		        id, (long long)tries, why);
 	} else {
 		stamp_of(wall_ms() + callback_backoff_ms(wc, tries), next,
 		         sizeof(next));
 		json_object_set_new(cb, "last_error", json_string(why));
 		json_object_set_new(cb, "next_attempt", json_string(next));
 		atomic_fetch_add(&nt->m->webhooks[WEBHOOK_RETRY], 1);
-		log_info(COMPONENT, "attempt failed id=%s attempt=%lld: %s",
-		         id, (long long)tries, why);
+		log_info(COMPONENT, "attempt failed id=%s attempt=%lld: %s", id,
+		         (long long)tries, why);
 	}
 	json_object_set_new(cb, "last_attempt", json_string(now));
 	ret = job_record_put(nt->set.storage, rec);
@@ -303,8 +304,8 @@ static void pass(struct notifier *nt)
 	if (!ids)
 		return;
 	proc_notify_busy(LIST_BUSY_MS);
-	ret = storage_ops(&nt->set)->list(nt->set.storage->state,
-	                                  "callbacks/", collect, ids);
+	ret = storage_ops(&nt->set)->list(nt->set.storage->state, "callbacks/",
+	                                  collect, ids);
 	if (ret)
 		log_warn(COMPONENT, "unable to list the callbacks pending: %s",
 		         strerror(-ret));
@@ -314,9 +315,10 @@ static void pass(struct notifier *nt)
 		proc_notify_busy(LIST_BUSY_MS);
 		ret = pending(nt, id);
 		if (ret)
-			log_warn(COMPONENT,
-			         "pass stopped at id=%s: %s; the next one goes on",
-			         id, strerror(-ret));
+			log_warn(
+			        COMPONENT,
+			        "pass stopped at id=%s: %s; the next one goes on",
+			        id, strerror(-ret));
 	}
 	proc_notify_alive();
 	json_decref(ids);

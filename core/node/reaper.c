@@ -127,8 +127,8 @@ int reaper_main(void *arg, const char *id)
 		if (now_ms() >= next_retention) {
 			retention_run(&set, node->conf, node->metrics,
 			              &stopping);
-			next_retention = now_ms() +
-			                 node->conf->app->retention.interval;
+			next_retention =
+			        now_ms() + node->conf->app->retention.interval;
 		}
 		tr->tick(set.transport->state);
 		proc_notify_alive();

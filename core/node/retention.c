@@ -186,27 +186,16 @@ static bool image_kept(struct pass *p, const char *id, int *ret)
 static int keep_results(struct pass *p, json_t *j)
 {
 	const char *s = json_string_value(j);
-	const char *name;
 	size_t i;
-	json_t *v;
 	int ret = 0;
 
 	if (s && strncmp(s, "out/", 4) == 0 && s[4])
 		return keys_add(&p->keep, s, base_len(s));
-	if (json_is_object(j)) {
-		json_object_foreach(j, name, v) {
-			ret = keep_results(p, v);
-			if (ret)
-				return ret;
-		}
-	}
-	if (json_is_array(j)) {
-		json_array_foreach(j, i, v) {
-			ret = keep_results(p, v);
-			if (ret)
-				return ret;
-		}
-	}
+	for (void *it = json_object_iter(j); it && !ret;
+	     it = json_object_iter_next(j, it))
+		ret = keep_results(p, json_object_iter_value(it));
+	for (i = 0; i < json_array_size(j) && !ret; i++)
+		ret = keep_results(p, json_array_get(j, i));
 	return ret;
 }
 
@@ -374,9 +363,10 @@ static bool lease_take(struct pass *p)
 		stale = LEASE_MIN_MS;
 	if (st->stat(state, LEASE_KEY, &s) == 0 &&
 	    p->now - s.mtime_ms >= stale) {
-		log_warn(COMPONENT,
-		         "removing a stale lease %s (%lld s old): its node died in a pass",
-		         LEASE_KEY, (long long)((p->now - s.mtime_ms) / 1000));
+		log_warn(
+		        COMPONENT,
+		        "removing a stale lease %s (%lld s old): its node died in a pass",
+		        LEASE_KEY, (long long)((p->now - s.mtime_ms) / 1000));
 		st->del(state, LEASE_KEY);
 		return st->put_excl(state, LEASE_KEY, body, (size_t)n) == 0;
 	}
