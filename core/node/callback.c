@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "metrics.h"
 #include "node_conf.h"
 
 /* Splits item into its host and port (0: none); false if malformed. */
@@ -149,6 +150,41 @@ out:
 	curl_free(user);
 	curl_url_cleanup(u);
 	return ret;
+}
+
+void callback_hint_push(struct metrics *m, const char *id)
+{
+	uint64_t n = atomic_fetch_add(&m->hints.head, 1);
+	struct metrics_hint *s = &m->hints.slot[n % METRICS_HINTS];
+
+	atomic_store(&s->seq, 0); /* being written */
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	atomic_store(&s->seq, n + 1);
+}
+
+int callback_hint_pop(struct metrics *m, uint64_t *tail, char id[33])
+{
+	uint64_t head = atomic_load(&m->hints.head), seq;
+	struct metrics_hint *s;
+
+	if (*tail >= head)
+		return 0;
+	if (head - *tail > METRICS_HINTS) {
+		*tail = head;
+		return -1;
+	}
+	s = &m->hints.slot[*tail % METRICS_HINTS];
+	seq = atomic_load(&s->seq);
+	if (seq == 0 || seq < *tail + 1)
+		return 0; /* pushed, not yet written: the next look */
+	memcpy(id, s->id, 33);
+	id[32] = '\0';
+	if (seq != *tail + 1 || atomic_load(&s->seq) != seq) {
+		*tail = head; /* overwritten meanwhile */
+		return -1;
+	}
+	(*tail)++;
+	return 1;
 }
 
 void callback_index_key(const char *id, char *buf, size_t len)

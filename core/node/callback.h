@@ -38,6 +38,21 @@ bool callback_host_item_ok(const char *item);
 int callback_url_check(const char *url, const struct imgnode_list *hosts,
                        char *why, size_t len);
 
+struct metrics;
+
+/*
+ * Tells this node's notifier of a job with a callback (a hint in the
+ * node's shared memory: it need not list the store to find it). Any
+ * thread or process of the node.
+ */
+void callback_hint_push(struct metrics *m, const char *id);
+
+/*
+ * The next hint after *tail into id: 1 (got one), 0 (none yet) or -1
+ * (hints were overwritten before they were read: list the store).
+ */
+int callback_hint_pop(struct metrics *m, uint64_t *tail, char id[33]);
+
 /* "callbacks/ID" and "claims/ID" into buf. */
 void callback_index_key(const char *id, char *buf, size_t len);
 void callback_claim_key(const char *id, char *buf, size_t len);

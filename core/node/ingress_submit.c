@@ -517,6 +517,7 @@ static int store_run(struct exec_op *op, void *state)
 		ret = st->put(state, o->callback, id, strlen(id));
 		if (ret)
 			return ret;
+		callback_hint_push(o->in->metrics, id);
 	}
 	o->what = "unable to look up the result cache";
 	ret = cache_hit(o);

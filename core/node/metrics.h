@@ -15,6 +15,7 @@
 #define METRICS_BUCKETS 12 /* 5ms .. 10s, then +Inf */
 #define METRICS_FILTERS 64
 #define METRICS_INGRESS_SLOTS 8
+#define METRICS_HINTS 256
 
 struct histogram {
 	_Atomic uint64_t bucket[METRICS_BUCKETS]; /* cumulative on render */
@@ -48,6 +49,15 @@ struct metrics {
 	/* objects (and their bytes) retention deleted, by kind */
 	_Atomic uint64_t swept[SWEPT_KINDS], swept_bytes[SWEPT_KINDS];
 	_Atomic uint64_t webhooks[WEBHOOK_OUTCOMES]; /* attempts, by outcome */
+	/* ids of jobs with a callback the ingress accepted, for the notifier
+	 * (callback.h: a hint; the store's index is the truth) */
+	struct {
+		_Atomic uint64_t head;
+		struct metrics_hint {
+			_Atomic uint64_t seq; /* the push that wrote it, + 1 */
+			char id[33];
+		} slot[METRICS_HINTS];
+	} hints;
 	_Atomic uint64_t bytes_in; /* originals uploaded */
 	_Atomic uint64_t bytes_out; /* results produced */
 	_Atomic uint64_t restarts; /* children restarted */

@@ -239,8 +239,11 @@ static const struct imgnode_conf_key webhooks_keys[] = {
          "Longest one POST may take, connecting included; past it the attempt failed.",
          WHK(timeout)},
         {"poll", IMGNODE_CONF_DURATION, "1s", 100, 60 * 60 * 1000, NULL,
-         "How often the notifier looks at the callbacks pending (callbacks/ID objects): the latency of a webhook after its job ends.",
+         "How often the notifier looks at the callbacks it knows of (a job of this node's ingress at once, others' after a rescan): the latency of a webhook after its job ends; each look reads the record of every job with a callback pending.",
          WHK(poll)},
+        {"rescan", IMGNODE_CONF_DURATION, "1m", 1000, 24 * 60 * 60 * 1000, NULL,
+         "How often the notifier lists the store's pending callbacks (callbacks/ID), and at its start: it finds there those of other nodes (or of its own before a restart). On rados a listing reads the names of every object of the pool.",
+         WHK(rescan)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 

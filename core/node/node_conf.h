@@ -86,6 +86,7 @@ struct webhooks_conf {
 	int64_t backoff_min, backoff_max; /* ms */
 	int64_t timeout; /* ms: one POST */
 	int64_t poll; /* ms: between two looks at the callbacks due */
+	int64_t rescan; /* ms: between two listings of callbacks/ */
 };
 
 /* A [preset.NAME] section: a named pipeline. */

@@ -1,7 +1,10 @@
 /*
  * The notifier: a child of the node's tree, beside the reaper, that sends
- * webhooks. Every [webhooks] poll it lists callbacks/ (callback.h), reads
- * each job's record and, for a job done or failed whose callback is due,
+ * webhooks. It knows the jobs with a callback pending from its node's
+ * ingress (hints in shared memory, at once) and from listing callbacks/
+ * (callback.h) at its start and every [webhooks] rescan (other nodes'
+ * jobs, its own from before a restart). Every [webhooks] poll it reads
+ * the record of each and, for a job done or failed whose callback is due,
  * POSTs the record as JSON to the callback's URL with libcurl: signed
  * (X-Imgnode-Signature: sha256=hex(HMAC-SHA256(secret, TIMESTAMP.BODY))),
  * with X-Imgnode-Timestamp, X-Imgnode-Delivery (the job's id, the same on
@@ -57,6 +60,10 @@ struct notifier {
 	const struct conf *conf;
 	struct metrics *m;
 	CURL *curl;
+	json_t *known; /* ids of jobs whose callback may be pending */
+	uint64_t tail; /* the hints read */
+	int64_t next_rescan; /* now_ms() */
+	bool failing; /* the last listing failed */
 };
 
 static int64_t wall_ms(void)
@@ -229,8 +236,11 @@ static int claim(struct notifier *nt, const char *key)
 	return ret;
 }
 
-/* The callback pending for job id: sent if due, its index removed once
- * it is over. 0 or -errno (storage down: the pass stops). */
+/*
+ * The callback pending for job id: sent if due, its index removed once it
+ * is over. 1 once there is nothing left to do for it (forget it), 0 to
+ * look again later, or -errno (storage down: the pass stops).
+ */
 static int pending(struct notifier *nt, const char *id)
 {
 	const struct imgnode_storage_ops *st = storage_ops(&nt->set);
@@ -245,17 +255,22 @@ static int pending(struct notifier *nt, const char *id)
 	rec = job_record_get(nt->set.storage, id, &ret);
 	if (!rec && ret == -ENOENT) { /* not yet written, or refused */
 		ret = st->stat(state, index, &s);
-		if (ret == 0 && wall_ms() - s.mtime_ms >= ORPHAN_INDEX_MS)
+		if (ret == -ENOENT)
+			return 1;
+		if (ret == 0 && wall_ms() - s.mtime_ms >= ORPHAN_INDEX_MS) {
 			st->del(state, index);
-		return ret == -ENOENT ? 0 : ret;
+			return 1;
+		}
+		return ret;
 	}
-	if (!rec)
-		return ret == -EBADMSG || ret == -EFBIG ? 0 : ret;
+	if (!rec) /* unreadable: nothing to send */
+		return ret == -EBADMSG || ret == -EFBIG ? 1 : ret;
 	cb = json_object_get(rec, "callback");
 	cbstate = json_string_value(json_object_get(cb, "state"));
 	if (!json_is_object(cb) || (cbstate && strcmp(cbstate, "pending"))) {
 		json_decref(rec);
-		return st->del(state, index) == -ENOENT ? 0 : 0;
+		st->del(state, index);
+		return 1;
 	}
 	if (!job_status_final(job_record_status(rec)) ||
 	    job_stamp_us(cb, "next_attempt") / 1000 > wall_ms()) {
@@ -276,58 +291,93 @@ static int pending(struct notifier *nt, const char *id)
 		ret = attempt(nt, id, rec);
 		cbstate = json_string_value(json_object_get(cb, "state"));
 	}
-	if (!ret && cbstate && strcmp(cbstate, "pending") != 0)
-		st->del(state, index);
 	st->del(state, claimed);
+	if (!rec || (cbstate && strcmp(cbstate, "pending") != 0)) {
+		st->del(state, index);
+		ret = 1;
+	}
 	json_decref(rec);
-	return ret == -ENOENT || ret == -EBADMSG ? 0 : ret;
+	return ret == -EBADMSG ? 1 : ret;
 }
 
-/* list's callback: the ids of callbacks/ID keys. */
+/* list's callback: the ids of callbacks/ID keys, into the known set. */
 static int collect(const char *key, void *arg)
 {
-	json_t *ids = arg;
+	json_t *known = arg;
 	const char *id = key + strlen("callbacks/");
 
 	if (strncmp(key, "callbacks/", 10) != 0 || !job_id_valid(id))
 		return 0;
-	return json_array_append_new(ids, json_string(id)) ? -ENOMEM : 0;
+	return json_object_set_new(known, id, json_true()) ? -ENOMEM : 0;
 }
 
-/* One look at every callback pending. */
-static void pass(struct notifier *nt)
+/* Lists the store's pending callbacks into the known set; one line when
+ * it starts failing and one when it works again. */
+static void rescan(struct notifier *nt)
 {
-	json_t *ids = json_array();
-	size_t i;
 	int ret;
 
-	if (!ids)
-		return;
 	proc_notify_busy(LIST_BUSY_MS);
 	ret = storage_ops(&nt->set)->list(nt->set.storage->state, "callbacks/",
-	                                  collect, ids);
-	if (ret)
+	                                  collect, nt->known);
+	if (ret && !nt->failing)
 		log_warn(COMPONENT, "unable to list the callbacks pending: %s",
 		         strerror(-ret));
-	for (i = 0; !ret && i < json_array_size(ids) && !stopping; i++) {
-		const char *id = json_string_value(json_array_get(ids, i));
+	else if (!ret && nt->failing)
+		log_info(COMPONENT, "listing the callbacks pending again");
+	nt->failing = ret != 0;
+	proc_notify_alive();
+}
+
+/* One look at every callback known, after this node's hints. */
+static void pass(struct notifier *nt)
+{
+	char id[33];
+	void *it;
+	int got;
+
+	while ((got = callback_hint_pop(nt->m, &nt->tail, id)) != 0)
+		if (got < 0) /* missed some: list them */
+			nt->next_rescan = 0;
+		else if (job_id_valid(id))
+			json_object_set_new(nt->known, id, json_true());
+	if (now_ms() >= nt->next_rescan) {
+		rescan(nt);
+		nt->next_rescan = now_ms() + nt->conf->app->webhooks.rescan;
+	}
+	it = json_object_iter(nt->known);
+	while (it && !stopping) {
+		const char *key = json_object_iter_key(it);
+		int ret;
 
 		proc_notify_busy(LIST_BUSY_MS);
-		ret = pending(nt, id);
-		if (ret)
+		ret = pending(nt, key);
+		if (ret < 0) {
 			log_warn(
 			        COMPONENT,
 			        "pass stopped at id=%s: %s; the next one goes on",
-			        id, strerror(-ret));
+			        key, strerror(-ret));
+			break;
+		}
+		if (ret == 1) {
+			void *next = json_object_iter_next(nt->known, it);
+			char gone[JOB_ID_LEN + 1];
+
+			snprintf(gone, sizeof(gone), "%s", key);
+			json_object_del(nt->known, gone);
+			it = next;
+			continue;
+		}
+		it = json_object_iter_next(nt->known, it);
 	}
 	proc_notify_alive();
-	json_decref(ids);
 }
 
 int notifier_main(void *arg, const char *id)
 {
 	struct node *node = arg;
 	struct notifier nt = {.conf = node->conf, .m = node->metrics};
+	bool off = node->conf->app->ingress.callback_hosts.n == 0;
 	struct sigaction sa = {.sa_handler = on_term};
 	char err[CONF_ERR_MAX];
 	int ret;
@@ -335,9 +385,13 @@ int notifier_main(void *arg, const char *id)
 	log_set_process(id);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
+	/* the hints from now on: the first rescan finds the older ones */
+	nt.tail = atomic_load(&nt.m->hints.head);
+	nt.known = json_object();
+	if (!nt.known || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 	    !(nt.curl = curl_easy_init())) {
 		log_error(COMPONENT, "cannot start libcurl");
+		json_decref(nt.known);
 		return EXIT_TEMPORARY;
 	}
 	ret = startup_plugins(&nt.set, node->conf, false, err, sizeof(err));
@@ -345,13 +399,15 @@ int notifier_main(void *arg, const char *id)
 		log_error(COMPONENT, "cannot start: %s", err);
 		plugin_set_free(&nt.set);
 		curl_easy_cleanup(nt.curl);
+		json_decref(nt.known);
 		return startup_exit_code(ret);
 	}
 	proc_notify_ready();
 	while (!stopping) {
 		int64_t until = now_ms() + node->conf->app->webhooks.poll;
 
-		pass(&nt);
+		if (!off)
+			pass(&nt);
 		transport_ops(&nt.set)->tick(nt.set.transport->state);
 		while (!stopping && now_ms() < until) {
 			struct timespec pause = {0, 50 * 1000000};
@@ -362,5 +418,6 @@ int notifier_main(void *arg, const char *id)
 	plugin_set_free(&nt.set);
 	curl_easy_cleanup(nt.curl);
 	curl_global_cleanup();
+	json_decref(nt.known);
 	return 0;
 }

@@ -9,11 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "node/callback.h"
+#include "node/metrics.h"
 #include "node/node_conf.h"
 
 static int check(const char *url, const char *why_has)
@@ -120,6 +122,34 @@ static void test_backoff_doubles_up_to_its_cap(void **state)
 	assert_int_equal(callback_backoff_ms(&wc, 1000), 3600000);
 }
 
+/* Hints reach the notifier in order; too many unread ones say so. */
+static void test_hints(void **state)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+	uint64_t tail = 0;
+	char id[33], want[33];
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(callback_hint_pop(m, &tail, id), 0);
+	callback_hint_push(m, "0123456789abcdef0123456789abcdef");
+	callback_hint_push(m, "fedcba9876543210fedcba9876543210");
+	assert_int_equal(callback_hint_pop(m, &tail, id), 1);
+	assert_string_equal(id, "0123456789abcdef0123456789abcdef");
+	assert_int_equal(callback_hint_pop(m, &tail, id), 1);
+	assert_string_equal(id, "fedcba9876543210fedcba9876543210");
+	assert_int_equal(callback_hint_pop(m, &tail, id), 0);
+	for (int i = 0; i < METRICS_HINTS + 1; i++) {
+		snprintf(want, sizeof(want), "%032d", i);
+		callback_hint_push(m, want);
+	}
+	assert_int_equal(callback_hint_pop(m, &tail, id), -1);
+	assert_int_equal(callback_hint_pop(m, &tail, id), 0);
+	callback_hint_push(m, "0123456789abcdef0123456789abcdef");
+	assert_int_equal(callback_hint_pop(m, &tail, id), 1);
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,6 +159,7 @@ int main(void)
 	        cmocka_unit_test(test_host_items),
 	        cmocka_unit_test(test_signature),
 	        cmocka_unit_test(test_backoff_doubles_up_to_its_cap),
+	        cmocka_unit_test(test_hints),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
