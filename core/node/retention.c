@@ -271,44 +271,56 @@ out:
 	return ret;
 }
 
-/* The results no record keeps, written more than result_ttl ago: each
- * base's companions first, the base last (a .meta marks it complete). */
+#define GROUP_MAX 16 /* objects of one result: KEY, KEY.meta, ... */
+
+/*
+ * The results no record keeps, each with its companions (KEY.meta, and
+ * renditions named KEY.*) as one: deleted once every one of them was
+ * written more than result_ttl ago, the companions first and KEY last (a
+ * .meta without its image would be a cache hit with nothing to serve).
+ */
 static int results(struct pass *p, const volatile sig_atomic_t *stop)
 {
 	const struct imgnode_storage_ops *st = storage_ops(p->set);
+	void *state = p->set->storage->state;
 	struct keys out = {0};
+	size_t i, j;
 	int ret;
 
-	ret = st->list(p->set->storage->state, "out/", collect, &out);
-	if (ret)
-		goto out_free;
-	/* sorted: a base comes before its companions; walk backwards */
-	keys_has(&out, "");
-	for (size_t i = out.n; i-- > 0 && !*stop;) {
-		const char *key = out.k[i];
+	ret = st->list(state, "out/", collect, &out);
+	keys_has(&out, ""); /* sorted: KEY just before its KEY.* */
+	for (i = 0; !ret && i < out.n && !*stop; i = j) {
+		struct imgnode_stat s[GROUP_MAX];
+		size_t n = base_len(out.k[i]);
+		bool young = false;
 		char base[JOB_KEY_MAX];
-		struct imgnode_stat s;
-		size_t n = base_len(key);
 
-		if (n >= sizeof(base))
+		for (j = i + 1; j < out.n && base_len(out.k[j]) == n &&
+		                strncmp(out.k[j], out.k[i], n) == 0;
+		     j++)
+			;
+		if (n >= sizeof(base) || j - i > GROUP_MAX)
 			continue;
-		memcpy(base, key, n);
+		memcpy(base, out.k[i], n);
 		base[n] = '\0';
 		if (keys_has(&p->keep, base))
 			continue;
 		proc_notify_busy(STEP_BUSY_MS);
-		ret = st->stat(p->set->storage->state, key, &s);
-		if (ret == -ENOENT)
-			continue;
-		if (ret)
-			break;
-		if (p->now - s.mtime_ms < p->rc->result_ttl)
-			continue;
-		ret = drop(p, key, SWEPT_RESULT, s.size);
-		if (ret)
-			break;
+		for (size_t k = i; !ret && !young && k < j; k++) {
+			ret = st->stat(state, out.k[k], &s[k - i]);
+			if (ret == -ENOENT) {
+				ret = 0;
+				s[k - i] = (struct imgnode_stat){0};
+				continue;
+			}
+			young = !ret &&
+			        p->now - s[k - i].mtime_ms < p->rc->result_ttl;
+		}
+		for (size_t k = j; !ret && !young && k-- > i;)
+			if (s[k - i].mtime_ms)
+				ret = drop(p, out.k[k], SWEPT_RESULT,
+				           s[k - i].size);
 	}
-out_free:
 	keys_free(&out);
 	return ret;
 }
