@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from nodelib import MAX_BODY, corpus, setup_extra, start
+from nodelib import MAX_BODY, corpus, setup_extra, start, wait_for
 
 POOL = "imgnode"  # test/lib/ceph's pool
 TTL = ("[retention]\nresult_ttl = 2s\noriginal_ttl = 1s\nrecord_ttl = 2s\n"
@@ -92,15 +92,6 @@ def photos():
     return out
 
 
-def wait_for(what, cond, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def run_job(s, data, pipeline):
     """A job run to its end: (id, its record)."""
     r = s.submit(data, pipeline, wait=30)
@@ -125,7 +116,8 @@ def test_expired_objects_are_deleted(kept):
     mine = objects_of(job, rec) & store.keys()
     assert {f"jobs/{job}", f"orig/{job}", rec["result"]} <= mine
     # the original goes first (1 s), the record and the result after 2 s
-    wait_for("the job's objects deleted", lambda: not mine & store.keys())
+    wait_for("the job's objects deleted", lambda: not mine & store.keys(),
+             timeout=60)
     assert s.get(f"/v1/jobs/{job}").status_code == 404
     for kind in ("result", "original", "record"):
         assert swept(s, kind) > before[kind], kind
@@ -143,7 +135,7 @@ def test_variants_of_a_kept_image_stay(kept):
     store.put(f"jobs/{job}", json.dumps(rec).encode())
     other, orec = run_job(s, photos()[2], "thumbnail(44)|png")
     wait_for("the one-off job's objects deleted",
-             lambda: not objects_of(other, orec) & store.keys())
+             lambda: not objects_of(other, orec) & store.keys(), timeout=60)
     # passes ran past every TTL: the variant and its result are there
     left = store.keys()
     assert {f"jobs/{job}", rec["result"], f"img/{IMAGE_ID}"} <= left
@@ -151,7 +143,8 @@ def test_variants_of_a_kept_image_stay(kept):
     assert s.get(f"/v1/jobs/{job}/result").status_code == 200
     store.delete(f"img/{IMAGE_ID}")
     wait_for("the variant's objects deleted once its image is gone",
-             lambda: not {f"jobs/{job}", rec["result"]} & store.keys())
+             lambda: not {f"jobs/{job}", rec["result"]} & store.keys(),
+             timeout=60)
 
 
 def test_store_stays_bounded(kept):
@@ -168,7 +161,7 @@ def test_store_stays_bounded(kept):
             made |= objects_of(job, rec)
         assert made & store.keys()
         wait_for(f"round {round_} swept",
-                 lambda: not (store.keys() - base))
+                 lambda: not (store.keys() - base), timeout=60)
     assert store.keys() <= base
 
 

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from nodelib import Imgnode, error_of, free_port, small_jpeg, start
+from nodelib import (Imgnode, error_of, free_port, small_jpeg, start,
+                     wait_for)
 
 SECRET = "webhook-test-secret-0123"
 
@@ -51,15 +52,6 @@ class Receiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_for(what, cond, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def verified(headers, body):
