@@ -21,17 +21,20 @@ SECRET = "webhook-test-secret-0123"
 
 class Receiver:
     """An HTTP server on 127.0.0.1 that records every POST (path, headers,
-    body) and answers each path with its scripted statuses, then 200."""
+    body) and answers each path with its scripted statuses, then 200,
+    after the path's delay if it has one."""
 
     def __init__(self, port=0):
         self.got = []
         self.script = {}
+        self.delay = {}
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.got.append((self.path, dict(self.headers), body))
+                time.sleep(outer.delay.get(self.path, 0))
                 todo = outer.script.get(self.path, [])
                 self.send_response(todo.pop(0) if todo else 200)
                 self.send_header("Content-Length", "0")
@@ -184,3 +187,49 @@ def test_callback_hosts_need_a_secret(node):
     r = node.run("-t")
     assert r.returncode == 100
     assert "[webhooks] secret" in r.stderr, r.stderr
+
+
+def test_two_nodes_on_one_store_send_each_once(own, tmp_path):
+    """Two nodes share a queue and a store, and both list the pending
+    callbacks every second: each job's webhook still arrives once, even a
+    retry both nodes know of and find due together while the receiver
+    takes its time (the claim); one its receiver always refuses is given
+    up after max_attempts, its index removed."""
+    rx = Receiver()
+    rx.script["/never"] = [500] * 10
+    rx.script["/slow"] = [500]
+    rx.delay["/slow"] = 0.5
+    shared = (f"[transport]\nplugin = spool\ndir = {tmp_path}/spool\n"
+              f"[storage]\nplugin = fs\ndir = {tmp_path}/store\n"
+              f"[webhooks]\nsecret = {SECRET}\nbackoff_min = 1500ms\n"
+              "backoff_max = 1500ms\npoll = 100ms\nrescan = 1s\n"
+              "max_attempts = 2\n")
+    try:
+        a, b = (own(name, callback_hosts=f"127.0.0.1:{rx.port}",
+                    extra=shared) for name in ("a", "b"))
+        jobs = [submit(s, f"http://127.0.0.1:{rx.port}/twice",
+                       f"thumbnail({40 + i})|png")
+                for i, s in enumerate((a, b, a, b))]
+        never = submit(a, f"http://127.0.0.1:{rx.port}/never")
+        slow = submit(a, f"http://127.0.0.1:{rx.port}/slow",
+                      "thumbnail(39)|png")
+        for job in jobs:
+            wait_for("delivered", lambda: a.record(job)["callback"][
+                "state"] == "delivered")
+        rec = wait_for("given up", lambda: (lambda r: r if r["callback"][
+            "state"] == "failed" else None)(b.record(never)))
+        assert rec["callback"]["attempts"] == 2
+        assert rec["callback"]["last_error"] == "HTTP 500"
+        # a rescan of each node after the last delivery sends nothing more
+        wait_for("the indexes removed",
+                 lambda: not list((tmp_path / "store").glob("callbacks/*")))
+        got = [h["X-Imgnode-Delivery"] for h, _ in rx.posts("/twice")]
+        assert sorted(got) == sorted(jobs)
+        assert len(rx.posts("/never")) == 2
+        # the retry, due on both nodes after their rescans, went once
+        wait_for("the slow one delivered", lambda: b.record(slow)[
+            "callback"]["state"] == "delivered")
+        assert [h["X-Imgnode-Attempt"] for h, _ in rx.posts("/slow")] == \
+            ["1", "2"]
+    finally:
+        rx.close()
