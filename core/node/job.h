@@ -12,6 +12,9 @@
  *                 repeated job finds it
  *   out/KEY.meta  JSON (mime, format, size), written after the image: it
  *                 marks the image complete
+ *   callbacks/ID  a job whose webhook is pending, claims/ID the node
+ *                 sending it (callback.h)
+ *   locks/retention  the node deleting what expired (retention.c)
  *
  * Whose key counts: the worker's. The ingress derives the key when it
  * accepts a job, to find a cached result and to put in the message; the
