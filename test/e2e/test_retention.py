@@ -184,3 +184,21 @@ def test_jobs_in_flight_are_never_broken(kept):
     # the queue was long enough for the sweep to see originals of queued
     # jobs older than their TTL (else this test proves nothing)
     assert time.monotonic() - oldest > 1, "the jobs ran too fast to tell"
+
+
+def test_an_original_without_a_record_goes_once_old(kept):
+    """An original whose record never came (an upload refused while the
+    store was failing) is deleted once older than original_ttl and [workers]
+    stuck_after (1h here): one dated 2 h back goes, a fresh one stays."""
+    s, store = kept
+    if not isinstance(store, FsStore):
+        pytest.skip("rados sets an object's mtime itself: fs shows the rule")
+    old, fresh = "orig/" + "a" * 32, "orig/" + "b" * 32
+    store.put(old, b"old")
+    store.put(fresh, b"fresh")
+    back = time.time() - 7200
+    os.utime(store.root / old, (back, back))
+    wait_for("the old orphan deleted", lambda: old not in store.keys(),
+             timeout=60)
+    assert fresh in store.keys()
+    store.delete(fresh)
