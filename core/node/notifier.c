@@ -409,9 +409,12 @@ int notifier_main(void *arg, const char *id)
 		if (!off)
 			pass(&nt);
 		transport_ops(&nt.set)->tick(nt.set.transport->state);
-		while (!stopping && now_ms() < until) {
+		/* the heartbeat, every 250 ms of the wait (poll may be long) */
+		for (int i = 0; !stopping && now_ms() < until; i++) {
 			struct timespec pause = {0, 50 * 1000000};
 
+			if (i % 5 == 0)
+				proc_notify_alive();
 			nanosleep(&pause, NULL);
 		}
 	}
