@@ -167,6 +167,9 @@ const struct imgnode_conf_key ingress_conf_keys[] =
                 {"access_log", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
                  "One info line per request: method, path, query (values of sig, keys, tokens and secrets masked), status, bytes, ms, client address, request_id (X-Request-ID, or one made up).",
                  ING(access_log)},
+                {"variant_wait", IMGNODE_CONF_DURATION, "30s", 0, HOUR, NULL,
+                 "Longest a GET /v1/images/ID/PIPELINE waits for a variant not made yet (its job queued by this request, or by an identical one on any node); then 503 with Retry-After, and the job goes on. Counts as wait_max does against proxy_timeout.",
+                 ING(variant_wait)},
                 {"callback_hosts", IMGNODE_CONF_LIST, "", 0, 0, NULL,
                  "Hosts a job's ?callback=URL may name, as host or host:port (the host as the URL writes it, matched exactly, case aside; without a port only the scheme's default one): the notifier POSTs the finished job's record there, signed with [webhooks] secret (docs/webhooks.md). Empty: callback= is refused with 400.",
                  ING(callback_hosts)},
@@ -381,7 +384,11 @@ static int check_id_list(const struct conf *conf, const char *key,
 static int check_timeouts(const struct conf *conf, char *err, size_t errlen)
 {
 	const struct ingress_conf *ic = &conf->app->ingress;
-	int64_t worst = ic->wait_max + 2 * ic->dependency_wait;
+	int64_t longest = ic->variant_wait > ic->wait_max ? ic->variant_wait
+	                                                  : ic->wait_max;
+	int64_t worst = longest + 2 * ic->dependency_wait;
+	const char *which =
+	        ic->variant_wait > ic->wait_max ? "variant_wait" : "wait_max";
 	char where[600];
 
 	if (worst < ic->proxy_timeout)
@@ -389,13 +396,13 @@ static int check_timeouts(const struct conf *conf, char *err, size_t errlen)
 	position(conf,
 	         conf_find(conf, "ingress", "dependency_wait")
 	                 ? "dependency_wait"
-	         : conf_find(conf, "ingress", "wait_max") ? "wait_max"
-	                                                  : "proxy_timeout",
+	         : conf_find(conf, "ingress", which) ? which
+	                                             : "proxy_timeout",
 	         where, sizeof(where));
 	conf_set_err(
 	        err, errlen,
-	        "%s[ingress] wait_max + 2 x dependency_wait (%lld ms) must stay below proxy_timeout (%lld ms): a request during an outage would be answered after the proxy gave up on it",
-	        where, (long long)worst, (long long)ic->proxy_timeout);
+	        "%s[ingress] %s + 2 x dependency_wait (%lld ms) must stay below proxy_timeout (%lld ms): a request during an outage would be answered after the proxy gave up on it",
+	        where, which, (long long)worst, (long long)ic->proxy_timeout);
 	return -EINVAL;
 }
 

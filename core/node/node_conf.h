@@ -33,6 +33,7 @@ struct ingress_conf {
 	int64_t port;
 	int64_t max_body; /* bytes */
 	int64_t wait_max; /* ms */
+	int64_t variant_wait; /* ms: GET /v1/images/ID/PIPELINE */
 	int64_t request_timeout; /* ms */
 	int64_t request_deadline; /* ms */
 	int64_t dependency_wait; /* ms: one storage or transport call */

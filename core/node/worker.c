@@ -235,7 +235,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 			                now_us() - created);
 	}
 
-	job_orig_key(msg->id, key, sizeof(key));
+	job_input_key(rec, msg->id, key, sizeof(key));
 	notify_busy(w);
 	ret = st->get(sst, key, (size_t)w->conf->app->ingress.max_body, &orig,
 	              &len);
