@@ -207,6 +207,9 @@ char *metrics_render(struct metrics *m)
 		put(&o, "imgnode_swept_bytes_total{kind=\"%s\"} %llu\n",
 		    swept_kinds[i],
 		    (unsigned long long)atomic_load(&m->swept_bytes[i]));
+	counter(&o, "imgnode_retention_passes_total",
+	        "Whole retention passes this node made over the store.",
+	        atomic_load(&m->retention_passes));
 	put(&o, "# HELP imgnode_webhooks_total Webhook attempts, by outcome "
 	        "(retry: failed, tried again later).\n"
 	        "# TYPE imgnode_webhooks_total counter\n");

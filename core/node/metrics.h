@@ -48,6 +48,7 @@ struct metrics {
 	_Atomic uint64_t unqueued_failed, unqueued_left;
 	/* objects (and their bytes) retention deleted, by kind */
 	_Atomic uint64_t swept[SWEPT_KINDS], swept_bytes[SWEPT_KINDS];
+	_Atomic uint64_t retention_passes; /* whole passes this node made */
 	_Atomic uint64_t webhooks[WEBHOOK_OUTCOMES]; /* attempts, by outcome */
 	/* ids of jobs with a callback the ingress accepted, for the notifier
 	 * (callback.h: a hint; the store's index is the truth) */

@@ -418,6 +418,8 @@ int retention_run(struct plugin_set *set, const struct conf *conf,
 	if (ret)
 		log_warn(COMPONENT, "pass stopped: %s; the next one goes on",
 		         strerror(-ret));
+	else if (!*stop && m)
+		atomic_fetch_add(&m->retention_passes, 1);
 	storage_ops(set)->del(set->storage->state, LEASE_KEY);
 	proc_notify_alive();
 	keys_free(&ids);

@@ -1,9 +1,11 @@
 """Retention ([retention]): the reaper's pass deletes results, originals
 and records once their TTL has passed, on spool + fs and on amqp + rados
 (objects counted with the rados CLI), and never what a job in flight or a
-kept image (img/ID, "image": ID in a variant's record) still needs. TTLs
+kept image (/v1/images: a variant's record names "image": ID) still
+needs. TTLs
 of seconds; every wait is for a state (bounded), and the store's size is
 checked over a fixed number of jobs, not over a time window."""
+import datetime
 import json
 import os
 import subprocess
@@ -11,13 +13,13 @@ import tempfile
 import time
 
 import pytest
+import requests
 
 from nodelib import MAX_BODY, corpus, setup_extra, start, wait_for
 
 POOL = "imgnode"  # test/lib/ceph's pool
 TTL = ("[retention]\nresult_ttl = 2s\noriginal_ttl = 1s\nrecord_ttl = 2s\n"
        "interval = 1s\n")
-IMAGE_ID = "0123456789abcdef0123456789abcdef"
 
 
 class FsStore:
@@ -105,6 +107,13 @@ def objects_of(job, rec):
             rec["result"] + ".meta"}
 
 
+def stamp(text):
+    """A record's timestamp, in seconds since the epoch."""
+    return datetime.datetime.strptime(
+        text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+
+
 def swept(s, kind):
     return s.metric(f'imgnode_swept_objects_total{{kind="{kind}"}}')
 
@@ -124,27 +133,32 @@ def test_expired_objects_are_deleted(kept):
 
 
 def test_variants_of_a_kept_image_stay(kept):
-    """A record naming a kept image keeps itself and its result while
-    img/ID exists (as /v1/images writes it); once the image is deleted
-    both expire."""
+    """A variant of a kept image (/v1/images) keeps its record and result
+    past every TTL while the image exists; a one-off job's expire
+    meanwhile. DELETE then removes the image and its variants."""
     s, store = kept
-    store.put(f"img/{IMAGE_ID}", photos()[1])
-    job, rec = run_job(s, photos()[1], "thumbnail(43)|png")
-    # the record as a variant job writes it
-    rec["image"] = IMAGE_ID
-    store.put(f"jobs/{job}", json.dumps(rec).encode())
+    up = requests.post(s.url + "/v1/images", data=photos()[1], timeout=30)
+    assert up.status_code in (200, 201), up.text
+    image = up.json()["id"]
+    variant = f"/v1/images/{image}/thumbnail%2843%29%7Cpng"
+    r = s.get(variant)
+    assert r.status_code == 200, r.text
+    job = r.headers["X-Imgnode-Job"]
+    rec = s.record(job)
+    assert rec["image"] == image
     other, orec = run_job(s, photos()[2], "thumbnail(44)|png")
     wait_for("the one-off job's objects deleted",
              lambda: not objects_of(other, orec) & store.keys(), timeout=60)
     # passes ran past every TTL: the variant and its result are there
-    left = store.keys()
-    assert {f"jobs/{job}", rec["result"], f"img/{IMAGE_ID}"} <= left
-    assert f"orig/{job}" not in left  # a one-off original is not kept
-    assert s.get(f"/v1/jobs/{job}/result").status_code == 200
-    store.delete(f"img/{IMAGE_ID}")
-    wait_for("the variant's objects deleted once its image is gone",
-             lambda: not {f"jobs/{job}", rec["result"]} & store.keys(),
-             timeout=60)
+    assert {f"jobs/{job}", rec["result"], f"img/{image}"} <= store.keys()
+    again = s.get(variant)
+    assert again.status_code == 200 and again.content == r.content
+    assert again.headers["X-Imgnode-Job"] == job
+    assert requests.delete(s.url + f"/v1/images/{image}",
+                           timeout=30).status_code in (200, 204)
+    wait_for("the variant's objects deleted with its image",
+             lambda: not {f"jobs/{job}", rec["result"], f"img/{image}"}
+             & store.keys(), timeout=60)
 
 
 def test_store_stays_bounded(kept):
@@ -166,24 +180,39 @@ def test_store_stays_bounded(kept):
 
 
 def test_jobs_in_flight_are_never_broken(kept):
-    """More slow jobs than workers: some wait queued longer than
-    original_ttl, and run past it; each ends done, its result readable
-    just after."""
+    """Jobs queued while the node has no worker (reloaded with count = 0)
+    stay queued, their originals kept, through whole passes that began
+    after original_ttl; once the workers are back each ends done, its
+    result readable just after."""
     s, store = kept
-    data = photos()[-1]
-    jobs = []
-    for i in range(4):
-        r = s.submit(data, f"blur({4 + i})|jpeg(q=50)")
-        assert r.status_code == 202, r.text
-        jobs.append(r.json()["id"])
-    oldest = time.monotonic()
+    drop_in = s.node.write("[workers]\ncount = 0\n", "zz-no-workers.ini")
+    s.ctl("reload")
+    s.wait(lambda: not [c for c in s.children() if c.startswith("worker.")],
+           "no worker left")
+    try:
+        jobs = []
+        for i in range(3):
+            r = s.submit(photos()[0], f"blur({4 + i})|jpeg(q=50)")
+            assert r.status_code == 202, r.text
+            jobs.append(r.json()["id"])
+        # a whole pass that began once the originals were older than
+        # original_ttl (1 s): the clock awaited, then passes counted
+        created = max(stamp(s.record(job)["created"]) for job in jobs)
+        wait_for("the originals older than original_ttl",
+                 lambda: time.time() > created + 1.5)
+        passes = s.metric("imgnode_retention_passes_total")
+        wait_for("a pass after", lambda: s.metric(
+            "imgnode_retention_passes_total") > passes + 1, timeout=60)
+        for job in jobs:
+            assert s.record(job)["status"] == "queued"
+            assert f"orig/{job}" in store.keys()
+    finally:
+        drop_in.unlink()
+        s.ctl("reload")
     for job in jobs:
         rec = s.wait_status(job, ("done", "failed"), timeout=120)
         assert rec["status"] == "done", rec
         assert s.get(f"/v1/jobs/{job}/result").status_code == 200
-    # the queue was long enough for the sweep to see originals of queued
-    # jobs older than their TTL (else this test proves nothing)
-    assert time.monotonic() - oldest > 1, "the jobs ran too fast to tell"
 
 
 def test_an_original_without_a_record_goes_once_old(kept):
