@@ -162,9 +162,9 @@ $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -c $< -o $@
 
 # The node's children use libvips, libmicrohttpd, libcrypto and libseccomp
-# (the workers' sandbox); the supervisor links them but never initialises
-# them.
-NODE_LIBS := $(VIPS_LIBS) -lmicrohttpd -lcrypto -lseccomp
+# (the workers' sandbox), and libcurl (the notifier's webhooks); the
+# supervisor links them but never initialises them.
+NODE_LIBS := $(VIPS_LIBS) -lmicrohttpd -lcrypto -lseccomp $(CTL_LIBS)
 $(NODE_OBJ): override CFLAGS += $(VIPS_CFLAGS)
 
 $(BUILD)/imgnode: $(MAIN_OBJ) $(NODE_OBJ) $(CORE_OBJ)

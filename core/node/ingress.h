@@ -170,6 +170,7 @@ struct request {
 	char *variant; /* /v1/images/ID/VARIANT, decoded; ours */
 	bool vary_accept; /* its answer varies with Accept (format auto) */
 	char request_id[JOB_REQUEST_ID_MAX + 1]; /* X-Request-ID, or made up */
+	const char *callback; /* ?callback=URL, checked (libmicrohttpd's) */
 	bool admin; /* came to the admin listener */
 	bool submitting; /* counted in metrics->submitting */
 	char key_id[72]; /* the X-Api-Key's ID; "" without api_keys */

@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "../log.h"
+#include "callback.h"
 #include "cost.h"
 #include "image.h"
 #include "ingress.h"
@@ -479,6 +480,19 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 		pipeline = renditions;
 		preset = presets;
 	}
+	r->callback = arg(r, "callback");
+	if (r->callback && image)
+		return ingress_fail_now(
+		        r, MHD_HTTP_BAD_REQUEST, "bad callback",
+		        "callback= is for jobs (POST /v1/jobs): storing an image runs none");
+	if (r->callback) {
+		char why[400];
+
+		if (callback_url_check(r->callback, &ic->callback_hosts, why,
+		                       sizeof(why)))
+			return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST,
+			                        "bad callback", "%s", why);
+	}
 	if (!image && (pipeline || preset || r->multipart) &&
 	    auth_submit(r, "/v1/jobs", pipeline, preset))
 		return ingress_answer_fail(r);
@@ -613,6 +627,11 @@ json_t *ingress_job_record(struct request *r, const char *hex, uint64_t bytes,
 	if (rec)
 		json_object_set_new(rec, "request_id",
 		                    json_string(r->request_id));
+	if (rec && r->callback) /* its delivery's state, kept by the notifier */
+		json_object_set_new(rec, "callback",
+		                    json_pack("{s:s, s:s, s:i}", "url",
+		                              r->callback, "state", "pending",
+		                              "attempts", 0));
 	if (rec && r->key_id[0]) /* its ID, never the key */
 		json_object_set_new(rec, "api_key_id", json_string(r->key_id));
 	if (rec && r->rend && renditions_record(r, rec, plugins)) {
@@ -635,6 +654,7 @@ struct store_op {
 	json_t *rec;
 	struct ingress_upload up; /* taken from the request */
 	char meta[JOB_KEY_MAX + 8], orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
+	char callback[JOB_KEY_MAX]; /* the pending index, if any: "" */
 	bool wait; /* a ?wait= request: a hit answers with the result */
 	bool stored; /* the record is written (a hit's too) */
 	bool hit; /* done from the result cache */
@@ -683,6 +703,17 @@ static int store_run(struct exec_op *op, void *state)
 	const struct imgnode_storage_ops *st = storage_ops(&in->set);
 	int ret, oret;
 
+	/* the notifier finds the job through this, before its record */
+	if (o->callback[0]) {
+		const char *id =
+		        json_string_value(json_object_get(o->rec, "id"));
+
+		o->what = "unable to store the callback";
+		ret = st->put(state, o->callback, id, strlen(id));
+		if (ret)
+			return ret;
+		callback_hint_push(o->in->metrics, id);
+	}
 	o->what = "unable to look up the result cache";
 	/* a renditions job: its worker looks for each output instead */
 	ret = o->meta[0] ? cache_hit(o) : -ENOENT;
@@ -917,6 +948,8 @@ static enum MHD_Result accept_job(struct request *r,
 		snprintf(o->meta, sizeof(o->meta), "%s.meta", result);
 	job_orig_key(r->id, o->orig, sizeof(o->orig));
 	job_record_key(r->id, o->record, sizeof(o->record));
+	if (r->callback)
+		callback_index_key(r->id, o->callback, sizeof(o->callback));
 	/* the upload is the op's now: it may outlive this request's wait */
 	ingress_upload_take(r, &o->up);
 	log_debug(COMPONENT, "storing id=%s pipeline=%s format=%s bytes=%zu",

@@ -16,6 +16,9 @@
  *                 content's; imgs/ID its metadata, imgv/ID/VID a marker
  *                 (naming the result) of each of its variants, whose
  *                 record jobs/VID names "image": ID
+ *   callbacks/ID  a job whose webhook is pending, claims/ID the node
+ *                 sending it (callback.h)
+ *   locks/retention  the node deleting what expired (retention.c)
  *
  * Whose key counts: the worker's. The ingress derives the key when it
  * accepts a job, to find a cached result and to put in the message; the

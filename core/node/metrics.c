@@ -165,6 +165,10 @@ static void counter(struct out *o, const char *name, const char *help,
 char *metrics_render(struct metrics *m)
 {
 	static const char *const outcomes[] = {"done", "failed", "cached"};
+	static const char *const swept_kinds[] = {"result", "original",
+	                                          "record"};
+	static const char *const webhook_outcomes[] = {"delivered", "retry",
+	                                               "gave_up"};
 	struct out o = {malloc(8192), 0, 8192, false};
 
 	if (!o.buf)
@@ -189,6 +193,30 @@ char *metrics_render(struct metrics *m)
 	    (unsigned long long)atomic_load(&m->stuck_republished));
 	put(&o, "imgnode_stuck_jobs_total{action=\"failed\"} %llu\n",
 	    (unsigned long long)atomic_load(&m->stuck_failed));
+	put(&o, "# HELP imgnode_swept_objects_total Objects retention deleted "
+	        "([retention]), by kind.\n"
+	        "# TYPE imgnode_swept_objects_total counter\n");
+	for (int i = 0; i < SWEPT_KINDS; i++)
+		put(&o, "imgnode_swept_objects_total{kind=\"%s\"} %llu\n",
+		    swept_kinds[i],
+		    (unsigned long long)atomic_load(&m->swept[i]));
+	put(&o, "# HELP imgnode_swept_bytes_total Bytes of the objects "
+	        "retention deleted, by kind.\n"
+	        "# TYPE imgnode_swept_bytes_total counter\n");
+	for (int i = 0; i < SWEPT_KINDS; i++)
+		put(&o, "imgnode_swept_bytes_total{kind=\"%s\"} %llu\n",
+		    swept_kinds[i],
+		    (unsigned long long)atomic_load(&m->swept_bytes[i]));
+	counter(&o, "imgnode_retention_passes_total",
+	        "Whole retention passes this node made over the store.",
+	        atomic_load(&m->retention_passes));
+	put(&o, "# HELP imgnode_webhooks_total Webhook attempts, by outcome "
+	        "(retry: failed, tried again later).\n"
+	        "# TYPE imgnode_webhooks_total counter\n");
+	for (int i = 0; i < WEBHOOK_OUTCOMES; i++)
+		put(&o, "imgnode_webhooks_total{outcome=\"%s\"} %llu\n",
+		    webhook_outcomes[i],
+		    (unsigned long long)atomic_load(&m->webhooks[i]));
 	put(&o, "# HELP imgnode_unqueued_records_total Refused submissions "
 	        "whose record could not be removed: marked failed, or left "
 	        "for the sweep.\n"

@@ -15,6 +15,7 @@
 #define METRICS_BUCKETS 12 /* 5ms .. 10s, then +Inf */
 #define METRICS_FILTERS 64
 #define METRICS_INGRESS_SLOTS 8
+#define METRICS_HINTS 256
 
 struct histogram {
 	_Atomic uint64_t bucket[METRICS_BUCKETS]; /* cumulative on render */
@@ -23,6 +24,17 @@ struct histogram {
 };
 
 enum job_outcome { OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_CACHED, OUTCOMES };
+
+/* What retention deletes (retention.c). */
+enum swept_kind { SWEPT_RESULT, SWEPT_ORIGINAL, SWEPT_RECORD, SWEPT_KINDS };
+
+/* What became of a webhook attempt (notifier.c). */
+enum webhook_outcome {
+	WEBHOOK_DELIVERED,
+	WEBHOOK_RETRY,
+	WEBHOOK_GAVE_UP,
+	WEBHOOK_OUTCOMES
+};
 
 struct metrics {
 	_Atomic uint64_t accepted; /* 202s and cache hits */
@@ -34,6 +46,19 @@ struct metrics {
 	/* refused submissions (503) whose record could not be removed:
 	 * marked failed, or left for the sweep (storage down too) */
 	_Atomic uint64_t unqueued_failed, unqueued_left;
+	/* objects (and their bytes) retention deleted, by kind */
+	_Atomic uint64_t swept[SWEPT_KINDS], swept_bytes[SWEPT_KINDS];
+	_Atomic uint64_t retention_passes; /* whole passes this node made */
+	_Atomic uint64_t webhooks[WEBHOOK_OUTCOMES]; /* attempts, by outcome */
+	/* ids of jobs with a callback the ingress accepted, for the notifier
+	 * (callback.h: a hint; the store's index is the truth) */
+	struct {
+		_Atomic uint64_t head;
+		struct metrics_hint {
+			_Atomic uint64_t seq; /* the push that wrote it, + 1 */
+			char id[33];
+		} slot[METRICS_HINTS];
+	} hints;
 	_Atomic uint64_t bytes_in; /* originals uploaded */
 	_Atomic uint64_t bytes_out; /* results produced */
 	_Atomic uint64_t decodes; /* originals decoded by workers */

@@ -4,7 +4,8 @@
  *   imgnode        root, one_for_one
  *   ├── ingress    a pool of one: the HTTP API
  *   ├── workers    simple_one_for_one pool of [workers] count
- *   └── reaper     the dead-letter queue
+ *   ├── reaper     the dead-letter queue, the sweep, retention
+ *   └── notifier   webhooks (callback= of a job)
  *
  * plus what the root process does beside supervising: the control socket
  * (imgnodectl), signals (SIGTERM/SIGINT stop, SIGHUP reloads), and the
@@ -51,7 +52,7 @@ struct node_run {
 	struct sup *root;
 	struct control *control;
 	struct sup_spec root_spec, pool_spec, ingress_spec;
-	struct sup_child_spec children[3], worker, ingress;
+	struct sup_child_spec children[4], worker, ingress;
 	int64_t started;
 	int exit_code;
 	bool ready;
@@ -142,6 +143,9 @@ static void build_specs(struct node_run *r)
 	        .start_timeout_ms = s->start_timeout,
 	        .heartbeat_ms = c->app->workers.heartbeat,
 	};
+	r->children[3] = r->children[2];
+	r->children[3].id = "notifier";
+	r->children[3].start = notifier_main;
 	r->root_spec = (struct sup_spec){
 	        .id = "imgnode",
 	        .strategy = SUP_ONE_FOR_ONE,
@@ -150,7 +154,7 @@ static void build_specs(struct node_run *r)
 	        .backoff_min_ms = s->backoff_min,
 	        .backoff_max_ms = s->backoff_max,
 	        .children = r->children,
-	        .nchildren = 3,
+	        .nchildren = 4,
 	};
 }
 
@@ -409,6 +413,7 @@ static void on_check_exit(pid_t pid, int status, void *arg)
 		 * accepts, follows once every worker can run what it accepts.
 		 */
 		sup_restart_child(r->root, "reaper");
+		sup_restart_child(r->root, "notifier");
 		sup_roll(r->root, "workers");
 		sup_resize(r->root, "workers", count);
 		sup_when_settled(r->root, "workers", roll_ingress, r);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../conf_keys.h"
+#include "callback.h"
 
 #ifndef IMGNODE_WWW_DIR
 #define IMGNODE_WWW_DIR "/usr/share/imgnode/www"
@@ -23,6 +24,9 @@
 #define WRK(f) offsetof(struct workers_conf, f)
 #define ING(f) offsetof(struct ingress_conf, f)
 #define LIM(f) offsetof(struct limits_conf, f)
+#define RET(f) offsetof(struct retention_conf, f)
+#define WHK(f) offsetof(struct webhooks_conf, f)
+#define DAY (24 * HOUR)
 #define GIB (INT64_C(1) << 30)
 #define MAX_MEMORY_MIN (INT64_C(256) << 20)
 
@@ -169,6 +173,9 @@ const struct imgnode_conf_key ingress_conf_keys[] =
                 {"variant_wait", IMGNODE_CONF_DURATION, "30s", 0, HOUR, NULL,
                  "Longest a GET /v1/images/ID/PIPELINE waits for a variant not made yet (its job queued by this request, or by an identical one on any node); then 503 with Retry-After, and the job goes on. Counts as wait_max does against proxy_timeout.",
                  ING(variant_wait)},
+                {"callback_hosts", IMGNODE_CONF_LIST, "", 0, 0, NULL,
+                 "Hosts a job's ?callback=URL may name, as host or host:port (the host as the URL writes it, matched exactly, case aside; without a port only the scheme's default one): the notifier POSTs the finished job's record there, signed with [webhooks] secret (docs/webhooks.md). Empty: callback= is refused with 400.",
+                 ING(callback_hosts)},
                 {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
@@ -226,11 +233,56 @@ static const struct imgnode_conf_key formats_keys[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
+static const struct imgnode_conf_key retention_keys[] = {
+        {"result_ttl", IMGNODE_CONF_DURATION, "30d", 0, INT64_C(3650) * DAY,
+         NULL,
+         "A result (out/KEY) is deleted once no record of a job still queued or running, or finished less than this ago, names it, and it was written this long ago; results of variants of a kept image (/v1/images) stay while the image does. Clients fetch results soon; a repeated job makes a deleted one again (0 = keep forever).",
+         RET(result_ttl)},
+        {"original_ttl", IMGNODE_CONF_DURATION, "7d", 0, INT64_C(3650) * DAY,
+         NULL,
+         "The original of a one-off job (orig/ID) is deleted this long after the job finished (done or failed), never before: the time to inspect a failure. An original with no record is deleted once it is this old and older than [workers] stuck_after. Kept images (img/ID) are never deleted by age (0 = keep forever).",
+         RET(original_ttl)},
+        {"record_ttl", IMGNODE_CONF_DURATION, "30d", 0, INT64_C(3650) * DAY,
+         NULL,
+         "A job's record (jobs/ID) is deleted this long after the job finished, unless it is a variant of a kept image or its callback is not yet delivered or given up; GET /v1/jobs/ID answers 404 after (0 = keep forever).",
+         RET(record_ttl)},
+        {"interval", IMGNODE_CONF_DURATION, "1h", 1000, DAY, NULL,
+         "Time between two passes of the reaper over the store (list, then delete what expired). Nodes sharing a store take turns through a lease object (locks/retention), and a pass is idempotent.",
+         RET(interval)},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+};
+
+static const struct imgnode_conf_key webhooks_keys[] = {
+        {"secret", IMGNODE_CONF_STRING | IMGNODE_CONF_SECRET, "", 0, 0, NULL,
+         "Key of the HMAC-SHA256 in X-Imgnode-Signature: sha256=hex(HMAC(secret, TIMESTAMP.BODY)) (docs/webhooks.md); at least 16 characters, required with [ingress] callback_hosts.",
+         WHK(secret)},
+        {"max_attempts", IMGNODE_CONF_INT, "30", 1, 1000, NULL,
+         "POSTs of one callback before it is given up (its record says so). With the default backoff, 30 attempts span about a day.",
+         WHK(max_attempts)},
+        {"backoff_min", IMGNODE_CONF_DURATION, "10s", 0, DAY, NULL,
+         "Delay after the first failed attempt; it doubles with each failure, up to backoff_max.",
+         WHK(backoff_min)},
+        {"backoff_max", IMGNODE_CONF_DURATION, "1h", 0, DAY, NULL,
+         "Cap of the delay between two attempts.", WHK(backoff_max)},
+        {"timeout", IMGNODE_CONF_DURATION, "10s", 100, 5 * 60 * 1000, NULL,
+         "Longest one POST may take, connecting included; past it the attempt failed.",
+         WHK(timeout)},
+        {"poll", IMGNODE_CONF_DURATION, "1s", 100, 60 * 60 * 1000, NULL,
+         "How often the notifier looks at the callbacks it knows of (a job of this node's ingress at once, others' after a rescan): the latency of a webhook after its job ends; each look reads the record of every job with a callback pending.",
+         WHK(poll)},
+        {"rescan", IMGNODE_CONF_DURATION, "1m", 1000, 24 * 60 * 60 * 1000, NULL,
+         "How often the notifier lists the store's pending callbacks (callbacks/ID), and at its start: it finds there those of other nodes (or of its own before a restart). On rados a listing reads the names of every object of the pool.",
+         WHK(rescan)},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+};
+
 static const struct conf_section node_sections[] = {
         {"workers", workers_keys, offsetof(struct conf_app, workers), 0},
         {"ingress", ingress_conf_keys, offsetof(struct conf_app, ingress), 0},
         {"limits", limits_keys, offsetof(struct conf_app, limits), 0},
         {"formats", formats_keys, offsetof(struct conf_app, formats), 0},
+        {"retention", retention_keys, offsetof(struct conf_app, retention), 0},
+        {"webhooks", webhooks_keys, offsetof(struct conf_app, webhooks), 0},
         {"preset.", NULL, 0, CONF_SECTION_PREFIX},
         {NULL, NULL, 0, 0},
 };
@@ -419,6 +471,39 @@ static int check_auth(const struct conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/* Callbacks are signed: callback_hosts needs a secret, and well-formed
+ * items (host or host:port, no scheme or path). */
+static int check_callbacks(const struct conf *conf, char *err, size_t errlen)
+{
+	const struct ingress_conf *ic = &conf->app->ingress;
+	const char *secret = conf->app->webhooks.secret;
+	char where[600];
+
+	position(conf, "callback_hosts", where, sizeof(where));
+	for (size_t i = 0; i < ic->callback_hosts.n; i++)
+		if (!callback_host_item_ok(ic->callback_hosts.items[i])) {
+			conf_set_err(
+			        err, errlen,
+			        "%s[ingress] callback_hosts: item %zu (\"%.100s\") is not host or host:port",
+			        where, i + 1, ic->callback_hosts.items[i]);
+			return -EINVAL;
+		}
+	if (ic->callback_hosts.n && strlen(secret) < 16) {
+		const struct conf_entry *e =
+		        conf_find(conf, "webhooks", "secret");
+
+		if (e)
+			snprintf(where, sizeof(where), "%s:%d: ", e->file,
+			         e->line);
+		conf_set_err(
+		        err, errlen,
+		        "%s[webhooks] secret: callbacks are signed with it: set one of at least 16 characters with [ingress] callback_hosts",
+		        where);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* The CPUs this process may run on (taskset, a cpuset, systemd's
  * CPUAffinity=), else those online. */
 static long usable_cpus(void)
@@ -463,7 +548,9 @@ static int fill_node(struct conf *conf, char *err, size_t errlen)
 		        e ? e->value : "1h");
 		return -EINVAL;
 	}
-	if (check_auth(conf, err, errlen) || check_timeouts(conf, err, errlen))
+	if (check_auth(conf, err, errlen) ||
+	    check_timeouts(conf, err, errlen) ||
+	    check_callbacks(conf, err, errlen))
 		return -EINVAL;
 	return fill_presets(conf, err, errlen);
 }

@@ -59,6 +59,8 @@ struct ingress_conf {
 	int64_t admin_port; /* 0: /readyz and /metrics on the public port */
 	char *www_dir; /* the upload page; empty: none */
 	bool access_log; /* a line per request */
+	/* host[:port] a callback= may name */
+	struct imgnode_list callback_hosts;
 };
 
 struct limits_conf {
@@ -72,6 +74,24 @@ struct limits_conf {
 	struct imgnode_list formats;
 	bool keep_metadata; /* no: outputs carry only their ICC profile */
 	int64_t max_renditions; /* outputs of one job (renditions.h) */
+};
+
+/* [retention]: how long stored objects live (0: forever), in ms. */
+struct retention_conf {
+	int64_t result_ttl; /* out/KEY unreferenced or finished this long */
+	int64_t original_ttl; /* orig/ID of a job finished this long */
+	int64_t record_ttl; /* jobs/ID of a job finished this long */
+	int64_t interval; /* between two passes */
+};
+
+/* [webhooks]: the notifier's delivery of callback= URLs. */
+struct webhooks_conf {
+	char *secret; /* HMAC-SHA256 key of X-Imgnode-Signature */
+	int64_t max_attempts;
+	int64_t backoff_min, backoff_max; /* ms */
+	int64_t timeout; /* ms: one POST */
+	int64_t poll; /* ms: between two looks at the callbacks due */
+	int64_t rescan; /* ms: between two listings of callbacks/ */
 };
 
 /* A [preset.NAME] section: a named pipeline. */
@@ -88,6 +108,8 @@ struct conf_app {
 	struct ingress_conf ingress;
 	struct limits_conf limits;
 	struct formats_conf formats; /* what the auto step picks */
+	struct retention_conf retention;
+	struct webhooks_conf webhooks;
 	struct preset *presets; /* in the order read */
 };
 

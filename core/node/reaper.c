@@ -3,7 +3,8 @@
  * failed, with the transport's reason ("delivery limit (5) exceeded"), so a
  * poison job ends in a record a user can read instead of vanishing. Every
  * quarter of [workers] stuck_after (at most 5 min) it also sweeps the job
- * records for jobs stuck in queued or running (sweep.c).
+ * records for jobs stuck in queued or running (sweep.c), and every
+ * [retention] interval it deletes what has expired (retention.c).
  */
 #include <errno.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "../spawn.h"
 #include "job.h"
 #include "metrics.h"
+#include "retention.h"
 #include "startup.h"
 #include "sweep.h"
 
@@ -99,7 +101,7 @@ int reaper_main(void *arg, const char *id)
 	struct sigaction sa = {.sa_handler = on_term};
 	const struct imgnode_transport_ops *tr;
 	char err[CONF_ERR_MAX];
-	int64_t next_sweep;
+	int64_t next_sweep, next_retention;
 	int ret;
 
 	log_set_process(id);
@@ -114,12 +116,19 @@ int reaper_main(void *arg, const char *id)
 	tr = transport_ops(&set);
 	proc_notify_ready();
 	next_sweep = now_ms() + sweep_interval_ms(node->conf);
+	next_retention = now_ms() + node->conf->app->retention.interval;
 	while (!stopping) {
 		struct imgnode_delivery d;
 
 		if (now_ms() >= next_sweep) {
 			sweep_run(&set, node->conf, node->metrics, &stopping);
 			next_sweep = now_ms() + sweep_interval_ms(node->conf);
+		}
+		if (now_ms() >= next_retention) {
+			retention_run(&set, node->conf, node->metrics,
+			              &stopping);
+			next_retention =
+			        now_ms() + node->conf->app->retention.interval;
 		}
 		tr->tick(set.transport->state);
 		proc_notify_alive();

@@ -132,6 +132,12 @@ void sandbox_forget_secrets(struct conf *conf)
 			    strcmp(e->key, k->name) == 0)
 				wipe(e->value);
 	}
+	/* the webhooks' signing key (only the notifier signs) */
+	wipe(conf->app->webhooks.secret);
+	for (struct conf_entry *e = conf->entries; e; e = e->next)
+		if (strcmp(e->section, "webhooks") == 0 &&
+		    strcmp(e->key, "secret") == 0)
+			wipe(e->value);
 }
 
 /* Allowed whatever their arguments. */

@@ -29,6 +29,7 @@ struct node {
 int ingress_main(void *arg, const char *id);
 int worker_main(void *arg, const char *id);
 int reaper_main(void *arg, const char *id);
+int notifier_main(void *arg, const char *id);
 
 /*
  * Loads and starts the plugins of conf into set (zeroed by the caller):

@@ -397,6 +397,18 @@ def wait_all(port, ids, timeout=240):
     return recs
 
 
+def wait_for(what, cond, timeout=30):
+    """Polls cond until it returns something true (returned), for at most
+    timeout seconds (a bound, not a measure); fails naming what."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
 def canonical(keyid, expires, method, path, what="", sha=""):
     return "\n".join(["IMGNODE-HMAC-V2", keyid, str(expires), method, path,
                       what, sha])

@@ -58,6 +58,7 @@ BOUNDS = {  # process kind -> (peak RSS bound, why)
     "ingress": (UPLOAD_MEMORY + 200 * MB, "upload_memory + 200 MB"),
     "worker": (MAX_MEMORY, "[workers] max_memory"),
     "reaper": (256 * MB, "256 MB"),
+    "notifier": (256 * MB, "256 MB"),
 }
 # Slow but within every size limit (test_attack_cost): far past JOB_TIMEOUT.
 SLOW = "thumbnail(5000,size=up)|blur(50)|blur(50)|thumbnail(100)|png"

@@ -34,12 +34,12 @@ def test_status_shows_the_live_tree(running):
     r = running()
     kids = r.children()
     assert set(kids) == {"ingress", "ingress.1", "workers", "worker.1",
-                         "worker.2", "reaper"}
-    for cid in ("ingress.1", "worker.1", "worker.2", "reaper"):
+                         "worker.2", "reaper", "notifier"}
+    for cid in ("ingress.1", "worker.1", "worker.2", "reaper", "notifier"):
         assert kids[cid]["state"] == "running" and kids[cid]["pid"] > 0
     assert kids["workers"]["strategy"] == "simple_one_for_one"
     out = r.ctl("status").stdout
-    for cid in ("ingress.1", "worker.1", "worker.2", "reaper"):
+    for cid in ("ingress.1", "worker.1", "worker.2", "reaper", "notifier"):
         assert re.search(rf"^\s*{re.escape(cid)}\s+\d+\s+running", out,
                          re.M), out
     assert r.tree()["node"]["generation"] == 1
@@ -146,7 +146,8 @@ def test_ctrl_c_stops_the_tree_once(running):
     log = "".join(r.lines)
     assert "child exited" not in log, log
     assert "signal SIGINT" not in log, log  # each stopped in order
-    assert len([line for line in r.lines if "child started" in line]) == 4
+    # ingress.1, two workers, the reaper and the notifier
+    assert len([line for line in r.lines if "child started" in line]) == 5
 
 
 def test_sigterm_and_notify_socket(running, tmp_path):
@@ -160,7 +161,7 @@ def test_sigterm_and_notify_socket(running, tmp_path):
                                           for m in got):
         got.append(s.recv(4096).decode())
     status = [m for m in got if m.startswith("STATUS=")][0]
-    assert re.fullmatch(r"STATUS=generation 1: 4 of 4 children running, "
+    assert re.fullmatch(r"STATUS=generation 1: 5 of 5 children running, "
                         r"0 restarts", status), status
     r.proc.send_signal(signal.SIGTERM)
     assert r.proc.wait(timeout=30) == 0
