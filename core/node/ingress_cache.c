@@ -204,12 +204,28 @@ void ingress_cache_headers(const struct request *r, struct MHD_Response *resp,
 		                        value);
 }
 
+/* The body of a 304, which libmicrohttpd never asks for (were it to, the
+ * connection is closed rather than a body sent). */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls;
+	(void)pos;
+	(void)buf;
+	(void)max;
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/*
+ * libmicrohttpd sends the Content-Length of a 304's response object and
+ * no body; RFC 9110 allows one only if it is the 200's, so the response
+ * is made as long as the result.
+ */
 enum MHD_Result
 ingress_cache_answer_not_modified(struct request *r,
                                   const struct ingress_result *res)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-	        0, NULL, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+	        res->size, 4096, no_body, NULL, NULL);
 
 	if (resp) {
 		ingress_cache_headers(r, resp, res, true);
