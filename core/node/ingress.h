@@ -275,9 +275,11 @@ const struct preset *ingress_preset_find(const struct conf *conf,
 
 /*
  * The common check of r->pl against the image whose header is info, for
- * a job of POST /v1/jobs or a variant: every step's size predicted from
- * the header (cost.c) against [limits], nothing decoded. 0, or -1 with a
- * 422 noted.
+ * a job of POST /v1/jobs or a variant: a final auto step replaced by the
+ * encoder negotiated from the request's Accept and the image
+ * (negotiate_pipeline; r->vary_accept set), then every step's size
+ * predicted from the header (cost.c) against [limits], nothing decoded.
+ * 0, or -1 with a 422 noted.
  */
 int ingress_pipeline_admit(struct request *r, const struct image_info *info);
 

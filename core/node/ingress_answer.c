@@ -77,7 +77,7 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 	if (status >= 400) /* an error is of its moment: never cached */
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 		                        "no-store");
-	if (r->vary_accept) /* a variant in format auto */
+	if (r->vary_accept) /* the pipeline had auto: the format followed Accept */
 		MHD_add_response_header(resp, "Vary", "Accept");
 	ingress_conn_answering(r);
 	ret = MHD_queue_response(r->conn, status, resp);

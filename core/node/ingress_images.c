@@ -736,22 +736,6 @@ static enum MHD_Result claimed(struct request *r)
 	        body ? ingress_io_publish_op(in, body, len) : NULL, published);
 }
 
-/* True if the pipeline's canonical text names format auto (a step or an
- * argument "auto", not a word that begins with it, as autorotate). */
-static bool uses_auto(const char *canonical)
-{
-	for (const char *p = strstr(canonical, "auto"); p;
-	     p = strstr(p + 4, "auto")) {
-		char before = p == canonical ? ' ' : p[-1], after = p[4];
-		bool word = (before < 'a' || before > 'z') && before != '_' &&
-		            (after < 'a' || after > 'z') && after != '_';
-
-		if (word)
-			return true;
-	}
-	return false;
-}
-
 /* The image's metadata read: the pipeline checked against its header,
  * then the variant looked up or its job created. */
 static enum MHD_Result variant_meta(struct request *r)
@@ -846,7 +830,6 @@ enum MHD_Result ingress_images_get(struct request *r)
 		                        del ? deleted : meta_read);
 	if (variant_pipeline(r))
 		return ingress_answer_fail(r);
-	r->vary_accept = uses_auto(r->pl->canonical);
 	return ingress_io_begin(r, &r->in->storage_ex, meta_op(r),
 	                        variant_meta);
 }

@@ -26,6 +26,7 @@
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
+#include "negotiate.h"
 #include "node_conf.h"
 #include "pipeline.h"
 #include "prober.h"
@@ -791,6 +792,15 @@ int ingress_pipeline_admit(struct request *r, const struct image_info *info)
 {
 	char err[512];
 
+	/* auto becomes the encoder for this client and image, before the
+	 * job is checked, recorded and keyed (negotiate.h) */
+	r->vary_accept = negotiate_wanted(r->pl);
+	if (r->vary_accept &&
+	    negotiate_pipeline(&r->pl, &r->in->set,
+	                       header(r, MHD_HTTP_HEADER_ACCEPT), info,
+	                       &r->in->conf->app->formats, err, sizeof(err)))
+		return ingress_fail(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
+		                    "image rejected", "%s", err);
 	/* every step's size, predicted from the header: no bomb is queued */
 	if (cost_check(r->pl, &r->in->set, info, &r->in->conf->app->limits, err,
 	               sizeof(err)))

@@ -125,6 +125,7 @@ static int extend_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = extend_apply,
         .selftest = extend_selftest,
         .predict = extend_predict,

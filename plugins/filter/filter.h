@@ -2,7 +2,9 @@
  * What the filter plugins (plugins/filter/NAME.c) share: a one-line reason
  * from libvips' error buffer, the marks strip and the host leave for the
  * encoders, conversion to sRGB, the premultiplied-alpha wrapper that
- * resampling filters need, and the small self-tests run before a new
+ * resampling filters need, the frame helpers of steps that work on
+ * animations (filter_pages, filter_frames, filter_per_frame:
+ * IMGNODE_FILTER_FRAMES), and the small self-tests run before a new
  * generation of plugins is used. Everything is
  * static inline, so each plugin still exports only its descriptor, and
  * nothing here links against the daemon.
@@ -92,23 +94,38 @@ static inline int filter_fail(char *err, size_t errlen, const char *what)
 }
 
 /*
- * For steps that would scramble an animation (a multi-page image is one
- * tall strip of frames): 0 if in is a single image, else -ENOTSUP with a
- * reason. thumbnail and the encoders handle animations themselves.
+ * Frames of in: an animation is loaded as one tall strip of frames of
+ * "page-height" rows each (IMGNODE_FILTER_FRAMES). 1 for a still image.
+ */
+static inline int filter_pages(struct _VipsImage *in)
+{
+	int page = vips_image_get_page_height(in);
+
+	return page < in->Ysize ? in->Ysize / page : 1;
+}
+
+/*
+ * For steps that cannot work on an animation frame by frame (smartcrop
+ * would pick another rectangle in each): 0 if in is a single image, else
+ * -ENOTSUP with a reason. The host refuses such steps before they run
+ * (they lack IMGNODE_FILTER_FRAMES); this is defence in depth.
  */
 static inline int filter_one_page(struct _VipsImage *in, char *err,
                                   size_t errlen)
 {
-	int page = vips_image_get_page_height(in);
+	int pages = filter_pages(in);
 
-	if (page >= in->Ysize)
+	if (pages == 1)
 		return 0;
-	snprintf(
-	        err, errlen,
-	        "cannot work on an animation (%d frames); thumbnail and the encoders can",
-	        in->Ysize / page);
+	snprintf(err, errlen,
+	         "cannot work on animations (%d frames); use frame(N) first",
+	         pages);
 	return -ENOTSUP;
 }
+
+/* An operation for filter_premultiplied and filter_per_frame; 0 or -1 as
+ * libvips. */
+typedef int (*filter_op_fn)(VipsImage *in, VipsImage **out, const void *arg);
 
 /* An operation on one frame for filter_frames; 0 or -errno with a reason. */
 typedef int (*filter_frame_fn)(VipsImage *in, VipsImage **out, const void *arg,
@@ -165,6 +182,56 @@ static inline int filter_frames(VipsImage *in, VipsImage **out,
 			g_object_unref(frames[i]);
 	g_free(frames);
 	return r;
+}
+
+/* A libvips-style operation and its argument, for filter_per_frame. */
+struct filter_op_call {
+	filter_op_fn op;
+	const void *arg;
+};
+
+static inline int filter_op_frame(VipsImage *in, VipsImage **out,
+                                  const void *arg, char *err, size_t errlen)
+{
+	const struct filter_op_call *c = arg;
+
+	return c->op(in, out, c->arg) ? filter_fail(err, errlen, NULL) : 0;
+}
+
+/*
+ * filter_frames for an operation that returns 0 or -1 with libvips' error
+ * buffer set, as libvips' own do: op runs on each frame of in. *out is a
+ * new reference; 0 or -errno with a reason in err.
+ */
+static inline int filter_per_frame(VipsImage *in, VipsImage **out,
+                                   filter_op_fn op, const void *arg, char *err,
+                                   size_t errlen)
+{
+	struct filter_op_call c = {op, arg};
+
+	return filter_frames(in, out, filter_op_frame, &c, err, errlen);
+}
+
+static inline int filter_autorot_op(VipsImage *in, VipsImage **out,
+                                    const void *arg)
+{
+	(void)arg;
+	return vips_autorot(in, out, NULL);
+}
+
+/*
+ * Turns in upright from its EXIF orientation (vips_autorot), each frame of
+ * an animation on its own. A new reference in *out; 0 or -errno with a
+ * reason in err.
+ */
+static inline int filter_upright(VipsImage *in, VipsImage **out, char *err,
+                                 size_t errlen)
+{
+	if (vips_image_get_orientation(in) <= 1)
+		return vips_autorot(in, out, NULL)
+		               ? filter_fail(err, errlen, NULL)
+		               : 0;
+	return filter_per_frame(in, out, filter_autorot_op, NULL, err, errlen);
 }
 
 /*
@@ -449,9 +516,6 @@ static inline void filter_to_srgb(VipsImage *in, VipsImage **out)
 	g_object_ref(in);
 	*out = in;
 }
-
-/* An operation for filter_premultiplied; 0 or -1 as libvips. */
-typedef int (*filter_op_fn)(VipsImage *in, VipsImage **out, const void *arg);
 
 /*
  * Runs op on in with its alpha premultiplied, as libvips' own thumbnail

@@ -98,6 +98,7 @@ static int flatten_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = flatten_apply,
         .selftest = flatten_selftest,
         .predict = flatten_predict,

@@ -106,6 +106,7 @@ static int pad_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = pad_apply,
         .selftest = pad_selftest,
         .predict = pad_predict,

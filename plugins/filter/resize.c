@@ -502,7 +502,7 @@ static int resize_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_LOADS,
+        .flags = IMGNODE_FILTER_LOADS | IMGNODE_FILTER_FRAMES,
         .apply = resize_apply,
         .load = resize_load,
         .selftest = resize_selftest,

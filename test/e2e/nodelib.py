@@ -703,7 +703,7 @@ BOMBS = [
      "step 2 watermark(gravity=south-east,opacity=0.5,size=1000,",
      "intermediate image 9000x"),
     ("png", "thumbnail(10000,size=up)|png(compression=0)",
-     "step 2 png(compression=0)",
+     "step 2 png(colours=256,compression=0,palette=false)",
      "output of at least 286.1 MiB is over max_output (100 MiB)"),
     ("png", "resize(scale=10)|resize(scale=10)|resize(scale=10)|"
      "resize(scale=10)|thumbnail(50)",

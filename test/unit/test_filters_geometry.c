@@ -119,6 +119,7 @@ static void make_args(const struct imgnode_filter_ops *ops,
 			v[k].s = text;
 			end = "";
 			break;
+		case IMGNODE_ARG_IMAGE: ok = false; break;
 		}
 		if (!ok || *end)
 			fail_msg("%s=%s does not parse", a->name, text);
