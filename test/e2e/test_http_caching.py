@@ -116,6 +116,25 @@ def test_if_none_match_gives_304_without_a_body(variant):
         assert r.headers["ETag"] == etag
 
 
+def test_format_auto_a_tag_per_format_and_vary_on_304(variant):
+    s, path = variant
+    auto = path.rsplit("/", 1)[0] + "/" + urllib.parse.quote(
+        "thumbnail(12)|auto", safe="")
+    webp = s.get(auto, headers={"Accept": "image/webp"})
+    png = s.get(auto, headers={"Accept": "image/png"})
+    assert webp.status_code == png.status_code == 200
+    assert webp.headers["Content-Type"] != png.headers["Content-Type"]
+    assert webp.headers["ETag"] != png.headers["ETag"]
+    status, h, body = head_of(s.port, "GET", auto,
+                              [("Accept", "image/webp"),
+                               ("If-None-Match", webp.headers["ETag"])])
+    assert status == 304 and body == b""
+    assert h["vary"] == "Accept" and h["etag"] == webp.headers["ETag"]
+    # the other format's tag is not this one's
+    assert s.get(auto, headers={"Accept": "image/webp", "If-None-Match":
+                                png.headers["ETag"]}).status_code == 200
+
+
 def test_head_answers_the_same_headers_without_a_body(variant):
     s, path = variant
     got = s.get(path)
