@@ -182,6 +182,7 @@ static int check_v2(struct request *r, const char *method, const char *path,
 		        r, MHD_HTTP_FORBIDDEN, SIG_BAD,
 		        "sig is not hex(HMAC-SHA256(secret of keyid %.64s, canonical string of %s %s)); see docs/signing.md",
 		        keyid, method, path);
+	r->signed_expires = exp; /* no cache keeps the answer past it */
 	if (sha) {
 		r->want_sha = true;
 		hex_decode(sha, r->signed_sha, sizeof(r->signed_sha));

@@ -14,6 +14,8 @@
  *   ingress_wait.c     waiting: the jobs published, the requests
  *                      suspended on them
  *   ingress_answer.c   answers: JSON, errors, a job's record, results
+ *   ingress_cache.c    results' HTTP caching: ETag, Cache-Control,
+ *                      Last-Modified, 304
  *   ingress_conn.c     connections and their deadline; libmicrohttpd's
  *                      log lines
  *
@@ -152,6 +154,8 @@ struct ingress_result {
 	int ret; /* 0: there, or -errno */
 	char key[IMGNODE_KEY_MAX + 1];
 	uint64_t size; /* its size, to read a piece at a time */
+	int64_t mtime_ms; /* its last write (stat), ms since the epoch; 0:
+	                   * unknown */
 	void *buf; /* or, from a storage without ranged reads, whole */
 	size_t len;
 };
@@ -175,6 +179,7 @@ struct request {
 	bool submitting; /* counted in metrics->submitting */
 	char key_id[72]; /* the X-Api-Key's ID; "" without api_keys */
 	bool signed_read; /* a signed GET: reads without an API key */
+	int64_t signed_expires; /* its expires= (UNIX seconds); 0: none */
 	bool want_sha; /* a signed sha256= the upload must match */
 	unsigned char signed_sha[32];
 	int64_t start_ms;
@@ -493,6 +498,30 @@ void ingress_job_headers(struct MHD_Response *resp, const char *id,
 /* Replaces what is not printable ASCII in s (JSON strings must be
  * UTF-8). */
 void ingress_ascii_only(char *s);
+
+/* ---- HTTP caching of results (ingress_cache.c) ---- */
+
+/*
+ * True if r (a GET or HEAD) is conditional and the result res (there:
+ * res->ret 0) matches it: If-None-Match lists its ETag (weakly) or is *,
+ * or, without If-None-Match, If-Modified-Since is at or after its mtime.
+ * Ask only once r may read it.
+ */
+bool ingress_cache_not_modified(const struct request *r,
+                                const struct ingress_result *res);
+
+/*
+ * Adds to resp, the answer of a GET or HEAD with the result res (nothing
+ * for another method), its ETag, Cache-Control and (not on a 304,
+ * not_modified) Last-Modified.
+ */
+void ingress_cache_headers(const struct request *r, struct MHD_Response *resp,
+                           const struct ingress_result *res, bool not_modified);
+
+/* 304 for r with the headers of res, and no body. */
+enum MHD_Result
+ingress_cache_answer_not_modified(struct request *r,
+                                  const struct ingress_result *res);
 
 /* ---- connections (ingress_conn.c) ---- */
 

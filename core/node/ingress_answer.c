@@ -75,6 +75,9 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 		                        "close");
 	MHD_add_response_header(resp, "X-Request-ID", r->request_id);
+	if (status >= 400) /* an error is of its moment: never cached */
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+		                        "no-store");
 	if (r->vary_accept) /* the pipeline had auto: the format followed Accept */
 		MHD_add_response_header(resp, "Vary", "Accept");
 	ingress_conn_answering(r);
@@ -298,6 +301,7 @@ static struct MHD_Response *result_response(struct request *r, json_t *rec,
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	                        mime ? mime : "application/octet-stream");
 	ingress_job_headers(resp, r->id, false);
+	ingress_cache_headers(r, resp, res, false);
 	return resp;
 }
 
@@ -326,6 +330,8 @@ static enum MHD_Result answer_job(struct request *r, json_t *rec,
 		return ingress_respond(r, MHD_HTTP_OK, resp, len);
 	}
 	if (st == JOB_DONE) {
+		if (ingress_cache_not_modified(r, res))
+			return ingress_cache_answer_not_modified(r, res);
 		resp = result_response(r, rec, res, &len, &ret);
 		if (resp)
 			return ingress_respond(r, MHD_HTTP_OK, resp, len);

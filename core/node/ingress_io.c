@@ -129,13 +129,13 @@ static int fetch_result(const struct plugin_set *set, void *state, json_t *rec,
 		return 0;
 	}
 	snprintf(res->key, sizeof(res->key), "%s", key);
-	if (storage_reads_ranges(set)) {
-		res->ret = st->stat(state, key, &sb);
-		res->size = sb.size;
-	} else {
+	memset(&sb, 0, sizeof(sb));
+	res->ret = st->stat(state, key, &sb);
+	res->size = sb.size;
+	res->mtime_ms = res->ret ? 0 : sb.mtime_ms; /* for Last-Modified */
+	if (!res->ret && !storage_reads_ranges(set))
 		res->ret =
 		        st->get(state, key, RESULT_MAX, &res->buf, &res->len);
-	}
 	return res->ret;
 }
 

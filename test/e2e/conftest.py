@@ -1,15 +1,17 @@
 """The fixtures the end-to-end tests share, thin, on nodelib (which holds
 the helpers): a config tree, the image corpus, nodes of a test's own, and
 the real services (RabbitMQ, Ceph) and the supervisor driver, each started
-once per module that asks for it."""
+once per module that asks for it, and a headless Chromium."""
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 from nodelib import (CEPH, RABBITMQ, Driver, Node, corpus, rabbitmq,
-                     setup_extra, start)
+                     setup_extra, start, start_chromium)
 
 
 @pytest.fixture
@@ -101,3 +103,14 @@ def driver(tmp_path):
     yield make
     for d in made:
         d.close()
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium driven by chromedriver (selenium), with a
+    profile of its own; quit after the test."""
+    profile = tempfile.mkdtemp(prefix="imgnode-chromium-")
+    drv = start_chromium(profile)
+    yield drv
+    drv.quit()
+    shutil.rmtree(profile, ignore_errors=True)

@@ -887,3 +887,38 @@ def socket_inodes(pid):
         if m:
             out.add(m.group(1))
     return out
+
+
+# ---- a real browser ----
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-quic", "--no-first-run",
+                  "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync",
+                  "--window-size=1200,1100")
+
+
+def start_chromium(profile):
+    """A headless Chromium driven by chromedriver (Debian's packages),
+    its profile in the directory profile; the caller quits it."""
+    missing = [p for p in ("/usr/bin/chromium", "/usr/bin/chromedriver")
+               if not os.path.exists(p)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: install the test "
+                    "packages with test/lib/deps (chromium chromium-driver "
+                    "python3-selenium)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError as e:
+        pytest.fail(f"no selenium ({e}): install python3-selenium with "
+                    "test/lib/deps")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for f in CHROMIUM_FLAGS:
+        opts.add_argument(f)
+    opts.add_argument(f"--user-data-dir={profile}")
+    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver"),
+                           options=opts)
+    drv.set_page_load_timeout(30)
+    return drv

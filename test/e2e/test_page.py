@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 
 import pytest
 import requests
@@ -21,11 +20,6 @@ from nodelib import BUILD, ROOT, corpus, error_of, free_port, raw_http
 WWW = ROOT / "www"
 KEY = "alice:page-test-key-0123456789"
 CSP = "default-src 'self'; img-src 'self' blob: data:"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-quic", "--no-first-run",
-                  "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync",
-                  "--window-size=1200,1100")
 
 
 def page_headers_ok(r, type_prefix):
@@ -131,35 +125,6 @@ def test_presets_and_pipeline_check(own):
 
 
 # ---- in a real browser ----
-
-@pytest.fixture
-def browser():
-    """A headless Chromium driven by chromedriver (Debian's packages)."""
-    missing = [p for p in ("/usr/bin/chromium", "/usr/bin/chromedriver")
-               if not os.path.exists(p)]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: install the test "
-                    "packages with test/lib/deps (chromium chromium-driver "
-                    "python3-selenium)")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as e:
-        pytest.fail(f"no selenium ({e}): install python3-selenium with "
-                    "test/lib/deps")
-    profile = tempfile.mkdtemp(prefix="imgnode-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for f in CHROMIUM_FLAGS:
-        opts.add_argument(f)
-    opts.add_argument(f"--user-data-dir={profile}")
-    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver"),
-                           options=opts)
-    drv.set_page_load_timeout(30)
-    yield drv
-    drv.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
 
 @pytest.fixture
 def behind_nginx(own, tmp_path):
