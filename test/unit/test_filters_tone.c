@@ -529,7 +529,7 @@ static void test_median(void **state)
 	anim = load("formats/gif-anim-17x17.gif", "n=-1");
 	assert_int_equal(try_step("median", anim, &out, err, sizeof(err)),
 	                 -ENOTSUP);
-	assert_non_null(strstr(err, "cannot work on an animation"));
+	assert_non_null(strstr(err, "cannot work on animations"));
 	g_object_unref(anim);
 	g_object_unref(clean);
 	g_object_unref(noisy);
