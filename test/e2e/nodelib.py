@@ -505,10 +505,13 @@ def trickle(conns, most, each=None):
     pytest.fail(f"{len(open_)} trickling connections still open")
 
 
-def exchange(port, request, timeout=10):
+def exchange(port, request, timeout=10, close_wait=None):
     """Sends request bytes on one connection and reads one answer:
     (status, headers, body, closed), closed when the server closed the
-    connection after the answer."""
+    connection after the answer, within close_wait seconds (timeout if
+    None; a connection kept alive costs the whole wait, so a caller that
+    ignores closed passes 0: closed then says only what already
+    happened)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(request)
         got = b""
@@ -528,9 +531,10 @@ def exchange(port, request, timeout=10):
             chunk = s.recv(65536)
             assert chunk, "closed in the middle of the answer"
             body += chunk
+        s.settimeout(timeout if close_wait is None else close_wait)
         try:
             closed = s.recv(1) == b""
-        except socket.timeout:
+        except (socket.timeout, BlockingIOError):
             closed = False
         return status, headers, body[:want], closed
 
