@@ -29,7 +29,14 @@
 #define IMGNODE_SYSCONFDIR "/etc"
 #endif
 
-enum mode { MODE_RUN, MODE_TEST, MODE_DUMP, MODE_DEFAULTS, MODE_VERSION };
+enum mode {
+	MODE_RUN,
+	MODE_TEST,
+	MODE_DUMP,
+	MODE_DEFAULTS,
+	MODE_VERSION,
+	MODE_FILTERS
+};
 
 static void usage(FILE *out)
 {
@@ -43,6 +50,7 @@ static void usage(FILE *out)
 	        "  -v, -q            more or less logging (repeatable; overrides [node] log_level)\n"
 	        "  -V                print the version and the plugin ABI\n"
 	        "  --version         that, libvips's version, and every plugin's name and version\n"
+	        "  --filters         every pipeline step: its arguments, their types, bounds and help\n"
 	        "  -h                this help\n",
 	        IMGNODE_SYSCONFDIR);
 }
@@ -194,6 +202,55 @@ static int list_plugins(struct plugin_set *set, struct conf *conf, void *arg,
 	return 0;
 }
 
+/* One argument of a filter, as --filters prints it. */
+static void print_arg(const struct imgnode_arg *a)
+{
+	static const char *const types[] = {"?",    "int",    "number", "bool",
+	                                    "enum", "string", "image"};
+	unsigned t = (unsigned)a->type;
+
+	printf("  %s ", a->name);
+	if (a->type == IMGNODE_ARG_ENUM && a->choices)
+		for (int i = 0; a->choices[i]; i++)
+			printf("%s%s", i ? "|" : "", a->choices[i]);
+	else
+		printf("%s",
+		       t < sizeof(types) / sizeof(types[0]) ? types[t] : "?");
+	if (a->def)
+		printf(" = %s", a->def);
+	else
+		printf(", required");
+	if ((a->type == IMGNODE_ARG_INT || a->type == IMGNODE_ARG_NUMBER) &&
+	    a->min < a->max)
+		printf(", %.15g to %.15g", a->min, a->max);
+	printf(": %s\n", a->help ? a->help : "");
+}
+
+/*
+ * Runs in the validation child of --filters: every filter plugin, a line
+ * each (name, version, what it is), then a line per argument.
+ */
+static int list_filters(struct plugin_set *set, struct conf *conf, void *arg,
+                        char *err, size_t errlen)
+{
+	(void)conf, (void)arg, (void)err, (void)errlen;
+	for (const struct plugin *p = set->head; p; p = p->next) {
+		const struct imgnode_filter_ops *ops = p->desc->ops;
+
+		if (p->desc->kind != IMGNODE_KIND_FILTER)
+			continue;
+		printf("%s %s (%s%s): %s\n", p->desc->name,
+		       p->desc->version ? p->desc->version : "?",
+		       ops->flags & IMGNODE_FILTER_ENCODER ? "encoder"
+		                                           : "filter",
+		       ops->flags & IMGNODE_FILTER_FRAMES ? ", animations" : "",
+		       p->desc->description ? p->desc->description : "");
+		for (size_t i = 0; ops->args && ops->args[i].name; i++)
+			print_arg(&ops->args[i]);
+	}
+	return 0;
+}
+
 /*
  * --version: imgnode's, libvips's, then every plugin of the config's
  * plugin_dir, read in a throwaway child (the supervisor never maps plugin
@@ -224,6 +281,7 @@ int main(int argc, char **argv)
 	        {"print-defaults", no_argument, NULL, 'D'},
 	        {"help", no_argument, NULL, 'h'},
 	        {"version", no_argument, NULL, 'W'},
+	        {"filters", no_argument, NULL, 'F'},
 	        {NULL, 0, NULL, 0},
 	};
 	const char *path = IMGNODE_SYSCONFDIR "/imgnode/imgnode.ini";
@@ -251,6 +309,7 @@ int main(int argc, char **argv)
 			       IMGNODE_ABI_MINOR);
 			return 0;
 		case 'W': mode = MODE_VERSION; break;
+		case 'F': mode = MODE_FILTERS; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_PERMANENT;
 		}
@@ -275,6 +334,10 @@ int main(int argc, char **argv)
 	case MODE_TEST:
 		ret = plugin_validate_in_child(conf, check_and_report, &mode,
 		                               err, sizeof(err));
+		break;
+	case MODE_FILTERS:
+		ret = plugin_validate_in_child(conf, list_filters, NULL, err,
+		                               sizeof(err));
 		break;
 	case MODE_DUMP:
 	case MODE_DEFAULTS:

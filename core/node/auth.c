@@ -11,8 +11,9 @@
  *   IMGNODE-HMAC-V2
  *   KEYID
  *   EXPIRES
- *   METHOD                    POST, or GET (HEAD is signed as GET)
- *   PATH                      /v1/jobs, /v1/jobs/ID or /v1/jobs/ID/result
+ *   METHOD                    POST, GET (HEAD is signed as GET), DELETE
+ *   PATH                      /v1/jobs, /v1/jobs/ID, /v1/jobs/ID/result,
+ *                             /v1/images, /v1/images/ID[/VARIANT], decoded
  *   pipeline=TEXT | preset=NAME | (empty, for a GET)
  *   SHA256                    64 lowercase hex digits, or empty
  *
@@ -297,7 +298,9 @@ int auth_read(struct request *r, const char *path)
 	if (args_clean(r))
 		return -1;
 	if (ic->hmac_keys.n && arg(r, "sig")) {
-		if (check_v2(r, "GET", path, ""))
+		bool del = strcmp(r->method, "DELETE") == 0;
+
+		if (check_v2(r, del ? "DELETE" : "GET", path, ""))
 			return -1;
 		r->signed_read = true;
 		return 0;
@@ -305,6 +308,21 @@ int auth_read(struct request *r, const char *path)
 	if (!auth_api_key(r))
 		return ingress_fail(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
 		                    "missing or unknown X-Api-Key");
+	return 0;
+}
+
+int auth_upload(struct request *r)
+{
+	const struct ingress_conf *ic = &r->in->conf->app->ingress;
+
+	if (args_clean(r))
+		return -1;
+	if (ic->hmac_keys.n)
+		return check_v2(r, "POST", "/v1/images", "");
+	if (ic->hmac_v1 && ic->hmac_key[0])
+		return ingress_fail(
+		        r, MHD_HTTP_FORBIDDEN, SIG_BAD,
+		        "v1 signatures cover a pipeline, and an image upload has none: sign it v2 ([ingress] hmac_keys, docs/signing.md)");
 	return 0;
 }
 

@@ -44,14 +44,16 @@ static const char *cut(const struct step_name *n)
 }
 
 /*
- * Checks a width x height image that a step makes (what: "output", or
- * what it makes on its way) against the pixel and dimension limits.
+ * Checks a width x height image of frames frames that a step makes (what:
+ * "output", or what it makes on its way) against the pixel and dimension
+ * limits: max_dimension for a frame's sides, max_pixels for all frames.
  */
 static int check_size(const struct step_name *n, const char *what,
-                      int64_t width, int64_t height,
+                      int64_t width, int64_t height, int64_t frames,
                       const struct limits_conf *lim, char *err, size_t errlen)
 {
-	double pixels = (double)width * (double)height;
+	double pixels = (double)width * (double)height * (double)frames;
+	char times[48] = "";
 
 	if (width > lim->max_dimension || height > lim->max_dimension) {
 		snprintf(
@@ -63,11 +65,14 @@ static int check_size(const struct step_name *n, const char *what,
 		return -E2BIG;
 	}
 	if (pixels > (double)lim->max_pixels) {
+		if (frames > 1)
+			snprintf(times, sizeof(times), " x %lld frames",
+			         (long long)frames);
 		snprintf(
 		        err, errlen,
-		        "step %zu %.*s%s: %s %lldx%lld (%.4g Mpx) is over max_pixels (%.4g Mpx)",
+		        "step %zu %.*s%s: %s %lldx%lld%s (%.4g Mpx) is over max_pixels (%.4g Mpx)",
 		        n->index, n->len, n->text, cut(n), what,
-		        (long long)width, (long long)height, pixels / MB,
+		        (long long)width, (long long)height, times, pixels / MB,
 		        (double)lim->max_pixels / MB);
 		return -E2BIG;
 	}
@@ -79,12 +84,12 @@ static int check_step(const struct step_name *n,
                       const struct imgnode_geometry *g,
                       const struct limits_conf *lim, char *err, size_t errlen)
 {
-	int ret =
-	        check_size(n, "output", g->width, g->height, lim, err, errlen);
+	int ret = check_size(n, "output", g->width, g->height, g->frames, lim,
+	                     err, errlen);
 
 	if (!ret && (g->work_width > g->width || g->work_height > g->height))
 		ret = check_size(n, "intermediate image", g->work_width,
-		                 g->work_height, lim, err, errlen);
+		                 g->work_height, g->frames, lim, err, errlen);
 	if (!ret && g->min_bytes > lim->max_output) {
 		snprintf(
 		        err, errlen,
@@ -97,16 +102,33 @@ static int check_step(const struct step_name *n,
 	return ret;
 }
 
-/* Runs predict (if any) from in into out and checks the result. */
+/*
+ * Runs predict (if any) from in into out and checks the result. On an
+ * animation, a filter without IMGNODE_FILTER_FRAMES (flags) is refused
+ * and an encoder without it gets the first frame only (image_run).
+ */
 static int predict_step(const struct step_name *n, pipeline_predict_fn predict,
-                        void *state, const union imgnode_value *args,
+                        void *state, unsigned flags,
+                        const union imgnode_value *args,
                         struct imgnode_geometry *g,
                         const struct limits_conf *lim, char *err, size_t errlen)
 {
-	struct imgnode_geometry out = *g;
+	struct imgnode_geometry out;
 	char why[512];
 	int ret;
 
+	if (g->frames > 1 && !(flags & IMGNODE_FILTER_FRAMES)) {
+		if (!(flags & IMGNODE_FILTER_ENCODER)) {
+			snprintf(
+			        err, errlen,
+			        "step %zu %.*s%s: cannot work on animations (%lld frames); use frame(N) first",
+			        n->index, n->len, n->text, cut(n),
+			        (long long)g->frames);
+			return -ENOTSUP;
+		}
+		g->frames = 1;
+	}
+	out = *g;
 	out.work_width = out.work_height = out.min_bytes = 0;
 	if (predict) {
 		why[0] = '\0';
@@ -133,6 +155,7 @@ int cost_check(const struct pipeline *pl, const struct plugin_set *set,
 	        .bands = info->bands > 0 ? info->bands : 3,
 	        .band_bytes = info->band_bytes > 0 ? info->band_bytes : 1,
 	        .orientation = info->orientation > 0 ? info->orientation : 1,
+	        .frames = image_frames(info),
 	};
 	union imgnode_value defaults[16];
 	const struct plugin *enc;
@@ -143,8 +166,8 @@ int cost_check(const struct pipeline *pl, const struct plugin_set *set,
 		const struct pipeline_step *st = &pl->steps[i];
 
 		step_name(&n, i, pl->canonical + st->at, st->len);
-		ret = predict_step(&n, st->predict, st->state, st->args, &g,
-		                   lim, err, errlen);
+		ret = predict_step(&n, st->predict, st->state, st->ops->flags,
+		                   st->args, &g, lim, err, errlen);
 		if (ret)
 			return ret;
 	}
@@ -158,18 +181,19 @@ int cost_check(const struct pipeline *pl, const struct plugin_set *set,
 	if (!ops->predict || pipeline_default_args(ops->args, defaults, 16))
 		return 0;
 	step_name(&n, pl->n, enc->desc->name, strlen(enc->desc->name));
-	return predict_step(&n, ops->predict, enc->state, defaults, &g, lim,
-	                    err, errlen);
+	return predict_step(&n, ops->predict, enc->state, ops->flags, defaults,
+	                    &g, lim, err, errlen);
 }
 
 int cost_check_built(const struct pipeline *pl, size_t i, int64_t width,
-                     int64_t height, const struct limits_conf *lim, char *err,
-                     size_t errlen)
+                     int64_t height, int64_t frames,
+                     const struct limits_conf *lim, char *err, size_t errlen)
 {
 	struct step_name n;
 
 	step_name(&n, i, pl->canonical + pl->steps[i].at, pl->steps[i].len);
-	return check_size(&n, "output", width, height, lim, err, errlen);
+	return check_size(&n, "output", width, height, frames, lim, err,
+	                  errlen);
 }
 
 int cost_check_output(const char *encoder, size_t len,

@@ -31,12 +31,13 @@ int cost_check(const struct pipeline *pl, const struct plugin_set *set,
 
 /*
  * Checks the real size of step i of pl, once built (libvips knows it
- * before computing anything), against max_pixels and max_dimension. 0 or
+ * before computing anything): frames frames of width x height, against
+ * max_pixels (all frames) and max_dimension (a frame's sides). 0 or
  * -E2BIG with the step named in err.
  */
 int cost_check_built(const struct pipeline *pl, size_t i, int64_t width,
-                     int64_t height, const struct limits_conf *lim, char *err,
-                     size_t errlen);
+                     int64_t height, int64_t frames,
+                     const struct limits_conf *lim, char *err, size_t errlen);
 
 /*
  * Checks an encoded result of len bytes against max_output. 0 or -EFBIG

@@ -20,6 +20,7 @@
 #include "../plugin.h"
 #include "../util.h"
 #include "image.h"
+#include "negotiate.h"
 #include "node_conf.h"
 #include "pipeline.h"
 
@@ -106,7 +107,7 @@ int node_process(const char *config, bool explicit_config, const char *in,
                  const char *text, const char *out)
 {
 	struct plugin_set set = {0};
-	char err[CONF_ERR_MAX], why[1024], a[32], b[32];
+	char err[CONF_ERR_MAX], why[1024], a[32], b[32], frames[32] = "";
 	struct image_info info;
 	struct image_out res;
 	struct pipeline *pl = NULL;
@@ -153,6 +154,10 @@ int node_process(const char *config, bool explicit_config, const char *in,
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = image_probe(buf, len, &conf->app->limits, &info, why,
 	                  sizeof(why));
+	/* no client to ask: auto picks by the image alone */
+	if (!ret)
+		ret = negotiate_pipeline(&pl, &set, NULL, &info,
+		                         &conf->app->formats, why, sizeof(why));
 	if (!ret)
 		ret = image_run(pl, &set, buf, len, &info, &conf->app->limits,
 		                &res, why, sizeof(why));
@@ -170,9 +175,11 @@ int node_process(const char *config, bool explicit_config, const char *in,
 	}
 	human(len, a, sizeof(a));
 	human(res.len, b, sizeof(b));
-	fprintf(stderr, "%s %dx%d %s -> %s %dx%d %s in %.1f ms\n", info.format,
-	        info.width, info.height, a, res.format, res.width, res.height,
-	        b,
+	if (res.frames > 1)
+		snprintf(frames, sizeof(frames), " (%d frames)", res.frames);
+	fprintf(stderr, "%s %dx%d %s -> %s %dx%d%s %s in %.1f ms\n",
+	        info.format, info.width, info.height, a, res.format, res.width,
+	        res.height, frames, b,
 	        (t1.tv_sec - t0.tv_sec) * 1e3 +
 	                (t1.tv_nsec - t0.tv_nsec) / 1e6);
 	image_out_free(&res);

@@ -199,19 +199,20 @@ int image_probe(const void *buf, size_t len, const struct limits_conf *lim,
 	}
 	g_object_unref(im);
 
-	if (info->pages > lim->max_frames) {
-		snprintf(err, errlen, "image has %d frames, limit is %lld",
+	if (image_frames(info) > lim->max_frames) {
+		snprintf(err, errlen,
+		         "image has %d frames, over [limits] max_frames (%lld)",
 		         info->pages, (long long)lim->max_frames);
 		return -E2BIG;
 	}
-	pixels = (int64_t)info->width * info->height * info->pages;
+	pixels = (int64_t)info->width * info->height * image_frames(info);
 	max = info->interlaced ? lim->max_pixels_interlaced : lim->max_pixels;
 	if (pixels > max) {
 		snprintf(
 		        err, errlen,
 		        "image is %dx%d%s (%.0f Mpx), limit is %.0f Mpx%s",
 		        info->width, info->height,
-		        info->pages > 1 ? " x frames" : "", pixels / 1e6,
+		        image_frames(info) > 1 ? " x frames" : "", pixels / 1e6,
 		        max / 1e6,
 		        info->interlaced
 		                ? " for progressive/interlaced images, which are decoded whole"
@@ -286,6 +287,167 @@ static int clean_metadata(VipsImage *in, VipsImage **out, char *err,
 	return 0;
 }
 
+/* Frames of im: an animation is one tall strip of page-height rows each. */
+static int frames_of(VipsImage *im)
+{
+	int page = vips_image_get_page_height(im);
+
+	return page < im->Ysize ? im->Ysize / page : 1;
+}
+
+/* Checks step i's real output, a strip of frames as libvips builds it. */
+static int check_built(const struct pipeline *pl, size_t i, VipsImage *im,
+                       const struct limits_conf *lim, char *err, size_t errlen)
+{
+	return cost_check_built(pl, i, im->Xsize,
+	                        vips_image_get_page_height(im), frames_of(im),
+	                        lim, err, errlen);
+}
+
+/*
+ * For an encoder that cannot write animations (no IMGNODE_FILTER_FRAMES):
+ * *img becomes its first frame, a still image. 0 or -errno with a reason.
+ */
+static int first_frame(VipsImage **img, char *err, size_t errlen)
+{
+	VipsImage *one, *still;
+	int r;
+
+	if (frames_of(*img) == 1)
+		return 0;
+	r = vips_crop(*img, &one, 0, 0, (*img)->Xsize,
+	              vips_image_get_page_height(*img), NULL);
+	if (!r) {
+		r = vips_copy(one, &still, NULL);
+		g_object_unref(one);
+	}
+	if (r) {
+		vips_reason(err, errlen, "unable to take the first frame");
+		return -EINVAL;
+	}
+	vips_image_remove(still, VIPS_META_PAGE_HEIGHT);
+	g_object_unref(*img);
+	*img = still;
+	return 0;
+}
+
+static image_fetch_fn fetch_fn;
+static void *fetch_arg;
+
+void image_set_fetch(image_fetch_fn fn, void *arg)
+{
+	fetch_fn = fn;
+	fetch_arg = arg;
+}
+
+/*
+ * Applies step st to img into *next, with the images its
+ * IMGNODE_ARG_IMAGE arguments name fetched first (image_set_fetch) and
+ * held for the call. 0 or -errno with a reason (the step named).
+ */
+static int apply_step(const struct pipeline_step *st, VipsImage *img,
+                      VipsImage **next, char *err, size_t errlen)
+{
+	union imgnode_value args[PIPELINE_MAX_ARGS];
+	VipsImage *held[PIPELINE_MAX_ARGS] = {NULL};
+	char why[512];
+	size_t n = 0;
+	int ret = 0;
+
+	for (; n < PIPELINE_MAX_ARGS && st->ops->args[n].name; n++) {
+		args[n] = st->args[n];
+		if (st->ops->args[n].type != IMGNODE_ARG_IMAGE)
+			continue;
+		if (!fetch_fn) {
+			snprintf(err, errlen,
+			         "%s: stored images are not available here",
+			         st->name);
+			ret = -ENOTSUP;
+			goto out_unref;
+		}
+		ret = fetch_fn(fetch_arg, st->args[n].s, &held[n], why,
+		               sizeof(why));
+		if (ret) {
+			snprintf(err, errlen, "%s: %s", st->name, why);
+			goto out_unref;
+		}
+		args[n].image = held[n];
+	}
+	ret = st->ops->apply(st->state, img, args, next, why, sizeof(why));
+	if (ret)
+		snprintf(err, errlen, "%s: %s", st->name, why);
+out_unref:
+	for (size_t k = 0; k < n; k++)
+		if (held[k])
+			g_object_unref(held[k]);
+	return ret;
+}
+
+/* True if img's pixels are grey (one band, or grey + alpha). */
+static bool grey(VipsImage *img)
+{
+	return img->Type == VIPS_INTERPRETATION_B_W ||
+	       img->Type == VIPS_INTERPRETATION_GREY16 || img->Bands <= 2;
+}
+
+/*
+ * The output's colours, before the encoder (IMGNODE_META_ICC_MODE, set by
+ * the icc step; "srgb" without it): *out is in converted to sRGB -- CMYK
+ * through its profile or libvips' own, colour with an embedded ICC profile
+ * through lcms, 16-bit kept 16-bit -- without a profile ("srgb"), or with
+ * an sRGB one ("embed", colour images only); "keep" leaves in as it is,
+ * unless it is CMYK and format (the encoder's) cannot carry CMYK. A
+ * profile lcms cannot use is dropped, the pixels left as they are. A new
+ * reference, or -errno with a reason.
+ */
+static int output_colour(VipsImage *in, const char *format, VipsImage **out,
+                         char *err, size_t errlen)
+{
+	const char *mode = "srgb";
+	bool cmyk = in->Type == VIPS_INTERPRETATION_CMYK;
+	/* formats that can carry CMYK: the others read it as RGBA */
+	bool cmyk_ok =
+	        format && (!strcmp(format, "jpeg") || !strcmp(format, "tiff"));
+	bool icc = vips_image_get_typeof(in, VIPS_META_ICC_NAME) != 0;
+	int depth = in->BandFmt == VIPS_FORMAT_USHORT ? 16 : 8;
+	VipsImage *t = NULL;
+
+	if (vips_image_get_typeof(in, IMGNODE_META_ICC_MODE))
+		vips_image_get_string(in, IMGNODE_META_ICC_MODE, &mode);
+	if (!strcmp(mode, "keep") && (!cmyk || cmyk_ok)) {
+		*out = g_object_ref(in);
+		return 0;
+	}
+	if ((icc && (cmyk || !grey(in))) &&
+	    vips_icc_transform(in, &t, "srgb", "embedded", TRUE, "depth", depth,
+	                       NULL)) {
+		vips_error_clear(); /* an unusable profile */
+		t = NULL;
+	}
+	if (!t && cmyk &&
+	    vips_colourspace(in, &t,
+	                     depth == 16 ? VIPS_INTERPRETATION_RGB16
+	                                 : VIPS_INTERPRETATION_sRGB,
+	                     NULL)) {
+		vips_reason(err, errlen, "unable to convert CMYK to sRGB");
+		return -EINVAL;
+	}
+	if (!t && !strcmp(mode, "embed") && !grey(in) &&
+	    vips_icc_transform(in, &t, "srgb", "input_profile", "srgb", "depth",
+	                       depth, NULL)) {
+		vips_reason(err, errlen, "unable to embed an sRGB profile");
+		return -EINVAL;
+	}
+	if (!t && vips_copy(in, &t, NULL)) {
+		vips_reason(err, errlen, "unable to copy the image");
+		return -EINVAL;
+	}
+	if (strcmp(mode, "embed") || grey(t))
+		vips_image_remove(t, VIPS_META_ICC_NAME);
+	*out = t;
+	return 0;
+}
+
 int image_run(const struct pipeline *pl, const struct plugin_set *set,
               const void *buf, size_t len, const struct image_info *info,
               const struct limits_conf *lim, struct image_out *out, char *err,
@@ -307,8 +469,10 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 	if (ret)
 		return ret;
 	vips_error_clear();
-	snprintf(options, sizeof(options), "fail_on=%s",
-	         fail_on_names[lim->fail_on]);
+	/* an animation is loaded whole: the steps work on every frame */
+	snprintf(options, sizeof(options), "fail_on=%s%s",
+	         fail_on_names[lim->fail_on],
+	         image_frames(info) > 1 ? ",n=-1" : "");
 	if (pl->n > 0 && (pl->steps[0].ops->flags & IMGNODE_FILTER_LOADS)) {
 		const struct pipeline_step *st = &pl->steps[0];
 		ret = st->ops->load(st->state, buf, len, options, st->args,
@@ -318,8 +482,7 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			return ret;
 		}
 		first = 1;
-		ret = cost_check_built(pl, 0, img->Xsize, img->Ysize, lim, err,
-		                       errlen);
+		ret = check_built(pl, 0, img, lim, err, errlen);
 		if (ret) {
 			g_object_unref(img);
 			return ret;
@@ -365,22 +528,32 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 	}
 	for (size_t i = first; i < last; i++) {
 		const struct pipeline_step *st = &pl->steps[i];
-		ret = st->ops->apply(st->state, img, st->args, &next, why,
-		                     sizeof(why));
+		ret = apply_step(st, img, &next, err, errlen);
 		g_object_unref(img);
-		if (ret) {
-			snprintf(err, errlen, "%s: %s", st->name, why);
+		if (ret)
 			return ret;
-		}
 		img = next;
 		/* built, not computed: its size is known, its pixels not */
-		ret = cost_check_built(pl, i, img->Xsize, img->Ysize, lim, err,
-		                       errlen);
+		ret = check_built(pl, i, img, lim, err, errlen);
 		if (ret) {
 			g_object_unref(img);
 			return ret;
 		}
 	}
+	if (!(enc_ops->flags & IMGNODE_FILTER_FRAMES)) {
+		ret = first_frame(&img, err, errlen);
+		if (ret) {
+			g_object_unref(img);
+			return ret;
+		}
+	}
+	ret = output_colour(img, enc_ops->format, &next, why, sizeof(why));
+	g_object_unref(img);
+	if (ret) {
+		snprintf(err, errlen, "%s", why);
+		return ret;
+	}
+	img = next;
 	if (!lim->keep_metadata) {
 		ret = clean_metadata(img, &next, why, sizeof(why));
 		g_object_unref(img);
@@ -391,7 +564,8 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 		img = next;
 	}
 	out->width = vips_image_get_width(img);
-	out->height = vips_image_get_height(img);
+	out->height = vips_image_get_page_height(img);
+	out->frames = frames_of(img);
 	ret = enc_ops->encode(enc_state, img, enc_args, &out->buf, &out->len,
 	                      why, sizeof(why));
 	g_object_unref(img);
@@ -414,6 +588,37 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 	out->mime = enc_ops->mime;
 	out->format = enc_ops->format;
 	out->encoder = enc_name;
+	return 0;
+}
+
+int image_open_blob(VipsBlob *blob, const struct limits_conf *lim,
+                    VipsImage **out, char *err, size_t errlen)
+{
+	char options[64];
+	struct image_info info;
+	VipsSource *src;
+	size_t len;
+	const void *data = vips_blob_get(blob, &len);
+	int ret;
+
+	ret = image_probe(data, len, lim, &info, err, errlen);
+	if (ret)
+		return ret;
+	snprintf(options, sizeof(options), "fail_on=%s",
+	         fail_on_names[lim->fail_on]);
+	src = vips_source_new_from_blob(blob);
+	if (!src) {
+		vips_reason(err, errlen, "cannot read the image");
+		return -ENOMEM;
+	}
+	*out = vips_image_new_from_source(src, options, NULL);
+	g_object_unref(src);
+	if (!*out) {
+		char why[256];
+		vips_reason(why, sizeof(why), "cannot decode");
+		snprintf(err, errlen, "corrupt %s: %s", info.format, why);
+		return -EINVAL;
+	}
 	return 0;
 }
 

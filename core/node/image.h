@@ -43,7 +43,8 @@ struct image_out {
 	const char *format; /* static: the encoder's format */
 	const char *encoder;
 	int width;
-	int height;
+	int height; /* of a frame */
+	int frames; /* 1, or an animation's frames */
 };
 
 /*
@@ -56,12 +57,43 @@ struct image_out {
  * image is turned upright and loses every metadata field but its ICC
  * profile before the encoder runs. Returns 0, -EINVAL for an input or
  * pipeline libvips rejects (the job fails: 422), -E2BIG or -EFBIG over a
- * limit (422 too), or another -errno, with a reason in err.
+ * limit (422 too), -EAGAIN when an image a step names could not be read
+ * for now (image_set_fetch: the job should wait), or another -errno, with
+ * a reason in err.
  */
 int image_run(const struct pipeline *pl, const struct plugin_set *set,
               const void *buf, size_t len, const struct image_info *info,
               const struct limits_conf *lim, struct image_out *out, char *err,
               size_t errlen);
 void image_out_free(struct image_out *out);
+
+struct _VipsImage;
+/*
+ * Fetches the stored image id names (IMGNODE_ARG_IMAGE: overlay's image),
+ * checked and decoded, into *out: a new reference the caller unrefs. 0 or
+ * -errno with a reason: -ENOENT "no image ID", a limit, or -EAGAIN for
+ * trouble that passes (image_run returns it as it is).
+ */
+typedef int (*image_fetch_fn)(void *arg, const char *id,
+                              struct _VipsImage **out, char *err,
+                              size_t errlen);
+
+/*
+ * Where image_run gets the images that filters' IMGNODE_ARG_IMAGE
+ * arguments name, for this process (a worker's storage); without one,
+ * such a step fails ("stored images are not available here").
+ */
+void image_set_fetch(image_fetch_fn fn, void *arg);
+
+struct _VipsBlob;
+/*
+ * Opens the image in blob (a stored one: overlay's logo) as image_run
+ * opens uploads: probed against lim (formats, pixels, dimensions), then
+ * read lazily with the same loader options, its first frame only. *out
+ * holds a reference on blob (the caller unrefs *out). 0, or -errno as
+ * image_probe with a reason.
+ */
+int image_open_blob(struct _VipsBlob *blob, const struct limits_conf *lim,
+                    struct _VipsImage **out, char *err, size_t errlen);
 
 #endif

@@ -8,6 +8,7 @@
 #define IMGNODE_IMAGE_INFO_H
 
 #include <stdbool.h>
+#include <string.h>
 
 struct image_info {
 	char format[16]; /* jpeg, png, gif, webp, tiff, heif */
@@ -19,5 +20,18 @@ struct image_info {
 	int band_bytes; /* 1, 2 (16-bit) or 4 */
 	int orientation; /* EXIF, 1..8 */
 };
+
+/*
+ * Frames a job works on: an animated GIF or WebP is loaded with all its
+ * pages (pages, from the header), any other input as one image (a TIFF's
+ * or HEIF's other pages are not read).
+ */
+static inline int image_frames(const struct image_info *info)
+{
+	bool animated =
+	        !strcmp(info->format, "gif") || !strcmp(info->format, "webp");
+
+	return animated && info->pages > 1 ? info->pages : 1;
+}
 
 #endif

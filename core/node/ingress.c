@@ -40,7 +40,7 @@
 #define COMPONENT "ingress"
 #define TURN_MS 200 /* longest sleep of the main loop */
 #define REPLY_BATCH 64 /* replies taken per hold of io */
-#define SWEEP_EVERY_MS 5000 /* look for jobs finished without a reply */
+#define SWEEP_EVERY_MS 500 /* look for jobs finished without a reply */
 #define SWEEP_AGE_MS 10000 /* ... among those older than this */
 #define SWEEP_BATCH 16
 #define STOP_WAIT_MS 1000 /* for a plugin call under way at exit */

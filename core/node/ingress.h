@@ -7,6 +7,7 @@
  *   ingress_http.c     the HTTP daemons, routing, each request's life
  *   ingress_submit.c   POST /v1/jobs            } the routes' handlers
  *   ingress_jobs.c     GET /v1/jobs/ID[/result] }
+ *   ingress_images.c   /v1/images[/ID[/VARIANT]] }
  *   ingress_health.c   /healthz, /readyz, /metrics
  *   ingress_page.c     the upload page's files and calls
  *   auth.c             API keys and signed requests
@@ -56,6 +57,8 @@
 #include "quota.h"
 
 struct conf;
+struct image_info;
+struct preset;
 struct metrics;
 struct node;
 struct pipeline;
@@ -78,7 +81,9 @@ struct pending {
 	char id[JOB_ID_LEN + 1];
 	int64_t since_ms; /* accepted; monotonic */
 	int64_t checked_ms; /* last look at its record; monotonic */
-	struct request *waiter; /* a suspended POST ?wait=, or NULL */
+	bool watch; /* published elsewhere (a variant): not counted, and
+	             * forgotten once nobody waits on it */
+	int waiters; /* requests suspended on it */
 	char client[QUOTA_CLIENT_MAX]; /* who it counts against */
 	struct pending *next;
 };
@@ -127,6 +132,9 @@ enum ingress_route {
 	ROUTE_PRESETS, /* ingress_page.c: GET /v1/presets */
 	ROUTE_CHECK, /* GET /v1/pipeline/check */
 	ROUTE_PAGE, /* any other path outside /v1/: the page's files */
+	ROUTE_IMAGES, /* ingress_images.c: POST /v1/images */
+	ROUTE_IMAGE, /* GET, HEAD, DELETE /v1/images/ID */
+	ROUTE_VARIANT, /* GET /v1/images/ID/PIPELINE_OR_PRESET */
 };
 
 enum ingress_phase {
@@ -158,6 +166,9 @@ struct request {
 	char method[12];
 	char path[128]; /* printable ASCII, for logs and messages */
 	char id[JOB_ID_LEN + 1];
+	char image[JOB_ID_LEN + 1]; /* /v1/images/ID: "" if not an id */
+	char *variant; /* /v1/images/ID/VARIANT, decoded; ours */
+	bool vary_accept; /* its answer varies with Accept (format auto) */
 	char request_id[JOB_REQUEST_ID_MAX + 1]; /* X-Request-ID, or made up */
 	bool admin; /* came to the admin listener */
 	bool submitting; /* counted in metrics->submitting */
@@ -227,6 +238,64 @@ enum MHD_Result ingress_submit_finish(struct request *r);
 /* Gives back r's share of the upload memory and frees its body. */
 void ingress_upload_release(struct request *r);
 
+/* An upload taken from its request by the op that stores it, with its
+ * share of [ingress] upload_memory, so that the op can finish alone if
+ * the request stops waiting. */
+struct ingress_upload {
+	struct ingress *in;
+	char *body;
+	size_t len, reserved; /* its bytes, and of in->upload_bytes */
+};
+
+/* Moves r's body and its reservation to up. */
+void ingress_upload_take(struct request *r, struct ingress_upload *up);
+
+/* Gives back up's reservation and frees its body. */
+void ingress_upload_free(struct ingress_upload *up);
+
+/* The SHA-256 of r's upload (hashed as it arrived) into sha, checked
+ * against a signed sha256=. 0, or -1 with a 500 or 403 noted. */
+int ingress_upload_sha(struct request *r, unsigned char sha[32]);
+
+/*
+ * The pipeline of r (r->pl) from text, or from the preset named text:
+ * parsed and checked against the loaded filters. 0, or -1 with a 400
+ * noted. Refuses a pipeline when [ingress] presets_only is set.
+ */
+int ingress_pipeline_resolve(struct request *r, const char *text, bool preset);
+
+/* The preset called name, or NULL. */
+const struct preset *ingress_preset_find(const struct conf *conf,
+                                         const char *name);
+
+/*
+ * The common check of r->pl against the image whose header is info, for
+ * a job of POST /v1/jobs or a variant: a final auto step replaced by the
+ * encoder negotiated from the request's Accept and the image
+ * (negotiate_pipeline; r->vary_accept set), then every step's size
+ * predicted from the header (cost.c) against [limits], nothing decoded.
+ * 0, or -1 with a 422 noted.
+ */
+int ingress_pipeline_admit(struct request *r, const struct image_info *info);
+
+/*
+ * A job's record as it starts (queued, nothing done yet), of r's pipeline
+ * and id, for an original of SHA-256 hex (64 digits), bytes long, whose
+ * header is info, its result to be stored at result. New, or NULL.
+ */
+json_t *ingress_job_record(struct request *r, const char *hex, uint64_t bytes,
+                           const char *result, const struct image_info *info);
+
+/* ---- /v1/images (ingress_images.c) ---- */
+
+/* POST /v1/images, its upload read and probed (ingress_submit.c): stores
+ * the image, or finds it stored; answers its metadata. */
+enum MHD_Result ingress_images_store(struct request *r,
+                                     const struct image_info *info);
+
+/* GET, HEAD, DELETE /v1/images/ID, GET /v1/images/ID/VARIANT. */
+enum MHD_Result ingress_images_get(struct request *r);
+
 /* ---- GET /v1/jobs/ID[/result] (ingress_jobs.c) ---- */
 
 /* The record of r->id, or with ROUTE_RESULT its result. */
@@ -276,7 +345,12 @@ int auth_submit(struct request *r, const char *path, const char *pipeline,
 /* A pipeline from a form part, after the body (v1 only). 0 or -1. */
 int auth_form(struct request *r, const char *pipeline);
 
-/* GET /v1/jobs/...: a signed URL or an API key. 0 or -1. */
+/* POST /v1/images: signed (v2, over the method and path, with an
+ * optional sha256=) as [ingress] hmac_keys require. 0 or -1. */
+int auth_upload(struct request *r);
+
+/* GET /v1/jobs/..., /v1/images/... (DELETE too): a signed URL or an API
+ * key. 0 or -1. */
 int auth_read(struct request *r, const char *path);
 
 /* True if r may read the job of record rec (its key submitted it, or r
@@ -303,6 +377,15 @@ void ingress_pending_free(struct ingress *in);
  */
 int ingress_pending_add(struct ingress *in, const char *id, const char *client);
 
+/*
+ * Watches a job another request or node published (a variant's), to wake
+ * the requests that wait on it when its record says it is over (read
+ * every half second by the ingress's sweep); not counted in flight, and
+ * forgotten by the sweep once no request waits on it. A job in the table
+ * already is left as it is. 0 or -ENOMEM. Takes jobs.
+ */
+int ingress_pending_watch(struct ingress *in, const char *id);
+
 /* The jobs in flight of client on this process. Takes jobs. */
 int64_t ingress_client_inflight(struct ingress *in, const char *client);
 
@@ -314,7 +397,8 @@ void ingress_pending_finish(struct ingress *in, const char *id);
 
 /*
  * Copies into ids at most max ids of jobs accepted and last looked at at
- * least age ms before now, and notes them looked at now. Returns how many.
+ * least age ms before now (watched ones: half a second), and notes them
+ * looked at now; forgets watched jobs nobody waits on. Returns how many.
  * Takes jobs.
  */
 size_t ingress_pending_stale(struct ingress *in, int64_t now, int64_t age,

@@ -74,6 +74,8 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
 		                        "close");
 	MHD_add_response_header(resp, "X-Request-ID", r->request_id);
+	if (r->vary_accept) /* the pipeline had auto: the format followed Accept */
+		MHD_add_response_header(resp, "Vary", "Accept");
 	ingress_conn_answering(r);
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
@@ -175,7 +177,22 @@ void ingress_job_headers(struct MHD_Response *resp, const char *id,
 enum MHD_Result ingress_answer_accepted(struct request *r, const char *status)
 {
 	size_t len = 0;
-	struct MHD_Response *resp = ingress_json_response(
+	struct MHD_Response *resp;
+
+	if (r->route == ROUTE_VARIANT) { /* an image is not a job: no 202 */
+		resp = ingress_json_response(
+		        json_pack(
+		                "{s:s, s:s, s:s, s:s}", "error", "not ready",
+		                "detail",
+		                "the variant is being made; ask again after Retry-After ([ingress] variant_wait passed)",
+		                "id", r->id, "status", status),
+		        &len);
+		if (resp)
+			ingress_job_headers(resp, r->id, false);
+		return ingress_respond(r, MHD_HTTP_SERVICE_UNAVAILABLE, resp,
+		                       len);
+	}
+	resp = ingress_json_response(
 	        json_pack("{s:s, s:s}", "id", r->id, "status", status), &len);
 
 	if (resp)

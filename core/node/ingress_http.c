@@ -6,6 +6,8 @@
  *        [&keyid=ID&expires=UNIX[&sha256=HEX]&sig=HEX]  (auth.c)
  *   GET  /v1/jobs/ID          the job's record
  *   GET  /v1/jobs/ID/result   the result image
+ *   POST /v1/images, GET|HEAD|DELETE /v1/images/ID, GET|HEAD
+ *        /v1/images/ID/PIPELINE_OR_PRESET  (ingress_images.c)
  *   GET  /healthz, /livez, /readyz, /metrics  (the last two on [ingress]
  *                                      admin_port instead, when it is set)
  *   GET  /v1/presets, /v1/pipeline/check, and the page's files at any
@@ -252,12 +254,63 @@ static void access_line(struct request *r, bool aborted)
 	                          &q);
 	peer_text(r, peer, sizeof(peer));
 	log_msg(level, "access",
-	        "%s %s status=%u bytes=%zu in=%llu ms=%lld client=%s request_id=%s%s%s%s%s%s%s",
+	        "%s %s status=%u bytes=%zu in=%llu ms=%lld client=%s request_id=%s%s%s%s%s%s%s%s%s",
 	        r->method, r->path, r->status, r->out_bytes,
 	        (unsigned long long)r->received,
 	        (long long)(now_ms() - r->start_ms), peer, r->request_id,
 	        q.len ? " query=\"" : "", q.buf, q.len ? "\"" : "",
-	        r->id[0] ? " id=" : "", r->id, aborted ? " aborted=yes" : "");
+	        r->id[0] ? " id=" : "", r->id, r->image[0] ? " image=" : "",
+	        r->image, aborted ? " aborted=yes" : "");
+}
+
+/* /v1/images[/ID[/VARIANT]] (ingress_images.c): the route, r->image (""
+ * if not an id) and r->variant (the rest, decoded). */
+static bool route_images(struct request *r, const char *url)
+{
+	const char *id = url + 11, *slash;
+
+	r->route = ROUTE_IMAGES;
+	if (strcmp(url, "/v1/images") == 0)
+		return true;
+	slash = strchr(id, '/');
+	if (slash == id || !*id)
+		return false;
+	r->route = slash && slash[1] ? ROUTE_VARIANT : ROUTE_IMAGE;
+	if ((slash ? (size_t)(slash - id) : strlen(id)) == JOB_ID_LEN) {
+		memcpy(r->image, id, JOB_ID_LEN);
+		r->image[JOB_ID_LEN] = '\0';
+		if (!job_id_valid(r->image))
+			r->image[0] = '\0';
+	}
+	if (r->route == ROUTE_VARIANT && !(r->variant = strdup(slash + 1)))
+		r->image[0] = '\0'; /* out of memory: answered as a bad id */
+	return true;
+}
+
+/* The methods route takes, for 405's Allow. */
+static const char *methods_of(enum ingress_route route)
+{
+	switch (route) {
+	case ROUTE_SUBMIT:
+	case ROUTE_IMAGES: return "POST";
+	case ROUTE_IMAGE: return "GET, HEAD, DELETE";
+	default: return "GET, HEAD";
+	}
+}
+
+/* True if method is one of allow's ("GET, HEAD"). */
+static bool method_allowed(const char *allow, const char *method)
+{
+	size_t n = strlen(method);
+
+	for (const char *p = allow; *p; p += strspn(p, ", ")) {
+		size_t len = strcspn(p, ", ");
+
+		if (len == n && strncmp(p, method, n) == 0)
+			return true;
+		p += len;
+	}
+	return false;
 }
 
 /* Finds the route of url; false for an unknown path. */
@@ -285,6 +338,9 @@ static bool route(struct request *r, const char *url)
 		r->route = ROUTE_PAGE;
 		return true;
 	}
+	if (strcmp(url, "/v1/images") == 0 ||
+	    strncmp(url, "/v1/images/", 11) == 0)
+		return route_images(r, url);
 	if (strncmp(url, "/v1/jobs/", 9) != 0)
 		return false;
 	id = url + 9;
@@ -320,22 +376,24 @@ static bool route_here(const struct request *r)
 static enum MHD_Result first_call(struct request *r, const char *url,
                                   const char *method)
 {
-	bool post;
+	const char *allow;
+	bool post, image;
 
 	if (!route(r, url) || !route_here(r))
 		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "not found",
 		                        "no such path: %s", r->path);
 	post = r->route == ROUTE_SUBMIT;
-	if (post ? strcmp(method, MHD_HTTP_METHOD_POST) != 0
-	         : strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-	                    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+	image = r->route == ROUTE_IMAGES;
+	allow = methods_of(r->route);
+	if (!method_allowed(allow, method)) {
 		ingress_fail(r, MHD_HTTP_METHOD_NOT_ALLOWED,
 		             "method not allowed", "%s %s: use %s", r->method,
-		             r->path, post ? "POST" : "GET");
+		             r->path, allow);
 		return ingress_answer_fail_with(r, MHD_HTTP_HEADER_ALLOW,
-		                                post ? "POST" : "GET, HEAD");
+		                                allow);
 	}
-	if ((post || r->route == ROUTE_PRESETS || r->route == ROUTE_CHECK) &&
+	if ((post || image || r->route == ROUTE_PRESETS ||
+	     r->route == ROUTE_CHECK) &&
 	    !auth_api_key(r))
 		return ingress_fail_now(r, MHD_HTTP_UNAUTHORIZED,
 		                        "unauthorized",
@@ -348,11 +406,15 @@ static enum MHD_Result first_call(struct request *r, const char *url,
 		r->submitting = true;
 		atomic_fetch_add(&r->in->metrics->submitting, 1);
 	}
-	if ((r->route == ROUTE_JOB || r->route == ROUTE_RESULT) &&
+	if ((r->route == ROUTE_JOB || r->route == ROUTE_RESULT ||
+	     r->route == ROUTE_IMAGE || r->route == ROUTE_VARIANT) &&
 	    auth_read(r, url))
 		return ingress_answer_fail(r);
 	switch (r->route) {
-	case ROUTE_SUBMIT: client_of(r); return ingress_submit_begin(r);
+	case ROUTE_SUBMIT:
+	case ROUTE_IMAGES: client_of(r); return ingress_submit_begin(r);
+	case ROUTE_IMAGE:
+	case ROUTE_VARIANT: client_of(r); return ingress_images_get(r);
 	case ROUTE_JOB:
 	case ROUTE_RESULT: return ingress_jobs_get(r);
 	case ROUTE_HEALTHZ: return ingress_health_live(r);
@@ -459,6 +521,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 	pipeline_free(r->pl);
 	EVP_MD_CTX_free(r->sha);
 	free(r->form_pipeline);
+	free(r->variant);
 	free(r);
 	*ctx = NULL;
 	atomic_fetch_sub(&in->active, 1);

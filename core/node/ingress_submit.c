@@ -7,6 +7,10 @@
  * publish is confirmed; whatever fails before that is a 503 and undone.
  * An identical earlier job (same original, pipeline and filter versions)
  * makes this one done at once, from the result cache.
+ *
+ * POST /v1/images (ingress_images.c) reads, probes and signs its upload
+ * here too, without a pipeline; the pipeline checks (resolve, admit) are
+ * the variants' as well.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -22,6 +26,7 @@
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
+#include "negotiate.h"
 #include "node_conf.h"
 #include "pipeline.h"
 #include "prober.h"
@@ -83,8 +88,17 @@ static bool over_inflight(struct request *r)
 	return true;
 }
 
-/* Checks and parses the pipeline (or the preset named by text). */
-static int resolve(struct request *r, const char *text, bool preset)
+const struct preset *ingress_preset_find(const struct conf *conf,
+                                         const char *name)
+{
+	const struct preset *p = conf->app->presets;
+
+	while (p && strcmp(p->name, name) != 0)
+		p = p->next;
+	return p;
+}
+
+int ingress_pipeline_resolve(struct request *r, const char *text, bool preset)
 {
 	const struct conf *conf = r->in->conf;
 	const char *pipeline = text;
@@ -94,10 +108,8 @@ static int resolve(struct request *r, const char *text, bool preset)
 		return ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                    "this node accepts only ?preset=NAME");
 	if (preset) {
-		const struct preset *p = conf->app->presets;
+		const struct preset *p = ingress_preset_find(conf, text);
 
-		while (p && strcmp(p->name, text) != 0)
-			p = p->next;
 		if (!p)
 			return ingress_fail(r, MHD_HTTP_BAD_REQUEST,
 			                    "bad pipeline", "no preset \"%s\"",
@@ -142,15 +154,57 @@ static bool reserve(struct request *r, size_t n)
 	return true;
 }
 
+/* Gives back reserved bytes of in's upload memory and frees body. */
+static void give_back(struct ingress *in, char **body, size_t *reserved)
+{
+	if (*reserved) {
+		atomic_fetch_sub(&in->upload_bytes, (int64_t)*reserved);
+		atomic_fetch_sub(&in->uploads, 1);
+	}
+	*reserved = 0;
+	free(*body);
+	*body = NULL;
+}
+
+void ingress_upload_take(struct request *r, struct ingress_upload *up)
+{
+	up->in = r->in;
+	up->body = r->body;
+	up->len = r->len;
+	up->reserved = r->reserved;
+	r->body = NULL;
+	r->reserved = 0;
+	r->cap = 0;
+}
+
+void ingress_upload_free(struct ingress_upload *up)
+{
+	give_back(up->in, &up->body, &up->reserved);
+}
+
+int ingress_upload_sha(struct request *r, unsigned char sha[32])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	if (!(r->sha ? EVP_DigestFinal_ex(r->sha, md, &len)
+	             : EVP_Digest(r->body, r->len, md, &len, EVP_sha256(),
+	                          NULL)) ||
+	    len != 32)
+		return ingress_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                    "internal error",
+		                    "unable to hash the image");
+	if (!auth_sha_ok(r, md))
+		return ingress_fail(
+		        r, MHD_HTTP_FORBIDDEN, "bad signature",
+		        "the upload's SHA-256 is not the signed sha256=");
+	memcpy(sha, md, 32);
+	return 0;
+}
+
 void ingress_upload_release(struct request *r)
 {
-	if (r->reserved) {
-		atomic_fetch_sub(&r->in->upload_bytes, (int64_t)r->reserved);
-		atomic_fetch_sub(&r->in->uploads, 1);
-	}
-	r->reserved = 0;
-	free(r->body);
-	r->body = NULL;
+	give_back(r->in, &r->body, &r->reserved);
 	r->cap = 0;
 }
 
@@ -296,6 +350,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	const char *pipeline = arg(r, "pipeline"), *preset = arg(r, "preset");
 	const char *wait = arg(r, "wait"), *cl = header(r, "Content-Length");
 	const char *type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	bool image = r->route == ROUTE_IMAGES; /* POST /v1/images */
 	unsigned long long declared = 0;
 	uint64_t limit;
 
@@ -304,7 +359,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	limit = (uint64_t)ic->max_body + (r->multipart ? MULTIPART_SLACK : 0);
 	MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, check_arg,
 	                            r);
-	if (r->fail_status || over_inflight(r))
+	if (r->fail_status || (!image && over_inflight(r)))
 		return ingress_answer_fail(r);
 	if (cl) {
 		char *end;
@@ -329,16 +384,23 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 		if (r->wait_ms > ic->wait_max)
 			r->wait_ms = ic->wait_max;
 	}
+	if (image && (pipeline || preset))
+		return ingress_fail_now(
+		        r, MHD_HTTP_BAD_REQUEST, "bad request",
+		        "an image is uploaded without a pipeline: its variants name theirs (GET /v1/images/ID/PIPELINE)");
+	if (image && auth_upload(r))
+		return ingress_answer_fail(r);
 	if (pipeline && preset)
 		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "give pipeline or preset, not both");
-	if ((pipeline || preset || r->multipart) &&
+	if (!image && (pipeline || preset || r->multipart) &&
 	    auth_submit(r, "/v1/jobs", pipeline, preset))
 		return ingress_answer_fail(r);
 	if ((pipeline || preset) &&
-	    resolve(r, pipeline ? pipeline : preset, preset != NULL))
+	    ingress_pipeline_resolve(r, pipeline ? pipeline : preset,
+	                             preset != NULL))
 		return ingress_answer_fail(r);
-	if (!pipeline && !preset && !r->multipart)
+	if (!image && !pipeline && !preset && !r->multipart)
 		return ingress_fail_now(
 		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		        "no pipeline: give ?pipeline=... or ?preset=NAME");
@@ -395,12 +457,11 @@ enum MHD_Result ingress_submit_body(struct request *r, const char *data,
 	return MHD_YES;
 }
 
-/* The job's record as it starts: queued, nothing done yet. */
-static json_t *new_record(struct request *r, const unsigned char sha[32],
-                          const char *result, const struct image_info *info)
+json_t *ingress_job_record(struct request *r, const char *hex, uint64_t bytes,
+                           const char *result, const struct image_info *info)
 {
 	json_t *plugins = json_object(), *rec;
-	char now[40], hex[65];
+	char now[40];
 
 	for (size_t i = 0; i < r->pl->n; i++) {
 		const char *v = r->pl->steps[i].version;
@@ -408,14 +469,13 @@ static json_t *new_record(struct request *r, const unsigned char sha[32],
 		json_object_set_new(plugins, r->pl->steps[i].name,
 		                    json_string(v ? v : "?"));
 	}
-	job_sha256_hex(sha, hex);
 	job_timestamp(now, sizeof(now));
 	rec = json_pack("{s:s, s:s, s:s, s:n, s:n, s:s, "
 	                "s:{s:I, s:s, s:s, s:i, s:i, s:i}, "
 	                "s:n, s:n, s:i, s:o, s:I, s:s, s:b}",
 	                "id", r->id, "status", job_status_name(JOB_QUEUED),
 	                "created", now, "started", "finished", "pipeline",
-	                r->pl->canonical, "input", "bytes", (json_int_t)r->len,
+	                r->pl->canonical, "input", "bytes", (json_int_t)bytes,
 	                "sha256", hex, "format", info->format, "width",
 	                info->width, "height", info->height, "pages",
 	                info->pages, "output", "error", "attempts", 0,
@@ -441,8 +501,7 @@ struct store_op {
 	struct exec_op op;
 	struct ingress *in;
 	json_t *rec;
-	char *body; /* the upload, taken from the request */
-	size_t len, reserved; /* its bytes, and of in->upload_bytes */
+	struct ingress_upload up; /* taken from the request */
 	char meta[JOB_KEY_MAX + 8], orig[JOB_KEY_MAX], record[JOB_KEY_MAX];
 	bool wait; /* a ?wait= request: a hit answers with the result */
 	bool stored; /* the record is written (a hit's too) */
@@ -504,7 +563,7 @@ static int store_run(struct exec_op *op, void *state)
 	if (ret != -ENOENT)
 		return ret;
 	/* the original on the storer's instance, the record on ours, at once */
-	storer_put(in->storer, o->orig, o->body, o->len);
+	storer_put(in->storer, o->orig, o->up.body, o->up.len);
 	ret = job_record_put(in->set.storage, o->rec);
 	oret = storer_wait(in->storer);
 	if (oret) {
@@ -536,12 +595,7 @@ static void store_drop(struct exec_op *op)
 		st->del(state, o->record);
 		st->del(state, o->orig);
 	}
-	if (o->reserved) {
-		atomic_fetch_sub(&o->in->upload_bytes, (int64_t)o->reserved);
-		atomic_fetch_sub(&o->in->uploads, 1);
-	}
-	free(o->body);
-	o->body = NULL;
+	ingress_upload_free(&o->up);
 	ingress_result_free(&o->res);
 	json_decref(o->rec);
 	free(o);
@@ -604,9 +658,9 @@ static enum MHD_Result published(struct request *r)
 		return undo(r, o);
 	}
 	atomic_fetch_add(&in->metrics->accepted, 1);
-	atomic_fetch_add(&in->metrics->bytes_in, o->len);
+	atomic_fetch_add(&in->metrics->bytes_in, o->up.len);
 	log_debug(COMPONENT, "accepted id=%s pipeline=%s bytes=%zu", r->id,
-	          r->pl->canonical, o->len);
+	          r->pl->canonical, o->up.len);
 	store_drop(&o->op);
 	if (r->wait_ms <= 0)
 		return ingress_answer_accepted(r, job_status_name(JOB_QUEUED));
@@ -641,7 +695,7 @@ static enum MHD_Result stored(struct request *r)
 		atomic_fetch_add(&in->metrics->accepted, 1);
 		atomic_fetch_add(&in->metrics->outcome[OUTCOME_CACHED], 1);
 		atomic_fetch_add(&in->metrics->cache_hits, 1);
-		atomic_fetch_add(&in->metrics->bytes_in, o->len);
+		atomic_fetch_add(&in->metrics->bytes_in, o->up.len);
 		log_debug(COMPONENT, "result cache hit id=%s", r->id);
 		answer = r->wait_ms > 0
 		                 ? ingress_answer_job(r, o->rec, &o->res, true)
@@ -693,22 +747,16 @@ static enum MHD_Result accept_job(struct request *r,
 {
 	struct ingress *in = r->in;
 	char result[JOB_KEY_MAX], hex[65];
-	unsigned char sha[EVP_MAX_MD_SIZE];
-	unsigned int shalen = 0;
+	unsigned char sha[32];
 	struct store_op *o;
 	json_t *rec;
 
-	if (!(r->sha ? EVP_DigestFinal_ex(r->sha, sha, &shalen)
-	             : EVP_Digest(r->body, r->len, sha, &shalen, EVP_sha256(),
-	                          NULL)) ||
-	    shalen != 32 || job_new_id(r->id))
-		return ingress_fail_now(
-		        r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error",
-		        "unable to hash the image or make an id");
-	if (!auth_sha_ok(r, sha))
-		return ingress_fail_now(
-		        r, MHD_HTTP_FORBIDDEN, "bad signature",
-		        "the upload's SHA-256 is not the signed sha256=");
+	if (ingress_upload_sha(r, sha))
+		return ingress_answer_fail(r);
+	if (job_new_id(r->id))
+		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                        "internal error",
+		                        "unable to make an id");
 	job_sha256_hex(sha, hex);
 	if (job_result_key_of(hex, r->pl, &in->set, info->format,
 	                      in->conf->app->limits.keep_metadata, result,
@@ -717,7 +765,7 @@ static enum MHD_Result accept_job(struct request *r,
 		                        "internal error",
 		                        "unable to make the result's key");
 	o = calloc(1, sizeof(*o));
-	rec = o ? new_record(r, sha, result, info) : NULL;
+	rec = o ? ingress_job_record(r, hex, r->len, result, info) : NULL;
 	if (!rec) { /* out of memory, or text jansson refused (not UTF-8) */
 		free(o);
 		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -734,21 +782,38 @@ static enum MHD_Result accept_job(struct request *r,
 	job_orig_key(r->id, o->orig, sizeof(o->orig));
 	job_record_key(r->id, o->record, sizeof(o->record));
 	/* the upload is the op's now: it may outlive this request's wait */
-	o->body = r->body;
-	o->len = r->len;
-	o->reserved = r->reserved;
-	r->body = NULL;
-	r->reserved = 0;
-	r->cap = 0;
+	ingress_upload_take(r, &o->up);
 	log_debug(COMPONENT, "storing id=%s pipeline=%s format=%s bytes=%zu",
-	          r->id, r->pl->canonical, info->format, o->len);
+	          r->id, r->pl->canonical, info->format, o->up.len);
 	return ingress_io_begin(r, &in->storage_ex, &o->op, stored);
+}
+
+int ingress_pipeline_admit(struct request *r, const struct image_info *info)
+{
+	char err[512];
+
+	/* auto becomes the encoder for this client and image, before the
+	 * job is checked, recorded and keyed (negotiate.h) */
+	r->vary_accept = negotiate_wanted(r->pl);
+	if (r->vary_accept &&
+	    negotiate_pipeline(&r->pl, &r->in->set,
+	                       header(r, MHD_HTTP_HEADER_ACCEPT), info,
+	                       &r->in->conf->app->formats, err, sizeof(err)))
+		return ingress_fail(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
+		                    "image rejected", "%s", err);
+	/* every step's size, predicted from the header: no bomb is queued */
+	if (cost_check(r->pl, &r->in->set, info, &r->in->conf->app->limits, err,
+	               sizeof(err)))
+		return ingress_fail(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
+		                    "image rejected", "%s", err);
+	return 0;
 }
 
 /* The last call of an upload: the whole body is here. */
 enum MHD_Result ingress_submit_finish(struct request *r)
 {
 	const struct conf *conf = r->in->conf;
+	bool image = r->route == ROUTE_IMAGES; /* POST /v1/images */
 	struct image_info info;
 	enum MHD_Result res;
 	char err[512], why[128];
@@ -778,10 +843,15 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	    !request_text_ok(r->form_pipeline, r->form_len, why, sizeof(why)))
 		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "the pipeline part: %s", why);
-	if (r->form_pipeline && (auth_form(r, r->form_pipeline) ||
-	                         resolve(r, r->form_pipeline, false)))
+	if (r->form_pipeline && image)
+		return ingress_fail_now(
+		        r, MHD_HTTP_BAD_REQUEST, "bad request",
+		        "an image is uploaded without a pipeline: its variants name theirs (GET /v1/images/ID/PIPELINE)");
+	if (r->form_pipeline &&
+	    (auth_form(r, r->form_pipeline) ||
+	     ingress_pipeline_resolve(r, r->form_pipeline, false)))
 		return ingress_answer_fail(r);
-	if (!r->pl)
+	if (!r->pl && !image)
 		return ingress_fail_now(
 		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		        "no pipeline: give ?pipeline=..., ?preset=NAME or a pipeline part");
@@ -790,7 +860,7 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		        r, MHD_HTTP_BAD_REQUEST, "bad request", "%s",
 		        r->multipart ? "no file part, or an empty one"
 		                     : "empty body");
-	if (over_inflight(r))
+	if (!image && over_inflight(r))
 		return ingress_answer_fail(r);
 	/* in a prober: libvips never sees untrusted bytes in the ingress */
 	ret = prober_probe(r->in->probers, r->body, r->len, &conf->app->limits,
@@ -802,14 +872,15 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 	    ret != -ETIMEDOUT)
 		return ingress_fail_now(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 		                        "probe unavailable", "%s", err);
-	/* every step's size, predicted from the header: no bomb is queued */
-	if (!ret)
-		ret = cost_check(r->pl, &r->in->set, &info, &conf->app->limits,
-		                 err, sizeof(err));
 	if (ret)
 		return ingress_fail_now(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
 		                        "image rejected", "%s", err);
-	res = accept_job(r, &info);
+	if (image)
+		res = ingress_images_store(r, &info);
+	else if (ingress_pipeline_admit(r, &info))
+		res = ingress_answer_fail(r);
+	else
+		res = accept_job(r, &info);
 	/* stored or refused: a waiting request holds no upload memory */
 	ingress_upload_release(r);
 	return res;

@@ -25,6 +25,7 @@
 #include "node_conf.h"
 
 #define COMPONENT "ingress"
+#define WATCH_EVERY_MS 500 /* a watched job's record is read this often */
 
 /* ---- the suspended requests ---- */
 
@@ -39,7 +40,7 @@ static void unlink_waiter(struct ingress *in, struct request *r)
 		r->wnext->wprev = r->wprev;
 	r->wprev = r->wnext = NULL;
 	if (r->pend)
-		r->pend->waiter = NULL;
+		r->pend->waiters--;
 	r->pend = NULL;
 	r->phase = PHASE_ANSWERED;
 }
@@ -128,12 +129,42 @@ void ingress_pending_finish(struct ingress *in, const char *id)
 	}
 	*pp = p->next;
 	in->npending--;
-	quota_release(in->quota, p->client);
-	if (p->waiter)
-		wake(in, p->waiter);
+	if (!p->watch)
+		quota_release(in->quota, p->client);
+	/* every request waiting on it (identical variants wait on one) */
+	for (struct request *w = in->waiters, *next; w; w = next) {
+		next = w->wnext;
+		if (w->pend == p)
+			wake(in, w);
+	}
 	pthread_mutex_unlock(&in->jobs);
+	if (!p->watch)
+		atomic_fetch_sub(in->inflight, 1);
 	free(p);
-	atomic_fetch_sub(in->inflight, 1);
+}
+
+int ingress_pending_watch(struct ingress *in, const char *id)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+	size_t b;
+
+	if (!p)
+		return -ENOMEM;
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	p->since_ms = p->checked_ms = now_ms();
+	p->watch = true;
+	pthread_mutex_lock(&in->jobs);
+	if (pending_find(in, id)) { /* published or watched here already */
+		pthread_mutex_unlock(&in->jobs);
+		free(p);
+		return 0;
+	}
+	b = bucket_of(in, id);
+	p->next = in->buckets[b];
+	in->buckets[b] = p;
+	in->npending++;
+	pthread_mutex_unlock(&in->jobs);
+	return 0;
 }
 
 void ingress_pending_clear(struct ingress *in)
@@ -146,8 +177,8 @@ void ingress_pending_clear(struct ingress *in)
 
 		for (; p; p = next) {
 			next = p->next;
+			n += !p->watch;
 			free(p);
-			n++;
 		}
 		in->buckets[b] = NULL;
 	}
@@ -177,15 +208,31 @@ size_t ingress_pending_stale(struct ingress *in, int64_t now, int64_t age,
 	size_t n = 0;
 
 	pthread_mutex_lock(&in->jobs);
-	for (size_t b = 0; b < in->nbuckets && n < max; b++)
-		for (struct pending *p = in->buckets[b]; p && n < max;
-		     p = p->next) {
-			if (now - p->since_ms < age ||
-			    now - p->checked_ms < age)
+	for (size_t b = 0; b < in->nbuckets && n < max; b++) {
+		struct pending **pp = &in->buckets[b], *p;
+
+		while ((p = *pp) && n < max) {
+			/* a job another process published is only
+			 * watched: its record is the only news of it */
+			int64_t a = p->watch ? WATCH_EVERY_MS : age;
+
+			if (now - p->since_ms < a) {
+				pp = &p->next;
+				continue;
+			}
+			if (p->watch && !p->waiters) { /* nobody waits now */
+				*pp = p->next;
+				in->npending--;
+				free(p);
+				continue;
+			}
+			pp = &p->next;
+			if (now - p->checked_ms < a)
 				continue;
 			p->checked_ms = now;
 			memcpy(ids[n++], p->id, JOB_ID_LEN + 1);
 		}
+	}
 	pthread_mutex_unlock(&in->jobs);
 	return n;
 }
@@ -238,7 +285,7 @@ bool ingress_wait_suspend(struct request *r)
 	pthread_mutex_lock(&in->jobs);
 	p = in->stopping ? NULL : pending_find(in, r->id);
 	if (p) {
-		p->waiter = r;
+		p->waiters++;
 		r->pend = p;
 		r->deadline_ms = now_ms() + r->wait_ms;
 		r->wnext = in->waiters;

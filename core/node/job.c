@@ -102,6 +102,39 @@ void job_image_key(const char *id, char *buf, size_t len)
 	snprintf(buf, len, "img/%s", id);
 }
 
+void job_image_meta_key(const char *id, char *buf, size_t len)
+{
+	snprintf(buf, len, "imgs/%s", id);
+}
+
+void job_variant_mark_key(const char *image, const char *vid, char *buf,
+                          size_t len)
+{
+	snprintf(buf, len, "imgv/%s/%s", image, vid);
+}
+
+int job_variant_id(const char *result_key, char id[JOB_ID_LEN + 1])
+{
+	const char *hex = result_key + 4;
+
+	if (strncmp(result_key, "out/", 4) != 0 || strlen(hex) != 64 ||
+	    strspn(hex, "0123456789abcdef") != 64)
+		return -EINVAL;
+	memcpy(id, hex, JOB_ID_LEN);
+	id[JOB_ID_LEN] = '\0';
+	return 0;
+}
+
+void job_input_key(json_t *rec, const char *id, char *buf, size_t len)
+{
+	const char *image = json_string_value(json_object_get(rec, "image"));
+
+	if (image && job_id_valid(image))
+		job_image_key(image, buf, len);
+	else
+		job_orig_key(id, buf, len);
+}
+
 void job_result_key(const unsigned char sha256[32], const char *canonical,
                     const char *versions, char *buf, size_t len)
 {

@@ -12,6 +12,10 @@
  *                 repeated job finds it
  *   out/KEY.meta  JSON (mime, format, size), written after the image: it
  *                 marks the image complete
+ *   img/ID        an image kept as a resource (POST /v1/images), ID its
+ *                 content's; imgs/ID its metadata, imgv/ID/VID a marker
+ *                 (naming the result) of each of its variants, whose
+ *                 record jobs/VID names "image": ID
  *
  * Whose key counts: the worker's. The ingress derives the key when it
  * accepts a job, to find a cached result and to put in the message; the
@@ -104,6 +108,27 @@ void job_record_key(const char *id, char *buf, size_t len);
  */
 void job_image_id(const unsigned char sha256[32], char id[JOB_ID_LEN + 1]);
 void job_image_key(const char *id, char *buf, size_t len);
+
+/*
+ * The rest of an image's keys (ingress_images.c): "imgs/ID", its metadata
+ * (JSON: format, width, height, bytes, sha256, created, owners), and
+ * "imgv/ID/VID", a marker (empty) for each variant made of it, listed to
+ * find them all: VID is the variant's job id, its record "jobs/VID" (with
+ * "image": ID), its result the record's "result". A variant's job id is
+ * the first JOB_ID_LEN hex digits of its result key's, so identical
+ * requests, on any node, name one job (job_variant_id: 0, or -EINVAL for
+ * a key that is not "out/" and 64 hex digits).
+ */
+void job_image_meta_key(const char *id, char *buf, size_t len);
+void job_variant_mark_key(const char *image, const char *vid, char *buf,
+                          size_t len);
+int job_variant_id(const char *result_key, char id[JOB_ID_LEN + 1]);
+
+/*
+ * Where the original of the job of record rec (id) is: "img/IMAGE" for a
+ * variant (its record names "image"), else "orig/ID".
+ */
+void job_input_key(json_t *rec, const char *id, char *buf, size_t len);
 
 /*
  * The versions of the filters pl uses: "thumbnail=1.0,webp=1.0", with the

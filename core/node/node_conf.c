@@ -163,6 +163,9 @@ const struct imgnode_conf_key ingress_conf_keys[] =
                 {"access_log", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
                  "One info line per request: method, path, query (values of sig, keys, tokens and secrets masked), status, bytes, ms, client address, request_id (X-Request-ID, or one made up).",
                  ING(access_log)},
+                {"variant_wait", IMGNODE_CONF_DURATION, "30s", 0, HOUR, NULL,
+                 "Longest a GET /v1/images/ID/PIPELINE waits for a variant not made yet (its job queued by this request, or by an identical one on any node); then 503 with Retry-After, and the job goes on. Counts as wait_max does against proxy_timeout.",
+                 ING(variant_wait)},
                 {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
@@ -181,7 +184,11 @@ static const struct imgnode_conf_key limits_keys[] = {
          "Largest width or height of the input and of every step's output.",
          LIM(max_dimension)},
         {"max_frames", IMGNODE_CONF_INT, "100", 1, 100000, NULL,
-         "Most frames (pages) of an animated input.", LIM(max_frames)},
+         "Most frames of an animated input (GIF, WebP): every frame is loaded and worked on, and max_pixels counts them all.",
+         LIM(max_frames)},
+        {"max_overlay", IMGNODE_CONF_SIZE, "4M", 1024, INT64_C(1) << 30, NULL,
+         "Largest stored image a step composites (overlay(image=ID)): the worker reads it from storage, checks it against these limits as an upload, and keeps the last few in memory.",
+         LIM(max_overlay)},
         {"max_output", IMGNODE_CONF_SIZE, "100M", 1, INT64_C(1) << 40, NULL,
          "Largest encoded result: refused before decoding when the encoder's least output is known from the geometry (png compression=0), else after encoding, instead of storing it.",
          LIM(max_output)},
@@ -192,8 +199,24 @@ static const struct imgnode_conf_key limits_keys[] = {
          NULL, "Input formats accepted (sniffed from content). Others get 415.",
          LIM(formats)},
         {"keep_metadata", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
-         "Keep the input's EXIF (GPS included), XMP, IPTC and comments in the output. no: every output is turned upright from its EXIF orientation and keeps only its ICC colour profile (AVIF and GIF: converted to sRGB instead).",
+         "Keep the input's EXIF (GPS included), XMP, IPTC and comments in the output. no: every output is turned upright from its EXIF orientation and carries no metadata. Either way colours are converted to sRGB without a profile unless the pipeline says icc(keep) or icc(embed).",
          LIM(keep_metadata)},
+        {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
+};
+
+#define FMT(f) offsetof(struct formats_conf, f)
+
+static const struct imgnode_conf_key formats_keys[] = {
+        {"avif_quality", IMGNODE_CONF_INT, "50", 1, 100, NULL,
+         "Quality of AVIF when a pipeline's auto step picks it (1 smallest, 100 best).",
+         FMT(avif_quality)},
+        {"webp_quality", IMGNODE_CONF_INT, "80", 1, 100, NULL,
+         "Quality of WebP when the auto step picks it.", FMT(webp_quality)},
+        {"jpeg_quality", IMGNODE_CONF_INT, "80", 1, 100, NULL,
+         "Quality of JPEG when the auto step picks it.", FMT(jpeg_quality)},
+        {"auto_avif", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
+         "The auto step may pick AVIF for clients that accept it (smallest, but several times slower to encode than WebP); no: WebP at best.",
+         FMT(auto_avif)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
@@ -201,6 +224,7 @@ static const struct conf_section node_sections[] = {
         {"workers", workers_keys, offsetof(struct conf_app, workers), 0},
         {"ingress", ingress_conf_keys, offsetof(struct conf_app, ingress), 0},
         {"limits", limits_keys, offsetof(struct conf_app, limits), 0},
+        {"formats", formats_keys, offsetof(struct conf_app, formats), 0},
         {"preset.", NULL, 0, CONF_SECTION_PREFIX},
         {NULL, NULL, 0, 0},
 };
@@ -329,7 +353,11 @@ static int check_id_list(const struct conf *conf, const char *key,
 static int check_timeouts(const struct conf *conf, char *err, size_t errlen)
 {
 	const struct ingress_conf *ic = &conf->app->ingress;
-	int64_t worst = ic->wait_max + 2 * ic->dependency_wait;
+	int64_t longest = ic->variant_wait > ic->wait_max ? ic->variant_wait
+	                                                  : ic->wait_max;
+	int64_t worst = longest + 2 * ic->dependency_wait;
+	const char *which =
+	        ic->variant_wait > ic->wait_max ? "variant_wait" : "wait_max";
 	char where[600];
 
 	if (worst < ic->proxy_timeout)
@@ -337,13 +365,13 @@ static int check_timeouts(const struct conf *conf, char *err, size_t errlen)
 	position(conf,
 	         conf_find(conf, "ingress", "dependency_wait")
 	                 ? "dependency_wait"
-	         : conf_find(conf, "ingress", "wait_max") ? "wait_max"
-	                                                  : "proxy_timeout",
+	         : conf_find(conf, "ingress", which) ? which
+	                                             : "proxy_timeout",
 	         where, sizeof(where));
 	conf_set_err(
 	        err, errlen,
-	        "%s[ingress] wait_max + 2 x dependency_wait (%lld ms) must stay below proxy_timeout (%lld ms): a request during an outage would be answered after the proxy gave up on it",
-	        where, (long long)worst, (long long)ic->proxy_timeout);
+	        "%s[ingress] %s + 2 x dependency_wait (%lld ms) must stay below proxy_timeout (%lld ms): a request during an outage would be answered after the proxy gave up on it",
+	        where, which, (long long)worst, (long long)ic->proxy_timeout);
 	return -EINVAL;
 }
 

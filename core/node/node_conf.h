@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../config.h"
+#include "negotiate.h"
 
 struct workers_conf {
 	int64_t count;
@@ -33,6 +34,7 @@ struct ingress_conf {
 	int64_t port;
 	int64_t max_body; /* bytes */
 	int64_t wait_max; /* ms */
+	int64_t variant_wait; /* ms: GET /v1/images/ID/PIPELINE */
 	int64_t request_timeout; /* ms */
 	int64_t request_deadline; /* ms */
 	int64_t dependency_wait; /* ms: one storage or transport call */
@@ -63,6 +65,7 @@ struct limits_conf {
 	int64_t max_pixels_interlaced;
 	int64_t max_dimension;
 	int64_t max_frames;
+	int64_t max_overlay; /* bytes of a stored image overlay() fetches */
 	int64_t max_output; /* bytes */
 	int fail_on; /* enum: none, truncated, error, warning */
 	struct imgnode_list formats;
@@ -82,6 +85,7 @@ struct conf_app {
 	struct workers_conf workers;
 	struct ingress_conf ingress;
 	struct limits_conf limits;
+	struct formats_conf formats; /* what the auto step picks */
 	struct preset *presets; /* in the order read */
 };
 

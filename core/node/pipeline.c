@@ -15,8 +15,9 @@
 #include <string.h>
 
 #include "../plugin.h"
+#include "job.h"
 
-#define ARGS_MAX 16
+#define ARGS_MAX PIPELINE_MAX_ARGS
 
 struct raw_arg {
 	char *key; /* NULL: positional */
@@ -366,6 +367,16 @@ static int parse_value(const struct imgnode_arg *arg, const char *text,
 		return -EINVAL;
 	}
 	case IMGNODE_ARG_STRING: v->s = text; return 0;
+	case IMGNODE_ARG_IMAGE:
+		if (!job_id_valid(text)) {
+			snprintf(
+			        why, len,
+			        "\"%s\" is not an image id (32 hex digits, as POST /v1/images gives)",
+			        text);
+			return -EINVAL;
+		}
+		v->s = text;
+		return 0;
 	}
 	snprintf(why, len, "unknown argument type %d", (int)arg->type);
 	return -EINVAL;
@@ -473,7 +484,8 @@ static int resolve(struct parser *p, struct pipeline *pl,
 		                sizeof(why)))
 			return fail(p, col, "%s %s: %s", st->name, args[k].name,
 			            why);
-		if (args[k].type == IMGNODE_ARG_STRING) {
+		if (args[k].type == IMGNODE_ARG_STRING ||
+		    args[k].type == IMGNODE_ARG_IMAGE) {
 			char *copy = strdup(text);
 			char **owned = realloc(
 			        pl->owned, (pl->nowned + 1) * sizeof(*owned));
@@ -546,6 +558,7 @@ static bool append_value(char **buf, size_t *len, size_t *cap,
 			            *s == '"' || *s == '\\' ? "\\" : "", *s))
 				return false;
 		return append(buf, len, cap, "\"");
+	case IMGNODE_ARG_IMAGE: return append(buf, len, cap, "%s", v->s);
 	}
 	return false;
 }
@@ -698,7 +711,8 @@ int pipeline_default_args(const struct imgnode_arg *args,
 				if (!strcmp(args[i].choices[k], d))
 					v[i].e = k;
 			break;
-		case IMGNODE_ARG_STRING: v[i].s = d; break;
+		case IMGNODE_ARG_STRING:
+		case IMGNODE_ARG_IMAGE: v[i].s = d; break;
 		}
 	}
 	return 0;

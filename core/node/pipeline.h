@@ -21,6 +21,7 @@
 
 #define PIPELINE_MAX_LEN 2048
 #define PIPELINE_MAX_STEPS 32
+#define PIPELINE_MAX_ARGS 16 /* per step */
 
 struct plugin_set;
 

@@ -151,7 +151,7 @@ static int unstick(struct plugin_set *set, const struct conf *conf,
 	        "%s for %lld s with no progress ([workers] stuck_after = %lld s)",
 	        job_status_name(status), (long long)(idle_ms / 1000),
 	        (long long)(conf->app->workers.stuck_after / 1000));
-	job_orig_key(id, key, sizeof(key));
+	job_input_key(rec, id, key, sizeof(key));
 	ret = storage_ops(set)->stat(set->storage->state, key, &st);
 	if (ret && ret != -ENOENT)
 		return ret;

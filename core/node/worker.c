@@ -32,6 +32,7 @@
 #include "job.h"
 #include "metrics.h"
 #include "node_conf.h"
+#include "overlays.h"
 #include "pipeline.h"
 #include "sandbox.h"
 #include "startup.h"
@@ -235,7 +236,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 			                now_us() - created);
 	}
 
-	job_orig_key(msg->id, key, sizeof(key));
+	job_input_key(rec, msg->id, key, sizeof(key));
 	notify_busy(w);
 	ret = st->get(sst, key, (size_t)w->conf->app->ingress.max_body, &orig,
 	              &len);
@@ -257,6 +258,13 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		                &w->conf->app->limits, &out, why, sizeof(why));
 	watchdog_disarm(w->wd);
 	free(orig);
+	if (ret == -EAGAIN) {
+		/* storage away while reading an image a step names
+		 * (overlay): trouble that passes, not the job's fault */
+		pipeline_free(pl);
+		log_warn("worker", "job id=%s waits: %s", msg->id, why);
+		return ret;
+	}
 	if (ret) {
 		pipeline_free(pl);
 		log_info("worker", "job failed id=%s reason=\"%s\"", msg->id,
@@ -276,6 +284,8 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	                 "mime", out.mime, "format", out.format, "width",
 	                 out.width, "height", out.height, "bytes",
 	                 (json_int_t)out.len, "encoder", out.encoder);
+	if (meta && out.frames > 1) /* an animation: height is a frame's */
+		json_object_set_new(meta, "frames", json_integer(out.frames));
 	if (w->node->metrics)
 		atomic_fetch_add(&w->node->metrics->bytes_out, out.len);
 	image_out_free(&out);
@@ -473,6 +483,7 @@ int worker_main(void *arg, const char *id)
 	const struct imgnode_transport_ops *tr;
 	struct sigaction sa = {.sa_handler = on_term};
 	char err[CONF_ERR_MAX];
+	struct overlays *overlays;
 	int64_t jobs = 0;
 	int ret, failures = 0;
 
@@ -500,6 +511,10 @@ int worker_main(void *arg, const char *id)
 		plugin_set_free(&w.set);
 		return startup_exit_code(ret);
 	}
+	/* the images overlay(image=ID) names, from this worker's storage */
+	overlays = overlays_new(&w.set, &w.conf->app->limits);
+	if (overlays)
+		image_set_fetch(overlays_fetch, overlays);
 	ret = watchdog_start(&w.wd, w.set.storage,
 	                     w.conf->app->workers.job_timeout, node->metrics,
 	                     err, sizeof(err));
@@ -514,6 +529,7 @@ int worker_main(void *arg, const char *id)
 		log_error("worker", "cannot start: %s ([workers] seccomp)",
 		          err);
 		watchdog_stop(w.wd);
+		overlays_free(overlays);
 		plugin_set_free(&w.set);
 		return EXIT_PERMANENT;
 	}
@@ -556,6 +572,8 @@ int worker_main(void *arg, const char *id)
 		}
 	}
 	watchdog_stop(w.wd);
+	image_set_fetch(NULL, NULL);
+	overlays_free(overlays);
 	plugin_set_free(&w.set);
 	return 0;
 }

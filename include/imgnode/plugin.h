@@ -30,7 +30,7 @@ extern "C" {
 
 #define IMGNODE_PLUGIN_MAGIC 0x4e474d49u /* "IMGN" read as little-endian */
 #define IMGNODE_ABI_MAJOR 1
-#define IMGNODE_ABI_MINOR 4
+#define IMGNODE_ABI_MINOR 5
 #define IMGNODE_PLUGIN_SYMBOL "imgnode_plugin"
 
 #if defined(__GNUC__)
@@ -315,6 +315,11 @@ enum imgnode_arg_type {
 	IMGNODE_ARG_BOOL, /* bool b: true/false, yes/no, 1/0 */
 	IMGNODE_ARG_ENUM, /* int e: index into choices */
 	IMGNODE_ARG_STRING, /* const char *s; host-owned, valid for the job */
+	/* ABI 1.5: an image stored through the API (POST /v1/images), named
+	 * in the pipeline by its id (32 lowercase hex digits). The host
+	 * fetches, checks and decodes it before apply: the filter gets
+	 * image (host-owned, valid for the call; ref it to keep it). */
+	IMGNODE_ARG_IMAGE,
 };
 
 /* One parsed argument value, of its declared type. */
@@ -324,6 +329,7 @@ union imgnode_value {
 	bool b;
 	int e;
 	const char *s;
+	struct _VipsImage *image; /* ABI 1.5: IMGNODE_ARG_IMAGE */
 };
 
 /*
@@ -348,6 +354,17 @@ struct imgnode_arg {
 /* As the first step, the filter decodes the input itself with load
  * (shrink-on-load: thumbnail). */
 #define IMGNODE_FILTER_LOADS 0x2u
+/*
+ * ABI 1.5: the step handles animations. An animated input (GIF, WebP) is
+ * loaded with all its frames, as libvips does it: one tall strip of
+ * frames of "page-height" rows each, with "delay" (ms per frame) and
+ * "loop" (0: for ever). A filter with this flag applies to every frame
+ * (filter.h: filter_per_frame) and sets "page-height" if it changes a
+ * frame's height; an encoder with it writes every frame. On an animation
+ * the host refuses a filter without it ("cannot work on animations; use
+ * frame(N) first") and hands an encoder without it the first frame only.
+ */
+#define IMGNODE_FILTER_FRAMES 0x4u
 
 /*
  * An int field (1) the host sets on the image it hands an encoder when the
@@ -360,6 +377,16 @@ struct imgnode_arg {
  * personal metadata, only that header block.
  */
 #define IMGNODE_META_ICC_ONLY "imgnode-icc-only"
+
+/*
+ * ABI 1.5: a string field on an image, "keep", "srgb" or "embed", set by
+ * the icc step, read by the host before the encoder: what becomes of the
+ * colour profile. The host converts every output to sRGB (CMYK, and
+ * colours with an embedded ICC profile) and writes no profile ("srgb", the
+ * default when the field is absent); "embed" writes an sRGB profile too;
+ * "keep" leaves the pixels and the input's profile as they are.
+ */
+#define IMGNODE_META_ICC_MODE "imgnode-icc"
 
 /*
  * The shape of the image a step takes or makes, predicted from the input's
@@ -376,6 +403,10 @@ struct imgnode_geometry {
 	int64_t work_height; /* (a text, an enlargement it then crops); 0: none */
 	int64_t min_bytes; /* encoders: the fewest bytes the output can take;
 	                    * 0 if that cannot be known before encoding */
+	/* ABI 1.5: frames of an animation, 1 for a still image; width and
+	 * height are one frame's. A step that keeps some frames only
+	 * (frame(N)) sets it. Plugins built before ABI 1.5 ignore it. */
+	int64_t frames;
 };
 
 /*

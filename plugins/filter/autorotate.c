@@ -2,8 +2,7 @@
  * autorotate: turns the image upright from its EXIF orientation tag
  * (vips_autorot) and removes the tag, so viewers do not turn it again. An
  * image without the tag passes unchanged. A leading thumbnail does this
- * already. An animation (a multi-page image) that would need turning is
- * refused.
+ * already. An animation turns frame by frame.
  */
 #include <vips/vips.h>
 
@@ -19,12 +18,7 @@ static int autorotate_apply(void *state, VipsImage *in,
 {
 	(void)state, (void)args;
 	filter_start();
-	if (vips_image_get_orientation(in) > 1 &&
-	    filter_one_page(in, err, errlen))
-		return -ENOTSUP;
-	if (vips_autorot(in, out, NULL))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_upright(in, out, err, errlen);
 }
 
 static int autorotate_predict(void *state, const struct imgnode_geometry *in,
@@ -46,6 +40,7 @@ static int autorotate_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = autorotate_apply,
         .selftest = autorotate_selftest,
         .predict = autorotate_predict,

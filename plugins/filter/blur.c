@@ -21,15 +21,20 @@ static int blur_op(VipsImage *in, VipsImage **out, const void *arg)
 	return vips_gaussblur(in, out, *(const double *)arg, NULL);
 }
 
+/* One frame: blurred with its alpha premultiplied. */
+static int blur_frame(VipsImage *in, VipsImage **out, const void *arg)
+{
+	return filter_premultiplied(in, out, blur_op, arg);
+}
+
 static int blur_apply(void *state, VipsImage *in,
                       const union imgnode_value *args, VipsImage **out,
                       char *err, size_t errlen)
 {
 	(void)state;
 	filter_start();
-	if (filter_premultiplied(in, out, blur_op, &args[ARG_SIGMA].n))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_per_frame(in, out, blur_frame, &args[ARG_SIGMA].n, err,
+	                        errlen);
 }
 
 static int blur_selftest(void *state, char *err, size_t errlen)
@@ -42,6 +47,7 @@ static int blur_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = blur_apply,
         .selftest = blur_selftest,
 };

@@ -2,8 +2,8 @@
  * crop(left, top, width, height): cuts out a rectangle, in pixels of the
  * image as it is at this step (after a thumbnail, of the thumbnail). A
  * rectangle that does not lie wholly inside the image is an error naming
- * the image's size, rather than a silently smaller result. An animation (a
- * multi-page image) is refused.
+ * the image's size, rather than a silently smaller result. An animation
+ * is cut frame by frame: the rectangle is in every frame.
  */
 #include <vips/vips.h>
 
@@ -23,28 +23,34 @@ static const struct imgnode_arg args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+static int crop_op(VipsImage *in, VipsImage **out, const void *arg)
+{
+	const union imgnode_value *args = arg;
+
+	return vips_crop(in, out, (int)args[ARG_LEFT].i, (int)args[ARG_TOP].i,
+	                 (int)args[ARG_WIDTH].i, (int)args[ARG_HEIGHT].i, NULL);
+}
+
 static int crop_apply(void *state, VipsImage *in,
                       const union imgnode_value *args, VipsImage **out,
                       char *err, size_t errlen)
 {
 	int64_t left = args[ARG_LEFT].i, top = args[ARG_TOP].i;
 	int64_t width = args[ARG_WIDTH].i, height = args[ARG_HEIGHT].i;
+	int page = vips_image_get_page_height(in);
 
 	(void)state;
 	filter_start();
-	if (filter_one_page(in, err, errlen))
-		return -ENOTSUP;
-	if (left + width > in->Xsize || top + height > in->Ysize) {
-		snprintf(err, errlen,
-		         "%lldx%lld at %lld,%lld lies outside the %dx%d image",
-		         (long long)width, (long long)height, (long long)left,
-		         (long long)top, in->Xsize, in->Ysize);
+	if (left + width > in->Xsize || top + height > page) {
+		snprintf(
+		        err, errlen,
+		        "%lldx%lld at %lld,%lld lies outside the %dx%d image%s",
+		        (long long)width, (long long)height, (long long)left,
+		        (long long)top, in->Xsize, page,
+		        page < in->Ysize ? " (one frame)" : "");
 		return -EINVAL;
 	}
-	if (vips_crop(in, out, (int)left, (int)top, (int)width, (int)height,
-	              NULL))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_per_frame(in, out, crop_op, args, err, errlen);
 }
 
 /* The rectangle asked for; whether it fits is checked when applied. */
@@ -69,6 +75,7 @@ static int crop_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = crop_apply,
         .selftest = crop_selftest,
         .predict = crop_predict,

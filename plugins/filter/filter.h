@@ -2,7 +2,9 @@
  * What the filter plugins (plugins/filter/NAME.c) share: a one-line reason
  * from libvips' error buffer, the marks strip and the host leave for the
  * encoders, conversion to sRGB, the premultiplied-alpha wrapper that
- * resampling filters need, and the small self-tests run before a new
+ * resampling filters need, the frame helpers of steps that work on
+ * animations (filter_pages, filter_frames, filter_per_frame:
+ * IMGNODE_FILTER_FRAMES), and the small self-tests run before a new
  * generation of plugins is used. Everything is
  * static inline, so each plugin still exports only its descriptor, and
  * nothing here links against the daemon.
@@ -92,22 +94,372 @@ static inline int filter_fail(char *err, size_t errlen, const char *what)
 }
 
 /*
- * For steps that would scramble an animation (a multi-page image is one
- * tall strip of frames): 0 if in is a single image, else -ENOTSUP with a
- * reason. thumbnail and the encoders handle animations themselves.
+ * Frames of in: an animation is loaded as one tall strip of frames of
+ * "page-height" rows each (IMGNODE_FILTER_FRAMES). 1 for a still image.
+ */
+static inline int filter_pages(struct _VipsImage *in)
+{
+	int page = vips_image_get_page_height(in);
+
+	return page < in->Ysize ? in->Ysize / page : 1;
+}
+
+/*
+ * For steps that cannot work on an animation frame by frame (smartcrop
+ * would pick another rectangle in each): 0 if in is a single image, else
+ * -ENOTSUP with a reason. The host refuses such steps before they run
+ * (they lack IMGNODE_FILTER_FRAMES); this is defence in depth.
  */
 static inline int filter_one_page(struct _VipsImage *in, char *err,
                                   size_t errlen)
 {
-	int page = vips_image_get_page_height(in);
+	int pages = filter_pages(in);
 
-	if (page >= in->Ysize)
+	if (pages == 1)
 		return 0;
-	snprintf(
-	        err, errlen,
-	        "cannot work on an animation (%d frames); thumbnail and the encoders can",
-	        in->Ysize / page);
+	snprintf(err, errlen,
+	         "cannot work on animations (%d frames); use frame(N) first",
+	         pages);
 	return -ENOTSUP;
+}
+
+/* An operation for filter_premultiplied and filter_per_frame; 0 or -1 as
+ * libvips. */
+typedef int (*filter_op_fn)(VipsImage *in, VipsImage **out, const void *arg);
+
+/* An operation on one frame for filter_frames; 0 or -errno with a reason. */
+typedef int (*filter_frame_fn)(VipsImage *in, VipsImage **out, const void *arg,
+                               char *err, size_t errlen);
+
+/*
+ * Runs op on every frame of in (libvips' "page-height": a multi-page image
+ * is one tall strip of frames) and stacks the results again, setting the
+ * new page-height; an image of one frame goes straight through. Every
+ * frame must come out the same size (op's arguments decide the size, not
+ * the pixels). 0 or -errno with a reason in err.
+ */
+static inline int filter_frames(VipsImage *in, VipsImage **out,
+                                filter_frame_fn op, const void *arg, char *err,
+                                size_t errlen)
+{
+	int page = vips_image_get_page_height(in), n, r = 0;
+	VipsImage **frames, *joined;
+
+	if (page >= in->Ysize || in->Ysize % page)
+		return op(in, out, arg, err, errlen);
+	n = in->Ysize / page;
+	frames = g_new0(VipsImage *, n);
+	for (int i = 0; i < n && !r; i++) {
+		VipsImage *one;
+		if (vips_crop(in, &one, 0, i * page, in->Xsize, page, NULL)) {
+			r = filter_fail(err, errlen, NULL);
+			break;
+		}
+		r = op(one, &frames[i], arg, err, errlen);
+		g_object_unref(one);
+		if (!r && (frames[i]->Xsize != frames[0]->Xsize ||
+		           frames[i]->Ysize != frames[0]->Ysize)) {
+			snprintf(err, errlen,
+			         "frame %d came out %dx%d, frame 1 %dx%d",
+			         i + 1, frames[i]->Xsize, frames[i]->Ysize,
+			         frames[0]->Xsize, frames[0]->Ysize);
+			r = -EPROTO;
+		}
+	}
+	if (!r && vips_arrayjoin(frames, &joined, n, "across", 1, NULL))
+		r = filter_fail(err, errlen, NULL);
+	if (!r) {
+		r = vips_copy(joined, out, NULL)
+		            ? filter_fail(err, errlen, NULL)
+		            : 0;
+		g_object_unref(joined);
+		if (!r)
+			vips_image_set_int(*out, VIPS_META_PAGE_HEIGHT,
+			                   frames[0]->Ysize);
+	}
+	for (int i = 0; i < n; i++)
+		if (frames[i])
+			g_object_unref(frames[i]);
+	g_free(frames);
+	return r;
+}
+
+/* A libvips-style operation and its argument, for filter_per_frame. */
+struct filter_op_call {
+	filter_op_fn op;
+	const void *arg;
+};
+
+static inline int filter_op_frame(VipsImage *in, VipsImage **out,
+                                  const void *arg, char *err, size_t errlen)
+{
+	const struct filter_op_call *c = arg;
+
+	return c->op(in, out, c->arg) ? filter_fail(err, errlen, NULL) : 0;
+}
+
+/*
+ * filter_frames for an operation that returns 0 or -1 with libvips' error
+ * buffer set, as libvips' own do: op runs on each frame of in. *out is a
+ * new reference; 0 or -errno with a reason in err.
+ */
+static inline int filter_per_frame(VipsImage *in, VipsImage **out,
+                                   filter_op_fn op, const void *arg, char *err,
+                                   size_t errlen)
+{
+	struct filter_op_call c = {op, arg};
+
+	return filter_frames(in, out, filter_op_frame, &c, err, errlen);
+}
+
+static inline int filter_autorot_op(VipsImage *in, VipsImage **out,
+                                    const void *arg)
+{
+	(void)arg;
+	return vips_autorot(in, out, NULL);
+}
+
+/*
+ * Turns in upright from its EXIF orientation (vips_autorot), each frame of
+ * an animation on its own. A new reference in *out; 0 or -errno with a
+ * reason in err.
+ */
+static inline int filter_upright(VipsImage *in, VipsImage **out, char *err,
+                                 size_t errlen)
+{
+	if (vips_image_get_orientation(in) <= 1)
+		return vips_autorot(in, out, NULL)
+		               ? filter_fail(err, errlen, NULL)
+		               : 0;
+	return filter_per_frame(in, out, filter_autorot_op, NULL, err, errlen);
+}
+
+/*
+ * Colours, for every step that paints one (background=...): a name
+ * (black, white, grey, red, green, blue, yellow, cyan, magenta,
+ * transparent) or hex digits rgb, rgba, rrggbb or rrggbbaa, with or without
+ * a leading '#' (which the pipeline grammar wants quoted: "#ff8000"; in a
+ * URL, %23). aa is the opacity: 00 transparent, ff (the default) opaque.
+ */
+struct filter_colour {
+	double rgba[4]; /* 0..255 each */
+};
+
+#define FILTER_COLOUR_HELP                                                     \
+	"a colour: rrggbb or rrggbbaa in hex (e.g. ff8000, 00000080), or "     \
+	"black, white, grey, red, green, blue, yellow, cyan, magenta, "        \
+	"transparent"
+
+/* The value of one hex digit, or -1. */
+static inline int filter_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Parses text (see struct filter_colour) into *c. 0, or -EINVAL with a
+ * reason naming the argument (name) and the forms allowed.
+ */
+static inline int filter_parse_colour(const char *name, const char *text,
+                                      struct filter_colour *c, char *err,
+                                      size_t errlen)
+{
+	static const struct {
+		const char *name;
+		unsigned char rgba[4];
+	} names[] = {
+	        {"black", {0, 0, 0, 255}},      {"white", {255, 255, 255, 255}},
+	        {"grey", {128, 128, 128, 255}}, {"gray", {128, 128, 128, 255}},
+	        {"red", {255, 0, 0, 255}},      {"green", {0, 128, 0, 255}},
+	        {"blue", {0, 0, 255, 255}},     {"yellow", {255, 255, 0, 255}},
+	        {"cyan", {0, 255, 255, 255}},   {"magenta", {255, 0, 255, 255}},
+	        {"transparent", {0, 0, 0, 0}},
+	};
+	const char *hex = text[0] == '#' ? text + 1 : text;
+	size_t n = strlen(hex), i;
+	int d[8];
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(text, names[i].name)) {
+			for (int k = 0; k < 4; k++)
+				c->rgba[k] = names[i].rgba[k];
+			return 0;
+		}
+	for (i = 0; i < n && i < 8 && (d[i] = filter_hex(hex[i])) >= 0; i++)
+		;
+	if (i != n || (n != 3 && n != 4 && n != 6 && n != 8)) {
+		snprintf(err, errlen, "%s \"%.32s\" is not %s", name, text,
+		         FILTER_COLOUR_HELP);
+		return -EINVAL;
+	}
+	c->rgba[3] = 255;
+	for (int k = 0; k < (int)(n == 3 || n == 4 ? n : n / 2); k++)
+		c->rgba[k] = n <= 4 ? d[k] * 17 : d[2 * k] * 16 + d[2 * k + 1];
+	return 0;
+}
+
+/* True if c is a shade of grey (a grey image can take it as it is). */
+static inline bool filter_colour_grey(const struct filter_colour *c)
+{
+	return c->rgba[0] == c->rgba[1] && c->rgba[1] == c->rgba[2];
+}
+
+/* True if c is not wholly opaque (painting it needs an alpha band). */
+static inline bool filter_colour_alpha(const struct filter_colour *c)
+{
+	return c->rgba[3] < 255;
+}
+
+/*
+ * The bands an image of bands bands has once it can take c (see
+ * filter_colour_ready), for predict. alpha: c's opacity matters (false
+ * for steps that drop alpha, as flatten).
+ */
+static inline int filter_colour_bands(int bands, const struct filter_colour *c,
+                                      bool alpha)
+{
+	if (bands <= 2 && !filter_colour_grey(c))
+		bands += 2;
+	if (alpha && filter_colour_alpha(c) && (bands == 1 || bands == 3))
+		bands++;
+	return bands;
+}
+
+/* The largest value of a band of image: 255, 65535, or 1 for scRGB. */
+static inline double filter_max_value(VipsImage *image)
+{
+	if (image->BandFmt == VIPS_FORMAT_USHORT)
+		return 65535;
+	if (image->Type == VIPS_INTERPRETATION_scRGB)
+		return 1;
+	return 255;
+}
+
+/*
+ * Sets *out to in made able to take c (a new reference): CMYK and other
+ * spaces to sRGB, grey to sRGB (16-bit grey to RGB16) if c is not grey,
+ * and an opaque alpha band added if c is not opaque (alpha) and in has
+ * none. 0, or -EINVAL with a reason.
+ */
+static inline int filter_colour_ready(VipsImage *in,
+                                      const struct filter_colour *c, bool alpha,
+                                      VipsImage **out, char *err, size_t errlen)
+{
+	VipsInterpretation type = in->Type;
+	VipsImage *t = NULL;
+	bool grey = type == VIPS_INTERPRETATION_B_W ||
+	            type == VIPS_INTERPRETATION_GREY16 || in->Bands <= 2;
+	int r = 0;
+
+	if (!grey && type != VIPS_INTERPRETATION_sRGB &&
+	    type != VIPS_INTERPRETATION_RGB16 &&
+	    type != VIPS_INTERPRETATION_scRGB)
+		r = vips_colourspace(in, &t, VIPS_INTERPRETATION_sRGB, NULL);
+	else if (grey && !filter_colour_grey(c))
+		r = vips_colourspace(in, &t,
+		                     in->BandFmt == VIPS_FORMAT_USHORT
+		                             ? VIPS_INTERPRETATION_RGB16
+		                             : VIPS_INTERPRETATION_sRGB,
+		                     NULL);
+	else {
+		g_object_ref(in);
+		t = in;
+	}
+	if (r)
+		return filter_fail(err, errlen, "unable to convert to sRGB");
+	if (alpha && filter_colour_alpha(c) && !vips_image_hasalpha(t)) {
+		r = vips_addalpha(t, out, NULL);
+		g_object_unref(t);
+		return r ? filter_fail(err, errlen, "unable to add alpha") : 0;
+	}
+	*out = t;
+	return 0;
+}
+
+/*
+ * The pixel value of c for n bands of image (made ready by
+ * filter_colour_ready; n is its bands, or one fewer for the colour
+ * without alpha): one value a band, scaled to the band format. A new
+ * array (vips_area_unref it), or NULL for more than 4 bands.
+ */
+static inline VipsArrayDouble *filter_colour_ink(VipsImage *image, int n,
+                                                 const struct filter_colour *c)
+{
+	double scale = filter_max_value(image) / 255, ink[4];
+
+	if (n > 4)
+		return NULL;
+	if (n <= 2) {
+		ink[0] = c->rgba[0] * scale;
+		ink[1] = c->rgba[3] * scale;
+	} else {
+		for (int k = 0; k < 4; k++)
+			ink[k] = c->rgba[k] * scale;
+	}
+	return vips_array_double_new(ink, n);
+}
+
+/*
+ * Places in at x, y on a w x h canvas of colour c (a new reference in
+ * *out), in made able to take c first (filter_colour_ready). 0, or -errno
+ * with a reason.
+ */
+static inline int filter_embed_colour(VipsImage *in, int x, int y, int w, int h,
+                                      const struct filter_colour *c,
+                                      VipsImage **out, char *err, size_t errlen)
+{
+	VipsArrayDouble *ink;
+	VipsImage *ready;
+	int r;
+
+	if ((r = filter_colour_ready(in, c, true, &ready, err, errlen)))
+		return r;
+	if (!(ink = filter_colour_ink(ready, ready->Bands, c))) {
+		snprintf(err, errlen,
+		         "cannot paint a colour on a %d-band image",
+		         ready->Bands);
+		g_object_unref(ready);
+		return -ENOTSUP;
+	}
+	r = vips_embed(ready, out, x, y, w, h, "extend", VIPS_EXTEND_BACKGROUND,
+	               "background", ink, NULL);
+	vips_area_unref(VIPS_AREA(ink));
+	g_object_unref(ready);
+	return r ? filter_fail(err, errlen, NULL) : 0;
+}
+
+/*
+ * Gravity, for the steps that place or cut: the compass points. A step
+ * may add its own choices after these (resize: attention, entropy, fp).
+ */
+#define FILTER_COMPASS_CHOICES                                                 \
+	"centre", "north", "northeast", "east", "southeast", "south",          \
+	        "southwest", "west", "northwest"
+#define FILTER_COMPASS_N 9
+
+/*
+ * Where a w x h rectangle goes in a W x H one (W >= w, H >= h) for compass
+ * point g (an index into FILTER_COMPASS_CHOICES): its left and top.
+ * Centred on an odd difference, the extra pixel is left before the
+ * rectangle when cutting it out (cut) and after it when placing an image
+ * on a canvas, as sharp does both.
+ */
+static inline void filter_compass(int g, bool cut, int64_t W, int64_t H,
+                                  int64_t w, int64_t h, int64_t *left,
+                                  int64_t *top)
+{
+	/* per compass point: 0 left/top, 1 centre, 2 right/bottom */
+	static const int xs[] = {1, 1, 2, 2, 2, 1, 0, 0, 0};
+	static const int ys[] = {1, 0, 0, 1, 2, 2, 2, 1, 0};
+
+	*left = (xs[g] * (W - w) + (cut && xs[g] == 1)) / 2;
+	*top = (ys[g] * (H - h) + (cut && ys[g] == 1)) / 2;
 }
 
 /* True if an EXIF orientation turns the image a quarter (5..8), so that
@@ -164,9 +516,6 @@ static inline void filter_to_srgb(VipsImage *in, VipsImage **out)
 	g_object_ref(in);
 	*out = in;
 }
-
-/* An operation for filter_premultiplied; 0 or -1 as libvips. */
-typedef int (*filter_op_fn)(VipsImage *in, VipsImage **out, const void *arg);
 
 /*
  * Runs op on in with its alpha premultiplied, as libvips' own thumbnail

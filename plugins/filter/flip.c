@@ -1,7 +1,6 @@
 /*
  * flip(horizontal|vertical): mirrors the image left-right (horizontal) or
- * top-bottom (vertical) with vips_flip. An animation (a multi-page image)
- * can be flipped only horizontally.
+ * top-bottom (vertical) with vips_flip, an animation frame by frame.
  */
 #include <vips/vips.h>
 
@@ -19,19 +18,20 @@ static const struct imgnode_arg args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+static int flip_op(VipsImage *in, VipsImage **out, const void *arg)
+{
+	return vips_flip(in, out, *(const VipsDirection *)arg, NULL);
+}
+
 static int flip_apply(void *state, VipsImage *in,
                       const union imgnode_value *args, VipsImage **out,
                       char *err, size_t errlen)
 {
 	(void)state;
 	filter_start();
-	if (direction_values[args[ARG_DIRECTION].e] ==
-	            VIPS_DIRECTION_VERTICAL &&
-	    filter_one_page(in, err, errlen))
-		return -ENOTSUP;
-	if (vips_flip(in, out, direction_values[args[ARG_DIRECTION].e], NULL))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_per_frame(in, out, flip_op,
+	                        &direction_values[args[ARG_DIRECTION].e], err,
+	                        errlen);
 }
 
 static int flip_selftest(void *state, char *err, size_t errlen)
@@ -44,6 +44,7 @@ static int flip_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = flip_apply,
         .selftest = flip_selftest,
 };

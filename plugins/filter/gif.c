@@ -33,7 +33,7 @@ static int gif_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_ENCODER,
+        .flags = IMGNODE_FILTER_ENCODER | IMGNODE_FILTER_FRAMES,
         .encode = gif_encode,
         .mime = "image/gif",
         .format = "gif",

@@ -1,8 +1,8 @@
 /*
  * rotate(90|180|270): turns the image clockwise by a right angle, without
  * resampling (vips_rot). Other angles are refused when the pipeline is
- * parsed: "45" is not one of 90, 180, 270. An animation (a multi-page
- * image) is refused.
+ * parsed: "45" is not one of 90, 180, 270. An animation turns frame by
+ * frame.
  */
 #include <vips/vips.h>
 
@@ -20,17 +20,19 @@ static const struct imgnode_arg args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+static int rotate_op(VipsImage *in, VipsImage **out, const void *arg)
+{
+	return vips_rot(in, out, *(const VipsAngle *)arg, NULL);
+}
+
 static int rotate_apply(void *state, VipsImage *in,
                         const union imgnode_value *args, VipsImage **out,
                         char *err, size_t errlen)
 {
 	(void)state;
 	filter_start();
-	if (filter_one_page(in, err, errlen))
-		return -ENOTSUP;
-	if (vips_rot(in, out, angle_values[args[ARG_ANGLE].e], NULL))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_per_frame(in, out, rotate_op,
+	                        &angle_values[args[ARG_ANGLE].e], err, errlen);
 }
 
 static int rotate_predict(void *state, const struct imgnode_geometry *in,
@@ -56,6 +58,7 @@ static int rotate_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = rotate_apply,
         .selftest = rotate_selftest,
         .predict = rotate_predict,

@@ -15,15 +15,19 @@ static const struct imgnode_arg args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+static int sharpen_op(VipsImage *in, VipsImage **out, const void *arg)
+{
+	return vips_sharpen(in, out, "sigma", *(const double *)arg, NULL);
+}
+
 static int sharpen_apply(void *state, VipsImage *in,
                          const union imgnode_value *args, VipsImage **out,
                          char *err, size_t errlen)
 {
 	(void)state;
 	filter_start();
-	if (vips_sharpen(in, out, "sigma", args[ARG_SIGMA].n, NULL))
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return filter_per_frame(in, out, sharpen_op, &args[ARG_SIGMA].n, err,
+	                        errlen);
 }
 
 static int sharpen_selftest(void *state, char *err, size_t errlen)
@@ -36,6 +40,7 @@ static int sharpen_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = sharpen_apply,
         .selftest = sharpen_selftest,
 };

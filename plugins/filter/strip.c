@@ -4,7 +4,7 @@
  * looks: it first turns the image upright from its EXIF orientation, and
  * converts colour with an embedded ICC profile to sRGB (a profile lcms
  * cannot use is dropped as it is: viewers could not have used it either).
- * An animation that would need turning is refused.
+ * An animation keeps its frames, each turned on its own.
  *
  * libvips 8.14 strips only when saving (strip=TRUE), so this works in two
  * parts: the output is a copy with every metadata field removed except
@@ -47,11 +47,8 @@ static int strip_apply(void *state, VipsImage *in,
 
 	(void)state, (void)args;
 	filter_start();
-	if (vips_image_get_orientation(in) > 1 &&
-	    filter_one_page(in, err, errlen))
-		return -ENOTSUP;
-	if (vips_autorot(in, &upright, NULL))
-		return filter_fail(err, errlen, NULL);
+	if ((r = filter_upright(in, &upright, err, errlen)))
+		return r;
 	filter_to_srgb(upright, &srgb);
 	r = vips_copy(srgb, out, NULL);
 	g_object_unref(srgb);
@@ -84,6 +81,7 @@ static int strip_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = strip_apply,
         .selftest = strip_selftest,
         .predict = strip_predict,

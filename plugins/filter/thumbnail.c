@@ -166,7 +166,7 @@ static int thumbnail_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_LOADS,
+        .flags = IMGNODE_FILTER_LOADS | IMGNODE_FILTER_FRAMES,
         .apply = thumbnail_apply,
         .load = thumbnail_load,
         .selftest = thumbnail_selftest,

@@ -64,11 +64,12 @@ static int64_t text_size(int64_t width, int64_t height,
 	return VIPS_MAX(8, VIPS_MIN(width, height) / 16);
 }
 
-/* A one-band mask of the text at opacity, placed on an in-sized canvas. */
-static int text_mask(VipsImage *in, const union imgnode_value *args,
+/* A one-band mask of the text at opacity, placed on a width x height
+ * canvas. */
+static int text_mask(int width, int height, const union imgnode_value *args,
                      VipsImage **out)
 {
-	int size = (int)text_size(in->Xsize, in->Ysize, args), margin, r;
+	int size = (int)text_size(width, height, args), margin, r;
 	VipsImage *t[3] = {NULL, NULL, NULL};
 	gchar *text, *markup, *font;
 
@@ -78,13 +79,13 @@ static int text_mask(VipsImage *in, const union imgnode_value *args,
 	g_free(text);
 	font = g_strdup_printf("sans bold %d", size);
 	r = vips_text(&t[0], markup, "font", font, "dpi", 72, "width",
-	              VIPS_MAX(1, in->Xsize - 2 * margin), NULL) ||
+	              VIPS_MAX(1, width - 2 * margin), NULL) ||
 	    vips_linear1(t[0], &t[1], args[ARG_OPACITY].n, 0, "uchar", TRUE,
 	                 NULL) ||
 	    vips_embed(t[1], &t[2], margin, margin, t[1]->Xsize + 2 * margin,
 	               t[1]->Ysize + 2 * margin, NULL) ||
-	    vips_gravity(t[2], out, gravity_values[args[ARG_GRAVITY].e],
-	                 in->Xsize, in->Ysize, NULL);
+	    vips_gravity(t[2], out, gravity_values[args[ARG_GRAVITY].e], width,
+	                 height, NULL);
 	for (int i = 0; i < 3; i++)
 		if (t[i])
 			g_object_unref(t[i]);
@@ -160,37 +161,43 @@ static int watermark_predict(void *state, const struct imgnode_geometry *in,
 	return 0;
 }
 
-static int watermark_apply(void *state, VipsImage *in,
-                           const union imgnode_value *args, VipsImage **out,
-                           char *err, size_t errlen)
+/* One frame: the text's mask (arg, drawn once) blended in. */
+static int mark_frame(VipsImage *in, VipsImage **out, const void *arg)
 {
-	const char *text = args[ARG_TEXT].s;
 	double white = in->BandFmt == VIPS_FORMAT_USHORT ? 65535 : 255;
-	VipsImage *mask, *t[2] = {NULL, NULL};
+	VipsImage *mask = (VipsImage *)arg, *t[2] = {NULL, NULL};
 	int r;
 
-	(void)state;
-	filter_start();
-	if (filter_one_page(in, err, errlen))
-		return -ENOTSUP;
-	if (!*text || strlen(text) > TEXT_MAX ||
-	    !g_utf8_validate(text, -1, NULL)) {
-		snprintf(err, errlen, "the text must be 1 to %d bytes of UTF-8",
-		         TEXT_MAX);
-		return -EINVAL;
-	}
-	if (text_mask(in, args, &mask))
-		return filter_fail(err, errlen, "unable to draw the text");
 	r = vips_linear1(in, &t[0], 0, white, NULL) ||
 	    vips_cast(t[0], &t[1], in->BandFmt, NULL) ||
 	    vips_ifthenelse(mask, t[1], in, out, "blend", TRUE, NULL);
 	for (int i = 0; i < 2; i++)
 		if (t[i])
 			g_object_unref(t[i]);
+	return r ? -1 : 0;
+}
+
+static int watermark_apply(void *state, VipsImage *in,
+                           const union imgnode_value *args, VipsImage **out,
+                           char *err, size_t errlen)
+{
+	const char *text = args[ARG_TEXT].s;
+	VipsImage *mask;
+	int r;
+
+	(void)state;
+	filter_start();
+	if (!*text || strlen(text) > TEXT_MAX ||
+	    !g_utf8_validate(text, -1, NULL)) {
+		snprintf(err, errlen, "the text must be 1 to %d bytes of UTF-8",
+		         TEXT_MAX);
+		return -EINVAL;
+	}
+	if (text_mask(in->Xsize, vips_image_get_page_height(in), args, &mask))
+		return filter_fail(err, errlen, "unable to draw the text");
+	r = filter_per_frame(in, out, mark_frame, mask, err, errlen);
 	g_object_unref(mask);
-	if (r)
-		return filter_fail(err, errlen, NULL);
-	return 0;
+	return r;
 }
 
 static int watermark_selftest(void *state, char *err, size_t errlen)
@@ -204,6 +211,7 @@ static int watermark_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
+        .flags = IMGNODE_FILTER_FRAMES,
         .apply = watermark_apply,
         .selftest = watermark_selftest,
         .predict = watermark_predict,

@@ -1,7 +1,12 @@
 /*
- * webp([q][, lossless]): the WebP encoder, last in a pipeline. It runs the
+ * webp([q][, lossless][, effort][, near_lossless][, smart_subsample]
+ *      [, max_bytes]): the WebP encoder, last in a pipeline. It runs the
  * pipeline once into one buffer (vips_webpsave_buffer), keeping alpha and
- * animation (an image loaded with all its pages). It writes what metadata
+ * animation (an image loaded with all its pages). effort trades encoding
+ * time for size (0 fastest, 6 smallest); near_lossless is lossless coding
+ * after a preprocessing whose strength q sets; smart_subsample keeps
+ * colour edges sharper (slower); max_bytes searches the highest quality
+ * up to q that fits (fit.h; not with lossless). It writes what metadata
  * the image still has (EXIF, XMP, ICC), none if strip ran, and only the
  * ICC profile if the host stripped the rest (the default).
  *
@@ -17,14 +22,30 @@
 #include <vips/vips.h>
 
 #include "filter.h"
+#include "fit.h"
 
-enum { ARG_Q, ARG_LOSSLESS };
+enum {
+	ARG_Q,
+	ARG_LOSSLESS,
+	ARG_EFFORT,
+	ARG_NEAR_LOSSLESS,
+	ARG_SMART_SUBSAMPLE,
+	ARG_MAX_BYTES
+};
 
 static const struct imgnode_arg args[] = {
         {"q", IMGNODE_ARG_INT, "80", 1, 100, NULL,
          "Quality of lossy WebP: 1 is smallest, 100 best."},
         {"lossless", IMGNODE_ARG_BOOL, "false", 0, 0, NULL,
          "Lossless WebP (q is then ignored)."},
+        {"effort", IMGNODE_ARG_INT, "4", 0, 6, NULL,
+         "CPU effort to make the file smaller: 0 fastest, 6 smallest."},
+        {"near_lossless", IMGNODE_ARG_BOOL, "false", 0, 0, NULL,
+         "Lossless coding after a preprocessing whose strength q sets (100: none)."},
+        {"smart_subsample", IMGNODE_ARG_BOOL, "false", 0, 0, NULL,
+         "Sharper colour edges in lossy WebP (slower)."},
+        {"max_bytes", IMGNODE_ARG_INT, "0", 0, FIT_MAX_BYTES, NULL,
+         "At most this many bytes: the highest quality up to q that fits (0: no limit; lossy only)."},
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -74,14 +95,27 @@ static void drop_metadata_chunks(unsigned char *buf, size_t *len)
 	*len = end;
 }
 
-static int webp_encode(void *state, VipsImage *in,
-                       const union imgnode_value *args, void **buf, size_t *len,
-                       char *err, size_t errlen)
+/* max_bytes searches the quality: lossy WebP only. */
+static int check_args(const union imgnode_value *args, char *err, size_t errlen)
 {
-	(void)state;
-	filter_start();
-	if (vips_webpsave_buffer(in, buf, len, "Q", (int)args[ARG_Q].i,
-	                         "lossless", args[ARG_LOSSLESS].b, "strip",
+	if (!args[ARG_MAX_BYTES].i ||
+	    !(args[ARG_LOSSLESS].b || args[ARG_NEAR_LOSSLESS].b))
+		return 0;
+	snprintf(err, errlen,
+	         "max_bytes works on lossy WebP only, not with %s=true",
+	         args[ARG_LOSSLESS].b ? "lossless" : "near_lossless");
+	return -EINVAL;
+}
+
+/* One encode at quality q (fit_save_fn). */
+static int webp_save(VipsImage *in, const union imgnode_value *args, int q,
+                     void **buf, size_t *len, char *err, size_t errlen)
+{
+	if (vips_webpsave_buffer(in, buf, len, "Q", q, "lossless",
+	                         args[ARG_LOSSLESS].b, "effort",
+	                         (int)args[ARG_EFFORT].i, "near_lossless",
+	                         args[ARG_NEAR_LOSSLESS].b, "smart_subsample",
+	                         args[ARG_SMART_SUBSAMPLE].b, "strip",
 	                         filter_stripped(in), NULL))
 		return filter_fail(err, errlen, "unable to encode");
 	if (filter_stripped(in) || filter_icc_only(in))
@@ -89,9 +123,33 @@ static int webp_encode(void *state, VipsImage *in,
 	return 0;
 }
 
+static int webp_encode(void *state, VipsImage *in,
+                       const union imgnode_value *args, void **buf, size_t *len,
+                       char *err, size_t errlen)
+{
+	int r;
+
+	(void)state;
+	filter_start();
+	if ((r = check_args(args, err, errlen)))
+		return r;
+	return fit_encode(in, args, (int)args[ARG_Q].i, args[ARG_MAX_BYTES].i,
+	                  webp_save, buf, len, err, errlen);
+}
+
+/* Refuses max_bytes with lossless at submission; the shape is kept. */
+static int webp_predict(void *state, const struct imgnode_geometry *in,
+                        const union imgnode_value *args,
+                        struct imgnode_geometry *out, char *err, size_t errlen)
+{
+	(void)state, (void)in, (void)out;
+	return check_args(args, err, errlen);
+}
+
 static int webp_selftest(void *state, char *err, size_t errlen)
 {
-	const union imgnode_value a[] = {{.i = 80}, {.b = false}};
+	const union imgnode_value a[] = {{.i = 80},    {.b = false}, {.i = 4},
+	                                 {.b = false}, {.b = true},  {.i = 0}};
 
 	(void)state;
 	return filter_selftest_encode(webp_encode, a, "webp", err, errlen);
@@ -99,11 +157,12 @@ static int webp_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_ENCODER,
+        .flags = IMGNODE_FILTER_ENCODER | IMGNODE_FILTER_FRAMES,
         .encode = webp_encode,
         .mime = "image/webp",
         .format = "webp",
         .selftest = webp_selftest,
+        .predict = webp_predict,
 };
 
 IMGNODE_PLUGIN = {

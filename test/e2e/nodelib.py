@@ -715,10 +715,12 @@ BOMBS = [
      "step 2 watermark(gravity=south-east,opacity=0.5,size=1000,",
      "intermediate image 9000x"),
     ("png", "thumbnail(10000,size=up)|png(compression=0)",
-     "step 2 png(compression=0)",
+     "step 2 png(colours=256,compression=0,palette=false)",
      "output of at least 286.1 MiB is over max_output (100 MiB)"),
-    ("png", "resize(10)|resize(10)|resize(10)|resize(10)|thumbnail(50)",
-     "step 4 resize(scale=10)",
+    ("png", "resize(scale=10)|resize(scale=10)|resize(scale=10)|"
+     "resize(scale=10)|thumbnail(50)",
+     'step 4 resize(background="black",dpr=1,fit=cover,fx=0.5,fy=0.5,'
+     'gravity=centre,height=0,scale=10',
      "output 80000x80000 is over max_dimension (30000 pixels a side)"),
 ]
 

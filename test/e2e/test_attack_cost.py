@@ -113,7 +113,8 @@ def test_output_over_max_output_is_refused_not_stored(own):
     # uncompressed: known before decoding
     r = s.submit(data, pipeline="png(compression=0)", wait=20)
     detail = error_of(r, 422, "image rejected")["detail"]
-    assert detail.startswith("step 1 png(compression=0): output of at "
+    assert detail.startswith("step 1 png(colours=256,compression=0,"
+                             "palette=false): output of at "
                              "least 0.1877 MiB is over max_output "
                              "(0.0625 MiB)"), detail
     # compressed: known once encoded, and then not stored

@@ -17,7 +17,7 @@ from nodelib import IMGNODE, PLUGINS, ROOT, free_port
 def test_version_and_help():
     out = subprocess.run([str(IMGNODE), "-V"], capture_output=True,
                          text=True, check=True).stdout
-    assert re.fullmatch(r"imgnode \d+\.\d+\.\d+ \(plugin ABI 1\.4\)\n", out)
+    assert re.fullmatch(r"imgnode \d+\.\d+\.\d+ \(plugin ABI 1\.5\)\n", out)
     out = subprocess.run([str(IMGNODE), "-h"], capture_output=True,
                          text=True, check=True).stdout
     assert "-t " in out and "-T " in out and "--print-defaults" in out
