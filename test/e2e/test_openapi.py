@@ -55,10 +55,21 @@ def deref(obj):
     return obj
 
 
+def rest_of_path(path):
+    """The path parameters of a documented path that take the rest of the
+    path, slashes included (x-imgnode-rest-of-path: a variant's pipeline);
+    any other is one segment, as OpenAPI says."""
+    return {deref(p)["name"] for p in SPEC["paths"][path].get("parameters", [])
+            if deref(p).get("x-imgnode-rest-of-path")}
+
+
 def template(path):
-    """The regex of a documented path ({param}: one segment)."""
-    return re.compile("^" + re.sub(r"\\\{[^}/]+\\\}", "[^/]+",
-                                   re.escape(path)) + "$")
+    """The regex of a documented path."""
+    rest = rest_of_path(path)
+    return re.compile("^" + re.sub(
+        r"\\\{([^}/]+)\\\}",
+        lambda m: ".+" if m.group(1) in rest else "[^/]+",
+        re.escape(path)) + "$")
 
 
 PAGE = "/{file}"  # the page's files: any path outside /v1/, at any depth
@@ -372,10 +383,12 @@ def server(tmp_path_factory):
     s.stop()
 
 
+SAMPLE = {"file": "index.html", "variant": "thumb"}  # else a well-formed id
+
+
 def fill(path):
     """A concrete path for a documented one."""
-    return re.sub(r"\{([^}]+)\}",
-                  lambda m: "index.html" if m.group(1) == "file" else JOB0,
+    return re.sub(r"\{([^}]+)\}", lambda m: SAMPLE.get(m.group(1), JOB0),
                   path)
 
 
@@ -618,3 +631,25 @@ def test_draining_is_503_with_retry_after(server):
         subprocess.run(ctl + ["undrain"], check=True, timeout=60,
                        capture_output=True)
     server.wait_ready()
+
+
+def test_images_and_variants(server):
+    q = signed(KEYID, SECRET, "POST", "/v1/images")
+    r = answer(requests.post(server.url + "/v1/images", params=q,
+                             data=small_jpeg(), headers={"X-Api-Key": ALICE},
+                             timeout=60))
+    assert r.status_code in (200, 201), r.text
+    image = r.json()["id"]
+    assert get(server, f"/v1/images/{image}").json()["id"] == image
+    get(server, f"/v1/images/{image}", method="HEAD")
+    assert get(server, f"/v1/images/{image}", key=BOB).status_code == 404
+    v = get(server, f"/v1/images/{image}/thumb")
+    assert v.status_code == 200 and v.headers["Content-Type"] == \
+        "image/webp", v.text
+    assert get(server, f"/v1/images/{image}/nosuch(1)").status_code == 400
+    assert get(server, f"/v1/images/{image}/thumbnail(24000,size=up)%7Cpng"
+               ).status_code == 422
+    assert get(server, f"/v1/images/{JOB0}/thumb").status_code == 404
+    assert get(server, f"/v1/images/{image}",
+               method="DELETE").status_code == 204
+    assert get(server, f"/v1/images/{image}").status_code == 404
