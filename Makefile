@@ -63,10 +63,27 @@ override CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) $(HARDEN) \
 	$(SANFLAGS) -Iinclude -MMD -MP $(CFLAGS)
 override LDFLAGS := $(SANFLAGS) -Wl,-z,relro -Wl,-z,now $(LDFLAGS)
 PLUGIN_CFLAGS := -fPIC -fvisibility=hidden
-# Filter plugins (plugins/filter/) work on libvips images.
+# Filter plugins (plugins/filter/) work on libvips images. Which libvips:
+# VIPS=system (the default): the distribution's, through pkg-config.
+# VIPS=bundled: the prebuilt one sharp uses (pinned, checksum-checked npm
+# packages fetched by pkg/vips/fetch), headers under $(BUILD)/vips/include,
+# the library in $(BUILD)/lib/vips, found by every binary and plugin through
+# an $ORIGIN-relative rpath (no LD_LIBRARY_PATH). Build it in its own dir:
+# make VIPS=bundled BUILD=build-bundled all
+VIPS ?= system
+ifeq ($(VIPS),bundled)
+VIPS_FETCHED := $(BUILD)/vips/.fetched
+VIPS_CFLAGS := -I$(BUILD)/vips/include -I$(BUILD)/vips/include/glib-2.0
+VIPS_LIBS := -L$(BUILD)/lib/vips -l:libvips-cpp.so.8.18.7 \
+	-Wl,-rpath,'$$ORIGIN/lib/vips:$$ORIGIN/../lib/vips:$$ORIGIN/../../lib/vips'
+else ifeq ($(VIPS),system)
 VIPS_CFLAGS := $(shell pkg-config --cflags vips 2>/dev/null)
 VIPS_LIBS := $(shell pkg-config --libs vips 2>/dev/null)
+else
+$(error VIPS=$(VIPS): system or bundled)
+endif
 DEFS := -DIMGNODE_VERSION='"$(VERSION)"' \
+	-DIMGNODE_VIPS='"$(VIPS)"' \
 	-DIMGNODE_PLUGIN_DIR='"$(PLUGINDIR)"' \
 	-DIMGNODE_WWW_DIR='"$(WWWDIR)"' \
 	-DIMGNODE_SYSCONFDIR='"$(SYSCONFDIR)"'
@@ -114,12 +131,14 @@ FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name 
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:
-.PHONY: all deps run check check-fresh bench install clean lint format ini \
+.PHONY: all plugins deps run check check-fresh bench install clean lint format ini \
 	fuzz fuzzers
 
 # Programs and plugins the end-to-end tests drive: a second watermark.so
 # (another version, other text) for the hot-swap tests.
 E2E_BIN := $(BUILD)/test/supdriver $(BUILD)/test/plugins-v2/watermark.so
+
+plugins: $(PLUGINS)
 
 all: $(BUILD)/imgnode $(BUILD)/imgnodectl $(PLUGINS) $(TESTS) $(FIXTURE_SO) $(E2E_BIN)
 
@@ -128,6 +147,14 @@ all: $(BUILD)/imgnode $(BUILD)/imgnodectl $(PLUGINS) $(TESTS) $(FIXTURE_SO) $(E2
 FLAGS_STAMP := $(BUILD)/.flags
 $(shell mkdir -p $(BUILD); echo '$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(LDFLAGS)' \
 	| cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(LDFLAGS)' >$(FLAGS_STAMP))
+
+# Every object depends on the flags stamp: the bundled libvips is fetched
+# before any is compiled.
+ifdef VIPS_FETCHED
+$(FLAGS_STAMP): | $(VIPS_FETCHED)
+$(VIPS_FETCHED): pkg/vips/package-lock.json pkg/vips/fetch
+	$(Q)pkg/vips/fetch $(BUILD)
+endif
 
 $(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -258,8 +285,13 @@ $(BUILD)/bench/%: test/bench/%.c $(NODE_OBJ) $(CORE_OBJ)
 		$(filter %.c %.o,$^) -o $@ $(LDFLAGS) $(EXE_LDFLAGS) $(CORE_LIBS) \
 		$(NODE_LIBS)
 
+# With the bundled libvips too, in $(BUILD)-bundled, for bench_peers's
+# comparison (skipped, saying so, when it cannot be fetched or built).
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all $(BENCH_BIN)
+	$(Q)$(MAKE) --no-print-directory VIPS=bundled BUILD=$(BUILD)-bundled \
+		$(BUILD)-bundled/imgnode $(BUILD)-bundled/bench/bench_pipeline \
+		plugins || echo "make bench: no bundled libvips build (make VIPS=bundled failed): bench_peers compares the system one only"
 	$(Q)BUILD=$(BUILD) test/bench/run
 
 install: all

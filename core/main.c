@@ -5,6 +5,7 @@
  * Exit codes (s6 convention): 0 ok, 100 permanent failure (bad config or
  * plugin: restarting will not help), 111 temporary failure.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -28,6 +29,9 @@
 #ifndef IMGNODE_SYSCONFDIR
 #define IMGNODE_SYSCONFDIR "/etc"
 #endif
+#ifndef IMGNODE_VIPS
+#define IMGNODE_VIPS "system"
+#endif
 
 enum mode {
 	MODE_RUN,
@@ -49,7 +53,7 @@ static void usage(FILE *out)
 	        "  --print-defaults  print every key with its default and help, commented out\n"
 	        "  -v, -q            more or less logging (repeatable; overrides [node] log_level)\n"
 	        "  -V                print the version and the plugin ABI\n"
-	        "  --version         that, libvips's version, and every plugin's name and version\n"
+	        "  --version         that, libvips's version and origin (system or bundled), and every plugin's name and version\n"
 	        "  --filters         every pipeline step: its arguments, their types, bounds and help\n"
 	        "  -h                this help\n",
 	        IMGNODE_SYSCONFDIR);
@@ -258,11 +262,17 @@ static int list_filters(struct plugin_set *set, struct conf *conf, void *arg,
  */
 static int print_versions(struct conf *conf, const char *err)
 {
+	const char *vips = image_vips_version();
 	char why[CONF_ERR_MAX];
+	Dl_info lib = {0};
 	int ret;
 
-	printf("imgnode %s (plugin ABI %d.%d)\nlibvips %s\n", IMGNODE_VERSION,
-	       IMGNODE_ABI_MAJOR, IMGNODE_ABI_MINOR, image_vips_version());
+	/* the file the version string lives in is the libvips loaded */
+	if (!dladdr(vips, &lib) || !lib.dli_fname)
+		lib.dli_fname = "?";
+	printf("imgnode %s (plugin ABI %d.%d)\nlibvips %s (%s: %s)\n",
+	       IMGNODE_VERSION, IMGNODE_ABI_MAJOR, IMGNODE_ABI_MINOR, vips,
+	       IMGNODE_VIPS, lib.dli_fname);
 	if (!conf) {
 		printf("plugins not listed: %s\n", err);
 		return 0;

@@ -448,19 +448,54 @@ static int output_colour(VipsImage *in, const char *format, VipsImage **out,
 	return 0;
 }
 
+static bool sequential_on = true;
+
+void image_set_sequential(bool on)
+{
+	sequential_on = on;
+}
+
+bool image_sequential_ok(const struct pipeline *pl,
+                         const struct plugin_set *set, size_t first,
+                         const struct image_info *info,
+                         const struct limits_conf *lim)
+{
+	const struct plugin *enc;
+
+	if (!sequential_on)
+		return false;
+	/* turning upright from the EXIF orientation may read bottom-up */
+	if (!lim->keep_metadata && info->orientation > 1)
+		return false;
+	for (size_t i = first; i < pl->n; i++)
+		if (!(pl->steps[i].ops->flags & IMGNODE_FILTER_SEQUENTIAL))
+			return false;
+	if (pipeline_has_encoder(pl))
+		return true;
+	enc = pipeline_default_encoder(set, info->format);
+	return enc &&
+	       (((const struct imgnode_filter_ops *)enc->desc->ops)->flags &
+	        IMGNODE_FILTER_SEQUENTIAL);
+}
+
+void image_load_options(const struct limits_conf *lim,
+                        const struct image_info *info, bool sequential,
+                        char *buf, size_t len)
+{
+	/* an animation is loaded whole: the steps work on every frame */
+	snprintf(buf, len, "fail_on=%s%s%s", fail_on_names[lim->fail_on],
+	         image_frames(info) > 1 ? ",n=-1" : "",
+	         sequential ? ",access=sequential" : "");
+}
+
 int image_run(const struct pipeline *pl, const struct plugin_set *set,
               const void *buf, size_t len, const struct image_info *info,
               const struct limits_conf *lim, struct image_out *out, char *err,
               size_t errlen)
 {
 	char options[64], why[512];
-	const struct imgnode_filter_ops *enc_ops;
-	const union imgnode_value *enc_args;
-	union imgnode_value defaults[16];
-	const char *enc_name;
-	void *enc_state;
-	VipsImage *img = NULL, *next;
-	size_t first = 0, last = pl->n;
+	VipsImage *img = NULL;
+	size_t first = 0;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
@@ -469,12 +504,9 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 	if (ret)
 		return ret;
 	vips_error_clear();
-	/* an animation is loaded whole: the steps work on every frame */
-	snprintf(options, sizeof(options), "fail_on=%s%s",
-	         fail_on_names[lim->fail_on],
-	         image_frames(info) > 1 ? ",n=-1" : "");
 	if (pl->n > 0 && (pl->steps[0].ops->flags & IMGNODE_FILTER_LOADS)) {
 		const struct pipeline_step *st = &pl->steps[0];
+		image_load_options(lim, info, false, options, sizeof(options));
 		ret = st->ops->load(st->state, buf, len, options, st->args,
 		                    &img, why, sizeof(why));
 		if (ret) {
@@ -488,6 +520,9 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			return ret;
 		}
 	} else {
+		image_load_options(lim, info,
+		                   image_sequential_ok(pl, set, 0, info, lim),
+		                   options, sizeof(options));
 		img = vips_image_new_from_buffer(buf, len, options, NULL);
 		if (!img) {
 			vips_reason(why, sizeof(why), "cannot decode");
@@ -496,6 +531,26 @@ int image_run(const struct pipeline *pl, const struct plugin_set *set,
 			return -EINVAL;
 		}
 	}
+	return image_run_steps(pl, set, img, first, info, lim, out, err,
+	                       errlen);
+}
+
+int image_run_steps(const struct pipeline *pl, const struct plugin_set *set,
+                    VipsImage *img, size_t first, const struct image_info *info,
+                    const struct limits_conf *lim, struct image_out *out,
+                    char *err, size_t errlen)
+{
+	char why[512];
+	const struct imgnode_filter_ops *enc_ops;
+	const union imgnode_value *enc_args;
+	union imgnode_value defaults[16];
+	const char *enc_name;
+	void *enc_state;
+	VipsImage *next;
+	size_t last = pl->n;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
 	if (pipeline_has_encoder(pl)) {
 		const struct pipeline_step *st = &pl->steps[pl->n - 1];
 		enc_ops = st->ops;

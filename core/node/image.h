@@ -96,4 +96,38 @@ struct _VipsBlob;
 int image_open_blob(struct _VipsBlob *blob, const struct limits_conf *lim,
                     struct _VipsImage **out, char *err, size_t errlen);
 
+/*
+ * The rest of image_run from an image already decoded: steps first..n-1
+ * of pl applied lazily (each step's real size checked), the metadata
+ * policy, the encoder (pl's last step or the input format's) and the
+ * max_output check. Takes over img (unrefs it). Returns as image_run.
+ */
+int image_run_steps(const struct pipeline *pl, const struct plugin_set *set,
+                    struct _VipsImage *img, size_t first,
+                    const struct image_info *info,
+                    const struct limits_conf *lim, struct image_out *out,
+                    char *err, size_t errlen);
+
+/*
+ * True when steps first..n-1 of pl (and the default encoder, if pl names
+ * none) all read their input once top to bottom
+ * (IMGNODE_FILTER_SEQUENTIAL) and the image needs no turning upright: its
+ * decode may then use libvips' sequential access.
+ */
+bool image_sequential_ok(const struct pipeline *pl,
+                         const struct plugin_set *set, size_t first,
+                         const struct image_info *info,
+                         const struct limits_conf *lim);
+
+/* The libvips load options for lim ("fail_on=truncated"), with ",n=-1"
+ * for an animation (info: every frame) and ",access=sequential" if
+ * sequential. */
+void image_load_options(const struct limits_conf *lim,
+                        const struct image_info *info, bool sequential,
+                        char *buf, size_t len);
+
+/* Turns sequential access off (for a comparison, or [workers]
+ * sequential_access = no) or back on; on by default. Per process. */
+void image_set_sequential(bool on);
+
 #endif

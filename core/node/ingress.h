@@ -198,6 +198,11 @@ struct request {
 	char *form_pipeline;
 	size_t form_len;
 	struct pipeline *pl;
+	/* ?renditions= or ?presets=: nrend pipelines, owned here; pl is
+	 * then rend[0], borrowed */
+	struct pipeline **rend;
+	size_t nrend;
+	long result_index; /* GET .../result/K: K (0 for .../result) */
 	int64_t wait_ms;
 	int64_t deadline_ms;
 	struct pending *pend; /* under jobs, while waiting */
@@ -234,6 +239,9 @@ enum MHD_Result ingress_submit_begin(struct request *r);
 enum MHD_Result ingress_submit_body(struct request *r, const char *data,
                                     size_t *size);
 enum MHD_Result ingress_submit_finish(struct request *r);
+
+/* Frees r's renditions (ingress_submit.c), and pl with them. */
+void ingress_submit_free(struct request *r);
 
 /* Gives back r's share of the upload memory and frees its body. */
 void ingress_upload_release(struct request *r);
@@ -543,6 +551,11 @@ void ingress_io_free(struct exec_op *op);
  * needs to be answered (a done job's). NULL if out of memory. */
 struct exec_op *ingress_io_record_op(struct ingress *in, const char *id,
                                      bool with_result);
+
+/* The same with the result, of output index of a renditions job
+ * (renditions.h; 0 for a single job's own). */
+struct exec_op *ingress_io_result_op(struct ingress *in, const char *id,
+                                     long index);
 
 /* What a record op read: the record (the caller's), or NULL with *ret;
  * res (may be NULL) gets the result's (free with ingress_result_free). */

@@ -20,6 +20,7 @@
 #include "../log.h"
 #include "ingress.h"
 #include "metrics.h"
+#include "renditions.h"
 #include "startup.h"
 
 #define COMPONENT "ingress"
@@ -316,6 +317,14 @@ static enum MHD_Result answer_job(struct request *r, json_t *rec,
 		return ingress_fail_now(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                        "bad record", "job %s has no status",
 		                        r->id);
+	/* several outputs: the record lists them (renditions.h) */
+	if (st == JOB_DONE && r->route != ROUTE_RESULT &&
+	    renditions_count(rec)) {
+		resp = ingress_json_response(json_incref(rec), &len);
+		if (resp)
+			ingress_job_headers(resp, r->id, false);
+		return ingress_respond(r, MHD_HTTP_OK, resp, len);
+	}
 	if (st == JOB_DONE) {
 		resp = result_response(r, rec, res, &len, &ret);
 		if (resp)

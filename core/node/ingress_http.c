@@ -2,10 +2,12 @@
  * The HTTP API of the ingress (docs/design.md §3, §4), on libmicrohttpd with
  * a pool of [ingress] threads polling the connections:
  *
- *   POST /v1/jobs?pipeline=P | ?preset=NAME [&wait=SECONDS]
+ *   POST /v1/jobs?pipeline=P | ?preset=NAME | ?renditions=P1;P2;...
+ *        | ?presets=A;B;... [&wait=SECONDS]  (renditions.h)
  *        [&keyid=ID&expires=UNIX[&sha256=HEX]&sig=HEX]  (auth.c)
  *   GET  /v1/jobs/ID          the job's record
  *   GET  /v1/jobs/ID/result   the result image
+ *   GET  /v1/jobs/ID/result/K the output K of a renditions job
  *   POST /v1/images, GET|HEAD|DELETE /v1/images/ID, GET|HEAD
  *        /v1/images/ID/PIPELINE_OR_PRESET  (ingress_images.c)
  *   GET  /healthz, /livez, /readyz, /metrics  (the last two on [ingress]
@@ -314,6 +316,28 @@ static bool method_allowed(const char *allow, const char *method)
 }
 
 /* Finds the route of url; false for an unknown path. */
+/* "/result" or "/result/K" (K up to 3 digits: a renditions job's
+ * output K, renditions.h) after a job's id, K into r. */
+static bool result_path(struct request *r, const char *slash)
+{
+	const char *k = slash + 8;
+	size_t n = 0;
+
+	if (strncmp(slash, "/result", 7) != 0)
+		return false;
+	r->result_index = 0;
+	if (!slash[7])
+		return true;
+	if (slash[7] != '/')
+		return false;
+	while (k[n] >= '0' && k[n] <= '9' && n < 4)
+		n++;
+	if (!n || n > 3 || k[n])
+		return false;
+	r->result_index = strtol(k, NULL, 10);
+	return true;
+}
+
 static bool route(struct request *r, const char *url)
 {
 	static const struct {
@@ -345,7 +369,7 @@ static bool route(struct request *r, const char *url)
 		return false;
 	id = url + 9;
 	slash = strchr(id, '/');
-	if (slash && strcmp(slash, "/result") != 0)
+	if (slash && !result_path(r, slash))
 		return false;
 	idlen = slash ? (size_t)(slash - id) : strlen(id);
 	if (!idlen)
@@ -518,6 +542,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 	ingress_upload_release(r);
 	ingress_io_free(r->io_op); /* closed before it went on */
 	ingress_io_free(r->job_op);
+	ingress_submit_free(r);
 	pipeline_free(r->pl);
 	EVP_MD_CTX_free(r->sha);
 	free(r->form_pipeline);

@@ -24,6 +24,7 @@
 #include "ingress.h"
 #include "metrics.h"
 #include "node_conf.h"
+#include "renditions.h"
 #include "startup.h"
 
 #define COMPONENT "ingress"
@@ -98,6 +99,7 @@ struct record_op {
 	const struct plugin_set *set;
 	char id[JOB_ID_LEN + 1];
 	bool with_result;
+	long index; /* the output of a renditions job to read */
 	json_t *rec;
 	int ret;
 	struct ingress_result res;
@@ -151,7 +153,10 @@ static int record_run(struct exec_op *op, void *state)
 	o->rec = job_record_get(o->set->storage, o->id, &o->ret);
 	if (!o->rec)
 		return o->ret;
-	ret = o->with_result ? fetch_result(o->set, state, o->rec, &o->res) : 0;
+	/* output K of a renditions job: rec answers as if it were its own */
+	ret = o->with_result && renditions_pick(o->rec, o->index) == 0
+	              ? fetch_result(o->set, state, o->rec, &o->res)
+	              : 0;
 	return breaker_counts(ret) ? ret : 0;
 }
 
@@ -178,6 +183,16 @@ struct exec_op *ingress_io_record_op(struct ingress *in, const char *id,
 	o->res.ret = -ENOENT;
 	snprintf(o->id, sizeof(o->id), "%s", id);
 	return &o->op;
+}
+
+struct exec_op *ingress_io_result_op(struct ingress *in, const char *id,
+                                     long index)
+{
+	struct exec_op *op = ingress_io_record_op(in, id, true);
+
+	if (op)
+		((struct record_op *)op)->index = index;
+	return op;
 }
 
 json_t *ingress_io_record_take(struct exec_op *op, int *ret,

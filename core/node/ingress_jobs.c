@@ -1,6 +1,7 @@
 /*
  * GET /v1/jobs/ID (the job's record) and GET /v1/jobs/ID/result (the
- * result image, or why there is none yet), for a request that may read
+ * result image, or why there is none yet; .../result/K: output K of a
+ * renditions job, renditions.h), for a request that may read
  * the job (auth.c); a job it may not read is answered as if there were
  * no such job.
  */
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "ingress.h"
+#include "renditions.h"
 
 /* The record read (and the result's, for .../result): the answer. */
 static enum MHD_Result answer(struct request *r)
@@ -40,6 +42,15 @@ static enum MHD_Result answer(struct request *r)
 		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "unknown job",
 		                        "no job %s", r->id);
 	}
+	if (r->route == ROUTE_RESULT &&
+	    (size_t)r->result_index >=
+	            (renditions_count(rec) ? renditions_count(rec) : 1)) {
+		ingress_result_free(&res);
+		json_decref(rec);
+		return ingress_fail_now(r, MHD_HTTP_NOT_FOUND, "unknown result",
+		                        "job %s has no output %ld", r->id,
+		                        r->result_index);
+	}
 	if (r->route == ROUTE_RESULT) {
 		enum MHD_Result answer =
 		        ingress_answer_job(r, rec, &res, false);
@@ -60,6 +71,8 @@ enum MHD_Result ingress_jobs_get(struct request *r)
 		                        "a job id is 32 hex digits");
 	return ingress_io_begin(
 	        r, &r->in->storage_ex,
-	        ingress_io_record_op(r->in, r->id, r->route == ROUTE_RESULT),
+	        r->route == ROUTE_RESULT
+	                ? ingress_io_result_op(r->in, r->id, r->result_index)
+	                : ingress_io_record_op(r->in, r->id, false),
 	        answer);
 }

@@ -30,6 +30,7 @@
 #include "node_conf.h"
 #include "pipeline.h"
 #include "prober.h"
+#include "renditions.h"
 #include "request_check.h"
 #include "startup.h"
 #include "storer.h"
@@ -120,6 +121,76 @@ int ingress_pipeline_resolve(struct request *r, const char *text, bool preset)
 	if (!r->pl)
 		return ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                    "%s", err);
+	return 0;
+}
+
+/*
+ * Checks and parses ?renditions=P1;P2;... (or ?presets=A;B;... when
+ * presets) into r->rend, r->pl then being the first (renditions.h).
+ */
+static int resolve_renditions(struct request *r, const char *text, bool presets)
+{
+	size_t max = (size_t)r->in->conf->app->limits.max_renditions;
+	char **parts, err[256];
+	int n = renditions_split(text, max, &parts, err, sizeof(err));
+
+	if (n < 0)
+		return ingress_fail(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
+		                    "%s=: %s",
+		                    presets ? "presets" : "renditions", err);
+	r->rend = calloc((size_t)n, sizeof(*r->rend));
+	if (!r->rend) {
+		renditions_parts_free(parts, (size_t)n);
+		return ingress_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                    "internal error", "out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		if (ingress_pipeline_resolve(r, parts[i], presets)) {
+			char detail[sizeof(r->fail_detail)];
+
+			snprintf(detail, sizeof(detail), "%s", r->fail_detail);
+			snprintf(r->fail_detail, sizeof(r->fail_detail),
+			         "rendition %d: %.480s", i + 1, detail);
+			renditions_parts_free(parts, (size_t)n);
+			return -1;
+		}
+		r->rend[r->nrend++] = r->pl;
+		r->pl = NULL;
+	}
+	renditions_parts_free(parts, (size_t)n);
+	r->pl = r->rend[0];
+	return 0;
+}
+
+void ingress_submit_free(struct request *r)
+{
+	if (!r->rend)
+		return;
+	for (size_t i = 0; i < r->nrend; i++)
+		pipeline_free(r->rend[i]);
+	free(r->rend);
+	r->rend = NULL;
+	r->nrend = 0;
+	r->pl = NULL;
+}
+
+/* Every rendition's cost, predicted from the header (as cost_check). */
+static int cost_check_renditions(struct request *r,
+                                 const struct image_info *info, char *err,
+                                 size_t errlen)
+{
+	char why[512];
+	int ret;
+
+	for (size_t i = 0; i < r->nrend; i++) {
+		ret = cost_check(r->rend[i], &r->in->set, info,
+		                 &r->in->conf->app->limits, why, sizeof(why));
+		if (ret) {
+			snprintf(err, errlen, "rendition %zu: %.470s", i + 1,
+			         why);
+			return ret;
+		}
+	}
 	return 0;
 }
 
@@ -336,7 +407,9 @@ static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind,
 	}
 	if (!value || request_text_ok(value, value_size, why, sizeof(why)))
 		return MHD_YES;
-	pipeline = strcmp(key, "pipeline") == 0 || strcmp(key, "preset") == 0;
+	pipeline = strcmp(key, "pipeline") == 0 || strcmp(key, "preset") == 0 ||
+	           strcmp(key, "renditions") == 0 ||
+	           strcmp(key, "presets") == 0;
 	ingress_fail(r, MHD_HTTP_BAD_REQUEST,
 	             pipeline ? "bad pipeline" : "bad request",
 	             "query parameter %s: %s", key, why);
@@ -348,6 +421,8 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 {
 	const struct ingress_conf *ic = &r->in->conf->app->ingress;
 	const char *pipeline = arg(r, "pipeline"), *preset = arg(r, "preset");
+	const char *renditions = arg(r, "renditions"),
+	           *presets = arg(r, "presets");
 	const char *wait = arg(r, "wait"), *cl = header(r, "Content-Length");
 	const char *type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
 	bool image = r->route == ROUTE_IMAGES; /* POST /v1/images */
@@ -393,10 +468,25 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	if (pipeline && preset)
 		return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
 		                        "give pipeline or preset, not both");
+	if ((renditions || presets) &&
+	    (image || pipeline || preset || (renditions && presets)))
+		return ingress_fail_now(
+		        r, MHD_HTTP_BAD_REQUEST, "bad pipeline",
+		        "give one of pipeline, preset, renditions or presets");
+	/* a signed renditions request signs pipeline=P1;P2 (presets=:
+	 * preset=A;B), which no single pipeline can be */
+	if (renditions || presets) {
+		pipeline = renditions;
+		preset = presets;
+	}
 	if (!image && (pipeline || preset || r->multipart) &&
 	    auth_submit(r, "/v1/jobs", pipeline, preset))
 		return ingress_answer_fail(r);
-	if ((pipeline || preset) &&
+	if ((renditions || presets) &&
+	    resolve_renditions(r, renditions ? renditions : presets,
+	                       presets != NULL))
+		return ingress_answer_fail(r);
+	if ((pipeline || preset) && !r->rend &&
 	    ingress_pipeline_resolve(r, pipeline ? pipeline : preset,
 	                             preset != NULL))
 		return ingress_answer_fail(r);
@@ -457,6 +547,44 @@ enum MHD_Result ingress_submit_body(struct request *r, const char *data,
 	return MHD_YES;
 }
 
+/*
+ * A renditions job's fields (renditions.h) in its new record rec:
+ * "renditions", "pipeline" as all of them joined with ";", and every
+ * rendition's filters in plugins (rec's). 0 or -ENOMEM.
+ */
+static int renditions_record(struct request *r, json_t *rec, json_t *plugins)
+{
+	json_t *names = json_array();
+	size_t len = 0, off = 0;
+	char *joined;
+
+	for (size_t i = 0; i < r->nrend; i++)
+		len += strlen(r->rend[i]->canonical) + 1;
+	joined = malloc(len);
+	if (!names || !joined) {
+		json_decref(names);
+		free(joined);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < r->nrend; i++) {
+		const struct pipeline *pl = r->rend[i];
+
+		off += (size_t)snprintf(joined + off, len - off, "%s%s",
+		                        i ? ";" : "", pl->canonical);
+		json_array_append_new(names, json_string(pl->canonical));
+		for (size_t k = 0; k < pl->n; k++)
+			json_object_set_new(
+			        plugins, pl->steps[k].name,
+			        json_string(pl->steps[k].version
+			                            ? pl->steps[k].version
+			                            : "?"));
+	}
+	json_object_set_new(rec, "renditions", names);
+	json_object_set_new(rec, "pipeline", json_string(joined));
+	free(joined);
+	return 0;
+}
+
 json_t *ingress_job_record(struct request *r, const char *hex, uint64_t bytes,
                            const char *result, const struct image_info *info)
 {
@@ -487,6 +615,10 @@ json_t *ingress_job_record(struct request *r, const char *hex, uint64_t bytes,
 		                    json_string(r->request_id));
 	if (rec && r->key_id[0]) /* its ID, never the key */
 		json_object_set_new(rec, "api_key_id", json_string(r->key_id));
+	if (rec && r->rend && renditions_record(r, rec, plugins)) {
+		json_decref(rec);
+		return NULL;
+	}
 	return rec;
 }
 
@@ -552,7 +684,8 @@ static int store_run(struct exec_op *op, void *state)
 	int ret, oret;
 
 	o->what = "unable to look up the result cache";
-	ret = cache_hit(o);
+	/* a renditions job: its worker looks for each output instead */
+	ret = o->meta[0] ? cache_hit(o) : -ENOENT;
 	if (ret == 0) {
 		o->hit = o->stored = true;
 		/* its answer may be the result: read what that needs now */
@@ -673,8 +806,7 @@ static enum MHD_Result stored(struct request *r)
 {
 	struct ingress *in = r->in;
 	struct store_op *o = (struct store_op *)r->io_op;
-	struct job_msg m = {.pipeline = r->pl->canonical,
-	                    .request_id = r->request_id};
+	struct job_msg m = {.request_id = r->request_id};
 	int ret = r->io_ret;
 	size_t len = 0;
 	char *body;
@@ -726,6 +858,9 @@ static enum MHD_Result stored(struct request *r)
 		return undo(r, o);
 	}
 	memcpy(m.id, r->id, sizeof(m.id));
+	/* a renditions job's: all of them, joined (its record's) */
+	m.pipeline =
+	        (char *)json_string_value(json_object_get(o->rec, "pipeline"));
 	m.result = (char *)json_string_value(json_object_get(o->rec, "result"));
 	body = job_msg_encode(&m, &len);
 	r->job_op = &o->op;
@@ -778,7 +913,8 @@ static enum MHD_Result accept_job(struct request *r,
 	o->rec = rec;
 	o->wait = r->wait_ms > 0;
 	o->res.ret = -ENOENT;
-	snprintf(o->meta, sizeof(o->meta), "%s.meta", result);
+	if (!r->rend)
+		snprintf(o->meta, sizeof(o->meta), "%s.meta", result);
 	job_orig_key(r->id, o->orig, sizeof(o->orig));
 	job_record_key(r->id, o->record, sizeof(o->record));
 	/* the upload is the op's now: it may outlive this request's wait */
@@ -802,8 +938,9 @@ int ingress_pipeline_admit(struct request *r, const struct image_info *info)
 		return ingress_fail(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
 		                    "image rejected", "%s", err);
 	/* every step's size, predicted from the header: no bomb is queued */
-	if (cost_check(r->pl, &r->in->set, info, &r->in->conf->app->limits, err,
-	               sizeof(err)))
+	if (r->rend ? cost_check_renditions(r, info, err, sizeof(err))
+	            : cost_check(r->pl, &r->in->set, info,
+	                         &r->in->conf->app->limits, err, sizeof(err)))
 		return ingress_fail(r, MHD_HTTP_UNPROCESSABLE_CONTENT,
 		                    "image rejected", "%s", err);
 	return 0;

@@ -207,6 +207,9 @@ char *metrics_render(struct metrics *m)
 	        atomic_load(&m->bytes_in));
 	counter(&o, "imgnode_bytes_out_total", "Bytes of results produced.",
 	        atomic_load(&m->bytes_out));
+	counter(&o, "imgnode_decodes_total",
+	        "Originals decoded by the workers (once per job, renditions too).",
+	        atomic_load(&m->decodes));
 	counter(&o, "imgnode_child_restarts_total",
 	        "Children (workers, ingress, reaper) restarted after a crash.",
 	        atomic_load(&m->restarts));

@@ -36,6 +36,7 @@ struct metrics {
 	_Atomic uint64_t unqueued_failed, unqueued_left;
 	_Atomic uint64_t bytes_in; /* originals uploaded */
 	_Atomic uint64_t bytes_out; /* results produced */
+	_Atomic uint64_t decodes; /* originals decoded by workers */
 	_Atomic uint64_t restarts; /* children restarted */
 	_Atomic uint64_t cache_hits, cache_misses; /* result cache lookups */
 	/* set by the supervisor (imgnodectl drain): uploads get 503 */

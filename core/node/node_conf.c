@@ -67,6 +67,9 @@ static const struct imgnode_conf_key workers_keys[] = {
         {"nice", IMGNODE_CONF_INT, "10", 0, 19, NULL,
          "Added to the node's niceness for the workers, which also run as SCHED_BATCH: when images keep every core busy, the ingress, the supervisor and heartbeats still get the CPU at once (0 = the node's priority).",
          WRK(nice)},
+        {"sequential_access", IMGNODE_CONF_BOOL, "yes", 0, 0, NULL,
+         "Decode an upload in one top-to-bottom pass (libvips' sequential access) when every step of its pipeline reads that way (no quarter turns, upside-down flips or attention crops, and no EXIF turn): it streams instead of holding the whole decoded image; the output is the same (no = always random access).",
+         WRK(sequential_access)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
@@ -201,6 +204,9 @@ static const struct imgnode_conf_key limits_keys[] = {
         {"keep_metadata", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
          "Keep the input's EXIF (GPS included), XMP, IPTC and comments in the output. no: every output is turned upright from its EXIF orientation and carries no metadata. Either way colours are converted to sRGB without a profile unless the pipeline says icc(keep) or icc(embed).",
          LIM(keep_metadata)},
+        {"max_renditions", IMGNODE_CONF_INT, "8", 1, 64, NULL,
+         "Most outputs of one job (POST /v1/jobs?renditions=P1;P2;... or ?presets=A;B;...), all made from one decode of the upload; each is checked against the limits above.",
+         LIM(max_renditions)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 

@@ -27,6 +27,7 @@ struct workers_conf {
 	int64_t heartbeat; /* ms */
 	int64_t concurrency; /* libvips threads per job */
 	int64_t nice; /* added to the node's niceness; SCHED_BATCH */
+	bool sequential_access; /* decode streaming when the steps allow */
 };
 
 struct ingress_conf {
@@ -70,6 +71,7 @@ struct limits_conf {
 	int fail_on; /* enum: none, truncated, error, warning */
 	struct imgnode_list formats;
 	bool keep_metadata; /* no: outputs carry only their ICC profile */
+	int64_t max_renditions; /* outputs of one job (renditions.h) */
 };
 
 /* A [preset.NAME] section: a named pipeline. */

@@ -1,7 +1,7 @@
 /*
- * The ticker (see ticker.h): one thread per busy spell, waiting on a
- * condition variable on the monotonic clock so that ticker_stop wakes it
- * at once and a job does not wait for a period to end.
+ * The ticker (see ticker.h): one thread, waiting on a condition variable
+ * on the monotonic clock so that ticker_stop and ticker_pause wake it at
+ * once and a job does not wait for a period to end.
  */
 #include "ticker.h"
 
@@ -17,6 +17,10 @@ static void *ticker_main(void *arg)
 
 	pthread_mutex_lock(&t->lock);
 	while (!t->stop) {
+		if (t->paused) {
+			pthread_cond_wait(&t->cond, &t->lock);
+			continue;
+		}
 		clock_gettime(CLOCK_MONOTONIC, &at);
 		at.tv_sec += t->every_ms / 1000;
 		at.tv_nsec += (long)(t->every_ms % 1000) * 1000000;
@@ -24,18 +28,39 @@ static void *ticker_main(void *arg)
 			at.tv_sec++;
 			at.tv_nsec -= 1000000000;
 		}
-		while (!t->stop &&
+		while (!t->stop && !t->paused &&
 		       pthread_cond_timedwait(&t->cond, &t->lock, &at) == 0)
 			;
-		if (t->stop)
-			break;
+		if (t->stop || t->paused)
+			continue;
 		t->ticks++;
+		t->ticking = true;
 		pthread_mutex_unlock(&t->lock);
 		t->ops->tick(t->state);
 		pthread_mutex_lock(&t->lock);
+		t->ticking = false;
+		pthread_cond_broadcast(&t->cond); /* a pause may wait for it */
 	}
 	pthread_mutex_unlock(&t->lock);
 	return NULL;
+}
+
+void ticker_pause(struct ticker *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->paused = true;
+	pthread_cond_broadcast(&t->cond);
+	while (t->ticking)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void ticker_resume(struct ticker *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->paused = false;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
 }
 
 int ticker_start(struct ticker *t, const struct imgnode_transport_ops *ops,
@@ -72,7 +97,7 @@ uint64_t ticker_stop(struct ticker *t)
 
 	pthread_mutex_lock(&t->lock);
 	t->stop = true;
-	pthread_cond_signal(&t->cond);
+	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 	pthread_join(t->thread, NULL);
 	ticks = t->ticks;

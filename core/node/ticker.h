@@ -23,6 +23,8 @@ struct ticker {
 	void *state;
 	int64_t every_ms;
 	bool stop; /* under lock */
+	bool paused; /* under lock: no tick() until ticker_resume */
+	bool ticking; /* under lock: tick() under way */
 	uint64_t ticks; /* under lock: tick() calls so far */
 };
 
@@ -34,6 +36,16 @@ struct ticker {
  */
 int ticker_start(struct ticker *t, const struct imgnode_transport_ops *ops,
                  void *state, int64_t every_ms);
+
+/*
+ * Pauses the ticker: once this returns, no tick() runs until
+ * ticker_resume, and the caller may use the transport again. For a
+ * thread kept from one busy spell to the next (a worker's jobs) instead
+ * of one started and joined each time. ticker_resume starts the periods
+ * again (the first tick one period later).
+ */
+void ticker_pause(struct ticker *t);
+void ticker_resume(struct ticker *t);
 
 /* Stops and joins the thread, at once (it does not finish its period);
  * returns how many times it ticked. */

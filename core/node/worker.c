@@ -34,6 +34,7 @@
 #include "node_conf.h"
 #include "overlays.h"
 #include "pipeline.h"
+#include "renditions.h"
 #include "sandbox.h"
 #include "startup.h"
 #include "ticker.h"
@@ -43,6 +44,8 @@
 /* How often the transport's tick() runs while a job does (the ABI asks
  * for at least once a second). */
 #define TICK_MS 250
+/* Busy lines to the supervisor closer together than this are one (ms). */
+#define BUSY_COALESCE 200
 
 static volatile sig_atomic_t draining;
 
@@ -60,6 +63,8 @@ struct worker {
 	struct watchdog *wd; /* NULL if it could not start */
 	int64_t deadline_ms; /* the supervisor's, CLOCK_MONOTONIC */
 	bool cancelled; /* consumes no more jobs (about to exit) */
+	struct ticker ticker; /* ticks the transport during jobs */
+	bool ticking; /* the ticker's thread runs (paused between jobs) */
 };
 
 /*
@@ -85,8 +90,21 @@ static void stop_consuming(struct worker *w)
  */
 static void notify_busy(struct worker *w)
 {
-	proc_notify_busy(w->conf->app->workers.job_timeout);
-	w->deadline_ms = now_ms() + w->conf->app->workers.job_timeout;
+	int64_t timeout = w->conf->app->workers.job_timeout, now = now_ms();
+	int64_t sent = w->deadline_ms - timeout; /* the last line's time */
+	int64_t window =
+	        timeout / 50 < BUSY_COALESCE ? timeout / 50 : BUSY_COALESCE;
+
+	/*
+	 * Coalesced: a job's storage calls come in bursts a few ms apart,
+	 * and each line wakes the supervisor. One sent less than window ago
+	 * still gives every step nearly all of job_timeout; deadline_ms (the
+	 * watchdog's) stays the supervisor's, from the last line sent.
+	 */
+	if (w->deadline_ms && now >= sent && now - sent < window)
+		return;
+	proc_notify_busy(timeout);
+	w->deadline_ms = now + timeout;
 }
 
 static int64_t now_us(void)
@@ -164,15 +182,112 @@ static int output_from_meta(struct worker *w, json_t *rec, const char *key)
 }
 
 /*
+ * Stores out under key: the image first, then key.meta, which marks it
+ * complete. 0 with *meta (a new reference: the record's output), or
+ * -errno. out stays the caller's.
+ */
+static int store_output(struct worker *w, const char *key,
+                        const struct image_out *out, json_t **meta)
+{
+	const struct imgnode_storage_ops *st = storage_ops(&w->set);
+	void *sst = w->set.storage->state;
+	char meta_key[JOB_KEY_MAX + 8];
+	char *text;
+	int ret;
+
+	notify_busy(w);
+	ret = st->put_excl(sst, key, out->buf, out->len);
+	if (ret == -EEXIST)
+		ret = st->put(sst, key, out->buf, out->len);
+	if (ret)
+		return ret;
+	if (w->node->metrics)
+		atomic_fetch_add(&w->node->metrics->bytes_out, out->len);
+	*meta = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:s}", "key", key,
+	                  "mime", out->mime, "format", out->format, "width",
+	                  out->width, "height", out->height, "bytes",
+	                  (json_int_t)out->len, "encoder", out->encoder);
+	if (*meta && out->frames > 1) /* an animation: height is a frame's */
+		json_object_set_new(*meta, "frames", json_integer(out->frames));
+	text = *meta ? json_dumps(*meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	snprintf(meta_key, sizeof(meta_key), "%s.meta", key);
+	notify_busy(w);
+	ret = text ? st->put(sst, meta_key, text, strlen(text)) : -ENOMEM;
+	free(text);
+	if (ret) {
+		json_decref(*meta);
+		*meta = NULL;
+	}
+	return ret;
+}
+
+/*
+ * Marks rec running (in storage) and reads job id's original into *orig
+ * (the caller frees it). 0; 1 when the job is over instead (failed: the
+ * original is gone); or -errno (release).
+ */
+static int begin_running(struct worker *w, const struct imgnode_delivery *d,
+                         json_t *rec, const char *id, void **orig, size_t *len)
+{
+	char key[JOB_KEY_MAX];
+	int ret;
+
+	json_object_set_new(rec, "attempts", json_integer(d->attempt));
+	json_object_set_new(rec, "worker", json_string(w->id));
+	job_record_set_status(rec, JOB_RUNNING, NULL);
+	notify_busy(w);
+	ret = job_record_put(w->set.storage, rec);
+	if (ret)
+		return ret;
+	if (w->node->metrics) {
+		int64_t created = job_stamp_us(rec, "created");
+		if (created)
+			metrics_observe(&w->node->metrics->queue_wait,
+			                now_us() - created);
+	}
+	job_input_key(rec, id, key, sizeof(key));
+	notify_busy(w);
+	ret = storage_ops(&w->set)->get(w->set.storage->state, key,
+	                                (size_t)w->conf->app->ingress.max_body,
+	                                orig, len);
+	if (ret == -ENOENT) {
+		ret = finish(w, rec, JOB_FAILED, "the original is gone");
+		return ret ? ret : 1;
+	}
+	return ret;
+}
+
+/* The versions of the filters a job ran, and the node's generation, into
+ * rec's "processed" (its "plugins" as n pipelines use them). */
+static void set_processed(struct worker *w, json_t *rec,
+                          struct pipeline *const *pls, size_t n)
+{
+	json_t *used = json_object();
+
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < pls[k]->n; i++)
+			json_object_set_new(
+			        used, pls[k]->steps[i].name,
+			        json_string(pls[k]->steps[i].version
+			                            ? pls[k]->steps[i].version
+			                            : "?"));
+	json_object_set_new(rec, "processed",
+	                    json_pack("{s:I, s:o}", "generation",
+	                              (json_int_t)w->node->generation,
+	                              "plugins", used));
+}
+
+static int run_renditions(struct worker *w, const struct imgnode_delivery *d,
+                          json_t *rec);
+
+/*
  * Runs the job; returns 0 when the record was updated (done or failed:
  * ack), or -errno for trouble worth a redelivery (release).
  */
 static int run_job(struct worker *w, const struct imgnode_delivery *d,
                    struct job_msg *msg, json_t *rec)
 {
-	const struct imgnode_storage_ops *st = storage_ops(&w->set);
-	void *sst = w->set.storage->state;
-	char key[JOB_KEY_MAX], meta_key[JOB_KEY_MAX + 8], why[1024];
+	char why[1024];
 	struct image_info info;
 	struct image_out out;
 	struct pipeline *pl;
@@ -180,10 +295,11 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	size_t len = 0;
 	char result[JOB_KEY_MAX];
 	json_t *input = json_object_get(rec, "input");
-	json_t *meta, *used;
-	char *text;
+	json_t *meta;
 	int ret;
 
+	if (renditions_count(rec))
+		return run_renditions(w, d, rec);
 	pl = pipeline_parse(msg->pipeline, &w->set, why, sizeof(why));
 	if (!pl) {
 		char reason[1100];
@@ -202,16 +318,7 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 	            json_string_value(json_object_get(input, "format")),
 	            w->conf->app->limits.keep_metadata, result, sizeof(result)))
 		snprintf(result, sizeof(result), "%s", msg->result);
-	used = json_object();
-	for (size_t i = 0; i < pl->n; i++)
-		json_object_set_new(used, pl->steps[i].name,
-		                    json_string(pl->steps[i].version
-		                                        ? pl->steps[i].version
-		                                        : "?"));
-	json_object_set_new(rec, "processed",
-	                    json_pack("{s:I, s:o}", "generation",
-	                              (json_int_t)w->node->generation,
-	                              "plugins", used));
+	set_processed(w, rec, &pl, 1);
 	json_object_set_new(rec, "result", json_string(result));
 
 	/* a redelivery or a twin job: the result is there already */
@@ -220,42 +327,22 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		return finish(w, rec, JOB_DONE, NULL);
 	}
 
-	json_object_set_new(rec, "attempts", json_integer(d->attempt));
-	json_object_set_new(rec, "worker", json_string(w->id));
-	job_record_set_status(rec, JOB_RUNNING, NULL);
-	notify_busy(w);
-	ret = job_record_put(w->set.storage, rec);
+	ret = begin_running(w, d, rec, msg->id, &orig, &len);
 	if (ret) {
 		pipeline_free(pl);
-		return ret;
-	}
-	if (w->node->metrics) {
-		int64_t created = job_stamp_us(rec, "created");
-		if (created)
-			metrics_observe(&w->node->metrics->queue_wait,
-			                now_us() - created);
-	}
-
-	job_input_key(rec, msg->id, key, sizeof(key));
-	notify_busy(w);
-	ret = st->get(sst, key, (size_t)w->conf->app->ingress.max_body, &orig,
-	              &len);
-	if (ret == -ENOENT) {
-		pipeline_free(pl);
-		return finish(w, rec, JOB_FAILED, "the original is gone");
-	}
-	if (ret) {
-		pipeline_free(pl);
-		return ret;
+		return ret > 0 ? 0 : ret;
 	}
 	/* the part that can cost more than job_timeout: watched */
 	notify_busy(w);
 	watchdog_arm(w->wd, rec, w->deadline_ms);
 	ret = image_probe(orig, len, &w->conf->app->limits, &info, why,
 	                  sizeof(why));
-	if (!ret)
+	if (!ret) {
 		ret = image_run(pl, &w->set, orig, len, &info,
 		                &w->conf->app->limits, &out, why, sizeof(why));
+		if (w->node->metrics)
+			atomic_fetch_add(&w->node->metrics->decodes, 1);
+	}
 	watchdog_disarm(w->wd);
 	free(orig);
 	if (ret == -EAGAIN) {
@@ -275,35 +362,126 @@ static int run_job(struct worker *w, const struct imgnode_delivery *d,
 		metrics_filter_used(w->node->metrics, pl->steps[i].name);
 	pipeline_free(pl);
 
-	/* the image first, then .meta, which marks it complete */
-	notify_busy(w);
-	ret = st->put_excl(sst, result, out.buf, out.len);
-	if (ret == -EEXIST)
-		ret = st->put(sst, result, out.buf, out.len);
-	meta = json_pack("{s:s, s:s, s:s, s:i, s:i, s:I, s:s}", "key", result,
-	                 "mime", out.mime, "format", out.format, "width",
-	                 out.width, "height", out.height, "bytes",
-	                 (json_int_t)out.len, "encoder", out.encoder);
-	if (meta && out.frames > 1) /* an animation: height is a frame's */
-		json_object_set_new(meta, "frames", json_integer(out.frames));
-	if (w->node->metrics)
-		atomic_fetch_add(&w->node->metrics->bytes_out, out.len);
+	ret = store_output(w, result, &out, &meta);
 	image_out_free(&out);
-	if (ret) {
-		json_decref(meta);
+	if (ret)
 		return ret;
-	}
-	text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
-	snprintf(meta_key, sizeof(meta_key), "%s.meta", result);
-	notify_busy(w);
-	ret = text ? st->put(sst, meta_key, text, strlen(text)) : -ENOMEM;
-	free(text);
-	if (ret) {
-		json_decref(meta);
-		return ret;
-	}
 	json_object_set_new(rec, "output", meta);
 	return finish(w, rec, JOB_DONE, NULL);
+}
+
+/*
+ * run_job for a job with renditions (renditions.h): each output's key;
+ * those in storage already are taken as they are; the others are made
+ * from one decode of the original, then stored, and all listed in the
+ * record's "results". The job fails if any output fails.
+ */
+static int run_renditions(struct worker *w, const struct imgnode_delivery *d,
+                          json_t *rec)
+{
+	const struct limits_conf *lim = &w->conf->app->limits;
+	json_t *input = json_object_get(rec, "input");
+	json_t *names = json_object_get(rec, "renditions");
+	const char *sha = json_string_value(json_object_get(input, "sha256"));
+	const char *format =
+	        json_string_value(json_object_get(input, "format"));
+	const char *id = json_string_value(json_object_get(rec, "id"));
+	size_t n = json_array_size(names), i;
+	struct rendition rs[RENDITIONS_MAX] = {{0}};
+	struct pipeline *pls[RENDITIONS_MAX] = {0};
+	json_t *results = json_array(), *meta;
+	char why[1100], reason[1200];
+	struct image_info info;
+	int ret = 0, decodes = 0;
+	size_t made = 0;
+	void *orig = NULL;
+	size_t len = 0;
+
+	if (n > RENDITIONS_MAX || !results) {
+		json_decref(results);
+		return finish(w, rec, JOB_FAILED, "too many renditions");
+	}
+	for (i = 0; i < n; i++) {
+		const char *text = json_string_value(json_array_get(names, i));
+		rs[i].pl =
+		        text ? pipeline_parse(text, &w->set, why, sizeof(why))
+		             : NULL;
+		if (!rs[i].pl ||
+		    job_result_key_of(sha, rs[i].pl, &w->set, format,
+		                      lim->keep_metadata, rs[i].key,
+		                      sizeof(rs[i].key))) {
+			snprintf(
+			        reason, sizeof(reason),
+			        "rendition %zu: pipeline no longer valid on this node: %s",
+			        i + 1, rs[i].pl ? "no key" : why);
+			ret = finish(w, rec, JOB_FAILED, reason);
+			goto out_free;
+		}
+		pls[i] = rs[i].pl;
+	}
+	set_processed(w, rec, pls, n);
+	json_object_set_new(rec, "result", json_string(rs[0].key));
+	/* outputs already made (by a single job too) are taken as they are */
+	for (i = 0; i < n; i++) {
+		json_t *probe = json_object();
+		rs[i].stored =
+		        probe && output_from_meta(w, probe, rs[i].key) == 0;
+		if (rs[i].stored)
+			json_array_append(results,
+			                  json_object_get(probe, "output"));
+		else
+			json_array_append_new(results, json_null());
+		made += !rs[i].stored;
+		json_decref(probe);
+	}
+	if (made) {
+		ret = begin_running(w, d, rec, id, &orig, &len);
+		if (ret) {
+			ret = ret > 0 ? 0 : ret;
+			goto out_free;
+		}
+		notify_busy(w);
+		watchdog_arm(w->wd, rec, w->deadline_ms);
+		ret = image_probe(orig, len, lim, &info, why, sizeof(why));
+		if (!ret)
+			ret = renditions_run(rs, n, &w->set, orig, len, &info,
+			                     lim, &decodes, why, sizeof(why));
+		watchdog_disarm(w->wd);
+		free(orig);
+		if (w->node->metrics)
+			atomic_fetch_add(&w->node->metrics->decodes,
+			                 (uint64_t)decodes);
+		if (ret) {
+			log_info("worker", "job failed id=%s reason=\"%s\"", id,
+			         why);
+			ret = finish(w, rec, JOB_FAILED, why);
+			goto out_free;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (rs[i].stored)
+			continue;
+		ret = store_output(w, rs[i].key, &rs[i].out, &meta);
+		if (ret)
+			goto out_free;
+		json_array_set_new(results, i, meta);
+		for (size_t k = 0; w->node->metrics && k < rs[i].pl->n; k++)
+			metrics_filter_used(w->node->metrics,
+			                    rs[i].pl->steps[k].name);
+	}
+	for (i = 0; i < n; i++)
+		json_object_set(json_array_get(results, i), "pipeline",
+		                json_array_get(names, i));
+	json_object_set(rec, "output", json_array_get(results, 0));
+	json_object_set(rec, "results", results);
+	json_object_set_new(rec, "decodes", json_integer(decodes));
+	ret = finish(w, rec, JOB_DONE, NULL);
+out_free:
+	renditions_out_free(rs, n);
+	for (i = 0; i < n; i++)
+		pipeline_free(rs[i].pl);
+	json_decref(results);
+	return ret;
 }
 
 /*
@@ -337,18 +515,24 @@ static bool transient(int ret)
 static int run_job_ticking(struct worker *w, const struct imgnode_delivery *d,
                            struct job_msg *msg, json_t *rec)
 {
-	struct ticker t;
-	int ret, tr;
+	int ret;
 
-	tr = ticker_start(&t, transport_ops(&w->set), w->set.transport->state,
-	                  TICK_MS);
-	if (tr)
-		log_warn("worker",
-		         "job id=%s runs without lease renewal: no thread: %s",
-		         msg->id, strerror(-tr));
+	/* one thread for the worker's life, paused between jobs */
+	if (w->ticking) {
+		ticker_resume(&w->ticker);
+	} else {
+		ret = ticker_start(&w->ticker, transport_ops(&w->set),
+		                   w->set.transport->state, TICK_MS);
+		w->ticking = ret == 0;
+		if (ret)
+			log_warn(
+			        "worker",
+			        "job id=%s runs without lease renewal: no thread: %s",
+			        msg->id, strerror(-ret));
+	}
 	ret = run_job(w, d, msg, rec);
-	if (!tr)
-		ticker_stop(&t);
+	if (w->ticking)
+		ticker_pause(&w->ticker);
 	return ret;
 }
 
@@ -500,6 +684,7 @@ int worker_main(void *arg, const char *id)
 	if (!ret)
 		ret = image_init((int)w.conf->app->workers.concurrency, err,
 		                 sizeof(err));
+	image_set_sequential(w.conf->app->workers.sequential_access);
 	if (!ret)
 		ret = startup_plugins(&w.set, w.conf, true, err, sizeof(err));
 	if (ret) {
@@ -563,6 +748,7 @@ int worker_main(void *arg, const char *id)
 			stop_consuming(&w);
 		handle(&w, &d);
 		proc_notify_idle();
+		w.deadline_ms = 0; /* the next job's first busy line is sent */
 		if (w.conf->app->workers.max_jobs &&
 		    ++jobs >= w.conf->app->workers.max_jobs) {
 			log_info("worker", "recycling after %lld jobs",
@@ -571,6 +757,8 @@ int worker_main(void *arg, const char *id)
 			break;
 		}
 	}
+	if (w.ticking)
+		ticker_stop(&w.ticker);
 	watchdog_stop(w.wd);
 	image_set_fetch(NULL, NULL);
 	overlays_free(overlays);

@@ -365,6 +365,14 @@ struct imgnode_arg {
  * frame(N) first") and hands an encoder without it the first frame only.
  */
 #define IMGNODE_FILTER_FRAMES 0x4u
+/* The step reads its input once, top to bottom, with at most a few lines
+ * of look-behind (a convolution, a colour change, a resize or crop that
+ * keeps the orientation): a pipeline of such steps lets the host decode
+ * with libvips' sequential access (VIPS_ACCESS_SEQUENTIAL), which streams
+ * instead of holding the whole decoded image. Not for steps that turn a
+ * quarter, flip upside down or look at the whole image first (attention
+ * crops). ABI 1.5; hosts before it ignore the bit. */
+#define IMGNODE_FILTER_SEQUENTIAL 0x8u
 
 /*
  * An int field (1) the host sets on the image it hands an encoder when the

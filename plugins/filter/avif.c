@@ -108,7 +108,7 @@ static int avif_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_ENCODER,
+        .flags = IMGNODE_FILTER_ENCODER | IMGNODE_FILTER_SEQUENTIAL,
         .encode = avif_encode,
         .mime = "image/avif",
         .format = "heif",

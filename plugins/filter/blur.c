@@ -47,7 +47,7 @@ static int blur_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_FRAMES,
+        .flags = IMGNODE_FILTER_FRAMES | IMGNODE_FILTER_SEQUENTIAL,
         .apply = blur_apply,
         .selftest = blur_selftest,
 };

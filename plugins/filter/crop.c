@@ -75,7 +75,7 @@ static int crop_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_FRAMES,
+        .flags = IMGNODE_FILTER_FRAMES | IMGNODE_FILTER_SEQUENTIAL,
         .apply = crop_apply,
         .selftest = crop_selftest,
         .predict = crop_predict,

@@ -22,6 +22,14 @@
 #include <imgnode/plugin.h>
 #include <vips/vips.h>
 
+/* libvips 8.17 made VIPS_MAX_COORD a call (the limit can be raised at run
+ * time); the argument tables need a constant: its default, 8.14's value. */
+#if VIPS_MAJOR_VERSION > 8 ||                                                  \
+        (VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION >= 17)
+#undef VIPS_MAX_COORD
+#define VIPS_MAX_COORD 10000000
+#endif
+
 /*
  * Set (an int, 1) on its output by strip. Encoders save an image that
  * carries it with strip=TRUE, so not even the fresh EXIF block libvips
@@ -31,6 +39,37 @@
 #define FILTER_STRIPPED "imgnode-stripped"
 
 /* Appends s to err at *n, never past errlen (truncating). */
+/*
+ * Text escaped for Pango markup (vips_text's input): & < > ' " as entities.
+ * g_markup_escape_text does this, but the bundled libvips (make
+ * VIPS=bundled) does not export it. The caller frees with g_free.
+ */
+static inline char *filter_markup_escape(const char *s)
+{
+	size_t n = 1;
+	char *out, *o;
+
+	for (const char *p = s; *p; p++)
+		n += strchr("&<>'\"", *p) ? 6 : 1;
+	o = out = g_malloc(n);
+	for (; *s; s++) {
+		const char *e = *s == '&'    ? "&amp;"
+		                : *s == '<'  ? "&lt;"
+		                : *s == '>'  ? "&gt;"
+		                : *s == '\'' ? "&apos;"
+		                : *s == '"'  ? "&quot;"
+		                             : NULL;
+		if (e) {
+			memcpy(o, e, strlen(e));
+			o += strlen(e);
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = 0;
+	return out;
+}
+
 static inline void filter_append(char *err, size_t errlen, size_t *n,
                                  const char *s)
 {

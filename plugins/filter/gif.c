@@ -33,7 +33,8 @@ static int gif_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_ENCODER | IMGNODE_FILTER_FRAMES,
+        .flags = IMGNODE_FILTER_ENCODER | IMGNODE_FILTER_FRAMES |
+                 IMGNODE_FILTER_SEQUENTIAL,
         .encode = gif_encode,
         .mime = "image/gif",
         .format = "gif",

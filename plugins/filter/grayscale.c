@@ -47,7 +47,7 @@ static int grayscale_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_FRAMES,
+        .flags = IMGNODE_FILTER_FRAMES | IMGNODE_FILTER_SEQUENTIAL,
         .apply = grayscale_apply,
         .selftest = grayscale_selftest,
         .predict = grayscale_predict,

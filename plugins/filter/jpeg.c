@@ -130,7 +130,7 @@ static int jpeg_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_ENCODER,
+        .flags = IMGNODE_FILTER_ENCODER | IMGNODE_FILTER_SEQUENTIAL,
         .encode = jpeg_encode,
         .mime = "image/jpeg",
         .format = "jpeg",

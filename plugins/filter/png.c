@@ -7,8 +7,9 @@
  * libvips 8.14 derives the depth from the number and fails on others (64
  * would make 6 bits). It writes what metadata the image still has
  * (ICC, XMP, EXIF, text), none if strip ran; when the host stripped all but
- * the ICC profile (the default) that is the profile alone, as libvips adds
- * nothing of its own to a PNG. compression trades encoding time for size,
+ * the ICC profile (the default) that is the profile alone (libvips 8.14
+ * adds nothing of its own to a PNG; from 8.15 on it is told to keep only
+ * the ICC profile). compression trades encoding time for size,
  * never quality.
  */
 #include <vips/vips.h>
@@ -36,15 +37,27 @@ static int png_encode(void *state, VipsImage *in,
 {
 	(void)state;
 	filter_start();
+	/* the metadata to write: libvips 8.15 on (make VIPS=bundled) adds an
+	 * EXIF block of its own unless told which to keep */
+#if VIPS_MAJOR_VERSION > 8 ||                                                  \
+        (VIPS_MAJOR_VERSION == 8 && VIPS_MINOR_VERSION >= 15)
+#define PNG_METADATA                                                           \
+	"keep", filter_stripped(in)   ? VIPS_FOREIGN_KEEP_NONE                 \
+	        : filter_icc_only(in) ? VIPS_FOREIGN_KEEP_ICC                  \
+	                              : VIPS_FOREIGN_KEEP_ALL
+#else
+#define PNG_METADATA "strip", filter_stripped(in)
+#endif
 	if (args[ARG_PALETTE].b
 	            ? vips_pngsave_buffer(in, buf, len, "compression",
 	                                  (int)args[ARG_COMPRESSION].i,
 	                                  "palette", TRUE, "bitdepth",
 	                                  palette_depths[args[ARG_COLOURS].e],
-	                                  "strip", filter_stripped(in), NULL)
+	                                  PNG_METADATA, NULL)
 	            : vips_pngsave_buffer(in, buf, len, "compression",
-	                                  (int)args[ARG_COMPRESSION].i, "strip",
-	                                  filter_stripped(in), NULL))
+	                                  (int)args[ARG_COMPRESSION].i,
+	                                  PNG_METADATA, NULL))
+#undef PNG_METADATA
 		return filter_fail(err, errlen, "unable to encode");
 	return 0;
 }
@@ -82,7 +95,7 @@ static int png_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_ENCODER,
+        .flags = IMGNODE_FILTER_ENCODER | IMGNODE_FILTER_SEQUENTIAL,
         .encode = png_encode,
         .mime = "image/png",
         .format = "png",

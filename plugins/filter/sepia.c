@@ -102,7 +102,7 @@ static int sepia_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_FRAMES,
+        .flags = IMGNODE_FILTER_FRAMES | IMGNODE_FILTER_SEQUENTIAL,
         .apply = sepia_apply,
         .selftest = sepia_selftest,
         .predict = sepia_predict,

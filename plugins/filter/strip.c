@@ -81,7 +81,7 @@ static int strip_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_FRAMES,
+        .flags = IMGNODE_FILTER_FRAMES | IMGNODE_FILTER_SEQUENTIAL,
         .apply = strip_apply,
         .selftest = strip_selftest,
         .predict = strip_predict,

@@ -38,7 +38,7 @@ static int tiff_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_ENCODER,
+        .flags = IMGNODE_FILTER_ENCODER | IMGNODE_FILTER_SEQUENTIAL,
         .encode = tiff_encode,
         .mime = "image/tiff",
         .format = "tiff",

@@ -75,7 +75,7 @@ static int text_mask(int width, int height, const union imgnode_value *args,
 
 	margin = size / 2;
 	text = g_strconcat(WATERMARK_PREFIX, args[ARG_TEXT].s, NULL);
-	markup = g_markup_escape_text(text, -1);
+	markup = filter_markup_escape(text);
 	g_free(text);
 	font = g_strdup_printf("sans bold %d", size);
 	r = vips_text(&t[0], markup, "font", font, "dpi", 72, "width",
@@ -211,7 +211,7 @@ static int watermark_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_FRAMES,
+        .flags = IMGNODE_FILTER_FRAMES | IMGNODE_FILTER_SEQUENTIAL,
         .apply = watermark_apply,
         .selftest = watermark_selftest,
         .predict = watermark_predict,

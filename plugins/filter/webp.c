@@ -157,7 +157,8 @@ static int webp_selftest(void *state, char *err, size_t errlen)
 
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .flags = IMGNODE_FILTER_ENCODER | IMGNODE_FILTER_FRAMES,
+        .flags = IMGNODE_FILTER_ENCODER | IMGNODE_FILTER_FRAMES |
+                 IMGNODE_FILTER_SEQUENTIAL,
         .encode = webp_encode,
         .mime = "image/webp",
         .format = "webp",

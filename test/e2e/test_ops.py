@@ -333,7 +333,9 @@ def test_version_names_libvips_and_every_plugin(node):
     lines = out.stdout.splitlines()
     assert re.fullmatch(r"imgnode \d+\.\d+\.\d+ \(plugin ABI 1\.\d+\)",
                         lines[0])
-    assert re.fullmatch(r"libvips \d+\.\d+\.\d+", lines[1])
+    # the version, then the origin (make VIPS=) and the library's file
+    assert re.fullmatch(r"libvips \d+\.\d+\.\d+ \((system|bundled): /\S+\)",
+                        lines[1])
     plugins = {m.group(1): (m.group(2), m.group(3)) for m in (
         re.fullmatch(r"plugin (\S+) (\S+) (transport|storage|filter) "
                      r"ABI 1\.\d+ (\S+\.so)", line) for line in lines[2:])

@@ -27,6 +27,7 @@
 #include <imgnode/plugin.h>
 #include <vips/vips.h>
 
+#include "../../plugins/filter/filter.h" /* filter_markup_escape */
 #include "host.h"
 
 #define MAX_ARGS 16
@@ -559,8 +560,10 @@ static void test_descriptors(void **state)
 		assert_non_null(ops);
 		assert_non_null(ops->args);
 		if (is_encoder(names[i])) {
+			/* every encoder reads its input top to bottom */
 			assert_int_equal(ops->flags & ~IMGNODE_FILTER_FRAMES,
-			                 IMGNODE_FILTER_ENCODER);
+			                 IMGNODE_FILTER_ENCODER |
+			                         IMGNODE_FILTER_SEQUENTIAL);
 			assert_non_null(ops->encode);
 			assert_null(ops->apply);
 			assert_int_equal(strncmp(ops->mime, "image/", 6), 0);
@@ -570,7 +573,8 @@ static void test_descriptors(void **state)
 			assert_null(ops->encode);
 			assert_null(ops->mime);
 			assert_int_equal(
-			        ops->flags & ~IMGNODE_FILTER_FRAMES,
+			        ops->flags & ~(IMGNODE_FILTER_FRAMES |
+			                       IMGNODE_FILTER_SEQUENTIAL),
 			        strcmp(names[i], "thumbnail") &&
 			                        strcmp(names[i], "resize")
 			                ? 0
@@ -782,7 +786,9 @@ static void test_truncated(void **state)
 			g_object_unref(img);
 		}
 		assert_int_equal(r, -EINVAL);
-		if (!strstr(err, "Premature end") && !strstr(err, "truncated"))
+		/* libvips 8.18 (make VIPS=bundled) says "premature end" */
+		if (!strcasestr(err, "premature end") &&
+		    !strstr(err, "truncated"))
 			fail_msg("%s: unclear reason: %s", files[i], err);
 		assert_null(strchr(err, '\n'));
 		assert_string_equal(vips_error_buffer(), "");
@@ -1408,7 +1414,7 @@ static void test_predict_watermark_text(void **state)
 			                            {.i = sizes[z]}};
 			struct imgnode_geometry p = predict_with(f, &in, v);
 			int margin = sizes[z] / 2;
-			char *markup = g_markup_escape_text(texts[t], -1);
+			char *markup = filter_markup_escape(texts[t]);
 			char font[64];
 			VipsImage *text;
 
