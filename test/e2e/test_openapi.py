@@ -200,10 +200,11 @@ def route_enum():
     return set(re.findall(r"\b(ROUTE_\w+)\b", body))
 
 
-def route_function():
-    text = HTTP_C.read_text()
-    at = text.index("static bool route(")
-    return text[at:text.index("\n}\n", at)]
+def route_literals():
+    """The paths and path pieces the code of ingress_http.c compares a
+    URL with (its string literals that are paths, comments left out)."""
+    code = re.sub(r"/\*.*?\*/", "", HTTP_C.read_text(), flags=re.S)
+    return set(re.findall(r'"(/[A-Za-z0-9_/.-]*)"', code))
 
 
 def route_table():
@@ -337,16 +338,16 @@ def test_every_path_of_the_route_table_is_documented():
 
 
 def test_every_path_route_matches_is_documented():
-    """The paths route() compares the URL with ("/v1/jobs/", "/result"):
-    each is a run of literal segments of a documented path."""
-    literals = re.findall(r'"(/[^"]*)"', route_function())
+    """The paths the routing compares the URL with ("/v1/jobs/",
+    "/result"): each is a run of literal segments of a documented path."""
+    literals = route_literals()
     assert "/v1/jobs/" in literals and "/result" in literals, literals
     docs = [[s for s in p.split("/") if s] for p in SPEC["paths"]]
     for lit in literals:
         want = [s for s in lit.split("/") if s]
         ok = any(d[i:i + len(want)] == want
                  for d in docs for i in range(len(d) - len(want) + 1))
-        assert ok, (f"route() in core/node/ingress_http.c matches "
+        assert ok, (f"core/node/ingress_http.c routes "
                     f"{lit!r}: that route is served but not documented "
                     f"in docs/openapi.yaml")
 
@@ -383,7 +384,7 @@ def server(tmp_path_factory):
     s.stop()
 
 
-SAMPLE = {"file": "index.html", "variant": "thumb"}  # else a well-formed id
+SAMPLE = {"file": "index.html", "variant": "thumb", "k": "0"}  # else an id
 
 
 def fill(path):
@@ -443,8 +444,8 @@ def test_nothing_below_a_documented_path_is_routed_undocumented(server):
     """A segment more under each /v1/ path, and each path of the route
     table: answered by a route only if documented."""
     probes = {fill(p) + "/x" for p in SPEC["paths"] if p.startswith("/v1/")}
-    probes |= {fill(p) + "/" + JOB0 for p in SPEC["paths"]
-               if p.startswith("/v1/")}
+    probes |= {fill(p) + "/" + seg for p in SPEC["paths"]
+               if p.startswith("/v1/") for seg in (JOB0, "0")}
     probes |= {p for p, _ in route_table()}
     probes |= {"/v1", "/v1/", "/v1/x", "/v2/jobs"}
     for path in sorted(probes):
@@ -653,3 +654,20 @@ def test_images_and_variants(server):
     assert get(server, f"/v1/images/{image}",
                method="DELETE").status_code == 204
     assert get(server, f"/v1/images/{image}").status_code == 404
+
+
+def test_renditions(server):
+    pipelines = "thumbnail(30)|png;thumbnail(20)|webp"
+    r = post(server, small_jpeg(), sign=False, wait=20,
+             renditions=pipelines,
+             **signed(KEYID, SECRET, "POST", "/v1/jobs",
+                      "pipeline=" + pipelines))
+    assert r.status_code == 200, r.text
+    rec = r.json()
+    assert [x["mime"] for x in rec["results"]] == ["image/png", "image/webp"]
+    job = rec["id"]
+    assert get(server, f"/v1/jobs/{job}/result/1").headers[
+        "Content-Type"] == "image/webp"
+    get(server, f"/v1/jobs/{job}/result/1", method="HEAD")
+    assert get(server, f"/v1/jobs/{job}/result/2").json()["error"] == \
+        "unknown result"
