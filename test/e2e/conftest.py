@@ -1,7 +1,9 @@
 """The fixtures the end-to-end tests share, thin, on nodelib (which holds
 the helpers): a config tree, the image corpus, nodes of a test's own, and
-the real services (RabbitMQ, Ceph) and the supervisor driver, each started
-once per module that asks for it, and a headless Chromium."""
+the real services (RabbitMQ, Ceph) and the supervisor driver: each
+service once per session for the modules that only use it (shared_broker,
+shared_ceph), or once per module for those that take it away (broker,
+ceph), and a headless Chromium."""
 import shutil
 import signal
 import subprocess
@@ -59,10 +61,9 @@ def api(request, tmp_path_factory):
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    """A RabbitMQ on loopback (test/lib/rabbitmq): (its dir, its URL)."""
-    path = tmp_path_factory.mktemp("rabbitmq")
+def run_broker(path):
+    """A RabbitMQ on loopback (test/lib/rabbitmq) in path, for as long as
+    the generator runs: yields (its dir, its URL)."""
     # a timeout's SIGTERM still stops the broker (via the finally)
     old = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
@@ -74,10 +75,9 @@ def broker(tmp_path_factory):
         signal.signal(signal.SIGTERM, old)
 
 
-@pytest.fixture(scope="module")
-def ceph(tmp_path_factory):
-    """A one-OSD Ceph on loopback (test/lib/ceph): (its dir, its conf)."""
-    path = tmp_path_factory.mktemp("ceph")
+def run_ceph(path):
+    """A one-OSD Ceph on loopback (test/lib/ceph) in path, for as long as
+    the generator runs: yields (its dir, its conf)."""
     old = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         subprocess.run([str(CEPH), "start", str(path)], check=True,
@@ -89,6 +89,34 @@ def ceph(tmp_path_factory):
         subprocess.run([str(CEPH), "stop", str(path)], capture_output=True,
                        timeout=120)
         signal.signal(signal.SIGTERM, old)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """A RabbitMQ of the module's own: (its dir, its URL). For modules
+    that kill, freeze or restart it; the others take shared_broker."""
+    yield from run_broker(tmp_path_factory.mktemp("rabbitmq"))
+
+
+@pytest.fixture(scope="module")
+def ceph(tmp_path_factory):
+    """A Ceph of the module's own: (its dir, its conf). For modules that
+    kill or stop its daemons; the others take shared_ceph."""
+    yield from run_ceph(tmp_path_factory.mktemp("ceph"))
+
+
+@pytest.fixture(scope="session")
+def shared_broker(tmp_path_factory):
+    """One RabbitMQ for every module that only uses it (queues named
+    after each node's dir), started once per session: (dir, URL)."""
+    yield from run_broker(tmp_path_factory.mktemp("rabbitmq-shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_ceph(tmp_path_factory):
+    """One Ceph for every module that only uses it, started once per
+    session: (dir, conf)."""
+    yield from run_ceph(tmp_path_factory.mktemp("ceph-shared"))
 
 
 @pytest.fixture

@@ -322,15 +322,23 @@ def start(path, workers=2, extra="", port=None, drop_in=None, cls=Imgnode,
 def setup_extra(request, path):
     """The config lines of a module fixture's setup (request.param):
     none for spool+fs; for amqp+rados, the real broker and Ceph (started
-    once per session) with queues named after path."""
+    once per session) with queues and a pool named after path: the node
+    sees no other's jobs, records or results (no cache hit of another
+    module's), as on services of its own."""
     if request.param != "amqp+rados":
         return ""
-    url = request.getfixturevalue("broker")[1]
-    conf = request.getfixturevalue("ceph")[1]
+    url = request.getfixturevalue("shared_broker")[1]
+    ceph_dir, conf = request.getfixturevalue("shared_ceph")
+    # test/lib/ceph start on a running cluster makes the pool and waits
+    # until it takes writes
+    subprocess.run([str(CEPH), "start", str(ceph_dir)], check=True,
+                   capture_output=True, timeout=300,
+                   env=dict(os.environ, POOL=path.name))
     return (f"[transport]\nplugin = amqp\nurl = {url}\n"
             f"queue = {path.name}.jobs\ndead_queue = {path.name}.dead\n"
             "heartbeat = 2s\nconnect_timeout = 2s\n"
             f"[storage]\nplugin = rados\nconf = {conf}\n"
+            f"pool = {path.name}\n"
             "osd_op_timeout = 5s\nmon_op_timeout = 5s\n")
 
 
@@ -517,10 +525,13 @@ def trickle(conns, most, each=None):
     pytest.fail(f"{len(open_)} trickling connections still open")
 
 
-def exchange(port, request, timeout=10):
+def exchange(port, request, timeout=10, close_wait=None):
     """Sends request bytes on one connection and reads one answer:
     (status, headers, body, closed), closed when the server closed the
-    connection after the answer."""
+    connection after the answer, within close_wait seconds (timeout if
+    None; a connection kept alive costs the whole wait, so a caller that
+    ignores closed passes 0: closed then says only what already
+    happened)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(request)
         got = b""
@@ -540,9 +551,10 @@ def exchange(port, request, timeout=10):
             chunk = s.recv(65536)
             assert chunk, "closed in the middle of the answer"
             body += chunk
+        s.settimeout(timeout if close_wait is None else close_wait)
         try:
             closed = s.recv(1) == b""
-        except socket.timeout:
+        except (socket.timeout, BlockingIOError):
             closed = False
         return status, headers, body[:want], closed
 

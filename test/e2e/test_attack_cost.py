@@ -142,7 +142,7 @@ def test_a_deadline_overrun_fails_after_at_most_one_retry(own, request,
                                                            transport):
     extra = ""
     if transport == "amqp":
-        url = request.getfixturevalue("broker")[1]
+        url = request.getfixturevalue("shared_broker")[1]
         q = f"cost{os.getpid()}{int(time.monotonic() * 1000)}"
         extra = (f"[transport]\nplugin = amqp\nurl = {url}\n"
                  f"queue = {q}.jobs\ndead_queue = {q}.dead\n"

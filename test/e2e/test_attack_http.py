@@ -133,7 +133,8 @@ def post_form(s, body, content_type=b"multipart/form-data; boundary=xyz",
               query=b""):
     return exchange(s.port, b"POST /v1/jobs" + query + b" HTTP/1.1\r\n"
                     b"Host: x\r\nContent-Type: " + content_type +
-                    b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                    b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+                    close_wait=0)
 
 
 PIPE = b'Content-Disposition: form-data; name="pipeline"\r\n'
@@ -298,7 +299,7 @@ def test_the_last_forwarded_for_header_counts(own, images):
         s.port, b"POST /v1/jobs?pipeline=png HTTP/1.1\r\nHost: x\r\n"
         b"X-Forwarded-For: 203.0.113.1\r\n"
         b"X-Forwarded-For: 10.0.0.1, 198.51.100.1\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(data) + data)
+        b"Content-Length: %d\r\n\r\n" % len(data) + data, close_wait=0)
     assert status == 202, body
     body = too_many(submit_as(s, data, "198.51.100.1"),
                     "max_inflight_per_client")

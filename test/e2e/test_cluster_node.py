@@ -5,6 +5,7 @@ OSD stopped under load: 503 with Retry-After while it is away, no accepted
 job lost, and recovery without restarting the node."""
 import concurrent.futures
 import json
+import os
 import subprocess
 import threading
 import time
@@ -13,20 +14,33 @@ import pytest
 
 from nodelib import CEPH, Imgnode, config, request, small_jpeg, wait_all
 
+POOL = "cluster-node"
+
 
 @pytest.fixture
-def cluster_node(node, broker, ceph):  # noqa: F811
+def cluster_node(node, shared_broker, shared_ceph):  # noqa: F811
+    """A node on the session's broker and Ceph, in a pool of the
+    module's own; the OSD it may stop is running again after it."""
+    broker, ceph = shared_broker, shared_ceph
+    subprocess.run([str(CEPH), "start", str(ceph[0])], check=True,
+                   capture_output=True, timeout=300,
+                   env=dict(os.environ, POOL=POOL))
     port = config(node, extra=(
         f"[transport]\nplugin = amqp\nurl = {broker[1]}\n"
         f"queue = cluster.{id(node)}.jobs\n"
         f"dead_queue = cluster.{id(node)}.dead\n"
         "heartbeat = 2s\nconnect_timeout = 2s\n"
-        f"[storage]\nplugin = rados\nconf = {ceph[1]}\n"
+        f"[storage]\nplugin = rados\nconf = {ceph[1]}\npool = {POOL}\n"
         "osd_op_timeout = 3s\nmon_op_timeout = 3s\n"))
     r = Imgnode(node)
-    r.wait_line(r"node: ready")
-    yield r, port, ceph[0]
-    r.close()
+    try:
+        r.wait_line(r"node: ready")
+        yield r, port, ceph[0]
+    finally:
+        r.close()
+        # the next module's cluster too: what a test stopped is started
+        subprocess.run([str(CEPH), "start", str(ceph[0])], check=True,
+                       capture_output=True, timeout=300)
 
 
 def test_api_on_amqp_and_rados(cluster_node):

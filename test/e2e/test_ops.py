@@ -386,7 +386,7 @@ def test_metrics_queue_depth(tmp_path, servers, images, request, transport):
     tmp_path.chmod(0o755)
     extra = ""
     if transport == "amqp":
-        url = request.getfixturevalue("broker")[1]
+        url = request.getfixturevalue("shared_broker")[1]
         extra = (f"[transport]\nplugin = amqp\nurl = {url}\n"
                  f"queue = {tmp_path.name}.jobs\n"
                  f"dead_queue = {tmp_path.name}.dead\n"

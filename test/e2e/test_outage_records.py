@@ -82,8 +82,8 @@ def setup(request):
     parametrization's services; returns (Server, store)."""
     amqp = request.param == "amqp+rados"
     if amqp:
-        url = request.getfixturevalue("broker")[1]
-        conf = request.getfixturevalue("ceph")[1]
+        url = request.getfixturevalue("shared_broker")[1]
+        conf = request.getfixturevalue("shared_ceph")[1]
         # a pool of the module's own (the sweep lists the whole pool)
         subprocess.run(["timeout", "60", "ceph", "-c", conf, "osd", "pool",
                         "create", POOL, "8", "8"], check=True,
@@ -190,7 +190,7 @@ def test_refused_publish_leaves_no_queued_record(nodes, images, request):
     s, store = nodes()
     assert s.submit(data, pipeline="png", wait=20).status_code == 200
     before = store.ids()
-    bdir = request.getfixturevalue("broker")[0]
+    bdir = request.getfixturevalue("shared_broker")[0]
     pids = broker_pids(bdir)
     for p in pids:
         os.kill(p, signal.SIGSTOP)  # a hung broker: nothing is confirmed
