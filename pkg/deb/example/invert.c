@@ -1,9 +1,9 @@
 /*
- * negate: an example filter plugin, built outside imgnode's tree against
+ * invert: an example filter plugin, built outside imgnode's tree against
  * the installed plugin header (package imgnode-dev); see the Makefile
  * beside it. It inverts every colour band, like a photographic negative,
- * and leaves an alpha band alone unless [filter.negate] alpha = yes. In a
- * pipeline: thumbnail(400)|negate|png.
+ * and leaves an alpha band alone unless [filter.invert] alpha = yes. In a
+ * pipeline: thumbnail(400)|invert|png.
  *
  * A plugin exports one thing, its descriptor (IMGNODE_PLUGIN); everything
  * else is static, and it is compiled with -fvisibility=hidden. The host
@@ -18,13 +18,13 @@
 #include <imgnode/plugin.h>
 #include <vips/vips.h>
 
-/* [filter.negate], filled by the host from conf_keys. */
-struct negate_conf {
+/* [filter.invert], filled by the host from conf_keys. */
+struct invert_conf {
 	bool alpha;
 };
 
 /* Per process, from init to fini. */
-struct negate {
+struct invert {
 	const struct imgnode_host *host;
 	bool alpha;
 };
@@ -32,17 +32,17 @@ struct negate {
 static const struct imgnode_conf_key conf_keys[] = {
         {"alpha", IMGNODE_CONF_BOOL, "no", 0, 0, NULL,
          "Invert an alpha band too (transparent pixels turn opaque).",
-         offsetof(struct negate_conf, alpha)},
+         offsetof(struct invert_conf, alpha)},
         {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
-/* negate takes no arguments in a pipeline. */
+/* invert takes no arguments in a pipeline. */
 static const struct imgnode_arg args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
 /* Copies the first line of libvips' error buffer to err; -EINVAL. */
-static int negate_fail(char *err, size_t errlen)
+static int invert_fail(char *err, size_t errlen)
 {
 	const char *msg = vips_error_buffer();
 
@@ -54,11 +54,11 @@ static int negate_fail(char *err, size_t errlen)
 
 /* Keeps the config in a state allocated with the host's allocator; fini
  * frees it. */
-static int negate_init(const struct imgnode_host *host, const void *conf,
+static int invert_init(const struct imgnode_host *host, const void *conf,
                        void **state)
 {
-	const struct negate_conf *c = conf;
-	struct negate *n = host->alloc(sizeof(*n));
+	const struct invert_conf *c = conf;
+	struct invert *n = host->alloc(sizeof(*n));
 
 	if (!n)
 		return -ENOMEM;
@@ -68,27 +68,27 @@ static int negate_init(const struct imgnode_host *host, const void *conf,
 	return 0;
 }
 
-static void negate_fini(void *state)
+static void invert_fini(void *state)
 {
-	struct negate *n = state;
+	struct invert *n = state;
 
 	if (n)
 		n->host->free(n);
 }
 
 /* Adds the inversion to the lazy pipeline; *out is a new reference. */
-static int negate_apply(void *state, VipsImage *in,
+static int invert_apply(void *state, VipsImage *in,
                         const union imgnode_value *args, VipsImage **out,
                         char *err, size_t errlen)
 {
-	const struct negate *n = state;
+	const struct invert *n = state;
 	VipsImage *base, **t;
 	int ret = 0;
 
 	(void)args;
 	vips_error_clear();
 	if (!vips_image_hasalpha(in) || (n && n->alpha))
-		return vips_invert(in, out, NULL) ? negate_fail(err, errlen)
+		return vips_invert(in, out, NULL) ? invert_fail(err, errlen)
 		                                  : 0;
 	/* the colour bands inverted, the alpha band joined back as it was;
 	 * the intermediate images die with base */
@@ -98,27 +98,27 @@ static int negate_apply(void *state, VipsImage *in,
 	    vips_extract_band(in, &t[1], in->Bands - 1, NULL) ||
 	    vips_invert(t[0], &t[2], NULL) ||
 	    vips_bandjoin2(t[2], t[1], out, NULL))
-		ret = negate_fail(err, errlen);
+		ret = invert_fail(err, errlen);
 	g_object_unref(base);
 	return ret;
 }
 
 /* Run by imgnode -t and before a new generation of plugins is used: a
  * black-to-white ramp must come out white-to-black. */
-static int negate_selftest(void *state, char *err, size_t errlen)
+static int invert_selftest(void *state, char *err, size_t errlen)
 {
 	VipsImage *ramp, *out;
 	double *px = NULL;
 	int n = 0, ret = 0;
 
 	if (vips_grey(&ramp, 64, 48, "uchar", TRUE, NULL))
-		return negate_fail(err, errlen);
-	ret = negate_apply(state, ramp, NULL, &out, err, errlen);
+		return invert_fail(err, errlen);
+	ret = invert_apply(state, ramp, NULL, &out, err, errlen);
 	g_object_unref(ramp);
 	if (ret)
 		return ret;
 	if (vips_getpoint(out, &px, &n, 0, 0, NULL))
-		ret = negate_fail(err, errlen);
+		ret = invert_fail(err, errlen);
 	else if (n != 1 || px[0] != 255) {
 		snprintf(err, errlen,
 		         "self-test: black came out as %g, not 255",
@@ -131,26 +131,26 @@ static int negate_selftest(void *state, char *err, size_t errlen)
 }
 
 /*
- * No predict hook: negate keeps the image's size and bands, which is what
+ * No predict hook: invert keeps the image's size and bands, which is what
  * the host assumes of a filter without one. A filter that changes the
  * size (or draws something large on the way) sets predict, so that jobs
  * over [limits] are refused before anything is decoded.
  */
 static const struct imgnode_filter_ops ops = {
         .args = args,
-        .apply = negate_apply,
-        .selftest = negate_selftest,
+        .apply = invert_apply,
+        .selftest = invert_selftest,
 };
 
 IMGNODE_PLUGIN = {
         IMGNODE_PLUGIN_HEADER(IMGNODE_KIND_FILTER),
-        .name = "negate",
+        .name = "invert",
         .version = "1.0",
         .description =
                 "Invert the colours, like a photographic negative (an example plugin).",
         .conf_keys = conf_keys,
-        .conf_size = sizeof(struct negate_conf),
-        .init = negate_init,
-        .fini = negate_fini,
+        .conf_size = sizeof(struct invert_conf),
+        .init = invert_init,
+        .fini = invert_fini,
         .ops = &ops,
 };
