@@ -17,7 +17,6 @@ import requests
 
 from nodelib import MAX_BODY, corpus, setup_extra, start, wait_for
 
-POOL = "imgnode"  # test/lib/ceph's pool
 TTL = ("[retention]\nresult_ttl = 2s\noriginal_ttl = 1s\nrecord_ttl = 2s\n"
        "interval = 1s\n")
 
@@ -43,12 +42,12 @@ class FsStore:
 
 
 class RadosStore:
-    def __init__(self, conf):
-        self.conf = conf
+    def __init__(self, conf, pool):
+        self.conf, self.pool = conf, pool
 
     def rados(self, *args):
         return subprocess.run(
-            ["timeout", "30", "rados", "-c", self.conf, "-p", POOL, *args],
+            ["timeout", "30", "rados", "-c", self.conf, "-p", self.pool, *args],
             capture_output=True, check=True).stdout
 
     def keys(self):
@@ -75,7 +74,9 @@ def kept(request, tmp_path_factory):
     extra = setup_extra(request, path)
     s = start(path, extra=extra + TTL)
     if request.param == "amqp+rados":
-        store = RadosStore(request.getfixturevalue("ceph")[1])
+        # the session's Ceph, the pool setup_extra gave the node
+        store = RadosStore(request.getfixturevalue("shared_ceph")[1],
+                           path.name)
     else:
         store = FsStore(path / "state" / "store")
     yield s, store

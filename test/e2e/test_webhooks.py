@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from nodelib import (Imgnode, error_of, free_port, small_jpeg, start,
-                     wait_for)
+from nodelib import (Imgnode, error_of, free_port, setup_extra, small_jpeg,
+                     start, wait_for)
 
 SECRET = "webhook-test-secret-0123"
 
@@ -69,16 +69,19 @@ def verified(headers, body):
                                "sha256=" + want)
 
 
-@pytest.fixture(scope="module")
-def hooked(tmp_path_factory):
+@pytest.fixture(scope="module", params=["spool+fs", "amqp+rados"])
+def hooked(request, tmp_path_factory):
     """A node whose callbacks may go to a live receiver and to a port
-    where none listens yet (the restart test starts one there)."""
+    where none listens yet (the restart test starts one there), on
+    spool + fs, then on amqp + rados (the record, its callback state and
+    the callbacks/ index in Ceph)."""
     receiver = Receiver()
     later = free_port()
     path = tmp_path_factory.mktemp("webhooks")
     s = start(path, callback_hosts=f"127.0.0.1:{receiver.port}, "
               f"127.0.0.1:{later}",
-              extra=f"[webhooks]\nsecret = {SECRET}\nbackoff_min = 200ms\n"
+              extra=setup_extra(request, path) +
+              f"[webhooks]\nsecret = {SECRET}\nbackoff_min = 200ms\n"
               "backoff_max = 500ms\npoll = 100ms\ntimeout = 2s\n"
               "max_attempts = 50\n")
     yield s, receiver, later

@@ -742,7 +742,7 @@ static void test_animation(void **state)
 	assert_int_equal(ext->Ysize, 50 * pages);
 	g_object_unref(ext);
 	g_object_unref(out);
-	refused("trim", in, -ENOTSUP, "cannot work on an animation", END);
+	refused("trim", in, -ENOTSUP, "cannot work on animations", END);
 	refused("resize", in, -ENOTSUP,
 	        "gravity=attention cannot work on an animation", "width=10",
 	        "height=10", "gravity=attention", END);
