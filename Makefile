@@ -138,9 +138,11 @@ FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 # (another version, other text) for the hot-swap tests.
 E2E_BIN := $(BUILD)/test/supdriver $(BUILD)/test/plugins-v2/watermark.so
 
-plugins: $(PLUGINS)
-
+# the first rule, so the default goal: a plain `make` (the package's
+# build too) builds everything
 all: $(BUILD)/imgnode $(BUILD)/imgnodectl $(PLUGINS) $(TESTS) $(FIXTURE_SO) $(E2E_BIN)
+
+plugins: $(PLUGINS)
 
 # Objects are rebuilt when the flags change (PREFIX is compiled in as the
 # default plugin dir: `make install PREFIX=/usr` after `make` must rebuild).
