@@ -319,13 +319,13 @@ def start(path, workers=2, extra="", port=None, drop_in=None, cls=Imgnode,
     return cls(node, port)
 
 
-def setup_extra(request, path):
-    """The config lines of a module fixture's setup (request.param):
-    none for spool+fs; for amqp+rados, the real broker and Ceph (started
-    once per session) with queues and a pool named after path: the node
-    sees no other's jobs, records or results (no cache hit of another
-    module's), as on services of its own."""
-    if request.param != "amqp+rados":
+def setup_extra(request, path, setup=None):
+    """The config lines of a setup (setup, else the module fixture's
+    request.param): none for spool+fs; for amqp+rados, the real broker
+    and Ceph (started once per session) with queues and a pool named
+    after path: the node sees no other's jobs, records or results (no
+    cache hit of another module's), as on services of its own."""
+    if (setup or request.param) != "amqp+rados":
         return ""
     url = request.getfixturevalue("shared_broker")[1]
     ceph_dir, conf = request.getfixturevalue("shared_ceph")

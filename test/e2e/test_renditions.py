@@ -5,7 +5,8 @@ the original once (the record's "decodes" and imgnode_decodes_total count
 it); each output has its own content key, shared with single jobs."""
 import pytest
 
-from nodelib import corpus, error_of, image_size, small_jpeg, start
+from nodelib import (corpus, error_of, image_size, setup_extra, small_jpeg,
+                     start)
 
 FOUR = ("thumbnail(300)|webp(q=60);thumbnail(120,crop=centre)|jpeg;"
         "thumbnail(64)|png;thumbnail(32)|webp")
@@ -123,14 +124,9 @@ def test_bad_renditions(rnode, params, detail):
     assert detail in r.json()["detail"]
 
 
-def test_amqp_rados(tmp_path, broker, ceph):
+def test_amqp_rados(request, tmp_path):
     """The same on RabbitMQ and Ceph: one decode, each output fetched."""
-    extra = (f"[transport]\nplugin = amqp\nurl = {broker[1]}\n"
-             f"queue = {tmp_path.name}.jobs\n"
-             f"dead_queue = {tmp_path.name}.dead\n"
-             "heartbeat = 2s\nconnect_timeout = 2s\n"
-             f"[storage]\nplugin = rados\nconf = {ceph[1]}\n"
-             "osd_op_timeout = 5s\nmon_op_timeout = 5s\n")
+    extra = setup_extra(request, tmp_path, "amqp+rados")
     s = start(tmp_path, workers=1, extra=extra)
     try:
         rec = run(s, small_jpeg(), renditions="thumbnail(200)|webp;"
