@@ -124,6 +124,8 @@ FUZZ_SRC := $(wildcard test/fuzz/fuzz_*.c)
 FUZZERS := $(FUZZ_SRC:test/fuzz/%.c=$(BUILD)/test/%)
 # What the plugin tests share: loading and configuring a plugin.
 HARNESS_OBJ := $(BUILD)/test/harness.o
+# What the filter tests share: loaded filters, arguments, corpus images.
+FILTERKIT_OBJ := $(BUILD)/test/filterkit.o
 # Small plugins, good and bad, that the loader's tests load.
 FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name \
 	bad_name no_symbol no_ops missing_op dup_a dup_b crash \
@@ -205,7 +207,11 @@ $(HARNESS_OBJ): test/unit/harness.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore -c $< -o $@
 
-$(BUILD)/test/%: test/unit/%.c $(HARNESS_OBJ) $(NODE_OBJ) $(CORE_OBJ)
+$(FILTERKIT_OBJ): test/unit/filterkit.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore -c $< -o $@
+
+$(BUILD)/test/%: test/unit/%.c $(HARNESS_OBJ) $(FILTERKIT_OBJ) $(NODE_OBJ) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) $(VIPS_CFLAGS) -Icore \
@@ -228,7 +234,7 @@ $(BUILD)/test/fixtures/%.so: test/unit/fixture_plugin.c $(FLAGS_STAMP)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(PLUGIN_CFLAGS) -DFIXTURE_$* -shared \
 		$< -o $@ $(LDFLAGS)
 
--include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(HARNESS_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CTL_OBJ:.o=.d) \
+-include $(CORE_OBJ:.o=.d) $(NODE_OBJ:.o=.d) $(HARNESS_OBJ:.o=.d) $(FILTERKIT_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(CTL_OBJ:.o=.d) \
 	$(BENCH_BIN:=.d) $(TESTS:=.d) $(E2E_BIN:=.d) $(FUZZERS:=.d) \
 	$(foreach s,$(PLUGIN_SRC),$(BUILD)/plugins/$(basename $(notdir $(s))).d) \
 	$(FIXTURE_SO:.so=.d)

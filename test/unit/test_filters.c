@@ -28,11 +28,8 @@
 #include <vips/vips.h>
 
 #include "../../plugins/filter/filter.h" /* filter_markup_escape */
+#include "filterkit.h"
 #include "host.h"
-
-#define MAX_ARGS 16
-/* Ends the "name=value" list of step, try_apply, try_load, try_encode. */
-#define END ((const char *)NULL)
 
 static const char *const names[] = {
         "thumbnail",  "resize",    "crop", "smartcrop", "rotate",
@@ -43,113 +40,6 @@ static const char *const names[] = {
 
 static const char *const encoders[] = {"jpeg", "png",  "webp", "avif",
                                        "gif",  "tiff", NULL};
-
-struct filter {
-	void *dl;
-	const struct imgnode_plugin *plugin;
-	const struct imgnode_filter_ops *ops;
-	void *state;
-};
-
-static struct filter filters[NFILTERS];
-static char corpus[1024];
-static int baseline; /* libvips objects alive between tests */
-
-static struct filter *filter_of(const char *name)
-{
-	for (size_t i = 0; i < NFILTERS; i++)
-		if (!strcmp(names[i], name))
-			return &filters[i];
-	fail_msg("no filter %s", name);
-	return NULL;
-}
-
-static const struct imgnode_filter_ops *ops_of(const char *name)
-{
-	return filter_of(name)->ops;
-}
-
-static void *count_object(void *object, void *a, void *b)
-{
-	(void)object, (void)b;
-	(*(int *)a)++;
-	return NULL;
-}
-
-static int live_objects(void)
-{
-	int n = 0;
-
-	vips_object_map(count_object, &n, NULL);
-	return n;
-}
-
-/* ---- argument values from the tables, as the host's parser makes them */
-
-/* Parses text as a value of arg into v; false if it is not one. */
-static bool parse_value(const struct imgnode_arg *arg, const char *text,
-                        union imgnode_value *v)
-{
-	char *end;
-	bool bounded = arg->min < arg->max;
-
-	switch (arg->type) {
-	case IMGNODE_ARG_INT:
-		v->i = strtoll(text, &end, 10);
-		return end != text && !*end &&
-		       (!bounded || (v->i >= arg->min && v->i <= arg->max));
-	case IMGNODE_ARG_NUMBER:
-		v->n = strtod(text, &end);
-		return end != text && !*end &&
-		       (!bounded || (v->n >= arg->min && v->n <= arg->max));
-	case IMGNODE_ARG_BOOL:
-		v->b = !strcmp(text, "true");
-		return v->b || !strcmp(text, "false");
-	case IMGNODE_ARG_ENUM:
-		for (int i = 0; arg->choices && arg->choices[i]; i++)
-			if (!strcmp(arg->choices[i], text)) {
-				v->e = i;
-				return true;
-			}
-		return false;
-	case IMGNODE_ARG_STRING: v->s = text; return true;
-	case IMGNODE_ARG_IMAGE: return false;
-	}
-	return false;
-}
-
-/*
- * Fills v from ops' table: each value from a "name=value" in ap (a list
- * ending with END), else from the table's default. The strings stay
- * borrowed from ap.
- */
-static void make_args(const struct imgnode_filter_ops *ops,
-                      union imgnode_value *v, va_list ap)
-{
-	const char *given[MAX_ARGS] = {NULL};
-	const char *kv;
-
-	while ((kv = va_arg(ap, const char *))) {
-		const char *eq = strchr(kv, '=');
-		size_t k;
-		assert_non_null(eq);
-		for (k = 0; ops->args[k].name; k++)
-			if (strlen(ops->args[k].name) == (size_t)(eq - kv) &&
-			    !strncmp(ops->args[k].name, kv, (size_t)(eq - kv)))
-				break;
-		if (!ops->args[k].name)
-			fail_msg("no argument %s", kv);
-		given[k] = eq + 1;
-	}
-	for (size_t k = 0; ops->args[k].name; k++) {
-		const char *text = given[k] ? given[k] : ops->args[k].def;
-		if (!text)
-			fail_msg("argument %s is required", ops->args[k].name);
-		if (!parse_value(&ops->args[k], text, &v[k]))
-			fail_msg("%s=%s does not parse", ops->args[k].name,
-			         text);
-	}
-}
 
 /* ---- running steps */
 
@@ -252,76 +142,6 @@ static const char *loader_of(VipsImage *img)
 	if (vips_image_get_typeof(img, "vips-loader"))
 		vips_image_get_string(img, "vips-loader", &loader);
 	return loader;
-}
-
-/* ---- corpus files */
-
-static void corpus_path(char *path, size_t len, const char *rel)
-{
-	snprintf(path, len, "%s/%s", corpus, rel);
-}
-
-/* A corpus image, opened lazily as a plain load (no autorotation). */
-static VipsImage *open_image(const char *rel, const char *options)
-{
-	char path[1200];
-	VipsImage *img;
-
-	corpus_path(path, sizeof(path), rel);
-	if (!(img = vips_image_new_from_file(path, NULL)))
-		fail_msg("%s: %s", path, vips_error_buffer());
-	if (options && *options) {
-		/* reopen with options (vips_image_new_from_file parses the
-		 * "[...]" suffix) */
-		char spec[1300];
-		g_object_unref(img);
-		snprintf(spec, sizeof(spec), "%s[%s]", path, options);
-		if (!(img = vips_image_new_from_file(spec, NULL)))
-			fail_msg("%s: %s", spec, vips_error_buffer());
-	}
-	return img;
-}
-
-/* A corpus file's bytes (g_free them). */
-static char *read_corpus(const char *rel, size_t *len)
-{
-	char path[1200];
-	gchar *buf;
-	gsize n;
-
-	corpus_path(path, sizeof(path), rel);
-	if (!g_file_get_contents(path, &buf, &n, NULL))
-		fail_msg("cannot read %s", path);
-	*len = n;
-	return buf;
-}
-
-/* Band b of img at (x, y). */
-static double pixel(VipsImage *img, int x, int y, int b)
-{
-	double *v, r;
-	int n;
-
-	if (vips_getpoint(img, &v, &n, x, y, NULL))
-		fail_msg("getpoint: %s", vips_error_buffer());
-	assert_true(b < n);
-	r = v[b];
-	g_free(v);
-	return r;
-}
-
-/* Mean absolute difference of two images of the same size. */
-static double mean_diff(VipsImage *a, VipsImage *b)
-{
-	VipsImage *d, *abs;
-	double avg;
-
-	assert_int_equal(vips_subtract(a, b, &d, NULL), 0);
-	assert_int_equal(vips_abs(d, &abs, NULL), 0);
-	assert_int_equal(vips_avg(abs, &avg, NULL), 0);
-	g_object_unref(abs);
-	g_object_unref(d);
-	return avg;
 }
 
 static double deviation(VipsImage *img)
@@ -457,75 +277,14 @@ static void predicted_load(const char *rel, int width, int height,
 
 static int setup(void **state)
 {
-	const char *build = getenv("BUILD"), *dir = getenv("IMGNODE_CORPUS");
-	char path[1200], err[512];
-
 	(void)state;
-	/* Broken inputs are part of the tests: no warning flood. */
-	setenv("VIPS_WARNING", "0", 0);
-	if (VIPS_INIT("test_filters"))
-		return -1;
-	vips_leak_set(TRUE);
-	vips_cache_set_max(0);
-	vips_concurrency_set(1);
-	snprintf(corpus, sizeof(corpus), "%s",
-	         dir && *dir ? dir : "build/corpus");
-	corpus_path(path, sizeof(path), "photos/kleiber.jpg");
-	if (access(path, R_OK)) {
-		fprintf(stderr, "no corpus at %s: run test/data/corpus\n",
-		        corpus);
-		return -1;
-	}
-	for (size_t i = 0; i < NFILTERS; i++) {
-		struct filter *f = &filters[i];
-		snprintf(path, sizeof(path), "%s/plugins/%s.so",
-		         build && *build ? build : "build", names[i]);
-		if (!(f->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) ||
-		    !(f->plugin = dlsym(f->dl, IMGNODE_PLUGIN_SYMBOL))) {
-			fprintf(stderr, "%s: %s\n", path, dlerror());
-			return -1;
-		}
-		f->ops = f->plugin->ops;
-		if (f->plugin->init &&
-		    f->plugin->init(host_table(), NULL, &f->state)) {
-			fprintf(stderr, "%s: init failed\n", path);
-			return -1;
-		}
-		/* Also creates libvips' lazily made singletons (interpolators
-		 * and the like) before the leak baseline is taken. */
-		if (f->ops && f->ops->selftest &&
-		    f->ops->selftest(f->state, err, sizeof(err)))
-			fprintf(stderr, "%s: self-test: %s\n", path, err);
-	}
-	baseline = live_objects();
-	return 0;
+	return filterkit_setup("test_filters", names, "photos/kleiber.jpg");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < NFILTERS; i++) {
-		if (filters[i].plugin && filters[i].plugin->fini)
-			filters[i].plugin->fini(filters[i].state);
-		if (filters[i].dl)
-			dlclose(filters[i].dl);
-	}
-	vips_shutdown(); /* with vips_leak_set, reports what is left */
-	return 0;
-}
-
-/* After each test: nothing it made may still be alive. */
-static int no_leaks(void **state)
-{
-	int n = live_objects();
-
-	(void)state;
-	if (n != baseline) {
-		fprintf(stderr, "%d libvips objects leaked\n", n - baseline);
-		vips_object_print_all();
-		baseline = n; /* report each leak once */
-		return -1;
-	}
+	filterkit_teardown();
 	return 0;
 }
 
@@ -544,8 +303,9 @@ static void test_descriptors(void **state)
 {
 	(void)state;
 	for (size_t i = 0; i < NFILTERS; i++) {
-		const struct imgnode_plugin *p = filters[i].plugin;
-		const struct imgnode_filter_ops *ops = filters[i].ops;
+		struct filter *f = filter_of(names[i]);
+		const struct imgnode_plugin *p = f->plugin;
+		const struct imgnode_filter_ops *ops = f->ops;
 		char err[512] = "";
 
 		assert_int_equal(p->magic, IMGNODE_PLUGIN_MAGIC);
@@ -594,15 +354,15 @@ static void test_descriptors(void **state)
 				         names[i], a->name, a->def);
 		}
 		/* Only the descriptor is exported. */
-		assert_null(dlsym(filters[i].dl, "filter_fail"));
+		assert_null(dlsym(f->dl, "filter_fail"));
 		{
 			char hook[64];
 			snprintf(hook, sizeof(hook), "%s_%s", names[i],
 			         ops->encode ? "encode" : "apply");
-			assert_null(dlsym(filters[i].dl, hook));
+			assert_null(dlsym(f->dl, hook));
 		}
 		assert_non_null(ops->selftest);
-		if (ops->selftest(filters[i].state, err, sizeof(err)))
+		if (ops->selftest(f->state, err, sizeof(err)))
 			fail_msg("%s: self-test: %s", names[i], err);
 	}
 	assert_string_equal(ops_of("avif")->format, "heif");

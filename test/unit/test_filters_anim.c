@@ -24,6 +24,7 @@
 #include <imgnode/plugin.h>
 #include <vips/vips.h>
 
+#include "filterkit.h"
 #include "harness.h"
 #include "host.h"
 #include "node/cost.h"
@@ -445,11 +446,9 @@ static void test_overlay_store(void **state)
 
 static int setup(void **state)
 {
-	const char *build = getenv("BUILD"), *dir = getenv("IMGNODE_CORPUS");
+	const char *build = getenv("BUILD");
 	static char *formats[] = {"gif", "webp", "png", "jpeg"};
 	char path[1200], err[512];
-	gchar *buf;
-	gsize n;
 
 	(void)state;
 	if (image_init(1, err, sizeof(err)))
@@ -465,14 +464,9 @@ static int setup(void **state)
 	        .formats = {4, formats},
 	        .keep_metadata = true,
 	};
-	snprintf(path, sizeof(path), "%s/%s",
-	         dir && *dir ? dir : "build/corpus", GIF);
-	if (!g_file_get_contents(path, &buf, &n, NULL)) {
-		fprintf(stderr, "no %s: run test/data/corpus\n", path);
+	if (filterkit_corpus(GIF))
 		return -1;
-	}
-	gif = buf;
-	gif_len = n;
+	gif = read_corpus(GIF, &gif_len);
 	input = vips_image_new_from_buffer(gif, gif_len, "n=-1", NULL);
 	if (!input || vips_image_wio_input(input))
 		return -1;

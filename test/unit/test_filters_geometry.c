@@ -26,105 +26,11 @@
 #include <imgnode/plugin.h>
 #include <vips/vips.h>
 
+#include "filterkit.h"
 #include "host.h"
-
-#define MAX_ARGS 16
-/* Ends the "name=value" list of step, refused, try_predict, args_of. */
-#define END ((const char *)NULL)
 
 static const char *const names[] = {"resize", "extend",  "pad",
                                     "trim",   "flatten", NULL};
-#define NFILTERS (sizeof(names) / sizeof(names[0]) - 1)
-
-struct filter {
-	void *dl;
-	const struct imgnode_plugin *plugin;
-	const struct imgnode_filter_ops *ops;
-	void *state;
-};
-
-static struct filter filters[NFILTERS];
-static char corpus[1024];
-static int baseline; /* libvips objects alive between tests */
-
-static struct filter *filter_of(const char *name)
-{
-	for (size_t i = 0; i < NFILTERS; i++)
-		if (!strcmp(names[i], name))
-			return &filters[i];
-	fail_msg("no filter %s", name);
-	return NULL;
-}
-
-static void *count_object(void *object, void *a, void *b)
-{
-	(void)object, (void)b;
-	(*(int *)a)++;
-	return NULL;
-}
-
-static int live_objects(void)
-{
-	int n = 0;
-
-	vips_object_map(count_object, &n, NULL);
-	return n;
-}
-
-/* ---- argument values, from the tables' defaults and "name=value"s */
-
-static void make_args(const struct imgnode_filter_ops *ops,
-                      union imgnode_value *v, va_list ap)
-{
-	const char *given[MAX_ARGS] = {NULL}, *kv;
-	char *end;
-
-	while ((kv = va_arg(ap, const char *))) {
-		const char *eq = strchr(kv, '=');
-		size_t k;
-		assert_non_null(eq);
-		for (k = 0; ops->args[k].name; k++)
-			if (strlen(ops->args[k].name) == (size_t)(eq - kv) &&
-			    !strncmp(ops->args[k].name, kv, (size_t)(eq - kv)))
-				break;
-		if (!ops->args[k].name)
-			fail_msg("no argument %s", kv);
-		given[k] = eq + 1;
-	}
-	for (size_t k = 0; ops->args[k].name; k++) {
-		const struct imgnode_arg *a = &ops->args[k];
-		const char *text = given[k] ? given[k] : a->def;
-		bool ok = true;
-
-		assert_true(k < MAX_ARGS);
-		if (!text)
-			fail_msg("argument %s is required", a->name);
-		switch (a->type) {
-		case IMGNODE_ARG_INT: v[k].i = strtoll(text, &end, 10); break;
-		case IMGNODE_ARG_NUMBER: v[k].n = strtod(text, &end); break;
-		case IMGNODE_ARG_BOOL:
-			v[k].b = !strcmp(text, "true");
-			end = "";
-			break;
-		case IMGNODE_ARG_ENUM:
-			ok = false;
-			for (int i = 0; a->choices[i]; i++)
-				if (!strcmp(a->choices[i], text)) {
-					v[k].e = i;
-					ok = true;
-				}
-			end = "";
-			break;
-		case IMGNODE_ARG_STRING:
-			v[k].s = text;
-			end = "";
-			break;
-		case IMGNODE_ARG_IMAGE: ok = false; break;
-		}
-		if (!ok || *end)
-			fail_msg("%s=%s does not parse", a->name, text);
-	}
-}
 
 /* Fills v for filter name from "name=value" arguments ending with END. */
 static void args_of(const char *name, union imgnode_value *v, ...)
@@ -224,68 +130,7 @@ static void refused(const char *name, VipsImage *in, int code, const char *why,
 		fail_msg("%s: unclear reason: %s", name, err);
 }
 
-/* ---- corpus images and pixels */
-
-static void corpus_path(char *path, size_t len, const char *rel)
-{
-	snprintf(path, len, "%s/%s", corpus, rel);
-}
-
-/* A corpus image, opened with a load option string (may be ""). */
-static VipsImage *open_image(const char *rel, const char *options)
-{
-	char spec[1300];
-	VipsImage *img;
-
-	snprintf(spec, sizeof(spec), "%s/%s[%s]", corpus, rel, options);
-	if (!(img = vips_image_new_from_file(spec, NULL)))
-		fail_msg("%s: %s", spec, vips_error_buffer());
-	return img;
-}
-
-/* A corpus file's bytes (g_free them). */
-static char *read_corpus(const char *rel, size_t *len)
-{
-	char path[1200];
-	gchar *buf;
-	gsize n;
-
-	corpus_path(path, sizeof(path), rel);
-	if (!g_file_get_contents(path, &buf, &n, NULL))
-		fail_msg("cannot read %s", path);
-	*len = n;
-	return buf;
-}
-
-/* Band b of img at (x, y). */
-static double pixel(VipsImage *img, int x, int y, int b)
-{
-	double *v, r;
-	int n;
-
-	if (vips_getpoint(img, &v, &n, x, y, NULL))
-		fail_msg("getpoint: %s", vips_error_buffer());
-	assert_true(b < n);
-	r = v[b];
-	g_free(v);
-	return r;
-}
-
-/* Mean absolute difference of two images of the same size and bands. */
-static double mean_diff(VipsImage *a, VipsImage *b)
-{
-	VipsImage *d, *abs;
-	double avg;
-
-	assert_int_equal(a->Xsize, b->Xsize);
-	assert_int_equal(a->Ysize, b->Ysize);
-	assert_int_equal(vips_subtract(a, b, &d, NULL), 0);
-	assert_int_equal(vips_abs(d, &abs, NULL), 0);
-	assert_int_equal(vips_avg(abs, &avg, NULL), 0);
-	g_object_unref(abs);
-	g_object_unref(d);
-	return avg;
-}
+/* ---- pixels */
 
 /* The w x h rectangle of img at left, top, in memory. */
 static VipsImage *region(VipsImage *img, int left, int top, int w, int h)
@@ -778,66 +623,15 @@ static void test_colours(void **state)
 
 static int setup(void **state)
 {
-	const char *build = getenv("BUILD"), *dir = getenv("IMGNODE_CORPUS");
-	char path[1200], err[512];
-
 	(void)state;
-	setenv("VIPS_WARNING", "0", 0);
-	if (VIPS_INIT("test_filters_geometry"))
-		return -1;
-	vips_leak_set(TRUE);
-	vips_cache_set_max(0);
-	vips_concurrency_set(1);
-	snprintf(corpus, sizeof(corpus), "%s",
-	         dir && *dir ? dir : "build/corpus");
-	corpus_path(path, sizeof(path), "photos/kleiber.jpg");
-	if (access(path, R_OK)) {
-		fprintf(stderr, "no corpus at %s: run test/data/corpus\n",
-		        corpus);
-		return -1;
-	}
-	for (size_t i = 0; i < NFILTERS; i++) {
-		struct filter *f = &filters[i];
-		snprintf(path, sizeof(path), "%s/plugins/%s.so",
-		         build && *build ? build : "build", names[i]);
-		if (!(f->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL)) ||
-		    !(f->plugin = dlsym(f->dl, IMGNODE_PLUGIN_SYMBOL))) {
-			fprintf(stderr, "%s: %s\n", path, dlerror());
-			return -1;
-		}
-		f->ops = f->plugin->ops;
-		if (f->ops->selftest &&
-		    f->ops->selftest(f->state, err, sizeof(err))) {
-			fprintf(stderr, "%s: self-test: %s\n", path, err);
-			return -1;
-		}
-	}
-	baseline = live_objects();
-	return 0;
+	return filterkit_setup("test_filters_geometry", names,
+	                       "photos/kleiber.jpg");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < NFILTERS; i++)
-		if (filters[i].dl)
-			dlclose(filters[i].dl);
-	vips_shutdown();
-	return 0;
-}
-
-/* After each test: no libvips object left alive. */
-static int no_leaks(void **state)
-{
-	int n = live_objects();
-
-	(void)state;
-	if (n != baseline) {
-		fprintf(stderr, "%d libvips objects leaked\n", n - baseline);
-		vips_object_print_all();
-		baseline = n;
-		return -1;
-	}
+	filterkit_teardown();
 	return 0;
 }
 

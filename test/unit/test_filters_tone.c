@@ -25,24 +25,18 @@
 
 #include <vips/vips.h>
 
+#include "filterkit.h"
 #include "host.h"
 #include "node/pipeline.h"
 #include "plugin.h"
 
 static struct plugin_set set;
-static char corpus[1024];
 
 /* A corpus image, decoded into memory (options: a load option string). */
 static VipsImage *load(const char *rel, const char *options)
 {
-	char path[1400];
-	VipsImage *lazy, *img;
+	VipsImage *lazy = open_image(rel, options), *img;
 
-	snprintf(path, sizeof(path), "%s/%s%s%s%s", corpus, rel,
-	         options ? "[" : "", options ? options : "",
-	         options ? "]" : "");
-	if (!(lazy = vips_image_new_from_file(path, NULL)))
-		fail_msg("%s: %s", path, vips_error_buffer());
 	img = vips_image_copy_memory(lazy);
 	g_object_unref(lazy);
 	assert_non_null(img);
@@ -53,16 +47,6 @@ static VipsImage *load(const char *rel, const char *options)
 static VipsImage *photo(void)
 {
 	return load("photos/bridge.jpg", "shrink=8");
-}
-
-static struct pipeline *parse(const char *text)
-{
-	char err[512];
-	struct pipeline *pl = pipeline_parse(text, &set, err, sizeof(err));
-
-	if (!pl)
-		fail_msg("%s: %s", text, err);
-	return pl;
 }
 
 /* The shape the host hands predict for img. */
@@ -86,7 +70,7 @@ static struct imgnode_geometry geometry_of(VipsImage *img)
 static int try_step(const char *text, VipsImage *in, VipsImage **out, char *err,
                     size_t errlen)
 {
-	struct pipeline *pl = parse(text);
+	struct pipeline *pl = parse_in(&set, text);
 	const struct pipeline_step *st = &pl->steps[0];
 	struct imgnode_geometry g = geometry_of(in), p = g;
 	VipsImage *lazy = NULL;
@@ -129,7 +113,7 @@ static VipsImage *step(const char *text, VipsImage *in)
 static int try_encode(const char *text, VipsImage *in, void **buf, size_t *len,
                       char *err, size_t errlen)
 {
-	struct pipeline *pl = parse(text);
+	struct pipeline *pl = parse_in(&set, text);
 	const struct pipeline_step *st = &pl->steps[0];
 	struct imgnode_geometry g = geometry_of(in), p = g;
 	int r = 0;
@@ -186,20 +170,6 @@ static double band_avg(VipsImage *img, int b)
 	return a;
 }
 
-/* Mean absolute difference of two images of the same shape. */
-static double mean_diff(VipsImage *a, VipsImage *b)
-{
-	VipsImage *d, *abs;
-	double m;
-
-	assert_int_equal(vips_subtract(a, b, &d, NULL), 0);
-	assert_int_equal(vips_abs(d, &abs, NULL), 0);
-	m = avg(abs);
-	g_object_unref(abs);
-	g_object_unref(d);
-	return m;
-}
-
 /* Mean of |band i - band j|: 0 for a grey image. */
 static double chroma(VipsImage *img)
 {
@@ -248,7 +218,7 @@ static int int_of(VipsImage *img, const char *field)
 
 static int setup(void **state)
 {
-	const char *build = getenv("BUILD"), *dir = getenv("IMGNODE_CORPUS");
+	const char *build = getenv("BUILD");
 	char path[1200], err[512];
 
 	(void)state;
@@ -257,14 +227,8 @@ static int setup(void **state)
 		return -1;
 	vips_cache_set_max(0);
 	vips_concurrency_set(1);
-	snprintf(corpus, sizeof(corpus), "%s",
-	         dir && *dir ? dir : "build/corpus");
-	snprintf(path, sizeof(path), "%s/formats/jpeg-cmyk.jpg", corpus);
-	if (access(path, R_OK)) {
-		fprintf(stderr, "no corpus (with jpeg-cmyk.jpg) at %s\n",
-		        corpus);
+	if (filterkit_corpus("formats/jpeg-cmyk.jpg"))
 		return -1;
-	}
 	snprintf(path, sizeof(path), "%s/plugins",
 	         build && *build ? build : "build");
 	if (plugin_set_load(&set, path, err, sizeof(err))) {

@@ -22,6 +22,7 @@
 #include <vips/vips.h>
 
 #include "config.h"
+#include "filterkit.h"
 #include "node/image.h"
 #include "node/node_conf.h"
 #include "node/pipeline.h"
@@ -29,31 +30,8 @@
 #include "plugin.h"
 
 static struct plugin_set set;
-static char corpus[1024];
 static struct conf *conf;
 static struct limits_conf lim; /* the defaults */
-
-/* A corpus file's bytes (g_free them). */
-static char *read_corpus(const char *rel, size_t *len)
-{
-	char path[1200];
-	gchar *buf = NULL;
-
-	snprintf(path, sizeof(path), "%s/%s", corpus, rel);
-	if (!g_file_get_contents(path, &buf, len, NULL))
-		fail_msg("cannot read %s", path);
-	return buf;
-}
-
-static struct pipeline *parse(const char *text)
-{
-	char err[512];
-	struct pipeline *pl = pipeline_parse(text, &set, err, sizeof(err));
-
-	if (!pl)
-		fail_msg("%s: %s", text, err);
-	return pl;
-}
 
 static void test_split(void **state)
 {
@@ -126,7 +104,7 @@ static void check_renditions(const char *rel, const char *const *texts,
 	assert_int_equal(image_probe(buf, len, &lim, &info, err, sizeof(err)),
 	                 0);
 	for (size_t i = 0; i < n; i++)
-		rs[i].pl = parse(texts[i]);
+		rs[i].pl = parse_in(&set, texts[i]);
 	if (renditions_run(rs, n, &set, buf, len, &info, &lim, &decodes, err,
 	                   sizeof(err)))
 		fail_msg("%s: %s", rel, err);
@@ -182,8 +160,8 @@ static void test_stored_outputs_are_not_made(void **state)
 	(void)state;
 	assert_int_equal(image_probe(buf, len, &lim, &info, err, sizeof(err)),
 	                 0);
-	rs[0].pl = parse("thumbnail(20)|png");
-	rs[1].pl = parse("thumbnail(30)|png");
+	rs[0].pl = parse_in(&set, "thumbnail(20)|png");
+	rs[1].pl = parse_in(&set, "thumbnail(30)|png");
 	rs[0].stored = rs[1].stored = true;
 	assert_int_equal(renditions_run(rs, 2, &set, buf, len, &info, &lim,
 	                                &decodes, err, sizeof(err)),
@@ -209,7 +187,7 @@ static void check_sequential(const char *rel, const char *text, bool want)
 {
 	struct image_out seq, rnd;
 	struct image_info info;
-	struct pipeline *pl = parse(text);
+	struct pipeline *pl = parse_in(&set, text);
 	char err[512];
 	size_t len;
 	char *buf = read_corpus(rel, &len);
@@ -258,19 +236,13 @@ static void test_sequential_same_output(void **state)
 
 static int setup(void **state)
 {
-	const char *build = getenv("BUILD"), *dir = getenv("IMGNODE_CORPUS");
+	const char *build = getenv("BUILD");
 	char path[1200], err[512], ini[] = "/tmp/imgnode-renditions-XXXXXX";
 	int fd;
 
 	(void)state;
-	snprintf(corpus, sizeof(corpus), "%s",
-	         dir && *dir ? dir : "build/corpus");
-	snprintf(path, sizeof(path), "%s/photos/kleiber.jpg", corpus);
-	if (access(path, R_OK)) {
-		fprintf(stderr, "no corpus at %s: run test/data/corpus\n",
-		        corpus);
+	if (filterkit_corpus("photos/kleiber.jpg"))
 		return -1;
-	}
 	if (image_init(1, err, sizeof(err))) {
 		fprintf(stderr, "image_init: %s\n", err);
 		return -1;
