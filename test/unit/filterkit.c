@@ -259,7 +259,19 @@ VipsImage *open_image(const char *rel, const char *options)
 	return img;
 }
 
-/* ---- pixels */
+/* ---- images */
+
+struct imgnode_geometry geometry_of(VipsImage *img)
+{
+	struct imgnode_geometry g = {
+	        .width = img->Xsize,
+	        .height = vips_image_get_page_height(img),
+	        .bands = img->Bands,
+	        .band_bytes = (int)vips_format_sizeof(img->BandFmt),
+	        .orientation = vips_image_get_orientation(img),
+	};
+	return g;
+}
 
 double pixel(VipsImage *img, int x, int y, int b)
 {

@@ -164,19 +164,6 @@ static long slack(const char *name)
 	return strcmp(name, "thumbnail") ? 0 : 1;
 }
 
-/* What the host hands predict for img: its header's shape. */
-static struct imgnode_geometry geometry_of(VipsImage *img)
-{
-	struct imgnode_geometry g = {
-	        .width = img->Xsize,
-	        .height = img->Ysize,
-	        .bands = img->Bands,
-	        .band_bytes = (int)vips_format_sizeof(img->BandFmt),
-	        .orientation = vips_image_get_orientation(img),
-	};
-	return g;
-}
-
 /* Runs name's predict on in with values v, as the host does. */
 static struct imgnode_geometry predict_with(struct filter *f,
                                             const struct imgnode_geometry *in,

@@ -42,19 +42,6 @@ static void args_of(const char *name, union imgnode_value *v, ...)
 	va_end(ap);
 }
 
-/* What the host hands predict for img: its header's shape. */
-static struct imgnode_geometry geometry_of(VipsImage *img)
-{
-	struct imgnode_geometry g = {
-	        .width = img->Xsize,
-	        .height = vips_image_get_page_height(img),
-	        .bands = img->Bands,
-	        .band_bytes = (int)vips_format_sizeof(img->BandFmt),
-	        .orientation = vips_image_get_orientation(img),
-	};
-	return g;
-}
-
 /* Runs name's predict for in's shape; 0 or its error (reason in err). */
 static int try_predict(const char *name, VipsImage *in,
                        struct imgnode_geometry *out, char *err, size_t errlen,

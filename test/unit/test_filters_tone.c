@@ -49,19 +49,6 @@ static VipsImage *photo(void)
 	return load("photos/bridge.jpg", "shrink=8");
 }
 
-/* The shape the host hands predict for img. */
-static struct imgnode_geometry geometry_of(VipsImage *img)
-{
-	struct imgnode_geometry g = {
-	        .width = img->Xsize,
-	        .height = img->Ysize,
-	        .bands = img->Bands,
-	        .band_bytes = (int)vips_format_sizeof(img->BandFmt),
-	        .orientation = 1,
-	};
-	return g;
-}
-
 /*
  * Runs the one filter step of text on in: predict, apply, compute. Returns
  * 0 and the image in *out, or the step's -errno with its reason in err
