@@ -8,10 +8,8 @@
  * default), so every JPEG XL output is sRGB without a profile.
  *
  * Whether libvips can write JPEG XL depends on how it was built (libjxl,
- * and on Debian its jxl module; sharp's prebuilt libvips has none): on a
- * libvips without jxlsave_buffer, init warns (imgnode -t shows it) and the
- * step refuses every job that names it, at upload (predict) and in the
- * worker, with the reason; the rest of the node runs. The self-test
+ * and on Debian its jxl module): init refuses the plugin if this libvips
+ * has no jxlsave_buffer, so imgnode -t names the reason. The self-test
  * encodes a small image and checks the output is a JPEG XL codestream or
  * container: the node's workers do not decode JPEG XL (jxlload is not on
  * the allow-list of input formats), so it cannot be read back here.
@@ -34,37 +32,16 @@ static const struct imgnode_arg args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
-/* The reason jobs are refused, as the state, when this libvips cannot
- * write JPEG XL; NULL (the state) when it can. */
-static char missing[200];
-
 static int jxl_init(const struct imgnode_host *host, const void *conf,
                     void **state)
 {
 	(void)conf;
 	*state = NULL;
 	if (!vips_type_find("VipsOperation", "jxlsave_buffer")) {
-		snprintf(
-		        missing, sizeof(missing),
-		        "this libvips (%s) cannot save JPEG XL: it has no jxlsave_buffer operation (built without libjxl, or its jxl module is missing)",
+		host->log(
+		        IMGNODE_LOG_ERROR, "jxl",
+		        "this libvips cannot save JPEG XL: libvips %s has no jxlsave_buffer operation (built without libjxl, or its jxl module is missing)",
 		        vips_version_string());
-		host->log(IMGNODE_LOG_WARN, "jxl",
-		          "%s; pipelines that end in jxl are refused", missing);
-		*state = missing;
-	}
-	return 0;
-}
-
-/* Refuses the job at upload when this libvips cannot write JPEG XL. */
-static int jxl_predict(void *state, const struct imgnode_geometry *in,
-                       const union imgnode_value *args,
-                       struct imgnode_geometry *out, char *err, size_t errlen)
-{
-	(void)in;
-	(void)args;
-	(void)out;
-	if (state) {
-		snprintf(err, errlen, "%s", (const char *)state);
 		return -ENOTSUP;
 	}
 	return 0;
@@ -77,10 +54,7 @@ static int jxl_encode(void *state, VipsImage *in,
 	VipsImage *img;
 	int r;
 
-	if (state) {
-		snprintf(err, errlen, "%s", (const char *)state);
-		return -ENOTSUP;
-	}
+	(void)state;
 	filter_start();
 	if (filter_icc_only(in) || filter_stripped(in))
 		filter_to_srgb(in, &img);
@@ -109,14 +83,12 @@ static bool is_jxl(const unsigned char *buf, size_t len)
 static int jxl_selftest(void *state, char *err, size_t errlen)
 {
 	const union imgnode_value a[] = {{.i = 75}, {.i = 3}, {.b = false}};
-	VipsImage *in;
+	VipsImage *in = filter_test_image();
 	void *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	if (state) /* nothing to test: every job is refused */
-		return 0;
-	in = filter_test_image();
+	(void)state;
 	if (!in)
 		return filter_fail(err, errlen, "self-test: no test image");
 	r = jxl_encode(NULL, in, a, &buf, &len, err, errlen);
@@ -137,7 +109,6 @@ static const struct imgnode_filter_ops ops = {
         .mime = "image/jxl",
         .format = "jxl",
         .selftest = jxl_selftest,
-        .predict = jxl_predict,
 };
 
 IMGNODE_PLUGIN = {
