@@ -285,6 +285,7 @@ int job_msg_decode(const void *body, size_t len, struct job_msg *m, char *err,
 	json_error_t jerr;
 	json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	const char *id, *pipeline, *result, *rid;
+	bool rid_ok;
 
 	memset(m, 0, sizeof(*m));
 	if (!j) {
@@ -304,11 +305,11 @@ int job_msg_decode(const void *body, size_t len, struct job_msg *m, char *err,
 	m->result = strdup(result);
 	/* optional (newer ingresses); one unfit for logs is left out */
 	rid = json_string_value(json_object_get(j, "request_id"));
-	if (job_request_id_valid(rid))
+	rid_ok = job_request_id_valid(rid);
+	if (rid_ok)
 		m->request_id = strdup(rid);
-	json_decref(j);
-	if (!m->pipeline || !m->result ||
-	    (rid && job_request_id_valid(rid) && !m->request_id)) {
+	json_decref(j); /* rid points into j: not read after this */
+	if (!m->pipeline || !m->result || (rid_ok && !m->request_id)) {
 		job_msg_clear(m);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
