@@ -15,9 +15,49 @@ static const struct imgnode_arg args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+/*
+ * vips_sharpen converts its input to LabS and reads that image twice, for
+ * the lightness and for its blur (libvips keeps no pixels between two
+ * readers), so the conversion, the larger part of its cost, ran twice for
+ * every pixel (libvips 8.14; measured: 110 -> 82 ms CPU at 1600x1066). Here
+ * the conversion runs once, into a small cache both readers share;
+ * vips_sharpen then gets LabS and converts nothing, and its result goes
+ * back to the input's interpretation as vips_sharpen itself does: the same
+ * pixels (test_sharpen compares them and counts the reads).
+ *
+ * The cache holds tiles SHARPEN_TILE wide rather than whole lines, so that
+ * a later step reading in tiles (rotate) makes it compute no more than it
+ * asks for, and a fixed number of them: two of the sink's buffers of lines
+ * per thread, whatever the access, so its memory stays a few strips.
+ */
+#define SHARPEN_TILE 256
+#define SHARPEN_TILE_HEIGHT 16
+
 static int sharpen_op(VipsImage *in, VipsImage **out, const void *arg)
 {
-	return vips_sharpen(in, out, "sigma", *(const double *)arg, NULL);
+	VipsImage *lab, *cached, *sharp;
+	int tile_width, tile_height, lines, across, r;
+
+	if (vips_colourspace(in, &lab, VIPS_INTERPRETATION_LABS, NULL))
+		return -1;
+	/* lines: the height of the buffers a sink computes */
+	vips_get_tile_size(lab, &tile_width, &tile_height, &lines);
+	across = (lab->Xsize + SHARPEN_TILE - 1) / SHARPEN_TILE;
+	r = vips_tilecache(lab, &cached, "tile_width", SHARPEN_TILE,
+	                   "tile_height", SHARPEN_TILE_HEIGHT, "max_tiles",
+	                   across * (2 + 2 * lines / SHARPEN_TILE_HEIGHT) *
+	                           vips_concurrency_get(),
+	                   "threaded", TRUE, NULL);
+	g_object_unref(lab);
+	if (r)
+		return -1;
+	r = vips_sharpen(cached, &sharp, "sigma", *(const double *)arg, NULL);
+	g_object_unref(cached);
+	if (r)
+		return -1;
+	r = vips_colourspace(sharp, out, in->Type, NULL);
+	g_object_unref(sharp);
+	return r;
 }
 
 static int sharpen_apply(void *state, VipsImage *in,
