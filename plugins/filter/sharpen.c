@@ -17,13 +17,16 @@ static const struct imgnode_arg args[] = {
 
 /*
  * vips_sharpen converts its input to LabS and reads that image twice, for
- * the lightness and for its blur (libvips keeps no pixels between two
- * readers), so the conversion, the larger part of its cost, ran twice for
- * every pixel (libvips 8.14 and 8.18; measured on 8.14: 110 -> 82 ms CPU
- * at 1600x1066). Here the conversion runs once, into a small cache both
- * readers share; vips_sharpen then gets LabS and converts nothing, and its
- * result goes back to the input's interpretation as vips_sharpen itself
- * does: the same pixels (test_sharpen compares them and counts the reads).
+ * the lightness and for its blur, and libvips keeps no pixels between two
+ * readers: unless the two reads line up (a loader's lazy pipeline computed
+ * in strips: 1.03 conversions a pixel), the conversion, the larger part of
+ * the cost, runs twice for every pixel. It does from an image in memory,
+ * such as the shared decode of a renditions job (2.03; libvips 8.14 and
+ * 8.18; measured on 8.14: 110 -> 82 ms CPU at 1600x1066). Here the
+ * conversion runs once, into a small cache both readers share;
+ * vips_sharpen then gets LabS and converts nothing, and its result goes
+ * back to the input's interpretation as vips_sharpen itself does: the same
+ * pixels (test_sharpen compares them and counts the reads).
  *
  * The cache holds tiles SHARPEN_TILE wide rather than whole lines, so that
  * a later step reading in tiles (rotate) makes it compute no more than it

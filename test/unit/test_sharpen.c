@@ -2,9 +2,10 @@
  * Tests of the sharpen filter's conversion cache (plugins/filter/sharpen.c):
  * on real images of the corpus, its pixels are byte for byte those of a
  * plain vips_sharpen, read in strips or in tiles (rotate), with one thread
- * or several, and it reads each input pixel about once, where a plain
- * vips_sharpen reads it twice (it converts to LabS for two readers). The
- * reads are counted over a fixed image, not timed.
+ * or several, and it reads each input pixel of an image in memory about
+ * once, where a plain vips_sharpen reads it twice (it converts to LabS for
+ * two readers, whose reads do not line up). The reads are counted over a
+ * fixed image, not timed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
