@@ -93,6 +93,14 @@ static int bare(const struct photo *ph, int n)
 	return 0;
 }
 
+/* BENCH_RENDITIONS=1: the renditions job instead of the single pipeline. */
+static bool renditions_mode(void)
+{
+	const char *v = getenv("BENCH_RENDITIONS");
+
+	return v && !strcmp(v, "1");
+}
+
 static const int rwidths[] = {1600, 800, 320, 150};
 #define NREND (sizeof(rwidths) / sizeof(rwidths[0]))
 
@@ -243,8 +251,7 @@ static int run_child(bool layer, const char *plugins, const struct photo *ph,
 			}
 		}
 		t = now_s();
-		if (getenv("BENCH_RENDITIONS") &&
-		    !strcmp(getenv("BENCH_RENDITIONS"), "1"))
+		if (renditions_mode())
 			ret = layer ? layered_renditions(ph, n, &set, conf)
 			            : bare_renditions(ph, n);
 		else
@@ -316,8 +323,9 @@ int main(int argc, char **argv)
 				        layer ? "layered" : "bare");
 				return 1;
 			}
-	printf("%-26s %8s %12s %12s\n", PIPELINE, "img/s", "CPU ms/img",
-	       "peak RSS MB");
+	printf("%-26s %8s %12s %12s\n",
+	       renditions_mode() ? "4 renditions, 1600..150 px" : PIPELINE,
+	       "img/s", "CPU ms/img", "peak RSS MB");
 	for (int layer = 0; layer < 2; layer++)
 		printf("%-26s %8.2f %12.1f %12.1f\n",
 		       layer ? "imgnode pipeline layer" : "bare libvips loop",
