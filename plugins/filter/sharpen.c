@@ -36,13 +36,21 @@ static const struct imgnode_arg args[] = {
 #define SHARPEN_TILE 256
 #define SHARPEN_TILE_HEIGHT 16
 
+/* vips_sharpen on one frame, already LabS: LabS out. */
 static int sharpen_op(VipsImage *in, VipsImage **out, const void *arg)
 {
-	VipsImage *lab, *cached, *sharp;
+	return vips_sharpen(in, out, "sigma", *(const double *)arg, NULL);
+}
+
+/* in converted to LabS, behind the cache: a new reference, or NULL. One
+ * cache for every frame of an animation, so its memory stays bounded. */
+static VipsImage *lab_cached(VipsImage *in)
+{
+	VipsImage *lab, *cached;
 	int tile_width, tile_height, lines, across, r;
 
 	if (vips_colourspace(in, &lab, VIPS_INTERPRETATION_LABS, NULL))
-		return -1;
+		return NULL;
 	/* lines: the height of the buffers a sink computes */
 	vips_get_tile_size(lab, &tile_width, &tile_height, &lines);
 	across = (lab->Xsize + SHARPEN_TILE - 1) / SHARPEN_TILE;
@@ -52,25 +60,29 @@ static int sharpen_op(VipsImage *in, VipsImage **out, const void *arg)
 	                           vips_concurrency_get(),
 	                   "threaded", TRUE, NULL);
 	g_object_unref(lab);
-	if (r)
-		return -1;
-	r = vips_sharpen(cached, &sharp, "sigma", *(const double *)arg, NULL);
-	g_object_unref(cached);
-	if (r)
-		return -1;
-	r = vips_colourspace(sharp, out, in->Type, NULL);
-	g_object_unref(sharp);
-	return r;
+	return r ? NULL : cached;
 }
 
 static int sharpen_apply(void *state, VipsImage *in,
                          const union imgnode_value *args, VipsImage **out,
                          char *err, size_t errlen)
 {
+	VipsImage *lab, *sharp;
+	int r;
+
 	(void)state;
 	filter_start();
-	return filter_per_frame(in, out, sharpen_op, &args[ARG_SIGMA].n, err,
-	                        errlen);
+	lab = lab_cached(in);
+	if (!lab)
+		return filter_fail(err, errlen, NULL);
+	r = filter_per_frame(lab, &sharp, sharpen_op, &args[ARG_SIGMA].n, err,
+	                     errlen);
+	g_object_unref(lab);
+	if (r)
+		return r;
+	r = vips_colourspace(sharp, out, in->Type, NULL);
+	g_object_unref(sharp);
+	return r ? filter_fail(err, errlen, NULL) : 0;
 }
 
 static int sharpen_selftest(void *state, char *err, size_t errlen)

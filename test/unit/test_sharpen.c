@@ -116,6 +116,38 @@ static void test_same_pixels(void **state)
 	}
 }
 
+/* An animation: each frame as a plain vips_sharpen of it makes it. */
+static void test_animation(void **state)
+{
+	VipsImage *in = load("formats/gif-anim-17x17.gif", "n=-1");
+	int page = vips_image_get_page_height(in), n = in->Ysize / page;
+	VipsImage **frames = g_new0(VipsImage *, n), *mine, *plain;
+
+	(void)state;
+	assert_true(n > 1);
+	for (int i = 0; i < n; i++) {
+		VipsImage *one;
+
+		assert_int_equal(
+		        vips_crop(in, &one, 0, i * page, in->Xsize, page, NULL),
+		        0);
+		assert_int_equal(
+		        vips_sharpen(one, &frames[i], "sigma", 0.5, NULL), 0);
+		g_object_unref(one);
+	}
+	assert_int_equal(vips_arrayjoin(frames, &plain, n, "across", 1, NULL),
+	                 0);
+	mine = filter_sharpen(in, NULL);
+	assert_int_equal(vips_image_get_page_height(mine), page);
+	assert_true(same_pixels(mine, plain));
+	for (int i = 0; i < n; i++)
+		g_object_unref(frames[i]);
+	g_free(frames);
+	g_object_unref(plain);
+	g_object_unref(mine);
+	g_object_unref(in);
+}
+
 /* Several threads share the cache: still the same pixels. */
 static void test_threads(void **state)
 {
@@ -224,6 +256,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_same_pixels, no_leaks),
+	        cmocka_unit_test_teardown(test_animation, no_leaks),
 	        cmocka_unit_test_teardown(test_threads, no_leaks),
 	        cmocka_unit_test_teardown(test_reads_once, no_leaks),
 	};
