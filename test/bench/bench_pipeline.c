@@ -13,6 +13,13 @@
  * CPU_SECONDS" (CPU: the passes' processes, user + sys, not the reading of
  * the photos): the end-to-end benchmarks run it in as many processes as
  * the node has workers, for the raw limit.
+ *
+ * With BENCH_RENDITIONS=1 each photo instead gets the 4 renditions of
+ * bench_peers (thumbnail(W)|sharpen|jpeg(q=80), W = 1600, 800, 320, 150):
+ * the bare loop decodes once into memory (shrink-on-load into the largest
+ * box) and makes each output from that image, the layer runs what a
+ * worker does for a renditions job (renditions_run). Deterministic work:
+ * run it under valgrind --tool=callgrind to count instructions.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,6 +36,7 @@
 #include "node/image.h"
 #include "node/node_conf.h"
 #include "node/pipeline.h"
+#include "node/renditions.h"
 #include "plugin.h"
 
 #define ROUNDS 5
@@ -83,6 +91,97 @@ static int bare(const struct photo *ph, int n)
 		g_free(out);
 	}
 	return 0;
+}
+
+/* BENCH_RENDITIONS=1: the renditions job instead of the single pipeline. */
+static bool renditions_mode(void)
+{
+	const char *v = getenv("BENCH_RENDITIONS");
+
+	return v && !strcmp(v, "1");
+}
+
+static const int rwidths[] = {1600, 800, 320, 150};
+#define NREND (sizeof(rwidths) / sizeof(rwidths[0]))
+
+/* One rendition from the shared image mem, as the bare loop makes it. */
+static int bare_output(VipsImage *mem, int width)
+{
+	VipsImage *t, *s;
+	void *out;
+	size_t len;
+	int r;
+
+	if (vips_thumbnail_image(mem, &t, width, "height", 10000000, NULL))
+		return -1;
+	r = vips_sharpen(t, &s, "sigma", 0.5, NULL);
+	g_object_unref(t);
+	if (r)
+		return -1;
+	r = vips_jpegsave_buffer(s, &out, &len, "Q", 80, NULL);
+	g_object_unref(s);
+	if (!r)
+		g_free(out);
+	return r;
+}
+
+/* The limit of a renditions job: one decode into memory, 4 outputs. */
+static int bare_renditions(const struct photo *ph, int n)
+{
+	for (int i = 0; i < n; i++) {
+		VipsImage *lazy, *mem;
+
+		if (vips_thumbnail_buffer(
+		            ph[i].buf, ph[i].len, &lazy, rwidths[0], "height",
+		            10000000, "size", VIPS_SIZE_DOWN, "option_string",
+		            "fail_on=truncated,access=sequential", NULL))
+			return -1;
+		mem = vips_image_copy_memory(lazy);
+		g_object_unref(lazy);
+		if (!mem)
+			return -1;
+		for (size_t k = 0; k < NREND; k++)
+			if (bare_output(mem, rwidths[k])) {
+				g_object_unref(mem);
+				return -1;
+			}
+		g_object_unref(mem);
+	}
+	return 0;
+}
+
+/* What a worker does for a renditions job, minus storage and transport. */
+static int layered_renditions(const struct photo *ph, int n,
+                              struct plugin_set *set, struct conf *conf)
+{
+	struct rendition rs[NREND];
+	char why[1024], text[64];
+	int ret = 0, decodes;
+
+	memset(rs, 0, sizeof(rs));
+	for (size_t k = 0; k < NREND && !ret; k++) {
+		snprintf(text, sizeof(text), "thumbnail(%d)|sharpen|jpeg(q=80)",
+		         rwidths[k]);
+		rs[k].pl = pipeline_parse(text, set, why, sizeof(why));
+		ret = rs[k].pl ? 0 : -1;
+	}
+	for (int i = 0; i < n && !ret; i++) {
+		struct image_info info;
+
+		ret = image_probe(ph[i].buf, ph[i].len, &conf->app->limits,
+		                  &info, why, sizeof(why));
+		if (!ret)
+			ret = renditions_run(
+			        rs, NREND, set, ph[i].buf, ph[i].len, &info,
+			        &conf->app->limits, &decodes, why, sizeof(why));
+		if (!ret)
+			renditions_out_free(rs, NREND);
+	}
+	if (ret)
+		fprintf(stderr, "bench_pipeline: %s\n", why);
+	for (size_t k = 0; k < NREND; k++)
+		pipeline_free(rs[k].pl);
+	return ret ? -1 : 0;
 }
 
 /* What a worker does for each job, minus storage and transport. */
@@ -152,7 +251,11 @@ static int run_child(bool layer, const char *plugins, const struct photo *ph,
 			}
 		}
 		t = now_s();
-		ret = layer ? layered(ph, n, &set, conf) : bare(ph, n);
+		if (renditions_mode())
+			ret = layer ? layered_renditions(ph, n, &set, conf)
+			            : bare_renditions(ph, n);
+		else
+			ret = layer ? layered(ph, n, &set, conf) : bare(ph, n);
 		t = now_s() - t;
 		if (write(pfd[1], &t, sizeof(t)) != sizeof(t))
 			_exit(2);
@@ -220,8 +323,9 @@ int main(int argc, char **argv)
 				        layer ? "layered" : "bare");
 				return 1;
 			}
-	printf("%-26s %8s %12s %12s\n", PIPELINE, "img/s", "CPU ms/img",
-	       "peak RSS MB");
+	printf("%-26s %8s %12s %12s\n",
+	       renditions_mode() ? "4 renditions, 1600..150 px" : PIPELINE,
+	       "img/s", "CPU ms/img", "peak RSS MB");
 	for (int layer = 0; layer < 2; layer++)
 		printf("%-26s %8.2f %12.1f %12.1f\n",
 		       layer ? "imgnode pipeline layer" : "bare libvips loop",
