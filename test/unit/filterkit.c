@@ -259,6 +259,16 @@ VipsImage *open_image(const char *rel, const char *options)
 	return img;
 }
 
+VipsImage *memory_image(const char *rel, const char *options)
+{
+	VipsImage *lazy = open_image(rel, options), *img;
+
+	img = vips_image_copy_memory(lazy);
+	g_object_unref(lazy);
+	assert_non_null(img);
+	return img;
+}
+
 /* ---- images */
 
 struct imgnode_geometry geometry_of(VipsImage *img)

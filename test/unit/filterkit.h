@@ -94,6 +94,10 @@ char *read_corpus(const char *rel, size_t *len);
  */
 VipsImage *open_image(const char *rel, const char *options);
 
+/* The same image decoded into memory (every step reads computed pixels,
+ * as from the node's shared decode of renditions). Unref it. */
+VipsImage *memory_image(const char *rel, const char *options);
+
 /* What the host hands predict for img: its header's shape, one frame's
  * height for an animation (the node reads headers one page deep). */
 struct imgnode_geometry geometry_of(VipsImage *img);

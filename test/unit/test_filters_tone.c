@@ -32,21 +32,10 @@
 
 static struct plugin_set set;
 
-/* A corpus image, decoded into memory (options: a load option string). */
-static VipsImage *load(const char *rel, const char *options)
-{
-	VipsImage *lazy = open_image(rel, options), *img;
-
-	img = vips_image_copy_memory(lazy);
-	g_object_unref(lazy);
-	assert_non_null(img);
-	return img;
-}
-
 /* A photo, 1/8 of its size: 544x306. */
 static VipsImage *photo(void)
 {
-	return load("photos/bridge.jpg", "shrink=8");
+	return memory_image("photos/bridge.jpg", "shrink=8");
 }
 
 /*
@@ -316,8 +305,8 @@ static void check_alpha_kept(const char *text, VipsImage *rgba)
 static void test_gamma_negate_alpha_and_depth(void **state)
 {
 	VipsImage *in = photo(), *light, *dark, *neg, *back, *wide, *wneg;
-	VipsImage *rgba = load("formats/pngsuite-basn6a08.png", NULL);
-	VipsImage *rgba16 = load("formats/pngsuite-basn6a16.png", NULL);
+	VipsImage *rgba = memory_image("formats/pngsuite-basn6a08.png", NULL);
+	VipsImage *rgba16 = memory_image("formats/pngsuite-basn6a16.png", NULL);
 
 	(void)state;
 	light = step("gamma", in);
@@ -394,7 +383,8 @@ static void test_normalise_bad_range(void **state)
 
 static void test_tint(void **state)
 {
-	VipsImage *in = load("formats/jpeg-gray.jpg", NULL), *red, *blue;
+	VipsImage *in = memory_image("formats/jpeg-gray.jpg", NULL), *red,
+	          *blue;
 	VipsImage *out = NULL;
 	static const char *const good[] = {"#ff8800", "FF8800", "#ff880080",
 	                                   "#ABCDEF", "white",  "transparent",
@@ -477,7 +467,7 @@ static void test_median(void **state)
 	assert_int_equal(try_step("median(4)", in, &out, err, sizeof(err)),
 	                 -EINVAL);
 	assert_non_null(strstr(err, "size=4: must be odd"));
-	anim = load("formats/gif-anim-17x17.gif", "n=-1");
+	anim = memory_image("formats/gif-anim-17x17.gif", "n=-1");
 	assert_int_equal(try_step("median", anim, &out, err, sizeof(err)),
 	                 -ENOTSUP);
 	assert_non_null(strstr(err, "cannot work on animations"));
@@ -530,7 +520,7 @@ static void test_threshold(void **state)
 	dark = step("threshold(255)", in);
 	assert_true(avg(dark) < avg(bw));
 	/* 16-bit in, compared at its scale; 8-bit 0/255 out */
-	rgb16 = load("formats/tiff-rgb16.tiff", NULL);
+	rgb16 = memory_image("formats/tiff-rgb16.tiff", NULL);
 	wide = step("threshold", rgb16);
 	assert_int_equal(wide->BandFmt, VIPS_FORMAT_UCHAR);
 	check_binary(wide);

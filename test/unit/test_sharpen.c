@@ -24,17 +24,6 @@
 
 static const char *const names[] = {"sharpen", NULL};
 
-/* A corpus image decoded into memory (options: a load option string). */
-static VipsImage *load(const char *rel, const char *options)
-{
-	VipsImage *lazy = open_image(rel, options), *img;
-
-	img = vips_image_copy_memory(lazy);
-	g_object_unref(lazy);
-	assert_non_null(img);
-	return img;
-}
-
 /* The sharpen filter on in, with sigma given as text (NULL: default). */
 static VipsImage *filter_sharpen(VipsImage *in, const char *sigma)
 {
@@ -109,7 +98,7 @@ static void test_same_pixels(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		VipsImage *in = load(cases[i].rel, cases[i].options);
+		VipsImage *in = memory_image(cases[i].rel, cases[i].options);
 
 		assert_as_libvips(in, cases[i].sigma);
 		g_object_unref(in);
@@ -119,7 +108,7 @@ static void test_same_pixels(void **state)
 /* An animation: each frame as a plain vips_sharpen of it makes it. */
 static void test_animation(void **state)
 {
-	VipsImage *in = load("formats/gif-anim-17x17.gif", "n=-1");
+	VipsImage *in = memory_image("formats/gif-anim-17x17.gif", "n=-1");
 	int page = vips_image_get_page_height(in), n = in->Ysize / page;
 	VipsImage **frames = g_new0(VipsImage *, n), *mine, *plain;
 
@@ -151,7 +140,7 @@ static void test_animation(void **state)
 /* Several threads share the cache: still the same pixels. */
 static void test_threads(void **state)
 {
-	VipsImage *in = load("photos/bridge.jpg", "shrink=2");
+	VipsImage *in = memory_image("photos/bridge.jpg", "shrink=2");
 
 	(void)state;
 	vips_concurrency_set(4);
@@ -224,7 +213,7 @@ static double reads(VipsImage *in, bool filter)
 
 static void test_reads_once(void **state)
 {
-	VipsImage *in = load("photos/bridge.jpg", "shrink=4");
+	VipsImage *in = memory_image("photos/bridge.jpg", "shrink=4");
 	double mine = reads(in, true), plain = reads(in, false);
 
 	(void)state;
