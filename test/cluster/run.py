@@ -215,6 +215,20 @@ class Cluster:
                         str(self.k), *map(str, args[1:])], check=True,
                        capture_output=True, timeout=600)
 
+    def whole(self):
+        """Every mon in quorum, every OSD up and none full, every broker
+        running."""
+        r = subprocess.run([str(CEPH), "status", str(self.dir / "ceph"),
+                            str(self.k)], capture_output=True, text=True,
+                           timeout=60)
+        want = ["quorum: h1 h2 h3", "up: 0 1 2", "full: -"]
+        if r.returncode or any(w not in r.stdout.splitlines() for w in want):
+            return False
+        r = subprocess.run([str(RABBIT), "status", str(self.dir / "rabbit"),
+                            str(self.k)], capture_output=True, text=True,
+                           timeout=60)
+        return r.returncode == 0
+
     def ready(self, i):
         return req(self.nodes[i - 1], "GET", "/readyz", timeout=5)[0] == 200
 
@@ -345,11 +359,12 @@ class Load:
 
 
 def recover(cluster, since, canary):
-    """Seconds from since until every node is ready and a new job went
-    through nginx to done (bounded: None if never)."""
+    """Seconds from since until every node is ready, the services whole
+    again and a new job went through nginx to done (bounded: None if
+    never)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if all(cluster.ready(i) for i in (1, 2, 3)):
+        if all(cluster.ready(i) for i in (1, 2, 3)) and cluster.whole():
             st, _, _, _ = req(cluster.url, "POST", canary.path() + "&wait=30",
                                body_of(canary),
                                {"X-Api-Key": cluster.key,
@@ -405,6 +420,7 @@ def scenario(cluster, name, jobs, probes, canary):
         wait_until(12)
         cluster.run("kill-host", host)
         wait_until(35)
+        repaired = time.monotonic()
         cluster.run("start-host", host)
     elif name == "b":
         host = 3
@@ -416,6 +432,7 @@ def scenario(cluster, name, jobs, probes, canary):
         wait_until(30)
         probed = probe_minority(cluster, host, probes, load.t0 + 68, seen)
         wait_until(70)
+        repaired = time.monotonic()
         cluster.run("heal-host", host)
         row["extra"] = "cut node: " + " ".join(
             f"{k or 'conn'}x{v}" for k, v in sorted(seen.items()))
@@ -423,6 +440,7 @@ def scenario(cluster, name, jobs, probes, canary):
     elif name == "c":
         wait_until(8)
         for host in (1, 2, 3):
+            repaired = time.monotonic()
             cluster.run("restart-node", host)
             time.sleep(5)
     elif name == "e":
@@ -441,14 +459,16 @@ def scenario(cluster, name, jobs, probes, canary):
             elif st in (507, 503) and not is_json_error(data):
                 bad.append((st, data[:120]))
             time.sleep(2)
+        repaired = time.monotonic()
         cluster.ceph("unfill", 2)
         row["extra"] = "while full: " + " ".join(
             f"{k}x{v}" for k, v in sorted(seen.items()))
         row["full_ok"] = not bad and (seen[507] + seen[503]) > 0
         row["full_bad"] = bad
-    repaired = time.monotonic()
-    load.join()
+    # recovery is timed from the repair's start (c: the last restart's),
+    # while the load goes on
     row["recovery"] = recover(cluster, repaired, canary)
+    load.join()
     load.settle(FINAL_WAIT)
     for job in probed:  # the minority's jobs, if it took any
         deadline = time.monotonic() + 60
