@@ -375,25 +375,37 @@ def recover(cluster, since, canary):
     return None
 
 
-def probe_minority(cluster, host, jobs, until, seen):
-    """Asks the cut-off node directly, from this machine, to take jobs
-    until `until`; tallies its answers in seen. A job it accepts is
-    returned (to be accounted like any other)."""
+def probe(cluster, url, jobs, until, seen, bad):
+    """Asks url (a node directly, or nginx) to take jobs, one every 2 s
+    until `until`; tallies the answers in seen, and in bad those that are
+    neither an acceptance nor a 503/507 with a JSON error. The jobs
+    accepted are returned (to be accounted like any other)."""
     accepted = []
     i = 0
     while time.monotonic() < until and i < len(jobs):
         job = jobs[i]
-        st, hd, data, _ = req(cluster.nodes[host - 1], "POST", job.path(),
-                               body_of(job), {"X-Api-Key": cluster.key,
-                                              "Idempotency-Key": job.key})
+        st, hd, data, _ = req(url, "POST", job.path(), body_of(job),
+                              {"X-Api-Key": cluster.key,
+                               "Idempotency-Key": job.key})
         seen[st] += 1
         if st in (200, 202):
             job.id = json.loads(data)["id"] if st == 202 \
                 else hd["X-Imgnode-Job"]
             accepted.append(job)
             i += 1
+        elif st not in (503, 507) or not is_json_error(data):
+            bad.append((st, data[:120]))
+        else:
+            seen[f"{st} {json.loads(data)['detail']}"] += 1
         time.sleep(2)
     return accepted
+
+
+def tally(seen):
+    """'503x4 202x0' of the statuses seen; the details are printed
+    under the table."""
+    return " ".join(f"{k or 'conn'}x{v}" for k, v in sorted(
+        (k, v) for k, v in seen.items() if isinstance(k, int)))
 
 
 SCENARIOS = {
@@ -407,7 +419,7 @@ SCENARIOS = {
 
 def scenario(cluster, name, jobs, probes, canary):
     """Runs one scenario; returns its row (a dict)."""
-    span = 90 if name == "b" else 60
+    span = {"b": 90, "e": 80}.get(name, 60)
     row = {"name": name, "what": SCENARIOS[name], "extra": ""}
     say(f"scenario {name}: {SCENARIOS[name]}: {len(jobs)} jobs over {span}s")
     load = Load(cluster, jobs, span)
@@ -426,17 +438,19 @@ def scenario(cluster, name, jobs, probes, canary):
         host = 3
         wait_until(10)
         cluster.run("cut-host", host)
-        seen = collections.Counter()
+        seen, bad = collections.Counter(), []
         # the minority's answers once the cut is known (pause_minority
         # and Ceph's mon election take a few seconds to see it)
         wait_until(30)
-        probed = probe_minority(cluster, host, probes, load.t0 + 68, seen)
+        probed = probe(cluster, cluster.nodes[host - 1], probes,
+                       load.t0 + 68, seen, bad)
         wait_until(70)
         repaired = time.monotonic()
         cluster.run("heal-host", host)
-        row["extra"] = "cut node: " + " ".join(
-            f"{k or 'conn'}x{v}" for k, v in sorted(seen.items()))
-        row["minority_ok"] = set(seen) <= {503, 0} and seen[503] > 0
+        row["extra"] = "cut node: " + tally(seen)
+        row["said"] = [k for k in seen if isinstance(k, str)]
+        row["minority_ok"] = not probed and not bad and seen[503] > 0
+        row["unclear"] = bad
     elif name == "c":
         wait_until(8)
         for host in (1, 2, 3):
@@ -444,33 +458,24 @@ def scenario(cluster, name, jobs, probes, canary):
             cluster.run("restart-node", host)
             time.sleep(5)
     elif name == "e":
-        wait_until(10)
+        wait_until(5)
         cluster.ceph("fill", 2)
-        seen = collections.Counter()
-        bad = []
-        end = load.t0 + 35
-        while time.monotonic() < end:
-            st, _, data, _ = req(cluster.url, "POST", probes[0].path(),
-                                  body_of(probes[0]),
-                                  {"X-Api-Key": cluster.key})
-            seen[st] += 1
-            if st not in (507, 503) and st not in (200, 202):
-                bad.append((st, data[:120]))
-            elif st in (507, 503) and not is_json_error(data):
-                bad.append((st, data[:120]))
-            time.sleep(2)
+        seen, bad = collections.Counter(), []
+        # new jobs while it is full: refused clearly, or taken and kept
+        probed = probe(cluster, cluster.url, probes,
+                       time.monotonic() + 20, seen, bad)
         repaired = time.monotonic()
         cluster.ceph("unfill", 2)
-        row["extra"] = "while full: " + " ".join(
-            f"{k}x{v}" for k, v in sorted(seen.items()))
+        row["extra"] = "while full: " + tally(seen)
+        row["said"] = [k for k in seen if isinstance(k, str)]
         row["full_ok"] = not bad and (seen[507] + seen[503]) > 0
-        row["full_bad"] = bad
+        row["unclear"] = bad
     # recovery is timed from the repair's start (c: the last restart's),
     # while the load goes on
     row["recovery"] = recover(cluster, repaired, canary)
     load.join()
     load.settle(FINAL_WAIT)
-    for job in probed:  # the minority's jobs, if it took any
+    for job in probed:  # jobs the probes got accepted, if any
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not load.poll(job):
             time.sleep(0.5)
@@ -540,8 +545,10 @@ def table(rows):
             print(f"   refused {st}: {job.pipeline}: {data!r}")
         for w in r["wrongs"]:
             print(f"   WRONG result: {w}")
-        if r.get("full_bad"):
-            print(f"   unclear answers while full: {r['full_bad']}")
+        for said in r.get("said", []):
+            print(f"   answered: {said}")
+        if r.get("unclear"):
+            print(f"   unclear answers: {r['unclear']}")
 
 
 def verdict(rows):
