@@ -227,7 +227,9 @@ class Cluster:
         r = subprocess.run([str(RABBIT), "status", str(self.dir / "rabbit"),
                             str(self.k)], capture_output=True, text=True,
                            timeout=60)
-        return r.returncode == 0
+        lines = r.stdout.splitlines()
+        return r.returncode == 0 and len(lines) == 3 and all(
+            re.match(r"\d running members=1,2,3 ", line) for line in lines)
 
     def ready(self, i):
         return req(self.nodes[i - 1], "GET", "/readyz", timeout=5)[0] == 200
