@@ -497,6 +497,8 @@ def account(row, ref, cluster, logs):
             r"worker: job (?:done|failed) id=([0-9a-f]+) attempt=\d+", logs))
     again = [j for j in jobs if runs[j.id] > 1 or
              (j.record or {}).get("attempts", 1) > 1]
+    # the signal must see every job a worker finished
+    unseen = [j.id for j in done + failed if not runs[j.id]]
     same = dims = wrong = 0
     wrongs = []
     for j in done:
@@ -516,7 +518,7 @@ def account(row, ref, cluster, logs):
                kinds=dict(load.errors), longest=load.longest,
                unaccepted=len(load.unaccepted), rejected=load.rejected,
                reasons=collections.Counter(j.reason for j in failed),
-               lost_ids=[j.id for j in lost])
+               lost_ids=[j.id for j in lost], unseen=unseen)
     return row
 
 
@@ -545,6 +547,9 @@ def table(rows):
                   f"{r['unaccepted']}")
         for job, st, data in r["rejected"]:
             print(f"   refused {st}: {job.pipeline}: {data!r}")
+        if r["unseen"]:
+            print(f"   no worker log line for {len(r['unseen'])} finished "
+                  "jobs: 'again' may be undercounted")
         for w in r["wrongs"]:
             print(f"   WRONG result: {w}")
         for said in r.get("said", []):
