@@ -9,7 +9,7 @@
 #   lint     clang-format check, cppcheck, banned functions
 #   deb      the Debian packages (pkg/deb/Makefile.inc); check runs check-deb
 #   check-cluster  three hosts (network namespaces) under faults, every job
-#            counted (test/cluster/run.py, root, ~12 min; not in check)
+#            counted (test/cluster/run.py, root, ~7 min; not in check)
 #   check-fresh  make run and make deps from a clean clone in a fresh
 #            container (test/fresh/run); check runs it
 #   format   rewrites the sources with clang-format
@@ -265,7 +265,7 @@ check: deps
 # mon + OSD and a node; nginx in front: test/lib/cluster) under faults: a
 # host killed, cut off, a rolling restart, the quorum leader's host killed,
 # an OSD full. Counts every job (lost must be 0) and checks every result
-# against one node's (test/cluster/run.py). As root; about 12 minutes;
+# against one node's (test/cluster/run.py). As root; about 7 minutes;
 # CLUSTER_K=N picks the namespaces' set (default 0).
 check-cluster: deps
 	$(Q)$(MAKE) --no-print-directory all
