@@ -231,6 +231,16 @@ class Cluster:
         return r.returncode == 0 and len(lines) == 3 and all(
             re.match(r"\d running members=1,2,3 ", line) for line in lines)
 
+    def services(self):
+        """RabbitMQ's and Ceph's status lines, joined."""
+        out = []
+        for script, sub in ((RABBIT, "rabbit"), (CEPH, "ceph")):
+            r = subprocess.run([str(script), "status", str(self.dir / sub),
+                                str(self.k)], capture_output=True,
+                               text=True, timeout=60)
+            out += r.stdout.splitlines()
+        return "; ".join(out)
+
     def ready(self, i):
         return req(self.nodes[i - 1], "GET", "/readyz", timeout=5)[0] == 200
 
@@ -445,7 +455,9 @@ def scenario(cluster, name, jobs, probes, canary):
         # and Ceph's mon election take a few seconds to see it)
         wait_until(30)
         probed = probe(cluster, cluster.nodes[host - 1], probes,
-                       load.t0 + 68, seen, bad)
+                       load.t0 + 66, seen, bad)
+        # what the services made of it, as they say
+        row["during"] = cluster.services()
         wait_until(70)
         repaired = time.monotonic()
         cluster.run("heal-host", host)
@@ -552,6 +564,8 @@ def table(rows):
                   "jobs: 'again' may be undercounted")
         for w in r["wrongs"]:
             print(f"   WRONG result: {w}")
+        if r.get("during"):
+            print(f"   services during the cut: {r['during']}")
         for said in r.get("said", []):
             print(f"   answered: {said}")
         if r.get("unclear"):
