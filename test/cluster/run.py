@@ -25,7 +25,9 @@ must be 0), processed more than once (a worker ran the job more than
 once: more than one "job done|failed id=ID attempt=N" line in the nodes'
 debug logs, or a delivery attempt above 1 in the record), client-visible
 errors, the longest single request, and the time to full recovery (from
-the repair until every node answers /readyz 200 and a new job is done).
+the repair until every node answers /readyz 200, Ceph has its three
+mons in quorum and every PG active+clean, every broker runs and sees the
+two others, and a new job is done).
 Every result is checked against a one-node reference run (spool + fs,
 loopback) of the same job: the same bytes, or else the same format and
 dimensions. Prints the table; exits 1 if any job is lost or any result
@@ -216,13 +218,17 @@ class Cluster:
                        capture_output=True, timeout=600)
 
     def whole(self):
-        """Every mon in quorum, every OSD up and none full, every broker
-        running."""
+        """Every mon in quorum, every OSD up and in and none full, every
+        PG active+clean (recovery over), every broker running and seeing
+        the other two."""
         r = subprocess.run([str(CEPH), "status", str(self.dir / "ceph"),
                             str(self.k)], capture_output=True, text=True,
                            timeout=60)
-        want = ["quorum: h1 h2 h3", "up: 0 1 2", "full: -"]
-        if r.returncode or any(w not in r.stdout.splitlines() for w in want):
+        want = ["quorum: h1 h2 h3", "up: 0 1 2", "in: 0 1 2", "full: -"]
+        clean = re.search(r"^clean: (\d+) of (\d+) PGs", r.stdout, re.M)
+        if r.returncode or any(w not in r.stdout.splitlines()
+                               for w in want) or not clean or \
+                clean.group(1) != clean.group(2):
             return False
         r = subprocess.run([str(RABBIT), "status", str(self.dir / "rabbit"),
                             str(self.k)], capture_output=True, text=True,
