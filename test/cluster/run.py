@@ -56,8 +56,8 @@ import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "test" / "e2e"))
-from nodelib import (IMGNODE, Node, config, corpus_paths,  # noqa: E402
-                     image_size)
+from nodelib import (IMGNODE, IMGNODECTL, Node, config,  # noqa: E402
+                     corpus_paths, image_size)
 
 CLUSTER = ROOT / "test" / "lib" / "cluster"
 RABBIT = ROOT / "test" / "lib" / "rabbitmq-cluster"
@@ -236,6 +236,39 @@ class Cluster:
         lines = r.stdout.splitlines()
         return r.returncode == 0 and len(lines) == 3 and all(
             re.match(r"\d running members=1,2,3 ", line) for line in lines)
+
+    def busy(self, i, bound=20):
+        """Waits (at most bound seconds) until a worker of node i is in
+        the middle of a job: its CPU time grows by 30 ms within 50 ms (an
+        idle worker sleeps on the broker). True if it saw one."""
+        r = subprocess.run([str(IMGNODECTL), "-s",
+                            str(self.dir / f"h{i}" / "run" / "control.sock"),
+                            "--json", "status"], capture_output=True,
+                           text=True, timeout=30)
+        pids = []
+
+        def walk(n):
+            for c in n.get("children", []):
+                if c["id"].startswith("worker.") and c.get("pid"):
+                    pids.append(c["pid"])
+                walk(c)
+        if r.returncode == 0:
+            walk(json.loads(r.stdout)["tree"])
+
+        def cpu(pid):
+            try:
+                f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1]
+                return sum(int(x) for x in f.split()[11:13])
+            except (OSError, ValueError, IndexError):
+                return 0
+        tick = os.sysconf("SC_CLK_TCK")
+        deadline = time.monotonic() + bound
+        while pids and time.monotonic() < deadline:
+            before = [cpu(p) for p in pids]
+            time.sleep(0.05)
+            if any(cpu(p) - b >= 0.03 * tick for p, b in zip(pids, before)):
+                return True
+        return False
 
     def services(self):
         """RabbitMQ's and Ceph's status lines, joined."""
@@ -446,9 +479,12 @@ def scenario(cluster, name, jobs, probes, canary):
     wait_until = lambda s: time.sleep(max(0, s - t()))  # noqa: E731
     if name in ("a", "d"):
         host = cluster.leader() if name == "d" else 3
-        row["extra"] = f"host {host}"
         wait_until(12)
+        # mid-job if it can: the job's delivery must come back elsewhere
+        busy = cluster.busy(host)
         cluster.run("kill-host", host)
+        row["extra"] = f"host {host}" + (", its worker mid-job" if busy
+                                         else ", its worker idle")
         wait_until(35)
         repaired = time.monotonic()
         cluster.run("start-host", host)
@@ -536,7 +572,9 @@ def account(row, ref, cluster, logs):
                kinds=dict(load.errors), longest=load.longest,
                unaccepted=len(load.unaccepted), rejected=load.rejected,
                reasons=collections.Counter(j.reason for j in failed),
-               lost_ids=[j.id for j in lost], unseen=unseen)
+               lost_ids=[j.id for j in lost], unseen=unseen,
+               again_ids=[(j.id, (j.record or {}).get("attempts"), runs[j.id])
+                          for j in again])
     return row
 
 
@@ -565,6 +603,9 @@ def table(rows):
                   f"{r['unaccepted']}")
         for job, st, data in r["rejected"]:
             print(f"   refused {st}: {job.pipeline}: {data!r}")
+        for job, attempts, ran in r["again_ids"]:
+            print(f"   processed more than once: {job}: delivery attempt "
+                  f"{attempts}, {ran} finished runs in the logs")
         if r["unseen"]:
             print(f"   no worker log line for {len(r['unseen'])} finished "
                   "jobs: 'again' may be undercounted")
