@@ -22,6 +22,7 @@ struct reader {
 	const char *file;
 	int line;
 	bool too_long;
+	bool indented; /* the line begins with a blank: inih continues a key */
 	int nul_line; /* the first line with a NUL byte, or 0 */
 };
 
@@ -30,6 +31,7 @@ struct load_ctx {
 	const struct conf_schema *schemas[2];
 	struct reader *rd;
 	struct conf_entry **tail;
+	struct conf_entry *last; /* the entry the line before set */
 	char *err;
 	size_t errlen;
 	int ret;
@@ -56,6 +58,7 @@ static char *reader_gets(char *str, int num, void *stream)
 	}
 	if (n == 0)
 		return NULL;
+	rd->indented = str[0] == ' ' || str[0] == '\t';
 	str[n] = '\0';
 	rd->line++;
 	if (c != '\n' && n == num - 1 && !rd->too_long) {
@@ -117,6 +120,42 @@ static bool section_known(const struct conf_schema *const schemas[2],
 	return false;
 }
 
+/* True when e's value so far ends with a comma: a list that goes on. */
+static bool list_goes_on(const struct conf_entry *e)
+{
+	size_t n = strlen(e->value);
+
+	while (n > 0 && (e->value[n - 1] == ' ' || e->value[n - 1] == '\t'))
+		n--;
+	return n > 0 && e->value[n - 1] == ',';
+}
+
+/*
+ * An indented line after a value that ends with a comma continues that
+ * list (long lists, such as a cluster's broker URLs, past inih's line
+ * length): its text is appended after a space. 1, or 0 with the error.
+ */
+static int append_line(struct load_ctx *ctx, struct conf_entry *e,
+                       const char *value)
+{
+	size_t a = strlen(e->value), b = strlen(value);
+	char *v = malloc(a + b + 2);
+
+	if (!v) {
+		conf_set_err(ctx->err, ctx->errlen, "%s:%d: out of memory",
+		             ctx->rd->file, ctx->rd->line);
+		ctx->ret = -ENOMEM;
+		return 0;
+	}
+	memcpy(v, e->value, a);
+	v[a] = ' ';
+	memcpy(v + a + 1, value, b + 1);
+	conf_value_wipe(e->value); /* it may hold a secret */
+	free(e->value);
+	e->value = v;
+	return 1;
+}
+
 static int load_handler(void *user, const char *section, const char *key,
                         const char *value)
 {
@@ -142,6 +181,8 @@ static int load_handler(void *user, const char *section, const char *key,
 		goto out_err;
 	}
 	e = find_entry(ctx->conf->entries, section, key);
+	if (e && e == ctx->last && ctx->rd->indented && list_goes_on(e))
+		return append_line(ctx, e, value);
 	if (e && strcmp(e->file, file) == 0) {
 		conf_set_err(
 		        ctx->err, ctx->errlen,
@@ -163,6 +204,7 @@ static int load_handler(void *user, const char *section, const char *key,
 		e->value = v;
 		e->file = f;
 		e->line = line;
+		ctx->last = e;
 		return 1;
 	}
 	e = calloc(1, sizeof(*e));
@@ -175,6 +217,7 @@ static int load_handler(void *user, const char *section, const char *key,
 	e->line = line;
 	*ctx->tail = e;
 	ctx->tail = &e->next;
+	ctx->last = e;
 	if (!e->section || !e->key || !e->value || !e->file)
 		goto out_nomem;
 	return 1;
@@ -231,6 +274,7 @@ static int load_file(struct load_ctx *ctx, const char *path)
 	}
 	setvbuf(rd.fp, iobuf, _IOFBF, sizeof(iobuf));
 	ctx->rd = &rd;
+	ctx->last = NULL;
 	ret = ini_parse_stream(reader_gets, &rd, load_handler, ctx);
 	ctx->rd = NULL; /* rd dies with this frame */
 	fclose(rd.fp);

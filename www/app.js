@@ -258,10 +258,15 @@ async function upload(file, c) {
     ? "preset=" + encodeURIComponent(presetField.value)
     : "pipeline=" + encodeURIComponent(pipelineField.value);
   c.state("uploading");
+  /* a key of its own: nginx may send the upload again to another node
+   * if the first failed mid-request, and no second job is made */
+  const idem = Array.from(crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0")).join("");
   const r = await call("v1/jobs?" + q, {
     method: "POST",
     body: file,
-    headers: Object.assign({ "Content-Type": "application/octet-stream" }, headers()),
+    headers: Object.assign({ "Content-Type": "application/octet-stream",
+      "Idempotency-Key": idem }, headers()),
   }).catch((e) => ({ resp: null, e }));
   if (!r.resp) {
     c.state("refused", "The node did not answer: " + r.e.message);

@@ -55,6 +55,7 @@
 
 #include "../plugin.h"
 #include "executor.h"
+#include "idempotency.h"
 #include "job.h"
 #include "quota.h"
 
@@ -220,6 +221,12 @@ struct request {
 	int io_ret;
 	struct exec_op
 	        *job_op; /* POST: the stored job, until it is published */
+	/* POST /v1/jobs with an Idempotency-Key (idempotency.h): the key
+	 * ("": none), the hash of what defines its job besides the upload,
+	 * and whether the answer is another request's job */
+	char idem_key[IDEM_KEY_MAX + 1];
+	unsigned char idem_def[32];
+	bool idem_replayed;
 };
 
 /* ---- the HTTP daemons (ingress_http.c) ---- */
@@ -604,6 +611,14 @@ void ingress_result_free(struct ingress_result *res);
  * job's record (a, of job id) it cannot delete is marked failed. */
 struct exec_op *ingress_io_delete_op(struct ingress *in, const char *id,
                                      const char *a, const char *b);
+
+/* Adds key to what the delete op op (above) deletes, after a and b. */
+void ingress_io_delete_also(struct exec_op *op, const char *key);
+
+/* The storage's: puts the text body (taken) at key. NULL if out of
+ * memory (body freed). */
+struct exec_op *ingress_io_put_op(struct ingress *in, const char *key,
+                                  char *body);
 
 /* The transport's: publishes body (taken) to the jobs queue with our
  * reply queue. NULL if out of memory (body freed). */

@@ -78,6 +78,8 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 	if (status >= 400) /* an error is of its moment: never cached */
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
 		                        "no-store");
+	if (r->idem_replayed) /* the job of an earlier request, same key */
+		MHD_add_response_header(resp, "Idempotent-Replayed", "true");
 	if (r->vary_accept) /* the pipeline had auto: the format followed Accept */
 		MHD_add_response_header(resp, "Vary", "Accept");
 	ingress_conn_answering(r);

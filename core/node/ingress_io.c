@@ -277,7 +277,7 @@ struct delete_op {
 	struct ingress *in;
 	const struct imgnode_storage_ops *ops;
 	char id[JOB_ID_LEN + 1]; /* the refused job's, or "" */
-	char keys[2][JOB_KEY_MAX];
+	char keys[3][JOB_KEY_MAX]; /* the third: ingress_io_delete_also */
 };
 
 /*
@@ -315,7 +315,7 @@ static int delete_run(struct exec_op *op, void *state)
 	struct delete_op *o = (struct delete_op *)op;
 	int ret = 0;
 
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		int r = o->keys[i][0] ? o->ops->del(state, o->keys[i]) : 0;
 		if (r && r != -ENOENT) {
 			log_warn(COMPONENT, "unable to delete %s: %s",
@@ -347,6 +347,50 @@ struct exec_op *ingress_io_delete_op(struct ingress *in, const char *id,
 	snprintf(o->id, sizeof(o->id), "%s", id ? id : "");
 	snprintf(o->keys[0], sizeof(o->keys[0]), "%s", a ? a : "");
 	snprintf(o->keys[1], sizeof(o->keys[1]), "%s", b ? b : "");
+	return &o->op;
+}
+
+void ingress_io_delete_also(struct exec_op *op, const char *key)
+{
+	struct delete_op *o = (struct delete_op *)op;
+
+	snprintf(o->keys[2], sizeof(o->keys[2]), "%s", key);
+}
+
+struct put_op {
+	struct exec_op op;
+	const struct imgnode_storage_ops *ops;
+	char key[JOB_KEY_MAX];
+	char *body;
+};
+
+static int put_run(struct exec_op *op, void *state)
+{
+	struct put_op *o = (struct put_op *)op;
+
+	return o->ops->put(state, o->key, o->body, strlen(o->body));
+}
+
+static void put_drop(struct exec_op *op)
+{
+	free(((struct put_op *)op)->body);
+	free(op);
+}
+
+struct exec_op *ingress_io_put_op(struct ingress *in, const char *key,
+                                  char *body)
+{
+	struct put_op *o = body ? calloc(1, sizeof(*o)) : NULL;
+
+	if (!o) {
+		free(body);
+		return NULL;
+	}
+	o->op.run = put_run;
+	o->op.drop = put_drop;
+	o->ops = storage_ops(&in->set);
+	snprintf(o->key, sizeof(o->key), "%s", key);
+	o->body = body;
 	return &o->op;
 }
 

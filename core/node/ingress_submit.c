@@ -8,6 +8,14 @@
  * An identical earlier job (same original, pipeline and filter versions)
  * makes this one done at once, from the result cache.
  *
+ * With an Idempotency-Key (idempotency.h), the key is claimed in storage
+ * before anything else is stored: a request that finds it claimed by the
+ * same request (same upload, pipeline, callback) is answered that job
+ * (202, Idempotent-Replayed: true) once it was accepted, or 409 with
+ * Retry-After while it is still being stored; by another request, 422.
+ * The claim is marked accepted once the job is published, and deleted
+ * with what the job stored when it is refused.
+ *
  * POST /v1/images (ingress_images.c) reads, probes and signs its upload
  * here too, without a pipeline; the pipeline checks (resolve, admit) are
  * the variants' as well.
@@ -24,6 +32,7 @@
 #include "../log.h"
 #include "callback.h"
 #include "cost.h"
+#include "idempotency.h"
 #include "image.h"
 #include "ingress.h"
 #include "metrics.h"
@@ -426,6 +435,7 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	           *presets = arg(r, "presets");
 	const char *wait = arg(r, "wait"), *cl = header(r, "Content-Length");
 	const char *type = header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *idem = header(r, "Idempotency-Key");
 	bool image = r->route == ROUTE_IMAGES; /* POST /v1/images */
 	unsigned long long declared = 0;
 	uint64_t limit;
@@ -437,6 +447,18 @@ enum MHD_Result ingress_submit_begin(struct request *r)
 	                            r);
 	if (r->fail_status || (!image && over_inflight(r)))
 		return ingress_answer_fail(r);
+	/* an image's id is its content's: its repeats are one image already,
+	 * so on POST /v1/images the key is only checked */
+	if (idem) {
+		char why[200];
+
+		if (idem_key_check(idem, r->idem_key, why, sizeof(why)))
+			return ingress_fail_now(r, MHD_HTTP_BAD_REQUEST,
+			                        "bad idempotency key", "%s",
+			                        why);
+		if (image)
+			r->idem_key[0] = '\0';
+	}
 	if (cl) {
 		char *end;
 		unsigned long long n = strtoull(cl, &end, 10);
@@ -660,6 +682,14 @@ struct store_op {
 	bool hit; /* done from the result cache */
 	struct ingress_result res; /* a hit's result, with wait */
 	const char *what; /* the step that failed */
+	/* with an Idempotency-Key: its claim's storage key ("": none), ours
+	 * and, if another request holds it, theirs and what it means */
+	char idem[IDEM_STORAGE_KEY_MAX];
+	struct idem_record mine, found;
+	enum idem_verdict verdict;
+	int64_t window; /* [ingress] idempotency_window */
+	bool claimed; /* ours is stored */
+	char replay_status[16]; /* a replayed job's status now */
 };
 
 /*
@@ -696,9 +726,8 @@ static int cache_hit(struct store_op *o)
 	return job_record_put(o->in->set.storage, rec);
 }
 
-static int store_run(struct exec_op *op, void *state)
+static int store_job(struct store_op *o, void *state)
 {
-	struct store_op *o = (struct store_op *)op;
 	struct ingress *in = o->in;
 	const struct imgnode_storage_ops *st = storage_ops(&in->set);
 	int ret, oret;
@@ -744,6 +773,92 @@ static int store_run(struct exec_op *op, void *state)
 	return ret;
 }
 
+/* The status of the job of another request's claim (o->found) into
+ * o->replay_status; -ENOENT if its record is gone. */
+static int replay_status(struct store_op *o)
+{
+	json_t *rec;
+	int ret;
+
+	rec = job_record_get(o->in->set.storage, o->found.job, &ret);
+	if (!rec)
+		return ret;
+	snprintf(o->replay_status, sizeof(o->replay_status), "%s",
+	         job_status_name(job_record_status(rec)));
+	json_decref(rec);
+	return 0;
+}
+
+/*
+ * Claims o's Idempotency-Key: 0 (ours now), -EEXIST (another request's:
+ * o->verdict says what to answer) or another -errno. A replayed job whose
+ * record retention deleted no longer holds its key.
+ */
+static int claim(struct store_op *o, void *state)
+{
+	const struct imgnode_storage_ops *st = storage_ops(&o->in->set);
+	int ret = 0;
+
+	for (int tries = 0; tries < 2; tries++) {
+		o->mine.at_ms = idem_wall_ms();
+		ret = idem_claim(st, state, o->idem, &o->mine, o->mine.at_ms,
+		                 o->window, &o->found, &o->verdict);
+		if (ret != -EEXIST || o->verdict != IDEM_REPLAY)
+			break;
+		ret = replay_status(o);
+		if (ret != -ENOENT)
+			return ret ? ret : -EEXIST;
+		ret = st->del(state, o->idem);
+		if (ret && ret != -ENOENT)
+			return ret;
+		ret = -EEXIST;
+		o->verdict = IDEM_IN_PROGRESS; /* if claimed again meanwhile */
+	}
+	o->claimed = !ret;
+	return ret;
+}
+
+/* Marks o's claim accepted: its job is stored and published (or done). */
+static char *claim_accepted(struct store_op *o)
+{
+	o->mine.state = IDEM_ACCEPTED;
+	return idem_record_encode(&o->mine);
+}
+
+static int store_run(struct exec_op *op, void *state)
+{
+	struct store_op *o = (struct store_op *)op;
+	const struct imgnode_storage_ops *st = storage_ops(&o->in->set);
+	char *text;
+	int ret;
+
+	if (o->idem[0]) {
+		o->what = "unable to claim the Idempotency-Key";
+		ret = claim(o, state);
+		if (ret == -EEXIST) /* answered from o->verdict */
+			return 0;
+		if (ret)
+			return ret;
+	}
+	ret = store_job(o, state);
+	if (ret && o->claimed) {
+		st->del(state, o->idem);
+		o->claimed = false;
+	}
+	if (ret || !o->claimed || !o->hit)
+		return ret;
+	/* done from the cache: nothing left to publish */
+	text = claim_accepted(o);
+	ret = text ? st->put(state, o->idem, text, strlen(text)) : -ENOMEM;
+	if (ret)
+		log_warn(
+		        COMPONENT,
+		        "job id=%s done, its Idempotency-Key left pending: %s; a retry gets 409 until it is taken for stale",
+		        o->mine.job, strerror(-ret));
+	free(text);
+	return 0;
+}
+
 static void store_drop(struct exec_op *op)
 {
 	struct store_op *o = (struct store_op *)op;
@@ -758,6 +873,8 @@ static void store_drop(struct exec_op *op)
 		          json_string_value(json_object_get(o->rec, "id")));
 		st->del(state, o->record);
 		st->del(state, o->orig);
+		if (o->claimed)
+			st->del(state, o->idem);
 	}
 	ingress_upload_free(&o->up);
 	ingress_result_free(&o->res);
@@ -784,6 +901,8 @@ static enum MHD_Result undo(struct request *r, struct store_op *o)
 	struct exec_op *del =
 	        ingress_io_delete_op(r->in, r->id, o->record, o->orig);
 
+	if (del && o->claimed)
+		ingress_io_delete_also(del, o->idem);
 	store_drop(&o->op);
 	if (!del)
 		return ingress_answer_fail(r);
@@ -804,11 +923,35 @@ static int refuse(struct request *r, struct executor *ex, int ret,
 	return ingress_fail_unavailable(r, ex, ret, what);
 }
 
+/* The answer to a job just accepted: 202, or after its wait. */
+static enum MHD_Result answer_new(struct request *r)
+{
+	if (r->wait_ms <= 0)
+		return ingress_answer_accepted(r, job_status_name(JOB_QUEUED));
+	return ingress_wait_suspend(r) ? MHD_YES
+	                               : ingress_answer_from_record(r);
+}
+
+/* Its Idempotency-Key marked accepted (or not: logged), the job is
+ * answered. */
+static enum MHD_Result confirmed(struct request *r)
+{
+	if (r->io_ret)
+		log_warn(
+		        COMPONENT,
+		        "job id=%s accepted, its Idempotency-Key left pending: %s; a retry gets 409 until it is taken for stale",
+		        r->id, strerror(-r->io_ret));
+	ingress_io_free(r->io_op);
+	r->io_op = NULL;
+	return answer_new(r);
+}
+
 /* The publish ended: accepted, or refused and undone. */
 static enum MHD_Result published(struct request *r)
 {
 	struct ingress *in = r->in;
 	struct store_op *o = (struct store_op *)r->job_op;
+	struct exec_op *confirm = NULL;
 	int ret = r->io_ret;
 
 	r->job_op = NULL;
@@ -825,9 +968,49 @@ static enum MHD_Result published(struct request *r)
 	atomic_fetch_add(&in->metrics->bytes_in, o->up.len);
 	log_debug(COMPONENT, "accepted id=%s pipeline=%s bytes=%zu", r->id,
 	          r->pl->canonical, o->up.len);
+	if (o->claimed)
+		confirm = ingress_io_put_op(in, o->idem, claim_accepted(o));
 	store_drop(&o->op);
-	if (r->wait_ms <= 0)
-		return ingress_answer_accepted(r, job_status_name(JOB_QUEUED));
+	if (confirm)
+		return ingress_io_begin(r, &in->storage_ex, confirm, confirmed);
+	return answer_new(r);
+}
+
+/*
+ * The answer to a request whose Idempotency-Key another request holds
+ * (o's verdict; o is dropped): that job, 409 while it is being stored,
+ * or 422 if it was another request.
+ */
+static enum MHD_Result answer_repeat(struct request *r, struct store_op *o)
+{
+	struct ingress *in = r->in;
+	enum idem_verdict verdict = o->verdict;
+	char status[sizeof(o->replay_status)];
+	long long window = (long long)(o->window / 1000);
+
+	snprintf(r->id, sizeof(r->id), "%s", o->found.job);
+	snprintf(status, sizeof(status), "%s", o->replay_status);
+	store_drop(&o->op);
+	if (verdict == IDEM_MISMATCH) {
+		r->id[0] = '\0'; /* not this request's to know */
+		return ingress_fail_now(
+		        r, MHD_HTTP_UNPROCESSABLE_CONTENT,
+		        "idempotency key reused",
+		        "this Idempotency-Key was given to another request (another image, pipeline or callback) within the last %lld s ([ingress] idempotency_window); give a new key for a new job",
+		        window);
+	}
+	if (verdict != IDEM_REPLAY) {
+		ingress_fail(
+		        r, MHD_HTTP_CONFLICT, "request in progress",
+		        "a request with this Idempotency-Key is being accepted, on this node or another; ask again after Retry-After to get its job");
+		return ingress_answer_fail_with(r, MHD_HTTP_HEADER_RETRY_AFTER,
+		                                "1");
+	}
+	r->idem_replayed = true;
+	atomic_fetch_add(&in->metrics->idempotent_replays, 1);
+	log_debug(COMPONENT, "replayed id=%s for its Idempotency-Key", r->id);
+	if (r->wait_ms <= 0 || ingress_pending_watch(in, r->id))
+		return ingress_answer_accepted(r, status);
 	return ingress_wait_suspend(r) ? MHD_YES
 	                               : ingress_answer_from_record(r);
 }
@@ -852,6 +1035,8 @@ static enum MHD_Result stored(struct request *r)
 		store_drop(&o->op);
 		return ingress_answer_fail(r);
 	}
+	if (o->idem[0] && !o->claimed)
+		return answer_repeat(r, o);
 	if (o->hit) {
 		enum MHD_Result answer;
 
@@ -942,6 +1127,18 @@ static enum MHD_Result accept_job(struct request *r,
 	o->op.drop = store_drop;
 	o->in = in;
 	o->rec = rec;
+	if (r->idem_key[0]) {
+		if (idem_storage_key(r->key_id, r->idem_key, o->idem)) {
+			store_drop(&o->op);
+			return ingress_fail_now(
+			        r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			        "internal error",
+			        "unable to hash the Idempotency-Key");
+		}
+		idem_request_hash(r->idem_def, sha, o->mine.hash);
+		snprintf(o->mine.job, sizeof(o->mine.job), "%s", r->id);
+		o->window = in->conf->app->ingress.idempotency_window;
+	}
 	o->wait = r->wait_ms > 0;
 	o->res.ret = -ENOENT;
 	if (!r->rend)
@@ -955,6 +1152,26 @@ static enum MHD_Result accept_job(struct request *r,
 	log_debug(COMPONENT, "storing id=%s pipeline=%s format=%s bytes=%zu",
 	          r->id, r->pl->canonical, info->format, o->up.len);
 	return ingress_io_begin(r, &in->storage_ex, &o->op, stored);
+}
+
+/* What defines r's job besides its upload, for its Idempotency-Key: its
+ * pipelines as given (before auto is negotiated) and its callback. 0, or
+ * -1 with a 500 noted. */
+static int idem_note(struct request *r)
+{
+	const char *pipelines[RENDITIONS_MAX];
+	size_t n = r->rend ? r->nrend : 1;
+
+	if (n > RENDITIONS_MAX) /* [limits] max_renditions' bound */
+		n = RENDITIONS_MAX;
+	for (size_t i = 0; i < n; i++)
+		pipelines[i] =
+		        r->rend ? r->rend[i]->canonical : r->pl->canonical;
+	if (idem_define(pipelines, n, r->callback, r->idem_def))
+		return ingress_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                    "internal error",
+		                    "unable to hash the request");
+	return 0;
 }
 
 int ingress_pipeline_admit(struct request *r, const struct image_info *info)
@@ -1047,7 +1264,8 @@ enum MHD_Result ingress_submit_finish(struct request *r)
 		                        "image rejected", "%s", err);
 	if (image)
 		res = ingress_images_store(r, &info);
-	else if (ingress_pipeline_admit(r, &info))
+	else if ((r->idem_key[0] && idem_note(r)) ||
+	         ingress_pipeline_admit(r, &info))
 		res = ingress_answer_fail(r);
 	else
 		res = accept_job(r, &info);

@@ -166,7 +166,7 @@ char *metrics_render(struct metrics *m)
 {
 	static const char *const outcomes[] = {"done", "failed", "cached"};
 	static const char *const swept_kinds[] = {"result", "original",
-	                                          "record"};
+	                                          "record", "idempotency"};
 	static const char *const webhook_outcomes[] = {"delivered", "retry",
 	                                               "gave_up"};
 	struct out o = {malloc(8192), 0, 8192, false};
@@ -210,6 +210,9 @@ char *metrics_render(struct metrics *m)
 	counter(&o, "imgnode_retention_passes_total",
 	        "Whole retention passes this node made over the store.",
 	        atomic_load(&m->retention_passes));
+	counter(&o, "imgnode_idempotent_replays_total",
+	        "Submissions answered the job an earlier one with the same Idempotency-Key made (Idempotent-Replayed: true).",
+	        atomic_load(&m->idempotent_replays));
 	put(&o, "# HELP imgnode_webhooks_total Webhook attempts, by outcome "
 	        "(retry: failed, tried again later).\n"
 	        "# TYPE imgnode_webhooks_total counter\n");

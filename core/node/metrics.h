@@ -26,7 +26,13 @@ struct histogram {
 enum job_outcome { OUTCOME_DONE, OUTCOME_FAILED, OUTCOME_CACHED, OUTCOMES };
 
 /* What retention deletes (retention.c). */
-enum swept_kind { SWEPT_RESULT, SWEPT_ORIGINAL, SWEPT_RECORD, SWEPT_KINDS };
+enum swept_kind {
+	SWEPT_RESULT,
+	SWEPT_ORIGINAL,
+	SWEPT_RECORD,
+	SWEPT_IDEMPOTENCY, /* idem/ records past [ingress] idempotency_window */
+	SWEPT_KINDS
+};
 
 /* What became of a webhook attempt (notifier.c). */
 enum webhook_outcome {
@@ -49,6 +55,8 @@ struct metrics {
 	/* objects (and their bytes) retention deleted, by kind */
 	_Atomic uint64_t swept[SWEPT_KINDS], swept_bytes[SWEPT_KINDS];
 	_Atomic uint64_t retention_passes; /* whole passes this node made */
+	/* submissions answered another's job by their Idempotency-Key */
+	_Atomic uint64_t idempotent_replays;
 	_Atomic uint64_t webhooks[WEBHOOK_OUTCOMES]; /* attempts, by outcome */
 	/* ids of jobs with a callback the ingress accepted, for the notifier
 	 * (callback.h: a hint; the store's index is the truth) */

@@ -176,6 +176,10 @@ const struct imgnode_conf_key ingress_conf_keys[] =
                 {"callback_hosts", IMGNODE_CONF_LIST, "", 0, 0, NULL,
                  "Hosts a job's ?callback=URL may name, as host or host:port (the host as the URL writes it, matched exactly, case aside; without a port only the scheme's default one): the notifier POSTs the finished job's record there, signed with [webhooks] secret (docs/webhooks.md). Empty: callback= is refused with 400.",
                  ING(callback_hosts)},
+                {"idempotency_window", IMGNODE_CONF_DURATION, "24h", 1000,
+                 INT64_C(30) * DAY, NULL,
+                 "How long a POST /v1/jobs with an Idempotency-Key is remembered, on every node sharing the storage (idem/ objects, deleted by retention after it): the same key with the same request (image, pipeline, callback) within it answers the job the first one made, with Idempotent-Replayed: true; with another request it is a 422. Keys are per API key.",
+                 ING(idempotency_window)},
                 {NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 

@@ -61,6 +61,7 @@ struct ingress_conf {
 	bool access_log; /* a line per request */
 	/* host[:port] a callback= may name */
 	struct imgnode_list callback_hosts;
+	int64_t idempotency_window; /* ms an Idempotency-Key is kept */
 };
 
 struct limits_conf {

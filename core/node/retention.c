@@ -16,6 +16,11 @@
  *             queued or running, for result_ttl after it finished, and
  *             for as long as its kept image exists.
  *
+ *   idem/HEX  an Idempotency-Key's record (idempotency.h) written more
+ *             than [ingress] idempotency_window ago (the ingress takes
+ *             one that old for absent already, so this only frees space);
+ *             swept even when every TTL above is 0.
+ *
  * Kept images (img/ID) are never deleted here, only by DELETE.
  *
  * The records are read first, then the results and originals listed: an
@@ -44,6 +49,7 @@
 
 #include "../log.h"
 #include "../spawn.h"
+#include "idempotency.h"
 #include "job.h"
 #include "metrics.h"
 
@@ -356,6 +362,32 @@ static int orphans(struct pass *p, const volatile sig_atomic_t *stop)
 	return ret;
 }
 
+/* Idempotency-Keys' records older than [ingress] idempotency_window. */
+static int idempotency_keys(struct pass *p, const volatile sig_atomic_t *stop)
+{
+	const struct imgnode_storage_ops *st = storage_ops(p->set);
+	int64_t window = p->conf->app->ingress.idempotency_window;
+	struct keys idem = {0};
+	int ret;
+
+	ret = st->list(p->set->storage->state, IDEM_PREFIX, collect, &idem);
+	for (size_t i = 0; !ret && i < idem.n && !*stop; i++) {
+		struct imgnode_stat s;
+
+		if (i % 64 == 0)
+			proc_notify_busy(STEP_BUSY_MS);
+		ret = st->stat(p->set->storage->state, idem.k[i], &s);
+		if (ret == -ENOENT) {
+			ret = 0;
+			continue;
+		}
+		if (!ret && p->now - s.mtime_ms >= window)
+			ret = drop(p, idem.k[i], SWEPT_IDEMPOTENCY, s.size);
+	}
+	keys_free(&idem);
+	return ret;
+}
+
 /* Takes the lease; false if another node holds a live one. */
 static bool lease_take(struct pass *p)
 {
@@ -391,18 +423,18 @@ int retention_run(struct plugin_set *set, const struct conf *conf,
 	const struct retention_conf *rc = &conf->app->retention;
 	struct pass p = {
 	        .set = set, .rc = rc, .conf = conf, .m = m, .now = wall_ms()};
+	bool ttls = rc->result_ttl || rc->original_ttl || rc->record_ttl;
 	struct keys ids = {0};
-	int ret;
+	int ret = 0;
 
-	if (!rc->result_ttl && !rc->original_ttl && !rc->record_ttl)
-		return 0;
 	proc_notify_busy(STEP_BUSY_MS);
 	if (!lease_take(&p)) {
 		proc_notify_alive();
 		return 0;
 	}
-	ret = storage_ops(set)->list(set->storage->state, "jobs/", collect,
-	                             &ids);
+	if (ttls)
+		ret = storage_ops(set)->list(set->storage->state, "jobs/",
+		                             collect, &ids);
 	for (size_t i = 0; !ret && i < ids.n && !*stop; i++) {
 		if (!job_id_valid(ids.k[i] + 5))
 			continue;
@@ -415,6 +447,8 @@ int retention_run(struct plugin_set *set, const struct conf *conf,
 		ret = results(&p, stop);
 	if (!ret && rc->original_ttl && !*stop)
 		ret = orphans(&p, stop);
+	if (!ret && !*stop)
+		ret = idempotency_keys(&p, stop);
 	if (ret)
 		log_warn(COMPONENT, "pass stopped: %s; the next one goes on",
 		         strerror(-ret));

@@ -13,9 +13,10 @@
 struct metrics;
 
 /*
- * One pass over set's storage: expired results, originals and records
- * deleted, counted in m. Does nothing when every TTL is 0, or while
- * another node holds the lease. Tells the supervisor it is busy as it
+ * One pass over set's storage: expired results, originals, records and
+ * Idempotency-Keys' records deleted, counted in m. Does nothing while
+ * another node holds the lease (nor, when every TTL is 0, more than the
+ * Idempotency-Keys). Tells the supervisor it is busy as it
  * goes; stops early once *stop is set. 0, or the -errno that stopped it
  * (logged); the next pass goes on.
  */

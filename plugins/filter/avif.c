@@ -42,13 +42,12 @@ static const struct imgnode_arg args[] = {
 static int avif_init(const struct imgnode_host *host, const void *conf,
                      void **state)
 {
+	char why[240];
+
 	(void)conf;
 	*state = NULL;
-	if (!vips_type_find("VipsOperation", "heifsave_buffer")) {
-		host->log(
-		        IMGNODE_LOG_ERROR, "avif",
-		        "this libvips cannot save AVIF: libvips %s has no heifsave_buffer operation (built without libheif, or its heif module is missing)",
-		        vips_version_string());
+	if (filter_lacks("heifsave_buffer", "AVIF", why, sizeof(why))) {
+		host->log(IMGNODE_LOG_ERROR, "avif", "%s", why);
 		return -ENOTSUP;
 	}
 	return 0;

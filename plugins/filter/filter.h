@@ -91,6 +91,24 @@ static inline void filter_start(void)
 }
 
 /*
+ * Whether this libvips lacks operation op (what it can encode depends on how
+ * it was built: a library, or on Debian a module); if so, the reason, naming
+ * the format (what), in why. Only where libvips is started (a filter's init
+ * runs in the ingress too when the filter has a predict hook).
+ */
+static inline bool filter_lacks(const char *op, const char *what, char *why,
+                                size_t len)
+{
+	if (vips_type_find("VipsOperation", op))
+		return false;
+	snprintf(
+	        why, len,
+	        "this libvips (%s) cannot save %s: it has no %s operation (built without its library, or its module is missing)",
+	        vips_version_string(), what, op);
+	return true;
+}
+
+/*
  * Writes "WHAT: libvips' message" (or the message alone if what is NULL)
  * to err as one line, libvips' lines joined with "; ", clears libvips'
  * process-wide error buffer and returns -EINVAL: every libvips failure is

@@ -8,8 +8,11 @@
  * default), so every JPEG XL output is sRGB without a profile.
  *
  * Whether libvips can write JPEG XL depends on how it was built (libjxl,
- * and on Debian its jxl module): init refuses the plugin if this libvips
- * has no jxlsave_buffer, so imgnode -t names the reason. The self-test
+ * and on Debian its jxl module; sharp's prebuilt libvips has none). On a
+ * libvips without jxlsave_buffer the node still starts: init warns (so
+ * imgnode -t says so) and every job that ends in jxl fails in the worker
+ * with that reason. The step has no predict hook: init asks libvips, which
+ * only workers and the self-test start (the ingress never does). The self-test
  * encodes a small image and checks the output is a JPEG XL codestream or
  * container: the node's workers do not decode JPEG XL (jxlload is not on
  * the allow-list of input formats), so it cannot be read back here.
@@ -32,17 +35,20 @@ static const struct imgnode_arg args[] = {
         {NULL, 0, NULL, 0, 0, NULL, NULL},
 };
 
+/* Why jobs fail, as the state, when this libvips cannot write JPEG XL;
+ * NULL (the state) when it can. */
+static char missing[240];
+
 static int jxl_init(const struct imgnode_host *host, const void *conf,
                     void **state)
 {
 	(void)conf;
 	*state = NULL;
-	if (!vips_type_find("VipsOperation", "jxlsave_buffer")) {
-		host->log(
-		        IMGNODE_LOG_ERROR, "jxl",
-		        "this libvips cannot save JPEG XL: libvips %s has no jxlsave_buffer operation (built without libjxl, or its jxl module is missing)",
-		        vips_version_string());
-		return -ENOTSUP;
+	if (filter_lacks("jxlsave_buffer", "JPEG XL", missing,
+	                 sizeof(missing))) {
+		host->log(IMGNODE_LOG_WARN, "jxl",
+		          "%s; jobs that end in jxl will fail", missing);
+		*state = missing;
 	}
 	return 0;
 }
@@ -54,7 +60,10 @@ static int jxl_encode(void *state, VipsImage *in,
 	VipsImage *img;
 	int r;
 
-	(void)state;
+	if (state) {
+		snprintf(err, errlen, "%s", (const char *)state);
+		return -ENOTSUP;
+	}
 	filter_start();
 	if (filter_icc_only(in) || filter_stripped(in))
 		filter_to_srgb(in, &img);
@@ -83,12 +92,14 @@ static bool is_jxl(const unsigned char *buf, size_t len)
 static int jxl_selftest(void *state, char *err, size_t errlen)
 {
 	const union imgnode_value a[] = {{.i = 75}, {.i = 3}, {.b = false}};
-	VipsImage *in = filter_test_image();
+	VipsImage *in;
 	void *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	(void)state;
+	if (state) /* init said why; nothing here can encode */
+		return 0;
+	in = filter_test_image();
 	if (!in)
 		return filter_fail(err, errlen, "self-test: no test image");
 	r = jxl_encode(NULL, in, a, &buf, &len, err, errlen);

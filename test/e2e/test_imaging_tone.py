@@ -5,12 +5,16 @@ icc(embed) otherwise), a CMYK JPEG and 16-bit inputs coming out right,
 max_bytes, and the jxl encoder inside the workers' sandbox. One node for
 the module."""
 import io
+import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from nodelib import corpus, error_of, image_size, start
+from nodelib import (IMGNODE, PLUGINS, Imgnode, Node, config, corpus,
+                     error_of, image_size, start)
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +164,31 @@ def test_jxl_in_the_workers(n):
     r = run(n, read("jpeg-progressive.jpg"), "thumbnail(80)|jxl(q=60)")
     assert r.headers["Content-Type"] == "image/jxl"
     assert r.content[:2] == b"\xff\x0a"
+
+
+def test_jxl_missing_from_libvips(tmp_path):
+    """A libvips without jxlsave (sharp's prebuilt one; here Debian's with
+    its modules hidden by VIPSHOME): the node starts, imgnode -t says why,
+    a job ending in jxl fails with that reason and others still run."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for so in PLUGINS.glob("*.so"):
+        if so.name != "avif.so":  # AVIF is a module too: refused at start
+            shutil.copy(so, plugins)  # the node opens no symlink
+    (tmp_path / "node").mkdir()
+    node = Node(tmp_path / "node")
+    port = config(node, plugins=plugins)
+    env = {**os.environ, "VIPSHOME": str(tmp_path / "none")}
+    t = subprocess.run([str(IMGNODE), "-c", str(node.ini), "-t"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert t.returncode == 0, t.stderr
+    assert "cannot save JPEG XL: it has no jxlsave_buffer" in t.stderr
+    s = Imgnode(node, port, env=env)
+    try:
+        photo = read("jpeg-progressive.jpg")
+        body = error_of(s.submit(photo, "thumbnail(40)|jxl", wait=30), 422,
+                        "job failed")
+        assert "cannot save JPEG XL" in body["detail"], body
+        assert run(s, photo, "thumbnail(40)|png").content[:4] == b"\x89PNG"
+    finally:
+        s.stop()

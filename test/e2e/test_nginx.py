@@ -1,12 +1,14 @@
 """Two nodes behind a real nginx (the shipped etc/nginx/imgnode.conf),
 sharing one queue and one store: SIGKILL one node under load; uploads
-keep succeeding through the other and no accepted job is lost."""
+(with an Idempotency-Key, so that nginx may retry them) keep succeeding
+through the other and no accepted job is lost."""
 import concurrent.futures
 import http.client
 import json
 import signal
 import subprocess
 import threading
+import uuid
 
 import pytest
 
@@ -44,8 +46,12 @@ def cluster(tmp_path):
 
 
 def post(port, pipeline, body):
+    """An upload with an Idempotency-Key: nginx retries it on the other
+    node even when the killed one had it (a POST without the key that
+    was sent to a node that died is not retried: the client gets 502)."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    c.request("POST", f"/v1/jobs?pipeline={pipeline}&wait=30", body=body)
+    c.request("POST", f"/v1/jobs?pipeline={pipeline}&wait=30", body=body,
+              headers={"Idempotency-Key": str(uuid.uuid4())})
     r = c.getresponse()
     data = r.read()
     job = r.getheader("X-Imgnode-Job")

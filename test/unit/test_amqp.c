@@ -274,7 +274,8 @@ static void *pub_thread(void *arg)
  * Confirms: publishers in several threads of one state share its channel,
  * so the broker confirms them in batches (multiple); each publish returns
  * only once its own message is confirmed. A nack (the queue refusing a
- * message over its length limit) is -EIO.
+ * message over its length limit) is -EIO, and publishes work again once
+ * the queue takes messages.
  */
 static void test_confirms(void **state)
 {
@@ -327,6 +328,20 @@ static void test_confirms(void **state)
 			break;
 		/* the policy takes a moment to reach the queue */
 		assert_int_equal(r, 0);
+		assert_true(i < 50);
+		harness_sleep_ms(100);
+	}
+	/* a nack makes the plugin start again on a new connection (RabbitMQ
+	 * 3.10 may go on nacking on the old channel): once the queue takes
+	 * messages again, publishes work */
+	snprintf(cmd, sizeof(cmd), "%s ctl %s clear_policy len-%s >/dev/null",
+	         SCRIPT, broker_dir, e->queue);
+	assert_int_equal(system(cmd), 0);
+	for (int i = 0;; i++) {
+		int r = ops->publish(e->st, "again", 5, NULL, 5000);
+		if (r == 0)
+			break;
+		assert_int_equal(r, -EIO);
 		assert_true(i < 50);
 		harness_sleep_ms(100);
 	}

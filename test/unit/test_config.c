@@ -410,6 +410,36 @@ static void test_nul_bytes_and_line_lengths(void **state)
 	assert_non_null(strstr(err, ":2: line is longer than 199 characters"));
 }
 
+/* A list goes on over indented lines after a trailing comma (a cluster's
+ * broker URLs do not fit one line); an indented line after anything else
+ * is still a duplicate key, and a list never goes on into another file's
+ * or key's lines. */
+static void test_list_lines(void **state)
+{
+	static const char ok[] = "[ingress]\n"
+	                         "trusted_proxies = 10.0.0.1,\n"
+	                         "   10.0.0.2 ,\n"
+	                         "\t10.0.0.3\n"
+	                         "port = 81\n";
+	char err[CONF_ERR_MAX] = "";
+	struct conf *c;
+
+	(void)state;
+	c = load_bytes(ok, sizeof(ok) - 1, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->app->ingress.trusted_proxies.n, 3);
+	assert_string_equal(c->app->ingress.trusted_proxies.items[1],
+	                    "10.0.0.2");
+	assert_string_equal(c->app->ingress.trusted_proxies.items[2],
+	                    "10.0.0.3");
+	assert_int_equal(c->app->ingress.port, 81);
+	conf_free(c);
+	expect_error("[ingress]\ntrusted_proxies = 10.0.0.1\n  10.0.0.2\n",
+	             ":3: [ingress] trusted_proxies: duplicate key");
+	expect_error("[ingress]\nport = 81\n  port = 82\n",
+	             ":3: [ingress] port: duplicate key");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -424,6 +454,7 @@ int main(void)
 	        cmocka_unit_test(test_secret_flag),
 	        cmocka_unit_test(test_auth_keys),
 	        cmocka_unit_test(test_nul_bytes_and_line_lengths),
+	        cmocka_unit_test(test_list_lines),
 	};
 
 	node_conf_register();

@@ -102,7 +102,7 @@
 static const struct imgnode_conf_key amqp_keys[] = {
         {"url", IMGNODE_CONF_LIST | IMGNODE_CONF_SECRET,
          "amqp://guest:guest@localhost:5672/%2f", 0, 0, NULL,
-         "Broker URLs, amqp://user:pass@host:port/vhost (vhost / is %2f), amqps:// for TLS; several (a cluster) are tried in turn. They hold the password: imgnode -T prints <redacted>.",
+         "Broker URLs, amqp://user:pass@host:port/vhost (vhost / is %2f), amqps:// for TLS; several (a cluster) are tried in turn; a long list goes on over indented lines after a comma. They hold the password: imgnode -T prints <redacted>.",
          OFF(url)},
         {"queue", IMGNODE_CONF_STRING, "imgnode.jobs", 0, 0, NULL,
          "The job queue (a durable quorum queue, declared if missing).",

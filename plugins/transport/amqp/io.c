@@ -253,6 +253,17 @@ static void on_confirm(struct amqp *s, uint64_t tag, bool multiple, bool ok)
 		p->state = ok ? P_ACKED : P_NACKED;
 	}
 	pthread_cond_broadcast(&s->cond);
+	/*
+	 * A nack is the queue refusing (no leader it could reach). RabbitMQ
+	 * 3.10 keeps nacking on that channel even after a new leader is
+	 * elected (seen when the leader's host was killed: every publish
+	 * refused until that host came back): start again on a new
+	 * connection, to the next broker of the list.
+	 */
+	if (!ok) {
+		s->url_next = (s->url_cur + 1) % s->nurls;
+		mq_broke(s, "the broker refused a message (basic.nack)");
+	}
 }
 
 static void on_method(struct amqp *s, const amqp_frame_t *f)
