@@ -62,7 +62,7 @@ from nodelib import (IMGNODE, IMGNODECTL, Node, config,  # noqa: E402
 CLUSTER = ROOT / "test" / "lib" / "cluster"
 RABBIT = ROOT / "test" / "lib" / "rabbitmq-cluster"
 CEPH = ROOT / "test" / "lib" / "ceph-cluster"
-RETRY = {429, 502, 503, 504, 507}
+RETRY = {409, 429, 502, 503, 504, 507}  # 409: the same key still in progress
 MAX_PHOTO = 2 * 1024 * 1024   # the larger photos add time, not coverage
 SUBMIT_BOUND = 240            # a client gives a submission up after this
 FINAL_WAIT = 240              # after recovery, before a job counts lost
