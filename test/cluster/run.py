@@ -116,7 +116,6 @@ class Job:
         self.status = None      # done / failed, once seen
         self.reason = None
         self.record = None
-        self.submitted = None   # monotonic time accepted
 
     def path(self):
         q = self.pipeline.replace("(", "%28").replace(")", "%29")
@@ -350,7 +349,6 @@ class Load:
             if st in (200, 202):
                 job.id = json.loads(data)["id"] if st == 202 \
                     else hd["X-Imgnode-Job"]
-                job.submitted = time.monotonic()
                 with self.lock:
                     self.pending.append(job)
                 return
@@ -628,6 +626,8 @@ def verdict(rows):
             bad.append(f"{r['name']}: {r['wrong']} wrong results")
         if r["rejected"]:
             bad.append(f"{r['name']}: {len(r['rejected'])} refused")
+        if r["unaccepted"]:
+            bad.append(f"{r['name']}: {r['unaccepted']} never accepted")
         if r["recovery"] is None:
             bad.append(f"{r['name']}: never recovered")
         if r["name"] == "b" and not r["minority_ok"]:
@@ -695,6 +695,11 @@ def main():
         if not a.keep:
             cluster.run("down", check=False)
     print()
+    print("again: processed more than once; same/dims: results equal to "
+          "the one-node\nreference byte for byte / in format and size only; "
+          "errors: client-visible\n(each one retried); longest: the longest "
+          "single request; recovery: from\nthe repair until the cluster is "
+          "whole and a new job done\n")
     table(rows)
     bad = verdict(rows)
     mins = (time.monotonic() - t_start) / 60
