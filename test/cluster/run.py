@@ -6,16 +6,19 @@ For each scenario a fixed batch of new, unique jobs (real photos of the
 corpus, each with its own thumbnail width, so that no result is ever
 served from another job's) is released at a steady pace through nginx by
 client threads that submit with an Idempotency-Key, retry what the
-cluster asks them to retry (502/503/504/507/429 and broken connections,
-every one counted as a client-visible error) and poll each job until it
-is over, while the fault happens:
+cluster asks them to retry (409/429/502/503/504/507 and broken
+connections, every one counted as a client-visible error, the same key
+again) and poll each job until it is over, while the fault happens:
 
-  a  a host SIGKILLed whole (node, broker, monitor, OSD), then started
+  a  a host SIGKILLed whole (node, broker, monitor, OSD), then started;
+     the kill waits (20 s at most) until the host's worker is in the
+     middle of a job, whose delivery must then come back elsewhere
   b  a host cut off from the others for 60 s, then healed; meanwhile its
      node, asked directly, must answer 503 (no job accepted alone)
   c  a rolling restart of the three nodes, one at a time (SIGTERM, wait,
      start: a package upgrade): no client-visible error at all
-  d  the host holding the job queue's quorum leader killed, then started
+  d  the host holding the job queue's quorum leader killed (mid-job, as
+     in a), then started
   e  one OSD filled to Ceph's full ratio, then emptied: 507/503 answers
      while full, each with a JSON error; recovery once space returns
 
@@ -31,9 +34,13 @@ two others, and a new job is done).
 Every result is checked against a one-node reference run (spool + fs,
 loopback) of the same job: the same bytes, or else the same format and
 dimensions. Prints the table; exits 1 if any job is lost or any result
-wrong, or a scenario's own condition fails (b: a 2xx from the cut-off
-node; c: a client-visible error; e: a full cluster's error that is no
-507/503 with a JSON body).
+wrong, a job is refused (a 4xx) or never accepted, the cluster never
+recovers, or a scenario's own condition fails (b: a 2xx from the cut-off
+node, or no 503; c: a client-visible error; e: an answer while full that
+is no acceptance nor a 507/503 with a JSON error, or no 507/503).
+The cluster is test/lib/cluster's in DIR (default build/cluster, made
+afresh), on namespace set K (CLUSTER_K, default 0); it is taken down at
+the end, even on failure (--keep leaves it up).
 
   test/cluster/run.py [--dir DIR] [--k K] [--jobs N] [--only abcde] [--keep]
 
