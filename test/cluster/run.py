@@ -494,7 +494,7 @@ def scenario(cluster, name, jobs, probes, canary):
         # mid-job if it can: the job's delivery must come back elsewhere
         busy = cluster.busy(host)
         cluster.run("kill-host", host)
-        row["extra"] = f"host {host}" + (", its worker mid-job" if busy
+        row["extra"] = f"host {host}" + (", its worker busy" if busy
                                          else ", its worker idle")
         wait_until(35)
         repaired = time.monotonic()
