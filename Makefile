@@ -8,6 +8,8 @@
 #   install  DESTDIR, PREFIX honoured
 #   lint     clang-format check, cppcheck, banned functions
 #   deb      the Debian packages (pkg/deb/Makefile.inc); check runs check-deb
+#   check-cluster  three hosts (network namespaces) under faults, every job
+#            counted (test/cluster/run.py, root, ~7 min; not in check)
 #   check-fresh  make run and make deps from a clean clone in a fresh
 #            container (test/fresh/run); check runs it
 #   format   rewrites the sources with clang-format
@@ -133,7 +135,7 @@ FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name 
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:
-.PHONY: all plugins deps run check check-fresh bench install clean lint format ini \
+.PHONY: all plugins deps run check check-cluster check-fresh bench install clean lint format ini \
 	fuzz fuzzers
 
 # Programs and plugins the end-to-end tests drive: a second watermark.so
@@ -258,6 +260,17 @@ run:
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)BUILD=$(BUILD) SAN=$(SAN) test/run-checks
+
+# Three hosts on this machine (network namespaces, each a RabbitMQ, a Ceph
+# mon + OSD and a node; nginx in front: test/lib/cluster) under faults: a
+# host killed, cut off, a rolling restart, the quorum leader's host killed,
+# an OSD full. Counts every job (lost must be 0) and checks every result
+# against one node's (test/cluster/run.py). As root; about 7 minutes;
+# CLUSTER_K=N picks the namespaces' set (default 0).
+check-cluster: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)test/data/corpus
+	$(Q)BUILD=$(BUILD) /usr/bin/python3 test/cluster/run.py
 
 # The README's make run and make deps on a fresh machine: a clean clone of
 # HEAD in a booted bookworm container (as root, a few minutes; check runs it).
