@@ -128,9 +128,10 @@ void idem_request_hash(const unsigned char def[32],
 char *idem_record_encode(const struct idem_record *rec)
 {
 	json_t *j = json_pack(
-	        "{s:s, s:s, s:s, s:I}", "job", rec->job, "hash", rec->hash,
+	        "{s:s, s:s, s:s, s:I, s:I}", "job", rec->job, "hash", rec->hash,
 	        "state", rec->state == IDEM_ACCEPTED ? "accepted" : "pending",
-	        "at_ms", (json_int_t)rec->at_ms);
+	        "at_ms", (json_int_t)rec->at_ms, "stale_ms",
+	        (json_int_t)rec->stale_ms);
 	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 
 	json_decref(j);
@@ -144,6 +145,7 @@ int idem_record_decode(const void *buf, size_t len, struct idem_record *rec)
 	const char *hash = json_string_value(json_object_get(j, "hash"));
 	const char *state = json_string_value(json_object_get(j, "state"));
 	json_t *at = json_object_get(j, "at_ms");
+	json_t *stale = json_object_get(j, "stale_ms"); /* none: older node */
 	int ret = -EBADMSG;
 
 	if (job && job_id_valid(job) && hash && strlen(hash) == 64 && state &&
@@ -154,6 +156,9 @@ int idem_record_decode(const void *buf, size_t len, struct idem_record *rec)
 		rec->state = strcmp(state, "accepted") == 0 ? IDEM_ACCEPTED
 		                                            : IDEM_PENDING;
 		rec->at_ms = json_integer_value(at);
+		rec->stale_ms = json_integer_value(stale) > 0
+		                        ? json_integer_value(stale)
+		                        : IDEM_PENDING_STALE_MS;
 		ret = 0;
 	}
 	json_decref(j);
@@ -167,7 +172,7 @@ enum idem_verdict idem_judge(const struct idem_record *found, const char *hash,
 
 	if (age >= window_ms)
 		return IDEM_FREE;
-	if (found->state == IDEM_PENDING && age >= IDEM_PENDING_STALE_MS)
+	if (found->state == IDEM_PENDING && age >= found->stale_ms)
 		return IDEM_FREE;
 	if (strcmp(found->hash, hash) != 0)
 		return IDEM_MISMATCH;

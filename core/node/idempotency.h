@@ -25,9 +25,13 @@
 #define IDEM_KEY_MAX 255 /* characters of an Idempotency-Key */
 #define IDEM_PREFIX "idem/"
 #define IDEM_STORAGE_KEY_MAX (sizeof(IDEM_PREFIX) + 64)
-/* a claim still pending after this is taken for a dead node's: the
- * request that made it has had its answer (request_deadline) by then */
+/* a claim of a record without stale_ms (older nodes) still pending after
+ * this is taken for a dead node's */
 #define IDEM_PENDING_STALE_MS (5 * 60 * 1000)
+/* past 2 x [ingress] dependency_wait after its claim, the request that made
+ * a claim has had its answer (it meets at most one such wait per
+ * dependency; a store that ends later is undone): this margin on top */
+#define IDEM_PENDING_MARGIN_MS (30 * 1000)
 
 enum idem_state { IDEM_PENDING, IDEM_ACCEPTED };
 
@@ -37,6 +41,7 @@ struct idem_record {
 	char hash[65]; /* hex SHA-256 of what defines the job */
 	enum idem_state state;
 	int64_t at_ms; /* claimed, ms since the epoch */
+	int64_t stale_ms; /* pending for this long after at_ms: stale */
 };
 
 /* What a request finds under its key (idem_judge). */

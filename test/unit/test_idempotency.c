@@ -99,7 +99,8 @@ static const struct idem_record REC = {
         .job = "0123456789abcdef0123456789abcdef",
         .hash = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         .state = IDEM_ACCEPTED,
-        .at_ms = 1000000};
+        .at_ms = 1000000,
+        .stale_ms = 40000};
 
 static void test_record(void **state)
 {
@@ -113,7 +114,14 @@ static void test_record(void **state)
 	assert_string_equal(got.hash, REC.hash);
 	assert_int_equal(got.state, REC.state);
 	assert_int_equal(got.at_ms, REC.at_ms);
+	assert_int_equal(got.stale_ms, REC.stale_ms);
 	free(text);
+	/* an older node's record has no stale_ms: the old bound */
+	text = "{\"job\":\"0123456789abcdef0123456789abcdef\",\"hash\":"
+	       "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	       "aaaa\",\"state\":\"pending\",\"at_ms\":5}";
+	assert_int_equal(idem_record_decode(text, strlen(text), &got), 0);
+	assert_int_equal(got.stale_ms, IDEM_PENDING_STALE_MS);
 	assert_int_equal(idem_record_decode("{}", 2, &got), -EBADMSG);
 	assert_int_equal(idem_record_decode("not json", 8, &got), -EBADMSG);
 	text = "{\"job\":\"x\",\"hash\":\"h\",\"state\":\"done\",\"at_ms\":1}";
@@ -138,10 +146,13 @@ static void test_judge(void **state)
 	assert_int_equal(idem_judge(&r, REC.hash, at + 10, day),
 	                 IDEM_IN_PROGRESS);
 	assert_int_equal(idem_judge(&r, other, at + 10, day), IDEM_MISMATCH);
-	/* a claim left pending by a node that died is taken over */
-	assert_int_equal(
-	        idem_judge(&r, REC.hash, at + IDEM_PENDING_STALE_MS, day),
-	        IDEM_FREE);
+	/* a claim left pending (its request answered 503 while the storage
+	 * stalled, or its node died) is taken over once its own bound is
+	 * past, not before */
+	assert_int_equal(idem_judge(&r, REC.hash, at + REC.stale_ms - 1, day),
+	                 IDEM_IN_PROGRESS);
+	assert_int_equal(idem_judge(&r, REC.hash, at + REC.stale_ms, day),
+	                 IDEM_FREE);
 }
 
 /* ---- a store of one object, with put_excl's semantics ---- */
