@@ -1,7 +1,7 @@
 /*
  * The ingress's answers: JSON bodies, errors as {"error": "...", "detail":
  * "..."} (the detail in ASCII; "limit", the config key, on a 429;
- * Retry-After on a 503 and a 429), a job's answer from its record, and a
+ * Retry-After on a 503, a 507 and a 429), a job's answer from its record, and a
  * result, sent from storage a piece at a time as the client takes it,
  * never read whole. Every answer goes through ingress_respond, which
  * counts it.
@@ -24,7 +24,7 @@
 #include "startup.h"
 
 #define COMPONENT "ingress"
-#define RETRY_AFTER "5" /* seconds, on 503 and 429 */
+#define RETRY_AFTER "5" /* seconds, on 503, 507 and 429 */
 #define RESULT_MAX ((size_t)1 << 32)
 #define JSON_TYPE "application/json"
 #define STREAM_BLOCK (128 * 1024) /* a result is sent in pieces of this */
@@ -68,7 +68,8 @@ enum MHD_Result ingress_respond(struct request *r, unsigned status,
 	if (!resp)
 		return MHD_NO;
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE ||
-	    status == MHD_HTTP_TOO_MANY_REQUESTS)
+	    status == MHD_HTTP_TOO_MANY_REQUESTS ||
+	    status == MHD_HTTP_INSUFFICIENT_STORAGE)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER,
 		                        RETRY_AFTER);
 	if (atomic_load(&r->in->quiescing))
@@ -414,6 +415,12 @@ int ingress_fail_unavailable(struct request *r, struct executor *ex, int ret,
 	const char *error = ex == &r->in->storage_ex ? "storage unavailable"
 	                                             : "transport unavailable";
 
+	/* a full cluster answers at once (writes are FULL_TRY): no outage,
+	 * but no use retrying before space is freed */
+	if (ex == &r->in->storage_ex && ret == -ENOSPC)
+		return ingress_fail(r, MHD_HTTP_INSUFFICIENT_STORAGE,
+		                    "storage full", "%s: %s", what,
+		                    strerror(ENOSPC));
 	if (!executor_up(ex, why, sizeof(why), NULL))
 		return ingress_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, error,
 		                    "%s", why);
