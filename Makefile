@@ -10,6 +10,8 @@
 #   deb      the Debian packages (pkg/deb/Makefile.inc); check runs check-deb
 #   check-cluster  three hosts (network namespaces) under faults, every job
 #            counted (test/cluster/run.py, root, ~7 min; not in check)
+#   bench-cluster  one batch through 1, 2, 3 nodes of that cluster: jobs/s
+#            and CPU per job (test/cluster/scale.py, root)
 #   check-fresh  make run and make deps from a clean clone in a fresh
 #            container (test/fresh/run); check runs it
 #   format   rewrites the sources with clang-format
@@ -135,7 +137,7 @@ FIXTURES := ok transport storage bad_magic bad_major new_minor bad_kind no_name 
 FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 
 .DELETE_ON_ERROR:
-.PHONY: all plugins deps run check check-cluster check-fresh bench install clean lint format ini \
+.PHONY: all plugins deps run check check-cluster bench-cluster check-fresh bench install clean lint format ini \
 	fuzz fuzzers
 
 # Programs and plugins the end-to-end tests drive: a second watermark.so
@@ -271,6 +273,15 @@ check-cluster: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)test/data/corpus
 	$(Q)BUILD=$(BUILD) /usr/bin/python3 test/cluster/run.py
+
+# The same fixed batch through 1, 2 and 3 nodes of that cluster: jobs/s
+# and CPU per job of the nodes, RabbitMQ and Ceph (test/cluster/scale.py,
+# root; a measurement, nothing asserted), into bench/results/cluster.md.
+bench-cluster: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)test/data/corpus
+	$(Q)BUILD=$(BUILD) /usr/bin/python3 test/cluster/scale.py \
+		--out bench/results/cluster.md
 
 # The README's make run and make deps on a fresh machine: a clean clone of
 # HEAD in a booted bookworm container (as root, a few minutes; check runs it).
