@@ -28,10 +28,13 @@
 /* a claim of a record without stale_ms (older nodes) still pending after
  * this is taken for a dead node's */
 #define IDEM_PENDING_STALE_MS (5 * 60 * 1000)
-/* past 2 x [ingress] dependency_wait after its claim, the request that made
- * a claim has had its answer (it meets at most one such wait per
- * dependency; a store that ends later is undone): this margin on top */
-#define IDEM_PENDING_MARGIN_MS (30 * 1000)
+/* past 3 x [ingress] dependency_wait after its claim (the store, the
+ * publish, marking the claim accepted: at most one such wait each), the
+ * request that made a claim has had its answer, and a store that ends
+ * later is undone: a pending claim that old is stale, this margin on top.
+ * Taking over a claim too early at worst makes the job twice (at least
+ * once): the same result. */
+#define IDEM_PENDING_MARGIN_MS (5 * 1000)
 
 enum idem_state { IDEM_PENDING, IDEM_ACCEPTED };
 

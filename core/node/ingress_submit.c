@@ -802,7 +802,7 @@ static int claim(struct store_op *o, void *state)
 	for (int tries = 0; tries < 2; tries++) {
 		o->mine.at_ms = idem_wall_ms();
 		o->mine.stale_ms =
-		        2 * o->in->conf->app->ingress.dependency_wait +
+		        3 * o->in->conf->app->ingress.dependency_wait +
 		        IDEM_PENDING_MARGIN_MS;
 		ret = idem_claim(st, state, o->idem, &o->mine, o->mine.at_ms,
 		                 o->window, &o->found, &o->verdict);

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -23,7 +24,9 @@ def start_node(base, shared, name):
     port = free_port()
     node.write(f"[node]\nstate_dir = {shared}\nruntime_dir = {d}/run\n"
                f"plugin_dir = {PLUGINS}\n"
-               f"[ingress]\nport = {port}\n[workers]\ncount = 1\n")
+               f"[ingress]\nport = {port}\n"
+               # a key the killed node claimed is stale after 3 x this + 5 s
+               "dependency_wait = 1s\n[workers]\ncount = 1\n")
     r = Imgnode(node)
     r.wait_line(r"node: ready")
     return r, port
@@ -48,14 +51,22 @@ def cluster(tmp_path):
 def post(port, pipeline, body):
     """An upload with an Idempotency-Key: nginx retries it on the other
     node even when the killed one had it (a POST without the key that
-    was sent to a node that died is not retried: the client gets 502)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    c.request("POST", f"/v1/jobs?pipeline={pipeline}&wait=30", body=body,
-              headers={"Idempotency-Key": str(uuid.uuid4())})
-    r = c.getresponse()
-    data = r.read()
-    job = r.getheader("X-Imgnode-Job")
-    c.close()
+    was sent to a node that died is not retried: the client gets 502).
+    If the killed node had claimed the key, the other answers 409 until
+    that claim is stale (3 x dependency_wait + 5 s): the client asks
+    again after Retry-After, as a client of the API does."""
+    key = str(uuid.uuid4())
+    for _ in range(30):  # a bound: 30 x 1 s covers the 8 s of a claim
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        c.request("POST", f"/v1/jobs?pipeline={pipeline}&wait=30",
+                  body=body, headers={"Idempotency-Key": key})
+        r = c.getresponse()
+        data = r.read()
+        job = r.getheader("X-Imgnode-Job")
+        c.close()
+        if r.status != 409:
+            break
+        time.sleep(float(r.getheader("Retry-After", "1")))
     return r.status, data, job
 
 
