@@ -483,9 +483,14 @@ int node_check(struct plugin_set *set, struct conf *conf, void *arg, char *err,
 
 		if (p->desc->kind != IMGNODE_KIND_FILTER)
 			continue;
+		why[0] = '\0';
 		ret = plugin_start(p, why, sizeof(why));
-		if (!ret && ops->selftest)
+		if (!ret && ops->selftest) {
 			ret = ops->selftest(p->state, why, sizeof(why));
+			if (!ret && why[0])
+				log_warn("node", "filter %s: %s", p->desc->name,
+				         why);
+		}
 		if (ret) {
 			snprintf(err, errlen,
 			         "%s: filter %s self-test failed: %s", p->path,

@@ -447,7 +447,9 @@ struct imgnode_filter_ops {
 	                     * e.g. "webp": the default encoder for an input
 	                     * is the one whose format matches its loader */
 	/* Optional: a quick check run before a new generation of plugins is
-	 * used (hot swap); 0 or -errno with a reason. */
+	 * used (at start, on reload, imgnode -t); 0 or -errno with a reason.
+	 * 0 with a reason in err is a pass with a caveat (the filter works
+	 * in part), which the host logs once as a warning. */
 	int (*selftest)(void *state, char *err, size_t errlen);
 	/* ABI 1.0 ends here; append only. */
 	/*

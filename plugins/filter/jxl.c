@@ -9,10 +9,13 @@
  *
  * Whether libvips can write JPEG XL depends on how it was built (libjxl,
  * and on Debian its jxl module; sharp's prebuilt libvips has none). On a
- * libvips without jxlsave_buffer the node still starts: init warns (so
- * imgnode -t says so) and every job that ends in jxl fails in the worker
- * with that reason. The step has no predict hook: init asks libvips, which
- * only workers and the self-test start (the ingress never does). The self-test
+ * libvips without jxlsave_buffer the node still starts: the self-test
+ * passes with that caveat, which the node logs once at start and reload
+ * and imgnode -t prints (init stays quiet: every worker and each
+ * imgnodectl process would repeat it), and every job that ends in jxl
+ * fails in the worker with that reason. The step has no predict hook: init
+ * asks libvips, which only workers and the self-test start (the ingress
+ * never does). Otherwise the self-test
  * encodes a small image and checks the output is a JPEG XL codestream or
  * container: the node's workers do not decode JPEG XL (jxlload is not on
  * the allow-list of input formats), so it cannot be read back here.
@@ -42,14 +45,10 @@ static char missing[240];
 static int jxl_init(const struct imgnode_host *host, const void *conf,
                     void **state)
 {
-	(void)conf;
+	(void)host, (void)conf;
 	*state = NULL;
-	if (filter_lacks("jxlsave_buffer", "JPEG XL", missing,
-	                 sizeof(missing))) {
-		host->log(IMGNODE_LOG_WARN, "jxl",
-		          "%s; jobs that end in jxl will fail", missing);
+	if (filter_lacks("jxlsave_buffer", "JPEG XL", missing, sizeof(missing)))
 		*state = missing;
-	}
 	return 0;
 }
 
@@ -97,8 +96,11 @@ static int jxl_selftest(void *state, char *err, size_t errlen)
 	size_t len = 0;
 	int r;
 
-	if (state) /* init said why; nothing here can encode */
+	if (state) { /* nothing here can encode: a caveat, not a failure */
+		snprintf(err, errlen, "%s; jobs that end in jxl will fail",
+		         (const char *)state);
 		return 0;
+	}
 	in = filter_test_image();
 	if (!in)
 		return filter_fail(err, errlen, "self-test: no test image");

@@ -101,14 +101,14 @@ static int pixels(const char *name, double v, double dpr, int64_t *out,
 		        name, v, v);
 		return -EINVAL;
 	}
-	*out = (int64_t)VIPS_RINT(v * dpr);
+	*out = (int64_t)rint(v * dpr);
 	return 0;
 }
 
 /* x * num / den rounded, at least 1. */
 static int64_t scaled(int64_t x, int64_t num, int64_t den)
 {
-	return VIPS_MAX(1, (int64_t)VIPS_RINT((double)x * num / den));
+	return VIPS_MAX(1, (int64_t)rint((double)x * num / den));
 }
 
 /*
@@ -159,8 +159,8 @@ static int make_plan(int64_t W, int64_t H, const union imgnode_value *a,
 		return -EINVAL;
 	}
 	if (scale > 0) {
-		p->rw = VIPS_MAX(1, (int64_t)VIPS_RINT(W * scale * dpr));
-		p->rh = VIPS_MAX(1, (int64_t)VIPS_RINT(H * scale * dpr));
+		p->rw = VIPS_MAX(1, (int64_t)rint(W * scale * dpr));
+		p->rh = VIPS_MAX(1, (int64_t)rint(H * scale * dpr));
 	} else if (!h || (w && fit == FIT_FILL)) {
 		p->rw = w;
 		p->rh = h ? h : scaled(H, w, W);
@@ -188,10 +188,8 @@ static int make_plan(int64_t W, int64_t H, const union imgnode_value *a,
 			filter_compass(g, true, p->rw, p->rh, w, h, &p->x,
 			               &p->y);
 		else if (g == GRAVITY_FP) {
-			p->x = (int64_t)VIPS_RINT(a[ARG_FX].n * p->rw -
-			                          w / 2.0);
-			p->y = (int64_t)VIPS_RINT(a[ARG_FY].n * p->rh -
-			                          h / 2.0);
+			p->x = (int64_t)rint(a[ARG_FX].n * p->rw - w / 2.0);
+			p->y = (int64_t)rint(a[ARG_FY].n * p->rh - h / 2.0);
 			p->x = VIPS_CLIP(0, p->x, p->rw - w);
 			p->y = VIPS_CLIP(0, p->y, p->rh - h);
 		}
@@ -203,8 +201,8 @@ static int make_plan(int64_t W, int64_t H, const union imgnode_value *a,
 			filter_compass(g, false, w, h, p->rw, p->rh, &p->x,
 			               &p->y);
 		else {
-			p->x = (int64_t)VIPS_RINT(a[ARG_FX].n * (w - p->rw));
-			p->y = (int64_t)VIPS_RINT(a[ARG_FY].n * (h - p->rh));
+			p->x = (int64_t)rint(a[ARG_FX].n * (w - p->rw));
+			p->y = (int64_t)rint(a[ARG_FY].n * (h - p->rh));
 		}
 	}
 	return 0;

@@ -18,6 +18,8 @@
  * valid until the encoder has run, and the pipeline can be computed only
  * once (a second run fails with "out of order read").
  */
+#include <math.h>
+
 #include <vips/vips.h>
 
 #include "filter.h"
@@ -116,8 +118,8 @@ static int thumbnail_predict(void *state, const struct imgnode_geometry *in,
 		shrink = VIPS_MAX(1, shrink);
 	hshrink = VIPS_MIN(shrink, w); /* never an axis down to 0 */
 	vshrink = VIPS_MIN(shrink, h);
-	rw = VIPS_MAX(1, (int64_t)VIPS_RINT(w / hshrink));
-	rh = VIPS_MAX(1, (int64_t)VIPS_RINT(h / vshrink));
+	rw = VIPS_MAX(1, (int64_t)rint(w / hshrink));
+	rh = VIPS_MAX(1, (int64_t)rint(h / vshrink));
 	out->width = rw;
 	out->height = rh;
 	out->orientation = 1;

@@ -44,6 +44,15 @@ FIXTURES = BUILD / "test" / "fixtures"
 CORPUS_SCRIPT = ROOT / "test" / "data" / "corpus"
 
 
+def vips_bundled():
+    """True if BUILD's binaries use the bundled libvips (make
+    VIPS=bundled: sharp's, which has no JPEG XL), as imgnode --version
+    says."""
+    out = subprocess.run([str(IMGNODE), "--version"], capture_output=True,
+                         text=True, timeout=30).stdout
+    return "(bundled:" in out
+
+
 class Node:
     """A config tree in a temp dir: imgnode.ini plus conf.d/."""
 

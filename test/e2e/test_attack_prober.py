@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from nodelib import SAN, children, error_of, field, memory_holds, pieces
+from nodelib import (SAN, children, error_of, field, memory_holds, pieces,
+                     vips_bundled)
 
 API_KEY = f"key-{secrets.token_hex(16)}"
 PIPELINE = "thumbnail(32)|png"
@@ -116,6 +117,10 @@ def test_the_ingress_never_starts_libvips(node, images):
             return {ln.split()[-1] for ln in f if "vips-modules" in ln}
 
     # what a started libvips looks like, seen in a prober
+    if vips_bundled():
+        # one statically linked file, no loader modules and no thread
+        # before any pixel work: a started libvips looks like any other
+        pytest.skip("make VIPS=bundled: a started libvips shows no sign")
     assert modules(prober) or vips_threads(prober), "no sign of libvips"
     assert not modules(ing) and not vips_threads(ing)
 

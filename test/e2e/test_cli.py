@@ -80,7 +80,10 @@ def test_config_errors(node, text, expected):
     node.write(node.base() + text)
     r = node.run("-t")
     assert r.returncode == 100
-    lines = r.stderr.splitlines()
+    # the one line, after the self-tests' caveat on a libvips without
+    # JPEG XL (make VIPS=bundled)
+    lines = [ln for ln in r.stderr.splitlines()
+             if " warn node: filter jxl: " not in ln]
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("imgnode: " + expected.format(ini=node.ini)), \
         lines[0]
