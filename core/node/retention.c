@@ -331,61 +331,63 @@ static int results(struct pass *p, const volatile sig_atomic_t *stop)
 	return ret;
 }
 
-/* Originals whose record is gone, older than original_ttl and than
- * stuck_after (a record is written with its original, at once). */
-static int orphans(struct pass *p, const volatile sig_atomic_t *stop)
+/*
+ * Drops the keys under prefix last written ttl or more ago, but those keep
+ * (if not NULL) says to keep: a key gone meanwhile is no failure.
+ */
+static int sweep_older(struct pass *p, const char *prefix, int64_t ttl,
+                       enum swept_kind kind,
+                       bool (*keep)(struct pass *p, const char *key),
+                       const volatile sig_atomic_t *stop)
 {
 	const struct imgnode_storage_ops *st = storage_ops(p->set);
-	int64_t ttl = p->rc->original_ttl;
-	struct keys orig = {0};
+	struct keys ks = {0};
 	int ret;
 
-	if (ttl < p->conf->app->workers.stuck_after)
-		ttl = p->conf->app->workers.stuck_after;
-	ret = st->list(p->set->storage->state, "orig/", collect, &orig);
-	for (size_t i = 0; !ret && i < orig.n && !*stop; i++) {
+	ret = st->list(p->set->storage->state, prefix, collect, &ks);
+	for (size_t i = 0; !ret && i < ks.n && !*stop; i++) {
 		struct imgnode_stat s;
 
-		if (!job_id_valid(orig.k[i] + 5) ||
-		    keys_has(&p->ids, orig.k[i] + 5))
+		if (keep && keep(p, ks.k[i]))
 			continue;
 		proc_notify_busy(STEP_BUSY_MS);
-		ret = st->stat(p->set->storage->state, orig.k[i], &s);
+		ret = st->stat(p->set->storage->state, ks.k[i], &s);
 		if (ret == -ENOENT) {
 			ret = 0;
 			continue;
 		}
 		if (!ret && p->now - s.mtime_ms >= ttl)
-			ret = drop(p, orig.k[i], SWEPT_ORIGINAL, s.size);
+			ret = drop(p, ks.k[i], kind, s.size);
 	}
-	keys_free(&orig);
+	keys_free(&ks);
 	return ret;
+}
+
+/* An original ("orig/ID") to keep: its job's record is there (or the key
+ * is no job's). */
+static bool original_kept(struct pass *p, const char *key)
+{
+	return !job_id_valid(key + 5) || keys_has(&p->ids, key + 5);
+}
+
+/* Originals whose record is gone, older than original_ttl and than
+ * stuck_after (a record is written with its original, at once). */
+static int orphans(struct pass *p, const volatile sig_atomic_t *stop)
+{
+	int64_t ttl = p->rc->original_ttl;
+
+	if (ttl < p->conf->app->workers.stuck_after)
+		ttl = p->conf->app->workers.stuck_after;
+	return sweep_older(p, "orig/", ttl, SWEPT_ORIGINAL, original_kept,
+	                   stop);
 }
 
 /* Idempotency-Keys' records older than [ingress] idempotency_window. */
 static int idempotency_keys(struct pass *p, const volatile sig_atomic_t *stop)
 {
-	const struct imgnode_storage_ops *st = storage_ops(p->set);
-	int64_t window = p->conf->app->ingress.idempotency_window;
-	struct keys idem = {0};
-	int ret;
-
-	ret = st->list(p->set->storage->state, IDEM_PREFIX, collect, &idem);
-	for (size_t i = 0; !ret && i < idem.n && !*stop; i++) {
-		struct imgnode_stat s;
-
-		if (i % 64 == 0)
-			proc_notify_busy(STEP_BUSY_MS);
-		ret = st->stat(p->set->storage->state, idem.k[i], &s);
-		if (ret == -ENOENT) {
-			ret = 0;
-			continue;
-		}
-		if (!ret && p->now - s.mtime_ms >= window)
-			ret = drop(p, idem.k[i], SWEPT_IDEMPOTENCY, s.size);
-	}
-	keys_free(&idem);
-	return ret;
+	return sweep_older(p, IDEM_PREFIX,
+	                   p->conf->app->ingress.idempotency_window,
+	                   SWEPT_IDEMPOTENCY, NULL, stop);
 }
 
 /* Takes the lease; false if another node holds a live one. */
