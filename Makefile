@@ -141,8 +141,10 @@ FIXTURE_SO := $(FIXTURES:%=$(BUILD)/test/fixtures/%.so)
 	fuzz fuzzers
 
 # Programs and plugins the end-to-end tests drive: a second watermark.so
-# (another version, other text) for the hot-swap tests.
-E2E_BIN := $(BUILD)/test/supdriver $(BUILD)/test/plugins-v2/watermark.so
+# (another version, other text) for the hot-swap tests; mkheic, which
+# makes the HEIC photo the upload tests send.
+E2E_BIN := $(BUILD)/test/supdriver $(BUILD)/test/plugins-v2/watermark.so \
+	$(BUILD)/test/mkheic
 
 # the first rule, so the default goal: a plain `make` (the package's
 # build too) builds everything
@@ -226,6 +228,11 @@ $(BUILD)/test/supdriver: test/e2e/supdriver.c $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS) $(DEFS) $(CFLAGS) -Icore $(filter %.c %.o,$^) -o $@ \
 		$(LDFLAGS) $(EXE_LDFLAGS) $(CORE_LIBS) $(NODE_LIBS)
+
+$(BUILD)/test/mkheic: test/e2e/mkheic.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(VIPS_CFLAGS) $< -o $@ $(LDFLAGS) \
+		$(EXE_LDFLAGS) $(VIPS_LIBS)
 
 $(BUILD)/test/plugins-v2/watermark.so: plugins/filter/watermark.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
