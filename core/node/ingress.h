@@ -256,7 +256,8 @@ enum MHD_Result ingress_submit_finish(struct request *r);
 /* Frees r's renditions (ingress_submit.c), and pl with them. */
 void ingress_submit_free(struct request *r);
 
-/* Gives back r's share of the upload memory and frees its body. */
+/* Gives back r's share of the upload memory and frees its body
+ * (ingress_store.c, with the two below). */
 void ingress_upload_release(struct request *r);
 
 /* An upload taken from its request by the op that stores it, with its
@@ -302,7 +303,8 @@ int ingress_pipeline_admit(struct request *r, const struct image_info *info);
 /*
  * A job's record as it starts (queued, nothing done yet), of r's pipeline
  * and id, for an original of SHA-256 hex (64 digits), bytes long, whose
- * header is info, its result to be stored at result. New, or NULL.
+ * header is info, its result to be stored at result. New, or NULL
+ * (ingress_store.c).
  */
 json_t *ingress_job_record(struct request *r, const char *hex, uint64_t bytes,
                            const char *result, const struct image_info *info);
