@@ -96,8 +96,9 @@ int filterkit_setup(const char *prog, const char *const *names,
 	return 0;
 }
 
-void filterkit_teardown(void)
+int filterkit_teardown(void **state)
 {
+	(void)state;
 	for (size_t i = 0; i < nfilters; i++) {
 		if (filters[i].plugin && filters[i].plugin->fini)
 			filters[i].plugin->fini(filters[i].state);
@@ -105,6 +106,7 @@ void filterkit_teardown(void)
 			dlclose(filters[i].dl);
 	}
 	vips_shutdown(); /* with vips_leak_set, reports what is left */
+	return 0;
 }
 
 int no_leaks(void **state)

@@ -51,9 +51,9 @@ int filterkit_corpus(const char *probe);
 int filterkit_setup(const char *prog, const char *const *names,
                     const char *probe);
 
-/* Finishes and unloads the filters, then shuts libvips down (which
- * reports what is left alive). */
-void filterkit_teardown(void);
+/* A cmocka group teardown: finishes and unloads the filters, then shuts
+ * libvips down (which reports what is left alive). Always 0. */
+int filterkit_teardown(void **state);
 
 /* A cmocka teardown: fails if the test left libvips objects alive (each
  * leak is reported once, with the objects printed). */

@@ -268,13 +268,6 @@ static int setup(void **state)
 	return filterkit_setup("test_filters", names, "photos/kleiber.jpg");
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	filterkit_teardown();
-	return 0;
-}
-
 /* ---- tests */
 
 static bool is_encoder(const char *name)
@@ -1246,5 +1239,5 @@ int main(void)
 	        cmocka_unit_test_teardown(test_predict_png_bytes, no_leaks),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, filterkit_teardown);
 }

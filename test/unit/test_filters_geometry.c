@@ -615,13 +615,6 @@ static int setup(void **state)
 	                       "photos/kleiber.jpg");
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	filterkit_teardown();
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -639,5 +632,5 @@ int main(void)
 	        cmocka_unit_test_teardown(test_colours, no_leaks),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, filterkit_teardown);
 }

@@ -234,13 +234,6 @@ static int setup(void **state)
 	return filterkit_setup("test_sharpen", names, "photos/bridge.jpg");
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	filterkit_teardown();
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -249,5 +242,5 @@ int main(void)
 	        cmocka_unit_test_teardown(test_threads, no_leaks),
 	        cmocka_unit_test_teardown(test_reads_once, no_leaks),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, filterkit_teardown);
 }
